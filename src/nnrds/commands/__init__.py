@@ -1,0 +1,1 @@
+"""CLI commands, one module per study (see nnrds.cli.COMMAND_MODULES)."""

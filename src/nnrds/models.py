@@ -1,0 +1,128 @@
+"""One model family for every study: replica-batched ResNets (forward Euler of a neural ODE) and MLPs.
+
+All parameters carry a leading *replica* dimension R, so R independent networks of the same
+architecture (different seeds, or sweep points that share a shape) train together in one process with
+batched matmuls. Inputs of shape (N, d_in) are broadcast to every replica; (R, N, d_in) gives each
+replica its own batch. Every replica is initialised from its own seed, so a replica's numbers do not
+depend on which other replicas share its batch.
+
+ResNet:  x_0 = A_in u + a_in,  x_{n+1} = x_n + h * sigma(W(t_n) x_n + b(t_n)),  y = A_out x_L + a_out
+MLP:     x_{n+1} = sigma(W_n x_n + b_n)   (no skip, one weight per layer)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from . import wp
+
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "softplus": nn.functional.softplus}
+
+
+@dataclass(frozen=True)
+class Arch:
+    """Architecture of one network; replicas in a batch share it."""
+
+    d_in: int
+    d_out: int
+    width: int
+    depth: int
+    param: str = "nonpar"  # nonpar | const | monomial | legendre | mlp
+    degree: int = 0
+    T: float = 1.0
+    activation: str = "tanh"
+
+    def __post_init__(self) -> None:
+        if self.param != "mlp" and self.param not in wp.KINDS:
+            raise ValueError(f"unknown parameterization {self.param!r}; expected mlp or one of {wp.KINDS}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; expected one of {list(ACTIVATIONS)}")
+
+    @property
+    def n_basis(self) -> int:
+        return self.depth if self.param == "mlp" else wp.n_basis(self.param, self.depth, self.degree)
+
+    @property
+    def h(self) -> float:
+        return self.T / self.depth
+
+    def n_params(self) -> int:
+        """Trainable parameters of one replica."""
+        w = self.width
+        return (self.d_in + 1) * w + self.n_basis * (w * w + w) + (w + 1) * self.d_out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _normal(shape: Sequence[int], std: float | torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    return torch.randn(*shape, generator=gen, dtype=torch.float64) * std
+
+
+class ReplicaNet(nn.Module):
+    """R replicas of one architecture (ResNet with a weight parameterization, or MLP)."""
+
+    def __init__(self, arch: Arch, seeds: Sequence[int], dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.arch = arch
+        self.seeds = [int(s) for s in seeds]
+        a, w, K = arch, arch.width, arch.n_basis
+        if a.param == "mlp":
+            phi = torch.eye(a.depth, dtype=torch.float64)
+        else:
+            phi = wp.basis_matrix(a.param, a.depth, a.degree, a.T)
+        self.register_buffer("phi", phi.to(dtype))
+        # variance of coefficient k chosen so that every layer's W(t_n) has variance ~ 1/width
+        coef_std = 1.0 / torch.sqrt(w * K * phi.pow(2).mean(0).clamp_min(1e-12))
+        tensors: dict[str, list[torch.Tensor]] = {k: [] for k in ("A_in", "a_in", "C", "c", "A_out", "a_out")}
+        for s in self.seeds:
+            g = torch.Generator().manual_seed(s)
+            tensors["A_in"].append(_normal((a.d_in, w), 1.0 / math.sqrt(a.d_in), g))
+            tensors["a_in"].append(torch.zeros(w, dtype=torch.float64))
+            tensors["C"].append(_normal((K, w, w), 1.0, g) * coef_std[:, None, None])
+            tensors["c"].append(torch.zeros(K, w, dtype=torch.float64))
+            tensors["A_out"].append(_normal((w, a.d_out), 1.0 / math.sqrt(w), g))
+            tensors["a_out"].append(torch.zeros(a.d_out, dtype=torch.float64))
+        for k, v in tensors.items():
+            setattr(self, k, nn.Parameter(torch.stack(v).to(dtype)))
+
+    @property
+    def n_replicas(self) -> int:
+        return len(self.seeds)
+
+    def layer_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """W(t_n), b(t_n) for every layer: shapes (R, L, w, w) and (R, L, w)."""
+        W = torch.einsum("lk,rkij->rlij", self.phi, self.C)
+        b = torch.einsum("lk,rki->rli", self.phi, self.c)
+        return W, b
+
+    def embed(self, u: torch.Tensor) -> torch.Tensor:
+        if u.dim() == 2:
+            return torch.einsum("ni,rij->rnj", u, self.A_in) + self.a_in[:, None, :]
+        return torch.einsum("rni,rij->rnj", u, self.A_in) + self.a_in[:, None, :]
+
+    def trajectory(self, u: torch.Tensor) -> list[torch.Tensor]:
+        """Hidden states x_0..x_L, each (R, N, width)."""
+        sigma = ACTIVATIONS[self.arch.activation]
+        W, b = self.layer_weights()
+        x = self.embed(u)
+        xs = [x]
+        for n in range(self.arch.depth):
+            z = torch.einsum("rnj,rij->rni", x, W[:, n]) + b[:, n, None, :]
+            x = sigma(z) if self.arch.param == "mlp" else x + self.arch.h * sigma(z)
+            xs.append(x)
+        return xs
+
+    def readout(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("rnj,rjo->rno", x, self.A_out) + self.a_out[:, None, :]
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.trajectory(u)[-1])
+
+    def l2(self) -> torch.Tensor:
+        """Sum of squared weights per replica, shape (R,), the L2 penalty (biases excluded)."""
+        return sum(p.pow(2).flatten(1).sum(1) for p in (self.A_in, self.C, self.A_out))

@@ -1,0 +1,46 @@
+"""Shared figure style: one look, one colour per parameterization, atomic PNG + PDF output."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+
+#: fixed colours so a parameterization looks the same in every figure of every study
+PARAM_COLORS = {
+    "mlp": "#7f7f7f", "nonpar": "#d62728", "const": "#1f77b4", "linear": "#2ca02c",
+    "cubic": "#9467bd", "legendre3": "#ff7f0e", "legendre1": "#17becf", "legendre5": "#8c564b",
+}
+_FALLBACK = plt.get_cmap("tab20").colors
+
+SUBSTITUTE_NOTE = ("Data: public substitutes for the original (non-public) datasets; see README.")
+
+
+def color_for(name: str, i: int = 0) -> str:
+    return PARAM_COLORS.get(name, _FALLBACK[i % len(_FALLBACK)])
+
+
+def style() -> None:
+    plt.rcParams.update({
+        "figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 10,
+        "axes.labelsize": 10, "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3,
+        "axes.spines.top": False, "axes.spines.right": False, "figure.constrained_layout.use": True,
+        "svg.hashsalt": "nnrds", "pdf.compression": 6,
+    })
+
+
+def savefig(fig, path_png: str | os.PathLike) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.pdf`` atomically (no half-written figure on interrupt)."""
+    png = Path(path_png)
+    written = []
+    for ext in (".png", ".pdf"):
+        target = png.with_suffix(ext)
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=ext[1:], metadata={"CreationDate": None} if ext == ".pdf" else None)
+        written.append(target)
+    return written
