@@ -50,7 +50,7 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
                 rows.append({"dataset": dataset, "parameterization": pname, "kind": arch.param,
                              "degree": arch.degree, "depth": depth, "width": width,
                              "n_params": arch.n_params(), "seed": s, "train_mse": float(tr[r]),
-                             "test_mse": float(te[r]), "gap": float(te[r] - tr[r]), "epochs": res.epochs})
+                             "test_mse": float(te[r]), "gap": float(te[r]) - float(tr[r]), "epochs": res.epochs})
                 timings.append({"dataset": dataset, "parameterization": pname, "depth": depth, "width": width,
                                 "seed": s, "wall_time_s": res.wall_time_s / len(seeds),
                                 "batch_wall_time_s": res.wall_time_s, "replicas_in_batch": len(seeds),

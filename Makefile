@@ -1,0 +1,34 @@
+# nnrds: `make reproduce` (whole DAG at default scale) and `make test` (the test suite).
+# Both create .venv with the pinned dependencies of pyproject.toml on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+SNAKEMAKE := $(VENV)/bin/snakemake
+STAMP := $(VENV)/.nnrds-installed
+CONFIG ?= config/config.yaml
+PROFILE ?= profiles/default
+ARGS ?=
+
+.PHONY: reproduce test smoke report venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(CONFIG) $(ARGS)
+	$(SNAKEMAKE) --profile $(PROFILE) --configfile $(CONFIG) --report results/report.html
+	@echo "figures in figures/, report in results/report.html"
+
+smoke:
+	$(MAKE) reproduce CONFIG=config/smoke.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+clean:
+	rm -rf results figures .snakemake

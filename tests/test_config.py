@@ -1,0 +1,86 @@
+"""Schema validation: defaults filled, one clear message for bad keys/types, all scales valid."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nnrds import config as C
+
+SCALES = ["config/smoke.yaml", "config/config.yaml", "config/paper.yaml"]
+
+
+def minimal(**extra):
+    return {"scale": "smoke", "datasets": {"d": {"kind": "friedman1"}},
+            "parameterizations": {"p": {"kind": "const"}}, "wp_gap": {"datasets": ["d"], "parameterizations": ["p"]},
+            **extra}
+
+
+@pytest.mark.parametrize("path", SCALES)
+def test_every_scale_validates(repo, path):
+    cfg = C.load(repo / path)
+    assert cfg["scale"] in ("smoke", "default", "paper")
+
+
+def test_defaults_are_filled():
+    cfg = C.validate(minimal())
+    assert cfg["seed"] == 0 and cfg["device"] == "auto" and cfg["resources"]["gpu"] == 0
+    assert cfg["datasets"]["d"]["n_train"] == 50
+    assert cfg["wp_gap"]["epochs"] == 1000
+
+
+@pytest.mark.parametrize("patch,expected", [
+    ({"wp_gap": {"depths": [2, "four"]}}, "`wp_gap.depths[1]` must be of type integer, got 'four' (str)"),
+    ({"wp_gap": {"epoch": 3}}, "unknown key `wp_gap.epoch`; allowed keys here:"),
+    ({"bogus": 1}, "unknown key `bogus`"),
+    ({"seed": "zero"}, "`seed` must be of type integer"),
+    ({"resources": {"gpu": 1.5}}, "`resources.gpu` must be of type integer, got 1.5 (float)"),
+    ({"datasets": {"d": {"kind": "mnist"}}}, "`datasets.d.kind` must be one of"),
+    ({"wp_gap": {"datasets": ["nope"]}}, "`wp_gap.datasets[0]` names 'nope', which is not defined under `datasets`"),
+])
+def test_bad_config_gives_one_message_with_key_path(patch, expected):
+    with pytest.raises(C.ConfigError) as e:
+        C.validate(C.deep_merge(minimal(), patch), source="my.yaml")
+    msg = str(e.value)
+    assert expected in msg
+    assert "my.yaml" in msg and "\n" not in msg
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(C.ConfigError, match="does not exist"):
+        C.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scale: [unclosed\n")
+    with pytest.raises(C.ConfigError, match="not valid YAML"):
+        C.load(bad)
+
+
+def test_snakemake_rejects_bad_config_before_writing_anything(tmp_path, repo):
+    from dag_helpers import copy_workflow
+
+    wd = copy_workflow(tmp_path / "wf")
+    cfg = yaml.safe_load((repo / "config/smoke.yaml").read_text())
+    cfg["wp_gap"]["widths"] = "eight"
+    (wd / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    before = {p for p in wd.rglob("*")}
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", "bad.yaml", "--cores", "1"],
+                         cwd=wd, capture_output=True, text=True)
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "`wp_gap.widths` must be of type array, got 'eight' (str)" in text
+    assert text.count("must be of type") == 1
+    after = {p for p in wd.rglob("*") if ".snakemake" not in p.parts}
+    assert after == {p for p in before if ".snakemake" not in p.parts}
+    assert not (wd / "results").exists() or not any((wd / "results").iterdir())
+
+
+def test_env_pins_match_pyproject(repo):
+    import tomllib
+
+    deps = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((repo / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert sorted(pip) == sorted(deps), "environment.yml pip section drifted from pyproject.toml"
+    assert "python=3.11" in env["dependencies"]
+    assert all("==" in d for d in deps), "every runtime dependency must be pinned exactly"

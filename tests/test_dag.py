@@ -1,0 +1,84 @@
+"""The workflow end to end at smoke scale: dry-runs, a full run, determinism, kill -9 and rerun, report."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dag_helpers import copy_workflow, snakemake, table_digests
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    wd = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
+    snakemake(wd)
+    return wd
+
+
+@pytest.mark.parametrize("scale", ["smoke", "config", "paper"])
+def test_dry_run_every_scale(tmp_path, scale):
+    wd = copy_workflow(tmp_path / "wf")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", f"config/{scale}.yaml"],
+                         cwd=wd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "wp_gap_train" in out.stdout
+    assert not (wd / "results").exists() or not any((wd / "results").rglob("*.csv"))
+
+
+def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
+    import json
+
+    import pandas as pd
+
+    wd = smoke_run
+    runs = pd.read_csv(wd / "results/wp_gap/runs.csv")
+    assert len(runs) == 2 * 3 * 2 * 1 * 2  # datasets x parameterizations x depths x widths x seeds
+    assert ((runs.gap - (runs.test_mse - runs.train_mse)).abs() < 1e-8).all()  # 10 significant digits in CSV
+    wp = runs[runs.parameterization != "nonpar"]
+    assert wp.groupby("parameterization").n_params.nunique().eq(1).all()  # depth-independent
+    for f in ("gap_vs_nparams", "nparams_vs_depth", "test_vs_depth"):
+        for ext in ("png", "pdf"):
+            assert (wd / f"figures/wp_gap/{f}.{ext}").stat().st_size > 1000
+    assert (wd / "results/notebooks/wp_gap.ipynb").exists()
+    prov = json.loads((wd / "results/wp_gap/provenance.json").read_text())
+    assert prov["config"]["scale"] == "smoke" and prov["seeds"] == [0, 1]
+    assert len(prov["jobs"]) == 6 and all(j["device"]["device"] == "cpu" for j in prov["jobs"])
+    assert "Spearman" in (wd / "results/wp_gap/caption.rst").read_text()
+
+
+def test_two_smoke_runs_are_byte_identical(smoke_run, tmp_path):
+    wd2 = copy_workflow(tmp_path / "wf")
+    snakemake(wd2)
+    a, b = table_digests(smoke_run), table_digests(wd2)
+    assert a and a == b
+
+
+def test_report_has_every_figure(smoke_run):
+    snakemake(smoke_run, "--report", "results/report.html")
+    html = (smoke_run / "results/report.html").read_text(errors="replace")
+    for f in ("gap_vs_nparams.png", "nparams_vs_depth.png", "test_vs_depth.png"):
+        assert f in html
+
+
+def test_kill_and_rerun_completes_with_same_results(smoke_run, tmp_path):
+    wd = copy_workflow(tmp_path / "wf")
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml"],
+                            cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = wd / "results/wp_gap/cells"
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(first.rglob("runs.csv")):
+        time.sleep(0.2)
+    assert proc.poll() is None, "the DAG finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = table_digests(wd)
+    assert done != table_digests(smoke_run), "kill came too late to test anything"
+    snakemake(wd, "--unlock")
+    snakemake(wd)
+    assert table_digests(wd) == table_digests(smoke_run)
+    leftovers = [p for d in ("results", "figures") for p in (wd / d).rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
