@@ -15,3 +15,13 @@ def pytest_configure(config):
 @pytest.fixture
 def repo():
     return REPO
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """One local smoke-scale run of the whole DAG, shared by the end-to-end tests."""
+    from dag_helpers import copy_workflow, snakemake
+
+    wd = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
+    snakemake(wd)
+    return wd

@@ -12,13 +12,6 @@ from dag_helpers import copy_workflow, snakemake, table_digests
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    wd = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
-    snakemake(wd)
-    return wd
-
-
 @pytest.mark.parametrize("scale", ["smoke", "config", "paper"])
 def test_dry_run_every_scale(tmp_path, scale):
     wd = copy_workflow(tmp_path / "wf")
@@ -36,7 +29,7 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
 
     wd = smoke_run
     runs = pd.read_csv(wd / "results/wp_gap/runs.csv")
-    assert len(runs) == 2 * 3 * 2 * 1 * 2  # datasets x parameterizations x depths x widths x seeds
+    assert len(runs) == 3 * 3 * 2 * 1 * 2  # datasets x parameterizations x depths x widths x seeds
     assert ((runs.gap - (runs.test_mse - runs.train_mse)).abs() < 1e-8).all()  # 10 significant digits in CSV
     wp = runs[runs.parameterization != "nonpar"]
     assert wp.groupby("parameterization").n_params.nunique().eq(1).all()  # depth-independent
@@ -46,7 +39,7 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
     assert (wd / "results/notebooks/wp_gap.ipynb").exists()
     prov = json.loads((wd / "results/wp_gap/provenance.json").read_text())
     assert prov["config"]["scale"] == "smoke" and prov["seeds"] == [0, 1]
-    assert len(prov["jobs"]) == 6 and all(j["device"]["device"] == "cpu" for j in prov["jobs"])
+    assert len(prov["jobs"]) == 9 and all(j["device"]["device"] == "cpu" for j in prov["jobs"])
     assert "Spearman" in (wd / "results/wp_gap/caption.rst").read_text()
 
 

@@ -16,6 +16,7 @@ from .config import ConfigError
 COMMAND_MODULES = [
     "nnrds.commands.core",
     "nnrds.commands.wp_gap",
+    "nnrds.commands.data",
 ]
 
 

@@ -68,6 +68,11 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
     ``batch_size=None`` is full-batch gradient descent; otherwise every epoch visits a fresh
     permutation drawn from a generator seeded with ``seed``. ``callback(epoch, net)`` runs at epoch
     0 and every ``log_every`` epochs (and after the last one), for tracking metrics during training.
+
+    Modes: optimisation steps run in training mode (``net.train()``), the logged loss and the callback
+    in eval mode (``net.eval()``), and the net is left in the mode it came in. This only matters for
+    nets whose forward pass depends on the mode (the noisy RNN of :mod:`nnrds.rnn` injects noise in
+    training mode only); for the others it changes nothing.
     """
     R = net.n_replicas
     ref = next(net.parameters())
@@ -79,13 +84,18 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
     res = FitResult()
     t0 = time.perf_counter()
 
+    was_training = net.training
+
     def log(epoch: int) -> None:
+        net.eval()
         with torch.no_grad():
             loss = loss_fn(net, X, Y)
         res.history += [{"epoch": epoch, "replica": r, "train_loss": float(v)} for r, v in enumerate(loss.cpu())]
         if callback is not None:
             callback(epoch, net)
+        net.train()
 
+    net.train()
     if log_every:
         log(0)
     for epoch in range(1, epochs + 1):
@@ -107,6 +117,7 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
             opt.step()
         if log_every and (epoch % log_every == 0 or epoch == epochs):
             log(epoch)
+    net.train(was_training)
     res.wall_time_s = time.perf_counter() - t0
     res.epochs = epochs
     return res

@@ -9,6 +9,8 @@ WPG_FIGS = ["gap_vs_nparams", "nparams_vs_depth", "test_vs_depth"]
 
 
 rule wp_gap_train:
+    input:
+        lambda wc: dataset_inputs(wc.dataset),
     output:
         runs=f"{WPG_DIR}/cells/{{dataset}}/{{param}}/runs.csv",
         timings=f"{WPG_DIR}/cells/{{dataset}}/{{param}}/timings.csv",
@@ -50,6 +52,8 @@ rule wp_gap_summarize:
         out_dir=WPG_DIR,
     log:
         f"{WPG_DIR}/logs/summarize.log",
+    resources:
+        **cluster_resources(),
     shell:
         "{NNRDS} wp-gap-summarize --runs {input.runs} --timings {input.timings} "
         "--provenance {input.provenance} --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
@@ -70,6 +74,8 @@ rule wp_gap_figures:
         fig_dir="figures/wp_gap",
     log:
         f"{WPG_DIR}/logs/figures.log",
+    resources:
+        **cluster_resources(),
     shell:
         "{PAPERMILL} {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
         "-p runs_csv {input.runs} -p median_csv {input.med} -p corr_csv {input.corr} "

@@ -1,0 +1,120 @@
+"""Commands of the raw-data layer: simulator ensembles and verified acquisition (rules: workflow/rules/data.smk)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .. import io
+from ..cli import json_arg
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data-elm", help="land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv")
+    p.add_argument("--config-json", type=json_arg, required=True, help="validated raw_data.elm slice")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=_elm)
+
+    p = sub.add_parser("data-chem", help="stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv")
+    p.add_argument("--config-json", type=json_arg, required=True, help="validated raw_data.chem slice")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=_chem)
+
+    p = sub.add_parser("data-acquire", help="copy (mirror) or download a real dataset, verify it, parse it")
+    p.add_argument("--dataset", required=True, help="fitsnap_Ta | fitsnap_WBe | ecg5000")
+    p.add_argument("--config-json", type=json_arg, required=True,
+                   help='{"mirror": folder or null, "timeout_s": seconds}')
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=_acquire)
+
+    p = sub.add_parser("data-figure", help="figure of an ensemble: trajectories (land model) and output marginals")
+    p.add_argument("--ensemble-dir", required=True)
+    p.add_argument("--out", required=True, help="PNG (a PDF with the same stem is written next to it)")
+    p.set_defaults(func=_figure)
+
+
+def _write(out: Path, res: dict, cfg: dict, job: str, t0: float) -> None:
+    from ..data import write_ensemble
+
+    write_ensemble(out, res["ptrain"], res["ytrain"], res["ptest"], res["ytest"], res["meta"])
+    if res.get("traj") is not None:
+        io.write_table(out / "trajectories.csv", res["traj"])
+    io.write_json(out / "timing.json", res["timing"])     # wall clock: not byte-reproducible
+    io.write_json(out / "provenance.json",
+                  io.provenance(cfg, seeds=res["meta"]["seeds"], wall_time_s=time.perf_counter() - t0, job=job,
+                                runs_per_s=res["timing"]["runs_per_s"]))
+    print(f"{job}: {res['timing']['members']} runs in {res['timing']['wall_s']:.2f} s "
+          f"({res['timing']['runs_per_s']:.1f} runs/s) -> {out}")
+
+
+def _elm(args) -> int:
+    from ..data import ensembles
+
+    t0 = time.perf_counter()
+    _write(Path(args.out_dir), ensembles.build_elm(args.config_json), args.config_json, "data/elm", t0)
+    return 0
+
+
+def _chem(args) -> int:
+    from ..data import ensembles
+
+    t0 = time.perf_counter()
+    _write(Path(args.out_dir), ensembles.build_chem(args.config_json), args.config_json, "data/chem", t0)
+    return 0
+
+
+def _acquire(args) -> int:
+    from ..data import acquire
+
+    c = args.config_json
+    t0 = time.perf_counter()
+    meta = acquire.acquire(args.dataset, args.out_dir, c.get("mirror"), timeout=c.get("timeout_s", 300))
+    io.write_json(Path(args.out_dir) / "provenance.json",
+                  io.provenance(c, wall_time_s=time.perf_counter() - t0, job=f"data/{args.dataset}",
+                                verification=meta["verification"]))
+    print(f"data/{args.dataset}: verified ({meta['verification']['check']} {meta['verification']['digest']}) "
+          f"from {meta['verification']['source']}")
+    return 0
+
+
+def _figure(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = Path(args.ensemble_dir)
+    y = io.read_table(d / "ytrain.csv")
+    traj_path = d / "trajectories.csv"
+    traj = io.read_table(traj_path) if traj_path.is_file() else None
+    ncol = 5
+    nrow = -(-y.shape[1] // ncol) + (1 if traj is not None else 0)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol, 2.4 * nrow), squeeze=False)
+    r0 = 0
+    if traj is not None:
+        for ax in axes[0]:
+            ax.set_visible(False)
+        gs = axes[0, 0].get_gridspec()
+        a1, a2 = fig.add_subplot(gs[0, :ncol // 2 + 1]), fig.add_subplot(gs[0, ncol // 2 + 1:])
+        year = traj[traj["day"] < 365]
+        for m, g in year.groupby("member"):
+            a1.plot(g["doy"], g["gpp"], lw=0.8, label=f"member {m}")
+            a2.plot(g["doy"], g["lai"], lw=0.8)
+        a1.set(xlabel="day of year (first recorded year)", ylabel="GPP (gC m-2 d-1)")
+        a2.set(xlabel="day of year", ylabel="LAI (m2 m-2)")
+        a1.legend(fontsize=6)
+        r0 = 1
+    for i, col in enumerate(y.columns):
+        ax = axes[r0 + i // ncol, i % ncol]
+        ax.hist(y[col], bins=30, color="0.4")
+        ax.set_title(col, fontsize=8)
+    for j in range(len(y.columns), (nrow - r0) * ncol):
+        axes[r0 + j // ncol, j % ncol].set_visible(False)
+    fig.suptitle(f"{d.name}: {len(y)} training members, output marginals", fontsize=10)
+    fig.tight_layout()
+    out = Path(args.out)
+    with io.atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
+    with io.atomic_path(out.with_suffix(".pdf")) as tmp:
+        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "Producer": None, "Creator": None})
+    plt.close(fig)
+    return 0

@@ -1,0 +1,300 @@
+"""Verified acquisition and parsing of the real datasets (FitSNAP DFT sets, UCR ECG5000).
+
+With a mirror folder (config ``data.mirror``) the file is copied from it; without one it is fetched from the
+pinned origin (a sparse git checkout of FitSNAP at a fixed commit, the ECG5000 archive over HTTPS). Either
+way the content is verified before anything is written: a FitSNAP set by its *content digest* (sha256 of the
+``sha256sum`` listing of its files, paths relative to the set's folder, C-locale order; independent of how
+the files were packed), ECG5000 by the sha256 of the file. A mismatch, a missing mirror file or a failed
+download raises :class:`AcquisitionError` with one message naming the dataset, the expected and actual
+digest and where to get the file.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io as _io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import io
+
+FITSNAP_REPO = "https://github.com/FitSNAP/FitSNAP.git"
+FITSNAP_COMMIT = "1a9b0507fa2ba292a6497ec363707944c1cb89cd"
+ECG_URL = "https://www.timeseriesclassification.com/aeon-toolkit/ECG5000.zip"
+
+#: 1 bar and 1 kbar in eV / angstrom^3 (1 eV/A^3 = 160.21766208 GPa)
+STRESS_TO_EV_A3 = {"bar": 1e5 / 1.602176634e11, "kB": 1e8 / 1.602176634e11, "kbar": 1e8 / 1.602176634e11,
+                   "eV/A^3": 1.0}
+
+DATASETS: dict[str, dict] = {
+    "fitsnap_Ta": {
+        "kind": "fitsnap", "set": "Ta_Linear_JCP2014", "file": "fitsnap_Ta_Linear_JCP2014_JSON.tar.gz",
+        "n_files": 363,
+        "content_digest": "7424ac2b5f03668e899645f6fa705235e17a81d5bb2986f973d7e783d068040c",
+        "origin": f"{FITSNAP_REPO} at commit {FITSNAP_COMMIT}, folder examples/Ta_Linear_JCP2014/JSON",
+        "licence": "GPL-2.0 (FitSNAP)", "cite": "Thompson et al., J. Comp. Phys. 285 (2015) 316",
+    },
+    "fitsnap_WBe": {
+        "kind": "fitsnap", "set": "WBe_PRB2019", "file": "fitsnap_WBe_PRB2019_JSON.tar.gz", "n_files": 25422,
+        "content_digest": "cfe40210d01cae515cd3a782c8fa5d8e97dd2c196d978f6b1823a9bace92cff9",
+        "origin": f"{FITSNAP_REPO} at commit {FITSNAP_COMMIT}, folder examples/WBe_PRB2019/JSON",
+        "licence": "GPL-2.0 (FitSNAP)", "cite": "Wood et al., Phys. Rev. B 99 (2019) 184305",
+    },
+    "ecg5000": {
+        "kind": "ucr", "file": "ECG5000_TRAIN.txt", "test_file": "ECG5000_TEST.txt",
+        "sha256": "0d96aff193311a6dc6111bf0dbd2f7d2313987fbf7a1da4a383d92563876057b",
+        "origin": f"{ECG_URL} (UCR time-series archive, ECG5000.zip)",
+        "licence": "free for research, cite the archive",
+        "cite": "Dau et al., The UCR Time Series Archive (2019); Goldberger et al., PhysioNet (2000)",
+    },
+}
+
+
+class AcquisitionError(ValueError):
+    """A dataset could not be obtained or failed verification."""
+
+
+def spec(name: str) -> dict:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise AcquisitionError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+
+
+def _where(name: str, s: dict, mirror: str | os.PathLike | None) -> str:
+    m = f"put a verified copy at {Path(mirror) / s['file']} (see the mirror's README.md)" if mirror else \
+        "or set data.mirror to a folder holding a verified copy (e.g. ../shared/data)"
+    return f"get it from {s['origin']}; {m}"
+
+
+# -------------------------------------------------------------------------------------------- digests
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def content_digest(files: dict[str, bytes]) -> str:
+    """sha256 of ``sha256sum``'s listing (``HASH  PATH`` lines, C-locale sorted) of ``files``."""
+    lines = sorted((p.encode(), hashlib.sha256(b).hexdigest()) for p, b in files.items())
+    return hashlib.sha256("".join(f"{h}  {p.decode()}\n" for p, h in lines).encode()).hexdigest()
+
+
+def read_fitsnap_tar(path: str | os.PathLike, set_name: str) -> dict[str, bytes]:
+    """Regular files of a FitSNAP tarball, keyed by path relative to the set's top folder."""
+    out: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path) as tf:
+            for m in tf:
+                if not m.isfile():
+                    continue
+                parts = m.name.lstrip("./").split("/", 1)
+                if len(parts) != 2 or parts[0] != set_name:
+                    raise AcquisitionError(f"{path}: member {m.name!r} is not under the top folder {set_name}/")
+                out[parts[1]] = tf.extractfile(m).read()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise AcquisitionError(f"{path} is not a readable tar archive ({e})") from None
+    return out
+
+
+def verify(name: str, path: str | os.PathLike, mirror=None) -> dict:
+    """Check ``path`` against the pinned digest; return a record of what was checked."""
+    s = spec(name)
+    if s["kind"] == "fitsnap":
+        try:
+            files = read_fitsnap_tar(path, s["set"])
+        except AcquisitionError as e:
+            raise AcquisitionError(f"dataset {name}: {e}; expected content digest {s['content_digest']}; "
+                                   f"{_where(name, s, mirror)}") from None
+        got, want, what = content_digest(files), s["content_digest"], "content digest"
+        extra = {"n_files": len(files)}
+    else:
+        got, want, what = sha256_file(path), s["sha256"], "sha256"
+        extra = {}
+    if got != want:
+        raise AcquisitionError(f"dataset {name}: {what} of {path} does not match: expected {want}, got {got}; "
+                               f"the file is corrupt or not the pinned version; {_where(name, s, mirror)}")
+    return {"dataset": name, "check": what, "digest": got, **extra}
+
+
+# ------------------------------------------------------------------------------------------ fetching
+def _download_fitsnap(s: dict, dest: Path, repo: str, timeout: float) -> None:
+    """Sparse, shallow git checkout of the pinned commit, packed into a deterministic tarball."""
+    folder = f"examples/{s['set']}/JSON"
+    with tempfile.TemporaryDirectory(prefix="nnrds-fitsnap-") as tmp:
+        def git(*args):
+            subprocess.run(["git", "-C", tmp, *args], check=True, capture_output=True, text=True, timeout=timeout)
+        git("init", "-q")
+        git("remote", "add", "origin", repo)
+        git("sparse-checkout", "set", "--no-cone", f"/{folder}/")
+        git("fetch", "-q", "--depth", "1", "--filter=blob:none", "origin", FITSNAP_COMMIT)
+        git("checkout", "-q", "FETCH_HEAD")
+        root = Path(tmp) / folder
+        with tarfile.open(dest, "w:gz") as tf:
+            for f in sorted(p for p in root.rglob("*") if p.is_file()):
+                info = tarfile.TarInfo(f"{s['set']}/{f.relative_to(root).as_posix()}")
+                data = f.read_bytes()
+                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                tf.addfile(info, _io.BytesIO(data))
+
+
+def _download_ucr(s: dict, dest: Path, url: str, timeout: float) -> bytes | None:
+    """Download the archive; write the training split to ``dest``; return the test split (or None)."""
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        blob = r.read()
+    with zipfile.ZipFile(_io.BytesIO(blob)) as z:
+        names = {Path(n).name: n for n in z.namelist()}
+        if s["file"] not in names:
+            raise AcquisitionError(f"{url} holds no {s['file']}")
+        dest.write_bytes(z.read(names[s["file"]]))
+        return z.read(names[s["test_file"]]) if s["test_file"] in names else None
+
+
+def fetch(name: str, dest: str | os.PathLike, mirror: str | os.PathLike | None, timeout: float = 120.0,
+          fitsnap_repo: str = FITSNAP_REPO, ecg_url: str = ECG_URL) -> dict:
+    """Copy (mirror) or download (origin) dataset ``name`` to ``dest``, verified; atomic: on any failure
+    nothing is left at ``dest``. Returns the verification record (plus the ECG test split's bytes)."""
+    s, dest = spec(name), Path(dest)
+    record: dict = {"source": None}
+    with io.atomic_path(dest) as tmp:
+        if mirror is not None:
+            src = Path(mirror) / s["file"]
+            if not src.is_file():
+                raise AcquisitionError(f"dataset {name}: {src} does not exist (data.mirror = {mirror}); expected "
+                                       f"{'content digest ' + s['content_digest'] if 'content_digest' in s else 'sha256 ' + s['sha256']}; "
+                                       f"{_where(name, s, mirror)}, or set data.mirror: null to download it")
+            shutil.copyfile(src, tmp)
+            record["source"] = str(src)
+            test_src = src.with_name(s["test_file"]) if "test_file" in s else None
+            if test_src is not None and test_src.is_file():
+                record["test_bytes"] = test_src.read_bytes()
+        else:
+            try:
+                if s["kind"] == "fitsnap":
+                    _download_fitsnap(s, tmp, fitsnap_repo, timeout)
+                    record["source"] = f"{fitsnap_repo}@{FITSNAP_COMMIT}"
+                else:
+                    record["test_bytes"] = _download_ucr(s, tmp, ecg_url, timeout)
+                    record["source"] = ecg_url
+            except (OSError, subprocess.SubprocessError, zipfile.BadZipFile, tarfile.TarError) as e:
+                want = s.get("content_digest") or s.get("sha256")
+                detail = getattr(e, "stderr", None) or str(e)
+                raise AcquisitionError(
+                    f"dataset {name}: download failed ({str(detail).strip().splitlines()[-1] if str(detail).strip() else type(e).__name__}); "
+                    f"no network or origin unavailable, and data.mirror is null; expected digest {want}; "
+                    f"{_where(name, s, None)}") from None
+        record.update(verify(name, tmp, mirror))
+    return record
+
+
+# ------------------------------------------------------------------------------------------- parsing
+def parse_fitsnap_json(text: str) -> tuple[dict, dict]:
+    """One FitSNAP configuration file: skip the non-JSON header line; return (config, dataset-level keys)."""
+    body = text.split("\n", 1)[1] if not text.lstrip().startswith("{") else text
+    ds = json.loads(body)["Dataset"]
+    data = ds["Data"]
+    if len(data) != 1:
+        raise ValueError(f"expected one configuration per file, found {len(data)}")
+    return data[0], {k: v for k, v in ds.items() if k != "Data"}
+
+
+def parse_fitsnap(path: str | os.PathLike, set_name: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Tidy store: one row per configuration (energy, stress in eV/A^3, cell, group) and one per atom."""
+    files = read_fitsnap_tar(path, set_name)
+    confs, atoms = [], []
+    styles: dict[str, int] = {}
+    for cid, rel in enumerate(sorted(files, key=lambda p: p.encode())):
+        try:
+            d, meta = parse_fitsnap_json(files[rel].decode())
+        except (ValueError, KeyError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: {set_name}/{rel} is not a FitSNAP JSON configuration ({e})") from None
+        style = meta.get("StressStyle", "bar")
+        if style not in STRESS_TO_EV_A3:
+            raise ValueError(f"{set_name}/{rel}: unknown StressStyle {style!r}; known {sorted(STRESS_TO_EV_A3)}")
+        styles[style] = styles.get(style, 0) + 1
+        pos, frc = np.asarray(d["Positions"], float), np.asarray(d["Forces"], float)
+        n = int(d.get("NumAtoms", len(pos)))
+        if pos.shape != (n, 3) or frc.shape != (n, 3) or len(d["AtomTypes"]) != n:
+            raise ValueError(f"{set_name}/{rel}: NumAtoms={n} but positions {pos.shape}, forces {frc.shape}, "
+                             f"{len(d['AtomTypes'])} atom types")
+        st = np.asarray(d["Stress"], float) * STRESS_TO_EV_A3[style]
+        cell = np.asarray(d["Lattice"], float)
+        group = rel.split("/", 1)[0] if "/" in rel else ""
+        row = {"config_id": cid, "group": group, "file": rel, "natoms": n,
+               "species": " ".join(sorted(set(d["AtomTypes"]))), "energy_eV": float(d["Energy"])}
+        for (i, j), lab in zip(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)), ("xx", "yy", "zz", "yz", "xz", "xy")):
+            row[f"stress_{lab}_eV_A3"] = st[i, j]
+        for i, v in enumerate("abc"):
+            for j, c in enumerate("xyz"):
+                row[f"cell_{v}{c}_A"] = cell[i, j]
+        confs.append(row)
+        atoms.append(pd.DataFrame({"config_id": cid, "atom": np.arange(n), "species": d["AtomTypes"],
+                                   "x_A": pos[:, 0], "y_A": pos[:, 1], "z_A": pos[:, 2],
+                                   "fx_eV_A": frc[:, 0], "fy_eV_A": frc[:, 1], "fz_eV_A": frc[:, 2]}))
+    conf = pd.DataFrame(confs)
+    meta = {"set": set_name, "n_configs": len(conf), "n_atoms": int(conf["natoms"].sum()),
+            "groups": {g: int(c) for g, c in conf["group"].value_counts().sort_index().items()},
+            "stress_style_in_source": styles,
+            "units": {"energy": "eV (total)", "forces": "eV/A", "stress": "eV/A^3 (converted from StressStyle)",
+                      "positions": "A", "cell": "A, rows are cell vectors a, b, c"}}
+    return conf, pd.concat(atoms, ignore_index=True), meta
+
+
+def parse_ucr(text: str, source: str) -> pd.DataFrame:
+    """UCR text format: whitespace separated, class in column 1, then the series."""
+    try:
+        a = np.loadtxt(_io.StringIO(text), ndmin=2)
+    except ValueError as e:
+        raise ValueError(f"{source} is not a UCR text file ({e})") from None
+    df = pd.DataFrame(a[:, 1:], columns=[f"x{i:03d}" for i in range(a.shape[1] - 1)])
+    df.insert(0, "label", a[:, 0].astype(int))
+    return df
+
+
+# ---------------------------------------------------------------------------------------- top level
+def acquire(name: str, out_dir: str | os.PathLike, mirror: str | os.PathLike | None, timeout: float = 120.0,
+            **origins) -> dict:
+    """Fetch + verify + parse dataset ``name`` into ``out_dir``. Output files appear together or not at all."""
+    s, out = spec(name), Path(out_dir)
+    raw = out / "raw" / s["file"]
+    rec = fetch(name, raw, mirror, timeout, **origins)
+    test_bytes = rec.pop("test_bytes", None)
+    try:
+        with contextlib.ExitStack() as stack:
+            def target(fname):
+                return stack.enter_context(io.atomic_path(out / fname))
+            if s["kind"] == "fitsnap":
+                conf, atoms, meta = parse_fitsnap(raw, s["set"])
+                conf.to_csv(target("configs.csv"), index=False, float_format="%.10g", lineterminator="\n")
+                atoms.to_csv(target("atoms.csv"), index=False, float_format="%.10g", lineterminator="\n")
+            else:
+                train = parse_ucr(raw.read_text(), str(raw))
+                train.to_csv(target("train.csv"), index=False, float_format="%.10g", lineterminator="\n")
+                meta = {"n_train": len(train), "length": train.shape[1] - 1,
+                        "class_counts_train": {int(k): int(v) for k, v in train["label"].value_counts().sort_index().items()},
+                        "test_split": None,
+                        "note": "the mirror holds only the 500-sequence training split; split it for testing"}
+                if test_bytes is not None:
+                    test = parse_ucr(test_bytes.decode(), s["test_file"])
+                    test.to_csv(target("test.csv"), index=False, float_format="%.10g", lineterminator="\n")
+                    meta["test_split"] = {"n": len(test), "sha256": hashlib.sha256(test_bytes).hexdigest(),
+                                          "verified": False, "note": "no pinned digest for the test split"}
+            meta.update({"dataset": name, "verification": rec, "origin": s["origin"], "licence": s["licence"],
+                         "cite": s["cite"]})
+            target("metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        raw.unlink(missing_ok=True)
+        raise
+    return meta

@@ -1,0 +1,23 @@
+from pathlib import Path
+
+import pytest
+
+from nnrds import config
+
+MIRROR = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    if not (MIRROR / "SHA256SUMS").is_file():
+        pytest.skip(f"dataset mirror {MIRROR} not present")
+    return MIRROR
+
+
+def raw_cfg(**over) -> dict:
+    """``raw_data`` section with overrides, validated (defaults filled) against its own part of the schema,
+    so other studies' required keys do not matter here."""
+    full = config.load_schema()
+    schema = {"type": "object", "additionalProperties": False, "$defs": full["$defs"],
+              "properties": {"raw_data": full["properties"]["raw_data"]}}
+    return config.validate({"raw_data": over}, schema=schema)["raw_data"]

@@ -1,0 +1,47 @@
+"""The smoke DAG through profiles/slurm on a REAL single-node SLURM started by the test itself.
+
+Two fake GPUs (character devices in gres.conf) let SLURM hand out CUDA_VISIBLE_DEVICES; torch still
+sees no GPU, so results must equal the local run byte for byte. Skipped (with the reason) where slurm
+is not installed; under CI=true a skip is a failure.
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dag_helpers import copy_workflow, snakemake, table_digests
+from slurm_cluster import local_slurm_cluster, slurm_missing_reason
+
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+
+
+def test_smoke_dag_on_real_slurm(tmp_path, smoke_run):
+    reason = slurm_missing_reason()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the SLURM test cannot run: {reason}")
+        pytest.skip(reason)
+    wd = copy_workflow(tmp_path / "wf")
+    cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
+    cfg["resources"].update(gpu=1, cpus_per_gpu=1, mem_mb=500, runtime_min=10)
+    (wd / "config/smoke.yaml").write_text(yaml.safe_dump(cfg))
+    with local_slurm_cluster(tmp_path / "slurm", n_gpus=2) as cluster:
+        env = cluster.client_env()
+        env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+        snakemake(wd, "--profile", "profiles/slurm", "--jobs", "4",
+                  "--slurm-status-command", "squeue", "--slurm-no-account",
+                  "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "5",
+                  env=env, timeout=1200)
+    cells = sorted((wd / "results/wp_gap/cells").rglob("provenance.json"))
+    assert len(cells) == 9
+    for p in cells:  # GPU-requesting training jobs: SLURM set CUDA_VISIBLE_DEVICES
+        dev = json.loads(p.read_text())["device"]
+        assert dev["slurm_job_id"], f"{p} did not run under SLURM"
+        assert dev["CUDA_VISIBLE_DEVICES"] not in (None, ""), f"{p}: GPU job without CUDA_VISIBLE_DEVICES"
+        assert dev["device"] == "cpu"  # fake GPUs: torch sees none and falls back to the CPU
+    summary = json.loads((wd / "results/wp_gap/provenance.json").read_text())["device"]
+    assert summary["slurm_job_id"] and summary["CUDA_VISIBLE_DEVICES"] is None  # CPU job
+    assert table_digests(wd) == table_digests(smoke_run)
