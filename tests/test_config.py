@@ -12,9 +12,18 @@ SCALES = ["config/smoke.yaml", "config/config.yaml", "config/paper.yaml"]
 
 
 def minimal(**extra):
-    return {"scale": "smoke", "datasets": {"d": {"kind": "friedman1"}},
-            "parameterizations": {"p": {"kind": "const"}}, "wp_gap": {"datasets": ["d"], "parameterizations": ["p"]},
-            **extra}
+    """Smallest valid config: only wp_gap enabled (other studies' schema fragments disabled)."""
+    studies = {k: {"enabled": False} for k, v in C.load_schema()["$defs"].items()
+               if k in C.load_schema()["properties"] and "enabled" in v.get("properties", {})}
+    return {**studies, "scale": "smoke", "datasets": {"d": {"kind": "friedman1"}},
+            "parameterizations": {"p": {"kind": "const"}},
+            "wp_gap": {"datasets": ["d"], "parameterizations": ["p"]}, **extra}
+
+
+def test_disabled_study_references_are_not_checked():
+    cfg = minimal()
+    cfg["wp_gap"] = {"enabled": False, "datasets": ["missing"]}
+    C.validate(cfg)
 
 
 @pytest.mark.parametrize("path", SCALES)

@@ -102,7 +102,7 @@ def validate(config: dict, schema: dict | None = None, source: str = "config") -
 def _check_references(cfg: dict, source: str) -> None:
     """Cross-references the schema cannot express: study dataset/parameterization names must exist."""
     for study, scfg in cfg.items():
-        if not isinstance(scfg, dict):
+        if not isinstance(scfg, dict) or scfg.get("enabled") is False:
             continue
         for ref_key, pool_key in (("datasets", "datasets"), ("parameterizations", "parameterizations")):
             refs = scfg.get(ref_key)
