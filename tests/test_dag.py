@@ -32,7 +32,7 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
     assert len(runs) == 3 * 3 * 2 * 1 * 2  # datasets x parameterizations x depths x widths x seeds
     assert ((runs.gap - (runs.test_mse - runs.train_mse)).abs() < 1e-8).all()  # 10 significant digits in CSV
     wp = runs[runs.parameterization != "nonpar"]
-    assert wp.groupby("parameterization").n_params.nunique().eq(1).all()  # depth-independent
+    assert wp.groupby(["dataset", "parameterization"]).n_params.nunique().eq(1).all()  # depth-independent
     for f in ("gap_vs_nparams", "nparams_vs_depth", "test_vs_depth"):
         for ext in ("png", "pdf"):
             assert (wd / f"figures/wp_gap/{f}.{ext}").stat().st_size > 1000

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "nnrds.commands.core",
     "nnrds.commands.wp_gap",
     "nnrds.commands.data",
+    "nnrds.commands.noisy_rnn",
 ]
 
 

@@ -1,0 +1,94 @@
+# Noisy-RNN regularization study (src/nnrds/studies/noisy_rnn.py, models in src/nnrds/rnn.py).
+# One training job per dataset x model; its seeds (and the noisy RNN's training-noise levels) train as
+# replicas of one batched network, then every perturbation is evaluated in the same job. One summary job,
+# one papermill notebook for the figures. ECG5000 comes from the raw-data layer (rule
+# data_acquire_ecg5000 in data.smk: verified mirror copy, or a download when data.mirror is null) unless
+# `noisy_rnn.ecg_path` names a file.
+
+NRN = config["noisy_rnn"]
+NRN_DIR = "results/noisy_rnn"
+NRN_CELLS = expand("{dataset}/{model}", dataset=NRN["tasks"], model=NRN["models"])
+NRN_FIGS = ["accuracy_vs_strength", "clean_vs_training_noise"]
+NRN_ECG = NRN["ecg_path"] or "results/data/ecg5000/train.csv"
+
+
+def _nrn_inputs(wc):
+    return [NRN_ECG] if wc.dataset == "ecg5000" else []
+
+
+rule noisy_rnn_train:
+    input:
+        _nrn_inputs,
+    output:
+        runs=f"{NRN_DIR}/cells/{{dataset}}/{{model}}/runs.csv",
+        timings=f"{NRN_DIR}/cells/{{dataset}}/{{model}}/timings.csv",
+        provenance=f"{NRN_DIR}/cells/{{dataset}}/{{model}}/provenance.json",
+    wildcard_constraints:
+        dataset="digits|digits_permuted|ecg5000",
+        model="lipschitz|noisy|antisymmetric|lstm",
+    params:
+        cfg=cfg_arg({**job_env(), "study": {**NRN, "ecg_path": NRN_ECG}, "data": config["data"]}),
+    log:
+        f"{NRN_DIR}/logs/train_{{dataset}}_{{model}}.log",
+    threads: config["torch_threads"]
+    resources:
+        **train_resources(1000),
+    group:
+        "noisy_rnn_train"
+    shell:
+        "{NNRDS} noisy-rnn-train --dataset {wildcards.dataset} --model {wildcards.model} "
+        "--config-json {params.cfg} --runs {output.runs} --timings {output.timings} "
+        "--provenance {output.provenance} > {log} 2>&1"
+
+
+rule noisy_rnn_summarize:
+    input:
+        runs=expand(f"{NRN_DIR}/cells/{{cell}}/runs.csv", cell=NRN_CELLS),
+        timings=expand(f"{NRN_DIR}/cells/{{cell}}/timings.csv", cell=NRN_CELLS),
+        provenance=expand(f"{NRN_DIR}/cells/{{cell}}/provenance.json", cell=NRN_CELLS),
+    output:
+        runs=report(f"{NRN_DIR}/runs.csv", category="Noisy RNN", subcategory="tables",
+                    caption=f"../../{NRN_DIR}/caption.rst"),
+        timings=f"{NRN_DIR}/timings.csv",
+        summary=report(f"{NRN_DIR}/summary.csv", category="Noisy RNN", subcategory="tables",
+                       caption=f"../../{NRN_DIR}/caption.rst"),
+        comparison=report(f"{NRN_DIR}/robustness_comparison.csv", category="Noisy RNN", subcategory="tables",
+                          caption=f"../../{NRN_DIR}/caption.rst"),
+        caption=f"{NRN_DIR}/caption.rst",
+        provenance=f"{NRN_DIR}/provenance.json",
+    params:
+        cfg=cfg_arg({"scale": SCALE, "study": NRN}),
+        out_dir=NRN_DIR,
+    log:
+        f"{NRN_DIR}/logs/summarize.log",
+    resources:
+        **cluster_resources(),
+    shell:
+        "{NNRDS} noisy-rnn-summarize --runs {input.runs} --timings {input.timings} "
+        "--provenance {input.provenance} --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule noisy_rnn_figures:
+    input:
+        notebook="workflow/notebooks/noisy_rnn.ipynb",
+        runs=f"{NRN_DIR}/runs.csv",
+        summary=f"{NRN_DIR}/summary.csv",
+    output:
+        notebook="results/notebooks/noisy_rnn.ipynb",
+        png=[report(f"figures/noisy_rnn/{f}.png", category="Noisy RNN", subcategory="figures",
+                    caption=f"../../{NRN_DIR}/caption.rst") for f in NRN_FIGS],
+        pdf=[f"figures/noisy_rnn/{f}.pdf" for f in NRN_FIGS],
+    params:
+        fig_dir="figures/noisy_rnn",
+    log:
+        f"{NRN_DIR}/logs/figures.log",
+    resources:
+        **cluster_resources(),
+    shell:
+        "{PAPERMILL} {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
+        "-p runs_csv {input.runs} -p summary_csv {input.summary} "
+        "-p fig_dir {params.fig_dir} -p scale {SCALE} > {log} 2>&1"
+
+
+if NRN["enabled"]:
+    ALL_TARGETS += [f"figures/noisy_rnn/{f}.png" for f in NRN_FIGS] + [f"{NRN_DIR}/provenance.json"]
