@@ -87,6 +87,7 @@ ALL_TARGETS = []  # each study appends its final outputs when enabled
 include: "workflow/rules/data.smk"
 include: "workflow/rules/wp_gap.smk"
 include: "workflow/rules/noisy_rnn.smk"
+include: "workflow/rules/stiffness.smk"
 
 
 rule all:

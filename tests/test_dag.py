@@ -43,6 +43,32 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
     assert "Spearman" in (wd / "results/wp_gap/caption.rst").read_text()
 
 
+@pytest.mark.parametrize("study,figs", [
+    ("stiffness", ["metrics_vs_epoch", "test_vs_strength", "stiffness_vs_gap", "eigenvalues"]),
+    ("noisy_rnn", ["accuracy_vs_strength", "clean_vs_training_noise"]),
+])
+def test_smoke_dag_runs_every_study(smoke_run, study, figs):
+    import json
+
+    wd = smoke_run
+    prov = json.loads((wd / f"results/{study}/provenance.json").read_text())
+    assert prov["config"]["scale"] == "smoke" and prov["git"]["commit"] is not None
+    assert (wd / f"results/{study}/caption.rst").stat().st_size > 100
+    for f in figs:
+        assert (wd / f"figures/{study}/{f}.png").stat().st_size > 1000
+    assert (wd / f"results/notebooks/{study}.ipynb").exists()
+
+
+def test_smoke_dag_builds_raw_data(smoke_run):
+    import json
+
+    for name in ("elm", "chem"):
+        meta = json.loads((smoke_run / f"results/data/{name}/metadata.json").read_text())
+        assert meta and (smoke_run / f"figures/data/{name}.png").exists()
+    for name in ("fitsnap_Ta", "ecg5000"):
+        assert (smoke_run / f"results/data/{name}/provenance.json").exists()
+
+
 def test_two_smoke_runs_are_byte_identical(smoke_run, tmp_path):
     wd2 = copy_workflow(tmp_path / "wf")
     snakemake(wd2)

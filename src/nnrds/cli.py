@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "nnrds.commands.wp_gap",
     "nnrds.commands.data",
     "nnrds.commands.noisy_rnn",
+    "nnrds.commands.stiffness",
 ]
 
 

@@ -1,0 +1,206 @@
+"""Stiffness measurement (nnrds.stiffness) and the stiffness study (nnrds.studies.stiffness)."""
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nnrds import stiffness as st
+from nnrds.models import Arch, ReplicaNet
+from nnrds.train import fit
+
+torch.set_num_threads(1)
+
+
+def _net(param="nonpar", act="tanh", depth=3, width=5, seeds=(0, 1), dtype=torch.float64, degree=0):
+    arch = Arch(d_in=4, d_out=1, width=width, depth=depth, param=param, degree=degree, activation=act)
+    return ReplicaNet(arch, list(seeds), dtype=dtype)
+
+
+@pytest.mark.parametrize("act", ["tanh", "softplus", "relu"])
+@pytest.mark.parametrize("param,degree", [("nonpar", 0), ("legendre", 2)])
+def test_jacobian_matches_autograd(act, param, degree):
+    torch.manual_seed(0)
+    net = _net(param=param, act=act, degree=degree)
+    with torch.no_grad():  # non-zero biases, so the test sees b(t)
+        net.c.normal_()
+    u = torch.randn(6, 4, dtype=torch.float64)
+    J = st.layer_jacobians(net, u)
+    R, L, N, w = net.n_replicas, net.arch.depth, u.shape[0], net.arch.width
+    assert J.shape == (R, L, N, w, w)
+    W, b = net.layer_weights()
+    xs = net.trajectory(u)
+    sigma = {"tanh": torch.tanh, "relu": torch.relu, "softplus": torch.nn.functional.softplus}[act]
+    for r in range(R):
+        for n in range(L):
+            f = lambda x: sigma(W[r, n] @ x + b[r, n])  # noqa: E731
+            for i in range(N):
+                ref = torch.func.jacrev(f)(xs[n][r, i].detach())
+                torch.testing.assert_close(J[r, n, i], ref.detach(), rtol=1e-10, atol=1e-12)
+
+
+def test_metrics_on_known_spectrum():
+    h = 0.25
+    lam = torch.tensor([[-1.0, -4.0, 2.0], [-0.5, -8.0, -1.0], [1.0, 2.0, 3.0]], dtype=torch.complex128)
+    m = st.spectrum_metrics(lam, h)
+    torch.testing.assert_close(m["stiffness_ratio"][:2], torch.tensor([4.0, 16.0], dtype=torch.float64))
+    assert math.isnan(m["stiffness_ratio"][2])  # no eigenvalue with negative real part
+    torch.testing.assert_close(m["spectral_radius"], torch.tensor([4.0, 8.0, 3.0], dtype=torch.float64))
+    torch.testing.assert_close(m["euler_index"], h * m["spectral_radius"])
+    # |1 + h lam|: row 0 max(0.75, 0, 1.5) ; row 1 max(0.875, 1, 0.75) ; row 2: 1.75
+    torch.testing.assert_close(m["euler_amp"], torch.tensor([1.5, 1.0, 1.75], dtype=torch.float64))
+    assert m["euler_stable"].tolist() == [0.0, 1.0, 0.0]
+    # complex pair: |1 + h(-2 +- 2i)| = |0.5 +- 0.5i|
+    m = st.spectrum_metrics(torch.tensor([[-2 + 2j, -2 - 2j]], dtype=torch.complex128), h)
+    assert m["stiffness_ratio"].item() == pytest.approx(1.0)
+    assert m["euler_amp"].item() == pytest.approx(math.sqrt(0.5))
+    assert m["spectral_radius"].item() == pytest.approx(math.sqrt(8))
+
+
+def test_diagonal_weights_give_hand_computed_metrics():
+    """W(t) = diag(d), b = 0, x_0 = 0: sigma'(0) = 1 for tanh, so J = diag(d) at every layer."""
+    net = _net(depth=2, width=3, seeds=(0,))
+    d = torch.tensor([-1.0, -10.0, 0.5], dtype=torch.float64)
+    with torch.no_grad():
+        net.C.copy_(torch.diag(d).expand(1, 2, 3, 3))
+        net.c.zero_()
+        net.A_in.zero_()
+    u = torch.zeros(4, 4, dtype=torch.float64)
+    agg, lam = st.measure(net, u)
+    assert lam.shape == (1, 2, 4, 3)
+    h = net.arch.h  # 0.5
+    assert agg[("stiffness_ratio", "median", "max")].item() == pytest.approx(10.0)
+    assert agg[("spectral_radius", "p90", "mean")].item() == pytest.approx(10.0)
+    assert agg[("euler_index", "median", "max")].item() == pytest.approx(10 * h)
+    assert agg[("euler_amp", "median", "max")].item() == pytest.approx(abs(1 - 10 * h))  # 4 -> unstable
+    assert agg[("euler_stable", "median", "mean")].item() == 0.0
+
+
+def test_aggregate_median_p90_max_mean_and_nan():
+    m = torch.tensor([[[1.0, 2.0, 3.0, float("nan")], [10.0, 20.0, 30.0, 40.0]]])  # (R=1, L=2, N=4)
+    a = st.aggregate(m)
+    assert a[("median", "max")].item() == pytest.approx(25.0)
+    assert a[("median", "mean")].item() == pytest.approx((2.0 + 25.0) / 2)
+    assert a[("p90", "max")].item() == pytest.approx(np.quantile([10, 20, 30, 40], 0.9))
+    a = st.aggregate(torch.full((1, 2, 3), float("nan")))
+    assert math.isnan(a[("median", "max")].item()) and math.isnan(a[("median", "mean")].item())
+
+
+def test_power_iteration_matches_svd():
+    torch.manual_seed(1)
+    net = _net(width=6)
+    u = torch.randn(5, 4, dtype=torch.float64)
+    est = st.spectral_norm_estimate(net, u, iters=200)
+    ref = torch.linalg.matrix_norm(st.layer_jacobians(net, u), ord=2)
+    torch.testing.assert_close(est, ref.detach(), rtol=1e-6, atol=1e-8)
+    assert (st.spectral_norm_estimate(net, u, iters=3) <= ref + 1e-9).all()  # lower bound at any iters
+    fro = st.frobenius_penalty(net, u)
+    sn = st.spectral_penalty(net, u, iters=200)
+    assert (sn <= fro + 1e-12).all()
+
+
+@pytest.mark.parametrize("kind", ["spectral_norm", "frobenius"])
+def test_penalty_gradient_finite_and_reduces_metric(kind):
+    torch.manual_seed(0)
+    arch = Arch(d_in=4, d_out=1, width=8, depth=4, param="nonpar", T=2.0)
+    X = torch.randn(32, 4)
+    Y = torch.sin(X.sum(1, keepdim=True))
+    net = ReplicaNet(arch, [0, 0])  # identical replicas; replica 1 is penalized
+    pen = st.make_penalty(kind, power_iters=4)
+    p = pen(net, X)
+    assert p.shape == (2,)
+    p.sum().backward()
+    assert all(torch.isfinite(q.grad).all() for q in net.parameters() if q.grad is not None)
+    assert net.C.grad.abs().sum() > 0
+    net.zero_grad()
+    fit(net, X, Y, epochs=40, lr=0.02, penalty=pen, penalty_weight=[0.0, 10.0])
+    agg, _ = st.measure(net, X)
+    rho = agg[("euler_index", "median", "max")]
+    assert rho[1] < 0.7 * rho[0]
+    with torch.no_grad():
+        assert pen(net, X)[1] < pen(net, X)[0]
+
+
+def test_mlp_is_rejected():
+    with pytest.raises(ValueError, match="ResNet"):
+        st.layer_jacobians(_net(param="mlp"), torch.zeros(2, 4, dtype=torch.float64))
+
+
+TINY_STUDY = {"enabled": True, "datasets": ["tiny"], "parameterizations": ["nonpar"], "depth": 3, "width": 6,
+              "T": 1.0, "activation": "tanh", "seeds": [0, 1, 2], "epochs": 12, "lr": 0.02, "batch_size": None,
+              "l2_grid": [0.001, 0.1], "penalty_grid": [1.0, 100.0],
+              "penalty": {"kind": "spectral_norm", "power_iters": 3}, "track_every": 6, "track_samples": 8,
+              "eig_samples": 4, "eig_chunk": 1000, "val_fraction": 0.5, "primary_metric": "stiffness_ratio"}
+TINY_DATA = {"kind": "smooth_synthetic", "n_features": 5, "noise": 0.1, "n_train": 20, "n_test": 30}
+
+
+def test_study_cli_train_and_summarize(tmp_path):
+    """stiffness-train for two cells, then stiffness-summarize (in-process): tables, claims and caption."""
+    from nnrds.studies.stiffness import replica_layout
+
+    from nnrds.cli import main
+
+    cells = []
+    for pname, pspec in (("nonpar", {"kind": "nonpar"}), ("leg", {"kind": "legendre", "degree": 1})):
+        d = tmp_path / "cells" / pname
+        cfg = {"study": TINY_STUDY, "dataset": TINY_DATA, "parameterization": pspec, "seed": 0,
+               "device": "cpu", "dtype": "float32", "torch_threads": 1}
+        out = {t: str(d / f"{t}.csv") for t in ("runs", "metrics", "eigenvalues", "timings")}
+        out["provenance"] = str(d / "provenance.json")
+        assert main(["stiffness-train", "--dataset", "tiny", "--param", pname, "--config-json", json.dumps(cfg)]
+                    + [a for k, v in out.items() for a in (f"--{k}", v)]) == 0
+        cells.append(out)
+    args = ["stiffness-summarize", "--config-json",
+                    json.dumps({"scale": "smoke", "study": TINY_STUDY, "datasets": {"tiny": TINY_DATA}}),
+                    "--out-dir", str(tmp_path / "sum")]
+    for k in ("runs", "metrics", "eigenvalues", "timings", "provenance"):
+        args += [f"--{k}"] + [c[k] for c in cells]
+    assert main(args) == 0
+    out = tmp_path / "sum"
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 2 * len(replica_layout(TINY_STUDY)) == 2 * 3 * 5
+    assert ((runs.gap - (runs.test_mse - runs.train_mse)).abs() < 1e-8).all()
+    # runs of one seed share initial weights and data: identical initial stiffness across regularizers
+    assert runs.groupby(["parameterization", "seed"]).euler_index_init.nunique().eq(1).all()
+    met = pd.read_csv(out / "metrics.csv")
+    assert sorted(met.epoch.unique()) == [0, 6, 12]
+    assert {"stiffness_ratio", "spectral_radius", "euler_index", "euler_amp", "euler_stable",
+            "test_mse"} <= set(met.metric)
+    eig = pd.read_csv(out / "eigenvalues.csv")
+    assert set(eig.regularizer) == {"none", "l2", "stiffness"} and set(eig.epoch) == {0, 12}
+    assert eig.groupby(["parameterization", "regularizer"]).strength.nunique().eq(1).all()  # selected only
+    cell = pd.read_csv(cells[0]["eigenvalues"])
+    assert cell.groupby("regularizer").strength.nunique().to_dict() == {"l2": 2, "none": 1, "stiffness": 2}
+    assert len(eig[(eig.parameterization == "nonpar") & (eig.regularizer == "none") & (eig.epoch == 0)]) == 3 * 4 * 6
+    claims = pd.read_csv(out / "claims.csv")
+    assert len(claims) == 4 and claims.held.isin([True, False]).all()
+    assert "Claim (a)" in (out / "caption.rst").read_text()
+    prov = json.loads((out / "provenance.json").read_text())
+    assert len(prov["jobs"]) == 2
+
+
+@pytest.mark.slow
+def test_rules_dry_run(tmp_path):
+    """The study's rules plan at smoke scale (include added to a scratch Snakefile if not there yet)."""
+    import yaml
+    from dag_helpers import copy_workflow
+
+    wd = copy_workflow(tmp_path / "wf")
+    snakefile = wd / "Snakefile"
+    text = snakefile.read_text()
+    if "rules/stiffness.smk" not in text:
+        snakefile.write_text(text.replace('include: "workflow/rules/wp_gap.smk"',
+                                          'include: "workflow/rules/wp_gap.smk"\ninclude: "workflow/rules/stiffness.smk"'))
+    cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
+    cfg["datasets"].setdefault("tiny", TINY_DATA)
+    cfg["stiffness"] = {**{k: v for k, v in TINY_STUDY.items() if k != "datasets"}, "datasets": ["tiny"]}
+    (wd / "config/stiffness_test.yaml").write_text(yaml.safe_dump(cfg))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/stiffness_test.yaml"],
+                         cwd=wd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for rule in ("stiffness_train", "stiffness_summarize", "stiffness_figures"):
+        assert rule in out.stdout

@@ -1,0 +1,89 @@
+# Stiffness study (src/nnrds/studies/stiffness.py, measurement in src/nnrds/stiffness.py).
+# One training job per dataset x parameterization: every seed x {none, L2 grid, penalty grid} trains as
+# one batch of replicas, with Jacobian-spectrum metrics tracked during training. Then one summary job
+# (claims (a) and (b) with numbers) and one papermill notebook for the figures.
+
+STF = config["stiffness"]
+STF_DIR = "results/stiffness"
+STF_CELLS = expand("{dataset}/{param}", dataset=STF["datasets"], param=STF["parameterizations"])
+STF_FIGS = ["metrics_vs_epoch", "test_vs_strength", "stiffness_vs_gap", "eigenvalues"]
+STF_TABLES = ["runs", "metrics", "eigenvalues", "timings"]
+STF_CAPTION = f"../../{STF_DIR}/caption.rst"
+
+
+rule stiffness_train:
+    output:
+        **{t: f"{STF_DIR}/cells/{{dataset}}/{{param}}/{t}.csv" for t in STF_TABLES},
+        provenance=f"{STF_DIR}/cells/{{dataset}}/{{param}}/provenance.json",
+    params:
+        cfg=lambda wc: cfg_arg({**job_env(), "study": STF, "dataset": config["datasets"][wc.dataset],
+                                "parameterization": config["parameterizations"][wc.param]}),
+    log:
+        f"{STF_DIR}/logs/train_{{dataset}}_{{param}}.log",
+    threads: config["torch_threads"]
+    resources:
+        **train_resources(1500),
+    group:
+        "stiffness_train"
+    shell:
+        "{NNRDS} stiffness-train --dataset {wildcards.dataset} --param {wildcards.param} "
+        "--config-json {params.cfg} --runs {output.runs} --metrics {output.metrics} "
+        "--eigenvalues {output.eigenvalues} --timings {output.timings} "
+        "--provenance {output.provenance} > {log} 2>&1"
+
+
+rule stiffness_summarize:
+    input:
+        **{t: expand(f"{STF_DIR}/cells/{{cell}}/{t}.csv", cell=STF_CELLS) for t in STF_TABLES},
+        provenance=expand(f"{STF_DIR}/cells/{{cell}}/provenance.json", cell=STF_CELLS),
+    output:
+        claims=report(f"{STF_DIR}/claims.csv", category="Stiffness", subcategory="tables", caption=STF_CAPTION),
+        claim_a=report(f"{STF_DIR}/claim_a.csv", category="Stiffness", subcategory="tables", caption=STF_CAPTION),
+        claim_b=report(f"{STF_DIR}/claim_b.csv", category="Stiffness", subcategory="tables", caption=STF_CAPTION),
+        selected=report(f"{STF_DIR}/selected.csv", category="Stiffness", subcategory="tables", caption=STF_CAPTION),
+        runs=report(f"{STF_DIR}/runs.csv", category="Stiffness", subcategory="tables", caption=STF_CAPTION),
+        metrics=f"{STF_DIR}/metrics.csv",
+        eigenvalues=f"{STF_DIR}/eigenvalues.csv",
+        timings=f"{STF_DIR}/timings.csv",
+        caption=f"{STF_DIR}/caption.rst",
+        provenance=f"{STF_DIR}/provenance.json",
+    params:
+        cfg=cfg_arg({"scale": SCALE, "study": STF,
+                     "datasets": {d: config["datasets"][d] for d in STF["datasets"]}}),
+        out_dir=STF_DIR,
+    log:
+        f"{STF_DIR}/logs/summarize.log",
+    shell:
+        "{NNRDS} stiffness-summarize --runs {input.runs} --metrics {input.metrics} "
+        "--eigenvalues {input.eigenvalues} --timings {input.timings} --provenance {input.provenance} "
+        "--config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule stiffness_figures:
+    input:
+        notebook="workflow/notebooks/stiffness.ipynb",
+        runs=f"{STF_DIR}/runs.csv",
+        metrics=f"{STF_DIR}/metrics.csv",
+        eigenvalues=f"{STF_DIR}/eigenvalues.csv",
+        selected=f"{STF_DIR}/selected.csv",
+        claims=f"{STF_DIR}/claims.csv",
+    output:
+        notebook="results/notebooks/stiffness.ipynb",
+        png=[report(f"figures/stiffness/{f}.png", category="Stiffness", subcategory="figures",
+                    caption=STF_CAPTION) for f in STF_FIGS],
+        pdf=[f"figures/stiffness/{f}.pdf" for f in STF_FIGS],
+    params:
+        fig_dir="figures/stiffness",
+        primary=STF["primary_metric"],
+        eig_param=STF["parameterizations"][0],
+    log:
+        f"{STF_DIR}/logs/figures.log",
+    shell:
+        "{PAPERMILL} {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
+        "-p runs_csv {input.runs} -p metrics_csv {input.metrics} -p eig_csv {input.eigenvalues} "
+        "-p selected_csv {input.selected} -p claims_csv {input.claims} -p primary {params.primary} "
+        "-p eig_param {params.eig_param} -p fig_dir {params.fig_dir} -p scale {SCALE} > {log} 2>&1"
+
+
+if STF["enabled"]:
+    ALL_TARGETS += [f"figures/stiffness/{f}.png" for f in STF_FIGS] + [f"{STF_DIR}/provenance.json"]
