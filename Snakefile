@@ -88,6 +88,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/wp_gap.smk"
 include: "workflow/rules/noisy_rnn.smk"
 include: "workflow/rules/stiffness.smk"
+include: "workflow/rules/uq.smk"
 
 
 rule all:

@@ -16,9 +16,10 @@ from .config import ConfigError
 COMMAND_MODULES = [
     "nnrds.commands.core",
     "nnrds.commands.wp_gap",
-    "nnrds.commands.data",
     "nnrds.commands.noisy_rnn",
     "nnrds.commands.stiffness",
+    "nnrds.commands.data",
+    "nnrds.commands.uq",
 ]
 
 

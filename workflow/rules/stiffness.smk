@@ -12,6 +12,8 @@ STF_CAPTION = f"../../{STF_DIR}/caption.rst"
 
 
 rule stiffness_train:
+    input:
+        lambda wc: dataset_inputs(wc.dataset),
     output:
         **{t: f"{STF_DIR}/cells/{{dataset}}/{{param}}/{t}.csv" for t in STF_TABLES},
         provenance=f"{STF_DIR}/cells/{{dataset}}/{{param}}/provenance.json",

@@ -1,0 +1,328 @@
+"""Inference methods behind one interface: every method returns a :class:`Posterior`, and
+:func:`predictive_samples` turns any :class:`Posterior` into posterior-predictive samples.
+
+* ``nuts``: NUTS (engine ``vectorized``: :mod:`nnrds.uq.nuts`, all chains in one batched evaluation; or
+  ``pyro``: Pyro's NUTS) on the unconstrained potential of :class:`~nnrds.uq.model.BayesNet` (hand-written,
+  TorchScript-traced; equal to the Pyro model's potential, see the tests), several chains, step size and a
+  diagonal mass matrix adapted in warm-up, each chain warm-started at its own posterior mode (a short Adam
+  run on the potential from the backbone's init with the chain's seed). Still exact HMC on the same
+  posterior: the warm start only changes the initial point, and adaptation stops before sampling.
+* ``nuts_vanilla``: Pyro NUTS on :meth:`BayesNet.pyro_model` with Pyro's defaults (the benchmark's
+  reference (a)).
+* ``vi``: Bayes-by-backprop, Pyro SVI with a mean-field Normal guide on theta and a log-normal guide on
+  each noise std. Guide scales are ``softplus(rho)`` (Blundell et al. 2015): positive, and linear rather than
+  exponential for large rho, so a large gradient step cannot blow a scale up; rho starts at
+  softplus^-1(``init_scale``).
+* ``ensemble``: deep ensemble of ``members`` networks trained by :func:`nnrds.train.fit` as replicas
+  (independent inits), each on the MAP objective below; predictive = equal-weight mixture of the members,
+  each with Gaussian noise of its own training-residual std per output.
+* ``map``: the same with one member (point estimate + residual noise; no epistemic uncertainty).
+  MAP objective per replica: mse + noise_guess^2 / (N d_out) * sum_j (theta_j / s_j)^2, i.e. the negative
+  log posterior divided by N d_out / noise_guess^2 with the noise std held at ``noise_guess``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .model import BayesNet
+
+METHODS = ("nuts", "vi", "ensemble", "map")
+
+
+@dataclass
+class Posterior:
+    """Draws (or members, or a variational family) of one method; use :func:`predictive_samples`."""
+
+    method: str
+    net: BayesNet
+    theta: torch.Tensor                # (S, P): MCMC draws (chain-major), members, the MAP, or the VI mean
+    sigma: torch.Tensor                # (S, d_out) noise std per draw/member (VI: log-normal loc of log sigma)
+    chains: int = 1                    # MCMC: theta is (chains * draws, P), chain-major
+    theta_scale: torch.Tensor | None = None   # VI: std of theta (P,)
+    log_sigma_scale: torch.Tensor | None = None  # VI: std of log sigma (d_out,)
+    info: dict = field(default_factory=dict)  # timings, diagnostics, settings
+
+    @property
+    def n_draws(self) -> int:
+        return self.theta.shape[0]
+
+    def draw(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """n parameter vectors and noise stds from this posterior: (n, P), (n, d_out)."""
+        if self.method == "vi":
+            eps = torch.randn(n, self.theta.shape[-1], generator=gen, dtype=self.theta.dtype)
+            theta = self.theta[0] + self.theta_scale * eps
+            if self.log_sigma_scale is not None:
+                e2 = torch.randn(n, self.sigma.shape[-1], generator=gen, dtype=self.theta.dtype)
+                sigma = (self.sigma[0] + self.log_sigma_scale * e2).exp()
+            else:
+                sigma = self.sigma[0].exp().expand(n, -1)
+            return theta, sigma
+        S = self.n_draws
+        if self.method in ("nuts", "nuts_vanilla") and n <= S:
+            idx = torch.linspace(0, S - 1, n).round().long()  # evenly thinned over all chains
+        else:
+            idx = torch.arange(n) % S  # members round-robin (every member equally often)
+        return self.theta[idx], self.sigma[idx]
+
+
+def predictive_samples(post: Posterior, X, n_samples: int = 200, seed: int = 0, noise: bool = True,
+                       return_f: bool = False):
+    """Posterior-predictive samples at inputs X (N, d_in): numpy array (n_samples, N, d_out).
+
+    ``noise=False`` gives samples of the regression function only; ``return_f=True`` returns (y, f)."""
+    net = post.net
+    gen = torch.Generator().manual_seed(int(seed))
+    Xt = torch.as_tensor(np.asarray(X), dtype=net.dtype)
+    theta, sigma = post.draw(n_samples, gen)
+    with torch.no_grad():
+        f = net.forward(theta, Xt)
+        y = f + sigma[:, None, :] * torch.randn(f.shape, generator=gen, dtype=f.dtype) if noise else f
+    y = y.cpu().numpy()
+    return (y, f.cpu().numpy()) if return_f else y
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _t(a, net: BayesNet) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a), dtype=net.dtype)
+
+
+def find_mode(net: BayesNet, X, Y, q0: torch.Tensor, steps: int = 500, lr: float = 0.02) -> torch.Tensor:
+    """Adam on the potential from q0 (C, dim) for every row at once (rows are independent)."""
+    Xt, Yt = _t(X, net), _t(Y, net)
+    q = q0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([q], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        net.potential(q, Xt, Yt).sum().backward()
+        opt.step()
+    return q.detach()
+
+
+def initial_q(net: BayesNet, seeds, Y=None) -> torch.Tensor:
+    """Backbone init of theta for each seed, log sigma at log(0.5 std(Y)) (or 0)."""
+    theta = net.init_theta(seeds)
+    if not net.n_noise:
+        return theta
+    s0 = 0.5 * float(np.std(np.asarray(Y))) if Y is not None else 1.0
+    ls = torch.full((len(seeds), net.n_noise), math.log(max(s0, 1e-3)), dtype=net.dtype)
+    return torch.cat([theta, ls], 1)
+
+
+# ----------------------------------------------------------------------------------------------- NUTS
+def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples: int = 200, seed: int = 0,
+             max_tree_depth: int = 8, target_accept: float = 0.8, init: str = "mode", init_steps: int = 500,
+             engine: str = "vectorized", jit: bool = True, full_mass: bool = False) -> Posterior:
+    """Fast NUTS (see module docstring).
+
+    ``engine="vectorized"``: :class:`nnrds.uq.nuts.VectorizedNUTS`, all chains in one batched potential
+    evaluation per leapfrog step. ``engine="pyro"``: Pyro's NUTS on the same (traced) potential, chains one
+    after another."""
+    Xt, Yt = _t(X, net), _t(Y, net)
+    seeds = [seed * 1000 + 17 * c + 1 for c in range(chains)]
+    q0 = initial_q(net, seeds, Y)
+    t_init = time.perf_counter()
+    if init == "mode":
+        q0 = find_mode(net, X, Y, q0, steps=init_steps)
+    elif init != "prior":
+        raise ValueError(f"NUTS init must be 'mode' or 'prior', got {init!r}")
+    t_init = time.perf_counter() - t_init
+    info = {"chains": chains, "warmup": warmup, "samples": samples, "init": init, "init_s": t_init,
+            "max_tree_depth": max_tree_depth, "engine": engine}
+    if engine == "vectorized":
+        from .nuts import VectorizedNUTS
+
+        def U(q):
+            return net.potential(q, Xt, Yt)
+
+        Uj = torch.jit.trace(U, (q0.clone(),), check_trace=False) if jit else U
+        res = VectorizedNUTS(Uj, max_tree_depth=max_tree_depth, target_accept=target_accept,
+                             seed=seed).run(q0, warmup, samples)
+        q = res["draws"]  # (C, D, dim)
+        info.update(warmup_s=res["warmup_s"], sampling_s=res["sampling_s"], divergent=res["divergent"],
+                    accept_rate=res["accept"].mean(1).tolist(), step_size=res["step_size"].tolist(),
+                    mean_tree_depth=float(res["tree_depth"].mean()), jit=jit)
+    elif engine == "pyro":
+        q, extra = _pyro_nuts_potential(net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth, target_accept,
+                                        jit, full_mass)
+        info.update(extra)
+    else:
+        raise ValueError(f"NUTS engine must be 'vectorized' or 'pyro', got {engine!r}")
+    theta, sigma = net.split_q(q.reshape(-1, net.dim))
+    return Posterior("nuts", net, theta, sigma, chains=chains, info=info)
+
+
+def _pyro_nuts_potential(net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth, target_accept, jit, full_mass):
+    import pyro
+    from pyro.infer import MCMC, NUTS
+
+    def U(q):
+        return net.potential(q, Xt, Yt)
+
+    Uj = torch.jit.trace(U, (q0[0].clone(),), check_trace=False) if jit else U
+
+    def potential_fn(z):
+        return Uj(z["q"])
+
+    draws, divs, acc, warm_s, samp_s, steps = [], [], [], 0.0, 0.0, []
+    for c in range(len(seeds)):
+        pyro.set_rng_seed(seeds[c])
+        kernel = NUTS(potential_fn=potential_fn, adapt_step_size=True, adapt_mass_matrix=True, full_mass=full_mass,
+                      max_tree_depth=max_tree_depth, target_accept_prob=target_accept)
+        clock = {}
+
+        def hook(kernel, params, stage, i, clock=clock):
+            if stage == "Sample" and "t_sample" not in clock:
+                clock["t_sample"] = time.perf_counter()
+
+        mcmc = MCMC(kernel, num_samples=samples, warmup_steps=warmup, initial_params={"q": q0[c].clone()},
+                    disable_progbar=True, hook_fn=hook)
+        t0 = time.perf_counter()
+        mcmc.run()
+        t1 = time.perf_counter()
+        ts = clock.get("t_sample", t1)
+        warm_s += ts - t0
+        samp_s += t1 - ts
+        draws.append(mcmc.get_samples()["q"].detach())
+        d = mcmc.diagnostics()
+        dv = np.zeros(samples, dtype=bool)
+        for k, v in d.get("divergences", {}).items():
+            dv[np.asarray(v, dtype=int)] = True
+        divs.append(dv)
+        acc.append(float(next(iter(d.get("acceptance rate", {"x": float("nan")}).values()))))
+        steps.append(float(kernel.step_size))
+    return torch.stack(draws), {"warmup_s": warm_s, "sampling_s": samp_s, "divergent": np.stack(divs),
+                                "accept_rate": acc, "step_size": steps, "jit": jit}
+
+
+def run_nuts_vanilla(net: BayesNet, X, Y, *, chains: int = 2, warmup: int = 200, samples: int = 200,
+                     seed: int = 0, jit: bool = False, max_tree_depth: int = 10) -> Posterior:
+    """Pyro NUTS on the Pyro model with Pyro's defaults (init_to_uniform, diagonal mass, tree depth 10)."""
+    import pyro
+    from pyro.infer import MCMC, NUTS
+
+    Xt, Yt = _t(X, net), _t(Y, net)
+    draws_t, draws_s, warm_s, samp_s, divs = [], [], 0.0, 0.0, []
+    for c in range(chains):
+        pyro.set_rng_seed(seed * 1000 + 17 * c + 1)
+        kernel = NUTS(net.pyro_model, jit_compile=jit, max_tree_depth=max_tree_depth, ignore_jit_warnings=True)
+        clock = {}
+
+        def hook(kernel, params, stage, i, clock=clock):
+            if stage == "Sample" and "t_sample" not in clock:
+                clock["t_sample"] = time.perf_counter()
+
+        mcmc = MCMC(kernel, num_samples=samples, warmup_steps=warmup, disable_progbar=True, hook_fn=hook)
+        t0 = time.perf_counter()
+        mcmc.run(Xt, Yt)
+        t1 = time.perf_counter()
+        ts = clock.get("t_sample", t1)
+        warm_s += ts - t0
+        samp_s += t1 - ts
+        s = mcmc.get_samples()
+        draws_t.append(s["theta"].detach())
+        draws_s.append(s["sigma"].detach() if "sigma" in s else
+                       torch.full((samples, net.spec.d_out), float(net.spec.noise_fixed), dtype=net.dtype))
+        dv = np.zeros(samples, dtype=bool)
+        for k, v in mcmc.diagnostics().get("divergences", {}).items():
+            dv[np.asarray(v, dtype=int)] = True
+        divs.append(dv)
+    info = {"chains": chains, "warmup": warmup, "samples": samples, "warmup_s": warm_s, "sampling_s": samp_s,
+            "divergent": np.stack(divs), "jit": jit}
+    return Posterior("nuts_vanilla", net, torch.cat(draws_t), torch.cat(draws_s), chains=chains, info=info)
+
+
+# ----------------------------------------------------------------------------------------------- VI
+def _softplus_inv(x: float) -> float:
+    return x + math.log(-math.expm1(-x))
+
+
+def run_vi(net: BayesNet, X, Y, *, steps: int = 2000, lr: float = 0.01, particles: int = 4, seed: int = 0,
+           init_scale: float = 1e-2, init_steps: int = 0, final_lr_frac: float = 0.01) -> Posterior:
+    """Bayes-by-backprop (mean-field Normal guide, softplus scales) with Pyro SVI and Trace_ELBO."""
+    import pyro
+    import pyro.distributions as dist
+    from pyro.infer import SVI, Trace_ELBO
+    from pyro.optim import ClippedAdam
+
+    Xt, Yt = _t(X, net), _t(Y, net)
+    pyro.clear_param_store()
+    pyro.set_rng_seed(seed)
+    q0 = initial_q(net, [seed * 1000 + 7], Y)
+    if init_steps:
+        q0 = find_mode(net, X, Y, q0, steps=init_steps)
+    theta0 = q0[0, :net.P]
+    rho0 = _softplus_inv(init_scale)
+
+    def guide(X, Y=None):
+        loc = pyro.param("theta_loc", theta0.clone())
+        rho = pyro.param("theta_rho", torch.full_like(theta0, rho0))
+        pyro.sample("theta", dist.Normal(loc, torch.nn.functional.softplus(rho)).to_event(1))
+        if net.n_noise:
+            sl = pyro.param("log_sigma_loc", q0[0, net.P:].clone())
+            sr = pyro.param("log_sigma_rho", torch.full_like(sl, rho0))
+            pyro.sample("sigma", dist.LogNormal(sl, torch.nn.functional.softplus(sr)).to_event(1))
+
+    # learning rate decays geometrically to lr * final_lr_frac over the run (reduces the SGD noise at the end)
+    svi = SVI(net.pyro_model, guide, ClippedAdam({"lr": lr, "clip_norm": 10.0,
+                                                   "lrd": final_lr_frac ** (1.0 / max(steps, 1))}),
+              loss=Trace_ELBO(num_particles=particles, vectorize_particles=True, max_plate_nesting=0))
+    t0 = time.perf_counter()
+    losses = []
+    for i in range(steps):
+        losses.append(svi.step(Xt, Yt))
+    wall = time.perf_counter() - t0
+    ps = pyro.get_param_store()
+    loc = ps["theta_loc"].detach().clone()
+    scale = torch.nn.functional.softplus(ps["theta_rho"].detach())
+    if net.n_noise:
+        sloc = ps["log_sigma_loc"].detach().clone()[None]
+        sscale = torch.nn.functional.softplus(ps["log_sigma_rho"].detach())
+    else:
+        sloc = torch.full((1, net.spec.d_out), math.log(net.spec.noise_fixed), dtype=net.dtype)
+        sscale = None
+    info = {"steps": steps, "lr": lr, "particles": particles, "wall_s": wall,
+            "final_elbo_loss": float(np.mean(losses[-max(1, steps // 20):])), "guide_scale": "softplus"}
+    return Posterior("vi", net, loc[None], sloc, theta_scale=scale, log_sigma_scale=sscale, info=info)
+
+
+# ----------------------------------------------------------------------------------------------- ensembles
+def run_ensemble(net: BayesNet, X, Y, *, members: int = 5, epochs: int = 2000, lr: float = 0.01, seed: int = 0,
+                 noise_guess: float = 0.1, method: str = "ensemble") -> Posterior:
+    """Deep ensemble: ``members`` replicas of :class:`~nnrds.models.ReplicaNet` trained at once by
+    :func:`nnrds.train.fit` on the MAP objective (independent inits); ``members=1`` is the MAP."""
+    from ..models import ReplicaNet
+    from ..train import fit
+
+    if net.spec.kind == "linear":
+        raise ValueError("ensemble/MAP need a network kind (mlp or a WP kind), not 'linear'")
+    Xt, Yt = _t(X, net), _t(Y, net)
+    N, d = Yt.shape
+    seeds = [seed * 1000 + 7 + m for m in range(members)]
+    rnet = ReplicaNet(net.spec.arch(), seeds, dtype=net.dtype)
+    res = fit(rnet, Xt, Yt, epochs=epochs, lr=lr, penalty=net.prior_penalty,
+              penalty_weight=noise_guess ** 2 / (N * d), seed=seed)
+    theta = net.flat_from_net(rnet)
+    with torch.no_grad():
+        resid = net.forward(theta, Xt) - Yt
+    sigma = resid.pow(2).mean(1).sqrt().clamp_min(1e-6)  # (M, d) training-residual noise std
+    info = {"members": members, "epochs": epochs, "lr": lr, "wall_s": res.wall_time_s, "noise_guess": noise_guess}
+    return Posterior(method, net, theta, sigma, info=info)
+
+
+def run_map(net: BayesNet, X, Y, **kw) -> Posterior:
+    kw.pop("members", None)
+    return run_ensemble(net, X, Y, members=1, method="map", **kw)
+
+
+def run_method(method: str, net: BayesNet, X, Y, settings: dict, seed: int = 0) -> Posterior:
+    """Dispatch by name with a settings dict (the config's per-method slice)."""
+    fn = {"nuts": run_nuts, "vi": run_vi, "ensemble": run_ensemble, "map": run_map,
+          "nuts_vanilla": run_nuts_vanilla}.get(method)
+    if fn is None:
+        raise ValueError(f"unknown UQ method {method!r}; expected one of {METHODS}")
+    return fn(net, X, Y, seed=seed, **settings)

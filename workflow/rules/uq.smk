@@ -1,0 +1,97 @@
+# ELM surrogate UQ study (src/nnrds/studies/uq_elm.py; UQ core src/nnrds/uq/). One fit job per architecture
+# (every method: NUTS, VI, deep ensemble, MAP) plus one extrapolation job; the simulator along the 1-D
+# slices; a summary job; a papermill notebook for the figures.
+
+UQ = config["uq_elm"]
+UQ_DIR = "results/uq_elm"
+UQ_ENS = "results/data/elm"
+UQ_JOBS = list(UQ["architectures"]) + (["extrapolation"] if UQ["extrapolation"]["enabled"] else [])
+UQ_TABLES = ["metrics", "calibration", "predictions", "slices", "trace"]
+UQ_FIGS = ["parity", "calibration", "coverage_crps", "slices", "extrapolation", "nuts_trace"]
+
+
+rule uq_elm_fit:
+    input:
+        [f"{UQ_ENS}/{f}" for f in ("ptrain.csv", "ytrain.csv", "ptest.csv", "ytest.csv", "metadata.json")],
+    output:
+        [f"{UQ_DIR}/jobs/{{uqjob}}/{t}.csv" for t in UQ_TABLES],
+        provenance=f"{UQ_DIR}/jobs/{{uqjob}}/provenance.json",
+    wildcard_constraints:
+        uqjob="|".join(UQ_JOBS) or "none",
+    params:
+        cfg=cfg_arg({**job_env(), "study": UQ}),
+        out_dir=lambda wc: f"{UQ_DIR}/jobs/{wc.uqjob}",
+    log:
+        f"{UQ_DIR}/logs/fit_{{uqjob}}.log",
+    threads: config["torch_threads"]
+    resources:
+        **train_resources(2000),
+    shell:
+        "{NNRDS} uq-elm-fit --job {wildcards.uqjob} --ensemble-dir {UQ_ENS} --config-json {params.cfg} "
+        "--out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule uq_elm_truth:
+    input:
+        f"{UQ_ENS}/metadata.json",
+    output:
+        f"{UQ_DIR}/slices_truth.csv",
+    params:
+        cfg=cfg_arg({"elm": config["raw_data"]["elm"], "slices": UQ["slices"]}),
+    log:
+        f"{UQ_DIR}/logs/truth.log",
+    resources:
+        **cluster_resources(),
+    shell:
+        "{NNRDS} uq-elm-truth --ensemble-dir {UQ_ENS} --config-json {params.cfg} --out {output} > {log} 2>&1"
+
+
+rule uq_elm_summarize:
+    input:
+        expand(f"{UQ_DIR}/jobs/{{j}}/{{t}}.csv", j=UQ_JOBS, t=UQ_TABLES),
+        expand(f"{UQ_DIR}/jobs/{{j}}/provenance.json", j=UQ_JOBS),
+    output:
+        [f"{UQ_DIR}/{t}.csv" for t in UQ_TABLES],
+        table=report(f"{UQ_DIR}/coverage_crps.csv", category="ELM surrogate UQ", subcategory="tables",
+                     caption=f"../../{UQ_DIR}/caption.rst"),
+        caption=f"{UQ_DIR}/caption.rst",
+        provenance=f"{UQ_DIR}/provenance.json",
+    params:
+        cfg=cfg_arg({"scale": SCALE, "seed": config["seed"], "study": UQ}),
+        dirs=[f"{UQ_DIR}/jobs/{j}" for j in UQ_JOBS],
+        out_dir=UQ_DIR,
+    log:
+        f"{UQ_DIR}/logs/summarize.log",
+    resources:
+        **cluster_resources(),
+    shell:
+        "{NNRDS} uq-elm-summarize --job-dirs {params.dirs} --config-json {params.cfg} "
+        "--out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule uq_elm_figures:
+    input:
+        notebook="workflow/notebooks/uq_elm.ipynb",
+        tables=[f"{UQ_DIR}/{t}.csv" for t in UQ_TABLES] + [f"{UQ_DIR}/coverage_crps.csv"],
+        truth=f"{UQ_DIR}/slices_truth.csv",
+        caption=f"{UQ_DIR}/caption.rst",
+    output:
+        notebook="results/notebooks/uq_elm.ipynb",
+        png=[report(f"figures/uq_elm/{f}.png", category="ELM surrogate UQ", subcategory="figures",
+                    caption=f"../../{UQ_DIR}/caption.rst") for f in UQ_FIGS],
+        pdf=[f"figures/uq_elm/{f}.pdf" for f in UQ_FIGS],
+    params:
+        fig_dir="figures/uq_elm",
+        outputs=",".join(UQ["slices"]["outputs"]),
+    log:
+        f"{UQ_DIR}/logs/figures.log",
+    resources:
+        **cluster_resources(),
+    shell:
+        "{PAPERMILL} {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
+        "-p results_dir {UQ_DIR} -p fig_dir {params.fig_dir} -p scale {SCALE} "
+        "-p slice_outputs {params.outputs} > {log} 2>&1"
+
+
+if UQ["enabled"]:
+    ALL_TARGETS += [f"figures/uq_elm/{f}.png" for f in UQ_FIGS] + [f"{UQ_DIR}/provenance.json"]
