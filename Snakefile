@@ -89,6 +89,7 @@ include: "workflow/rules/wp_gap.smk"
 include: "workflow/rules/noisy_rnn.smk"
 include: "workflow/rules/stiffness.smk"
 include: "workflow/rules/uq.smk"
+include: "workflow/rules/materials.smk"
 
 
 rule all:

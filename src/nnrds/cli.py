@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "nnrds.commands.stiffness",
     "nnrds.commands.data",
     "nnrds.commands.uq",
+    "nnrds.commands.materials",
 ]
 
 
