@@ -1,19 +1,9 @@
 # Raw-data layer (src/nnrds/data/, commands in src/nnrds/commands/data.py): simulator ensembles and
 # verified acquisition of the real datasets. Config: `raw_data` (workflow/schemas/studies/data.schema.yaml)
 # and `data.mirror` (null = download from the pinned origin).
-from pathlib import Path as _Path
-
 RAW = config["raw_data"]
 RAW_DIR = "results/data"
 RAW_TABLES = ["ptrain.csv", "ytrain.csv", "ptest.csv", "ytest.csv", "metadata.json", "provenance.json"]
-
-
-def _raw_mirror():
-    m = config["data"]["mirror"]
-    if m is None:
-        return None
-    p = _Path(m)
-    return str(p if p.is_absolute() else (_Path(workflow.basedir) / p).resolve())
 
 
 rule data_elm:
@@ -67,7 +57,7 @@ rule data_acquire_fitsnap:
     wildcard_constraints:
         dataset="fitsnap_Ta|fitsnap_WBe",
     params:
-        cfg=lambda wc: cfg_arg({"mirror": _raw_mirror(), "timeout_s": RAW["acquire"]["timeout_s"]}),
+        cfg=lambda wc: cfg_arg({"mirror": mirror_path(), "timeout_s": RAW["acquire"]["timeout_s"]}),
         out_dir=lambda wc: f"{RAW_DIR}/{wc.dataset}",
     log:
         f"{RAW_DIR}/logs/acquire_{{dataset}}.log",
@@ -82,7 +72,7 @@ rule data_acquire_ecg5000:
         metadata=f"{RAW_DIR}/ecg5000/metadata.json",
         provenance=f"{RAW_DIR}/ecg5000/provenance.json",
     params:
-        cfg=cfg_arg({"mirror": _raw_mirror(), "timeout_s": RAW["acquire"]["timeout_s"]}),
+        cfg=cfg_arg({"mirror": mirror_path(), "timeout_s": RAW["acquire"]["timeout_s"]}),
         out_dir=f"{RAW_DIR}/ecg5000",
     log:
         f"{RAW_DIR}/logs/acquire_ecg5000.log",

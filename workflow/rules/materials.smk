@@ -10,10 +10,6 @@ MAT_TABLES = ["metrics", "predictions", "calibration", "ev", "history", "info"]
 MAT_FIGS = ["parity", "calibration", "std_vs_error", "ev_curve"]
 
 
-def _mat_data_dir(s):
-    return f"{MAT_DIR}/data/al_emt" if s == "al_emt" else f"results/data/{MAT['fitsnap']['source']}"
-
-
 rule materials_data:
     output:
         configs=f"{MAT_DIR}/data/al_emt/configs.csv",
@@ -33,8 +29,8 @@ rule materials_data:
 
 rule materials_train:
     input:
-        configs=lambda wc: f"{_mat_data_dir(wc.mset)}/configs.csv",
-        atoms=lambda wc: f"{_mat_data_dir(wc.mset)}/atoms.csv",
+        configs=lambda wc: f"{materials_data_dir(wc.mset)}/configs.csv",
+        atoms=lambda wc: f"{materials_data_dir(wc.mset)}/atoms.csv",
     output:
         [f"{MAT_DIR}/cells/{{mset}}/{t}.csv" for t in MAT_TABLES],
         timings=f"{MAT_DIR}/cells/{{mset}}/timings.csv",
@@ -43,7 +39,7 @@ rule materials_train:
         mset="al_emt|fitsnap",
     params:
         cfg=cfg_arg({**job_env(), "study": MAT}),
-        data_dir=lambda wc: _mat_data_dir(wc.mset),
+        data_dir=lambda wc: materials_data_dir(wc.mset),
         tables=lambda wc: " ".join(f"--{t} {MAT_DIR}/cells/{wc.mset}/{t}.csv" for t in MAT_TABLES),
     log:
         f"{MAT_DIR}/logs/train_{{mset}}.log",

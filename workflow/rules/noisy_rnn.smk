@@ -12,13 +12,9 @@ NRN_FIGS = ["accuracy_vs_strength", "clean_vs_training_noise"]
 NRN_ECG = NRN["ecg_path"] or "results/data/ecg5000/train.csv"
 
 
-def _nrn_inputs(wc):
-    return [NRN_ECG] if wc.dataset == "ecg5000" else []
-
-
 rule noisy_rnn_train:
     input:
-        _nrn_inputs,
+        lambda wc: [NRN_ECG] if wc.dataset == "ecg5000" else [],
     output:
         runs=f"{NRN_DIR}/cells/{{dataset}}/{{model}}/runs.csv",
         timings=f"{NRN_DIR}/cells/{{dataset}}/{{model}}/timings.csv",

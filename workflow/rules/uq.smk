@@ -6,7 +6,7 @@ UQ = config["uq_elm"]
 UQ_DIR = "results/uq_elm"
 UQ_ENS = "results/data/elm"
 UQ_JOBS = list(UQ["architectures"]) + (["extrapolation"] if UQ["extrapolation"]["enabled"] else [])
-UQ_TABLES = ["metrics", "calibration", "predictions", "slices", "trace"]
+UQ_TABLES = ["metrics", "calibration", "predictions", "slices", "trace", "timings"]
 UQ_FIGS = ["parity", "calibration", "coverage_crps", "slices", "extrapolation", "nuts_trace"]
 
 

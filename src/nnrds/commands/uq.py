@@ -10,7 +10,7 @@ import pandas as pd
 from .. import io
 from ..cli import json_arg
 
-JOB_TABLES = ("metrics", "calibration", "predictions", "slices", "trace")
+JOB_TABLES = ("metrics", "calibration", "predictions", "slices", "trace", "timings")
 
 
 def register(sub) -> None:
@@ -81,7 +81,7 @@ def _summarize(args) -> int:
         io.write_table(out / f"{k}.csv", pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
     m = io.read_table(out / "metrics.csv")
     cols = [x for x in ("job", "architecture", "n_params", "method", "setting", "status", "rmse", "nll", "crps",
-                        "cov50", "cov90", "cov95", "width90", "pred_std", "wall_s", "rhat_invariant_max",
+                        "cov50", "cov90", "cov95", "width90", "pred_std", "rhat_invariant_max",
                         "theta_rhat_max", "ess_bulk_invariant_min", "divergences", "flagged", "note") if x in m.columns]
     io.write_table(out / "coverage_crps.csv", m[cols])
     io.write_text(out / "caption.rst", uq_elm.caption(m, c["scale"], c["study"]))

@@ -1,0 +1,62 @@
+# Helpers shared by every rule file (included first by the Snakefile): how rules call the package, the
+# config slice every job gets, cluster resources, and the files a dataset needs from other rules.
+import os
+import shlex
+import sys
+from pathlib import Path
+
+SCALE = config["scale"]
+# the package CLI, run by the interpreter that runs Snakemake (works without an activated venv)
+NNRDS = f"{shlex.quote(sys.executable)} -m nnrds"
+PAPERMILL = f"{shlex.quote(sys.executable)} -m papermill"
+
+
+def cfg_arg(obj):
+    """A config slice as one shell-quoted JSON argument for the nnrds CLI."""
+    return shlex.quote(nnrds_config.dumps(obj))
+
+
+def job_env():
+    """Keys every job needs, in every study's config slice."""
+    return {k: config[k] for k in ("seed", "device", "dtype", "torch_threads")}
+
+
+def cluster_resources():
+    """SLURM partition/account from NNRDS_SLURM_PARTITION / NNRDS_SLURM_ACCOUNT (no file edits needed;
+    `--default-resources slurm_partition=... slurm_account=...` works too). Ignored by local runs."""
+    env = {"slurm_partition": "NNRDS_SLURM_PARTITION", "slurm_account": "NNRDS_SLURM_ACCOUNT"}
+    return {k: os.environ[v] for k, v in env.items() if os.environ.get(v)}
+
+
+def train_resources(attempt_scale_mb):
+    """Cluster resources of a training job; a GPU only when config `resources.gpu` > 0."""
+    r = config["resources"]
+    res = {
+        **cluster_resources(),
+        "runtime": r["runtime_min"],
+        "mem_mb": lambda wc, attempt: attempt * max(r["mem_mb"], attempt_scale_mb),
+    }
+    if r["gpu"] > 0:
+        res.update(gpu=r["gpu"], cpus_per_gpu=r["cpus_per_gpu"])
+    return res
+
+
+def dataset_inputs(name):
+    """Files a named dataset needs from other rules (simulator ensembles); [] for bundled data."""
+    from nnrds.datasets import input_files
+
+    return input_files(config["datasets"][name])
+
+
+def mirror_path():
+    """`data.mirror` as an absolute path (relative paths are taken from the workflow folder); None = download."""
+    m = config["data"]["mirror"]
+    if m is None:
+        return None
+    p = Path(m)
+    return str(p if p.is_absolute() else (Path(workflow.basedir) / p).resolve())
+
+
+def materials_data_dir(s):
+    """Folder of a materials training set: generated Al-EMT, or an acquired FitSNAP set."""
+    return "results/materials/data/al_emt" if s == "al_emt" else f"results/data/{config['materials']['fitsnap']['source']}"
