@@ -100,3 +100,10 @@ def split(X: np.ndarray, Y: np.ndarray, n_train: int, n_test: int, seed: int) ->
     mx, sx = X[tr].mean(0), X[tr].std(0) + 1e-12
     my, sy = Y[tr].mean(0), Y[tr].std(0) + 1e-12
     return Split((X[tr] - mx) / sx, (Y[tr] - my) / sy, (X[te] - mx) / sx, (Y[te] - my) / sy)
+
+
+def seeded_splits(spec: dict, seeds: list[int], base_seed: int = 0) -> list[Split]:
+    """One standardized train/test split per run seed, all drawn from the pool built with ``base_seed``
+    (runs of the same seed see the same data in every study cell, so comparisons are paired)."""
+    X, Y = load_pool(spec, seed=base_seed)
+    return [split(X, Y, spec["n_train"], spec["n_test"], seed=s) for s in seeds]

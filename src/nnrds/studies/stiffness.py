@@ -56,9 +56,9 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
     seed_everything(base_seed)
     dev = pick_device(device)
     tdtype = getattr(torch, dtype)
-    X, Y = datasets.load_pool(dspec, seed=base_seed)
     seeds = list(study["seeds"])
-    splits = [datasets.split(X, Y, dspec["n_train"], dspec["n_test"], seed=s) for s in seeds]
+    splits = datasets.seeded_splits(dspec, seeds, base_seed)
+    d_in, d_out = splits[0].X_train.shape[1], splits[0].Y_train.shape[1]
     n_te = len(splits[0].X_test)
     if n_te < 2:
         raise ValueError(f"dataset {dataset!r}: need >= 2 held-out points (validation + test), got {n_te}")
@@ -76,7 +76,7 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
     ntrack = Xtr.shape[1] if study["track_samples"] is None else min(study["track_samples"], Xtr.shape[1])
     Xtrack = Xtr[:, :ntrack]
 
-    arch = Arch(d_in=X.shape[1], d_out=Y.shape[1], width=study["width"], depth=study["depth"],
+    arch = Arch(d_in=d_in, d_out=d_out, width=study["width"], depth=study["depth"],
                 param=pspec["kind"], degree=pspec.get("degree", 0), T=study["T"], activation=study["activation"])
     if arch.param == "mlp":
         raise ValueError(f"parameterization {pname!r} is an MLP; the stiffness study needs ResNets")

@@ -27,9 +27,9 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
     seed_everything(base_seed)
     dev = pick_device(device)
     tdtype = getattr(torch, dtype)
-    X, Y = datasets.load_pool(dspec, seed=base_seed)
     seeds = list(study["seeds"])
-    splits = [datasets.split(X, Y, dspec["n_train"], dspec["n_test"], seed=s) for s in seeds]
+    splits = datasets.seeded_splits(dspec, seeds, base_seed)
+    d_in, d_out = splits[0].X_train.shape[1], splits[0].Y_train.shape[1]
 
     def stack(attr: str) -> torch.Tensor:
         return torch.as_tensor(np.stack([getattr(s, attr) for s in splits]), dtype=tdtype, device=dev)
@@ -38,7 +38,7 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
     rows, timings = [], []
     for depth in study["depths"]:
         for width in study["widths"]:
-            arch = Arch(d_in=X.shape[1], d_out=Y.shape[1], width=width, depth=depth,
+            arch = Arch(d_in=d_in, d_out=d_out, width=width, depth=depth,
                         param=pspec["kind"], degree=pspec.get("degree", 0), T=study["T"])
             net = ReplicaNet(arch, [1000 * s + base_seed for s in seeds], dtype=tdtype).to(dev)
             res = fit(net, Xtr, Ytr, epochs=study["epochs"], lr=study["lr"], batch_size=study["batch_size"],
