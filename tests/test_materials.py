@@ -175,3 +175,229 @@ def test_ensemble_and_bbb_train_and_improve():
     pred = pot.predict(data, atomic=atomic, n=n)
     assert pred["forces"].shape == (4, len(data.atom_cfg), 3)
     assert torch.isfinite(pred["stress"]).all() and pred["energy"].std(0).max() > 0
+
+
+# ------------------------------------------------------------------------------ several elements (W-Be)
+SPEC2 = M.DescriptorSpec(cutoff=4.5, n_radial=5, angular_etas=(0.01,), zetas=(1.0, 2.0), lambdas=(1.0, -1.0),
+                         elements=("Au", "Cu"))
+AU = [1, 2, 4]  # atoms of the 8-atom fcc Cu cell that are Au
+
+
+def _binary(seed=0, rattle=0.1):
+    """An 8-atom periodic Cu/Au cell (EMT knows both), strained and rattled."""
+    from ase.build import bulk
+
+    at = bulk("Cu", "fcc", a=3.75, cubic=True).repeat((2, 1, 1))
+    sym = at.get_chemical_symbols()
+    for k in AU:
+        sym[k] = "Au"
+    at.set_chemical_symbols(sym)
+    at.set_cell(np.asarray(at.get_cell()) @ (np.eye(3) + np.array([[0.01, 0.02, 0], [0.02, -0.01, 0.01], [0, 0.01, 0.005]])),
+                scale_atoms=True)
+    at.rattle(rattle, seed=seed)
+    return M.from_atoms(at, label=False)
+
+
+def _potential2(seeds=(0, 1)):
+    D = SPEC2.n_descriptors
+    arch = Arch(D, 1, 6, 3, param="legendre", degree=2)
+    nets = [ReplicaNet(arch, [s + 100 * k for s in seeds], dtype=torch.float64) for k in range(2)]
+    g = torch.linspace(0.5, 1.5, D)
+    return M.Potential(nets, SPEC2, torch.stack([g, 2 * g]), torch.stack([2 * g, g + 1]), [-3.2, -4.1], 0.5)
+
+
+def _desc2(s, spec=SPEC2):
+    nb = M.neighbor_topology(s, spec.cutoff, spec)
+    return M.descriptors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb, spec).numpy()
+
+
+def test_binary_forces_stress_by_finite_differences_and_chain_rule_route():
+    s, pot = _binary(), _potential2()
+    r = pot.energy_autograd(s)
+    h = 1e-5
+    for atom, k in [(0, 0), (1, 2), (4, 1), (7, 0)]:  # Cu and Au atoms
+        sp, sm = _binary(), _binary()
+        sp.positions[atom, k] += h
+        sm.positions[atom, k] -= h
+        fd = -(pot.energy_autograd(sp)["energy"].numpy() - pot.energy_autograd(sm)["energy"].numpy()) / (2 * h)
+        np.testing.assert_allclose(r["forces"][:, atom, k].numpy(), fd, rtol=1e-6, atol=1e-8)
+    assert r["forces"].abs().max() > 1e-3
+    np.testing.assert_allclose(r["forces"].sum(1).numpy(), 0.0, atol=1e-10)
+    h = 1e-6
+    for v, (a, b) in enumerate(M.VOIGT_IDX):
+        eps = np.zeros((3, 3))
+        eps[a, b] = eps[b, a] = h
+        e = []
+        for sign in (1, -1):
+            t = _binary()
+            F = np.eye(3) + sign * eps
+            t.positions, t.cell = t.positions @ F, t.cell @ F
+            e.append(pot.energy_autograd(t)["energy"].numpy())
+        fd = (e[0] - e[1]) / (2 * h) / s.volume / (1 if a == b else 2)
+        np.testing.assert_allclose(r["stress"][:, v].numpy(), fd, rtol=1e-5, atol=1e-10)
+    # the training route (precomputed element-resolved descriptor Jacobians, chain rule) equals autograd
+    structs = [_binary(seed=k) for k in range(3)] + [_cell(seed=5)]  # the last one: Cu only (no Au atoms)
+    structs[-1].species = ["Cu"] * structs[-1].natoms
+    for t in structs:
+        t.energy, t.forces, t.stress = 0.0, np.zeros((t.natoms, 3)), np.zeros(6)
+    data = M.build_dataset(structs, SPEC2, chunk=2)
+    assert data.elem.tolist()[:8] == [1, 0, 0, 1, 0, 1, 1, 1] and not data.has_stress.any()
+    p = pot.predict(data)
+    for b, t in enumerate(structs):
+        q = pot.energy_autograd(t)
+        np.testing.assert_allclose(p["energy"][:, b].detach(), q["energy"], rtol=1e-12)
+        np.testing.assert_allclose(p["forces"][:, data.atom_cfg == b].detach(), q["forces"], atol=1e-12)
+        np.testing.assert_allclose(p["stress"][:, b].detach(), q["stress"], atol=1e-12)
+    sub = data.subset([3, 1])
+    np.testing.assert_allclose(pot.predict(sub)["energy"].detach(), p["energy"][:, [3, 1]].detach(), rtol=1e-12)
+
+
+def test_binary_descriptors_invariances_and_element_blocks():
+    from scipy.spatial.transform import Rotation
+
+    s = _binary(rattle=0.15)
+    G = _desc2(s)
+    assert G.shape == (8, 2 * 5 + 3 * 4) and np.all(np.isfinite(G))
+    Rm = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
+    r = _binary(rattle=0.15)
+    r.positions, r.cell = r.positions @ Rm.T, r.cell @ Rm.T
+    np.testing.assert_allclose(_desc2(r), G, atol=1e-10)
+    t = _binary(rattle=0.15)
+    t.positions = t.positions + np.array([0.7, -1.3, 2.9])
+    np.testing.assert_allclose(_desc2(t), G, atol=1e-10)
+    # permuting like atoms (the Cu atoms among themselves), or all atoms with their species, permutes rows
+    cu = [k for k in range(8) if k not in AU]
+    perm = np.arange(8)
+    perm[cu] = np.array(cu)[[2, 0, 4, 1, 3]]
+    p = _binary(rattle=0.15)
+    p.positions = p.positions[perm]
+    np.testing.assert_allclose(_desc2(p), G[perm], atol=1e-10)
+    perm = np.random.default_rng(1).permutation(8)
+    p = _binary(rattle=0.15)
+    p.positions, p.species = p.positions[perm], [p.species[k] for k in perm]
+    np.testing.assert_allclose(_desc2(p), G[perm], atol=1e-10)
+    # exchanging a Cu and an Au atom changes the environments (the descriptors see elements) ...
+    x = _binary(rattle=0.15)
+    x.species[0], x.species[1] = x.species[1], x.species[0]
+    assert np.abs(_desc2(x) - G).max() > 1e-3
+    # ... and the element blocks add up to the element-agnostic descriptors
+    one = _desc2(s, M.DescriptorSpec(**{**SPEC2.__dict__, "elements": ()}))
+    np.testing.assert_allclose(G[:, :5] + G[:, 5:10], one[:, :5], rtol=1e-12)
+    np.testing.assert_allclose(G[:, 10:14] + G[:, 14:18] + G[:, 18:22], one[:, 5:], rtol=1e-12)
+    # Au neighbours of atom 0 (Cu): its Au-Au block vanishes only if it has < 2 Au neighbours (it has more)
+    assert G[0, 10:14].min() > 0
+
+
+def test_single_element_descriptors_are_the_original_ones():
+    s = _cell()
+    G = _desc(s)  # SPEC without elements
+    Gal = _desc2(s, M.DescriptorSpec(**{**SPEC.__dict__, "elements": ("Al",)}))
+    np.testing.assert_array_equal(Gal, G)
+    # the original definition: [sum_j G2 terms, sum_{j<k} G4 terms] over all neighbours, and its values
+    nb = M.neighbor_topology(s, SPEC.cutoff)
+    d = M.pair_vectors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb)
+    i, ta, tb = (torch.as_tensor(x) for x in (nb.i, nb.ta, nb.tb))
+    g2, g4 = M.descriptor_terms(d, ta, tb, SPEC)
+    old = torch.cat([d.new_zeros(s.natoms, 5).index_add(0, i, g2), d.new_zeros(s.natoms, 4).index_add(0, i[ta], g4)], 1)
+    np.testing.assert_array_equal(G, old.numpy())
+    frozen = [[1.4094069648369028, 3.175416331934604, 2.832288137826144, 1.087682543518645, 0.23857125698095707,
+               0.7852675572289107, 0.26213670460926136, 0.5924777591880117, 0.06934690656836238],
+              [1.398103051707601, 3.227885575184889, 2.900247580684955, 1.0949330662818926, 0.23117048079715344,
+               0.7923513219234749, 0.26572775747800753, 0.5971667373518441, 0.07054317290637685]]  # before W-Be
+    np.testing.assert_allclose(G[[0, 5]], frozen, rtol=1e-12)
+
+
+def test_reference_energy_fit_recovers_per_element_energies():
+    from nnrds.studies.materials import make_potential
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 20, size=(40, 2))
+    counts[counts.sum(1) == 0] = 1
+    true = np.array([-3.2, -8.6])
+    E = counts @ true + 0.01 * counts.sum(1) * rng.standard_normal(40)
+    np.testing.assert_allclose(M.fit_reference_energies(counts, E), true, atol=0.01)
+    np.testing.assert_allclose(M.fit_reference_energies(counts, counts @ true), true, rtol=1e-12)
+    one = np.array([[4], [8], [2]])
+    assert M.fit_reference_energies(one, [-12.0, -25.0, -5.0])[0] == pytest.approx(np.mean([-3.0, -3.125, -2.5]))
+    # in the potential: per-element reference energies, standardization and one network per element
+    structs = [_binary(seed=k, rattle=0.05) for k in range(4)]
+    for t in structs:
+        n_au = sum(x == "Au" for x in t.species)
+        t.energy, t.forces, t.stress = -3.8 * n_au - 3.5 * (t.natoms - n_au), np.zeros((t.natoms, 3)), np.zeros(6)
+    t = _cell(seed=1)
+    t.species = ["Cu"] * t.natoms
+    t.energy, t.forces, t.stress = -3.5 * t.natoms, np.zeros((t.natoms, 3)), np.ones(6)
+    data = M.build_dataset(structs + [t], SPEC2)
+    study = {"net": {"width": 4, "depth": 2, "param": "legendre", "degree": 1}}
+    pot, scales = make_potential(study, SPEC2, data, [0, 1], torch.float64)
+    np.testing.assert_allclose(pot.e_ref, [-3.8, -3.5], atol=1e-9)
+    assert pot.n_elements == 2 and pot.g_mean.shape == (2, SPEC2.n_descriptors)
+    np.testing.assert_allclose(pot.g_mean[1].numpy(), data.G[data.elem == 1].mean(0).numpy())
+    assert not torch.equal(pot.nets[0].A_in, pot.nets[1].A_in)
+    assert data.has_stress.tolist() == [False] * 4 + [True]
+
+
+def _wbe_tables(tmp_path, per_group=3):
+    """Tidy tables of a few W-Be configurations from the mirror, through the FitSNAP parser."""
+    import io as _io
+    import os
+    import tarfile
+
+    from nnrds import config as cfgmod
+    from nnrds.data.acquire import parse_fitsnap, read_fitsnap_tar
+
+    tar = cfgmod.REPO_ROOT / ".." / "shared" / "data" / "fitsnap_WBe_PRB2019_JSON.tar.gz"
+    if not tar.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the W-Be mirror file {tar} is missing")
+        pytest.skip(f"W-Be mirror file {tar} not present")
+    files = read_fitsnap_tar(tar, "WBe_PRB2019")
+    want = {"ElasticDeform_Vol": per_group, "ElasticDeform_Shear": per_group, "EOS_HCP": per_group,
+            "Elast_BCC_Vol": per_group, "surface": per_group, "slice_sample": per_group}
+    pick = []
+    for rel in sorted(files):
+        g = rel.split("/", 1)[0]
+        if want.get(g, 0) > 0:
+            want[g] -= 1
+            pick.append(rel)
+    small = tmp_path / "wbe.tar.gz"
+    with tarfile.open(small, "w:gz") as tf:
+        for rel in pick:
+            info = tarfile.TarInfo(f"WBe_PRB2019/{rel}")
+            info.size = len(files[rel])
+            tf.addfile(info, _io.BytesIO(files[rel]))
+    conf, atoms, meta = parse_fitsnap(small, "WBe_PRB2019")
+    out = tmp_path / "wbe"
+    out.mkdir()
+    conf.to_csv(out / "configs.csv", index=False)
+    atoms.to_csv(out / "atoms.csv", index=False)
+    return out, conf
+
+
+def test_wbe_parse_and_train_smoke(tmp_path):
+    import yaml
+
+    from nnrds import config as cfgmod
+    from nnrds.studies import materials as S
+
+    data_dir, conf = _wbe_tables(tmp_path)
+    assert set(conf["species"]) == {"Be", "W", "Be W"} and len(conf) == 18
+    frag = yaml.safe_load((cfgmod.SCHEMA_PATH.parent / "studies" / "materials.schema.yaml").read_text())
+    study = cfgmod.validate({}, schema={"type": "object", **frag})["materials"]  # this study's defaults
+    assert "wbe" in study["sets"]
+    study = cfgmod.deep_merge(study, {
+        "splits": ["group"], "seeds": [0, 1], "epochs": 3, "batch_size": 6, "net": {"width": 6, "depth": 2, "degree": 1},
+        "descriptors": {"n_radial": 4, "angular_etas": [0.01], "zetas": [1.0]},
+        "bbb": {"epochs": 2, "n_samples": 3}})
+    dspec = {**study["wbe"], "kind": "wbe", "max_configs": 15, "min_per_group": 2, "heldout_groups": ["surface"]}
+    tables = S.run_cell("wbe", dspec, study, str(data_dir), dtype="float64")
+    info = tables["info"].iloc[0]
+    assert info["elements"] == "Be W" and info["n_heldout"] == 2 and info["n_configs"] <= 15
+    assert info["n_descriptors"] == 2 * 4 + 3 * 2
+    m = tables["metrics"]
+    assert set(m.method) == {"ensemble", "bbb"} and set(m.subset) == {"all", "in_distribution", "heldout"}
+    assert np.isfinite(m.rmse).all() and (m[m.quantity == "energy"].rmse < 5).all()
+    # the W surface group stores no stress (six zeros): no stress metric for the held-out groups
+    assert m[(m.subset == "heldout") & (m.quantity == "stress")].empty
+    ev = tables["ev"]
+    assert len(ev) == 2 * 3 and set(ev.method) == {"ensemble", "bbb"}  # every EOS_HCP configuration

@@ -10,15 +10,19 @@
   the cosine cutoff, computed in torch from the pair vectors d_p = R_j - R_i + S_p C of an ASE periodic
   neighbour list (``ase.neighborlist.neighbor_list('ijS')``; indices and integer shifts are fixed, the
   vectors are differentiable in positions R, cell C and a homogeneous strain eps: R -> R (1 + eps),
-  C -> C (1 + eps)).
-* **Potential** (:class:`Potential`): E = sum_i e(G_i), e = per-atom :class:`~nnrds.models.ReplicaNet`
-  (d_in = n_descriptors, d_out = 1, one replica per ensemble member or per posterior draw);
-  F = -dE/dR and sigma = (1/V) dE/d(eps) by autograd (:meth:`Potential.energy_autograd`).
+  C -> C (1 + eps)). For several elements they are element-resolved (G2 per neighbour element, G4 per
+  unordered pair of neighbour elements, :class:`DescriptorSpec`); for one element they are plain G2, G4.
+* **Potential** (:class:`Potential`): E = sum_i [e_ref(k_i) + e(G_i)] with one per-atom
+  :class:`~nnrds.models.ReplicaNet` per element k (d_in = n_descriptors, d_out = 1, one replica per ensemble
+  member or per posterior draw), per-element descriptor standardization and per-element reference energies
+  (least squares of the total energies on the composition counts, :func:`fit_reference_energies`), so the
+  networks learn the residual; F = -dE/dR and sigma = (1/V) dE/d(eps) by autograd
+  (:meth:`Potential.energy_autograd`).
   For training and batch prediction the same derivatives are split by the chain rule
-  (:meth:`Potential.predict`): dE/dG from autograd through the network, times the descriptor Jacobian
+  (:meth:`Potential.predict`): dE/dG from autograd through the networks, times the descriptor Jacobian
   dG_i/dd_p that autograd computed once per dataset (each G_i depends only on the pair vectors centred
   at atom i), so the descriptor graph is not rebuilt every step. The tests check both routes against
-  finite differences.
+  finite differences, for one element and for a binary cell.
 """
 from __future__ import annotations
 
@@ -101,8 +105,8 @@ def from_tables(conf: pd.DataFrame, atoms: pd.DataFrame) -> list[Structure]:
     for r in conf.itertuples(index=False):
         a = by_cfg[r.config_id].sort_values("atom")
         cell = np.array([[getattr(r, f"cell_{v}{c}_A") for c in "xyz"] for v in "abc"], float)
-        out.append(Structure(a[["x_A", "y_A", "z_A"]].to_numpy(float), cell, a["species"].astype(str).tolist(),
-                             float(r.energy_eV), a[["fx_eV_A", "fy_eV_A", "fz_eV_A"]].to_numpy(float),
+        out.append(Structure(np.array(a[["x_A", "y_A", "z_A"]], dtype=float), cell, a["species"].astype(str).tolist(),
+                             float(r.energy_eV), np.array(a[["fx_eV_A", "fy_eV_A", "fz_eV_A"]], dtype=float),
                              np.array([getattr(r, f"stress_{lab}_eV_A3") for lab in VOIGT], float),
                              str(r.group), int(r.config_id)))
     return out
@@ -220,7 +224,13 @@ def emt_fcc_ev(lattice: Sequence[float]) -> pd.DataFrame:
 class DescriptorSpec:
     """G2: exp(-eta (r - r_s)^2) fc(r) on ``n_radial`` centres r_s in [r_min, cutoff] (eta = 1/(2 spacing^2)).
     G4: 2^(1-zeta) sum_{j<k} (1 + lambda cos theta_ijk)^zeta exp(-eta (r_ij^2 + r_ik^2 + r_jk^2))
-    fc(r_ij) fc(r_ik) fc(r_jk) for every (eta, zeta, lambda). fc(r) = (cos(pi r / rc) + 1) / 2 for r < rc."""
+    fc(r_ij) fc(r_ik) fc(r_jk) for every (eta, zeta, lambda). fc(r) = (cos(pi r / rc) + 1) / 2 for r < rc.
+
+    Element resolution (Behler-Parrinello's multi-element scheme): with ``elements`` (sorted symbols) the G2
+    sum runs separately over the neighbours of each element and the G4 sum over the neighbour pairs of each
+    unordered element pair (a, b), a <= b in ``elements`` order. Column order: G2 of element 0 (n_radial
+    columns), G2 of element 1, ..., then G4 of pair (0, 0), (0, 1), ..., (1, 1), ... (n_angular columns
+    each). With one element (or ``elements`` empty: every atom the same kind) this is exactly [G2, G4]."""
 
     cutoff: float = 5.0
     n_radial: int = 8
@@ -228,14 +238,42 @@ class DescriptorSpec:
     angular_etas: tuple[float, ...] = (0.005, 0.05)
     zetas: tuple[float, ...] = (1.0, 4.0)
     lambdas: tuple[float, ...] = (1.0, -1.0)
+    elements: tuple[str, ...] = ()
+
+    @property
+    def n_elements(self) -> int:
+        return max(1, len(self.elements))
+
+    @property
+    def n_element_pairs(self) -> int:
+        return self.n_elements * (self.n_elements + 1) // 2
 
     @property
     def n_angular(self) -> int:
+        """G4 columns per element pair."""
         return len(self.angular_etas) * len(self.zetas) * len(self.lambdas)
 
     @property
     def n_descriptors(self) -> int:
-        return self.n_radial + self.n_angular
+        return self.n_elements * self.n_radial + self.n_element_pairs * self.n_angular
+
+    def element_index(self, species: Sequence[str]) -> np.ndarray:
+        """Position of every symbol in ``elements`` (all 0 when ``elements`` is empty)."""
+        if not self.elements:
+            return np.zeros(len(species), dtype=np.int64)
+        pos = {e: k for k, e in enumerate(self.elements)}
+        unknown = sorted(set(species) - set(pos))
+        if unknown:
+            raise ValueError(f"species {unknown} are not among the descriptor elements {list(self.elements)}")
+        return np.array([pos[x] for x in species], dtype=np.int64)
+
+    def pair_block(self) -> np.ndarray:
+        """(n_elements, n_elements) symmetric table: element pair -> its G4 block (a <= b, row-major)."""
+        n = self.n_elements
+        t = np.zeros((n, n), dtype=np.int64)
+        for c, (a, b) in enumerate((a, b) for a in range(n) for b in range(a, n)):
+            t[a, b] = t[b, a] = c
+        return t
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "DescriptorSpec":
@@ -243,6 +281,8 @@ class DescriptorSpec:
         for k in ("angular_etas", "zetas", "lambdas"):
             if k in d:
                 d[k] = tuple(float(x) for x in d[k])
+        if "elements" in d:
+            d["elements"] = tuple(str(x) for x in d["elements"])
         return cls(**d)
 
 
@@ -255,9 +295,18 @@ class Neighbors:
     S: np.ndarray  # (P, 3) integer shifts: d_p = R_j - R_i + S_p @ C
     ta: np.ndarray  # (T,) first pair of each triplet (same centre)
     tb: np.ndarray  # (T,) second pair
+    elem: np.ndarray | None = None  # (n,) element index of every atom (DescriptorSpec.element_index)
+    pair_el: np.ndarray | None = None  # (P,) element index of each pair's neighbour j
+    trip_blk: np.ndarray | None = None  # (T,) G4 block of each triplet's neighbour-element pair
+
+    @property
+    def n_triplets(self) -> int:
+        return len(self.ta)
 
 
-def neighbor_topology(s: Structure, cutoff: float) -> Neighbors:
+def neighbor_topology(s: Structure, cutoff: float, spec: "DescriptorSpec | None" = None) -> Neighbors:
+    """ASE periodic neighbour list within ``cutoff``, sorted by (i, j), with the triplets (pairs of pairs with
+    the same centre) and, given ``spec``, the element indices the element-resolved descriptors need."""
     from ase.neighborlist import neighbor_list
 
     i, j, S = neighbor_list("ijS", to_atoms(s), float(cutoff))
@@ -272,8 +321,13 @@ def neighbor_topology(s: Structure, cutoff: float) -> Neighbors:
             ta.append(u + a0)
             tb.append(v + a0)
     cat = (lambda x: np.concatenate(x) if x else np.zeros(0, int))
-    return Neighbors(i.astype(np.int64), j.astype(np.int64), S.astype(np.float64), cat(ta).astype(np.int64),
-                     cat(tb).astype(np.int64))
+    nb = Neighbors(i.astype(np.int64), j.astype(np.int64), S.astype(np.float64), cat(ta).astype(np.int64),
+                   cat(tb).astype(np.int64))
+    spec = spec or DescriptorSpec(cutoff=cutoff)
+    nb.elem = spec.element_index(s.species)
+    nb.pair_el = nb.elem[nb.j]
+    nb.trip_blk = spec.pair_block()[nb.pair_el[nb.ta], nb.pair_el[nb.tb]]
+    return nb
 
 
 def _fc(r: torch.Tensor, rc: float) -> torch.Tensor:
@@ -305,25 +359,80 @@ def descriptor_terms(d: torch.Tensor, ta: torch.Tensor, tb: torch.Tensor, spec: 
     return g2, torch.stack(cols, 1)
 
 
+def angular_terms(da: torch.Tensor, db: torch.Tensor, spec: DescriptorSpec) -> torch.Tensor:
+    """The G4 terms (T, n_angular) of triplets with pair vectors da, db (T, 3) (the same formula as
+    :func:`descriptor_terms`, as a function of the two vectors of each triplet alone)."""
+    rc = spec.cutoff
+    ra, rb = da.norm(dim=1), db.norm(dim=1)
+    rab = (db - da).norm(dim=1)
+    cos = (da * db).sum(1) / (ra * rb)
+    base = _fc(ra, rc) * _fc(rb, rc) * _fc(rab, rc)
+    r2 = ra**2 + rb**2 + rab**2
+    cols = []
+    for eta in spec.angular_etas:
+        radial = torch.exp(-eta * r2) * base
+        for zeta in spec.zetas:
+            for lam in spec.lambdas:
+                cols.append(2.0 ** (1 - zeta) * (1 + lam * cos).clamp_min(0) ** zeta * radial)
+    return torch.stack(cols, 1)
+
+
 def descriptors_from_pairs(d: torch.Tensor, pair_i: torch.Tensor, ta: torch.Tensor, tb: torch.Tensor,
-                           n_atoms: int, spec: DescriptorSpec) -> torch.Tensor:
+                           n_atoms: int, spec: DescriptorSpec, pair_el: torch.Tensor | None = None,
+                           trip_blk: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetry functions (n_atoms, n_descriptors) from pair vectors d (P, 3) centred at ``pair_i``;
-    triplets are pairs of pairs (ta, tb) with the same centre."""
+    triplets are pairs of pairs (ta, tb) with the same centre. With several elements, each pair's term goes
+    to the block of its neighbour's element ``pair_el`` and each triplet's to its pair block ``trip_blk``
+    (row ``atom * n_blocks + block`` of a (n_atoms * n_blocks, columns) sum, reshaped element-major)."""
     g2, g4 = descriptor_terms(d, ta, tb, spec)
-    G2 = d.new_zeros(n_atoms, spec.n_radial).index_add(0, pair_i, g2)
-    G4 = d.new_zeros(n_atoms, spec.n_angular).index_add(0, pair_i[ta], g4)
+    ne, nb = spec.n_elements, spec.n_element_pairs
+    rows2 = pair_i if ne == 1 else pair_i * ne + pair_el
+    rows4 = pair_i[ta] if nb == 1 else pair_i[ta] * nb + trip_blk
+    G2 = d.new_zeros(n_atoms * ne, spec.n_radial).index_add(0, rows2, g2).reshape(n_atoms, ne * spec.n_radial)
+    G4 = d.new_zeros(n_atoms * nb, spec.n_angular).index_add(0, rows4, g4).reshape(n_atoms, nb * spec.n_angular)
     return torch.cat([G2, G4], 1)
 
 
-def descriptor_jacobian(d: torch.Tensor, ta: torch.Tensor, tb: torch.Tensor, spec: DescriptorSpec) -> torch.Tensor:
+def descriptor_jacobian(d: torch.Tensor, ta: torch.Tensor, tb: torch.Tensor, spec: DescriptorSpec,
+                        pair_el: torch.Tensor | None = None, trip_blk: torch.Tensor | None = None) -> torch.Tensor:
     """H (P, D, 3) = dG_{i(p)}/dd_p by autograd. G_i depends only on the pair vectors centred at i, so the
-    gradient of the *sum over atoms* of one descriptor column with respect to d is that column's H."""
+    gradient of the *sum over atoms* of one descriptor column with respect to d is that column's H.
+    Element blocks: a pair enters only the G2 block of its neighbour's element (so its G2 rows are the
+    element-agnostic ones, placed there); a triplet enters only its pair block's G4 columns, with the
+    Jacobians of :func:`angular_terms` in its two pair vectors (forward-mode autograd)."""
     d = d.detach().requires_grad_(True)
-    with torch.enable_grad():
-        g2, g4 = descriptor_terms(d, ta, tb, spec)
-        cols = [g2[:, k].sum() for k in range(spec.n_radial)] + [g4[:, k].sum() for k in range(spec.n_angular)]
+    ne, nb = spec.n_elements, spec.n_element_pairs
+
+    def grads(cols):
         H = [torch.autograd.grad(c, d, retain_graph=True, allow_unused=True)[0] for c in cols]
-    return torch.stack([h if h is not None else torch.zeros_like(d) for h in H], 1)
+        return [h if h is not None else torch.zeros_like(d) for h in H]
+
+    with torch.enable_grad():
+        if ne == 1:
+            g2, g4 = descriptor_terms(d, ta, tb, spec)
+            cols = [g2[:, k].sum() for k in range(spec.n_radial)] + [g4[:, k].sum() for k in range(spec.n_angular)]
+            return torch.stack(grads(cols), 1)
+        g2, _ = descriptor_terms(d, ta[:0], tb[:0], spec)  # radial terms only
+        H2 = torch.stack(grads([g2[:, k].sum() for k in range(spec.n_radial)]), 1)  # (P, n_radial, 3)
+    H = d.new_zeros(len(d), spec.n_descriptors, 3)
+    cols2 = pair_el[:, None] * spec.n_radial + torch.arange(spec.n_radial, device=d.device)
+    H.scatter_(1, cols2[..., None].expand(-1, -1, 3), H2.detach())
+    if spec.n_angular and len(ta):
+        # each triplet's G4 terms depend on its two pair vectors only: their per-triplet Jacobians
+        # (T, n_angular, 3) by forward-mode autograd (6 JVPs), added to rows (pair, block) of H
+        da, db = d[ta].detach(), d[tb].detach()
+        zero = torch.zeros_like(da)
+        Ja, Jb = [], []
+        for c in range(3):
+            e = torch.zeros_like(da)
+            e[:, c] = 1.0
+            Ja.append(torch.func.jvp(lambda a, b: angular_terms(a, b, spec), (da, db), (e, zero))[1])
+            Jb.append(torch.func.jvp(lambda a, b: angular_terms(a, b, spec), (da, db), (zero, e))[1])
+        Ja, Jb = torch.stack(Ja, -1), torch.stack(Jb, -1)  # (T, n_angular, 3)
+        H4 = d.new_zeros(len(d) * nb, spec.n_angular, 3).index_add(0, ta * nb + trip_blk, Ja)
+        H4 = H4.index_add(0, tb * nb + trip_blk, Jb).reshape(len(d), nb * spec.n_angular, 3)
+        H[:, ne * spec.n_radial:] = H4
+    return H.detach()
 
 
 def pair_vectors(pos: torch.Tensor, cell: torch.Tensor, nb: Neighbors, strain: torch.Tensor | None = None):
@@ -338,10 +447,12 @@ def pair_vectors(pos: torch.Tensor, cell: torch.Tensor, nb: Neighbors, strain: t
 
 def descriptors(pos: torch.Tensor, cell: torch.Tensor, nb: Neighbors, spec: DescriptorSpec,
                 strain: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-atom descriptors (n, D), differentiable in positions, cell and strain."""
+    """Per-atom descriptors (n, D), differentiable in positions, cell and strain (``nb`` from
+    :func:`neighbor_topology` with the same ``spec`` when it has several elements)."""
     d = pair_vectors(pos, cell, nb, strain)
+    el = (lambda a: None if a is None else torch.as_tensor(a))
     return descriptors_from_pairs(d, torch.as_tensor(nb.i), torch.as_tensor(nb.ta), torch.as_tensor(nb.tb),
-                                  pos.shape[0], spec)
+                                  pos.shape[0], spec, el(nb.pair_el), el(nb.trip_blk))
 
 
 # ============================================================================ precomputed dataset
@@ -350,7 +461,9 @@ class AtomsData:
     """A dataset of configurations flattened for batched prediction (float64 on the CPU).
 
     G (N, D) descriptors; H (P, D, 3) = dG_{i(p)}/dd_p (autograd, once); d (P, 3) pair vectors;
-    pair_i / pair_j global atom indices; atom_cfg (N,) and pair_cfg (P,) configuration positions 0..B-1."""
+    pair_i / pair_j global atom indices; atom_cfg (N,) and pair_cfg (P,) configuration positions 0..B-1;
+    elem (N,) element index of every atom (DescriptorSpec.element_index); has_stress (B,) whether the
+    configuration carries a stress label (FitSNAP stores six exact zeros where the DFT run computed none)."""
 
     G: torch.Tensor
     H: torch.Tensor
@@ -366,10 +479,18 @@ class AtomsData:
     stress: torch.Tensor  # (B, 6)
     groups: list[str] = field(default_factory=list)
     config_ids: list[int] = field(default_factory=list)
+    elem: torch.Tensor | None = None  # (N,) long
+    has_stress: torch.Tensor | None = None  # (B,) bool
 
     @property
     def n_configs(self) -> int:
         return len(self.natoms)
+
+    def composition(self, n_elements: int) -> torch.Tensor:
+        """(B, n_elements) atom counts of every element per configuration (float64)."""
+        c = torch.zeros(self.n_configs, n_elements, dtype=torch.float64, device=self.atom_cfg.device)
+        return c.index_put_((self.atom_cfg, self.elem), torch.ones(len(self.elem), dtype=torch.float64,
+                                                                    device=c.device), accumulate=True)
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> "AtomsData":
         """Moved to ``device``; floating tensors (descriptors, Jacobians, targets) cast to ``dtype``."""
@@ -401,38 +522,57 @@ class AtomsData:
                          atom_new[self.pair_j[pairs_sel]], new_pos[self.atom_cfg[atoms_sel]],
                          new_pos[self.pair_cfg[pairs_sel]], self.natoms[idx], self.volume[idx], self.energy[idx],
                          self.forces[atoms_sel], self.stress[idx], [self.groups[k] for k in il],
-                         [self.config_ids[k] for k in il])
+                         [self.config_ids[k] for k in il], self.elem[atoms_sel], self.has_stress[idx])
 
 
-def build_dataset(structs: Sequence[Structure], spec: DescriptorSpec, chunk: int = 64) -> AtomsData:
+def _chunks(nbs: Sequence[Neighbors], chunk: int, max_triplets: int) -> list[tuple[int, int]]:
+    """Consecutive configuration ranges of at most ``chunk`` configurations and (unless a single
+    configuration exceeds it) ``max_triplets`` triplets: bounds the memory of the descriptor graph."""
+    out, c0, tri = [], 0, 0
+    for k, nb in enumerate(nbs):
+        if k > c0 and (k - c0 >= chunk or tri + nb.n_triplets > max_triplets):
+            out.append((c0, k))
+            c0, tri = k, 0
+        tri += nb.n_triplets
+    if c0 < len(nbs):
+        out.append((c0, len(nbs)))
+    return out
+
+
+def build_dataset(structs: Sequence[Structure], spec: DescriptorSpec, chunk: int = 64,
+                  max_triplets: int = 2_000_000) -> AtomsData:
     """Neighbour lists, descriptors and their pair-vector Jacobians for every configuration."""
     parts = []
-    for c0 in range(0, len(structs), chunk):
-        block = structs[c0:c0 + chunk]
-        ds, pis, pjs, tas, tbs, acfg, pcfg = [], [], [], [], [], [], []
+    nbs = [neighbor_topology(s, spec.cutoff, spec) for s in structs]
+    for c0, c1 in _chunks(nbs, chunk, max_triplets):
+        block = structs[c0:c1]
+        ds, pis, pjs, tas, tbs, acfg, pcfg, pel, tbl, elem = [], [], [], [], [], [], [], [], [], []
         off = poff = 0
         for b, s in enumerate(block):
-            nb = neighbor_topology(s, spec.cutoff)
+            nb = nbs[c0 + b]
             d = pair_vectors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb)
             ds.append(d)
             pis.append(torch.as_tensor(nb.i) + off)
             pjs.append(torch.as_tensor(nb.j) + off)
             tas.append(torch.as_tensor(nb.ta) + poff)
             tbs.append(torch.as_tensor(nb.tb) + poff)
+            pel.append(torch.as_tensor(nb.pair_el))
+            tbl.append(torch.as_tensor(nb.trip_blk))
+            elem.append(torch.as_tensor(nb.elem))
             acfg.append(torch.full((s.natoms,), c0 + b, dtype=torch.long))
             pcfg.append(torch.full((len(nb.i),), c0 + b, dtype=torch.long))
             off += s.natoms
             poff += len(nb.i)
         d = torch.cat(ds)
-        pi, pj, ta, tb = torch.cat(pis), torch.cat(pjs), torch.cat(tas), torch.cat(tbs)
-        G = descriptors_from_pairs(d, pi, ta, tb, off, spec)
-        H = descriptor_jacobian(d, ta, tb, spec)
-        parts.append((G.detach(), H, d.detach(), pi, pj, torch.cat(acfg), torch.cat(pcfg), off))
-    G, H, d, pi, pj, acfg, pcfg = ([] for _ in range(7))
+        pi, pj, ta, tb, pe, tk = (torch.cat(x) for x in (pis, pjs, tas, tbs, pel, tbl))
+        G = descriptors_from_pairs(d, pi, ta, tb, off, spec, pe, tk)
+        H = descriptor_jacobian(d, ta, tb, spec, pe, tk)
+        parts.append((G.detach(), H, d.detach(), pi, pj, torch.cat(acfg), torch.cat(pcfg), off, torch.cat(elem)))
+    G, H, d, pi, pj, acfg, pcfg, elem = ([] for _ in range(8))
     aoff = 0
-    for g, h, dd, a, b, ac, pc, n in parts:
+    for g, h, dd, a, b, ac, pc, n, el in parts:
         G.append(g), H.append(h), d.append(dd), pi.append(a + aoff), pj.append(b + aoff), acfg.append(ac)
-        pcfg.append(pc)
+        pcfg.append(pc), elem.append(el)
         aoff += n
     f64 = torch.float64
     return AtomsData(torch.cat(G), torch.cat(H), torch.cat(d), torch.cat(pi), torch.cat(pj), torch.cat(acfg),
@@ -441,44 +581,98 @@ def build_dataset(structs: Sequence[Structure], spec: DescriptorSpec, chunk: int
                      torch.tensor([s.energy for s in structs], dtype=f64),
                      torch.as_tensor(np.concatenate([s.forces for s in structs]), dtype=f64),
                      torch.as_tensor(np.stack([s.stress for s in structs]), dtype=f64),
-                     [s.group for s in structs], [s.config_id for s in structs])
+                     [s.group for s in structs], [s.config_id for s in structs], torch.cat(elem),
+                     torch.tensor([bool(np.any(s.stress != 0)) for s in structs]))
+
+
+def fit_reference_energies(counts, energy) -> np.ndarray:
+    """Per-element reference energies e_ref (n_elements,) by least squares of the total energies on the
+    composition counts, E_b ~ sum_e n_be e_ref_e, with weights 1/N_b^2 (i.e. energy *per atom* on the
+    composition fractions, the quantity the training loss compares). One element: the mean energy per atom."""
+    c = np.asarray(counts, dtype=float)
+    n = c.sum(1)
+    ref, *_ = np.linalg.lstsq(c / n[:, None], np.asarray(energy, dtype=float) / n, rcond=None)
+    return ref
 
 
 # ============================================================================ the potential
-AtomicFn = Callable[[torch.Tensor], torch.Tensor]  # (S, N, D) standardized descriptors -> (S, N, 1)
+AtomicFn = Callable[[torch.Tensor, int], torch.Tensor]  # (S, n, D) standardized descriptors of element k -> (S, n, 1)
 
 
 class Potential(torch.nn.Module):
-    """E = sum_i [e_shift + e_scale * net(standardized G_i)] for the R replicas of a ReplicaNet ``net``.
+    """E = sum_i [e_ref[k_i] + e_scale * net_{k_i}((G_i - mean_{k_i}) / std_{k_i})]: one ReplicaNet per element
+    (``nets[k]`` for ``spec.elements[k]``; all with the same R replicas = ensemble members), per-element
+    descriptor standardization (rows of ``g_mean`` / ``g_std``, shape (n_elements, D) or (D,) for one element)
+    and per-element reference energies ``e_ref`` (:func:`fit_reference_energies`), so the networks learn the
+    residual. ``nets`` may be a single ReplicaNet (one element).
 
-    ``atomic`` (optional in :meth:`predict` / :meth:`energy_autograd`) replaces the net by any map
-    (S, N, D) -> (S, N, 1), e.g. S posterior draws of its weights (:func:`nnrds.uq.bbb.replica_forward`)."""
+    ``atomic`` (optional in :meth:`predict` / :meth:`energy_autograd`) replaces the nets by any map
+    (X (S, n, D), k) -> (S, n, 1) for the atoms of element k, e.g. S posterior draws of the weights of all
+    element networks (:meth:`nnrds.uq.bbb.BayesNetStack.forward_part`)."""
 
-    def __init__(self, net, spec: DescriptorSpec, g_mean, g_std, e_shift: float, e_scale: float):
+    def __init__(self, nets, spec: DescriptorSpec, g_mean, g_std, e_ref, e_scale: float):
         super().__init__()
-        self.net, self.spec = net, spec
-        dt = next(net.parameters()).dtype
-        self.register_buffer("g_mean", torch.as_tensor(g_mean, dtype=dt))
-        self.register_buffer("g_std", torch.as_tensor(g_std, dtype=dt))
-        self.e_shift, self.e_scale = float(e_shift), float(e_scale)
+        nets = [nets] if isinstance(nets, torch.nn.Module) and not isinstance(nets, torch.nn.ModuleList) else nets
+        self.nets, self.spec = torch.nn.ModuleList(nets), spec
+        ne = len(self.nets)
+        if ne != spec.n_elements:
+            raise ValueError(f"{ne} element networks for {spec.n_elements} descriptor elements {list(spec.elements)}")
+        dt = next(self.nets.parameters()).dtype
+        self.register_buffer("g_mean", torch.as_tensor(g_mean, dtype=dt).reshape(ne, -1))
+        self.register_buffer("g_std", torch.as_tensor(g_std, dtype=dt).reshape(ne, -1))
+        self.e_ref = [float(x) for x in np.atleast_1d(np.asarray(e_ref, dtype=float))]
+        if len(self.e_ref) != ne:
+            raise ValueError(f"{len(self.e_ref)} reference energies for {ne} elements")
+        self.e_scale = float(e_scale)
+
+    @property
+    def n_elements(self) -> int:
+        return len(self.nets)
 
     @property
     def n_replicas(self) -> int:
-        return self.net.n_replicas
+        return self.nets[0].n_replicas
 
     def l2(self) -> torch.Tensor:
-        return self.net.l2()
+        out = self.nets[0].l2()
+        for net in self.nets[1:]:
+            out = out + net.l2()
+        return out
 
     @property
     def dtype(self) -> torch.dtype:
         return self.g_mean.dtype
 
-    def atomic_energies(self, G: torch.Tensor, S: int, atomic: AtomicFn | None = None):
-        """(S, N) atomic energies and the (S, N, D) standardized-input leaf they were computed from."""
-        X = ((G.to(self.dtype) - self.g_mean) / self.g_std).unsqueeze(0).expand(S, -1, -1).clone()
-        X.requires_grad_(True)
-        out = (atomic or self.net)(X)[..., 0]
-        return self.e_shift + self.e_scale * out, X
+    def atomic_energies(self, G: torch.Tensor, S: int, atomic: AtomicFn | None = None, elem: torch.Tensor | None = None):
+        """(S, N) atomic energies and, per element k, (atom indices of k or None for all, the (S, n_k, D)
+        standardized-input leaf they were computed from)."""
+        def one(Gk, k):
+            X = ((Gk.to(self.dtype) - self.g_mean[k]) / self.g_std[k]).unsqueeze(0).expand(S, -1, -1).clone()
+            X.requires_grad_(True)
+            out = (atomic(X, k) if atomic is not None else self.nets[k](X))[..., 0]
+            return self.e_ref[k] + self.e_scale * out, X
+
+        if self.n_elements == 1:
+            e, X = one(G, 0)
+            return e, [(None, X)]
+        e = G.new_zeros(S, G.shape[0], dtype=self.dtype)
+        leaves = []
+        for k in range(self.n_elements):
+            idx = (elem == k).nonzero().squeeze(1)
+            ek, X = one(G[idx], k)
+            e = e.index_copy(1, idx, ek)
+            leaves.append((idx, X))
+        return e, leaves
+
+    def _dE_dG(self, E: torch.Tensor, leaves, N: int, create_graph: bool) -> torch.Tensor:
+        """dE/dG (S, N, D) in raw descriptor units from the per-element standardized leaves."""
+        gs = torch.autograd.grad(E.sum(), [X for _, X in leaves], create_graph=create_graph)
+        if self.n_elements == 1:
+            return gs[0] / self.g_std[0]
+        V = gs[0].new_zeros(gs[0].shape[0], N, self.g_std.shape[1])
+        for k, ((idx, _), g) in enumerate(zip(leaves, gs)):
+            V = V.index_copy(1, idx, g / self.g_std[k])
+        return V
 
     def predict(self, data: AtomsData, atomic: AtomicFn | None = None, n: int | None = None,
                 create_graph: bool = False, forces: bool = True, stress: bool = True) -> dict[str, torch.Tensor]:
@@ -486,13 +680,13 @@ class Potential(torch.nn.Module):
         S = n or self.n_replicas
         dt = self.dtype
         with torch.enable_grad():
-            e, X = self.atomic_energies(data.G, S, atomic)
+            e, leaves = self.atomic_energies(data.G, S, atomic, data.elem)
             B = data.n_configs
             E = e.new_zeros(S, B).index_add(1, data.atom_cfg, e)
             out = {"energy": E}
             if not (forces or stress):
                 return out
-            V = torch.autograd.grad(E.sum(), X, create_graph=create_graph)[0] / self.g_std  # dE/dG (S, N, D)
+            V = self._dE_dG(E, leaves, len(data.atom_cfg), create_graph)  # dE/dG (S, N, D)
             g = torch.einsum("spd,pdk->spk", V[:, data.pair_i], data.H.to(dt))  # dE/dd_p (S, P, 3)
         if forces:
             N = len(data.atom_cfg)
@@ -509,12 +703,12 @@ class Potential(torch.nn.Module):
         """The reference route: descriptors built from (R, C, eps) in torch; F = -dE/dR, sigma = (1/V) dE/deps
         by autograd (per replica). Returns energy (S,), forces (S, n, 3), stress (S, 6)."""
         S = n or self.n_replicas
-        nb = nb or neighbor_topology(s, self.spec.cutoff)
+        nb = nb or neighbor_topology(s, self.spec.cutoff, self.spec)
         pos = torch.as_tensor(s.positions, dtype=torch.float64).requires_grad_(True)
         eps = torch.zeros(3, 3, dtype=torch.float64, requires_grad=True)
         with torch.enable_grad():
             G = descriptors(pos, torch.as_tensor(s.cell, dtype=torch.float64), nb, self.spec, eps)
-            e, _ = self.atomic_energies(G, S, atomic)
+            e, _ = self.atomic_energies(G, S, atomic, torch.as_tensor(nb.elem))
             E = e.sum(1)
             fs, ss = [], []
             for k in range(S):

@@ -58,5 +58,6 @@ def mirror_path():
 
 
 def materials_data_dir(s):
-    """Folder of a materials training set: generated Al-EMT, or an acquired FitSNAP set."""
-    return "results/materials/data/al_emt" if s == "al_emt" else f"results/data/{config['materials']['fitsnap']['source']}"
+    """Folder of a materials set: generated Al-EMT, or the acquired FitSNAP set named by its `source`."""
+    m = config["materials"]
+    return "results/materials/data/al_emt" if s == "al_emt" else f"results/data/{m[s]['source']}"

@@ -1,8 +1,8 @@
 # Materials UQ study: interatomic potentials with uncertainty (src/nnrds/materials.py,
 # src/nnrds/studies/materials.py, Bayes-by-backprop in src/nnrds/uq/bbb.py). Data: Al-EMT (generated here
-# with ASE + EMT, a substitute for the non-public Al DFT set) and optionally the FitSNAP Ta DFT set
-# (rule data_acquire_fitsnap). One training job per set (every split; ensemble + BBB), one summary job,
-# one papermill notebook for the figures.
+# with ASE + EMT, a substitute for the non-public Al DFT set), the FitSNAP Ta DFT set and the FitSNAP W-Be
+# DFT set (both acquired by rule data_acquire_fitsnap; W-Be: one network per element). One training job per
+# set (every split; ensemble + BBB), one summary job, one papermill notebook for the figures.
 
 MAT = config["materials"]
 MAT_DIR = "results/materials"
@@ -36,7 +36,7 @@ rule materials_train:
         timings=f"{MAT_DIR}/cells/{{mset}}/timings.csv",
         provenance=f"{MAT_DIR}/cells/{{mset}}/provenance.json",
     wildcard_constraints:
-        mset="al_emt|fitsnap",
+        mset="al_emt|fitsnap|wbe",
     params:
         cfg=cfg_arg({**job_env(), "study": MAT}),
         data_dir=lambda wc: materials_data_dir(wc.mset),
@@ -45,7 +45,7 @@ rule materials_train:
         f"{MAT_DIR}/logs/train_{{mset}}.log",
     threads: config["torch_threads"]
     resources:
-        **train_resources(max(4000, 4 * MAT["al_emt"]["n_configs"])),
+        **train_resources(max(4000, 4 * MAT["al_emt"]["n_configs"], 2 * (MAT["wbe"]["max_configs"] or 25000))),
     shell:
         "{NNRDS} materials-train --set {wildcards.mset} --data-dir {params.data_dir} --config-json {params.cfg} "
         "{params.tables} --timings {output.timings} --provenance {output.provenance} > {log} 2>&1"

@@ -18,7 +18,7 @@ def register(sub) -> None:
     p.set_defaults(func=_data)
 
     p = sub.add_parser("materials-train", help="train ensemble + Bayes-by-backprop potentials on every split of one set")
-    p.add_argument("--set", required=True, help="al_emt or fitsnap")
+    p.add_argument("--set", required=True, help="al_emt, fitsnap (Ta) or wbe (W-Be)")
     p.add_argument("--data-dir", required=True, help="folder with configs.csv and atoms.csv")
     add_cell_args(p, {t: f"output CSV: {t}" for t in TABLES})
     p.set_defaults(func=_train)

@@ -1,16 +1,25 @@
 """Materials UQ study: interatomic potentials with uncertainty (energies, forces, stresses).
 
-One *cell* = one (dataset, split). It trains a per-atom WP-ResNet potential (:mod:`nnrds.materials`) as a
+One *cell* = one (dataset, split). It trains a per-atom WP-ResNet potential (:mod:`nnrds.materials`; one
+network per element, per-element descriptor standardization and least-squares reference energies) as a
 deep ensemble (one replica per entry of ``seeds`` of one :class:`~nnrds.models.ReplicaNet`, different seeds, trained at once
 by :func:`nnrds.train.fit`), then Bayes-by-backprop (:func:`nnrds.uq.bbb.run_bbb`, mean-field Normal over
-the weights, warm-started at ensemble member 0, Gaussian likelihood of energy/atom, force components and
+the weights of all element networks, warm-started at ensemble member 0, Gaussian likelihood of energy/atom, force components and
 stress components with noise stds = that member's training RMSEs), and evaluates both on the test
 configurations and along an E-V curve.
 
-Datasets (both in the tidy tables of :mod:`nnrds.data.acquire`):
+Datasets (all in the tidy tables of :mod:`nnrds.data.acquire`):
 * ``al_emt``: Al configurations labelled with ASE's EMT (a *substitute* for the program's non-public Al DFT set).
 * ``fitsnap``: a FitSNAP DFT set (Ta_Linear_JCP2014). FitSNAP stores stress with the pressure sign
   (positive under compression, VASP's convention); it is flipped to sigma = (1/V) dE/deps on loading.
+* ``wbe``: the FitSNAP W-Be DFT set (WBe_PRB2019, Wood et al. 2019; binary, 25 422 configurations), read
+  like ``fitsnap``, optionally filtered (``max_energy_deviation`` from the composition reference,
+  ``max_force``, ``max_natoms``) and subsampled (``max_configs``, per group in proportion to its size,
+  at least ``min_per_group``; seeded by the config seed). Its E-V curve is every configuration of
+  ``ev_group`` that passed the filters, subsampled or not.
+FitSNAP writes six exact zeros as the stress of configurations whose DFT run computed none (most MD,
+surface and defect groups of W-Be): those configurations carry no stress label (``AtomsData.has_stress``)
+and enter neither the stress loss nor the stress metrics.
 
 Splits: ``random`` (a random ``test_fraction`` of all configurations) and ``group`` (the configuration
 families ``heldout_groups`` held out entirely = *held-out*, plus a random ``test_fraction`` of the other
@@ -44,7 +53,10 @@ DESCRIPTIONS = {
     "al_emt": "Al-EMT, aluminium configurations generated with ASE and labelled with ASE's EMT potential "
               "(substitute for the program's non-public Al DFT set)",
     "fitsnap": "FitSNAP Ta_Linear_JCP2014 DFT set (Thompson et al. 2015), E-V curve from its Volume_BCC group",
+    "wbe": "FitSNAP WBe_PRB2019 DFT set (real DFT, Wood et al. PRB 2019; tungsten-beryllium, one network per "
+           "element), subsampled; E-V curve from its EOS_HCP group (hcp Be)",
 }
+FITSNAP_KINDS = ("fitsnap", "wbe")
 
 
 # ============================================================================ data
@@ -66,21 +78,61 @@ def generate_tables(spec: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, 
     return conf, atoms, meta
 
 
-def load_structures(spec: dict, data_dir: str) -> list[M.Structure]:
+def _energy_deviation(conf: pd.DataFrame, atoms: pd.DataFrame) -> np.ndarray:
+    """|E/N - composition reference| per configuration (eV/atom), reference fitted on all rows."""
+    counts = atoms.groupby(["config_id", "species"]).size().unstack(fill_value=0).reindex(conf["config_id"])
+    c = counts.to_numpy(float)
+    ref = M.fit_reference_energies(c, conf["energy_eV"].to_numpy(float))
+    return np.abs((conf["energy_eV"].to_numpy(float) - c @ ref) / c.sum(1))
+
+
+def stratified_subsample(groups: np.ndarray, max_configs: int, min_per_group: int, seed: int) -> np.ndarray:
+    """Sorted positions of about ``max_configs`` rows: every group its proportional share (floor), at least
+    ``min_per_group`` (or all of a smaller group); seeded."""
+    rng = np.random.default_rng(seed)
+    groups = np.asarray(groups)
+    n = len(groups)
+    pick = []
+    for g in sorted(set(groups.tolist())):
+        idx = np.flatnonzero(groups == g)
+        k = min(len(idx), max(min_per_group, int(max_configs * len(idx) / n)))
+        pick.append(rng.choice(idx, k, replace=False))
+    return np.sort(np.concatenate(pick)) if pick else np.zeros(0, int)
+
+
+def load_structures(spec: dict, data_dir: str, seed: int = 0) -> tuple[list[M.Structure], list[M.Structure] | None]:
+    """(training pool, E-V configurations of a FitSNAP set or None) of one dataset (module docstring)."""
     d = Path(data_dir)
     conf, atoms = pd.read_csv(d / "configs.csv"), pd.read_csv(d / "atoms.csv")
-    structs = M.from_tables(conf, atoms)
-    if spec["kind"] == "fitsnap":
-        species = {x for s in structs for x in s.species}
-        if len(species) != 1:
-            raise ValueError(f"{data_dir}: {len(species)} species {sorted(species)}; this study's potential has one "
-                             "network for one element (per-element networks are not implemented)")
-        for s in structs:
-            s.stress = -s.stress  # FitSNAP/VASP pressure sign -> ASE sign
-        keep = spec.get("max_natoms")
-        if keep:
-            structs = [s for s in structs if s.natoms <= keep]
-    return structs
+    if spec["kind"] not in FITSNAP_KINDS:
+        return M.from_tables(conf, atoms), None
+    keep = np.ones(len(conf), bool)
+    if spec.get("max_natoms"):
+        keep &= conf["natoms"].to_numpy() <= spec["max_natoms"]
+    if spec.get("max_energy_deviation") is not None:
+        keep &= _energy_deviation(conf, atoms) <= spec["max_energy_deviation"]
+    if spec.get("max_force") is not None:
+        fmax = atoms[["fx_eV_A", "fy_eV_A", "fz_eV_A"]].abs().max(axis=1).groupby(atoms["config_id"]).max()
+        keep &= fmax.reindex(conf["config_id"]).to_numpy() <= spec["max_force"]
+    pool = keep.copy()
+    if spec.get("max_configs") and spec["max_configs"] < keep.sum():
+        kept = np.flatnonzero(keep)
+        sel = stratified_subsample(conf["group"].to_numpy()[kept], spec["max_configs"],
+                                   spec.get("min_per_group", 1), seed)
+        pool = np.zeros(len(conf), bool)
+        pool[kept[sel]] = True
+    ev = np.zeros(len(conf), bool)
+    if spec.get("ev_group"):
+        ev = keep & (conf["group"].to_numpy() == spec["ev_group"])
+        if not ev.any():
+            raise ValueError(f"materials.{spec['kind']}.ev_group {spec['ev_group']!r} has no configuration in "
+                             f"{data_dir} (after the filters); groups: {sorted(set(conf['group']))}")
+    need = pool | ev
+    sub = conf[need]
+    structs = M.from_tables(sub, atoms[atoms["config_id"].isin(sub["config_id"])])
+    for s in structs:
+        s.stress = -s.stress  # FitSNAP/VASP pressure sign -> ASE sign
+    return ([s for s, m in zip(structs, pool[need]) if m], [s for s, m in zip(structs, ev[need]) if m])
 
 
 def make_split(groups: list[str], split: str, heldout: list[str], test_fraction: float, seed: int):
@@ -107,25 +159,46 @@ def make_split(groups: list[str], split: str, heldout: list[str], test_fraction:
 
 # ============================================================================ model and training
 def per_quantity(pred: dict, data: M.AtomsData) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """(prediction (S, n), target (n,)) per quantity: energy per atom, force components, stress components."""
+    """(prediction (S, n), target (n,)) per quantity: energy per atom, force components, stress components
+    (of the configurations with a stress label only; n may then be 0)."""
     nat = data.natoms.to(pred["energy"])
     out = {"energy": (pred["energy"] / nat, (data.energy / data.natoms).to(pred["energy"]))}
     if "forces" in pred:
         out["forces"] = (pred["forces"].flatten(1), data.forces.to(pred["forces"]).flatten())
     if "stress" in pred:
-        out["stress"] = (pred["stress"].flatten(1), data.stress.to(pred["stress"]).flatten())
+        p, y = pred["stress"], data.stress.to(pred["stress"])
+        if data.has_stress is not None and not bool(data.has_stress.all()):
+            p, y = p[:, data.has_stress], y[data.has_stress]
+        out["stress"] = (p.flatten(1), y.flatten())
     return out
 
 
 def make_potential(study: dict, spec: M.DescriptorSpec, train: M.AtomsData, seeds, dtype) -> tuple[M.Potential, dict]:
+    """One ReplicaNet per element (replica r of element k seeded seeds[r] + 100003 k), descriptors standardized
+    per element, reference energies by least squares on composition (one element: the mean energy per atom),
+    loss scales: std of the residual energy per atom, RMS force, std of the labelled stress components."""
     a = study["net"]
     arch = Arch(d_in=spec.n_descriptors, d_out=1, width=a["width"], depth=a["depth"], param=a["param"],
                 degree=a.get("degree", 0), T=a.get("T", 1.0), activation=a.get("activation", "tanh"))
-    net = ReplicaNet(arch, seeds, dtype=dtype)
+    ne = spec.n_elements
+    nets = [ReplicaNet(arch, [s + 100003 * k for s in seeds], dtype=dtype) for k in range(ne)]
     epa = train.energy / train.natoms
-    scales = {"energy": float(epa.std().clamp_min(1e-3)), "forces": float(train.forces.pow(2).mean().sqrt().clamp_min(1e-3)),
-              "stress": float(train.stress.std().clamp_min(1e-5))}
-    pot = M.Potential(net, spec, train.G.mean(0), train.G.std(0).clamp_min(1e-6), float(epa.mean()), scales["energy"])
+    if ne == 1:
+        e_ref, resid = [float(epa.mean())], epa
+        g_mean, g_std = train.G.mean(0), train.G.std(0).clamp_min(1e-6)
+    else:
+        counts = train.composition(ne)
+        e_ref = M.fit_reference_energies(counts.cpu().numpy(), train.energy.double().cpu().numpy())
+        resid = epa - (counts @ torch.as_tensor(e_ref, dtype=torch.float64)).to(epa) / train.natoms
+        few = [spec.elements[k] for k in range(ne) if int((train.elem == k).sum()) < 2]
+        if few:
+            raise ValueError(f"elements {few} have fewer than 2 atoms in the training set")
+        g_mean = torch.stack([train.G[train.elem == k].mean(0) for k in range(ne)])
+        g_std = torch.stack([train.G[train.elem == k].std(0).clamp_min(1e-6) for k in range(ne)])
+    st = train.stress if bool(train.has_stress.all()) else train.stress[train.has_stress]
+    scales = {"energy": float(resid.std().clamp_min(1e-3)), "forces": float(train.forces.pow(2).mean().sqrt().clamp_min(1e-3)),
+              "stress": float(st.std().clamp_min(1e-5)) if st.numel() > 1 else 1.0}
+    pot = M.Potential(nets, spec, g_mean, g_std, e_ref, scales["energy"])
     return pot, scales
 
 
@@ -133,7 +206,8 @@ def weighted_loss(pred: dict, data: M.AtomsData, scales: dict, weights: dict) ->
     """sum_q w_q mean((pred_q - y_q)^2) / scale_q^2, per replica (R,)."""
     loss = 0.0
     for q, (p, y) in per_quantity(pred, data).items():
-        loss = loss + weights[q] * ((p - y) / scales[q]).pow(2).mean(1)
+        if y.numel():
+            loss = loss + weights[q] * ((p - y) / scales[q]).pow(2).mean(1)
     return loss
 
 
@@ -158,40 +232,42 @@ def residual_noise(pot: M.Potential, data: M.AtomsData, atomic=None, n=None) -> 
     """Training RMSE per quantity for every replica / draw, shape (S,)."""
     with torch.no_grad():
         pred = pot.predict(data, atomic=atomic, n=n)
-    return {q: (p - y).pow(2).mean(1).sqrt().detach().cpu().numpy() for q, (p, y) in per_quantity(pred, data).items()}
+    return {q: (p - y).pow(2).mean(1).sqrt().detach().cpu().numpy() for q, (p, y) in per_quantity(pred, data).items()
+            if y.numel()}
 
 
 def train_bbb(pot: M.Potential, train: M.AtomsData, study: dict, noise: dict, seed: int):
-    """Bayes-by-backprop over the weights of one network, warm-started at ensemble member 0."""
-    from ..uq.bbb import replica_forward, run_bbb
+    """Bayes-by-backprop over the weights of all element networks jointly (one mean-field posterior over
+    their concatenated weights, :class:`nnrds.uq.bbb.BayesNetStack`), warm-started at ensemble member 0."""
+    from ..uq.bbb import BayesNetStack, run_bbb
     from ..uq.model import BayesNet, NetSpec
 
     b = study["bbb"]
-    bnet = BayesNet(NetSpec.from_arch(pot.net.arch, prior_scale=b["prior_scale"], bias_scale=b["prior_scale"]),
-                    dtype=pot.dtype)
-    init = bnet.flat_from_net(pot.net)[0]
+    stack = BayesNetStack([BayesNet(NetSpec.from_arch(net.arch, prior_scale=b["prior_scale"], bias_scale=b["prior_scale"]),
+                                    dtype=pot.dtype) for net in pot.nets])
+    init = stack.flat_from_nets(pot.nets)[0]
     w = study["loss_weights"]
-    shell = ReplicaNet(pot.net.arch, [0], dtype=pot.dtype).to(init.device)
+    shells = [ReplicaNet(net.arch, [0], dtype=pot.dtype).to(init.device) for net in pot.nets]
 
     def nll(theta, idx):
         sub = M.AtomsData.subset(train, idx)
-        pred = pot.predict(sub, atomic=lambda X: replica_forward(bnet, theta, X, shell), n=theta.shape[0],
+        pred = pot.predict(sub, atomic=lambda X, k: stack.forward_part(k, theta, X, shells[k]), n=theta.shape[0],
                            create_graph=True, **_needs(w))
         out = 0.0
         for q, (p, y) in per_quantity(pred, sub).items():
-            if w[q] > 0:
+            if w[q] > 0 and y.numel():
                 out = out + w[q] * 0.5 * ((p - y) / noise[q]).pow(2).sum(1)
         return out
 
-    post = run_bbb(bnet, nll, train.n_configs, init_theta=init, epochs=b["epochs"], lr=b["lr"],
+    post = run_bbb(stack, nll, train.n_configs, init_theta=init, epochs=b["epochs"], lr=b["lr"],
                    batch_size=study["batch_size"], particles=b["particles"], init_scale=b["init_scale"],
                    kl_weight=b["kl_weight"], seed=seed, log_every=max(1, b["epochs"] // 10))
     gen = torch.Generator().manual_seed(seed + 11)
     theta, _ = post.draw(b["n_samples"], gen)
     theta = theta.to(init.device)
 
-    def atomic(X):
-        return replica_forward(bnet, theta, X, shell)
+    def atomic(X, k):
+        return stack.forward_part(k, theta, X, shells[k])
 
     return post, atomic, theta.shape[0]
 
@@ -215,7 +291,8 @@ def predictive(pot, data, atomic, n, noise_var: dict) -> dict[str, tuple[np.ndar
     for q, (p, y) in per_quantity(pred, data).items():
         p = p.detach().cpu().numpy().astype(float)
         epi = p.std(0)
-        out[q] = (p.mean(0), np.sqrt(epi**2 + noise_var[q]), epi, y.detach().cpu().numpy().astype(float))
+        if len(y):
+            out[q] = (p.mean(0), np.sqrt(epi**2 + noise_var.get(q, 0.0)), epi, y.detach().cpu().numpy().astype(float))
     return out
 
 
@@ -223,12 +300,13 @@ def item_labels(data: M.AtomsData, ood_cfg: np.ndarray) -> dict[str, dict[str, n
     """Per quantity: config id, group and held-out flag of every item (force components and stress comps)."""
     cid, grp = np.asarray(data.config_ids), np.asarray(data.groups)
     acfg = data.atom_cfg.cpu().numpy()
+    hs = np.ones(len(cid), bool) if data.has_stress is None else data.has_stress.cpu().numpy()
     return {"energy": {"config_id": cid, "group": grp, "heldout": ood_cfg},
             "forces": {k: np.repeat(v[acfg], 3) for k, v in (("config_id", cid), ("group", grp), ("heldout", ood_cfg))},
-            "stress": {k: np.repeat(v, 6) for k, v in (("config_id", cid), ("group", grp), ("heldout", ood_cfg))}}
+            "stress": {k: np.repeat(v[hs], 6) for k, v in (("config_id", cid), ("group", grp), ("heldout", ood_cfg))}}
 
 
-def ev_structures(dspec: dict, structs: list[M.Structure], study: dict) -> list[M.Structure]:
+def ev_structures(dspec: dict, ev_pool: list[M.Structure] | None, study: dict) -> list[M.Structure]:
     if dspec["kind"] == "al_emt":
         from ase.build import bulk
         from ase.calculators.emt import EMT
@@ -240,7 +318,7 @@ def ev_structures(dspec: dict, structs: list[M.Structure], study: dict) -> list[
             at.calc = EMT()
             out.append(M.from_atoms(at, group="ev_fcc", config_id=k))
         return out
-    return [s for s in structs if s.group == dspec["ev_group"]]
+    return ev_pool or []
 
 
 def run_cell(dataset: str, dspec: dict, study: dict, data_dir: str, *, base_seed: int = 0, device: str = "auto",
@@ -248,12 +326,13 @@ def run_cell(dataset: str, dspec: dict, study: dict, data_dir: str, *, base_seed
     """Every split of one dataset (descriptors built once): tables metrics, predictions, calibration, ev,
     history, info, timings."""
     dev = pick_device(device)
-    spec = M.DescriptorSpec.from_dict({**study["descriptors"], **dspec.get("descriptors", {})})
-    structs = load_structures(dspec, data_dir)
+    structs, ev_pool = load_structures(dspec, data_dir, base_seed)
+    elements = tuple(sorted({x for s in structs for x in s.species}))
+    spec = M.DescriptorSpec.from_dict({**study["descriptors"], **dspec.get("descriptors", {}), "elements": elements})
     t0 = time.perf_counter()
     tdt = getattr(torch, dtype)
     data = M.build_dataset(structs, spec).to(dev, tdt)
-    ev_s = ev_structures(dspec, structs, study)
+    ev_s = ev_structures(dspec, ev_pool, study)
     ev_data = M.build_dataset(ev_s, spec).to(dev, tdt) if ev_s else None
     t_desc = time.perf_counter() - t0
     tables: dict[str, list[pd.DataFrame]] = {}
@@ -272,8 +351,11 @@ def run_split(dataset: str, dspec: dict, split: str, study: dict, data: M.AtomsD
     seed_everything(base_seed)
     tdt = getattr(torch, dtype)
     t_desc = 0.0
-    tr_idx, te_idx, ood = make_split(data.groups, split, list(dspec.get("heldout_groups", [])),
-                                     study["test_fraction"], base_seed)
+    try:
+        tr_idx, te_idx, ood = make_split(data.groups, split, list(dspec.get("heldout_groups", [])),
+                                         study["test_fraction"], base_seed)
+    except ValueError as e:
+        raise ValueError(f"materials.{dataset}.heldout_groups: {e}") from None
     train, test = data.subset(tr_idx), data.subset(te_idx)
     seeds = [1000 * base_seed + 7 + s for s in study["seeds"]]  # one ensemble member per seed
     pot, scales = make_potential(study, spec, train, seeds, tdt)
@@ -332,7 +414,11 @@ def run_split(dataset: str, dspec: dict, split: str, study: dict, data: M.AtomsD
                                 "energy_std_epistemic": e[:, k].std(),
                                 "energy_std_total": float(np.sqrt(e[:, k].var() + nv["energy"]))})
     train_range = (train.volume / train.natoms).cpu().numpy()
-    bulk_mask = np.array([not g.startswith(("surf", "Surface", "GSF")) for g in train.groups])  # no vacuum
+    bulk_mask = np.array([not ("surf" in g.lower() or g.startswith("GSF")) for g in train.groups])  # no vacuum
+    ne = spec.n_elements
+    if ne > 1 and ev_data is not None:  # the E-V curve's elements only (e.g. pure Be for hcp Be)
+        ev_el = (ev_data.composition(ne) > 0).any(0).cpu()
+        bulk_mask &= ((train.composition(ne) > 0).cpu() == ev_el).all(1).numpy()
     timings = pd.DataFrame([{"dataset": dataset, "split": split, "n_train": train.n_configs,
                              "n_test": test.n_configs, "n_train_atoms": int(train.natoms.sum()),
                              "descriptor_s": t_desc, "ensemble_s": t_ens, "bbb_s": t_bbb, "members": len(seeds),
@@ -341,8 +427,11 @@ def run_split(dataset: str, dspec: dict, split: str, study: dict, data: M.AtomsD
                           "n_test": test.n_configs, "n_heldout": int(ood.sum()),
                           "train_bulk_volume_min": float(train_range[bulk_mask].min()) if bulk_mask.any() else np.nan,
                           "train_bulk_volume_max": float(train_range[bulk_mask].max()) if bulk_mask.any() else np.nan,
-                          "n_descriptors": spec.n_descriptors, "n_params_per_net": pot.net.arch.n_params(),
+                          "n_descriptors": spec.n_descriptors, "n_params_per_net": pot.nets[0].arch.n_params(),
                           "scales": json.dumps(scales)}])
+    if ne > 1:  # per-element networks: which elements, their least-squares reference energies
+        info["elements"] = " ".join(spec.elements)
+        info["reference_energies_eV"] = json.dumps(dict(zip(spec.elements, pot.e_ref)))
     return {"metrics": pd.DataFrame(metrics, columns=METRIC_COLUMNS), "predictions": pd.concat(preds, ignore_index=True),
             "calibration": pd.DataFrame(calib), "ev": pd.DataFrame(ev_rows), "history": pd.DataFrame(history),
             "info": info, "timings": timings}
@@ -365,6 +454,16 @@ def caption(metrics: pd.DataFrame, info: pd.DataFrame, timings: pd.DataFrame, sc
         "Datasets: " + "; ".join(f"*{k}*: {v}" for k, v in notes.items()) + ".",
         "",
     ]
+    if "elements" in info and info["elements"].notna().any():
+        multi = info[info["elements"].notna()].drop_duplicates("dataset")
+        per = "; ".join(f"{r.dataset}: " + ", ".join(f"{e} {v:.3f} eV" for e, v in json.loads(r.reference_energies_eV).items())
+                        for r in multi.itertuples())
+        lines[-1:-1] = [
+            "Multi-element sets: element-resolved descriptors (G2 per neighbour element, G4 per unordered neighbour-"
+            "element pair), one network per element with its own descriptor standardization, the networks learn "
+            "the residual to per-element reference energies fitted by least squares on composition (first split: "
+            f"{per}); Bayes-by-backprop covers all element networks' weights jointly. Configurations whose stored "
+            "stress is six exact zeros (no DFT stress) are left out of the stress loss and metrics.", ""]
     for r in info.itertuples():
         lines.append(f"* **{r.dataset} / {r.split} split**: {r.n_train} training, {r.n_test} test configurations "
                      f"({r.n_heldout} in held-out groups).")

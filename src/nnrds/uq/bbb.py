@@ -5,8 +5,11 @@ likelihood is not of that form (an interatomic potential: energies are sums of p
 stresses are derivatives of them) give :func:`run_bbb` their negative log-likelihood ``nll(theta, idx)`` of a
 batch of S weight draws (S, P) on data items ``idx`` instead. The variational family, prior and result are
 the UQ core's: mean-field Normal over the flat weights theta of a :class:`~nnrds.uq.model.BayesNet` (the
-:class:`~nnrds.models.ReplicaNet` layout), softplus scales, the BayesNet's fan-in Normal prior, and a
-:class:`~nnrds.uq.inference.Posterior` (method ``"vi"``) that :meth:`Posterior.draw` samples from. The
+:class:`~nnrds.models.ReplicaNet` layout) or of several at once (:class:`BayesNetStack`: the per-element
+networks of a multi-element potential, theta = their flat weights concatenated, one joint posterior),
+softplus scales, the BayesNets' fan-in Normal prior, and a :class:`~nnrds.uq.inference.Posterior`
+(method ``"vi"``) that :meth:`Posterior.draw` samples from (for a stack, ``Posterior.net`` is the stack:
+draw from it and evaluate with :meth:`BayesNetStack.forward_part`, not with ``predictive_samples``). The
 optimisation is the backbone's training loop :func:`nnrds.train.fit` (Adam, minibatches of data items):
 the per-item negative ELBO
 
@@ -16,7 +19,7 @@ with the expectation estimated by ``particles`` reparameterized draws and the Ga
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -64,12 +67,46 @@ def replica_forward(bnet: BayesNet, theta: torch.Tensor, X: torch.Tensor, shell=
     return functional_call(shell, bnet.unpack(theta), (X,))
 
 
-def run_bbb(bnet: BayesNet, nll: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n_data: int, *,
+class BayesNetStack:
+    """Several :class:`~nnrds.uq.model.BayesNet` (e.g. one per element) as one flat weight vector
+    theta = [theta_0 | theta_1 | ...] (S, sum P_k) with the concatenated priors, so that one mean-field
+    posterior covers the weights of all of them."""
+
+    def __init__(self, parts: Sequence[BayesNet]):
+        self.parts = list(parts)
+        if not self.parts:
+            raise ValueError("BayesNetStack needs at least one BayesNet")
+        self.dtype = self.parts[0].dtype
+        self.offsets = [0]
+        for b in self.parts:
+            self.offsets.append(self.offsets[-1] + b.P)
+        self.P = self.offsets[-1]
+        self.prior_std = torch.cat([b.prior_std for b in self.parts])
+        self.d_out = self.parts[0].spec.d_out
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def part(self, theta: torch.Tensor, k: int) -> torch.Tensor:
+        """The weights of network k: theta[..., offsets[k]:offsets[k+1]]."""
+        return theta[..., self.offsets[k]:self.offsets[k + 1]]
+
+    def flat_from_nets(self, nets) -> torch.Tensor:
+        """ReplicaNets (one per part, R replicas each) -> theta (R, P)."""
+        return torch.cat([b.flat_from_net(n) for b, n in zip(self.parts, nets)], dim=1)
+
+    def forward_part(self, k: int, theta: torch.Tensor, X: torch.Tensor, shell=None) -> torch.Tensor:
+        """Network k of S draws theta (S, P) on X (see :func:`replica_forward`) -> (S, N, d_out)."""
+        return replica_forward(self.parts[k], self.part(theta, k), X, shell)
+
+
+def run_bbb(bnet: BayesNet | BayesNetStack, nll: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n_data: int, *,
             init_theta: torch.Tensor, epochs: int = 200, lr: float = 1e-3, batch_size: int | None = None,
             particles: int = 2, init_scale: float = 1e-3, kl_weight: float = 1.0, seed: int = 0,
             log_every: int = 0) -> Posterior:
     """Bayes-by-backprop (module docstring). ``nll(theta (S, P), idx (n,)) -> (S,)`` summed over the items
-    ``idx`` of 0..n_data-1; ``init_theta`` (P,) is the initial mean (e.g. a trained network's weights)."""
+    ``idx`` of 0..n_data-1; ``init_theta`` (P,) is the initial mean (e.g. trained networks' weights);
+    ``bnet`` is one BayesNet or a :class:`BayesNetStack` (P = the stack's total)."""
     torch.manual_seed(seed)
     q = MeanFieldGaussian(init_theta.to(bnet.dtype), init_scale)
     prior_std = bnet.prior_std
@@ -90,10 +127,11 @@ def run_bbb(bnet: BayesNet, nll: Callable[[torch.Tensor, torch.Tensor], torch.Te
     info = {"epochs": epochs, "lr": lr, "particles": particles, "wall_s": res.wall_time_s, "kl_weight": kl_weight,
             "final_loss": res.history[-1]["train_loss"] if res.history else float("nan"),
             "guide_scale": "softplus", "mean_scale": float(scale.mean())}
-    sigma = torch.zeros(1, bnet.spec.d_out, dtype=bnet.dtype)  # log noise std placeholder: the caller's likelihood owns it
+    d_out = bnet.d_out if isinstance(bnet, BayesNetStack) else bnet.spec.d_out
+    sigma = torch.zeros(1, d_out, dtype=bnet.dtype)  # log noise std placeholder: the caller's likelihood owns it
     post = Posterior("vi", bnet, loc[None], sigma, theta_scale=scale, info=info)
     post.info["history"] = res.history
     return post
 
 
-__all__ = ["MeanFieldGaussian", "replica_forward", "run_bbb"]
+__all__ = ["BayesNetStack", "MeanFieldGaussian", "replica_forward", "run_bbb"]
