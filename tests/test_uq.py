@@ -56,10 +56,12 @@ def test_pyro_log_density_equals_hand_computed():
     assert float(net.potential(q, X, Y)) == pytest.approx(float(pot({"theta": theta, "sigma": sigma.log()})), rel=1e-10)
 
 
-def _conjugate():
+def _conjugate(correlated: bool = False):
     rng = np.random.default_rng(1)
     N, d, sig = 30, 3, 0.5
     X = rng.standard_normal((N, d))
+    if correlated:  # nearly collinear first two inputs: strongly correlated posterior
+        X[:, 1] = X[:, 0] + 0.3 * X[:, 1]
     Y = X @ np.array([[1.0], [-0.5], [0.3]]) + 0.2 + sig * rng.standard_normal((N, 1))
     net = BayesNet(NetSpec(d_in=d, d_out=1, kind="linear", noise_fixed=sig))
     Phi = np.hstack([X, np.ones((N, 1))])
@@ -88,9 +90,48 @@ def test_vi_recovers_conjugate_mean_field_optimum():
     assert np.allclose(post.theta_scale.numpy() ** 2, 1 / np.diag(Lam), rtol=0.35)
 
 
+def test_vi_lowrank_recovers_full_conjugate_covariance():
+    """With rank = P the low-rank-plus-diagonal guide contains the exact (Gaussian) posterior: it must find its
+    mean, variances and the correlations that mean-field cannot represent."""
+    net, X, Y, mu, Sig, Lam = _conjugate(correlated=True)
+    post = run_vi(net, X, Y, steps=700, lr=0.05, particles=8, seed=0, final_lr_frac=0.01, guide="lowrank",
+                  rank=net.P)
+    sd = np.sqrt(np.diag(Sig))
+    assert np.all(np.abs(post.theta[0].numpy() - mu) < 0.3 * sd)
+    W, s = post.theta_factor.numpy(), post.theta_scale.numpy()
+    cov = W @ W.T + np.diag(s ** 2)
+    assert np.allclose(np.diag(cov), np.diag(Sig), rtol=0.35)
+    corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    corr_true = Sig / np.outer(sd, sd)
+    assert np.abs(corr_true - np.eye(len(sd))).max() > 0.8  # the test case has real correlations
+    assert np.abs(corr - corr_true).max() < 0.15
+    # Posterior.draw samples the same covariance
+    th, _ = post.draw(20000, torch.Generator().manual_seed(0))
+    assert np.allclose(np.cov(th.numpy().T), cov, atol=0.1 * sd.max() ** 2)
+
+
+def test_output_pca_round_trip_retained_variance_and_lifted_noise():
+    from nnrds.uq.reduction import OutputPCA
+
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((400, 2)) * [3.0, 1.0]
+    Y = Z @ rng.standard_normal((2, 5)) + 0.1 * rng.standard_normal((400, 5))
+    full = OutputPCA.fit(Y, 1.0)
+    assert full.k == 5 and np.allclose(full.lift(full.transform(Y)), Y)
+    red = OutputPCA.fit(Y, 0.99)
+    assert red.k == 2 and 0.99 <= red.retained_variance < 1.0
+    lifted = red.lift(red.transform(Y), noise=True, rng=np.random.default_rng(1))
+    # the dropped components come back as noise: total variance preserved (within sampling error)
+    assert lifted.var(0, ddof=1).sum() == pytest.approx(Y.var(0, ddof=1).sum(), rel=0.02)
+    with pytest.raises(ValueError, match="retained variance"):
+        OutputPCA.fit(Y, 1.5)
+
+
 @pytest.mark.parametrize("method,settings", [
     ("nuts", {"chains": 2, "warmup": 10, "samples": 10, "max_tree_depth": 3, "init_steps": 5}),
+    ("nuts", {"chains": 2, "warmup": 10, "samples": 10, "max_tree_depth": 3, "init_steps": 5, "dtype": "float32"}),
     ("vi", {"steps": 5, "particles": 2}),
+    ("vi_lowrank", {"steps": 5, "particles": 2, "rank": 3}),
     ("ensemble", {"members": 3, "epochs": 5}),
     ("map", {"epochs": 5}),
 ])
@@ -144,10 +185,22 @@ def test_rhat_flagging_on_unmixed_chains():
     post = Posterior("nuts", net, th, sig, chains=4, info={"divergent": np.zeros((4, 100), bool)})
     d = diagnostics.summarize(diagnostics.to_inference_data(post, np.zeros((2, 3))), rhat_threshold=1.05)
     assert d["flagged"] and d["sigma_rhat_max"] > 1.5
+    # each chain alone is stationary (constant sigma within a chain, iid weights): the within-chain split R-hat
+    # tells "chains in different modes" from "chains still drifting"
+    assert d["rhat_within_invariant_max"] < 1.05 or not np.isfinite(d["rhat_within_invariant_max"])
+    x = rng.standard_normal((3, 400, 2)) + np.array([0.0, 2.0, 4.0])[:, None, None]
+    import arviz as az
+
+    assert diagnostics.within_chain_rhat_max(az.from_dict(posterior={"sigma": x}), ["sigma"]) < 1.02
+    x[0] += np.linspace(0.0, 3.0, 400)[:, None]  # one chain drifts
+    assert diagnostics.within_chain_rhat_max(az.from_dict(posterior={"sigma": x}), ["sigma"]) > 1.3
+    # within-chain ESS sums the chains' own ESS: about the number of draws for iid chains, whatever their offsets
+    y = rng.standard_normal((3, 400, 2)) + np.array([0.0, 2.0, 4.0])[:, None, None]
+    assert diagnostics.within_chain_ess_min(az.from_dict(posterior={"sigma": y}), ["sigma"]) > 900
 
 
 def test_study_job_smoke(tmp_path):
-    """One fit job of the ELM UQ study on a tiny simulator ensemble (all four methods)."""
+    """One fit job of the ELM UQ study on a tiny simulator ensemble (all five methods, PCA-reduced outputs)."""
     from nnrds import config
     from nnrds.data import ensembles, write_ensemble
     from nnrds.studies import uq_elm
@@ -156,18 +209,24 @@ def test_study_job_smoke(tmp_path):
         "raw_data": {"elm": {"n_train": 24, "n_test": 8, "years": 1, "spinup_cycles": 1, "analytic_jumps": 1}},
         "uq_elm": {"n_train": 24, "n_test": 8, "width": 3, "depth": 2, "n_pred_samples": 20,
                    "nuts": {"chains": 2, "warmup": 10, "samples": 10, "max_tree_depth": 3, "init_steps": 10},
-                   "vi": {"steps": 20, "particles": 2}, "ensemble": {"members": 2, "epochs": 20},
+                   "vi": {"steps": 20, "particles": 2}, "vi_lowrank": {"steps": 20, "particles": 2, "rank": 2},
+                   "ensemble": {"members": 2, "epochs": 20},
                    "map": {"epochs": 20}, "slices": {"n_points": 3, "inputs": ["nue"]},
                    "extrapolation": {"fraction": 0.9}}})
     res = ensembles.build_elm(cfg["raw_data"]["elm"])
     write_ensemble(tmp_path, res["ptrain"], res["ytrain"], res["ptest"], res["ytest"], res["meta"])
-    out = uq_elm.run_job("linear", str(tmp_path), cfg["uq_elm"])
+    assert cfg["uq_elm"]["architectures"]["linear_pca"]["pca_variance"] == 0.99
+    out = uq_elm.run_job("linear_pca", str(tmp_path), cfg["uq_elm"])
     m = out["metrics"]
-    assert list(m.method) == ["nuts", "vi", "ensemble", "map"] and (m.status == "ok").all()
+    assert list(m.method) == ["nuts", "vi", "vi_lowrank", "ensemble", "map"] and (m.status == "ok").all()
     assert {"crps", "cov90", "rhat_invariant_max", "flagged"} <= set(m.columns)
-    assert len(out["slices"]) == 4 * 3 * 10 and len(out["trace"]) > 0
+    # the net fits fewer PCA scores than QoIs; predictions and slices are lifted back to all 10 QoIs
+    assert (m.n_fit_outputs < 10).all() and (m.pca_retained_variance >= 0.99).all()
+    assert set(out["predictions"].output.unique()) == set(out["slices"].output.unique()) and \
+        out["predictions"].output.nunique() == 10
+    assert len(out["slices"]) == 5 * 3 * 10 and len(out["trace"]) > 0
     cap = uq_elm.caption(m, "smoke", cfg["uq_elm"])
-    assert "interpolation" in cap
+    assert "interpolation" in cap and "PCA" in cap and "low-rank VI" in cap
     small = {**cfg["uq_elm"], "nuts": {**cfg["uq_elm"]["nuts"], "max_params": 10}}
     skipped = uq_elm.run_job("linear", str(tmp_path), {**small, "methods": ["nuts", "map"]})["metrics"]
     assert skipped.status.tolist() == ["skipped", "ok"] and "max_params" in skipped.note.iloc[0]

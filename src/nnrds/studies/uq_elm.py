@@ -18,6 +18,7 @@ from .. import uq
 from ..data import load_table_dataset, read_metadata
 from ..train import seed_everything
 from ..uq import diagnostics, metrics
+from ..uq.reduction import OutputPCA
 
 N_SLICE_SAMPLES = 5
 
@@ -80,6 +81,17 @@ def _settings(method: str, study: dict) -> dict:
     return s
 
 
+def _predict(post, Xt, n, seed, red: OutputPCA | None, return_f: bool = False):
+    """Posterior-predictive samples in (standardized) output space; through the PCA lift when ``red``."""
+    out = uq.predictive_samples(post, Xt, n, seed=seed, return_f=return_f)
+    if red is None:
+        return out
+    rng = np.random.default_rng(seed)
+    if return_f:
+        return red.lift(out[0], noise=True, rng=rng), red.lift(out[1])
+    return red.lift(out, noise=True, rng=rng)
+
+
 #: wall-clock columns of a job (kept out of metrics.csv: they are not reproducible)
 TIMING_COLUMNS = ("wall_s", "warmup_s", "sampling_s", "ess_per_s")
 
@@ -107,7 +119,10 @@ def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> 
     my, sy = Ytr_raw.mean(0), Ytr_raw.std(0) + 1e-12
     X, Y = (Ptr - mx) / sx, (Ytr_raw - my) / sy
     arch_cfg = study["architectures"][arch_name]
-    spec = _spec(arch_cfg, study, X.shape[1], Y.shape[1])
+    # optional PCA of the standardized outputs: the net fits the leading k scores (module OutputPCA)
+    red = OutputPCA.fit(Y, arch_cfg["pca_variance"]) if arch_cfg.get("pca_variance") else None
+    Yfit = red.transform(Y) if red is not None else Y
+    spec = _spec(arch_cfg, study, X.shape[1], Yfit.shape[1])
     net = uq.BayesNet(spec)
     P = net.P
     sdesign = slice_design(meta, study["slices"]["inputs"], study["slices"]["n_points"])
@@ -116,7 +131,9 @@ def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> 
     n_ps = study["n_pred_samples"]
     for method in study["methods"]:
         base = {"job": job, "architecture": arch_name, "kind": spec.kind, "degree": spec.degree,
-                "width": spec.width, "depth": spec.depth, "n_params": P, "n_train": len(X), "method": method}
+                "width": spec.width, "depth": spec.depth, "n_params": P, "n_train": len(X), "method": method,
+                "n_fit_outputs": spec.d_out,
+                "pca_retained_variance": red.retained_variance if red is not None else 1.0}
         note, diag = "", {}
         if method == "nuts" and P > study["nuts"]["max_params"]:
             note = (f"not run: {P} parameters > nuts.max_params={study['nuts']['max_params']} (tree depth "
@@ -125,7 +142,7 @@ def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> 
                 rows.append({**base, "setting": setting, "status": "skipped", "note": note})
             continue
         t0 = time.perf_counter()
-        post = uq.run_method(method, net, X, Y, _settings(method, study), seed=base_seed)
+        post = uq.run_method(method, net, X, Yfit, _settings(method, study), seed=base_seed)
         wall = time.perf_counter() - t0
         if method == "nuts":
             Xc = next(iter(test_sets.values()))[0][:study["nuts_check_points"]]
@@ -134,7 +151,10 @@ def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> 
             i = post.info
             note = (f"ran: {i['chains']} chains x {i['samples']} draws ({i['warmup']} warm-up), mean tree depth "
                     f"{i['mean_tree_depth']:.1f}/{i['max_tree_depth']}; invariant R-hat "
-                    f"{diag['rhat_invariant_max']:.2f}" + (" > threshold: FLAGGED" if diag["flagged"] else " ok"))
+                    f"{diag['rhat_invariant_max']:.2f}" + (" > threshold: FLAGGED" if diag["flagged"] else " ok")
+                    + f" (each chain alone: split R-hat {diag.get('rhat_within_invariant_max', float('nan')):.2f})"
+                    + (f"; chains' mean log posterior density spans {np.ptp(i['chain_log_density']):.0f} nats"
+                       if i.get("chain_log_density") else ""))
             trace = diagnostics.trace_table(idata)
             trace.insert(0, "job", job)
             ess_s = diag["ess_bulk_invariant_min"] / max(i["sampling_s"], 1e-9)
@@ -142,7 +162,7 @@ def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> 
                     "mean_tree_depth": i["mean_tree_depth"]}
         for setting, (Pt, Yt_raw) in test_sets.items():
             Xt, Yt = (Pt - mx) / sx, (Yt_raw - my) / sy
-            ys = uq.predictive_samples(post, Xt, n_ps, seed=base_seed + 1)
+            ys = _predict(post, Xt, n_ps, base_seed + 1, red)
             m = metrics.summary(ys, Yt)
             rows.append({**base, "setting": setting, "status": "ok", "note": note, "n_test": len(Xt),
                          "wall_s": wall, **m, **diag})
@@ -155,7 +175,7 @@ def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> 
                 preds.append(pd.DataFrame({"job": job, "architecture": arch_name, "method": method,
                                            "setting": setting, "point": np.arange(len(Xt)), "output": name,
                                            "y": Yt[:, o], "mean": mean[:, o], "q05": lo[:, o], "q95": hi[:, o]}))
-        ys, fs = uq.predictive_samples(post, Xs, n_ps, seed=base_seed + 2, return_f=True)
+        ys, fs = _predict(post, Xs, n_ps, base_seed + 2, red, return_f=True)
         lo, hi = metrics.interval(ys, 0.9)
         for o, name in enumerate(outs):
             df = pd.DataFrame({"job": job, "architecture": arch_name, "method": method,
@@ -186,19 +206,32 @@ def caption(metrics_df: pd.DataFrame, scale: str, study: dict) -> str:
         f"QoI's training std, averaged over QoIs and {study['n_test']} held-out runs. Methods: NUTS "
         f"({study['nuts']['chains']} chains x {study['nuts']['samples']} draws after {study['nuts']['warmup']} "
         f"warm-up, chain-vectorized, warm-started at posterior modes), VI (mean-field Bayes-by-backprop, "
-        f"{study['vi']['steps']} steps), deep ensemble ({study['ensemble']['members']} members), MAP. "
+        f"{study['vi']['steps']} steps)"
+        + (f", low-rank VI (covariance W W^T + diagonal, rank {study['vi_lowrank']['rank']}, "
+           f"{study['vi_lowrank']['steps']} steps)" if "vi_lowrank" in study["methods"] else "")
+        + f", deep ensemble ({study['ensemble']['members']} members), MAP. "
         f"NUTS mixing is judged by R-hat of symmetry-invariant quantities (noise stds, predictions at held-out "
         f"inputs); threshold {study['rhat_threshold']}.",
         "",
     ]
+    if "pca_retained_variance" in ok.columns:
+        for r in ok[ok.pca_retained_variance < 1.0].drop_duplicates("job").itertuples():
+            lines.append(f"* {r.job}: outputs reduced by PCA to {int(r.n_fit_outputs)} components retaining "
+                         f"{r.pca_retained_variance:.1%} of the training variance of the standardized QoIs "
+                         f"(the dropped components are added back as Gaussian noise with their training variance).")
     for r in metrics_df.itertuples():
         if r.status != "ok":
             lines.append(f"* {r.architecture}/{r.method} ({r.n_params} parameters): {r.note}.")
     flagged = ok[ok["flagged"].eq(True)] if "flagged" in ok.columns else ok.iloc[0:0]
     for r in flagged.drop_duplicates("job").itertuples():
+        within = getattr(r, "rhat_within_invariant_max", float("nan"))
+        why = ("each chain alone is stationary (split R-hat {:.2f}): the chains sit in different posterior modes "
+               "that NUTS does not cross".format(within) if within <= study["rhat_threshold"] else
+               "chains are not stationary even alone (split R-hat {:.2f}): longer warm-up needed".format(within)
+               if np.isfinite(within) else "within-chain R-hat not available")
         lines.append(f"* **FLAGGED** {r.job}/{r.method}: invariant R-hat {r.rhat_invariant_max:.2f} > "
-                     f"{study['rhat_threshold']} (weight-level R-hat {r.theta_rhat_max:.2f}); its intervals are "
-                     f"not a converged posterior.")
+                     f"{study['rhat_threshold']} (weight-level R-hat {r.theta_rhat_max:.2f}); {why}; its intervals "
+                     f"are not a converged posterior.")
     for setting, g in ok.groupby("setting", sort=False):
         parts = ", ".join(f"{r.architecture}/{r.method} cov90 {r.cov90:.2f} CRPS {r.crps:.3f}"
                           for r in g.itertuples())

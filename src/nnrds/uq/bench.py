@@ -21,9 +21,9 @@ from . import diagnostics
 from .inference import Posterior, find_mode, initial_q, run_nuts, run_nuts_vanilla
 from .model import BayesNet, NetSpec
 
-DEFAULTS = {"n_train": 500, "kind": "legendre", "degree": 1, "width": 6, "depth": 4, "chains": 4, "warmup": 150,
+DEFAULTS = {"n_train": 500, "kind": "legendre", "degree": 1, "width": 6, "depth": 4, "chains": 16, "warmup": 150,
             "samples": 150, "max_tree_depth": 7, "vanilla_chains": 1, "vanilla_warmup": 50, "vanilla_samples": 50,
-            "init_steps": 500, "seed": 0, "n_check": 10}
+            "init_steps": 500, "seed": 0, "n_check": 10, "dtype": "float32"}
 
 
 def _data(ensemble_dir: str, n_train: int, n_check: int):
@@ -40,10 +40,12 @@ def _numpyro(net: BayesNet, X, Y, q0: torch.Tensor, c: dict):
     import jax.numpy as jnp
     from numpyro.infer import MCMC, NUTS
 
-    jax.config.update("jax_enable_x64", True)
-    Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
-    phi = jnp.asarray(net.phi.numpy())
-    prior_std = jnp.asarray(net.prior_std.numpy())
+    f64 = c["dtype"] == "float64"
+    jax.config.update("jax_enable_x64", f64)  # same precision as (b)
+    dt = jnp.float64 if f64 else jnp.float32
+    Xj, Yj = jnp.asarray(X, dtype=dt), jnp.asarray(Y, dtype=dt)
+    phi = jnp.asarray(net.phi.numpy(), dtype=dt)
+    prior_std = jnp.asarray(net.prior_std.numpy(), dtype=dt)
     sl, sh, s = net.slices, net.shapes, net.spec
     h = s.T / s.depth
     act = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus}[s.activation]
@@ -71,14 +73,14 @@ def _numpyro(net: BayesNet, X, Y, q0: torch.Tensor, c: dict):
     mcmc = MCMC(kernel, num_warmup=c["warmup"], num_samples=c["samples"], num_chains=c["chains"],
                 chain_method="vectorized", progress_bar=False)
     key = jax.random.PRNGKey(c["seed"])
-    init = jnp.asarray(q0.numpy())
+    init = jnp.asarray(q0.numpy(), dtype=dt)
     t0 = time.perf_counter()
     mcmc.warmup(key, init_params=init, collect_warmup=False)
     t1 = time.perf_counter()
     mcmc.run(mcmc.post_warmup_state.rng_key, init_params=init)
     jax.block_until_ready(mcmc.get_samples())
     t2 = time.perf_counter()
-    q = torch.as_tensor(np.asarray(mcmc.get_samples(group_by_chain=True)), dtype=net.dtype)
+    q = torch.as_tensor(np.asarray(mcmc.get_samples(group_by_chain=True), dtype=np.float64), dtype=net.dtype)
     div = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])
     return q, {"warmup_s": t1 - t0, "sampling_s": t2 - t1, "divergent": div}
 
@@ -87,10 +89,14 @@ def _row(engine: str, post: Posterior, Xc, wall_warm: float, wall_samp: float) -
     idata = diagnostics.to_inference_data(post, Xc)
     d = diagnostics.summarize(idata)
     all_min = min(d["theta_ess_bulk_min"], d.get("sigma_ess_bulk_min", np.inf))
+    w_all = diagnostics.within_chain_ess_min(idata, ("theta", "sigma"))
+    w_inv = diagnostics.within_chain_ess_min(idata, diagnostics.INVARIANT)
     return ({"engine": engine, "chains": post.chains, "draws_per_chain": post.n_draws // post.chains,
              "warmup_s": wall_warm, "sampling_s": wall_samp, "min_ess_bulk_all": all_min,
              "min_ess_bulk_invariant": d["ess_bulk_invariant_min"], "ess_per_s_all": all_min / wall_samp,
              "ess_per_s_invariant": d["ess_bulk_invariant_min"] / wall_samp,
+             "within_ess_all": w_all, "within_ess_invariant": w_inv, "within_ess_per_s_all": w_all / wall_samp,
+             "within_ess_per_s_invariant": w_inv / wall_samp,
              "rhat_invariant_max": d["rhat_invariant_max"], "rhat_theta_max": d["theta_rhat_max"],
              "divergences": d["divergences"]}, idata)
 
@@ -103,19 +109,21 @@ def run(ensemble_dir: str, overrides: dict | None = None, engines=("vanilla", "n
                            depth=c["depth"]))
     rows, idatas = [], {}
     if "vanilla" in engines:
-        post = run_nuts_vanilla(net, X, Y, chains=c["vanilla_chains"], warmup=c["vanilla_warmup"],
+        net_a = BayesNet(net.spec, dtype=getattr(torch, c["dtype"]))  # same precision as (b) and (c)
+        post = run_nuts_vanilla(net_a, X, Y, chains=c["vanilla_chains"], warmup=c["vanilla_warmup"],
                                 samples=c["vanilla_samples"], seed=c["seed"])
         r, idatas["vanilla"] = _row("a_pyro_vanilla", post, Xc, post.info["warmup_s"], post.info["sampling_s"])
         rows.append(r)
     if "nnrds" in engines:
         post = run_nuts(net, X, Y, chains=c["chains"], warmup=c["warmup"], samples=c["samples"], seed=c["seed"],
-                        max_tree_depth=c["max_tree_depth"], init_steps=c["init_steps"])
+                        max_tree_depth=c["max_tree_depth"], init_steps=c["init_steps"], dtype=c["dtype"])
         r, idatas["nnrds"] = _row("b_nnrds", post, Xc, post.info["warmup_s"], post.info["sampling_s"])
         r["mean_tree_depth"] = post.info["mean_tree_depth"]
         rows.append(r)
     if "numpyro" in engines:
         seeds = [c["seed"] * 1000 + 17 * k + 1 for k in range(c["chains"])]
-        q0 = find_mode(net, X, Y, initial_q(net, seeds, Y), steps=c["init_steps"])  # same starts as (b)
+        bn = BayesNet(net.spec, dtype=getattr(torch, c["dtype"]))  # same starts as (b), same precision
+        q0 = find_mode(bn, X, Y, initial_q(bn, seeds, Y), steps=c["init_steps"])
         q, info = _numpyro(net, X, Y, q0, c)
         theta, sigma = net.split_q(q.reshape(-1, net.dim))
         post = Posterior("nuts", net, theta, sigma, chains=c["chains"], info={"divergent": info["divergent"]})

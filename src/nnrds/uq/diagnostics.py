@@ -69,10 +69,54 @@ def summarize(idata, rhat_threshold: float = 1.05) -> dict:
     out["rhat_invariant_max"] = float(max(inv)) if inv else float("nan")
     out["ess_bulk_invariant_min"] = float(min(out[f"{v}_ess_bulk_min"] for v in INVARIANT if f"{v}_ess_bulk_min" in out)) \
         if inv else float("nan")
+    # each chain alone (its split halves): stationary within its mode? (R-hat ~1 here but large across chains =
+    # chains sit in different modes, not chains still drifting)
+    if inv and idata.posterior.sizes["draw"] >= 8:
+        out["rhat_within_invariant_max"] = within_chain_rhat_max(idata, INVARIANT)
+        out["ess_bulk_within_invariant_min"] = within_chain_ess_min(idata, INVARIANT)
     out["divergences"] = int(idata.sample_stats["diverging"].values.sum()) if "sample_stats" in idata.groups() else 0
     out["rhat_threshold"] = rhat_threshold
     out["flagged"] = bool(not np.isfinite(out["rhat_invariant_max"]) or out["rhat_invariant_max"] > rhat_threshold)
     return out
+
+
+def within_chain_rhat_max(idata, var_names) -> float:
+    """max over chains and elements of ``var_names`` of the split R-hat of each chain alone (its two halves)."""
+    post = idata.posterior
+    out = []
+    for var in var_names:
+        if var not in post:
+            continue
+        vals = post[var].values
+        h = vals.shape[1] // 2
+        for c in range(post.sizes["chain"]):
+            halves = np.stack([vals[c, :h], vals[c, h:2 * h]])  # the chain's halves as two chains
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = np.asarray(az.rhat(az.convert_to_dataset(halves))["x"].values, dtype=float)
+            if np.isfinite(r).any():
+                out.append(float(np.nanmax(r)))
+    return float(max(out)) if out else float("nan")
+
+
+def within_chain_ess_min(idata, var_names) -> float:
+    """min over the elements of ``var_names`` of sum over chains of each chain's own bulk ESS (ArviZ, one chain
+    at a time). Unlike the multi-chain ESS it ignores between-chain differences, so on a multi-modal posterior
+    whose chains stay in their modes it measures how fast each chain explores *its* mode: a sampler-efficiency
+    number, not a convergence check (read it beside R-hat)."""
+    post = idata.posterior
+    vals = []
+    for var in var_names:
+        if var not in post:
+            continue
+        tot = 0.0
+        for c in range(post.sizes["chain"]):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                e = az.ess(post[[var]].isel(chain=[c]), method="bulk")[var].values
+            tot = tot + np.nan_to_num(np.asarray(e, dtype=float), nan=0.0)
+        vals.append(float(np.min(tot)))
+    return float(min(vals)) if vals else float("nan")
 
 
 def rhat_flag(chains: np.ndarray, rhat_threshold: float = 1.05) -> tuple[float, bool]:

@@ -13,6 +13,9 @@
   each noise std. Guide scales are ``softplus(rho)`` (Blundell et al. 2015): positive, and linear rather than
   exponential for large rho, so a large gradient step cannot blow a scale up; rho starts at
   softplus^-1(``init_scale``).
+* ``vi_lowrank``: the same with a low-rank-plus-diagonal Normal guide on theta
+  (``pyro.distributions.LowRankMultivariateNormal``: covariance W W^T + diag(softplus(rho)^2), W of shape
+  (P, ``rank``)), which can represent the strong correlations between weights that mean-field drops.
 * ``ensemble``: deep ensemble of ``members`` networks trained by :func:`nnrds.train.fit` as replicas
   (independent inits), each on the MAP objective below; predictive = equal-weight mixture of the members,
   each with Gaussian noise of its own training-residual std per output.
@@ -31,7 +34,7 @@ import torch
 
 from .model import BayesNet
 
-METHODS = ("nuts", "vi", "ensemble", "map")
+METHODS = ("nuts", "vi", "vi_lowrank", "ensemble", "map")
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Posterior:
     sigma: torch.Tensor                # (S, d_out) noise std per draw/member (VI: log-normal loc of log sigma)
     chains: int = 1                    # MCMC: theta is (chains * draws, P), chain-major
     theta_scale: torch.Tensor | None = None   # VI: std of theta (P,)
+    theta_factor: torch.Tensor | None = None  # low-rank VI: covariance factor W (P, rank)
     log_sigma_scale: torch.Tensor | None = None  # VI: std of log sigma (d_out,)
     info: dict = field(default_factory=dict)  # timings, diagnostics, settings
 
@@ -56,6 +60,9 @@ class Posterior:
         if self.method == "vi":
             eps = torch.randn(n, self.theta.shape[-1], generator=gen, dtype=self.theta.dtype)
             theta = self.theta[0] + self.theta_scale * eps
+            if self.theta_factor is not None:
+                e1 = torch.randn(n, self.theta_factor.shape[1], generator=gen, dtype=self.theta.dtype)
+                theta = theta + e1 @ self.theta_factor.T
             if self.log_sigma_scale is not None:
                 e2 = torch.randn(n, self.sigma.shape[-1], generator=gen, dtype=self.theta.dtype)
                 sigma = (self.sigma[0] + self.log_sigma_scale * e2).exp()
@@ -116,12 +123,21 @@ def initial_q(net: BayesNet, seeds, Y=None) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------- NUTS
 def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples: int = 200, seed: int = 0,
              max_tree_depth: int = 8, target_accept: float = 0.8, init: str = "mode", init_steps: int = 500,
-             engine: str = "vectorized", jit: bool = True, full_mass: bool = False) -> Posterior:
+             engine: str = "vectorized", jit: bool = True, full_mass: bool = False,
+             dtype: str = "float64") -> Posterior:
     """Fast NUTS (see module docstring).
 
     ``engine="vectorized"``: :class:`nnrds.uq.nuts.VectorizedNUTS`, all chains in one batched potential
     evaluation per leapfrog step. ``engine="pyro"``: Pyro's NUTS on the same (traced) potential, chains one
-    after another."""
+    after another.
+
+    ``dtype="float32"`` (vectorized engine) runs the sampler in single precision: the same posterior, half the
+    memory traffic per leapfrog step; draws are returned in the net's dtype."""
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"NUTS dtype must be 'float64' or 'float32', got {dtype!r}")
+    out_net = net
+    if engine == "vectorized" and getattr(torch, dtype) != net.dtype:
+        net = BayesNet(net.spec, dtype=getattr(torch, dtype))
     Xt, Yt = _t(X, net), _t(Y, net)
     seeds = [seed * 1000 + 17 * c + 1 for c in range(chains)]
     q0 = initial_q(net, seeds, Y)
@@ -136,24 +152,27 @@ def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples
     if engine == "vectorized":
         from .nuts import VectorizedNUTS
 
+        q0 = q0.to(net.dtype)
+
         def U(q):
             return net.potential(q, Xt, Yt)
 
         Uj = torch.jit.trace(U, (q0.clone(),), check_trace=False) if jit else U
         res = VectorizedNUTS(Uj, max_tree_depth=max_tree_depth, target_accept=target_accept,
                              seed=seed).run(q0, warmup, samples)
-        q = res["draws"]  # (C, D, dim)
+        q = res["draws"].to(out_net.dtype)  # (C, D, dim)
         info.update(warmup_s=res["warmup_s"], sampling_s=res["sampling_s"], divergent=res["divergent"],
                     accept_rate=res["accept"].mean(1).tolist(), step_size=res["step_size"].tolist(),
-                    mean_tree_depth=float(res["tree_depth"].mean()), jit=jit)
+                    mean_tree_depth=float(res["tree_depth"].mean()), jit=jit,
+                    chain_log_density=(-res["potential"].astype(np.float64)).mean(1).tolist())
     elif engine == "pyro":
         q, extra = _pyro_nuts_potential(net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth, target_accept,
                                         jit, full_mass)
         info.update(extra)
     else:
         raise ValueError(f"NUTS engine must be 'vectorized' or 'pyro', got {engine!r}")
-    theta, sigma = net.split_q(q.reshape(-1, net.dim))
-    return Posterior("nuts", net, theta, sigma, chains=chains, info=info)
+    theta, sigma = out_net.split_q(q.reshape(-1, out_net.dim))
+    return Posterior("nuts", out_net, theta, sigma, chains=chains, info=info)
 
 
 def _pyro_nuts_potential(net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth, target_accept, jit, full_mass):
@@ -242,8 +261,13 @@ def _softplus_inv(x: float) -> float:
 
 
 def run_vi(net: BayesNet, X, Y, *, steps: int = 2000, lr: float = 0.01, particles: int = 4, seed: int = 0,
-           init_scale: float = 1e-2, init_steps: int = 0, final_lr_frac: float = 0.01) -> Posterior:
-    """Bayes-by-backprop (mean-field Normal guide, softplus scales) with Pyro SVI and Trace_ELBO."""
+           init_scale: float = 1e-2, init_steps: int = 0, final_lr_frac: float = 0.01, guide: str = "meanfield",
+           rank: int = 10) -> Posterior:
+    """Bayes-by-backprop with Pyro SVI and Trace_ELBO: ``guide="meanfield"`` (Normal, softplus scales) or
+    ``"lowrank"`` (LowRankMultivariateNormal, ``rank`` columns in the covariance factor, started at
+    ``init_scale`` / sqrt(rank) times seeded standard normals; softplus diagonal)."""
+    if guide not in ("meanfield", "lowrank"):
+        raise ValueError(f"VI guide must be 'meanfield' or 'lowrank', got {guide!r}")
     import pyro
     import pyro.distributions as dist
     from pyro.infer import SVI, Trace_ELBO
@@ -257,18 +281,25 @@ def run_vi(net: BayesNet, X, Y, *, steps: int = 2000, lr: float = 0.01, particle
         q0 = find_mode(net, X, Y, q0, steps=init_steps)
     theta0 = q0[0, :net.P]
     rho0 = _softplus_inv(init_scale)
+    r = max(1, min(int(rank), net.P))
+    W0 = torch.randn(net.P, r, generator=torch.Generator().manual_seed(seed * 1000 + 11),
+                     dtype=net.dtype) * (init_scale / math.sqrt(r))
 
-    def guide(X, Y=None):
+    def guide_fn(X, Y=None):
         loc = pyro.param("theta_loc", theta0.clone())
         rho = pyro.param("theta_rho", torch.full_like(theta0, rho0))
-        pyro.sample("theta", dist.Normal(loc, torch.nn.functional.softplus(rho)).to_event(1))
+        if guide == "lowrank":
+            W = pyro.param("theta_factor", W0.clone())
+            pyro.sample("theta", dist.LowRankMultivariateNormal(loc, W, torch.nn.functional.softplus(rho).pow(2)))
+        else:
+            pyro.sample("theta", dist.Normal(loc, torch.nn.functional.softplus(rho)).to_event(1))
         if net.n_noise:
             sl = pyro.param("log_sigma_loc", q0[0, net.P:].clone())
             sr = pyro.param("log_sigma_rho", torch.full_like(sl, rho0))
             pyro.sample("sigma", dist.LogNormal(sl, torch.nn.functional.softplus(sr)).to_event(1))
 
     # learning rate decays geometrically to lr * final_lr_frac over the run (reduces the SGD noise at the end)
-    svi = SVI(net.pyro_model, guide, ClippedAdam({"lr": lr, "clip_norm": 10.0,
+    svi = SVI(net.pyro_model, guide_fn, ClippedAdam({"lr": lr, "clip_norm": 10.0,
                                                    "lrd": final_lr_frac ** (1.0 / max(steps, 1))}),
               loss=Trace_ELBO(num_particles=particles, vectorize_particles=True, max_plate_nesting=0))
     t0 = time.perf_counter()
@@ -286,8 +317,18 @@ def run_vi(net: BayesNet, X, Y, *, steps: int = 2000, lr: float = 0.01, particle
         sloc = torch.full((1, net.spec.d_out), math.log(net.spec.noise_fixed), dtype=net.dtype)
         sscale = None
     info = {"steps": steps, "lr": lr, "particles": particles, "wall_s": wall,
-            "final_elbo_loss": float(np.mean(losses[-max(1, steps // 20):])), "guide_scale": "softplus"}
-    return Posterior("vi", net, loc[None], sloc, theta_scale=scale, log_sigma_scale=sscale, info=info)
+            "final_elbo_loss": float(np.mean(losses[-max(1, steps // 20):])), "guide_scale": "softplus",
+            "guide": guide}
+    factor = ps["theta_factor"].detach().clone() if guide == "lowrank" else None
+    if factor is not None:
+        info["rank"] = r
+    return Posterior("vi", net, loc[None], sloc, theta_scale=scale, theta_factor=factor, log_sigma_scale=sscale,
+                     info=info)
+
+
+def run_vi_lowrank(net: BayesNet, X, Y, **kw) -> Posterior:
+    """:func:`run_vi` with the low-rank-plus-diagonal guide."""
+    return run_vi(net, X, Y, guide="lowrank", **kw)
 
 
 # ----------------------------------------------------------------------------------------------- ensembles
@@ -321,7 +362,7 @@ def run_map(net: BayesNet, X, Y, **kw) -> Posterior:
 
 def run_method(method: str, net: BayesNet, X, Y, settings: dict, seed: int = 0) -> Posterior:
     """Dispatch by name with a settings dict (the config's per-method slice)."""
-    fn = {"nuts": run_nuts, "vi": run_vi, "ensemble": run_ensemble, "map": run_map,
+    fn = {"nuts": run_nuts, "vi": run_vi, "vi_lowrank": run_vi_lowrank, "ensemble": run_ensemble, "map": run_map,
           "nuts_vanilla": run_nuts_vanilla}.get(method)
     if fn is None:
         raise ValueError(f"unknown UQ method {method!r}; expected one of {METHODS}")

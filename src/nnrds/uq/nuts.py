@@ -209,6 +209,7 @@ class VectorizedNUTS:
         div = torch.zeros(samples, C, dtype=torch.bool)
         depths = torch.zeros(samples, C, dtype=torch.long)
         acc_keep = torch.zeros(samples, C, dtype=dtype)
+        pot = torch.zeros(samples, C, dtype=dtype)
         t_start = time.perf_counter()
         t_sample = None
         it_da = 0
@@ -239,12 +240,12 @@ class VectorizedNUTS:
                     eps = logeps_bar.exp()
             else:
                 k = it - warmup
-                draws[k], div[k], depths[k], acc_keep[k] = q, dv, dep, acc
+                draws[k], div[k], depths[k], acc_keep[k], pot[k] = q, dv, dep, acc, U
             if callback is not None:
                 callback(it, q)
         t_end = time.perf_counter()
         if t_sample is None:
             t_sample = t_end
         return {"draws": draws.transpose(0, 1).contiguous(), "divergent": div.T.numpy(), "tree_depth": depths.T.numpy(),
-                "accept": acc_keep.T.numpy(), "step_size": eps.numpy(), "inv_mass": self.minv.clone(),
+                "accept": acc_keep.T.numpy(), "potential": pot.T.numpy(), "step_size": eps.numpy(), "inv_mass": self.minv.clone(),
                 "warmup_s": t_sample - t_start, "sampling_s": t_end - t_sample}
