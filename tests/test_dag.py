@@ -71,13 +71,6 @@ def test_smoke_dag_builds_raw_data(smoke_run):
         assert (smoke_run / f"results/data/{name}/provenance.json").exists()
 
 
-def test_two_smoke_runs_are_byte_identical(smoke_run, tmp_path):
-    wd2 = copy_workflow(tmp_path / "wf")
-    snakemake(wd2)
-    a, b = table_digests(smoke_run), table_digests(wd2)
-    assert a and a == b
-
-
 def test_report_has_every_figure(smoke_run):
     snakemake(smoke_run, "--report", "results/report.html")
     html = (smoke_run / "results/report.html").read_text(errors="replace")
@@ -86,6 +79,9 @@ def test_report_has_every_figure(smoke_run):
 
 
 def test_kill_and_rerun_completes_with_same_results(smoke_run, tmp_path):
+    """kill -9 early in a second run, unlock, rerun: no half-written files, and every table byte-identical to the
+    first run. The kill comes after the first training cell, so nearly every job runs again in the second
+    directory: this is also the two-independent-runs determinism check (tests/test_slurm.py is a third run)."""
     wd = copy_workflow(tmp_path / "wf")
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml"],
                             cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -97,9 +93,10 @@ def test_kill_and_rerun_completes_with_same_results(smoke_run, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done = table_digests(wd)
-    assert done != table_digests(smoke_run), "kill came too late to test anything"
+    ref = table_digests(smoke_run)
+    assert ref and len(done) < 0.5 * len(ref), "kill came too late to test determinism of a second run"
     snakemake(wd, "--unlock")
     snakemake(wd)
-    assert table_digests(wd) == table_digests(smoke_run)
+    assert table_digests(wd) == ref
     leftovers = [p for d in ("results", "figures") for p in (wd / d).rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []

@@ -6,9 +6,28 @@ import sys
 from pathlib import Path
 
 SCALE = config["scale"]
-# the package CLI, run by the interpreter that runs Snakemake (works without an activated venv)
-NNRDS = f"{shlex.quote(sys.executable)} -m nnrds"
-PAPERMILL = f"{shlex.quote(sys.executable)} -m papermill"
+# Rules run the package CLI as `$NNRDS_PYTHON -m nnrds ...`: the interpreter that runs Snakemake (works without
+# an activated venv; set here, in every Snakemake process, so cluster jobs get their own interpreter too).
+os.environ["NNRDS_PYTHON"] = sys.executable
+
+
+envvars:
+    "NNRDS_PYTHON",
+
+
+def out_dir_of(key):
+    """params function: the folder of the named output ``key`` (derived, not a hard-coded prefix)."""
+    return lambda wildcards, output: os.path.dirname(output[key])
+
+
+def in_dir_of(key):
+    """params function: the folder of the named input ``key``."""
+    return lambda wildcards, input: os.path.dirname(input[key])
+
+
+def fig_dir(wildcards, output):
+    """params function of the notebook rules: the folder of their PNG outputs."""
+    return os.path.dirname(output.png[0])
 
 
 def cfg_arg(obj):

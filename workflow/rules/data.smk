@@ -13,11 +13,11 @@ rule data_elm:
         timing=f"{RAW_DIR}/elm/timing.json",
     params:
         cfg=cfg_arg(RAW["elm"]),
-        out_dir=f"{RAW_DIR}/elm",
+        out_dir=out_dir_of("timing"),
     log:
         f"{RAW_DIR}/logs/elm.log",
     shell:
-        "{NNRDS} data-elm --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
+        "$NNRDS_PYTHON -m nnrds data-elm --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule data_chem:
@@ -26,12 +26,12 @@ rule data_chem:
         timing=f"{RAW_DIR}/chem/timing.json",
     params:
         cfg=cfg_arg(RAW["chem"]),
-        out_dir=f"{RAW_DIR}/chem",
+        out_dir=out_dir_of("timing"),
     threads: RAW["chem"]["n_jobs"]
     log:
         f"{RAW_DIR}/logs/chem.log",
     shell:
-        "{NNRDS} data-chem --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
+        "$NNRDS_PYTHON -m nnrds data-chem --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule data_figure:
@@ -42,10 +42,12 @@ rule data_figure:
         pdf=f"figures/data/{{ens}}.pdf",
     wildcard_constraints:
         ens="elm|chem",
+    params:
+        ens_dir=in_dir_of("ytrain"),
     log:
         f"{RAW_DIR}/logs/figure_{{ens}}.log",
     shell:
-        "{NNRDS} data-figure --ensemble-dir {RAW_DIR}/{wildcards.ens} --out {output.png} > {log} 2>&1"
+        "$NNRDS_PYTHON -m nnrds data-figure --ensemble-dir {params.ens_dir} --out {output.png} > {log} 2>&1"
 
 
 rule data_acquire_fitsnap:
@@ -62,7 +64,7 @@ rule data_acquire_fitsnap:
     log:
         f"{RAW_DIR}/logs/acquire_{{dataset}}.log",
     shell:
-        "{NNRDS} data-acquire --dataset {wildcards.dataset} --config-json {params.cfg} "
+        "$NNRDS_PYTHON -m nnrds data-acquire --dataset {wildcards.dataset} --config-json {params.cfg} "
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -73,11 +75,11 @@ rule data_acquire_ecg5000:
         provenance=f"{RAW_DIR}/ecg5000/provenance.json",
     params:
         cfg=cfg_arg({"mirror": mirror_path(), "timeout_s": RAW["acquire"]["timeout_s"]}),
-        out_dir=f"{RAW_DIR}/ecg5000",
+        out_dir=out_dir_of("provenance"),
     log:
         f"{RAW_DIR}/logs/acquire_ecg5000.log",
     shell:
-        "{NNRDS} data-acquire --dataset ecg5000 --config-json {params.cfg} "
+        "$NNRDS_PYTHON -m nnrds data-acquire --dataset ecg5000 --config-json {params.cfg} "
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 

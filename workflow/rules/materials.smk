@@ -18,13 +18,13 @@ rule materials_data:
         provenance=f"{MAT_DIR}/data/al_emt/provenance.json",
     params:
         cfg=cfg_arg({"seed": config["seed"], "spec": MAT["al_emt"]}),
-        out_dir=f"{MAT_DIR}/data/al_emt",
+        out_dir=out_dir_of("provenance"),
     log:
         f"{MAT_DIR}/logs/data_al_emt.log",
     resources:
         **cluster_resources(),
     shell:
-        "{NNRDS} materials-data --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
+        "$NNRDS_PYTHON -m nnrds materials-data --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule materials_train:
@@ -47,7 +47,7 @@ rule materials_train:
     resources:
         **train_resources(max(4000, 4 * MAT["al_emt"]["n_configs"], 2 * (MAT["wbe"]["max_configs"] or 25000))),
     shell:
-        "{NNRDS} materials-train --set {wildcards.mset} --data-dir {params.data_dir} --config-json {params.cfg} "
+        "$NNRDS_PYTHON -m nnrds materials-train --set {wildcards.mset} --data-dir {params.data_dir} --config-json {params.cfg} "
         "{params.tables} --timings {output.timings} --provenance {output.provenance} > {log} 2>&1"
 
 
@@ -64,7 +64,7 @@ rule materials_summarize:
         provenance=f"{MAT_DIR}/provenance.json",
     params:
         cfg=cfg_arg({"scale": SCALE, "seed": config["seed"], "study": MAT}),
-        out_dir=MAT_DIR,
+        out_dir=out_dir_of("provenance"),
         tables=" ".join(f"--{t} " + " ".join(f"{MAT_DIR}/cells/{s}/{t}.csv" for s in MAT["sets"])
                         for t in MAT_TABLES + ["timings"]),
     log:
@@ -72,7 +72,7 @@ rule materials_summarize:
     resources:
         **cluster_resources(),
     shell:
-        "{NNRDS} materials-summarize {params.tables} --provenance {input.provenance} "
+        "$NNRDS_PYTHON -m nnrds materials-summarize {params.tables} --provenance {input.provenance} "
         "--config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -86,14 +86,16 @@ rule materials_figures:
                     caption=f"../../{MAT_DIR}/caption.rst") for f in MAT_FIGS],
         pdf=[f"figures/materials/{f}.pdf" for f in MAT_FIGS],
     params:
-        fig_dir="figures/materials",
+        fig_dir=fig_dir,
+        scale=SCALE,
+        results_dir=lambda wc, input: os.path.dirname(input.tables[0]),
     log:
         f"{MAT_DIR}/logs/figures.log",
     resources:
         **cluster_resources(),
     shell:
-        "{PAPERMILL} {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
-        "-p results_dir {MAT_DIR} -p fig_dir {params.fig_dir} -p scale {SCALE} > {log} 2>&1"
+        "$NNRDS_PYTHON -m papermill {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
+        "-p results_dir {params.results_dir} -p fig_dir {params.fig_dir} -p scale {params.scale} > {log} 2>&1"
 
 
 if MAT["enabled"]:

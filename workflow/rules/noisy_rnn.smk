@@ -32,7 +32,7 @@ rule noisy_rnn_train:
     group:
         "noisy_rnn_train"
     shell:
-        "{NNRDS} noisy-rnn-train --dataset {wildcards.dataset} --model {wildcards.model} "
+        "$NNRDS_PYTHON -m nnrds noisy-rnn-train --dataset {wildcards.dataset} --model {wildcards.model} "
         "--config-json {params.cfg} --runs {output.runs} --timings {output.timings} "
         "--provenance {output.provenance} > {log} 2>&1"
 
@@ -54,13 +54,13 @@ rule noisy_rnn_summarize:
         provenance=f"{NRN_DIR}/provenance.json",
     params:
         cfg=cfg_arg({"scale": SCALE, "study": NRN}),
-        out_dir=NRN_DIR,
+        out_dir=out_dir_of("provenance"),
     log:
         f"{NRN_DIR}/logs/summarize.log",
     resources:
         **cluster_resources(),
     shell:
-        "{NNRDS} noisy-rnn-summarize --runs {input.runs} --timings {input.timings} "
+        "$NNRDS_PYTHON -m nnrds noisy-rnn-summarize --runs {input.runs} --timings {input.timings} "
         "--provenance {input.provenance} --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -75,15 +75,16 @@ rule noisy_rnn_figures:
                     caption=f"../../{NRN_DIR}/caption.rst") for f in NRN_FIGS],
         pdf=[f"figures/noisy_rnn/{f}.pdf" for f in NRN_FIGS],
     params:
-        fig_dir="figures/noisy_rnn",
+        fig_dir=fig_dir,
+        scale=SCALE,
     log:
         f"{NRN_DIR}/logs/figures.log",
     resources:
         **cluster_resources(),
     shell:
-        "{PAPERMILL} {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
+        "$NNRDS_PYTHON -m papermill {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
         "-p runs_csv {input.runs} -p summary_csv {input.summary} "
-        "-p fig_dir {params.fig_dir} -p scale {SCALE} > {log} 2>&1"
+        "-p fig_dir {params.fig_dir} -p scale {params.scale} > {log} 2>&1"
 
 
 if NRN["enabled"]:

@@ -28,7 +28,7 @@ rule stiffness_train:
     group:
         "stiffness_train"
     shell:
-        "{NNRDS} stiffness-train --dataset {wildcards.dataset} --param {wildcards.param} "
+        "$NNRDS_PYTHON -m nnrds stiffness-train --dataset {wildcards.dataset} --param {wildcards.param} "
         "--config-json {params.cfg} --runs {output.runs} --metrics {output.metrics} "
         "--eigenvalues {output.eigenvalues} --timings {output.timings} "
         "--provenance {output.provenance} > {log} 2>&1"
@@ -52,11 +52,11 @@ rule stiffness_summarize:
     params:
         cfg=cfg_arg({"scale": SCALE, "study": STF,
                      "datasets": {d: config["datasets"][d] for d in STF["datasets"]}}),
-        out_dir=STF_DIR,
+        out_dir=out_dir_of("provenance"),
     log:
         f"{STF_DIR}/logs/summarize.log",
     shell:
-        "{NNRDS} stiffness-summarize --runs {input.runs} --metrics {input.metrics} "
+        "$NNRDS_PYTHON -m nnrds stiffness-summarize --runs {input.runs} --metrics {input.metrics} "
         "--eigenvalues {input.eigenvalues} --timings {input.timings} --provenance {input.provenance} "
         "--config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
 
@@ -75,16 +75,17 @@ rule stiffness_figures:
                     caption=STF_CAPTION) for f in STF_FIGS],
         pdf=[f"figures/stiffness/{f}.pdf" for f in STF_FIGS],
     params:
-        fig_dir="figures/stiffness",
+        fig_dir=fig_dir,
+        scale=SCALE,
         primary=STF["primary_metric"],
         eig_param=STF["parameterizations"][0],
     log:
         f"{STF_DIR}/logs/figures.log",
     shell:
-        "{PAPERMILL} {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
+        "$NNRDS_PYTHON -m papermill {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
         "-p runs_csv {input.runs} -p metrics_csv {input.metrics} -p eig_csv {input.eigenvalues} "
         "-p selected_csv {input.selected} -p claims_csv {input.claims} -p primary {params.primary} "
-        "-p eig_param {params.eig_param} -p fig_dir {params.fig_dir} -p scale {SCALE} > {log} 2>&1"
+        "-p eig_param {params.eig_param} -p fig_dir {params.fig_dir} -p scale {params.scale} > {log} 2>&1"
 
 
 if STF["enabled"]:

@@ -20,14 +20,15 @@ rule uq_elm_fit:
         uqjob="|".join(UQ_JOBS) or "none",
     params:
         cfg=cfg_arg({**job_env(), "study": UQ}),
-        out_dir=lambda wc: f"{UQ_DIR}/jobs/{wc.uqjob}",
+        out_dir=out_dir_of("provenance"),
+        ens_dir=lambda wc, input: os.path.dirname(input[0]),
     log:
         f"{UQ_DIR}/logs/fit_{{uqjob}}.log",
     threads: config["torch_threads"]
     resources:
         **train_resources(2000),
     shell:
-        "{NNRDS} uq-elm-fit --job {wildcards.uqjob} --ensemble-dir {UQ_ENS} --config-json {params.cfg} "
+        "$NNRDS_PYTHON -m nnrds uq-elm-fit --job {wildcards.uqjob} --ensemble-dir {params.ens_dir} --config-json {params.cfg} "
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -38,18 +39,19 @@ rule uq_elm_truth:
         f"{UQ_DIR}/slices_truth.csv",
     params:
         cfg=cfg_arg({"elm": config["raw_data"]["elm"], "slices": UQ["slices"]}),
+        ens_dir=lambda wc, input: os.path.dirname(input[0]),
     log:
         f"{UQ_DIR}/logs/truth.log",
     resources:
         **cluster_resources(),
     shell:
-        "{NNRDS} uq-elm-truth --ensemble-dir {UQ_ENS} --config-json {params.cfg} --out {output} > {log} 2>&1"
+        "$NNRDS_PYTHON -m nnrds uq-elm-truth --ensemble-dir {params.ens_dir} --config-json {params.cfg} --out {output} > {log} 2>&1"
 
 
 rule uq_elm_summarize:
     input:
         expand(f"{UQ_DIR}/jobs/{{j}}/{{t}}.csv", j=UQ_JOBS, t=UQ_TABLES),
-        expand(f"{UQ_DIR}/jobs/{{j}}/provenance.json", j=UQ_JOBS),
+        provenance=expand(f"{UQ_DIR}/jobs/{{j}}/provenance.json", j=UQ_JOBS),
     output:
         [f"{UQ_DIR}/{t}.csv" for t in UQ_TABLES],
         table=report(f"{UQ_DIR}/coverage_crps.csv", category="ELM surrogate UQ", subcategory="tables",
@@ -58,14 +60,14 @@ rule uq_elm_summarize:
         provenance=f"{UQ_DIR}/provenance.json",
     params:
         cfg=cfg_arg({"scale": SCALE, "seed": config["seed"], "study": UQ}),
-        dirs=[f"{UQ_DIR}/jobs/{j}" for j in UQ_JOBS],
-        out_dir=UQ_DIR,
+        dirs=lambda wc, input: [os.path.dirname(p) for p in input.provenance],
+        out_dir=out_dir_of("provenance"),
     log:
         f"{UQ_DIR}/logs/summarize.log",
     resources:
         **cluster_resources(),
     shell:
-        "{NNRDS} uq-elm-summarize --job-dirs {params.dirs} --config-json {params.cfg} "
+        "$NNRDS_PYTHON -m nnrds uq-elm-summarize --job-dirs {params.dirs} --config-json {params.cfg} "
         "--out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -81,15 +83,17 @@ rule uq_elm_figures:
                     caption=f"../../{UQ_DIR}/caption.rst") for f in UQ_FIGS],
         pdf=[f"figures/uq_elm/{f}.pdf" for f in UQ_FIGS],
     params:
-        fig_dir="figures/uq_elm",
+        fig_dir=fig_dir,
+        scale=SCALE,
+        results_dir=in_dir_of("caption"),
         outputs=",".join(UQ["slices"]["outputs"]),
     log:
         f"{UQ_DIR}/logs/figures.log",
     resources:
         **cluster_resources(),
     shell:
-        "{PAPERMILL} {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
-        "-p results_dir {UQ_DIR} -p fig_dir {params.fig_dir} -p scale {SCALE} "
+        "$NNRDS_PYTHON -m papermill {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
+        "-p results_dir {params.results_dir} -p fig_dir {params.fig_dir} -p scale {params.scale} "
         "-p slice_outputs {params.outputs} > {log} 2>&1"
 
 

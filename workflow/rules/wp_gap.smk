@@ -26,7 +26,7 @@ rule wp_gap_train:
     group:
         "wp_gap_train"
     shell:
-        "{NNRDS} wp-gap-train --dataset {wildcards.dataset} --param {wildcards.param} "
+        "$NNRDS_PYTHON -m nnrds wp-gap-train --dataset {wildcards.dataset} --param {wildcards.param} "
         "--config-json {params.cfg} --runs {output.runs} --timings {output.timings} "
         "--provenance {output.provenance} > {log} 2>&1"
 
@@ -49,13 +49,13 @@ rule wp_gap_summarize:
     params:
         cfg=cfg_arg({"scale": SCALE, "study": WPG,
                      "datasets": {d: config["datasets"][d] for d in WPG["datasets"]}}),
-        out_dir=WPG_DIR,
+        out_dir=out_dir_of("provenance"),
     log:
         f"{WPG_DIR}/logs/summarize.log",
     resources:
         **cluster_resources(),
     shell:
-        "{NNRDS} wp-gap-summarize --runs {input.runs} --timings {input.timings} "
+        "$NNRDS_PYTHON -m nnrds wp-gap-summarize --runs {input.runs} --timings {input.timings} "
         "--provenance {input.provenance} --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -71,15 +71,16 @@ rule wp_gap_figures:
                     caption=f"../../{WPG_DIR}/caption.rst") for f in WPG_FIGS],
         pdf=[f"figures/wp_gap/{f}.pdf" for f in WPG_FIGS],
     params:
-        fig_dir="figures/wp_gap",
+        fig_dir=fig_dir,
+        scale=SCALE,
     log:
         f"{WPG_DIR}/logs/figures.log",
     resources:
         **cluster_resources(),
     shell:
-        "{PAPERMILL} {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
+        "$NNRDS_PYTHON -m papermill {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
         "-p runs_csv {input.runs} -p median_csv {input.med} -p corr_csv {input.corr} "
-        "-p fig_dir {params.fig_dir} -p scale {SCALE} > {log} 2>&1"
+        "-p fig_dir {params.fig_dir} -p scale {params.scale} > {log} 2>&1"
 
 
 if WPG["enabled"]:

@@ -73,7 +73,9 @@ def _summarize(args) -> int:
 
     c = args.config_json
     out = Path(args.out_dir)
-    jobs = []
+    # one canonical job order (by folder name), whatever order the workflow listed the folders in: the
+    # summary tables are byte-identical between a local and a cluster run
+    args.job_dirs = sorted(args.job_dirs, key=lambda d: Path(d).name)
     for k in JOB_TABLES:
         frames = [io.read_table(Path(d) / f"{k}.csv") for d in args.job_dirs
                   if (Path(d) / f"{k}.csv").stat().st_size > 1]
