@@ -344,24 +344,12 @@ def descriptor_terms(d: torch.Tensor, ta: torch.Tensor, tb: torch.Tensor, spec: 
     g2 = torch.exp(-(0.5 / spacing**2) * (r[:, None] - centres) ** 2) * fc[:, None]
     if not (spec.n_angular and len(ta)):
         return g2, d.new_zeros(len(ta), spec.n_angular)
-    da, db = d[ta], d[tb]
-    ra, rb = r[ta], r[tb]
-    rab = (db - da).norm(dim=1)
-    cos = (da * db).sum(1) / (ra * rb)
-    base = fc[ta] * fc[tb] * _fc(rab, rc)
-    r2 = ra**2 + rb**2 + rab**2
-    cols = []
-    for eta in spec.angular_etas:
-        radial = torch.exp(-eta * r2) * base
-        for zeta in spec.zetas:
-            for lam in spec.lambdas:
-                cols.append(2.0 ** (1 - zeta) * (1 + lam * cos).clamp_min(0) ** zeta * radial)
-    return g2, torch.stack(cols, 1)
+    return g2, angular_terms(d[ta], d[tb], spec)
 
 
 def angular_terms(da: torch.Tensor, db: torch.Tensor, spec: DescriptorSpec) -> torch.Tensor:
-    """The G4 terms (T, n_angular) of triplets with pair vectors da, db (T, 3) (the same formula as
-    :func:`descriptor_terms`, as a function of the two vectors of each triplet alone)."""
+    """The G4 terms (T, n_angular) of triplets with pair vectors da, db (T, 3) (:class:`DescriptorSpec`), as a
+    function of the two vectors of each triplet alone (:func:`descriptor_terms` and the per-triplet Jacobians)."""
     rc = spec.cutoff
     ra, rb = da.norm(dim=1), db.norm(dim=1)
     rab = (db - da).norm(dim=1)
