@@ -46,6 +46,19 @@ def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     return torch.where(mask.view(-1, *([1] * (a.dim() - 1))), a, b)
 
 
+def _edge(fwd: torch.Tensor, t: "_Tree"):
+    """(q, p, g) at the end of tree t in each chain's direction (right end where fwd, else left)."""
+    return _where(fwd, t.q_r, t.q_l), _where(fwd, t.p_r, t.p_l), _where(fwd, t.g_r, t.g_l)
+
+
+def _join_ends(fwd: torch.Tensor, old: "_Tree", new: "_Tree"):
+    """Ends (q_l, p_l, g_l, q_r, p_r, g_r) of ``old`` extended by ``new`` (built beyond old's end in each
+    chain's direction) and the summed momentum."""
+    return (_where(fwd, old.q_l, new.q_l), _where(fwd, old.p_l, new.p_l), _where(fwd, old.g_l, new.g_l),
+            _where(fwd, new.q_r, old.q_r), _where(fwd, new.p_r, old.p_r), _where(fwd, new.g_r, old.g_r),
+            old.r_sum + new.r_sum)
+
+
 class VectorizedNUTS:
     """NUTS over C chains at once for a batched potential ``U(q: (C, dim)) -> (C,)``."""
 
@@ -96,21 +109,12 @@ class VectorizedNUTS:
                          torch.zeros_like(div), div, acc, one)
         a = self._build(q, p, g, direction, depth - 1, H0, eps)
         fwd = direction > 0
-        q_e = _where(fwd, a.q_r, a.q_l)
-        p_e = _where(fwd, a.p_r, a.p_l)
-        g_e = _where(fwd, a.g_r, a.g_l)
-        b = self._build(q_e, p_e, g_e, direction, depth - 1, H0, eps)
+        b = self._build(*_edge(fwd, a), direction, depth - 1, H0, eps)
         ok = ~(a.turning | a.diverging)  # chains for which the second half counts
         log_w = torch.logaddexp(a.log_w, b.log_w)
         take_b = self._uniform(len(log_w), log_w.dtype) < torch.exp(b.log_w - log_w)
         take_b = take_b & ok
-        q_l = _where(fwd, a.q_l, b.q_l)
-        p_l = _where(fwd, a.p_l, b.p_l)
-        g_l = _where(fwd, a.g_l, b.g_l)
-        q_r = _where(fwd, b.q_r, a.q_r)
-        p_r = _where(fwd, b.p_r, a.p_r)
-        g_r = _where(fwd, b.g_r, a.g_r)
-        r_sum = a.r_sum + b.r_sum
+        q_l, p_l, g_l, q_r, p_r, g_r, r_sum = _join_ends(fwd, a, b)
         turning = b.turning | self._turning(p_l, p_r, r_sum)
         out = _Tree(q_l, p_l, g_l, q_r, p_r, g_r,
                     _where(take_b, b.q_prop, a.q_prop), torch.where(take_b, b.U_prop, a.U_prop),
@@ -134,20 +138,11 @@ class VectorizedNUTS:
         for depth in range(self.max_tree_depth):
             direction = torch.where(self._uniform(C, dtype) < 0.5, -1.0, 1.0).to(dtype)
             fwd = direction > 0
-            q_e = _where(fwd, tree.q_r, tree.q_l)
-            p_e = _where(fwd, tree.p_r, tree.p_l)
-            g_e = _where(fwd, tree.g_r, tree.g_l)
-            new = self._build(q_e, p_e, g_e, direction, depth, H0, eps)
+            new = self._build(*_edge(fwd, tree), direction, depth, H0, eps)
             good = active & ~(new.turning | new.diverging)
             # biased progressive sampling at the top level
             take = good & (self._uniform(C, dtype) < torch.exp(new.log_w - tree.log_w).clamp(max=1.0))
-            q_l = _where(fwd, tree.q_l, new.q_l)
-            p_l = _where(fwd, tree.p_l, new.p_l)
-            g_l = _where(fwd, tree.g_l, new.g_l)
-            q_r = _where(fwd, new.q_r, tree.q_r)
-            p_r = _where(fwd, new.p_r, tree.p_r)
-            g_r = _where(fwd, new.g_r, tree.g_r)
-            r_sum = tree.r_sum + new.r_sum
+            q_l, p_l, g_l, q_r, p_r, g_r, r_sum = _join_ends(fwd, tree, new)
             merged = _Tree(q_l, p_l, g_l, q_r, p_r, g_r,
                            _where(take, new.q_prop, tree.q_prop), torch.where(take, new.U_prop, tree.U_prop),
                            _where(take, new.g_prop, tree.g_prop), torch.logaddexp(tree.log_w, new.log_w), r_sum,
