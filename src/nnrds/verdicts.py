@@ -1,0 +1,200 @@
+"""Verdicts on the program's claims: effect sizes with intervals, multiplicity, and the claims table.
+
+Every claim the DAG tests gets one of three verdicts, decided from the *interval* of an effect that is
+oriented so that a positive value is what the claim asserts:
+
+* :func:`superiority` -- "A is better than B" (effect = advantage of A):
+  *supported* when the interval lies above 0, *contradicted* when it lies below 0 -- or below the
+  smallest effect of interest ``margin`` when one is given (then a meaningful advantage is excluded) --
+  and *inconclusive* otherwise.
+* :func:`non_superiority` -- the null claim "A is no better than B" (effect = advantage of A):
+  *supported* when the interval lies below the stated margin (an advantage larger than the margin is
+  excluded; with a (1 - 2 alpha) interval this is the TOST / non-superiority test at level alpha),
+  *contradicted* when it lies above 0 and reaches beyond the margin (A is better, and not negligibly so
+  as far as the data can tell), *inconclusive* otherwise. "Not significant" is never enough.
+
+Intervals: :func:`mean_ci` (Student t), :func:`median_ci` (distribution-free, from order statistics and
+the binomial distribution -- the sign-test interval, exact coverage >= level), and
+:func:`hodges_lehmann_ci` (paired Wilcoxon / Walsh-average interval). Multiplicity: :func:`holm`
+(Holm-Bonferroni step-down adjusted p-values, familywise error control).
+
+Every study writes its claims as a table with :data:`CLAIM_COLUMNS` (use :func:`claims_frame`); the
+ledger rule concatenates them into ``results/claims.csv``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)
+
+#: columns of every study's ``claims.csv`` and of the ledger ``results/claims.csv``
+CLAIM_COLUMNS = [
+    "study", "claim_id", "claim", "what_was_run", "unit", "n_units", "effect_name", "effect",
+    "ci_low", "ci_high", "ci_level", "margin", "p_value", "p_adjusted", "test", "verdict", "figure",
+]
+
+
+def _finite_interval(lo: float, hi: float) -> bool:
+    return bool(np.isfinite(lo) and np.isfinite(hi))
+
+
+def superiority(ci_low: float, ci_high: float, margin: float | None = None) -> str:
+    """Verdict on "A is better than B" from the interval of A's advantage (positive = claim)."""
+    if not _finite_interval(ci_low, ci_high):
+        return INCONCLUSIVE
+    if ci_low > 0:
+        return SUPPORTED
+    if ci_high < 0 or (margin is not None and ci_high < margin):
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def non_superiority(ci_low: float, ci_high: float, margin: float) -> str:
+    """Verdict on "A is no better than B" (A's advantage is below ``margin`` > 0)."""
+    if margin <= 0:
+        raise ValueError(f"an equivalence / non-superiority margin must be > 0, got {margin}")
+    if not _finite_interval(ci_low, ci_high):
+        return INCONCLUSIVE
+    if ci_high < margin:
+        return SUPPORTED
+    if ci_low > 0:
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def _clean(x: Iterable[float]) -> np.ndarray:
+    a = np.asarray(list(x) if not isinstance(x, np.ndarray) else x, dtype=float).ravel()
+    if not np.all(np.isfinite(a)):
+        raise ValueError("effect samples contain NaN or inf; a verdict needs finite data")
+    return a
+
+
+def mean_ci(x: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t interval of the mean (NaN interval for fewer than 2 values)."""
+    a = _clean(x)
+    m = float(a.mean()) if a.size else float("nan")
+    if a.size < 2:
+        return m, float("nan"), float("nan")
+    if np.all(a == a[0]):
+        return m, m, m
+    ci = stats.ttest_1samp(a, 0.0).confidence_interval(confidence_level=level)
+    return m, float(ci.low), float(ci.high)
+
+
+def median_ci(x: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(median, low, high): distribution-free interval of the median from order statistics.
+
+    The interval [x_(k), x_(n-k+1)] with the largest k such that P(Binom(n, 1/2) < k) <= (1-level)/2;
+    its coverage is >= ``level`` for any continuous distribution. Too few values for the level
+    (n = 5 at 95%) give the NaN interval, i.e. an *inconclusive* verdict.
+    """
+    a = np.sort(_clean(x))
+    n = a.size
+    med = float(np.median(a)) if n else float("nan")
+    alpha = 1.0 - level
+    # k = number of order statistics cut from each end (1-based lower index k)
+    k = int(stats.binom.ppf(alpha / 2, n, 0.5)) if n else 0
+    while k > 0 and stats.binom.cdf(k - 1, n, 0.5) > alpha / 2:
+        k -= 1
+    if k < 1:
+        return med, float("nan"), float("nan")
+    return med, float(a[k - 1]), float(a[n - k])
+
+
+def hodges_lehmann_ci(x: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(estimate, low, high): Hodges-Lehmann estimate of the pseudo-median of paired differences and
+    its Wilcoxon signed-rank interval (Walsh averages; normal approximation of the rank statistic's
+    quantile for n > 25, exact distribution via scipy otherwise). NaN interval when n is too small."""
+    a = _clean(x)
+    n = a.size
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    i, j = np.triu_indices(n)
+    walsh = np.sort((a[i] + a[j]) / 2.0)
+    est = float(np.median(walsh))
+    alpha = 1.0 - level
+    m = walsh.size  # n (n + 1) / 2
+    # critical count c: largest c with P(T <= c - 1) <= alpha/2, T the signed-rank statistic under H0
+    if n <= 25:
+        cdf = _signed_rank_cdf(n)
+        ok = np.nonzero(cdf <= alpha / 2)[0]
+        c = int(ok[-1]) + 1 if ok.size else 0
+    else:
+        mu, sd = m / 2.0, np.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)
+        c = int(np.floor(mu - stats.norm.ppf(1 - alpha / 2) * sd))
+    if c < 1:
+        return est, float("nan"), float("nan")
+    return est, float(walsh[c - 1]), float(walsh[m - c])
+
+
+def _signed_rank_cdf(n: int) -> np.ndarray:
+    """Exact null CDF of the Wilcoxon signed-rank statistic T+ for n untied values (dynamic programming)."""
+    m = n * (n + 1) // 2
+    counts = np.zeros(m + 1)
+    counts[0] = 1.0
+    for r in range(1, n + 1):
+        counts[r:] = counts[r:] + counts[:-r]  # right side is evaluated before the assignment
+    return np.cumsum(counts) / 2.0**n
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); NaN stays NaN."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    q = p[ok]
+    m = q.size
+    if m == 0:
+        return out
+    order = np.argsort(q, kind="stable")
+    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * q[order]))
+    res = np.empty(m)
+    res[order] = adj
+    out[ok] = res
+    return out
+
+
+@dataclass
+class Claim:
+    """One row of a claims table (see :data:`CLAIM_COLUMNS`)."""
+
+    study: str
+    claim_id: str
+    claim: str
+    what_was_run: str
+    unit: str
+    n_units: int
+    effect_name: str
+    effect: float
+    ci_low: float
+    ci_high: float
+    ci_level: float
+    verdict: str
+    test: str
+    figure: str = ""
+    margin: float = float("nan")
+    p_value: float = float("nan")
+    p_adjusted: float = float("nan")
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+def claims_frame(rows: Iterable[Claim | dict]) -> pd.DataFrame:
+    """A claims table with exactly :data:`CLAIM_COLUMNS`, validated verdicts."""
+    recs = [asdict(r) if isinstance(r, Claim) else dict(r) for r in rows]
+    for r in recs:
+        if r.get("verdict") not in VERDICTS:
+            raise ValueError(f"claim {r.get('claim_id')!r}: verdict must be one of {VERDICTS}, got {r.get('verdict')!r}")
+    df = pd.DataFrame.from_records(recs)
+    missing = [c for c in CLAIM_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"claims table lacks columns {missing}")
+    return df[CLAIM_COLUMNS]

@@ -1,0 +1,86 @@
+"""Verdict functions and intervals on synthetic data whose answer is known."""
+import numpy as np
+import pytest
+
+from nnrds import verdicts as V
+
+
+def test_superiority_three_outcomes():
+    assert V.superiority(0.1, 0.5) == V.SUPPORTED
+    assert V.superiority(-0.5, -0.1) == V.CONTRADICTED
+    assert V.superiority(-0.1, 0.5) == V.INCONCLUSIVE
+    # a margin (smallest effect of interest) turns "tight around zero" into contradicted
+    assert V.superiority(-0.01, 0.02, margin=0.05) == V.CONTRADICTED
+    assert V.superiority(-0.01, 0.02) == V.INCONCLUSIVE
+    assert V.superiority(float("nan"), 1.0) == V.INCONCLUSIVE
+
+
+def test_non_superiority_three_outcomes():
+    assert V.non_superiority(-0.2, 0.05, margin=0.1) == V.SUPPORTED
+    assert V.non_superiority(0.2, 0.6, margin=0.1) == V.CONTRADICTED
+    assert V.non_superiority(-0.5, 0.5, margin=0.1) == V.INCONCLUSIVE  # "not significant" is not enough
+    with pytest.raises(ValueError):
+        V.non_superiority(0, 1, margin=0)
+
+
+def test_mean_ci_matches_t_interval_and_covers():
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(400):
+        x = rng.normal(1.0, 2.0, size=12)
+        m, lo, hi = V.mean_ci(x, 0.9)
+        hits += lo <= 1.0 <= hi
+    assert 0.85 <= hits / 400 <= 0.95
+
+
+def test_median_ci_coverage_and_small_n():
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(400):
+        x = rng.standard_cauchy(size=20) + 3.0
+        _, lo, hi = V.median_ci(x, 0.95)
+        hits += lo <= 3.0 <= hi
+    assert hits / 400 >= 0.93
+    _, lo, hi = V.median_ci([1, 2, 3, 4, 5], 0.95)  # n = 5 cannot reach 95%: no interval
+    assert np.isnan(lo) and np.isnan(hi)
+    _, lo, hi = V.median_ci(np.arange(1, 7), 0.95)  # n = 6: [x_(1), x_(6)], coverage 1 - 2/64
+    assert (lo, hi) == (1.0, 6.0)
+
+
+def test_signed_rank_cdf_matches_enumeration():
+    import itertools
+    n = 8
+    sums = [sum(r for r, keep in zip(range(1, n + 1), bits) if keep) for bits in itertools.product([0, 1], repeat=n)]
+    brute = np.cumsum(np.bincount(sums, minlength=n * (n + 1) // 2 + 1)) / 2**n
+    np.testing.assert_allclose(V._signed_rank_cdf(n), brute)
+
+
+def test_hodges_lehmann_ci_coverage_and_shift():
+    rng = np.random.default_rng(2)
+    hits = 0
+    for _ in range(300):
+        d = rng.laplace(0.5, 1.0, size=15)
+        est, lo, hi = V.hodges_lehmann_ci(d, 0.95)
+        hits += lo <= 0.5 <= hi
+    assert 0.92 <= hits / 300 <= 0.99
+    _, lo, hi = V.hodges_lehmann_ci([0.1, 0.2, 0.3, 0.4, 0.5], 0.95)  # n = 5: min p = 1/16 > 0.025
+    assert np.isnan(lo)
+
+
+def test_holm_known_values():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.06
+    np.testing.assert_allclose(V.holm(p), [0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(V.holm([np.nan, 0.5])[0])
+
+
+def test_claims_frame_rejects_bad_verdict():
+    row = dict(study="s", claim_id="a", claim="c", what_was_run="w", unit="seed", n_units=3, effect_name="e",
+               effect=1.0, ci_low=0.0, ci_high=2.0, ci_level=0.95, verdict="held", test="t")
+    with pytest.raises(ValueError):
+        V.claims_frame([row])
+    row["verdict"] = V.INCONCLUSIVE
+    df = V.claims_frame([V.Claim(**row)])
+    assert list(df.columns) == V.CLAIM_COLUMNS
+    with pytest.raises(ValueError):
+        V.mean_ci([1.0, np.nan])
