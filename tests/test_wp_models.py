@@ -99,3 +99,63 @@ def test_replica_is_independent_of_its_batch():
 def test_unknown_parameterization_is_rejected():
     with pytest.raises(ValueError, match="unknown parameterization 'spline'"):
         Arch(1, 1, 1, 1, "spline")
+
+
+# ---------------------------------------------------------------- initialization (issue 11, item 5)
+INIT_KINDS = [("nonpar", 0), ("mlp", 0), ("const", 0), ("monomial", 1), ("monomial", 3), ("legendre", 1),
+              ("legendre", 3), ("legendre", 5)]
+
+
+@pytest.mark.parametrize("kind,degree", INIT_KINDS)
+@pytest.mark.parametrize("depth", [1, 2, 4, 8, 16])
+def test_every_layer_starts_with_variance_one_over_width(kind, degree, depth):
+    """Exact: Var W(t_n) = (Phi M M^T Phi^T)_nn / w = 1/w at every node (b(t_n) = 0)."""
+    phi = torch.eye(depth, dtype=torch.float64) if kind == "mlp" else wp.basis_matrix(kind, depth, degree)
+    F, M = wp.init_map(phi)
+    node_cov = phi.numpy() @ M @ M.T @ phi.numpy().T
+    np.testing.assert_allclose(np.diag(node_cov), 1.0, rtol=1e-10)
+    np.testing.assert_allclose(phi.numpy() @ M, F, atol=1e-10)
+    # and empirically, per layer, over 200 replicas x 16 x 16 entries (relative s.e. of a variance ~0.6%)
+    w = 16
+    net = ReplicaNet(Arch(3, 1, w, depth, kind, degree), seeds=range(200), dtype=torch.float64)
+    W, b = net.layer_weights()
+    var = W.detach().pow(2).mean(dim=(0, 2, 3)).numpy() * w  # per layer, in units of 1/w (mean is 0)
+    np.testing.assert_allclose(var, 1.0, atol=0.03)
+    assert torch.count_nonzero(b) == 0
+
+
+@pytest.mark.parametrize("degree", [1, 3])
+@pytest.mark.parametrize("depth", [2, 3, 4, 8, 16])
+def test_monomial_and_legendre_start_from_the_same_network(degree, depth):
+    u = torch.randn(9, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    nets = [ReplicaNet(Arch(3, 2, 6, depth, kind, degree), seeds=[4, 17], dtype=torch.float64)
+            for kind in ("monomial", "legendre")]
+    Wm, Wl = (n.layer_weights()[0] for n in nets)
+    torch.testing.assert_close(Wm, Wl, rtol=0, atol=1e-12)
+    torch.testing.assert_close(nets[0](u), nets[1](u), rtol=0, atol=1e-12)
+    for k in ("A_in", "A_out"):
+        assert torch.equal(getattr(nets[0], k), getattr(nets[1], k))
+
+
+def test_bases_of_one_span_start_alike():
+    """Spans decide the start: const/linear/cubic/Legendre-3 at depth 16 (all start constant in t) share the
+    initial network; nonpar and Legendre of degree L-1 (both span every function on L nodes) share theirs."""
+    u = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    small = [ReplicaNet(Arch(3, 1, 5, 16, k, d), seeds=[3], dtype=torch.float64)(u)
+             for k, d in (("const", 0), ("monomial", 1), ("monomial", 3), ("legendre", 3))]
+    for y in small[1:]:
+        torch.testing.assert_close(y, small[0], rtol=0, atol=1e-12)
+    full = [ReplicaNet(Arch(3, 1, 5, 4, k, d), seeds=[3], dtype=torch.float64)
+            for k, d in (("nonpar", 0), ("legendre", 3), ("monomial", 3))]
+    for net in full[1:]:
+        torch.testing.assert_close(net.layer_weights()[0], full[0].layer_weights()[0], rtol=0, atol=1e-10)
+    # a constant start really is constant in t; a full-span start is not
+    W16 = ReplicaNet(Arch(3, 1, 5, 16, "legendre", 3), seeds=[3]).layer_weights()[0][0]
+    assert torch.equal(W16, W16[:1].expand_as(W16))
+    assert not torch.allclose(full[0].layer_weights()[0][0, 0], full[0].layer_weights()[0][0, 1])
+
+
+def test_init_map_rejects_a_basis_without_constants():
+    t = wp.layer_times(8)
+    with pytest.raises(ValueError, match="must contain the constant functions"):
+        wp.init_map(np.stack([t, t**2], axis=1))

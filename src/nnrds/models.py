@@ -6,6 +6,14 @@ batched matmuls. Inputs of shape (N, d_in) are broadcast to every replica; (R, N
 replica its own batch. Every replica is initialised from its own seed, so a replica's numbers do not
 depend on which other replicas share its batch.
 
+Initialization (:func:`nnrds.wp.init_map`): A_in ~ N(0, 1/d_in), A_out ~ N(0, 1/width), biases 0, and
+every layer's W(t_n) ~ N(0, 1/width) entrywise -- exactly, at every node, for every parameterization.
+A basis that spans every function on the layer grid (nonpar, MLP) starts with independent layers; a
+smaller basis (const, polynomials of degree < L-1) starts from the constant weight function W(t) = Z
+(equal per-layer variance forces this for a polynomial of degree d at depth L >= 2d+2), its higher
+coefficients at 0. Bases of one span (monomial and Legendre of one degree) therefore start from the
+same network function given the same seed.
+
 ResNet:  x_0 = A_in u + a_in,  x_{n+1} = x_n + h * sigma(W(t_n) x_n + b(t_n)),  y = A_out x_L + a_out
 MLP:     x_{n+1} = sigma(W_n x_n + b_n)   (no skip, one weight per layer)
 """
@@ -76,15 +84,17 @@ class ReplicaNet(nn.Module):
         else:
             phi = wp.basis_matrix(a.param, a.depth, a.degree, a.T)
         self.register_buffer("phi", phi.to(dtype))
-        # variance of coefficient k chosen so that every layer's W(t_n) has variance ~ 1/width
-        coef_std = 1.0 / torch.sqrt(w * K * phi.pow(2).mean(0).clamp_min(1e-12))
+        # initial W(t_n) = (F z)_n / sqrt(w), coefficients C = M z / sqrt(w): every layer's W(t_n) has
+        # variance exactly 1/width, and bases of one span start from the same function (wp.init_map)
+        _, M = wp.init_map(phi)
+        M = torch.as_tensor(M, dtype=torch.float64)
         tensors: dict[str, list[torch.Tensor]] = {k: [] for k in ("A_in", "a_in", "C", "c", "A_out", "a_out")}
         for s in self.seeds:
             g = torch.Generator().manual_seed(s)
             tensors["A_in"].append(_normal((a.d_in, w), 1.0 / math.sqrt(a.d_in), g))
             tensors["a_in"].append(torch.zeros(w, dtype=torch.float64))
-            tensors["C"].append(_normal((K, w, w), 1.0, g) * coef_std[:, None, None])
-            tensors["c"].append(torch.zeros(K, w, dtype=torch.float64))
+            tensors["C"].append(torch.einsum("km,mij->kij", M, _normal((M.shape[1], w, w), 1.0 / math.sqrt(w), g)))
+            tensors["c"].append(torch.zeros(K, w, dtype=torch.float64))  # b(t_n) = 0 at every node
             tensors["A_out"].append(_normal((w, a.d_out), 1.0 / math.sqrt(w), g))
             tensors["a_out"].append(torch.zeros(a.d_out, dtype=torch.float64))
         for k, v in tensors.items():

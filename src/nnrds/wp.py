@@ -55,3 +55,56 @@ def shifted_legendre(k: int, t: np.ndarray, T: float = 1.0) -> np.ndarray:
     c = np.zeros(k + 1)
     c[k] = 1.0
     return _leg.legval(2.0 * np.asarray(t) / T - 1.0, c)
+
+
+def init_map(phi: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How the initial weight function W(t_0..t_{L-1}) is drawn for the basis matrix ``phi`` (L, K).
+
+    Returns ``(F, M)``: with z ~ N(0, I_m) (independently for every matrix entry; the model scales it
+    by 1/sqrt(width)), the initial node values are ``V = F z`` (shape (L, m)) and the initial
+    coefficients are ``C = M z`` with ``phi @ M == F`` (checked). Every row of F has unit norm, so
+    **every layer's W(t_n) has exactly the same variance** (1/width in the model), for every basis:
+
+    * the basis spans every function on the grid (rank L: ``nonpar``, the MLP's identity, a polynomial
+      of degree >= L-1): layers independent, ``F = I_L`` (the usual i.i.d. initialization);
+    * otherwise (``const``, a polynomial of degree d < L-1): the constant weight function,
+      ``F = 1_L`` (m = 1): W(t_n) = Z for every n; the non-constant coefficients start at 0.
+
+    Why the constant: Var W(t) = phi(t)^T Cov(C) phi(t) is a polynomial of degree 2d in t for *any*
+    distribution of the coefficients; if it takes one value at L >= 2d+2 distinct nodes it is that
+    constant everywhere, its t^{2d} coefficient Cov(C)_dd vanishes, and positive semi-definiteness
+    removes row and column d -- by induction only the constant term stays random. So equal per-layer
+    variance *forces* a constant initial W(t) for such depths (e.g. a cubic at depth >= 8); we use it
+    for every basis with K < L so that one rule covers all depths (for 2d+2 > L > K other, non-constant
+    choices would exist). Neither an orthonormalized basis (variance = leverage of node n) nor
+    projecting i.i.d. node values onto the span (same) gives equal variances.
+
+    F depends only on the span of ``phi``, and V is drawn from the same z, so bases that span the same
+    functions (monomial and Legendre of one degree; every polynomial basis of degree < L-1 and
+    ``const``) start from the same network function given the same seed; only training can tell them
+    apart. When a basis function is the constant 1 (const, monomial, Legendre) the constant's
+    coefficients are exact; otherwise M solves phi M = F (entries below 1e-12 of the largest, rounding
+    of the solve, are set to 0).
+    """
+    P = np.asarray(phi, dtype=np.float64)
+    L, K = P.shape
+    if L == K and np.array_equal(P, np.eye(L)):  # nonpar / MLP: nothing to solve
+        return np.eye(L), np.eye(L)
+    if K >= L and np.linalg.matrix_rank(P) == L:
+        F = np.eye(L)
+    else:
+        F = np.ones((L, 1))
+    ones = np.flatnonzero(np.all(P == 1.0, axis=0))
+    if F.shape[1] == 1 and ones.size:  # a basis function is the constant 1: exact coefficients
+        M = np.zeros((K, 1))
+        M[ones[0], 0] = 1.0
+    elif L == K:
+        M = np.linalg.solve(P, F)
+    else:
+        M = np.linalg.lstsq(P, F, rcond=None)[0]
+    M[np.abs(M) < 1e-12 * np.abs(M).max()] = 0.0
+    err = float(np.abs(P @ M - F).max())
+    if err > 1e-8:
+        raise ValueError(f"basis of shape {P.shape} cannot represent its initial weight function "
+                         f"(residual {err:.2g}): a basis must contain the constant functions")
+    return F, M
