@@ -223,7 +223,99 @@ def test_cell_and_summary_tables(tmp_path):
     assert np.allclose(clean.accuracy, clean.clean_accuracy)
     s = nr.summarize(runs)
     assert {"accuracy_mean", "accuracy_std", "clean_accuracy_mean", "n_params"} <= set(s.columns)
-    comp = nr.compare(runs)
+    comp = nr.compare(runs, study)
     assert len(comp) == 4
-    text = nr.caption(runs, comp, "smoke", study)
-    assert "noisy_add0.1_mult0 vs lipschitz" in text and "Overall" in text
+    claims = nr.claims(runs, comp, study)
+    assert claims.claim_id.iloc[0] == "robust" and len(claims) == 5
+    text = nr.caption(runs, comp, claims, "smoke", study)
+    assert "noisy_add0.1_mult0 vs lipschitz" in text and "Overall" in text and "Holm" in text
+
+
+# ------------------------------------------------------------ robustness verdicts on synthetic runs (known answers)
+def synth_runs(*, clean_l=0.9, clean_n=0.9, drop_l=0.3, drop_n=0.3, noise=0.01, seeds=8, rng_seed=0,
+               variants=((0.1, 0.0),), perts=("gaussian", "fgsm"), datasets=("digits",)):
+    """Runs with a known truth: per seed, clean accuracy clean_x + N(0, noise), perturbed accuracy (every
+    strength > 0) clean − drop_x + N(0, noise)."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    models = [("lipschitz", 0.0, 0.0, clean_l, drop_l)] + [("noisy", a, m, clean_n, drop_n) for a, m in variants]
+    for ds in datasets:
+        for model, a, m, clean, drop in models:
+            for s in range(seeds):
+                c = clean + rng.normal(0, noise)
+                for pert in perts:
+                    for strength in (0.0, 0.1, 0.2):
+                        acc = c if strength == 0 else c - drop + rng.normal(0, noise)
+                        rows.append({"dataset": ds, "split": "stratified", "model": model,
+                                     "variant": nr.variant_name(model, a, m), "noise_add": a, "noise_mult": m,
+                                     "perturbation": pert, "strength": strength, "seed": s, "accuracy": acc,
+                                     "clean_accuracy": c, "train_accuracy": 1.0, "chance_accuracy": 0.1,
+                                     "n_params": 10, "epochs": 1})
+    return pd.DataFrame(rows, columns=nr.RUN_COLUMNS)
+
+
+STUDY = {"equal_clean_tol": 0.02, "claims": {"alpha": 0.05}, "epochs": 1}
+
+
+def _verdicts(runs):
+    comp = nr.compare(runs, STUDY)
+    return comp, nr.claims(runs, comp, STUDY).set_index("claim_id")
+
+
+def test_robustness_supported_when_drop_is_smaller_at_equal_clean_accuracy():
+    comp, c = _verdicts(synth_runs(drop_l=0.3, drop_n=0.15))
+    assert comp.clean_matched.all() and (comp.verdict == "supported").all()
+    assert c.loc["robust", "verdict"] == "supported"
+    assert c.loc["robust", "ci_low"] < 0.15 < c.loc["robust", "ci_high"]
+
+
+def test_robustness_contradicted_when_noisy_loses_more():
+    comp, c = _verdicts(synth_runs(drop_l=0.15, drop_n=0.3))
+    assert (comp.verdict == "contradicted").all() and c.loc["robust", "verdict"] == "contradicted"
+
+
+def test_robustness_inconclusive_on_noise():
+    comp, c = _verdicts(synth_runs(drop_l=0.2, drop_n=0.2, noise=0.003, rng_seed=3) .assign(
+        accuracy=lambda d: d.accuracy + np.where(d.strength > 0, np.random.default_rng(1).normal(0, 0.2, len(d)), 0)))
+    assert (comp.verdict == "inconclusive").all() and c.loc["robust", "verdict"] == "inconclusive"
+
+
+def test_clean_accuracy_lead_is_not_robustness():
+    """The noisy RNN is 10 points better when clean and loses exactly as much: the old absolute score called it
+    'more robust'; the drop gives no advantage, and the clean accuracies are not matched -> inconclusive."""
+    comp, c = _verdicts(synth_runs(clean_l=0.8, clean_n=0.9, drop_l=0.3, drop_n=0.3))
+    assert (~comp.clean_matched).all()
+    assert (comp.advantage_mean.abs() < 0.02).all() and (comp.verdict == "inconclusive").all()
+    assert c.loc["robust", "verdict"] == "inconclusive" and c.loc["robust", "n_units"] == 0
+
+
+def test_unmatched_clean_accuracy_is_never_supported():
+    comp, _ = _verdicts(synth_runs(clean_l=0.85, clean_n=0.9, drop_l=0.3, drop_n=0.1))
+    assert (comp.p_holm < 0.05).all() and (comp.verdict == "inconclusive").all()
+
+
+def test_holm_over_the_comparison_family():
+    """Many comparisons with one modest true effect: the unadjusted p would pass, Holm's does not."""
+    runs = synth_runs(drop_l=0.2, drop_n=0.2, noise=0.02, seeds=5, perts=("gaussian", "multiplicative", "fgsm"),
+                      variants=((0.1, 0.0), (0.3, 0.0), (0.3, 0.3)), datasets=("digits", "ecg5000"))
+    sel = (runs.model == "noisy") & (runs.perturbation == "gaussian") & (runs.dataset == "digits") \
+        & (runs.noise_add == 0.1) & (runs.strength > 0)
+    runs.loc[sel, "accuracy"] += 0.025  # a small advantage in one of 18 comparisons
+    comp, c = _verdicts(runs)
+    assert len(comp) == 18
+    from nnrds import verdicts as V
+
+    np.testing.assert_allclose(comp.p_holm, V.holm(comp.p_value))
+    assert comp.ci_level.tolist() == pytest.approx([1 - 0.05 / 18] * 18)
+    row = comp[(comp.dataset == "digits") & (comp.variant == "noisy_add0.1_mult0") & (comp.perturbation == "gaussian")]
+    assert row.p_value.iloc[0] < 0.05 and row.p_holm.iloc[0] >= 0.05 and row.verdict.iloc[0] == "inconclusive"
+    claims = nr.claims(runs, comp, STUDY)
+    assert list(claims.columns) == V.CLAIM_COLUMNS and len(claims) == 1 + 18
+    assert claims.p_adjusted.iloc[1:].tolist() == pytest.approx(comp.p_holm.tolist())
+
+
+@pytest.mark.parametrize("adv,p,matched,verdict", [(0.1, 0.01, True, "supported"), (-0.1, 0.01, True, "contradicted"),
+                                                   (0.1, 0.2, True, "inconclusive"), (0.1, 0.01, False, "inconclusive"),
+                                                   (0.1, float("nan"), True, "inconclusive")])
+def test_comparison_verdict(adv, p, matched, verdict):
+    assert nr.comparison_verdict(adv, p, matched, 0.05) == verdict

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "nnrds.commands.data",
     "nnrds.commands.uq",
     "nnrds.commands.materials",
+    "nnrds.commands.claims",
 ]
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 SCALE = config["scale"]
+CLAIM_TABLES = []  # every enabled study that tests claims appends its claims.csv (ledger: workflow/rules/claims.smk)
 # Rules run the package CLI as `$NNRDS_PYTHON -m nnrds ...`: the interpreter that runs Snakemake (works without
 # an activated venv; set here, in every Snakemake process, so cluster jobs get their own interpreter too).
 os.environ["NNRDS_PYTHON"] = sys.executable

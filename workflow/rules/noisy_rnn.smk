@@ -1,14 +1,15 @@
 # Noisy-RNN regularization study (src/nnrds/studies/noisy_rnn.py, models in src/nnrds/rnn.py).
 # One training job per dataset x model; its seeds (and the noisy RNN's training-noise levels) train as
-# replicas of one batched network, then every perturbation is evaluated in the same job. One summary job,
-# one papermill notebook for the figures. ECG5000 comes from the raw-data layer (rule
+# replicas of one batched network, then every perturbation is evaluated in the same job. One summary job
+# (claims.csv: robustness = accuracy drop from clean at matched clean accuracy, paired over seeds, Holm over the
+# comparisons; appended to the claims ledger), one papermill notebook for the figures. ECG5000 comes from the raw-data layer (rule
 # data_acquire_ecg5000 in data.smk: verified mirror copy, or a download when data.mirror is null) unless
 # `noisy_rnn.ecg_path` names a file.
 
 NRN = config["noisy_rnn"]
 NRN_DIR = "results/noisy_rnn"
 NRN_CELLS = expand("{dataset}/{model}", dataset=NRN["tasks"], model=NRN["models"])
-NRN_FIGS = ["accuracy_vs_strength", "clean_vs_training_noise"]
+NRN_FIGS = ["robustness_advantage", "accuracy_vs_strength", "clean_vs_training_noise"]
 NRN_ECG = NRN["ecg_path"] or "results/data/ecg5000/train.csv"
 
 
@@ -50,6 +51,8 @@ rule noisy_rnn_summarize:
                        caption=f"../../{NRN_DIR}/caption.rst"),
         comparison=report(f"{NRN_DIR}/robustness_comparison.csv", category="Noisy RNN", subcategory="tables",
                           caption=f"../../{NRN_DIR}/caption.rst"),
+        claims=report(f"{NRN_DIR}/claims.csv", category="Noisy RNN", subcategory="tables",
+                      caption=f"../../{NRN_DIR}/caption.rst"),
         caption=f"{NRN_DIR}/caption.rst",
         provenance=f"{NRN_DIR}/provenance.json",
     params:
@@ -69,6 +72,7 @@ rule noisy_rnn_figures:
         notebook="workflow/notebooks/noisy_rnn.ipynb",
         runs=f"{NRN_DIR}/runs.csv",
         summary=f"{NRN_DIR}/summary.csv",
+        comparison=f"{NRN_DIR}/robustness_comparison.csv",
     output:
         notebook="results/notebooks/noisy_rnn.ipynb",
         png=[report(f"figures/noisy_rnn/{f}.png", category="Noisy RNN", subcategory="figures",
@@ -83,9 +87,10 @@ rule noisy_rnn_figures:
         **cluster_resources(),
     shell:
         "$NNRDS_PYTHON -m papermill {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
-        "-p runs_csv {input.runs} -p summary_csv {input.summary} "
+        "-p runs_csv {input.runs} -p summary_csv {input.summary} -p comparison_csv {input.comparison} "
         "-p fig_dir {params.fig_dir} -p scale {params.scale} > {log} 2>&1"
 
 
 if NRN["enabled"]:
     ALL_TARGETS += [f"figures/noisy_rnn/{f}.png" for f in NRN_FIGS] + [f"{NRN_DIR}/provenance.json"]
+    CLAIM_TABLES.append(f"{NRN_DIR}/claims.csv")

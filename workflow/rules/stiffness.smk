@@ -90,3 +90,4 @@ rule stiffness_figures:
 
 if STF["enabled"]:
     ALL_TARGETS += [f"figures/stiffness/{f}.png" for f in STF_FIGS] + [f"{STF_DIR}/provenance.json"]
+    CLAIM_TABLES.append(f"{STF_DIR}/claims.csv")

@@ -21,7 +21,7 @@ def register(sub) -> None:
     add_cell_args(p, CELL_TABLES)
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("stiffness-summarize", help="concatenate cells; claims (a) and (b) with numbers; caption")
+    p = sub.add_parser("stiffness-summarize", help="concatenate cells; claims (a) and (b) with intervals and verdicts (claims.csv); caption")
     add_summary_args(p, list(CELL_TABLES), "{scale, study, datasets}")
     p.set_defaults(func=_summarize)
 
@@ -44,11 +44,11 @@ def _summarize(args) -> int:
     ca = stiffness.claim_a(runs)
     sel = stiffness.select_strengths(runs)
     cb = stiffness.claim_b(runs, sel)
-    ver = stiffness.verdicts(ca, cb, study["primary_metric"])
+    claims = stiffness.claims(runs, sel, study)
     notes = {name: datasets.DESCRIPTIONS.get(spec["kind"], spec["kind"]) for name, spec in c["datasets"].items()}
     write_summary(args, "stiffness/summarize",
                   {"runs": runs, "metrics": metrics,
                    "eigenvalues": stiffness.select_eigenvalues(concat(args.eigenvalues), sel),
-                   "timings": concat(args.timings), "claim_a": ca, "selected": sel, "claim_b": cb, "claims": ver},
-                  stiffness.caption(ver, ca, sel, c["scale"], study, notes))
+                   "timings": concat(args.timings), "claim_a": ca, "selected": sel, "claim_b": cb, "claims": claims},
+                  stiffness.caption(claims, ca, cb, sel, c["scale"], study, notes))
     return 0

@@ -24,20 +24,26 @@ per heartbeat by the archive):
 """
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 
-from .. import rnn
+from .. import rnn, verdicts
 from ..train import fit, pick_device, seed_everything
 
 DATASETS = ("digits", "digits_permuted", "ecg5000")
 MODELS = rnn.KINDS
 PERTURBATIONS = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
+#: figures behind the claims (rule noisy_rnn_figures)
+FIGURES = {"robust": "figures/noisy_rnn/robustness_advantage.png",
+           "comparisons": "figures/noisy_rnn/robustness_advantage.png"}
 
 DESCRIPTIONS = {
     "digits": "scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes) read pixel by pixel "
@@ -240,8 +246,11 @@ def run_cell(dataset: str, model: str, study: dict, data_cfg: dict | None = None
         for i, strength in enumerate(grid):
             gen = torch.Generator().manual_seed(base_seed * 1_000_003 + 1000 * _PERT_CODE[kind] + i)
             x_in = Xte if kind == "fgsm" else Xte.cpu()  # random perturbations use a CPU generator
-            xp = perturb(kind, x_in, float(strength), gen, data, net=net, y=yte)
-            acc = rnn.accuracy_per_replica(net, xp.to(dev), yte).cpu().numpy()
+            if strength == 0:  # the clean accuracy, already computed (identical inputs, eval mode)
+                acc = clean
+            else:
+                xp = perturb(kind, x_in, float(strength), gen, data, net=net, y=yte)
+                acc = rnn.accuracy_per_replica(net, xp.to(dev), yte).cpu().numpy()
             for r, (s, a, m) in enumerate(reps):
                 rows.append({"dataset": dataset, "split": data.split, "model": model, "variant": variant_name(model, a, m),
                              "noise_add": a, "noise_mult": m, "perturbation": kind, "strength": float(strength),
@@ -271,95 +280,221 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def compare(runs: pd.DataFrame) -> pd.DataFrame:
-    """Paired noisy-vs-Lipschitz comparison per dataset × noise level × perturbation.
+def per_seed_scores(df: pd.DataFrame) -> pd.DataFrame:
+    """Per seed of one (model variant, dataset, perturbation): clean accuracy, perturbed accuracy (mean over the
+    strengths > 0) and the robustness *drop* = clean − perturbed (lower = more robust)."""
+    d = df[df.strength > 0]
+    out = pd.DataFrame({"clean": df.groupby("seed").clean_accuracy.first(),
+                        "perturbed": d.groupby("seed").accuracy.mean()})
+    out["drop"] = out.clean - out.perturbed
+    return out
 
-    Robustness score of a run = mean accuracy over the perturbation's strengths > 0. Differences are
-    noisy − Lipschitz of the same seed (same initial weights and minibatches).
+
+def _t_p(d: np.ndarray) -> float:
+    """Two-sided one-sample t-test p-value of mean 0 (NaN for < 2 values; 0/1 for zero variance)."""
+    if len(d) < 2:
+        return math.nan
+    if np.all(d == d[0]):
+        return 0.0 if d[0] != 0 else 1.0
+    with warnings.catch_warnings():  # nearly constant differences: scipy warns, the p-value is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+def compare(runs: pd.DataFrame, study: dict | None = None) -> pd.DataFrame:
+    """Paired noisy-vs-Lipschitz robustness per dataset × noise level × perturbation (the comparison family).
+
+    Per seed (same initial weights and minibatches for both models): the robustness *advantage* of the noisy
+    RNN = drop(Lipschitz) − drop(noisy), drop = clean accuracy − mean perturbed accuracy over the strengths
+    > 0, so a lead in clean accuracy does not count as robustness. *Matched clean accuracy*: the paired
+    clean-accuracy difference (noisy − Lipschitz, the same for every perturbation) is shown equivalent within
+    ±``equal_clean_tol`` by TOST at level alpha (its 1 − 2 alpha t-interval inside the band). Test of each
+    comparison: paired t-test over seeds, two-sided; p-values Holm-adjusted over every comparison of the
+    table; interval: Bonferroni-simultaneous (1 − alpha/m) t-interval. Verdict (:func:`comparison_verdict`).
     """
+    study = study or {}
+    alpha = float(study.get("claims", {}).get("alpha", 0.05))
+    tol = float(study.get("equal_clean_tol", 0.02))
     rows = []
     base = runs[runs.model == "lipschitz"]
     for (ds, var, pert), g in runs[runs.model == "noisy"].groupby(["dataset", "variant", "perturbation"], sort=True):
         b = base[(base.dataset == ds) & (base.perturbation == pert)]
-        if b.empty:
+        if b.empty or not (g.strength > 0).any():
             continue
-
-        def per_seed(df):
-            d = df[df.strength > 0]
-            return pd.DataFrame({"score": d.groupby("seed").accuracy.mean(),
-                                 "clean": df.groupby("seed").clean_accuracy.first()})
-
-        n, l = per_seed(g), per_seed(b)
+        n, l = per_seed_scores(g), per_seed_scores(b)
         common = n.index.intersection(l.index)
-        if len(common) == 0 or n.score.isna().all():
+        if len(common) == 0:
             continue
         n, l = n.loc[common], l.loc[common]
-        d_score, d_clean = n.score - l.score, n.clean - l.clean
-        sd = (lambda s: float(s.std()) if len(s) > 1 else 0.0)
+        adv = (l["drop"] - n["drop"]).to_numpy(dtype=float)
+        dcl = (n.clean - l.clean).to_numpy(dtype=float)
+        cl_mean, cl_lo, cl_hi = verdicts.mean_ci(dcl, 1 - 2 * alpha)
         rows.append({"dataset": ds, "variant": var, "noise_add": float(g.noise_add.iloc[0]),
                      "noise_mult": float(g.noise_mult.iloc[0]), "perturbation": pert, "n_seeds": len(common),
                      "lipschitz_clean_mean": float(l.clean.mean()), "noisy_clean_mean": float(n.clean.mean()),
-                     "clean_diff_mean": float(d_clean.mean()), "clean_diff_std": sd(d_clean),
-                     "lipschitz_score_mean": float(l.score.mean()), "noisy_score_mean": float(n.score.mean()),
-                     "score_diff_mean": float(d_score.mean()), "score_diff_std": sd(d_score),
-                     "seeds_noisy_better": int((d_score > 0).sum()),
-                     "lipschitz_drop_mean": float((l.clean - l.score).mean()),
-                     "noisy_drop_mean": float((n.clean - n.score).mean())})
-    return pd.DataFrame(rows)
+                     "clean_diff_mean": cl_mean, "clean_diff_ci_low": cl_lo, "clean_diff_ci_high": cl_hi,
+                     "clean_matched": bool(np.isfinite(cl_lo) and -tol < cl_lo and cl_hi < tol),
+                     "lipschitz_drop_mean": float(l["drop"].mean()), "noisy_drop_mean": float(n["drop"].mean()),
+                     "advantage_mean": float(adv.mean()), "seeds_noisy_better": int((adv > 0).sum()),
+                     "p_value": _t_p(adv), "_adv": adv})
+    if not rows:
+        return pd.DataFrame(columns=COMPARE_COLUMNS)
+    m = len(rows)
+    level = 1 - alpha / m
+    padj = verdicts.holm([r["p_value"] for r in rows])
+    for r, pa in zip(rows, padj):
+        _, r["advantage_ci_low"], r["advantage_ci_high"] = verdicts.mean_ci(r.pop("_adv"), level)
+        r["ci_level"], r["p_holm"] = level, float(pa)
+        r["verdict"] = comparison_verdict(r["advantage_mean"], r["p_holm"], r["clean_matched"], alpha)
+    return pd.DataFrame(rows)[COMPARE_COLUMNS]
 
 
-def verdict(row, tol: float) -> str:
-    """Words for one comparison row (paired over seeds)."""
-    equal = abs(row.clean_diff_mean) <= tol
-    if row.score_diff_mean > 0 and row.seeds_noisy_better == row.n_seeds and row.n_seeds > 1:
-        word = "more robust"
-    elif row.score_diff_mean <= 0 and row.seeds_noisy_better <= row.n_seeds // 2:
-        word = "not more robust"
-    else:
-        word = "inconclusive"
-    return word if equal else f"not a like-for-like comparison (clean accuracies differ by {row.clean_diff_mean:+.3f}); {word} by perturbed accuracy"
+COMPARE_COLUMNS = ["dataset", "variant", "noise_add", "noise_mult", "perturbation", "n_seeds", "lipschitz_clean_mean",
+                   "noisy_clean_mean", "clean_diff_mean", "clean_diff_ci_low", "clean_diff_ci_high", "clean_matched",
+                   "lipschitz_drop_mean", "noisy_drop_mean", "advantage_mean", "advantage_ci_low",
+                   "advantage_ci_high", "ci_level", "seeds_noisy_better", "p_value", "p_holm", "verdict"]
 
 
-def caption(runs: pd.DataFrame, comp: pd.DataFrame, scale: str, study: dict) -> str:
+def comparison_verdict(advantage: float, p_holm: float, clean_matched: bool, alpha: float = 0.05) -> str:
+    """"The noisy RNN is more robust (smaller accuracy drop) at matched clean accuracy", one comparison:
+    *supported* when the Holm-adjusted p < alpha and the mean advantage is > 0, *contradicted* when it is
+    significant the other way (the noisy RNN loses more), *inconclusive* otherwise -- and always when the clean
+    accuracies are not shown equal (then the comparison is not at matched clean accuracy)."""
+    if not clean_matched or not np.isfinite(p_holm) or p_holm >= alpha:
+        return verdicts.INCONCLUSIVE
+    return verdicts.SUPPORTED if advantage > 0 else verdicts.CONTRADICTED if advantage < 0 else verdicts.INCONCLUSIVE
+
+
+def overall_advantage(runs: pd.DataFrame, comp: pd.DataFrame) -> pd.Series:
+    """Per seed: the noisy RNN's robustness advantage averaged over the matched comparisons (NaN-free)."""
+    keep = comp[comp.clean_matched]
+    vals = []
+    base = runs[runs.model == "lipschitz"]
+    for r in keep.itertuples():
+        g = runs[(runs.model == "noisy") & (runs.dataset == r.dataset) & (runs.variant == r.variant)
+                 & (runs.perturbation == r.perturbation)]
+        b = base[(base.dataset == r.dataset) & (base.perturbation == r.perturbation)]
+        n, l = per_seed_scores(g), per_seed_scores(b)
+        vals.append(l["drop"] - n["drop"])
+    if not vals:
+        return pd.Series(dtype=float)
+    return pd.concat(vals, axis=1).dropna().mean(axis=1)
+
+
+def claims(runs: pd.DataFrame, comp: pd.DataFrame, study: dict) -> pd.DataFrame:
+    """The study's claims table (:data:`nnrds.verdicts.CLAIM_COLUMNS`).
+
+    Row ``robust``: the headline claim "the noisy RNN is more robust to input perturbations than the
+    Lipschitz RNN at matched clean accuracy" -- per seed, the advantage averaged over every matched comparison
+    (unit: the seed, which carries one initialization and one minibatch order for both models); t-interval at
+    1 − alpha, :func:`nnrds.verdicts.superiority`. Then one row per comparison (``robust/<dataset>/<variant>/
+    <perturbation>``), verdict :func:`comparison_verdict` with Holm over the family."""
+    alpha = float(study.get("claims", {}).get("alpha", 0.05))
+    tol = float(study.get("equal_clean_tol", 0.02))
+    seeds = sorted(runs.seed.unique())
+    run = (f"{runs.dataset.nunique()} datasets; Lipschitz RNN vs noisy RNN at {runs[runs.model == 'noisy'].variant.nunique()} "
+           f"training-noise levels; {len(seeds)} seeds; {study.get('epochs', '?')} epochs; "
+           f"{', '.join(sorted(runs.perturbation.unique()))} test perturbations")
+    rows = []
+    if comp.empty:
+        return pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
+    ov = overall_advantage(runs, comp).to_numpy(dtype=float)
+    est, lo, hi = verdicts.mean_ci(ov, 1 - alpha) if len(ov) else (math.nan, math.nan, math.nan)
+    p = _t_p(ov)
+    if np.isfinite(p):  # one-sided (H0: advantage <= 0) from the two-sided p
+        p = p / 2 if est > 0 else 1 - p / 2
+    n_match = int(comp.clean_matched.sum())
+    rows.append(verdicts.Claim(
+        study="noisy_rnn", claim_id="robust",
+        claim="The noisy RNN is more robust to input perturbations (smaller accuracy drop from clean) than the "
+              "Lipschitz RNN at matched clean accuracy.",
+        what_was_run=run + f"; averaged over the {n_match} of {len(comp)} comparisons with matched clean accuracy",
+        unit="seed (same initial weights and minibatches for both models)", n_units=len(ov),
+        effect_name="accuracy drop (Lipschitz) − accuracy drop (noisy), mean over matched comparisons",
+        effect=est, ci_low=lo, ci_high=hi, ci_level=1 - alpha, p_value=p, test="paired t-test, one-sided; t-interval",
+        verdict=verdicts.superiority(lo, hi), figure=FIGURES["robust"]))
+    for r in comp.itertuples():
+        rows.append(verdicts.Claim(
+            study="noisy_rnn", claim_id=f"robust/{r.dataset}/{r.variant}/{r.perturbation}",
+            claim=f"On {r.dataset}, the noisy RNN ({r.variant}) loses less accuracy under {r.perturbation} "
+                  "perturbations than the Lipschitz RNN at matched clean accuracy.",
+            what_was_run=f"{r.n_seeds} seeds; clean accuracy noisy − Lipschitz {r.clean_diff_mean:+.3f} "
+                         f"({1 - 2 * alpha:.0%} interval [{r.clean_diff_ci_low:+.3f}, {r.clean_diff_ci_high:+.3f}], "
+                         f"{'matched' if r.clean_matched else 'NOT matched'} within ±{tol:g})",
+            unit="seed", n_units=int(r.n_seeds),
+            effect_name="accuracy drop (Lipschitz) − accuracy drop (noisy)", effect=float(r.advantage_mean),
+            ci_low=float(r.advantage_ci_low), ci_high=float(r.advantage_ci_high), ci_level=float(r.ci_level),
+            p_value=float(r.p_value), p_adjusted=float(r.p_holm),
+            test=f"paired t-test, two-sided, Holm over {len(comp)} comparisons; Bonferroni-simultaneous interval",
+            verdict=r.verdict, figure=FIGURES["comparisons"]))
+    return verdicts.claims_frame(rows)
+
+
+def _ci(lo: float, hi: float) -> str:
+    return "[n/a]" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{lo:+.3f}, {hi:+.3f}]"
+
+
+def _p(p: float) -> str:
+    return "n/a" if not np.isfinite(p) else f"{p:.2g}"
+
+
+def caption(runs: pd.DataFrame, comp: pd.DataFrame, claims_df: pd.DataFrame, scale: str, study: dict) -> str:
+    """RST caption (checked by tests/test_captions.py: no docutils system message)."""
     tol = study["equal_clean_tol"]
+    alpha = float(study.get("claims", {}).get("alpha", 0.05))
     lines = [
         f"Noisy-RNN regularization study, **{scale}** scale: hidden {study['hidden']}, Euler step ε = {study['eps']}, "
         f"β = {study['beta']}, γ_A = {study['gamma_A']}, γ_W = {study['gamma_W']}, {study['epochs']} epochs of Adam "
-        f"(lr {study['lr']}, batch {study['batch_size']}), seeds {study['seeds']}; training noise "
-        f"σ = ε_n(σ₁ I + σ₂ diag(f)) with ε_n = {study['eps_noise']}, Euler–Maruyama "
-        f"{'with' if study['noise_sqrt_dt'] else 'without'} √Δt scaling, on only during training. "
-        "Accuracy is on the held-out test split, mean ± std over seeds; perturbations are applied to test inputs only "
-        "(gaussian: x + σξ; multiplicative: x(1 + σξ); salt_pepper: rate p; fgsm: one gradient-sign step of size ε).",
+        f"(lr {study['lr']}, batch {study['batch_size']}), {len(study['seeds'])} seeds "
+        f"({', '.join(map(str, study['seeds']))}); training noise σ = ε_n(σ₁ I + σ₂ diag(f)) with ε_n = "
+        f"{study['eps_noise']}, Euler–Maruyama {'with' if study['noise_sqrt_dt'] else 'without'} √Δt scaling, on "
+        "only during training. Accuracy is on the held-out test split, mean ± std over seeds; perturbations are "
+        "applied to test inputs only (gaussian: x + σξ; multiplicative: x(1 + σξ); salt_pepper: rate p; fgsm: one "
+        "gradient-sign step of size ε).",
         "",
         "Datasets: " + "; ".join(f"*{d}*: {DESCRIPTIONS[d]}" for d in sorted(runs.dataset.unique())) + ".",
         "",
+        "**How robustness is scored and tested.** A run's *drop* is its clean test accuracy minus its mean accuracy "
+        "over the perturbation's strengths above 0; the noisy RNN's *advantage* is the Lipschitz RNN's drop minus "
+        "the noisy RNN's drop for the same seed (same initial weights and minibatches), so a lead in clean accuracy "
+        "does not count as robustness. A comparison is at *matched clean accuracy* when the paired clean-accuracy "
+        f"difference is shown equivalent within ±{tol:g} (TOST at level {alpha:g}: its {1 - 2 * alpha:.0%} "
+        "t-interval lies inside the band; config ``noisy_rnn.equal_clean_tol``). Each (dataset, noise level, "
+        "perturbation) comparison is a paired t-test over seeds; the p-values of all "
+        f"{len(comp)} comparisons are **Holm-adjusted** (familywise error {alpha:g}) and the intervals are "
+        "Bonferroni-simultaneous. Verdict per comparison: *supported* (Holm p below the level, noisy RNN loses "
+        "less), *contradicted* (significant the other way), *inconclusive* otherwise, and always when the clean "
+        "accuracies are not matched. The headline claim averages each seed's advantage over the matched "
+        f"comparisons (unit: seed; one-sided t-test, {1 - alpha:.0%} t-interval).",
+        "",
     ]
+    head = claims_df[claims_df.claim_id == "robust"] if len(claims_df) else claims_df
+    if len(head):
+        r = head.iloc[0]
+        lines += [f"**Headline: {r.verdict}.** {r.claim} Mean advantage {r.effect:+.3f} accuracy, "
+                  f"{r.ci_level:.0%} interval {_ci(r.ci_low, r.ci_high)}, {r.n_units} seeds, one-sided p = "
+                  f"{_p(r.p_value)}; {r.what_was_run}.", ""]
+    elif comp.empty:
+        lines += ["No noisy-vs-Lipschitz comparison (one of the two models is not in this run).", ""]
     for ds, g in runs.groupby("dataset", sort=True):
         clean = g.drop_duplicates(["variant", "seed"]).groupby("variant").clean_accuracy.agg(["mean", "std"]).fillna(0)
         cl = ", ".join(f"{v} {r['mean']:.3f} ± {r['std']:.3f}" for v, r in clean.iterrows())
-        lines.append(f"* **{ds}** ({g.split.iloc[0]} train/test split; majority-class test accuracy "
-                     f"{g.chance_accuracy.iloc[0]:.3f}); "
-                     f"clean test accuracy: {cl}.")
+        lines += [f"*{ds}* ({g.split.iloc[0]} train/test split; majority-class test accuracy "
+                  f"{g.chance_accuracy.iloc[0]:.3f}): clean test accuracy {cl}.", ""]
         c = comp[comp.dataset == ds] if not comp.empty else comp
-        if c.empty:
-            lines.append("  No noisy-vs-Lipschitz comparison (one of the two models is not in this run).")
-            continue
-        for var, cv in c.groupby("variant", sort=True):
-            r0 = cv.iloc[0]
-            eq = "equal within" if abs(r0.clean_diff_mean) <= tol else "NOT equal within"
-            lines.append(f"  - {var} vs lipschitz: clean accuracy difference {r0.clean_diff_mean:+.3f} ± "
-                         f"{r0.clean_diff_std:.3f} ({eq} the tolerance {tol}).")
-            for r in cv.itertuples():
-                lines.append(f"    {r.perturbation}: mean perturbed accuracy {r.noisy_score_mean:.3f} vs "
-                             f"{r.lipschitz_score_mean:.3f}, paired difference {r.score_diff_mean:+.3f} ± "
-                             f"{r.score_diff_std:.3f}, noisy better in {r.seeds_noisy_better}/{r.n_seeds} seeds; "
-                             f"drop from clean {r.noisy_drop_mean:.3f} vs {r.lipschitz_drop_mean:.3f} → "
-                             f"{verdict(r, tol)}.")
+        for r in c.itertuples():
+            match = "matched" if r.clean_matched else "not matched"
+            lines.append(f"* {ds}, {r.variant} vs lipschitz, {r.perturbation}: drop {r.noisy_drop_mean:.3f} vs "
+                         f"{r.lipschitz_drop_mean:.3f}, advantage {r.advantage_mean:+.3f} "
+                         f"{_ci(r.advantage_ci_low, r.advantage_ci_high)}, noisy better in "
+                         f"{r.seeds_noisy_better}/{r.n_seeds} seeds, Holm p = {_p(r.p_holm)}; clean difference "
+                         f"{r.clean_diff_mean:+.3f} {_ci(r.clean_diff_ci_low, r.clean_diff_ci_high)} ({match}) "
+                         f"→ **{r.verdict}**.")
+        if len(c):
+            lines.append("")
     if not comp.empty:
-        eq = comp[comp.clean_diff_mean.abs() <= tol]
-        n_more = sum(verdict(r, tol) == "more robust" for r in eq.itertuples())
-        lines += ["", f"**Overall**: among {len(eq)} (dataset, noise level, perturbation) comparisons at equal clean "
-                      f"accuracy (|Δclean| ≤ {tol}), the noisy RNN was more robust (higher mean perturbed accuracy in "
-                      f"every seed) in {n_more}; {len(comp) - len(eq)} comparisons had unequal clean accuracy and "
-                      "are not counted. With few seeds and small data this is weak evidence either way."]
+        counts = comp.verdict.value_counts()
+        lines += [f"**Overall**: of {len(comp)} comparisons ({int(comp.clean_matched.sum())} at matched clean "
+                  f"accuracy), {counts.get('supported', 0)} supported, {counts.get('contradicted', 0)} "
+                  f"contradicted, {counts.get('inconclusive', 0)} inconclusive after Holm's correction."]
     return "\n".join(lines) + "\n"

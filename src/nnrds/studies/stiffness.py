@@ -15,17 +15,24 @@ trajectories of the training inputs.
 Model selection is honest: each run's held-out points are split into a *validation* half (used only to
 pick the strength of L2 and of the penalty, per cell, by median validation MSE over seeds) and a *test*
 half (reported). The generalization gap is test MSE - train MSE.
+
+Verdicts (:func:`claims`, ``results/stiffness/claims.csv`` with :data:`nnrds.verdicts.CLAIM_COLUMNS`): the
+unit of replication is the (dataset, seed) pair -- the two parameterizations of one seed share its data split,
+so each paired difference is averaged over them first. Each claim gets a Hodges-Lehmann interval of its
+oriented effect and a verdict from it: (a) and (b1) are superiority claims; "no benefit over L2" (b2) is a null
+claim, tested for non-superiority against a stated relative test-MSE margin (``stiffness.claims.margin_rel``).
 """
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
 
-from .. import datasets
+from .. import datasets, verdicts
 from .. import stiffness as st
 from ..models import Arch, ReplicaNet
 from ..train import fit, mse_per_replica, pick_device, seed_everything
@@ -148,32 +155,64 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
 
 
 # ----------------------------------------------------------------------------------------- summary
+# Unit of replication. Runs of one seed share the data split in every cell of a dataset (datasets.seeded_splits)
+# and, within a cell, the initial weights: so the regularizers are compared per (dataset, parameterization,
+# seed), and the two parameterizations of one (dataset, seed) are NOT independent (same training and test
+# points). Each claim's statistic is therefore averaged over parameterizations within (dataset, seed), and
+# the (dataset, seed) pairs are the independent units of the interval and the test.
+UNIT = ["dataset", "seed"]
+UNIT_TEXT = ("(dataset, seed) pairs: the paired difference of each (dataset, parameterization, seed) -- same data "
+             "split and initial weights -- averaged over parameterizations, which share the seed's data split")
+CLAIM_METRICS = ("stiffness_ratio", "spectral_radius", "euler_index", "euler_amp")
 
-def _wilcoxon(d: np.ndarray) -> float:
-    d = d[np.isfinite(d)]
+
+def unit_means(df: pd.DataFrame, col: str) -> pd.Series:
+    """Mean of ``col`` over parameterizations per (dataset, seed) unit, non-finite values dropped first
+    (a unit without any finite value is dropped)."""
+    d = df[np.isfinite(df[col].to_numpy(dtype=float))]
+    return d.groupby(UNIT, sort=True)[col].mean()
+
+
+def _one_sided_p(d: np.ndarray, shift: float = 0.0, alternative: str = "greater") -> float:
+    """Wilcoxon signed-rank p-value of H0: pseudo-median = shift, one-sided (NaN for < 2 non-zero values)."""
+    d = np.asarray(d, dtype=float) - shift
     if len(d) < 2 or np.all(d == 0):
         return math.nan
-    return float(stats.wilcoxon(d).pvalue)
+    return float(stats.wilcoxon(d, alternative=alternative).pvalue)
 
 
-def claim_a(runs: pd.DataFrame) -> pd.DataFrame:
-    """Does stiffness increase through training? log10(final / initial) of each metric, per run.
+def interval_row(values: np.ndarray, level: float) -> dict:
+    """n, Hodges-Lehmann estimate and its Wilcoxon interval, fraction of positive values."""
+    v = np.asarray(values, dtype=float)
+    est, lo, hi = verdicts.hodges_lehmann_ci(v, level) if len(v) else (math.nan, math.nan, math.nan)
+    return {"n_units": len(v), "estimate": est, "ci_low": lo, "ci_high": hi,
+            "frac_positive": float(np.mean(v > 0)) if len(v) else math.nan}
 
-    Rows per (scope = dataset or 'all', regularizer group, metric): runs, fraction of runs whose metric
-    increased, median log10 ratio, Wilcoxon signed-rank p (two-sided) of the log ratios.
-    """
+
+def growth(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """log10(final / initial) of ``metric`` per run (NaN where either is not finite or not positive)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lr = np.log10(runs[metric].to_numpy(dtype=float) / runs[f"{metric}_init"].to_numpy(dtype=float))
+    out = runs[["dataset", "parameterization", "seed", "regularizer", "strength"]].copy()
+    out["value"] = lr
+    return out
+
+
+def claim_a(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Does stiffness increase through training? log10(final / initial) of each metric.
+
+    Rows per (scope = 'all' or one dataset, regularizer group, metric): the per-unit values (mean over
+    parameterizations per (dataset, seed), and for the regularized groups also over strengths), their
+    Hodges-Lehmann estimate and ``level`` interval, the fraction of units that increased, and the one-sided
+    Wilcoxon p-value (H0: no increase)."""
     out = []
-    for m in ("stiffness_ratio", "spectral_radius", "euler_index", "euler_amp"):
-        lr = np.log10(runs[m] / runs[f"{m}_init"])
-        for scope, g in [("all", runs)] + list(runs.groupby("dataset", sort=True)):
-            for reg, gr in [("none", g[g.regularizer == "none"]), ("l2", g[g.regularizer == "l2"]),
-                            ("stiffness", g[g.regularizer == "stiffness"])]:
-                v = lr.loc[gr.index].to_numpy(dtype=float)
-                v = v[np.isfinite(v)]
-                out.append({"scope": scope, "regularizer": reg, "metric": m, "n_runs": len(v),
-                            "frac_increased": float(np.mean(v > 0)) if len(v) else math.nan,
-                            "median_log10_ratio": float(np.median(v)) if len(v) else math.nan,
-                            "p_value": _wilcoxon(v)})
+    for m in CLAIM_METRICS:
+        g_all = growth(runs, m)
+        for scope, g in [("all", g_all)] + list(g_all.groupby("dataset", sort=True)):
+            for reg in ("none", "l2", "stiffness"):
+                v = unit_means(g[g.regularizer == reg], "value").to_numpy()
+                out.append({"scope": scope, "regularizer": reg, "metric": m, **interval_row(v, level),
+                            "p_value": _one_sided_p(v)})
     return pd.DataFrame(out)
 
 
@@ -201,104 +240,200 @@ def select_eigenvalues(eigs: pd.DataFrame, sel: pd.DataFrame) -> pd.DataFrame:
     return eigs[keep.to_numpy()].reset_index(drop=True)
 
 
-def _paired(runs: pd.DataFrame, sel: pd.DataFrame, a: str, b: str, col: str) -> np.ndarray:
-    """Per (dataset, parameterization, seed): col(a at its selected strength) - col(b at its selected strength)."""
-    def pick(reg):
-        s = sel[sel.regularizer == reg][["dataset", "parameterization", "selected_strength"]]
-        g = runs[runs.regularizer == reg].merge(s, on=["dataset", "parameterization"])
-        return g[g.strength == g.selected_strength].set_index(["dataset", "parameterization", "seed"])[col]
-    A, B = pick(a), pick(b)
-    return (A - B.reindex(A.index)).to_numpy(dtype=float)
+def _selected(runs: pd.DataFrame, sel: pd.DataFrame, reg: str) -> pd.DataFrame:
+    s = sel[sel.regularizer == reg][["dataset", "parameterization", "selected_strength"]]
+    g = runs[runs.regularizer == reg].merge(s, on=["dataset", "parameterization"])
+    return g[np.isclose(g.strength, g.selected_strength)].set_index(["dataset", "parameterization", "seed"])
 
 
-def claim_b(runs: pd.DataFrame, sel: pd.DataFrame) -> pd.DataFrame:
-    """Paired comparisons pooled over datasets x parameterizations x seeds, at the selected strengths."""
+#: quantities of the paired comparisons: (column, transform of (a, b) oriented so that > 0 = a is better)
+ADVANTAGE = {
+    "test_mse": ("ln(test MSE of B / test MSE of A)", lambda a, b: np.log(b / a)),
+    "gap": ("gap of B - gap of A (units of training output variance)", lambda a, b: b - a),
+    "euler_index": ("log10(Euler index of B / Euler index of A)", lambda a, b: np.log10(b / a)),
+}
+
+
+def paired_advantage(runs: pd.DataFrame, sel: pd.DataFrame, a: str, b: str, col: str) -> pd.Series:
+    """Advantage of regularizer ``a`` over ``b`` (each at its selected strength) per (dataset, seed) unit:
+    the paired per-(dataset, parameterization, seed) advantage (:data:`ADVANTAGE`, > 0 = ``a`` better / lower)
+    averaged over parameterizations."""
+    A, B = _selected(runs, sel, a)[col], _selected(runs, sel, b)[col]
+    B = B.reindex(A.index)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        adv = ADVANTAGE[col][1](A.to_numpy(dtype=float), B.to_numpy(dtype=float))
+    df = A.index.to_frame(index=False)
+    df["value"] = adv
+    return unit_means(df, "value")
+
+
+COMPARISONS = (("stiffness", "none"), ("l2", "none"), ("stiffness", "l2"))
+
+
+def claim_b(runs: pd.DataFrame, sel: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Paired comparisons at the selected strengths, per (dataset, seed) unit: advantage of A over B
+    (> 0 = A lower), Hodges-Lehmann estimate with its ``level`` interval, one-sided Wilcoxon p (H0: no advantage)."""
     rows = []
-    for a, b in (("stiffness", "none"), ("l2", "none"), ("stiffness", "l2")):
-        for col in ("test_mse", "gap", "euler_index"):
-            d = _paired(runs, sel, a, b, col)
-            d = d[np.isfinite(d)]
-            rows.append({"comparison": f"{a} - {b}", "quantity": col, "n_pairs": len(d),
-                         "median_difference": float(np.median(d)) if len(d) else math.nan,
-                         "frac_lower": float(np.mean(d < 0)) if len(d) else math.nan, "p_value": _wilcoxon(d)})
+    for a, b in COMPARISONS:
+        for col in ADVANTAGE:
+            v = paired_advantage(runs, sel, a, b, col).to_numpy()
+            rows.append({"comparison": f"{a} vs {b}", "quantity": col, "advantage": ADVANTAGE[col][0],
+                         **interval_row(v, level), "p_value": _one_sided_p(v)})
     return pd.DataFrame(rows)
 
 
-def verdicts(ca: pd.DataFrame, cb: pd.DataFrame, primary: str, alpha: float = 0.05) -> pd.DataFrame:
-    """The small results table: one row per claim with the numbers behind the verdict."""
-    a = ca[(ca.scope == "all") & (ca.regularizer == "none") & (ca.metric == primary)].iloc[0]
-    held_a = bool(a.median_log10_ratio > 0 and a.frac_increased > 0.5 and a.p_value < alpha)
-    g = cb.set_index(["comparison", "quantity"])
-    sg, st_ = g.loc[("stiffness - none", "gap")], g.loc[("stiffness - none", "test_mse")]
-    held_b1 = bool(sg.median_difference < 0 and sg.p_value < alpha)
-    sl = g.loc[("stiffness - l2", "test_mse")]
-    better = bool(sl.median_difference < 0 and sl.p_value < alpha)
-    return pd.DataFrame([
-        {"claim": "a: stiffness increases through training (unregularized runs)", "metric": primary,
-         "n": int(a.n_runs), "statistic": "median log10(final/initial)", "value": float(a.median_log10_ratio),
-         "frac": float(a.frac_increased), "p_value": float(a.p_value), "held": held_a},
-        {"claim": "b1: stiffness penalty regularizes (gap lower than unregularized)", "metric": "gap",
-         "n": int(sg.n_pairs), "statistic": "median paired difference (penalty - none)",
-         "value": float(sg.median_difference), "frac": float(sg.frac_lower), "p_value": float(sg.p_value),
-         "held": held_b1},
-        {"claim": "b1': stiffness penalty lowers test error vs unregularized", "metric": "test_mse",
-         "n": int(st_.n_pairs), "statistic": "median paired difference (penalty - none)",
-         "value": float(st_.median_difference), "frac": float(st_.frac_lower), "p_value": float(st_.p_value),
-         "held": bool(st_.median_difference < 0 and st_.p_value < alpha)},
-        {"claim": "b2: no predictive benefit of the penalty over L2", "metric": "test_mse",
-         "n": int(sl.n_pairs), "statistic": "median paired difference (penalty - L2)",
-         "value": float(sl.median_difference), "frac": float(sl.frac_lower), "p_value": float(sl.p_value),
-         "held": not better},
-    ])
+FIGURES = {"a": "figures/stiffness/metrics_vs_epoch.png", "b1": "figures/stiffness/stiffness_vs_gap.png",
+           "b1_test": "figures/stiffness/test_vs_strength.png", "b2": "figures/stiffness/test_vs_strength.png"}
+
+
+def claims(runs: pd.DataFrame, sel: pd.DataFrame, study: dict) -> pd.DataFrame:
+    """The study's claims table (:data:`nnrds.verdicts.CLAIM_COLUMNS`), one row per claim.
+
+    * (a)  stiffness (``study.primary_metric``) grows in training: superiority of log10(final/initial) > 0
+      in the unregularized runs, 95% Hodges-Lehmann interval;
+    * (b1) the penalty regularizes: its generalization gap is lower than without regularization (superiority);
+    * (b1_test) the penalty lowers the test MSE vs no regularization (superiority, relative: ln ratio);
+    * (b2) the penalty is no better than L2: non-superiority of the penalty's relative test-MSE advantage
+      over L2, margin ln(1 + ``study.claims.margin_rel``), one-sided at ``alpha`` (a 1 - 2 alpha interval:
+      the non-superiority half of TOST). Verdicts: :func:`nnrds.verdicts.superiority` /
+      :func:`nnrds.verdicts.non_superiority`. p_adjusted: Holm over the study's four claims.
+    """
+    cfg = study.get("claims", {})
+    alpha, margin_rel = float(cfg.get("alpha", 0.05)), float(cfg.get("margin_rel", 0.05))
+    lv, lv_ns = 1 - alpha, 1 - 2 * alpha
+    primary = study["primary_metric"]
+    margin = math.log1p(margin_rel)
+    run = (f"{len(runs.dataset.unique())} datasets x {len(runs.parameterization.unique())} parameterizations x "
+           f"{runs.seed.nunique()} seeds; {study['epochs']} epochs; strengths selected on validation data")
+    rows = []
+
+    g = growth(runs, primary)
+    v = unit_means(g[g.regularizer == "none"], "value").to_numpy()
+    r = interval_row(v, lv)
+    rows.append(dict(claim_id="a", claim=f"Stiffness ({primary}) increases through training (unregularized runs).",
+                     effect_name=f"log10({primary} final / initial), Hodges-Lehmann",
+                     ci_level=lv, p_value=_one_sided_p(v), test="Wilcoxon signed-rank, one-sided; HL interval",
+                     verdict=verdicts.superiority(r["ci_low"], r["ci_high"]), **r))
+
+    for cid, col, text in (("b1", "gap", "The stiffness penalty regularizes: lower generalization gap than no "
+                                          "regularization."),
+                           ("b1_test", "test_mse", "The stiffness penalty lowers the test MSE compared with no "
+                                                   "regularization.")):
+        v = paired_advantage(runs, sel, "stiffness", "none", col).to_numpy()
+        r = interval_row(v, lv)
+        rows.append(dict(claim_id=cid, claim=text,
+                         effect_name=ADVANTAGE[col][0].replace(" of B", " (none)").replace(" of A", " (penalty)"),
+                         ci_level=lv, p_value=_one_sided_p(v), test="Wilcoxon signed-rank, one-sided; HL interval",
+                         verdict=verdicts.superiority(r["ci_low"], r["ci_high"]), **r))
+
+    v = paired_advantage(runs, sel, "stiffness", "l2", "test_mse").to_numpy()
+    r = interval_row(v, lv_ns)
+    rows.append(dict(claim_id="b2", claim="The stiffness penalty predicts no better than L2 regularization "
+                                          f"(test MSE advantage below {margin_rel:.0%}).",
+                     effect_name="ln(test MSE (L2) / test MSE (penalty))", ci_level=lv_ns, margin=margin,
+                     p_value=_one_sided_p(v, shift=margin, alternative="less"),
+                     test=f"non-superiority (one-sided alpha {alpha:g}, {lv_ns:.0%} HL interval), Wilcoxon "
+                          "signed-rank against the margin",
+                     verdict=verdicts.non_superiority(r["ci_low"], r["ci_high"], margin), **r))
+
+    padj = verdicts.holm([x["p_value"] for x in rows])
+    out = []
+    for x, pa in zip(rows, padj):
+        out.append(verdicts.Claim(
+            study="stiffness", claim_id=x["claim_id"], claim=x["claim"], what_was_run=run, unit=UNIT_TEXT,
+            n_units=int(x["n_units"]), effect_name=x["effect_name"], effect=float(x["estimate"]),
+            ci_low=float(x["ci_low"]), ci_high=float(x["ci_high"]), ci_level=float(x["ci_level"]),
+            margin=float(x.get("margin", math.nan)), p_value=float(x["p_value"]), p_adjusted=float(pa),
+            test=x["test"], verdict=x["verdict"], figure=FIGURES[x["claim_id"]]))
+    return verdicts.claims_frame(out)
+
+
+def _rst(text: str) -> str:
+    """Text from elsewhere (dataset descriptions) with RST markup characters escaped."""
+    return re.sub(r"([\\`*_|])", r"\\\1", str(text))
 
 
 def _fmt_p(p: float) -> str:
     return "n/a" if not np.isfinite(p) else f"{p:.2g}"
 
 
-def caption(ver: pd.DataFrame, ca: pd.DataFrame, sel: pd.DataFrame, scale: str, study: dict,
-            dataset_notes: dict[str, str]) -> str:
+def _fmt_ci(lo: float, hi: float, fmt: str = "+.3g") -> str:
+    return "[n/a: too few units]" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def _pct(x: float) -> str:
+    """A log-ratio as a relative change in percent."""
+    return "n/a" if not np.isfinite(x) else f"{math.expm1(x):+.1%}"
+
+
+def caption(claims_df: pd.DataFrame, ca: pd.DataFrame, cb: pd.DataFrame, sel: pd.DataFrame, scale: str,
+            study: dict, dataset_notes: dict[str, str]) -> str:
     """RST caption with the numbers, used by the report for every figure and table of this study."""
     pen = study["penalty"]
+    cfg = study.get("claims", {})
+    alpha, margin_rel = float(cfg.get("alpha", 0.05)), float(cfg.get("margin_rel", 0.05))
     n_runs = len(replica_layout(study))
+    track = "all" if study["track_samples"] is None else "up to " + str(study["track_samples"])
+    pen_text = (f"mean (h·‖J‖₂)², spectral norm by {pen['power_iters']} power iterations"
+                if pen["kind"] == "spectral_norm" else "mean h²‖J‖_F²")
     lines = [
         f"Stiffness of ResNets x_(n+1) = x_n + h tanh(W(t_n) x_n + b(t_n)), **{scale}** scale: depth "
         f"{study['depth']} (h = {study['T'] / study['depth']:.3g}), width {study['width']}, parameterizations "
-        f"{study['parameterizations']}, seeds {study['seeds']}, {study['epochs']} epochs of Adam (lr {study['lr']}), "
-        f"{n_runs} runs per dataset x parameterization trained as one replica batch. Metrics of the Jacobian "
-        "J = diag(σ'(Wx+b)) W of the residual function at every layer and training sample, tracked every "
-        f"{study['track_every']} epochs on the trajectories of {'all' if study['track_samples'] is None else 'up to ' + str(study['track_samples'])} training inputs; "
-        "a network's number is the maximum over layers of the median over samples. "
-        "Stiffness ratio = max|Re λ| / min|Re λ| over Re λ < 0; explicit-Euler index = h·ρ(J); "
-        "amplification = max|1 + hλ| (≤ 1 inside the explicit-Euler stability disc).",
+        f"{', '.join(study['parameterizations'])}, seeds {', '.join(map(str, study['seeds']))}, {study['epochs']} "
+        f"epochs of Adam (lr {study['lr']}), {n_runs} runs per dataset x parameterization trained as one replica "
+        "batch. Metrics of the Jacobian J = diag(σ'(Wx+b)) W of the residual function at every layer and training "
+        f"sample, tracked every {study['track_every']} epochs on the trajectories of {track} training inputs; a "
+        "network's number is the maximum over layers of the median over samples. Stiffness ratio = max|Re λ| / "
+        "min|Re λ| over Re λ < 0; explicit-Euler index = h·ρ(J); amplification = max|1 + hλ| (at most 1 inside the "
+        "explicit-Euler stability disc).",
         "",
-        f"Regularizers: none; L2 on all weights, strength in {study['l2_grid']}; stiffness penalty "
-        f"({'mean (h·‖J‖₂)², spectral norm by ' + str(pen['power_iters']) + ' power iterations' if pen['kind'] == 'spectral_norm' else 'mean h²‖J‖_F²'}), "
+        f"Regularizers: none; L2 on all weights, strength in {study['l2_grid']}; stiffness penalty ({pen_text}), "
         f"strength in {study['penalty_grid']}. Each strength is selected per dataset x parameterization on a "
-        f"validation half ({study['val_fraction']:.0%}) of the held-out points; test MSE and gap "
-        "(test − train MSE, units of the training output variance) are on the other half. "
-        "p-values: Wilcoxon signed-rank, two-sided, pooled over datasets x parameterizations x seeds.",
+        f"validation half ({study['val_fraction']:.0%}) of the held-out points; test MSE and gap (test − train "
+        "MSE, units of the training output variance) are on the other half.",
         "",
-        "Datasets: " + "; ".join(f"*{k}*: {v}" for k, v in dataset_notes.items()) + ".",
+        "Datasets: " + "; ".join(f"*{_rst(k)}*: {_rst(v)}" for k, v in dataset_notes.items()) + ".",
+        "",
+        "**Statistics.** Unit of replication: the (dataset, seed) pair. Runs of one seed share the data split in "
+        "every cell of a dataset and, within a cell, the initial weights, so regularizers are compared per "
+        "(dataset, parameterization, seed) and each paired difference is averaged over the parameterizations "
+        "(which share the seed's data) before the test. Intervals: Hodges-Lehmann estimate of the median paired "
+        f"difference with its Wilcoxon signed-rank interval ({1 - alpha:.0%}; {1 - 2 * alpha:.0%} for the "
+        "non-superiority claim), p-values one-sided Wilcoxon signed-rank, Holm-adjusted over the study's claims. "
+        "Verdicts come from the interval: *supported* when it lies on the claim's side of 0 (of the margin for "
+        "the null claim), *contradicted* when it lies on the other side, *inconclusive* otherwise. The claim "
+        "that the penalty is no better than L2 is a null claim: it is supported only if an advantage of the "
+        f"penalty of {margin_rel:.0%} or more in test MSE (margin ln(1 + {margin_rel:g}) on the log ratio; config "
+        "``stiffness.claims.margin_rel``) is excluded, never because a test is not significant.",
         "",
     ]
-    for r in ver.itertuples():
-        verdict = "**held**" if r.held else "**did not hold**"
-        if r.claim.startswith("a"):
-            lines.append(f"* Claim (a) {verdict} for the stiffness measure `{r.metric}`: median log10(final/initial) = "
-                         f"{r.value:+.3g}, increased in {r.frac:.0%} of {r.n} unregularized runs, p = {_fmt_p(r.p_value)}.")
-        elif r.claim.startswith("b1:"):
-            lines.append(f"* Claim (b), regularizing effect, {verdict}: selected penalty vs none, median paired Δgap = "
-                         f"{r.value:+.3g} (lower in {r.frac:.0%} of {r.n} pairs, p = {_fmt_p(r.p_value)}).")
-        elif r.claim.startswith("b1'"):
-            lines.append(f"  Test MSE, penalty − none: median {r.value:+.3g} (lower in {r.frac:.0%}, p = {_fmt_p(r.p_value)}).")
+    for r in claims_df.itertuples():
+        ci = _fmt_ci(r.ci_low, r.ci_high)
+        head = f"* **({r.claim_id}) {r.verdict}**: {r.claim} "
+        if r.claim_id == "a":
+            lines.append(head + f"Median log10(final/initial) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
+                                f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)}).")
+        elif r.claim_id == "b1":
+            lines.append(head + f"Gap reduction (none − penalty) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
+                                f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)}).")
+        elif r.claim_id == "b1_test":
+            lines.append(head + f"Test MSE without regularization relative to the penalty: {_pct(r.effect)} "
+                                f"(ln ratio {r.effect:+.3g}, {r.ci_level:.0%} interval {ci}) over {r.n_units} units, "
+                                f"p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)}).")
         else:
-            lines.append(f"* Claim (b), no benefit over L2, {verdict}: median paired Δ test MSE (penalty − L2) = "
-                         f"{r.value:+.3g} (penalty better in {r.frac:.0%} of {r.n} pairs, p = {_fmt_p(r.p_value)}).")
+            lines.append(head + f"Test MSE of L2 relative to the penalty: {_pct(r.effect)} (ln ratio "
+                                f"{r.effect:+.3g}, {r.ci_level:.0%} interval {ci}, margin {r.margin:+.3g}) over "
+                                f"{r.n_units} units, p = {_fmt_p(r.p_value)} against the margin.")
+    g = cb.set_index(["comparison", "quantity"])
+    if ("l2 vs none", "test_mse") in g.index:
+        l2 = g.loc[("l2 vs none", "test_mse")]
+        lines += ["", f"For scale: L2 vs no regularization, test MSE of none relative to L2 {_pct(l2.estimate)} "
+                      f"(ln ratio {l2.estimate:+.3g}, {_fmt_ci(l2.ci_low, l2.ci_high)}, {int(l2.n_units)} units)."]
     others = ca[(ca.scope == "all") & (ca.regularizer == "none")]
-    lines += ["", "Other stiffness measures, unregularized runs, median log10(final/initial): "
-              + "; ".join(f"{r.metric} {r.median_log10_ratio:+.3g} (up in {r.frac_increased:.0%}, "
-                          f"p = {_fmt_p(r.p_value)})" for r in others.itertuples()) + "."]
+    lines += ["", "All stiffness measures, unregularized runs, median log10(final/initial) per unit with "
+              f"{1 - alpha:.0%} interval: " + "; ".join(
+                  f"{r.metric} {r.estimate:+.3g} {_fmt_ci(r.ci_low, r.ci_high)} (up in {r.frac_positive:.0%} of "
+                  f"{r.n_units})" for r in others.itertuples()) + "."]
     lines += ["", "Selected strengths and median test MSE (none / L2 / penalty): " + "; ".join(
         f"{ds}/{pn}: " + " / ".join(
             f"{g.median_test_mse.iloc[0]:.3g}" + ("" if reg == "none" else f" (λ={g.selected_strength.iloc[0]:g})")

@@ -1,0 +1,171 @@
+"""The claims ledger: every claim the DAG tests, from the studies' own claim tables, in one table and one
+report section (rule ``claims_ledger`` in workflow/rules/claims.smk).
+
+``results/claims.csv`` is the concatenation of every enabled study's ``results/<study>/claims.csv``
+(columns :data:`nnrds.verdicts.CLAIM_COLUMNS`), checked: exact columns, a verdict from
+:data:`nnrds.verdicts.VERDICTS` in every row, one study per table, unique claim ids. Its caption (RST) is the
+ledger the report shows first: study, claim, what was run, effect with its interval, verdict, figure.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .. import io, verdicts
+
+TEXT_COLUMNS = ["study", "claim_id", "claim", "what_was_run", "unit", "effect_name", "test", "verdict", "figure"]
+
+
+class LedgerError(ValueError):
+    """A claim table that the ledger cannot take (names the file and what is wrong)."""
+
+
+def check_table(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """One study's claims table, validated; raises :class:`LedgerError` naming ``source``."""
+    cols = list(df.columns)
+    if cols != verdicts.CLAIM_COLUMNS:
+        missing = [c for c in verdicts.CLAIM_COLUMNS if c not in cols]
+        extra = [c for c in cols if c not in verdicts.CLAIM_COLUMNS]
+        raise LedgerError(f"{source}: columns must be nnrds.verdicts.CLAIM_COLUMNS in order"
+                          + (f"; missing {missing}" if missing else "") + (f"; unexpected {extra}" if extra else "")
+                          + ("" if missing or extra else "; same names, wrong order"))
+    if df.empty:
+        return df
+    bad = df[~df.verdict.isin(verdicts.VERDICTS)]
+    if len(bad):
+        raise LedgerError(f"{source}: claim {bad.claim_id.iloc[0]!r} has verdict {bad.verdict.iloc[0]!r}; "
+                          f"expected one of {verdicts.VERDICTS}")
+    if df.study.isna().any() or df.study.nunique() != 1:
+        raise LedgerError(f"{source}: a claims table holds the claims of exactly one study, got "
+                          f"{sorted(df.study.dropna().unique())}")
+    dup = df.claim_id[df.claim_id.duplicated()]
+    if len(dup):
+        raise LedgerError(f"{source}: duplicate claim_id {dup.iloc[0]!r}")
+    if df.claim.isna().any() or (df.claim.astype(str).str.strip() == "").any():
+        raise LedgerError(f"{source}: every claim needs its sentence (column `claim`)")
+    return df
+
+
+def build(tables: list[pd.DataFrame], sources: list[str] | None = None) -> pd.DataFrame:
+    """Concatenate the studies' claim tables in the given order (each checked; a study may appear once)."""
+    sources = sources or [f"table {i}" for i in range(len(tables))]
+    seen: dict[str, str] = {}
+    parts = []
+    for df, src in zip(tables, sources):
+        df = check_table(df, src)
+        if len(df):
+            s = df.study.iloc[0]
+            if s in seen:
+                raise LedgerError(f"{src}: study {s!r} already came from {seen[s]}")
+            seen[s] = src
+            parts.append(df)
+    if not parts:
+        return pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[verdicts.CLAIM_COLUMNS]
+
+
+# ------------------------------------------------------------------------------------------ caption
+_RST_SPECIAL = re.compile(r"([\\`*_|])")
+
+
+def rst_text(x) -> str:
+    """Plain text safe inside an RST table cell and through the report's Jinja pass: RST markup characters
+    backslash-escaped, Jinja delimiters broken up, line breaks folded, no leading list/enumeration marker."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    s = " ".join(str(x).split())
+    s = _RST_SPECIAL.sub(r"\\\1", s)
+    s = s.replace("{", "{{ '{' }}") if ("{{" in s or "{%" in s or "{#" in s) else s
+    if re.match(r"^([-+•]|\d+[.)]|#\.)(\s|$)", s):
+        s = "\\" + s
+    return s
+
+
+def _num(x: float, fmt: str = "+.3g") -> str:
+    return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):{fmt}}"
+
+
+def effect_text(r) -> str:
+    """'effect name: +0.12 [+0.03, +0.2] (95%), margin 0.049' for one ledger row."""
+    if not math.isfinite(float(r.effect)):
+        est = "n/a"
+    else:
+        est = _num(r.effect)
+    ci = ("no interval (too few units)" if not (math.isfinite(float(r.ci_low)) and math.isfinite(float(r.ci_high)))
+          else f"[{_num(r.ci_low)}, {_num(r.ci_high)}] ({float(r.ci_level):.1%} interval)".replace(".0%", "%"))
+    s = f"{r.effect_name}: {est} {ci}"
+    if math.isfinite(float(r.margin)):
+        s += f", margin {_num(r.margin, '.3g')}"
+    p = [f"p = {_num(r.p_value, '.2g')}"] if math.isfinite(float(r.p_value)) else []
+    if math.isfinite(float(r.p_adjusted)):
+        p.append(f"adjusted p = {_num(r.p_adjusted, '.2g')}")
+    return s + ("; " + ", ".join(p) if p else "")
+
+
+def caption(ledger: pd.DataFrame, scale: str = "") -> str:
+    """The ledger as an RST list-table (what the report shows first)."""
+    n = len(ledger)
+    counts = ledger.verdict.value_counts() if n else pd.Series(dtype=int)
+    studies = list(dict.fromkeys(ledger.study)) if n else []
+    lines = [
+        f"**Claims ledger**{f' ({scale} scale)' if scale else ''}: every claim of the program that the workflow "
+        f"tests, {n} in all from {len(studies)} "
+        f"{'study' if len(studies) == 1 else 'studies'} ({', '.join(studies) if studies else 'none'}): "
+        f"{counts.get(verdicts.SUPPORTED, 0)} supported, {counts.get(verdicts.CONTRADICTED, 0)} contradicted, "
+        f"{counts.get(verdicts.INCONCLUSIVE, 0)} inconclusive. Each verdict comes from the interval of an effect "
+        "oriented so that a positive value is what the claim asserts: *supported* when the interval lies on the "
+        "claim's side (for a null claim: below its stated margin), *contradicted* when it lies on the other side, "
+        "*inconclusive* otherwise (a non-significant test never supports a claim). The table is "
+        "``results/claims.csv``, concatenated from each study's ``results/<study>/claims.csv``; the study's caption "
+        "explains its test, unit of replication and multiplicity correction.",
+        "",
+    ]
+    if not n:
+        lines.append("No enabled study declares a claims table.")
+        return "\n".join(lines) + "\n"
+    lines += [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :widths: 8 26 22 26 8 10",
+        "",
+        "   * - Study",
+        "     - Claim",
+        "     - What was run",
+        "     - Effect with interval",
+        "     - Verdict",
+        "     - Figure",
+    ]
+    for r in ledger.itertuples():
+        run = f"{r.what_was_run}. Unit: {r.unit} (n = {int(r.n_units)}). Test: {r.test}."
+        cells = [rst_text(r.study) + f" ({rst_text(r.claim_id)})", rst_text(r.claim), rst_text(run),
+                 rst_text(effect_text(r)), f"**{rst_text(r.verdict)}**",
+                 f"``{r.figure}``" if isinstance(r.figure, str) and r.figure and "`" not in r.figure else ""]
+        lines.append(f"   * - {cells[0]}")
+        lines += [f"     - {c}" if c else "     -" for c in cells[1:]]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ command
+def register(sub) -> None:
+    p = sub.add_parser("claims-ledger",
+                       help="concatenate the studies' claims.csv into the checked ledger results/claims.csv and "
+                            "write its report caption (RST table)")
+    p.add_argument("--tables", nargs="*", default=[], help="each enabled study's claims.csv")
+    p.add_argument("--out", required=True, help="output CSV (the ledger)")
+    p.add_argument("--caption", required=True, help="output RST caption")
+    p.add_argument("--scale", default="")
+    p.set_defaults(func=_ledger)
+
+
+def _ledger(args) -> int:
+    for t in args.tables:
+        if not Path(t).exists():
+            raise LedgerError(f"claims table {t} does not exist")
+    frames = [pd.read_csv(t, keep_default_na=True) for t in args.tables]
+    led = build(frames, list(args.tables))
+    io.write_table(args.out, led)
+    io.write_text(args.caption, caption(led, args.scale))
+    return 0

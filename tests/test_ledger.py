@@ -1,0 +1,98 @@
+"""The claims ledger (nnrds.commands.claims): concatenation, checks and caption, on synthetic claim tables."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from nnrds import verdicts as V
+from nnrds.commands import claims as L
+
+
+def claim_table(study: str, n: int, nasty: bool = False) -> pd.DataFrame:
+    """n claims of one study with every verdict, NaN intervals and margins; ``nasty`` puts RST/Jinja markup
+    characters into the text fields."""
+    rows = []
+    for i in range(n):
+        verdict = V.VERDICTS[i % 3]
+        txt = f"claim {i} of {study}" + (" with |bars|, *stars*, trailing_ under_score, `tick`, {{ jinja }}, {# c #}"
+                                         if nasty else "")
+        rows.append(V.Claim(study=study, claim_id=f"c{i}" if not nasty else f"robust/x_{i}/y", claim=txt + ".",
+                            what_was_run="- 3 seeds" if nasty else "3 seeds", unit="seed", n_units=3 + i,
+                            effect_name="Δ accuracy", effect=0.1 * (i - 1),
+                            ci_low=math.nan if i == 2 else 0.1 * (i - 1) - 0.05, ci_high=math.nan if i == 2 else 0.1 * i,
+                            ci_level=0.95, verdict=verdict, test="paired t-test", figure=f"figures/{study}/f{i}.png",
+                            margin=0.05 if i == 1 else math.nan, p_value=0.01 * (i + 1),
+                            p_adjusted=math.nan if i else 0.03))
+    return V.claims_frame(rows)
+
+
+def test_build_concatenates_in_order_with_claim_columns():
+    led = L.build([claim_table("stiffness", 4), claim_table("noisy_rnn", 3)])
+    assert list(led.columns) == V.CLAIM_COLUMNS
+    assert led.study.tolist() == ["stiffness"] * 4 + ["noisy_rnn"] * 3
+    assert led.verdict.value_counts().to_dict() == {"supported": 3, "contradicted": 2, "inconclusive": 2}
+    assert L.build([]).columns.tolist() == V.CLAIM_COLUMNS and L.build([]).empty
+    # a study without claims yet (header only) is fine
+    assert len(L.build([claim_table("a", 2), claim_table("b", 1).iloc[:0]])) == 2
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda d: d.drop(columns="verdict"), "missing \\['verdict'\\]"),
+    (lambda d: d.assign(extra=1), "unexpected \\['extra'\\]"),
+    (lambda d: d[V.CLAIM_COLUMNS[::-1]], "wrong order"),
+    (lambda d: d.assign(verdict=["held"] + d.verdict.tolist()[1:]), "verdict 'held'"),
+    (lambda d: d.assign(study=["a"] + ["b"] * (len(d) - 1)), "exactly one study"),
+    (lambda d: d.assign(claim_id="same"), "duplicate claim_id"),
+    (lambda d: d.assign(claim=" "), "sentence"),
+])
+def test_bad_tables_fail_with_the_file_named(damage, message):
+    with pytest.raises(L.LedgerError, match=message) as e:
+        L.build([claim_table("stiffness", 3), damage(claim_table("noisy_rnn", 3))], ["s.csv", "results/nrn/claims.csv"])
+    assert "results/nrn/claims.csv" in str(e.value)
+
+
+def test_a_study_may_appear_once():
+    with pytest.raises(L.LedgerError, match="already came from s.csv"):
+        L.build([claim_table("stiffness", 2), claim_table("stiffness", 2)], ["s.csv", "t.csv"])
+
+
+def test_caption_lists_every_claim_with_effect_interval_verdict_figure():
+    led = L.build([claim_table("stiffness", 3), claim_table("noisy_rnn", 2)])
+    text = L.caption(led, "smoke")
+    assert "5 in all from 2 studies" in text and "2 supported, 2 contradicted, 1 inconclusive" in text
+    assert text.count("   * - ") == 1 + 5  # header + one row per claim
+    for r in led.itertuples():
+        assert f"``{r.figure}``" in text and f"**{r.verdict}**" in text
+    assert "[-0.15, +0] (95% interval)" in text
+    assert "no interval (too few units)" in text and "margin 0.05" in text and "adjusted p = 0.03" in text
+
+
+def test_rst_text_escapes_markup():
+    s = L.rst_text("a |b| *c* d_ `e` {{ f }} [g]")
+    assert "\\|b\\|" in s and "\\*c\\*" in s and "d\\_" in s and "\\`e\\`" in s and "{{ '{' }}" in s
+    assert L.rst_text("- leading dash").startswith("\\-") and L.rst_text(float("nan")) == ""
+
+
+def test_cli_writes_ledger_and_caption(tmp_path):
+    paths = []
+    for study, n in (("stiffness", 3), ("noisy_rnn", 2)):
+        p = tmp_path / study / "claims.csv"
+        p.parent.mkdir()
+        claim_table(study, n).to_csv(p, index=False)
+        paths.append(str(p))
+    out, cap = tmp_path / "claims.csv", tmp_path / "cap.rst"
+    from nnrds.cli import main
+
+    assert main(["claims-ledger", "--tables", *paths, "--out", str(out), "--caption", str(cap), "--scale", "x"]) == 0
+    led = pd.read_csv(out)
+    assert list(led.columns) == V.CLAIM_COLUMNS and len(led) == 5
+    assert "Claims ledger" in cap.read_text()
+    # a missing table is one clear error, nothing written
+    r = subprocess.run([sys.executable, "-m", "nnrds", "claims-ledger", "--tables", str(tmp_path / "nope.csv"),
+                        "--out", str(tmp_path / "o.csv"), "--caption", str(tmp_path / "c.rst")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "nope.csv does not exist" in r.stderr and not (tmp_path / "o.csv").exists()
