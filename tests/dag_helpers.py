@@ -25,8 +25,10 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(wd: Path, *args: str, check: bool = True, timeout: int = 900, env=None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml", *args]
+def snakemake(wd: Path, *args: str, check: bool = True, timeout: int = 900, env=None,
+              configfiles: tuple[str, ...] = ("config/smoke.yaml",)) -> subprocess.CompletedProcess:
+    """Run snakemake in ``wd`` with the smoke config (``configfiles``: later files override keys of earlier ones)."""
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", *configfiles, *args]
     out = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and out.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")

@@ -1,4 +1,5 @@
 """Schema validation: defaults filled, one clear message for bad keys/types, all scales valid."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,45 @@ def test_env_pins_match_pyproject(repo):
     assert sorted(pip) == sorted(deps), "environment.yml pip section drifted from pyproject.toml"
     assert "python=3.11" in env["dependencies"]
     assert all("==" in d for d in deps), "every runtime dependency must be pinned exactly"
+
+
+def test_pyproject_lists_every_package(repo):
+    """pyproject.toml lists packages explicitly (nnrds.schemas maps to workflow/schemas): none may be missing."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    listed = set(tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    assert set(find_packages(str(repo / "src"))) | {"nnrds.schemas"} == listed
+
+
+def test_installed_package_validates_config_without_the_checkout(tmp_path, repo):
+    """A non-editable install (wheel built from a copy of the sources) validates a config from another cwd:
+    the schemas ship as package data, nothing is read from the checkout."""
+    import shutil
+
+    src = tmp_path / "src_copy"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(repo / name, src / name)
+    shutil.copytree(repo / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(repo / "workflow" / "schemas", src / "workflow" / "schemas")
+    target = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
+                          "--target", str(target), str(src)], capture_output=True, text=True, cwd=tmp_path)
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    shutil.rmtree(src)  # the sources are gone: only the installed package remains
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    cfg = tmp_path / "smoke.yaml"
+    shutil.copy2(repo / "config" / "smoke.yaml", cfg)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    probe = subprocess.run([sys.executable, "-c", "import nnrds.config as c; print(c.__file__); print(c.SCHEMA_PATH)"],
+                           cwd=cwd, env=env, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    mod, schema = probe.stdout.split()
+    assert mod.startswith(str(target)) and schema.startswith(str(target)), probe.stdout
+    out = subprocess.run([sys.executable, "-m", "nnrds", "validate-config", str(cfg)], cwd=cwd, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert '"scale": "smoke"' in out.stdout

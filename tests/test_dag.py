@@ -100,3 +100,21 @@ def test_kill_and_rerun_completes_with_same_results(smoke_run, tmp_path):
     assert table_digests(wd) == ref
     leftovers = [p for d in ("results", "figures") for p in (wd / d).rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_diverged_training_fails_the_job_and_writes_no_table(tmp_path):
+    """Issue 11 item 6 through snakemake: the smoke config with `wp_gap.lr: 1e12` must fail its training job with
+    one message naming study, cell, replica(s), epoch and config key, and leave no runs table behind (one job only)."""
+    wd = copy_workflow(tmp_path / "wf")
+    (wd / "diverge.yaml").write_text("wp_gap:\n  lr: 1.0e+12\n")  # (PyYAML reads 1.0e12 as a string)
+    target = "results/wp_gap/cells/diabetes/nonpar/runs.csv"
+    out = snakemake(wd, "--cores", "1", target, check=False, configfiles=("config/smoke.yaml", "diverge.yaml"))
+    assert out.returncode != 0, out.stdout[-3000:]
+    log = (wd / "results/wp_gap/logs/train_diabetes_nonpar.log").read_text()
+    errors = [ln for ln in log.splitlines() if "error:" in ln]
+    assert len(errors) == 1, log[-3000:]
+    for part in ("non-finite", "study `wp_gap`", "cell `diabetes/nonpar`", "replica(s) [", "epoch ", "`wp_gap.lr`"):
+        assert part in errors[0], (part, errors[0])
+    assert "INFO nnrds.train" in log  # progress lines go to the rule's log
+    assert not (wd / target).exists() and not (wd / "results/wp_gap/runs.csv").exists()
+    assert not list((wd / "results").rglob("runs.csv"))

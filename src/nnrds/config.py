@@ -1,4 +1,4 @@
-"""Config loading and validation against the JSON schema in ``workflow/schemas``.
+"""Config loading and validation against the JSON schema in ``workflow/schemas`` (shipped as package data).
 
 :func:`validate` fills defaults from the schema and raises :class:`ConfigError` with ONE message that
 names the offending key path and the expected type. The Snakefile calls it before building the DAG, so
@@ -15,12 +15,38 @@ import jsonschema
 import yaml
 from jsonschema import validators
 
+#: the checkout the package was imported from (meaningful only for an editable install / source tree)
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _schema_path() -> Path:
+    """``config.schema.yaml`` of this package: the copy an installed package ships as package data
+    (``nnrds/schemas``, built from ``workflow/schemas`` -- see pyproject.toml), else the checkout's
+    ``workflow/schemas`` (editable install or source tree). There is one source copy: ``workflow/schemas``."""
+    from importlib import resources
+
+    shipped = Path(str(resources.files("nnrds"))) / "schemas" / "config.schema.yaml"
+    if shipped.is_file():
+        return shipped
+    checkout = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    if checkout.is_file():
+        return checkout
+    raise ConfigError(f"the config schema is missing: neither {shipped} (installed package data) nor {checkout} "
+                      "(source checkout) exists; reinstall nnrds")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 class ConfigError(ValueError):
     """A config value is missing, unknown or of the wrong type."""
+
+
+SCHEMA_PATH = _schema_path()
 
 
 def _with_defaults(cls):
@@ -94,7 +120,7 @@ def validate(config: dict, schema: dict | None = None, source: str = "config") -
         first = _describe(errors[0])
         more = f" ({len(errors) - 1} more problem(s) after fixing this one)" if len(errors) > 1 else ""
         raise ConfigError(f"invalid {source}: {first}{more}. Fix it in {source}; the schema is "
-                          f"{SCHEMA_PATH.relative_to(REPO_ROOT)}.")
+                          f"{_shown(SCHEMA_PATH)}.")
     _check_references(cfg, source)
     return cfg
 

@@ -53,29 +53,46 @@ def _smooth(spec: dict, seed: int):
     return X, y.reshape(-1, 1)
 
 
-ENSEMBLE_DIR = "results/data/{source}"
+#: the tables of an ensemble folder (what a rule must declare as inputs and hand over as ``--data-dir``)
+ENSEMBLE_FILES = ("ptrain.csv", "ytrain.csv", "ptest.csv", "ytest.csv")
 
 
 @loader("ensemble", "a simulator ensemble built by the DAG (results/data/<source>: elm = simplified ELM-style "
                     "land model, 15 parameters -> 10 QoIs; chem = stiff Robertson kinetics); substitute for the "
                     "original non-public ensembles")
 def _ensemble(spec: dict, seed: int):
-    """Train and held-out designs pooled; each run draws its own split from the pool with its seed."""
+    """Train and held-out designs pooled; each run draws its own split from the pool with its seed.
+
+    Reads only ``spec["data_dir"]``: the folder the job was given (no path convention in the library)."""
     from .data import load_table_dataset
 
-    Xtr, Ytr, Xte, Yte, _, _ = load_table_dataset(ENSEMBLE_DIR.format(source=spec["source"]))
+    if not spec.get("data_dir"):
+        raise ValueError(f"dataset kind 'ensemble' (source {spec.get('source')!r}) needs the folder of its tables: "
+                         "pass --data-dir (the workflow rule gives the folder of its input files)")
+    Xtr, Ytr, Xte, Yte, _, _ = load_table_dataset(spec["data_dir"])
     return np.vstack([Xtr, Xte]), np.vstack([Ytr, Yte])
 
 
-def input_files(spec: dict) -> list[str]:
-    """Files a dataset needs from other DAG rules (for rule ``input:``); none for bundled data."""
+def input_files(spec: dict, data_root: str) -> list[str]:
+    """Files a dataset needs from other DAG rules (for rule ``input:``), under ``data_root`` (the workflow's
+    raw-data folder, e.g. ``results/data``); none for bundled or synthetic data."""
     if spec["kind"] == "ensemble":
-        d = ENSEMBLE_DIR.format(source=spec["source"])
-        return [f"{d}/{n}" for n in ("ptrain.csv", "ytrain.csv", "ptest.csv", "ytest.csv")]
+        return [f"{data_root}/{spec['source']}/{n}" for n in ENSEMBLE_FILES]
     return []
 
 
+def data_dir_of(files: list[str]) -> str | None:
+    """The one folder holding a dataset's input files (None when it has none)."""
+    import os
+
+    dirs = {os.path.dirname(str(f)) for f in files}
+    if len(dirs) > 1:
+        raise ValueError(f"a dataset's input files lie in several folders: {sorted(dirs)}")
+    return dirs.pop() if dirs else None
+
+
 def load_pool(spec: dict, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The dataset's pool. File-backed kinds read ``spec["data_dir"]`` only (set from the job's ``--data-dir``)."""
     try:
         fn = LOADERS[spec["kind"]]
     except KeyError:

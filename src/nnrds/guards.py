@@ -8,8 +8,10 @@ a non-zero exit status (so Snakemake marks the job failed and removes its output
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+import contextlib
+import contextvars
+from dataclasses import dataclass, replace
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +29,35 @@ class Where:
     cell: str = "?"
     config_key: str = "?"  # e.g. "wp_gap.lr" -- the key whose change most likely cures a divergence
     unit: str = "replica"  # "replica" or "chain"
+    #: optional label of every replica/chain in batch order (e.g. "seed 3", "l2 0.01 seed 1"), shown next to
+    #: the indices in the message
+    labels: Sequence[str] | None = None
+
+    def at(self, **changes) -> "Where":
+        """A copy with some fields changed, e.g. ``where.at(cell=f"{where.cell} depth 4")``."""
+        return replace(self, **changes)
+
+
+_CURRENT: contextvars.ContextVar[Where] = contextvars.ContextVar("nnrds_where", default=Where())
+
+
+def current() -> Where:
+    """The :class:`Where` of the job now running (set by :func:`job`; ``Where()`` outside any job).
+
+    Loops use it when their caller passes no ``where`` (e.g. :func:`nnrds.train.fit`), so a study that does
+    not pass one still fails with the study, the job and the config key of its command.
+    """
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def job(where: Where) -> Iterator[Where]:
+    """Make ``where`` the :func:`current` one inside the block (the study commands wrap each job in it)."""
+    token = _CURRENT.set(where)
+    try:
+        yield where
+    finally:
+        _CURRENT.reset(token)
 
 
 def _bad_indices(t: torch.Tensor | np.ndarray, batch_dim: int | None) -> list[int] | None:
@@ -61,8 +92,38 @@ def check_finite(values: Mapping[str, torch.Tensor | np.ndarray | float] | torch
         if idx == []:
             continue
         units = f"{where.unit}(s) {idx}" if idx is not None else f"all {where.unit}s"
+        if idx and where.labels is not None and max(idx) < len(where.labels):
+            shown = [str(where.labels[i]) for i in idx[:8]] + (["..."] if len(idx) > 8 else [])
+            units += f" ({', '.join(shown)})"
         label = what if name == what else f"{what} `{name}`"
         raise NonFiniteError(
             f"non-finite {label} in study `{where.study}`, cell `{where.cell}`, {units}, at {step}: "
             f"training/sampling diverged. Change config key `{where.config_key}` (e.g. a smaller value) and rerun."
         )
+
+
+def check_table(df, *, table: str, where: Where | None = None, allow: Iterable[str] = (),
+                keys: Sequence[str] = ()) -> None:
+    """Refuse a table holding NaN/inf in a numeric column (other than those in ``allow``).
+
+    Raises :class:`NonFiniteError` naming the table, the column, how many rows and the first offending
+    rows' identifying columns (``keys``, e.g. ``["depth", "seed"]``; default: the table's non-numeric
+    columns plus ``seed``), with the study, job and config key of ``where`` (default: :func:`current`).
+    """
+    where = current() if where is None else where
+    allow = set(allow)
+    num = df.select_dtypes(include=[np.number]).columns
+    for col in num:
+        if col in allow:
+            continue
+        bad = ~np.isfinite(df[col].to_numpy(dtype=float))
+        if not bad.any():
+            continue
+        keys = list(keys) or [c for c in df.columns if c not in num or c in ("seed", "replica", "chain")]
+        rows = df.loc[bad, [k for k in keys if k in df.columns]].head(3)
+        shown = "; ".join(", ".join(f"{k}={v}" for k, v in r.items()) for r in rows.to_dict("records"))
+        raise NonFiniteError(
+            f"non-finite `{col}` in table `{table}` of study `{where.study}`, cell `{where.cell}`: "
+            f"{int(bad.sum())} of {len(df)} row(s) (first: {shown or 'row ' + str(int(np.argmax(bad)))}); "
+            f"no table was written. Training/evaluation diverged: change config key `{where.config_key}` "
+            "(e.g. a smaller value) and rerun.")

@@ -4,9 +4,16 @@ It trains R replicas at once (see :mod:`nnrds.models`): the loss is the *sum* of
 losses, and Adam is element-wise, so each replica follows exactly the trajectory it would follow
 alone. Regularizers are per-replica too (an L2 strength may differ between replicas), which lets a
 whole regularization sweep run as one batch.
+
+Divergence is loud: a non-finite loss (checked every epoch from a per-replica running sum), gradient or
+parameter (checked at every log point and after the last epoch) raises :class:`nnrds.guards.NonFiniteError`
+naming the study, job, replica(s), epoch and config key (from the ``where`` argument, by default the job's
+:func:`nnrds.guards.current`). Progress goes to :mod:`logging` about ten times per fit.
 """
 from __future__ import annotations
 
+import logging
+import math
 import os
 import random
 import time
@@ -15,6 +22,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+
+from .guards import Where, check_finite, current
+
+log = logging.getLogger(__name__)
 
 Penalty = Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]  # (net, X_batch) -> (R,)
 Callback = Callable[[int, torch.nn.Module], None]  # (epoch, net)
@@ -44,6 +55,11 @@ def replica_tensor(value: float | Sequence[float], R: int, like: torch.Tensor) -
     return t.expand(R) if t.dim() == 0 else t
 
 
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 @dataclass
 class FitResult:
     history: list[dict] = field(default_factory=list)  # epoch, replica, loss rows
@@ -62,7 +78,8 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
         batch_size: int | None = None, l2: float | Sequence[float] = 0.0,
         penalty: Penalty | None = None, penalty_weight: float | Sequence[float] = 0.0,
         seed: int = 0, log_every: int = 0, callback: Callback | None = None,
-        loss_fn: Callable = mse_per_replica) -> FitResult:
+        loss_fn: Callable = mse_per_replica, where: Where | None = None,
+        progress_lines: int = 10) -> FitResult:
     """Adam on the sum over replicas of  loss_r + l2_r * ||w_r||^2 + penalty_weight_r * penalty_r.
 
     ``batch_size=None`` is full-batch gradient descent; otherwise every epoch visits a fresh
@@ -73,7 +90,13 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
     in eval mode (``net.eval()``), and the net is left in the mode it came in. This only matters for
     nets whose forward pass depends on the mode (the noisy RNN of :mod:`nnrds.rnn` injects noise in
     training mode only); for the others it changes nothing.
+
+    ``where`` (default: :func:`nnrds.guards.current`, set by the study command) names the study, cell,
+    config key and optionally each replica's label in the :class:`~nnrds.guards.NonFiniteError` raised
+    when the loss, a gradient or a parameter stops being finite, and in the ``progress_lines`` progress
+    lines logged per fit (epoch, mean/max epoch loss over replicas, elapsed, ETA).
     """
+    where = current() if where is None else where
     R = net.n_replicas
     ref = next(net.parameters())
     l2_t = replica_tensor(l2, R, ref)
@@ -85,20 +108,41 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
     t0 = time.perf_counter()
 
     was_training = net.training
+    label = f"{where.study} {where.cell}" if (where.study, where.cell) != ("?", "?") else "fit"
+    log_rate = max(1, math.ceil(epochs / max(1, progress_lines)))
 
-    def log(epoch: int) -> None:
+    def check_net(epoch: int) -> None:
+        step = f"epoch {epoch} of {epochs}"
+        for what, tensors in (("gradient", {k: p.grad for k, p in net.named_parameters()}),
+                              ("parameter", dict(net.named_parameters()))):
+            for name, t in tensors.items():
+                if t is not None:
+                    check_finite({name: t}, where=where, step=step, what=what,
+                                 batch_dim=0 if t.dim() and t.shape[0] == R else None)
+
+    def evaluate(epoch: int) -> None:
+        check_net(epoch)
         net.eval()
         with torch.no_grad():
             loss = loss_fn(net, X, Y)
+        check_finite(loss.detach(), where=where, step=f"epoch {epoch} of {epochs} (evaluation)", what="loss",
+                     batch_dim=0 if loss.dim() and loss.shape[0] == R else None)
         res.history += [{"epoch": epoch, "replica": r, "train_loss": float(v)} for r, v in enumerate(loss.cpu())]
         if callback is not None:
             callback(epoch, net)
         net.train()
 
     net.train()
+    log.info("%s: training %d replica(s) for %d epochs (%d points, batch size %s, lr %g)", label, R, epochs, n,
+             batch_size or "full", lr)
     if log_every:
-        log(0)
+        evaluate(0)
+    t_last = t0
     for epoch in range(1, epochs + 1):
+        # per-replica sum of the epoch's step objectives (float64; a scalar when loss_fn gives no per-replica
+        # losses): one device->host sync per epoch to check it, not one per step
+        acc: torch.Tensor | None = None
+        n_steps = 0
         if batch_size is None or batch_size >= n:
             batches = [None]
         else:
@@ -115,8 +159,23 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
+            step_loss = loss.detach().to(torch.float64)
+            step_loss = step_loss.reshape(R) if step_loss.numel() == R else step_loss.sum().reshape(1)
+            acc = step_loss if acc is None else acc + step_loss
+            n_steps += 1
+        if acc is not None and not bool(torch.isfinite(acc).all()):  # locate replica(s) only when non-finite
+            check_finite(acc, where=where, step=f"epoch {epoch} of {epochs}", what="loss",
+                         batch_dim=0 if acc.numel() == R else None)
+        now = time.perf_counter()
+        if acc is not None and (epoch % log_rate == 0 or epoch == epochs or now - t_last > 300):
+            t_last = now
+            m = (acc / max(n_steps, 1)).cpu()
+            el = now - t0
+            log.info("%s: epoch %d/%d  loss mean %.4g max %.4g over %d replica(s)  elapsed %s  ETA %s", label,
+                     epoch, epochs, float(m.mean()), float(m.max()), R, _hms(el), _hms(el / epoch * (epochs - epoch)))
         if log_every and (epoch % log_every == 0 or epoch == epochs):
-            log(epoch)
+            evaluate(epoch)
+    check_net(epochs)
     net.train(was_training)
     res.wall_time_s = time.perf_counter() - t0
     res.epochs = epochs

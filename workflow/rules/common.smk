@@ -61,11 +61,23 @@ def train_resources(attempt_scale_mb):
     return res
 
 
+ENSEMBLE_ROOT = "results/data"  # where the rules of data.smk write the simulator ensembles
+
+
 def dataset_inputs(name):
     """Files a named dataset needs from other rules (simulator ensembles); [] for bundled data."""
     from nnrds.datasets import input_files
 
-    return input_files(config["datasets"][name])
+    return input_files(config["datasets"][name], ENSEMBLE_ROOT)
+
+
+def data_dir_arg(wildcards, input):
+    """params function: ``--data-dir <folder of input.data>`` for a dataset with files, else nothing (the job reads
+    only what its rule gives it)."""
+    from nnrds.datasets import data_dir_of
+
+    d = data_dir_of(list(input.data))
+    return f"--data-dir {shlex.quote(d)}" if d else ""
 
 
 def mirror_path():

@@ -13,13 +13,14 @@ STF_CAPTION = f"../../{STF_DIR}/caption.rst"
 
 rule stiffness_train:
     input:
-        lambda wc: dataset_inputs(wc.dataset),
+        data=lambda wc: dataset_inputs(wc.dataset),
     output:
         **{t: f"{STF_DIR}/cells/{{dataset}}/{{param}}/{t}.csv" for t in STF_TABLES},
         provenance=f"{STF_DIR}/cells/{{dataset}}/{{param}}/provenance.json",
     params:
         cfg=lambda wc: cfg_arg({**job_env(), "study": STF, "dataset": config["datasets"][wc.dataset],
                                 "parameterization": config["parameterizations"][wc.param]}),
+        data_dir=data_dir_arg,
     log:
         f"{STF_DIR}/logs/train_{{dataset}}_{{param}}.log",
     threads: config["torch_threads"]
@@ -28,7 +29,7 @@ rule stiffness_train:
     group:
         "stiffness_train"
     shell:
-        "$NNRDS_PYTHON -m nnrds stiffness-train --dataset {wildcards.dataset} --param {wildcards.param} "
+        "$NNRDS_PYTHON -m nnrds stiffness-train --dataset {wildcards.dataset} --param {wildcards.param} {params.data_dir} "
         "--config-json {params.cfg} --runs {output.runs} --metrics {output.metrics} "
         "--eigenvalues {output.eigenvalues} --timings {output.timings} "
         "--provenance {output.provenance} > {log} 2>&1"

@@ -10,7 +10,7 @@ WPG_FIGS = ["gap_vs_nparams", "nparams_vs_depth", "test_vs_depth"]
 
 rule wp_gap_train:
     input:
-        lambda wc: dataset_inputs(wc.dataset),
+        data=lambda wc: dataset_inputs(wc.dataset),
     output:
         runs=f"{WPG_DIR}/cells/{{dataset}}/{{param}}/runs.csv",
         timings=f"{WPG_DIR}/cells/{{dataset}}/{{param}}/timings.csv",
@@ -18,6 +18,7 @@ rule wp_gap_train:
     params:
         cfg=lambda wc: cfg_arg({**job_env(), "study": WPG, "dataset": config["datasets"][wc.dataset],
                                 "parameterization": config["parameterizations"][wc.param]}),
+        data_dir=data_dir_arg,
     log:
         f"{WPG_DIR}/logs/train_{{dataset}}_{{param}}.log",
     threads: config["torch_threads"]
@@ -26,7 +27,7 @@ rule wp_gap_train:
     group:
         "wp_gap_train"
     shell:
-        "$NNRDS_PYTHON -m nnrds wp-gap-train --dataset {wildcards.dataset} --param {wildcards.param} "
+        "$NNRDS_PYTHON -m nnrds wp-gap-train --dataset {wildcards.dataset} --param {wildcards.param} {params.data_dir} "
         "--config-json {params.cfg} --runs {output.runs} --timings {output.timings} "
         "--provenance {output.provenance} > {log} 2>&1"
 

@@ -6,18 +6,27 @@ import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping
 
 import pandas as pd
 
-from .. import io
+from .. import guards, io
 from ..cli import json_arg
 
+#: numeric columns that are NaN by design in some rows (not a divergence): a rank correlation of a
+#: constant predicted std, the training volume range of a set without bulk configurations (materials)
+NAN_BY_DESIGN = frozenset({"spearman_std_abs_err", "train_bulk_volume_min", "train_bulk_volume_max"})
 
-def add_cell_args(p, tables: dict[str, str]) -> None:
-    """``--config-json``, one output option per table (name -> help), ``--timings`` and ``--provenance``."""
+
+def add_cell_args(p, tables: dict[str, str], data_dir: bool = False) -> None:
+    """``--config-json``, one output option per table (name -> help), ``--timings`` and ``--provenance``;
+    with ``data_dir``, the optional ``--data-dir`` of datasets whose tables the rule provides."""
     p.add_argument("--config-json", type=json_arg, required=True,
                    help="validated config slice: {study, seed, device, dtype, torch_threads, ...}")
+    if data_dir:
+        p.add_argument("--data-dir", default=None,
+                       help="folder of the dataset's tables (ensemble datasets: ptrain/ytrain/ptest/ytest.csv), "
+                            "given by the rule from its inputs; not needed for bundled or generated data")
     for name, help_ in tables.items():
         p.add_argument(f"--{name}", required=True, help=help_)
     p.add_argument("--timings", required=True, help="output CSV of wall times (not byte-reproducible)")
@@ -32,17 +41,48 @@ def add_summary_args(p, tables: list[str], config_help: str) -> None:
     p.add_argument("--out-dir", required=True)
 
 
+def dataset_spec(args) -> dict:
+    """The job's dataset spec (``config_json["dataset"]``) with the folder the rule gave (``--data-dir``), so
+    the loader reads only the rule's inputs (see :func:`nnrds.datasets.load_pool`)."""
+    spec = dict(args.config_json["dataset"])
+    if getattr(args, "data_dir", None):
+        spec["data_dir"] = args.data_dir
+    return spec
+
+
+def job_where(args, job: str, config_key: str | None = None) -> guards.Where:
+    """``Where`` of a cell job ``"<study>/<cell...>"``; the config key defaults to ``<study>.lr`` when the study
+    has a learning rate (the usual cure of a divergence)."""
+    study, _, cell = job.partition("/")
+    if config_key is None:
+        sc = args.config_json.get("study", {})
+        config_key = f"{study}.lr" if isinstance(sc, dict) and "lr" in sc else study
+    return guards.Where(study=study, cell=cell or job, config_key=config_key)
+
+
 @contextmanager
-def cell_job(args, job: str) -> Iterator[dict]:
+def cell_job(args, job: str, *, config_key: str | None = None,
+             allow_nonfinite: Mapping[str, Iterable[str]] | None = None) -> Iterator[dict]:
     """Run a training cell: fix torch threads, time it, then write the tables the body put into the
-    yielded dict (keys = output options, ``timings`` included) and the cell's provenance."""
+    yielded dict (keys = output options, ``timings`` included) and the cell's provenance.
+
+    The body runs inside :func:`nnrds.guards.job` (so :func:`nnrds.train.fit` names this study, cell and
+    ``config_key`` when it diverges). Before anything is written every table but ``timings`` is checked: a
+    NaN/inf in a numeric column (except :data:`NAN_BY_DESIGN` and ``allow_nonfinite[table]``) raises
+    :class:`~nnrds.guards.NonFiniteError` naming table and column, and no table is written."""
     import torch
 
     c = args.config_json
     torch.set_num_threads(c["torch_threads"])
     t0 = time.perf_counter()
     tables: dict[str, pd.DataFrame] = {}
-    yield tables
+    where = job_where(args, job, config_key)
+    with guards.job(where):
+        yield tables
+    allow = allow_nonfinite or {}
+    for name, df in tables.items():
+        if name != "timings":
+            guards.check_table(df, table=name, where=where, allow=NAN_BY_DESIGN | set(allow.get(name, ())))
     for name, df in tables.items():
         io.write_table(getattr(args, name), df)
     io.write_json(args.provenance, io.provenance(c, seeds=c["study"]["seeds"], wall_time_s=time.perf_counter() - t0,

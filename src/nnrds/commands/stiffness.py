@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import datasets
 from ..studies import stiffness
-from .common import add_cell_args, add_summary_args, cell_job, concat, write_summary
+from .common import add_cell_args, add_summary_args, cell_job, concat, dataset_spec, write_summary
 
 CELL_TABLES = {
     "runs": "output CSV, one row per run (final errors and stiffness)",
@@ -18,7 +18,7 @@ def register(sub) -> None:
                             "replica batch), tracking Jacobian-spectrum metrics")
     p.add_argument("--dataset", required=True)
     p.add_argument("--param", required=True)
-    add_cell_args(p, CELL_TABLES)
+    add_cell_args(p, CELL_TABLES, data_dir=True)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("stiffness-summarize", help="concatenate cells; claims (a) and (b) with intervals and verdicts (claims.csv); caption")
@@ -30,7 +30,7 @@ def _train(args) -> int:
     c = args.config_json
     with cell_job(args, f"stiffness/{args.dataset}/{args.param}") as out:
         out["runs"], out["metrics"], out["eigenvalues"], out["timings"] = stiffness.run_cell(
-            args.dataset, c["dataset"], args.param, c["parameterization"], c["study"],
+            args.dataset, dataset_spec(args), args.param, c["parameterization"], c["study"],
             base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
     return 0
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from .. import datasets
 from ..studies import wp_gap
-from .common import add_cell_args, add_summary_args, cell_job, concat, write_summary
+from .common import add_cell_args, add_summary_args, cell_job, concat, dataset_spec, write_summary
 
 
 def register(sub) -> None:
     p = sub.add_parser("wp-gap-train", help="train one dataset x parameterization cell of the sweep")
     p.add_argument("--dataset", required=True)
     p.add_argument("--param", required=True)
-    add_cell_args(p, {"runs": "output CSV, one row per run"})
+    add_cell_args(p, {"runs": "output CSV, one row per run"}, data_dir=True)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("wp-gap-summarize", help="concatenate cells; rank correlation and median gaps; caption")
@@ -22,7 +22,7 @@ def _train(args) -> int:
     c = args.config_json
     with cell_job(args, f"wp_gap/{args.dataset}/{args.param}") as out:
         out["runs"], out["timings"] = wp_gap.run_cell(
-            args.dataset, c["dataset"], args.param, c["parameterization"], c["study"],
+            args.dataset, dataset_spec(args), args.param, c["parameterization"], c["study"],
             base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
     return 0
 
