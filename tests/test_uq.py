@@ -181,13 +181,15 @@ def test_rhat_flagging_on_unmixed_chains():
     from nnrds.uq import Posterior
 
     th = torch.as_tensor(rng.standard_normal((4 * 100, net.P)) * 0.1)
-    sig = torch.as_tensor(np.repeat([0.1, 0.1, 1.0, 1.0], 100)[:, None] * np.ones((1, 2)))
+    # iid noise stds around a per-chain level: two chains sit at 0.1, two at 1.0 (different modes)
+    sig = torch.as_tensor(np.repeat([0.1, 0.1, 1.0, 1.0], 100)[:, None] * np.exp(0.05 * rng.standard_normal((400, 2))))
     post = Posterior("nuts", net, th, sig, chains=4, info={"divergent": np.zeros((4, 100), bool)})
     d = diagnostics.summarize(diagnostics.to_inference_data(post, np.zeros((2, 3))), rhat_threshold=1.05)
     assert d["flagged"] and d["sigma_rhat_max"] > 1.5
-    # each chain alone is stationary (constant sigma within a chain, iid weights): the within-chain split R-hat
-    # tells "chains in different modes" from "chains still drifting"
-    assert d["rhat_within_invariant_max"] < 1.05 or not np.isfinite(d["rhat_within_invariant_max"])
+    # each chain alone is stationary (iid within a chain): the within-chain split R-hat tells "chains in
+    # different modes" from "chains still drifting" -- and it must be a finite number, not a NaN that passes
+    assert np.isfinite(d["rhat_within_invariant_max"]) and d["rhat_within_invariant_max"] < 1.05
+    assert d["mixing"] == diagnostics.MODES
     x = rng.standard_normal((3, 400, 2)) + np.array([0.0, 2.0, 4.0])[:, None, None]
     import arviz as az
 
@@ -231,3 +233,174 @@ def test_study_job_smoke(tmp_path):
     skipped = uq_elm.run_job("linear", str(tmp_path), {**small, "methods": ["nuts", "map"]})["metrics"]
     assert skipped.status.tolist() == ["skipped", "ok"] and "max_params" in skipped.note.iloc[0]
     assert "not run" in uq_elm.caption(skipped, "smoke", small)
+
+
+def test_nan_rhat_of_a_stuck_chain_flags():
+    """A chain that never moves has constant draws: ArviZ's R-hat is NaN there. That must count as not converged
+    (inf), never be skipped by a nanmax -- on the old code the stuck chain below passed as converged."""
+    import arviz as az
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 200, 3))
+    x[2] = 0.7  # chain 2 stuck at one point for every quantity
+    idata = az.from_dict(posterior={"sigma": np.exp(0.1 * x), "pred": x[..., None]})
+    d = diagnostics.summarize(idata, rhat_threshold=1.05)
+    assert d["rhat_within_invariant_max"] == np.inf and d["mixing"] == diagnostics.DRIFTING and d["flagged"]
+    r, flag = diagnostics.rhat_flag(np.full((2, 50), 1.0))
+    assert r == np.inf and flag
+    ok = diagnostics.summarize(az.from_dict(posterior={"sigma": np.exp(0.1 * rng.standard_normal((4, 500, 2)))}),
+                               rhat_threshold=1.01, min_ess=400)
+    assert ok["mixing"] == diagnostics.CONVERGED and not ok["flagged"] and ok["rhat_invariant_max"] < 1.01
+
+
+def test_classify_drifting_modes_undersampled_converged():
+    """Known answers on synthetic chains: the classification must tell drifting chains from chains parked in
+    different modes, and both from too short but mixed chains."""
+    import arviz as az
+
+    rng = np.random.default_rng(0)
+
+    def summ(x, **kw):
+        return diagnostics.summarize(az.from_dict(posterior={"pred": x}), rhat_threshold=1.01, min_ess=400, **kw)
+
+    iid = rng.standard_normal((4, 400, 3))
+    assert summ(iid)["mixing"] == diagnostics.CONVERGED
+    modes = iid + np.array([0.0, 0.0, 4.0, 4.0])[:, None, None]  # two stationary groups
+    assert summ(modes)["mixing"] == diagnostics.MODES
+    drift = iid + np.linspace(0, 3, 400)[None, :, None]  # every chain still trending
+    assert summ(drift)["mixing"] == diagnostics.DRIFTING
+    # the decision rule itself, at and around each threshold (NaN never passes)
+    c = diagnostics.classify
+    assert c(1.005, 1.02, 500) == diagnostics.CONVERGED
+    assert c(1.005, 1.02, 399) == diagnostics.UNDERSAMPLED
+    assert c(1.02, 1.02, 5000) == diagnostics.MODES
+    assert c(1.02, 1.06, 5000) == diagnostics.DRIFTING
+    assert c(float("nan"), 1.02, 5000) == diagnostics.MODES
+    assert c(1.0, float("nan"), 5000) == diagnostics.DRIFTING
+    assert c(1.0, 1.0, float("nan")) == diagnostics.UNDERSAMPLED
+
+
+def test_two_mode_target_one_mode_with_jitter_vs_independent_starts():
+    """NUTS on a two-mode target (mixture of two well-separated Gaussians): chains started at one mode with a
+    jitter are stationary and agree (converged *within* that mode); chains started in both modes are each
+    stationary but disagree -> 'modes', not 'drifting'."""
+    import arviz as az
+    from nnrds.uq.nuts import VectorizedNUTS
+
+    mu = torch.tensor([[-6.0, 0.0], [6.0, 0.0]], dtype=torch.float64)
+
+    def U(q):  # -log(0.5 N(mu0, I) + 0.5 N(mu1, I))
+        d2 = ((q[:, None, :] - mu[None]) ** 2).sum(-1)
+        return -torch.logsumexp(-0.5 * d2, dim=1)
+
+    gen = torch.Generator().manual_seed(0)
+    jitter = 0.1 * torch.randn(4, 2, generator=gen, dtype=torch.float64)
+    for starts, want in ((mu[[0, 0, 0, 0]] + jitter, diagnostics.CONVERGED),
+                         (mu[[0, 0, 1, 1]] + jitter, diagnostics.MODES)):
+        res = VectorizedNUTS(U, max_tree_depth=5, seed=1).run(starts, 150, 400)
+        x = res["draws"].numpy()
+        d = diagnostics.summarize(az.from_dict(posterior={"pred": x}), rhat_threshold=1.01, min_ess=400)
+        assert d["mixing"] == want, d
+
+
+def test_short_warmup_ends_with_an_adapted_step_size():
+    """Issue 11 item 4: warm-ups of 6...20 iterations (and a little longer) end with an adapted step size, not
+    exactly 1.0 (old: the last window reset the dual average at the last warm-up iteration) and not 2-100x too
+    large (old: 2-5 dual-averaging iterations after the last mass-matrix window). Target: independent Gaussians
+    with scales 0.01-0.05, so a step of 1.0 means zero acceptance."""
+    from nnrds.uq.nuts import VectorizedNUTS
+
+    s = torch.tensor([0.01, 0.02, 0.05, 0.01, 0.03], dtype=torch.float64)
+
+    def U(q):
+        return 0.5 * ((q / s) ** 2).sum(-1)
+
+    for warmup in list(range(6, 21)) + [25, 40]:
+        res = VectorizedNUTS(U, max_tree_depth=6, seed=1).run(torch.full((4, 5), 1e-3, dtype=torch.float64),
+                                                              warmup, 40)
+        eps = res["step_size"]
+        assert np.all(eps != 1.0), (warmup, eps)
+        # the step in the scale of the target: between 0.05 and 2.5 leapfrog steps per standard deviation
+        eff = eps[:, None] * res["inv_mass"].sqrt().numpy() / s.numpy()
+        assert np.all((eff.max(1) > 0.05) & (eff.max(1) < 2.5)), (warmup, eps)
+        assert res["accept"].mean() > 0.6, (warmup, res["accept"].mean(1))
+
+
+def test_non_finite_draws_and_losses_fail_with_one_message():
+    """Issue 11 item 6 (UQ part): a non-finite NUTS state, VI loss or ensemble fit fails the job with a
+    NonFiniteError that names the study, the chain(s)/member(s), the step and the config key."""
+    from nnrds.guards import NonFiniteError
+    from nnrds.uq.nuts import VectorizedNUTS
+
+    net = _tiny()
+    X, Y = _data(12)
+    Ybad = Y.copy()
+    Ybad[3, 1] = np.nan
+    with pytest.raises(NonFiniteError, match=r"chain\(s\) \[0, 1\].*initial point.*uq_elm\.nuts\.target_accept"):
+        run_nuts(net, X, Ybad, chains=2, warmup=5, samples=5, max_tree_depth=2, init="prior", jit=False)
+
+    def U(q):  # finite at the start, NaN once chain 1 leaves the ball of radius 3
+        bad = (q.detach().norm(dim=-1) > 3) & (torch.arange(len(q)) == 1)
+        return 0.5 * (q ** 2).sum(-1) + torch.where(bad, float("nan"), 0.0).to(q.dtype)
+
+    class Jumpy(VectorizedNUTS):  # a (buggy) kernel that returns its proposals without the accept step
+        def step(self, q, U_, g, eps):
+            out = super().step(q, U_, g, eps)
+            q1 = out[0] + torch.tensor([[0.0], [10.0]], dtype=q.dtype)
+            u1, g1 = self._value_and_grad(q1)
+            return (q1, u1, g1, *out[3:])
+
+    with pytest.raises(NonFiniteError, match=r"chain\(s\) \[1\].*iteration 1 of 8 \(warm-up\)"):
+        Jumpy(U, max_tree_depth=2).run(torch.zeros(2, 3, dtype=torch.float64), 4, 4)
+    Xbad = X.copy()
+    Xbad[0, 0] = np.inf
+    with pytest.raises(NonFiniteError, match=r"VI loss.*step 1 of 5.*uq_elm\.vi\.lr"):
+        run_vi(net, Xbad, Y, steps=5, particles=2)
+    with pytest.raises(NonFiniteError):
+        run_method("ensemble", net, Xbad, Y, {"members": 2, "epochs": 3})
+
+
+def test_stacking_weights_recover_a_known_mixture():
+    """Stacking (Yao, Vehtari & Gelman 2022) of two fixed candidate predictives N(-2, 1), N(2, 1) on data from
+    0.3 N(-2, 1) + 0.7 N(2, 1): the weights maximize the mixture log score, i.e. recover 0.3 / 0.7 within
+    sampling error; a useless third candidate gets ~0 weight."""
+    from nnrds.uq import stacking
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    y = np.where(rng.random(n) < 0.3, rng.normal(-2, 1, n), rng.normal(2, 1, n))
+    lpd = np.stack([stats.norm.logpdf(y, -2, 1), stats.norm.logpdf(y, 2, 1), stats.norm.logpdf(y, 30, 1)])
+    w = stacking.stacking_weights(lpd)
+    assert w.sum() == pytest.approx(1.0) and w[2] < 1e-3
+    assert abs(w[0] - 0.3) < 3 * math.sqrt(0.3 * 0.7 / n) + 0.01
+    # PSIS-LOO of a chain whose draws are the exact conjugate posterior is the analytic LOO density
+    net, X, Yc, mu, Sig, _ = _conjugate()
+    rng2 = np.random.default_rng(1)
+    th = rng2.multivariate_normal(mu, Sig, size=4000)
+    sig = torch.full((4000, 1), 0.5, dtype=torch.float64)
+    ll = stacking.chain_loglik(net, torch.as_tensor(th), sig, X, Yc)
+    lpd_loo, k = stacking.loo_lpd(ll)
+    Phi = np.hstack([X, np.ones((len(X), 1))])
+    for i in (0, 7, 19):  # exact LOO: refit without point i (Gaussian conjugate)
+        m = np.ones(len(X), bool)
+        m[i] = False
+        Lam = Phi[m].T @ Phi[m] / 0.25 + np.diag(1 / net.prior_std.numpy() ** 2)
+        S_i = np.linalg.inv(Lam)
+        mu_i = S_i @ Phi[m].T @ Yc[m, 0] / 0.25
+        exact = stats.norm.logpdf(Yc[i, 0], Phi[i] @ mu_i, math.sqrt(Phi[i] @ S_i @ Phi[i] + 0.25))
+        assert lpd_loo[i] == pytest.approx(exact, abs=0.02)
+    assert np.all(k < 1.0)
+
+
+def test_weighted_chain_draws_follow_the_stacking_weights():
+    from nnrds.uq import Posterior
+
+    net = _tiny()
+    C, D = 3, 50
+    th = torch.zeros(C * D, net.P, dtype=torch.float64)
+    th[:, 0] = torch.arange(C).repeat_interleave(D).double()  # chain id in the first weight
+    post = Posterior("nuts", net, th, torch.ones(C * D, 2, dtype=torch.float64), chains=C,
+                     chain_weights=np.array([0.5, 0.0, 0.5]))
+    t, _ = post.draw(100, torch.Generator().manual_seed(0))
+    counts = np.bincount(t[:, 0].long().numpy(), minlength=3)
+    assert counts.tolist() == [50, 0, 50]

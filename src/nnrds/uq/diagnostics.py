@@ -4,7 +4,10 @@ Network weights are not identifiable (hidden-unit permutations, sign flips of od
 chains that found the same function in different weight-space modes have a large weight-level R-hat
 although they mix well in what matters. Mixing is therefore judged on symmetry-invariant quantities, the
 noise stds and the regression function at held-out inputs (``pred``); weight-level numbers are reported
-beside them. A run whose invariant R-hat exceeds ``rhat_threshold`` is *flagged*.
+beside them. A run is *flagged* (not a converged posterior) unless its invariant R-hat is <= ``rhat_threshold``,
+every chain's own split R-hat <= ``within_threshold`` and its invariant bulk ESS >= ``min_ess``; a non-finite
+R-hat (a chain that never moved) always flags. :func:`classify` says why: chains still drifting, chains in
+different modes, or too few draws.
 """
 from __future__ import annotations
 
@@ -41,25 +44,62 @@ def to_inference_data(post, X_check=None) -> "az.InferenceData":
         return az.from_dict(posterior=posterior, sample_stats=stats)
 
 
+def _rhat_worst(r) -> float:
+    """max of R-hat values, a non-finite one counting as +inf: ArviZ returns NaN for a quantity whose draws are
+    all equal (a chain that never moved), which is the opposite of converged -- never skip it."""
+    a = np.asarray(r, dtype=float)
+    if a.size == 0:
+        return float("nan")
+    return float(np.max(np.where(np.isfinite(a), a, np.inf)))
+
+
+def _ess_worst(e) -> float:
+    """min of ESS values, a non-finite one counting as 0 (no information)."""
+    a = np.asarray(e, dtype=float)
+    if a.size == 0:
+        return float("nan")
+    return float(np.min(np.where(np.isfinite(a), a, 0.0)))
+
+
 def _per_var(idata, var: str) -> dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = az.rhat(idata, var_names=[var])[var].values
         eb = az.ess(idata, var_names=[var], method="bulk")[var].values
         et = az.ess(idata, var_names=[var], method="tail")[var].values
-    def mx(a):
-        a = np.asarray(a, dtype=float)
-        return float(np.nanmax(a)) if np.isfinite(a).any() else float("nan")
-
-    def mn(a):
-        a = np.asarray(a, dtype=float)
-        return float(np.nanmin(a)) if np.isfinite(a).any() else float("nan")
-
-    return {"rhat_max": mx(r), "ess_bulk_min": mn(eb), "ess_tail_min": mn(et)}
+    return {"rhat_max": _rhat_worst(r), "ess_bulk_min": _ess_worst(eb), "ess_tail_min": _ess_worst(et)}
 
 
-def summarize(idata, rhat_threshold: float = 1.05) -> dict:
-    """Flat dict: rhat_max / ess_bulk_min / ess_tail_min per variable group, divergences, flagged."""
+#: verdicts of :func:`classify`
+CONVERGED, DRIFTING, MODES, UNDERSAMPLED = "converged", "drifting", "modes", "undersampled"
+
+
+def classify(rhat_invariant: float, rhat_within: float, ess_bulk: float, *, rhat_threshold: float = 1.01,
+             within_threshold: float = 1.05, min_ess: float = 400.0) -> str:
+    """Why a run is (not) a converged posterior, from its invariant diagnostics.
+
+    * ``drifting``: some chain is not stationary even alone (its split R-hat > ``within_threshold``, or not
+      finite: a chain stuck at one value) -- the chains have not finished their transient; more warm-up or a
+      better metric is the remedy.
+    * ``modes``: every chain is stationary alone, but the chains disagree (between-chain R-hat >
+      ``rhat_threshold``): they sit in different posterior modes that the sampler does not cross -- a remedy
+      for multimodality (stacking, tempering) is needed, not a longer run.
+    * ``undersampled``: chains agree and are stationary, but bulk ESS < ``min_ess``: run longer.
+    * ``converged``: all three targets met.
+    """
+    if not np.isfinite(rhat_within) or rhat_within > within_threshold:
+        return DRIFTING
+    if not np.isfinite(rhat_invariant) or rhat_invariant > rhat_threshold:
+        return MODES
+    if not np.isfinite(ess_bulk) or ess_bulk < min_ess:
+        return UNDERSAMPLED
+    return CONVERGED
+
+
+def summarize(idata, rhat_threshold: float = 1.05, within_threshold: float = 1.05, min_ess: float = 0.0) -> dict:
+    """Flat dict: rhat_max / ess_bulk_min / ess_tail_min per variable group, divergences, ``mixing``
+    (:func:`classify`) and ``flagged`` (= not converged: invariant R-hat > ``rhat_threshold``, some chain's own
+    split R-hat > ``within_threshold``, or invariant bulk ESS < ``min_ess``; NaN counts as failing)."""
     out: dict = {}
     for var in ("sigma", "pred", "theta"):
         if var in idata.posterior:
@@ -76,7 +116,10 @@ def summarize(idata, rhat_threshold: float = 1.05) -> dict:
         out["ess_bulk_within_invariant_min"] = within_chain_ess_min(idata, INVARIANT)
     out["divergences"] = int(idata.sample_stats["diverging"].values.sum()) if "sample_stats" in idata.groups() else 0
     out["rhat_threshold"] = rhat_threshold
-    out["flagged"] = bool(not np.isfinite(out["rhat_invariant_max"]) or out["rhat_invariant_max"] > rhat_threshold)
+    out["mixing"] = classify(out["rhat_invariant_max"], out.get("rhat_within_invariant_max", float("nan")),
+                             out["ess_bulk_invariant_min"], rhat_threshold=rhat_threshold,
+                             within_threshold=within_threshold, min_ess=min_ess)
+    out["flagged"] = out["mixing"] != CONVERGED
     return out
 
 
@@ -94,8 +137,7 @@ def within_chain_rhat_max(idata, var_names) -> float:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 r = np.asarray(az.rhat(az.convert_to_dataset(halves))["x"].values, dtype=float)
-            if np.isfinite(r).any():
-                out.append(float(np.nanmax(r)))
+            out.append(_rhat_worst(r))  # a chain stuck at one value gives NaN -> inf (not "fine")
     return float(max(out)) if out else float("nan")
 
 
@@ -114,7 +156,8 @@ def within_chain_ess_min(idata, var_names) -> float:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 e = az.ess(post[[var]].isel(chain=[c]), method="bulk")[var].values
-            tot = tot + np.nan_to_num(np.asarray(e, dtype=float), nan=0.0)
+            e = np.asarray(e, dtype=float)
+            tot = tot + np.where(np.isfinite(e), e, 0.0)
         vals.append(float(np.min(tot)))
     return float(min(vals)) if vals else float("nan")
 
@@ -123,8 +166,8 @@ def rhat_flag(chains: np.ndarray, rhat_threshold: float = 1.05) -> tuple[float, 
     """R-hat (ArviZ, rank-normalized split R-hat) of an array (chains, draws[, ...]) and whether it is flagged."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = float(np.nanmax(np.asarray(az.rhat(az.convert_to_dataset(np.asarray(chains)))["x"].values)))
-    return r, bool(r > rhat_threshold)
+        r = _rhat_worst(az.rhat(az.convert_to_dataset(np.asarray(chains)))["x"].values)
+    return r, bool(not np.isfinite(r) or r > rhat_threshold)
 
 
 def trace_table(idata, n_weights: int = 3, n_pred: int = 2) -> "pd.DataFrame":

@@ -25,6 +25,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -32,7 +34,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import guards
+from ..guards import check_finite
 from .model import BayesNet
+
+log = logging.getLogger(__name__)
+
+
+def _where(method: str, key: str, unit: str) -> guards.Where:
+    """The job's :class:`~nnrds.guards.Where` (set by the study command when it sets one) with this method's
+    config key (``uq_elm.<method>.<key>`` inside the UQ study or outside any job) and unit (chain / replica)."""
+    base = guards.current() if hasattr(guards, "current") else guards.Where()
+    if base.study in ("?", "uq_elm"):
+        base = dataclasses.replace(base, study="uq_elm", config_key=f"uq_elm.{method}.{key}")
+    return dataclasses.replace(base, unit=unit)
 
 METHODS = ("nuts", "vi", "vi_lowrank", "ensemble", "map")
 
@@ -50,6 +65,9 @@ class Posterior:
     theta_factor: torch.Tensor | None = None  # low-rank VI: covariance factor W (P, rank)
     log_sigma_scale: torch.Tensor | None = None  # VI: std of log sigma (d_out,)
     info: dict = field(default_factory=dict)  # timings, diagnostics, settings
+    #: MCMC: weight of each chain in the predictive (stacking of non-mixing chains, :mod:`nnrds.uq.stacking`);
+    #: None = equal weights (the usual pooled draws)
+    chain_weights: np.ndarray | None = None
 
     @property
     def n_draws(self) -> int:
@@ -70,10 +88,30 @@ class Posterior:
                 sigma = self.sigma[0].exp().expand(n, -1)
             return theta, sigma
         S = self.n_draws
+        if self.chain_weights is not None:
+            return self._draw_weighted(n)
         if self.method in ("nuts", "nuts_vanilla") and n <= S:
             idx = torch.linspace(0, S - 1, n).round().long()  # evenly thinned over all chains
         else:
             idx = torch.arange(n) % S  # members round-robin (every member equally often)
+        return self.theta[idx], self.sigma[idx]
+
+    def _draw_weighted(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n draws, chain c contributing round(n w_c) of them (largest remainders), evenly thinned within it."""
+        C = self.chains
+        D = self.n_draws // C
+        w = np.asarray(self.chain_weights, dtype=float)
+        w = w / w.sum()
+        raw = n * w
+        counts = np.floor(raw).astype(int)
+        for c in np.argsort(-(raw - counts), kind="stable")[:n - counts.sum()]:
+            counts[c] += 1
+        idx = []
+        for c, m in enumerate(counts):
+            if m:
+                within = torch.linspace(0, D - 1, int(m)).round().long() if m <= D else torch.arange(int(m)) % D
+                idx.append(c * D + within)
+        idx = torch.cat(idx)
         return self.theta[idx], self.sigma[idx]
 
 
@@ -159,7 +197,7 @@ def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples
 
         Uj = torch.jit.trace(U, (q0.clone(),), check_trace=False) if jit else U
         res = VectorizedNUTS(Uj, max_tree_depth=max_tree_depth, target_accept=target_accept,
-                             seed=seed).run(q0, warmup, samples)
+                             seed=seed).run(q0, warmup, samples, where=_where("nuts", "target_accept", "chain"))
         q = res["draws"].to(out_net.dtype)  # (C, D, dim)
         info.update(warmup_s=res["warmup_s"], sampling_s=res["sampling_s"], divergent=res["divergent"],
                     accept_rate=res["accept"].mean(1).tolist(), step_size=res["step_size"].tolist(),
@@ -171,6 +209,8 @@ def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples
         info.update(extra)
     else:
         raise ValueError(f"NUTS engine must be 'vectorized' or 'pyro', got {engine!r}")
+    check_finite(q, where=_where("nuts", "target_accept", "chain"), step=f"the {samples} kept draws",
+                 what="posterior draw")
     theta, sigma = out_net.split_q(q.reshape(-1, out_net.dim))
     return Posterior("nuts", out_net, theta, sigma, chains=chains, info=info)
 
@@ -304,10 +344,26 @@ def run_vi(net: BayesNet, X, Y, *, steps: int = 2000, lr: float = 0.01, particle
               loss=Trace_ELBO(num_particles=particles, vectorize_particles=True, max_plate_nesting=0))
     t0 = time.perf_counter()
     losses = []
+    where = _where("vi_lowrank" if guide == "lowrank" else "vi", "lr", "run")
+    every = max(1, steps // 10)
     for i in range(steps):
-        losses.append(svi.step(Xt, Yt))
+        try:
+            losses.append(svi.step(Xt, Yt))
+        except ValueError as err:  # Pyro's argument validation: a NaN location/scale reached a distribution
+            if "invalid values" not in str(err):
+                raise
+            losses.append(float("nan"))
+        if not math.isfinite(losses[-1]):
+            check_finite(torch.tensor([losses[-1]]), where=where, step=f"step {i + 1} of {steps}",
+                         what="VI loss (negative ELBO)", batch_dim=None)
+        if (i + 1) % every == 0 or i + 1 == steps:
+            el = time.perf_counter() - t0
+            log.info("VI (%s) %d/%d: loss %.4g, %.0f s elapsed, ~%.0f s left", guide, i + 1, steps,
+                     float(np.mean(losses[-every:])), el, el / (i + 1) * (steps - i - 1))
     wall = time.perf_counter() - t0
     ps = pyro.get_param_store()
+    check_finite({k: ps[k].detach() for k in ps.keys()}, where=where, step=f"the end ({steps} steps)",
+                 what="VI parameter", batch_dim=None)
     loc = ps["theta_loc"].detach().clone()
     scale = torch.nn.functional.softplus(ps["theta_rho"].detach())
     if net.n_noise:
@@ -350,6 +406,9 @@ def run_ensemble(net: BayesNet, X, Y, *, members: int = 5, epochs: int = 2000, l
     theta = net.flat_from_net(rnet)
     with torch.no_grad():
         resid = net.forward(theta, Xt) - Yt
+    # (the training loop itself is guarded by nnrds.train.fit) every member's weights and fit must be finite
+    check_finite({"weights": theta, "training residual": resid}, where=_where(method, "lr", "member"),
+                 step=f"the end of training ({epochs} epochs)", what="ensemble")
     sigma = resid.pow(2).mean(1).sqrt().clamp_min(1e-6)  # (M, d) training-residual noise std
     info = {"members": members, "epochs": epochs, "lr": lr, "wall_s": res.wall_time_s, "noise_guess": noise_guess}
     return Posterior(method, net, theta, sigma, info=info)

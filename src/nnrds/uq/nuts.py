@@ -15,12 +15,22 @@ frozen before the first kept draw, so the kept draws are a correct HMC chain wit
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+from ..guards import Where, check_finite
+
+log = logging.getLogger(__name__)
+
+#: fewer warm-up iterations adapt only the step size (as Stan: too few draws for a mass-matrix estimate)
+MIN_WARMUP_FOR_MASS = 20
+#: dual-averaging iterations at least left after the last mass-matrix window
+MIN_DA_ITERS = 10
 
 
 @dataclass
@@ -177,12 +187,19 @@ class VectorizedNUTS:
                 return eps
         return eps
 
-    def run(self, q0: torch.Tensor, warmup: int, samples: int, callback=None) -> dict:
+    def run(self, q0: torch.Tensor, warmup: int, samples: int, callback=None, where: Where | None = None) -> dict:
+        """Warm-up then ``samples`` kept draws for every chain. Every iteration's state (position and potential)
+        must be finite: otherwise :class:`nnrds.guards.NonFiniteError` names the chain(s) and the iteration
+        (``where`` names the study, job and config key). Progress goes to :mod:`logging` ~10 times per run."""
         C, D = q0.shape
         dtype = q0.dtype
+        where = where if where is not None else Where(study="nuts", cell="-", config_key="max_tree_depth / init",
+                                                      unit="chain")
         self.minv = torch.ones(C, D, dtype=dtype)
         q = q0.clone()
         U, g = self._value_and_grad(q)
+        check_finite({"potential": U, "position": q, "gradient": g}, where=where, step="the initial point",
+                     what="NUTS state")
         eps = self._find_step_size(q, U, g, torch.full((C,), 0.1, dtype=dtype))
         # dual averaging state (Hoffman & Gelman 2014, Alg. 5)
         mu = torch.log(10 * eps)
@@ -192,8 +209,15 @@ class VectorizedNUTS:
         # Stan windows
         init_buf, term_buf, base = (75, 50, 25) if warmup >= 150 else (int(0.15 * warmup), int(0.1 * warmup),
                                                                           int(0.75 * warmup))
+        # Stan: no mass-matrix windows below 20 warm-up iterations (only the step size adapts). And the last
+        # window ends >= MIN_DA_ITERS iterations before sampling: dual averaging restarts at 10x the heuristic step
+        # (Hoffman & Gelman's mu) after each window and needs that many iterations to come down (Stan's 10%
+        # terminal buffer is 2-5 iterations for warm-ups of 20-50, which left a step 2-100x too large)
+        if warmup < 150:
+            term_buf = max(term_buf, MIN_DA_ITERS)
+            base = warmup - init_buf - term_buf
         ends, s, w = [], init_buf, base
-        while warmup - term_buf > s and base > 0:
+        while warmup >= MIN_WARMUP_FOR_MASS and warmup - term_buf > s and base > 0:
             e = s + w
             if e + 2 * w > warmup - term_buf:
                 e = warmup - term_buf
@@ -208,10 +232,23 @@ class VectorizedNUTS:
         t_start = time.perf_counter()
         t_sample = None
         it_da = 0
-        for it in range(warmup + samples):
+        total = warmup + samples
+        every = max(1, total // 10)
+        acc_run, dep_run, n_run = torch.zeros(C, dtype=dtype), 0.0, 0
+        for it in range(total):
             if it == warmup:
                 t_sample = time.perf_counter()
             q, U, g, acc, dv, dep = self.step(q, U, g, eps)
+            phase = "warm-up" if it < warmup else "sampling"
+            check_finite({"potential": U, "position": q}, where=where, step=f"iteration {it + 1} of {total} ({phase})",
+                         what="NUTS draw")
+            acc_run, dep_run, n_run = acc_run + acc, dep_run + float(dep.float().mean()), n_run + 1
+            if (it + 1) % every == 0 or it + 1 == total:
+                el = time.perf_counter() - t_start
+                log.info("NUTS %d/%d (%s): accept %.2f, tree depth %.1f, step %.2g-%.2g, %d chains, %.0f s elapsed, "
+                         "~%.0f s left", it + 1, total, phase, float(acc_run.mean()) / n_run, dep_run / n_run,
+                         float(eps.min()), float(eps.max()), C, el, el / (it + 1) * (total - it - 1))
+                acc_run, dep_run, n_run = torch.zeros(C, dtype=dtype), 0.0, 0
             if it < warmup:
                 it_da += 1
                 hbar = (1 - 1 / (it_da + t0)) * hbar + (self.target - acc) / (it_da + t0)
