@@ -1,11 +1,12 @@
 # Weight-parameterization generalization-gap study (src/nnrds/studies/wp_gap.py).
 # One training job per dataset x parameterization; all depths, widths and seeds of a cell train in that
-# job, seeds batched as replicas. Then one summary job and one papermill notebook for the figures.
+# job, seeds batched as replicas. Then one summary job (per-seed effects, claims.csv with verdicts) and one
+# papermill notebook for the figures.
 
 WPG = config["wp_gap"]
 WPG_DIR = "results/wp_gap"
 WPG_CELLS = expand("{dataset}/{param}", dataset=WPG["datasets"], param=WPG["parameterizations"])
-WPG_FIGS = ["gap_vs_nparams", "nparams_vs_depth", "test_vs_depth"]
+WPG_FIGS = ["gap_vs_nparams", "gap_wp_vs_nonpar", "nparams_vs_depth", "test_vs_depth"]
 
 
 rule wp_gap_train:
@@ -45,6 +46,8 @@ rule wp_gap_summarize:
                     caption=f"../../{WPG_DIR}/caption.rst"),
         med=report(f"{WPG_DIR}/gap_by_parameterization.csv", category="WP generalization gap",
                    subcategory="tables", caption=f"../../{WPG_DIR}/caption.rst"),
+        claims=report(f"{WPG_DIR}/claims.csv", category="WP generalization gap", subcategory="tables",
+                      caption=f"../../{WPG_DIR}/caption.rst"),
         caption=f"{WPG_DIR}/caption.rst",
         provenance=f"{WPG_DIR}/provenance.json",
     params:
@@ -66,6 +69,7 @@ rule wp_gap_figures:
         runs=f"{WPG_DIR}/runs.csv",
         med=f"{WPG_DIR}/gap_by_parameterization.csv",
         corr=f"{WPG_DIR}/gap_correlation.csv",
+        claims=f"{WPG_DIR}/claims.csv",
     output:
         notebook="results/notebooks/wp_gap.ipynb",
         png=[report(f"figures/wp_gap/{f}.png", category="WP generalization gap", subcategory="figures",
@@ -80,9 +84,10 @@ rule wp_gap_figures:
         **cluster_resources(),
     shell:
         "$NNRDS_PYTHON -m papermill {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
-        "-p runs_csv {input.runs} -p median_csv {input.med} -p corr_csv {input.corr} "
+        "-p runs_csv {input.runs} -p median_csv {input.med} -p corr_csv {input.corr} -p claims_csv {input.claims} "
         "-p fig_dir {params.fig_dir} -p scale {params.scale} > {log} 2>&1"
 
 
 if WPG["enabled"]:
     ALL_TARGETS += [f"figures/wp_gap/{f}.png" for f in WPG_FIGS] + [f"{WPG_DIR}/provenance.json"]
+    CLAIM_TABLES.append(f"{WPG_DIR}/claims.csv")

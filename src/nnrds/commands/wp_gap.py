@@ -13,7 +13,7 @@ def register(sub) -> None:
     add_cell_args(p, {"runs": "output CSV, one row per run"}, data_dir=True)
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("wp-gap-summarize", help="concatenate cells; rank correlation and median gaps; caption")
+    p = sub.add_parser("wp-gap-summarize", help="concatenate cells; per-seed effects, median gaps, claims table; caption")
     add_summary_args(p, ["runs"], "{scale, study, datasets}")
     p.set_defaults(func=_summarize)
 
@@ -30,10 +30,10 @@ def _train(args) -> int:
 def _summarize(args) -> int:
     c = args.config_json
     runs = concat(args.runs, ["dataset", "parameterization", "depth", "width", "seed"])
-    corr, med = wp_gap.summarize(runs)
+    per_seed, med, claims = wp_gap.summarize(runs, c["study"])
     notes = {name: datasets.DESCRIPTIONS[spec["kind"]] for name, spec in c["datasets"].items()}
     write_summary(args, "wp_gap/summarize",
-                  {"runs": runs, "timings": concat(args.timings), "gap_correlation": corr,
-                   "gap_by_parameterization": med},
-                  wp_gap.caption(corr, med, c["scale"], c["study"], notes))
+                  {"runs": runs, "timings": concat(args.timings), "gap_correlation": per_seed,
+                   "gap_by_parameterization": med, "claims": claims},
+                  wp_gap.caption(per_seed, med, claims, c["scale"], c["study"], notes))
     return 0
