@@ -118,3 +118,145 @@ def test_fitsnap_header_line_is_skipped():
 def test_unknown_dataset():
     with pytest.raises(acquire.AcquisitionError, match="unknown dataset 'nope'"):
         acquire.spec("nope")
+
+
+# ------------------------------------------------------------------------------ FitSNAP stress units
+def _emt_tables(stored: dict[str, str], declared: str = "bar", noise_eV: float = 0.0, seed: int = 0,
+                pressure_sign: bool = True):
+    """Tidy tables (as parse_fitsnap builds them before the unit check: stress read as ``declared``) of EMT
+    configurations in three groups: ``eos`` (fcc Cu, lattice scaled), ``elastic`` (random small strains of
+    a Cu3Au cell: 4 atoms, another composition), ``md`` (rattled atoms, one fixed cell: no strain). The stress
+    is stored in ``stored[group]`` with FitSNAP's pressure sign (or ASE's with ``pressure_sign=False``)."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    rng = np.random.default_rng(seed)
+    confs, atoms = [], []
+    f = acquire.STRESS_TO_EV_A3
+
+    def add(at, group):
+        at.calc = EMT()
+        cid = len(confs)
+        s = at.get_stress(voigt=True)  # ASE: sigma = (1/V) dE/deps, eV/A^3
+        stored_val = (-s if pressure_sign else s) / f[stored[group]]  # what the file holds
+        as_read = stored_val * f[declared]  # what the parser makes of it
+        row = {"config_id": cid, "group": group, "natoms": len(at), "species": " ".join(sorted(set(at.get_chemical_symbols()))),
+               "energy_eV": at.get_potential_energy() + noise_eV * rng.standard_normal()}
+        for k, lab in enumerate(["xx", "yy", "zz", "yz", "xz", "xy"]):
+            row[f"stress_{lab}_eV_A3"] = as_read[k]
+        cell = np.asarray(at.get_cell())
+        for i, v in enumerate("abc"):
+            for j, c in enumerate("xyz"):
+                row[f"cell_{v}{c}_A"] = cell[i, j]
+        confs.append(row)
+        p, fr = at.get_positions(), at.get_forces()
+        atoms.append(pd.DataFrame({"config_id": cid, "atom": np.arange(len(at)), "species": at.get_chemical_symbols(),
+                                   "x_A": p[:, 0], "y_A": p[:, 1], "z_A": p[:, 2],
+                                   "fx_eV_A": fr[:, 0], "fy_eV_A": fr[:, 1], "fz_eV_A": fr[:, 2]}))
+
+    for a in np.linspace(3.5, 3.75, 11):
+        add(bulk("Cu", "fcc", a=a, cubic=True), "eos")
+    base = bulk("Cu", "fcc", a=3.7, cubic=True)
+    base.set_chemical_symbols(["Au", "Cu", "Cu", "Cu"])
+    for _ in range(12):
+        e = rng.uniform(-0.02, 0.02, (3, 3))
+        at = base.copy()
+        at.set_cell(np.asarray(at.get_cell()) @ (np.eye(3) + 0.5 * (e + e.T)), scale_atoms=True)
+        add(at, "elastic")
+    for k in range(6):
+        at = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+        at.rattle(0.05, seed=k)
+        add(at, "md")
+    return pd.DataFrame(confs), pd.concat(atoms, ignore_index=True)
+
+
+def _units(table):
+    return {r.group: (r.unit, r.status, r.ratio) for r in table.itertuples()}
+
+
+def test_stress_units_detected_per_group_from_thermodynamic_consistency():
+    conf, atoms = _emt_tables({"eos": "kbar", "elastic": "GPa", "md": "kbar"})
+    t = acquire.stress_unit_table(conf, atoms, "bar")
+    u = _units(t)
+    assert u["eos"][:2] == ("kbar", "checked") and u["elastic"][:2] == ("GPa", "checked")
+    for g in ("eos", "elastic"):
+        assert 0.9 < u[g][2] < 1.1  # EMT is exactly consistent: only the trapezoid rule's error
+        assert t.set_index("group").loc[g, "ratio_declared"] == pytest.approx(
+            u[g][2] * acquire.STRESS_TO_EV_A3[u[g][0]] / acquire.STRESS_TO_EV_A3["bar"])
+    # the fixed-cell group has no strained pairs: declared unit kept, recorded as unchecked
+    assert u["md"][:2] == ("bar", "unchecked") and np.isnan(u["md"][2])
+    assert t.set_index("group").loc["elastic", "composition"] == "Au1Cu3" and t["n_pairs"].min() == 0
+    # applying the table converts each group by its own factor (and records the unit per row)
+    conv = acquire.apply_stress_units(conf, atoms, t)
+    ratio = conv[acquire.STRESS_COLUMNS].to_numpy() / conf[acquire.STRESS_COLUMNS].replace(0, np.nan).to_numpy()
+    for g, fac in (("eos", 1e3), ("elastic", 1e4), ("md", 1.0)):
+        r = ratio[conf["group"] == g]
+        assert np.nanmax(np.abs(r - fac)) < 1e-9 * fac
+    assert conv.loc[conf["group"] == "eos", "stress_unit"].eq("kbar").all()
+    assert conv.loc[conf["group"] == "md", "stress_unit_status"].eq("unchecked").all()
+    # after conversion every checkable group is consistent in the unit it is now in (eV/A^3 read as such)
+    again = acquire.stress_unit_table(conv, atoms, "eV/A^3")
+    assert again.set_index("group").loc[["eos", "elastic"], "ratio"].between(0.9, 1.1).all()
+
+
+def test_stress_units_declared_right_is_confirmed_and_mixed_compositions_are_separate():
+    conf, atoms = _emt_tables({"eos": "bar", "elastic": "bar", "md": "bar"})
+    u = _units(acquire.stress_unit_table(conf, atoms, "bar"))
+    assert u["eos"][:2] == ("bar", "checked") and u["elastic"][:2] == ("bar", "checked")
+    # one folder holding two compositions stored in different units: checked per composition
+    conf2, atoms2 = _emt_tables({"eos": "kbar", "elastic": "bar", "md": "bar"})
+    conf2["group"] = conf2["group"].replace({"eos": "mixed", "elastic": "mixed"})
+    t = acquire.stress_unit_table(conf2, atoms2, "bar").set_index(["group", "composition"])
+    assert t.loc[("mixed", "Cu4"), "unit"] == "kbar" and t.loc[("mixed", "Au1Cu3"), "unit"] == "bar"
+
+
+def test_stress_units_inconsistent_under_every_unit_fails_with_a_clear_message():
+    conf, atoms = _emt_tables({"eos": "kbar", "elastic": "bar", "md": "bar"})
+    conf.loc[conf["group"] == "eos", acquire.STRESS_COLUMNS] *= 37.0  # no candidate unit is 37x off
+    with pytest.raises(acquire.StressUnitError, match=r"group 'eos' \(Cu4\).*inconsistent.*every candidate unit") as e:
+        acquire.stress_unit_table(conf, atoms, "bar", set_name="synthetic")
+    msg = str(e.value)
+    assert "synthetic" in msg and "pairs" in msg and "kbar: 0.02" in msg and "StressStyle" in msg
+    # the wrong sign convention (ASE's instead of the pressure sign) is inconsistent too
+    conf, atoms = _emt_tables({"eos": "bar", "elastic": "bar", "md": "bar"}, pressure_sign=False)
+    with pytest.raises(acquire.StressUnitError, match="inconsistent"):
+        acquire.stress_unit_table(conf, atoms, "bar")
+
+
+def test_stress_units_noisy_energies_still_fix_the_order_of_magnitude():
+    # 30 meV of energy noise scatters the elastic pairs' ratios (q75/q25 > 3) but the median's interval still
+    # points to kbar (units are >= 10x apart): noisy, converted; the EOS pairs (larger work) stay checked
+    conf, atoms = _emt_tables({"eos": "kbar", "elastic": "kbar", "md": "kbar"}, noise_eV=3e-2, seed=1)
+    t = acquire.stress_unit_table(conf, atoms, "bar").set_index("group")
+    assert tuple(t.loc["elastic", ["unit", "status"]]) == ("kbar", "noisy") and t.loc["elastic", "spread"] > 3
+    assert t.loc["elastic", "ratio_low"] > 10 ** -1.5 and t.loc["elastic", "ratio_high"] < 10 ** 0.5
+    assert tuple(t.loc["eos", ["unit", "status"]]) == ("kbar", "checked")
+    # with 50 meV the interval no longer decides: the declared unit is kept and the group recorded unchecked
+    conf, atoms = _emt_tables({"eos": "kbar", "elastic": "kbar", "md": "kbar"}, noise_eV=5e-2, seed=1)
+    t = acquire.stress_unit_table(conf, atoms, "bar").set_index("group")
+    assert tuple(t.loc["elastic", ["unit", "status"]]) == ("bar", "unchecked") and "too scattered" in t.loc["elastic", "note"]
+
+
+def test_fitsnap_stress_units_on_the_mirror(mirror):
+    """Ta: every checkable group confirms the declared bar. W-Be: the EOS and elastic groups store kbar though
+    every file declares bar, slice_sample stores bar; after conversion every checked group's ratio lies in
+    [0.7, 1.4], and the stored stresses come out in the right magnitude (hcp Be EOS: GPa, not MPa)."""
+    conf, atoms, meta = acquire.parse_fitsnap(mirror / TA["file"], TA["set"])
+    t = pd.DataFrame(meta["stress_units"]["table"])
+    chk = t[t["status"] == "checked"]
+    assert set(chk["group"]) >= {"Volume_A15", "Volume_BCC", "Volume_FCC", "Elastic_FCC"}
+    assert (t["unit"] == "bar").all() and chk["ratio"].between(0.7, 1.4).all()
+    wbe = acquire.DATASETS["fitsnap_WBe"]
+    conf, atoms, meta = acquire.parse_fitsnap(mirror / wbe["file"], wbe["set"])
+    t = pd.DataFrame(meta["stress_units"]["table"])
+    chk = t[t["status"] == "checked"]
+    assert len(chk) >= 25 and chk["ratio"].between(0.7, 1.4).all()
+    by = t.groupby("group")["unit"].agg(lambda u: set(u))
+    for g in ("EOS", "EOS_HCP", "EOS_FCC", "EOS_Data", "ElasticDeform_Vol", "ElasticDeform_Shear", "Elast_HCP_Shear"):
+        assert by[g] == {"kbar"}, g
+    assert by["slice_sample"] == {"bar"}
+    assert (t.loc[t["group"] == "EOS_HCP", "status"] == "checked").all()
+    hcp = conf[conf["group"] == "EOS_HCP"]
+    p_gpa = -hcp[acquire.STRESS_COLUMNS[:3]].mean(1) * 160.21766208
+    assert hcp["stress_unit"].eq("kbar").all() and 20 < p_gpa.abs().max() < 2000 and p_gpa.abs().median() > 1
+    assert meta["units"]["stress"].startswith("eV/A^3") and meta["stress_style_in_source"] == {"bar": 25422}
