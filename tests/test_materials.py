@@ -1,5 +1,8 @@
 """Interatomic-potential machinery (src/nnrds/materials.py): derivatives, invariances, units, data, BBB."""
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -352,9 +355,10 @@ def _wbe_tables(tmp_path, per_group=3):
             pytest.fail(f"CI=true but the W-Be mirror file {tar} is missing")
         pytest.skip(f"W-Be mirror file {tar} not present")
     files = read_fitsnap_tar(tar, "WBe_PRB2019")
-    want = {"ElasticDeform_Vol": per_group, "ElasticDeform_Shear": per_group, "EOS_HCP": per_group,
+    want = {"ElasticDeform_Vol": per_group, "ElasticDeform_Shear": per_group,
             "Elast_BCC_Vol": per_group, "surface": per_group, "slice_sample": per_group}
-    pick = []
+    # six neighbouring points of the hcp Be EOS: nearly identical cells, so their stress unit can be checked
+    pick = [f"EOS_HCP/EOS_HCP_{k}.json" for k in range(12, 18)]
     for rel in sorted(files):
         g = rel.split("/", 1)[0]
         if want.get(g, 0) > 0:
@@ -381,7 +385,14 @@ def test_wbe_parse_and_train_smoke(tmp_path):
     from nnrds.studies import materials as S
 
     data_dir, conf = _wbe_tables(tmp_path)
-    assert set(conf["species"]) == {"Be", "W", "Be W"} and len(conf) == 18
+    assert set(conf["species"]) == {"Be", "W", "Be W"} and len(conf) == 21
+    # stress units per group from the data: the hcp Be EOS stores kbar (declared bar), slice_sample bar; in
+    # eV/A^3 the EOS pressures are GPa-scale (kbar read as bar would give MPa, i.e. ~1e-5 eV/A^3)
+    units = conf.groupby("group")["stress_unit"].first()
+    assert units["EOS_HCP"] == "kbar" and units["slice_sample"] == "bar"
+    hcp = conf[conf["group"] == "EOS_HCP"]
+    p_gpa = -hcp[["stress_xx_eV_A3", "stress_yy_eV_A3", "stress_zz_eV_A3"]].mean(1) * 160.21766208
+    assert hcp["stress_unit_status"].isin(["checked", "noisy"]).all() and p_gpa.abs().max() > 1.0
     frag = yaml.safe_load((cfgmod.SCHEMA_PATH.parent / "studies" / "materials.schema.yaml").read_text())
     study = cfgmod.validate({}, schema={"type": "object", **frag})["materials"]  # this study's defaults
     assert "wbe" in study["sets"]
@@ -400,4 +411,122 @@ def test_wbe_parse_and_train_smoke(tmp_path):
     # the W surface group stores no stress (six zeros): no stress metric for the held-out groups
     assert m[(m.subset == "heldout") & (m.quantity == "stress")].empty
     ev = tables["ev"]
-    assert len(ev) == 2 * 3 and set(ev.method) == {"ensemble", "bbb"}  # every EOS_HCP configuration
+    assert len(ev) == 2 * 6 and set(ev.method) == {"ensemble", "bbb"}  # every EOS_HCP configuration
+
+
+# ------------------------------------------------------------------------------ Bayes-by-backprop noise model
+def test_bbb_likelihood_std_is_tempered_noise():
+    from nnrds.studies.materials import likelihood_std
+
+    got = likelihood_std({"energy": 0.02, "forces": 0.3, "stress": 0.01}, {"energy": 1.0, "forces": 4.0, "stress": 0.0})
+    assert got["energy"] == pytest.approx(0.02) and got["forces"] == pytest.approx(0.15)
+    assert got["stress"] == pytest.approx(0.01)  # not in the likelihood (weight 0): the training residual
+
+
+def test_bbb_fitted_and_predictive_noise_models_are_the_same(monkeypatch):
+    """The Gaussian likelihood Bayes-by-backprop fits (nll at the warm start = ensemble member 0) and the
+    aleatoric variance its predictive adds must be one noise model: nll == sum_q 0.5 sum (p - y)^2 / var_q with
+    var_q the predictive's noise variance. Today's code (until this fix) fitted noise sigma/sqrt(w) but
+    predicted with sigma^2, which fails here because the loss weights are not 1."""
+    from nnrds.studies import materials as S
+    from nnrds.uq import bbb
+
+    seen = {}
+    run_bbb, predictive, train_bbb = bbb.run_bbb, S.predictive, S.train_bbb
+
+    def spy_run(stack, nll, n_data, **kw):
+        seen["nll"], seen["init"] = nll, kw["init_theta"]
+        return run_bbb(stack, nll, n_data, **kw)
+
+    def spy_train(pot, train, study, noise, seed):
+        seen["pot"], seen["train"] = pot, train
+        return train_bbb(pot, train, study, noise, seed)
+
+    def spy_pred(pot, data, atomic, n, noise_var):
+        if atomic is not None:
+            seen["var"] = dict(noise_var)
+        return predictive(pot, data, atomic, n, noise_var)
+
+    monkeypatch.setattr(bbb, "run_bbb", spy_run)
+    monkeypatch.setattr(S, "train_bbb", spy_train)
+    monkeypatch.setattr(S, "predictive", spy_pred)
+    structs = M.generate_al_emt(16, seed=2, md_temperatures=(300,), md_steps=2)
+    data = M.build_dataset(structs, SPEC)
+    study = {"net": {"width": 6, "depth": 2, "param": "legendre", "degree": 1}, "epochs": 4, "lr": 0.01,
+             "batch_size": 8, "l2": 0.0, "loss_weights": {"energy": 1.0, "forces": 0.25, "stress": 0.1},
+             "seeds": [0, 1], "test_fraction": 0.25, "max_prediction_rows": 100,
+             "bbb": {"enabled": True, "epochs": 2, "lr": 1e-3, "particles": 1, "init_scale": 1e-3, "kl_weight": 1.0,
+                     "prior_scale": 1.0, "n_samples": 3}}
+    out = S.run_split("al_emt", {"kind": "al_emt"}, "random", study, data, None, SPEC, dtype="float64")
+    pot, train = seen["pot"], seen["train"]
+    with torch.no_grad():
+        nll = float(seen["nll"](seen["init"][None], torch.arange(train.n_configs))[0])
+    with torch.enable_grad():
+        pred = pot.predict(train)
+    want = sum(0.5 * float(((p[0] - y) ** 2).sum()) / seen["var"][q]
+               for q, (p, y) in S.per_quantity({k: v.detach() for k, v in pred.items()}, train).items())
+    assert nll == pytest.approx(want, rel=1e-6)
+    lik = json.loads(out["info"]["bbb_likelihood_std"].iloc[0])
+    assert {q: v**2 for q, v in lik.items()} == pytest.approx(seen["var"])
+    # the BBB predictive std of every test item is at least the likelihood's noise std
+    pr = out["predictions"][out["predictions"].method == "bbb"]
+    for q, g in pr.groupby("quantity"):
+        np.testing.assert_allclose(g["std"] ** 2 - g["std_epistemic"] ** 2, lik[q] ** 2, rtol=1e-6)
+
+
+def test_lr_schedule_splits_epochs_and_decays():
+    from nnrds.studies.materials import lr_schedule
+
+    assert lr_schedule({"epochs": 10, "lr": 0.01}) == [(10, 0.01)]
+    got = lr_schedule({"epochs": 100, "lr": 0.01, "lr_stages": 3, "lr_decay": 0.1})
+    assert [e for e, _ in got] == [34, 33, 33] and [lr for _, lr in got] == pytest.approx([0.01, 0.001, 0.0001])
+
+
+# ------------------------------------------------------------------------------ per-group errors and SNAP claims
+def _cerr(errs: dict[str, list[float]], method="ensemble", subset="test", split="random", f_err=0.05):
+    rows = []
+    for g, es in errs.items():
+        for k, e in enumerate(es):
+            rows.append({"dataset": "fitsnap", "split": split, "method": method, "subset": subset,
+                         "config_id": len(rows), "group": g, "natoms": 2, "energy_err_eV_per_atom": e,
+                         "force_abs_sum_eV_A": f_err * 6, "force_sq_sum_eV2_A2": f_err**2 * 6, "n_force_components": 6})
+    return pd.DataFrame(rows)
+
+
+def test_group_metrics_aggregate_exactly_and_join_the_reference():
+    from nnrds.studies.materials import group_metrics
+
+    c = _cerr({"A": [0.01, -0.03], "B": [0.002]})
+    c.loc[1, ["force_abs_sum_eV_A", "force_sq_sum_eV2_A2", "n_force_components"]] = [3.0, 9.0, 3]
+    ref = pd.DataFrame({"dataset": ["fitsnap"] * 2, "group": ["A", "A"], "quantity": ["energy", "forces"],
+                        "mae": [0.02, 0.1], "rmse": [0.03, 0.2], "n": [5, 30]})
+    g = group_metrics(c, ref).set_index(["group", "quantity"])
+    assert g.loc[("A", "energy"), "mae"] == pytest.approx(0.02) and g.loc[("A", "energy"), "rmse"] == pytest.approx(np.sqrt(0.0005))
+    assert g.loc[("A", "forces"), "mae"] == pytest.approx((0.3 + 3.0) / 9) and g.loc[("A", "forces"), "n_items"] == 9
+    assert g.loc[("A", "forces"), "rmse"] == pytest.approx(np.sqrt((0.015 + 9.0) / 9))
+    assert g.loc[("A", "energy"), "mae_over_snap"] == pytest.approx(1.0) and np.isnan(g.loc[("B", "energy"), "snap_mae"])
+    assert g.loc[("*ALL", "energy"), "n_configs"] == 3
+
+
+def test_snap_claims_verdicts_on_known_answers():
+    from nnrds.studies.materials import snap_claims
+    from nnrds.verdicts import CLAIM_COLUMNS
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"dataset": "fitsnap", "group": ["Good", "Good", "Bad", "Bad", "Few", "Few", "Wide", "Wide"],
+                        "quantity": ["energy", "forces"] * 4, "mae": [0.01, 0.1] * 4, "rmse": [0.02, 0.2] * 4, "n": 9})
+    c = _cerr({"Good": list(0.002 * rng.standard_normal(30)),  # |err| ~ 1.6 meV << 10 meV: beats SNAP
+               "Bad": list(0.05 + 0.002 * rng.standard_normal(30)),  # 50 meV >> 10 meV: contradicted
+               "Few": [0.001],  # one held-out configuration: no interval
+               "Wide": [0.0, 0.001, 0.2]})  # mean 67 meV but 3 configurations: the interval straddles
+    raw = snap_claims(c, ref, groups=("Good", "Bad", "Few", "Wide"))
+    assert list(raw.columns) == CLAIM_COLUMNS
+    cl = raw.set_index("claim_id")
+    v = cl["verdict"].to_dict()
+    assert v["ta_snap_Good_energy"] == "supported" and v["ta_snap_Bad_energy"] == "contradicted"
+    assert v["ta_snap_Few_energy"] == "inconclusive" and v["ta_snap_Wide_energy"] == "inconclusive"
+    assert cl.loc["ta_snap_Good_energy", "unit"] == "held-out configuration" and cl.loc["ta_snap_Good_energy", "n_units"] == 30
+    assert cl["ci_level"].iloc[0] == pytest.approx(1 - 0.05 / 8)  # Bonferroni over the 8 claims
+    # forces: every configuration has |err| 0.05 < 0.1 exactly (no spread): no interval, inconclusive
+    assert v["ta_snap_Good_forces"] == "inconclusive"
+    assert (cl["p_adjusted"].dropna() >= cl["p_value"].dropna()).all()

@@ -6,8 +6,10 @@
 
 MAT = config["materials"]
 MAT_DIR = "results/materials"
-MAT_TABLES = ["metrics", "predictions", "calibration", "ev", "history", "info"]
-MAT_FIGS = ["parity", "calibration", "std_vs_error", "ev_curve"]
+MAT_TABLES = ["metrics", "predictions", "calibration", "ev", "history", "info", "config_errors"]
+MAT_FIGS = ["parity", "calibration", "std_vs_error", "ev_curve", "group_errors"]
+MAT_REFERENCE = "workflow/reference/snap_linear_fitsnap.csv"  # linear-SNAP errors from FitSNAP's example outputs
+MAT_FITSNAP = [s for s in MAT["sets"] if s != "al_emt"]
 
 
 rule materials_data:
@@ -55,10 +57,16 @@ rule materials_summarize:
     input:
         expand(f"{MAT_DIR}/cells/{{s}}/{{t}}.csv", s=MAT["sets"], t=MAT_TABLES + ["timings"]),
         provenance=expand(f"{MAT_DIR}/cells/{{s}}/provenance.json", s=MAT["sets"]),
+        reference=MAT_REFERENCE,
+        data_metadata=[f"{materials_data_dir(s)}/metadata.json" for s in MAT_FITSNAP],
     output:
         [f"{MAT_DIR}/{t}.csv" for t in MAT_TABLES if t != "metrics"],
         metrics=report(f"{MAT_DIR}/metrics.csv", category="Materials UQ", subcategory="tables",
                        caption=f"../../{MAT_DIR}/caption.rst"),
+        group_metrics=report(f"{MAT_DIR}/group_metrics.csv", category="Materials UQ", subcategory="tables",
+                             caption=f"../../{MAT_DIR}/caption.rst"),
+        claims=f"{MAT_DIR}/claims.csv",
+        ev_summary=f"{MAT_DIR}/ev_summary.csv",
         timings=f"{MAT_DIR}/timings.csv",
         caption=f"{MAT_DIR}/caption.rst",
         provenance=f"{MAT_DIR}/provenance.json",
@@ -73,13 +81,14 @@ rule materials_summarize:
         **cluster_resources(),
     shell:
         "$NNRDS_PYTHON -m nnrds materials-summarize {params.tables} --provenance {input.provenance} "
+        "--reference {input.reference} --data-metadata {input.data_metadata} "
         "--config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule materials_figures:
     input:
         notebook="workflow/notebooks/materials.ipynb",
-        tables=[f"{MAT_DIR}/{t}.csv" for t in ("metrics", "predictions", "calibration", "ev", "info")],
+        tables=[f"{MAT_DIR}/{t}.csv" for t in ("metrics", "predictions", "calibration", "ev", "info", "group_metrics")],
     output:
         notebook="results/notebooks/materials.ipynb",
         png=[report(f"figures/materials/{f}.png", category="Materials UQ", subcategory="figures",
@@ -100,3 +109,5 @@ rule materials_figures:
 
 if MAT["enabled"]:
     ALL_TARGETS += [f"figures/materials/{f}.png" for f in MAT_FIGS] + [f"{MAT_DIR}/provenance.json"]
+    if "fitsnap" in MAT["sets"]:  # claims: Ta near-equilibrium groups vs linear SNAP
+        CLAIM_TABLES.append(f"{MAT_DIR}/claims.csv")

@@ -1,14 +1,16 @@
 """Commands of the materials UQ study (interatomic potentials; src/nnrds/studies/materials.py)."""
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 from .. import io
 from ..cli import json_arg
 from ..studies import materials
 from .common import add_cell_args, add_summary_args, cell_job, concat, write_summary
 
-TABLES = ("metrics", "predictions", "calibration", "ev", "history", "info")
+TABLES = ("metrics", "predictions", "calibration", "ev", "history", "info", "config_errors")
 
 
 def register(sub) -> None:
@@ -23,8 +25,12 @@ def register(sub) -> None:
     add_cell_args(p, {t: f"output CSV: {t}" for t in TABLES})
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("materials-summarize", help="concatenate sets; caption with accuracy, calibration, timings")
+    p = sub.add_parser("materials-summarize", help="concatenate sets; per-group errors beside linear SNAP, claims; "
+                                                   "caption with accuracy, calibration, timings")
     add_summary_args(p, list(TABLES), "{scale, study}")
+    p.add_argument("--reference", default=None, help="linear-SNAP reference errors (workflow/reference/snap_linear_fitsnap.csv)")
+    p.add_argument("--data-metadata", nargs="*", default=[],
+                   help="metadata.json of the acquired FitSNAP sets (their detected stress units go into the caption)")
     p.set_defaults(func=_summarize)
 
 
@@ -54,6 +60,18 @@ def _summarize(args) -> int:
     t = {name: concat(getattr(args, name)) for name in TABLES}
     timings = concat(args.timings)
     notes = {s: materials.DESCRIPTIONS[s] for s in c["study"]["sets"]}
-    write_summary(args, "materials/summarize", {**t, "timings": timings},
-                  materials.caption(t["metrics"], t["info"], timings, c["scale"], c["study"], notes))
+    ref = materials.read_reference(args.reference) if args.reference else None
+    groups = materials.group_metrics(t["config_errors"], ref)
+    claims = materials.snap_claims(t["config_errors"], ref) if ref is not None else None
+    evs = materials.ev_summary(t["ev"], t["info"])
+    units = {}
+    for path in args.data_metadata or []:
+        meta = json.loads(Path(path).read_text())
+        units[meta.get("set", path)] = meta
+    out = {**t, "timings": timings, "group_metrics": groups, "ev_summary": evs}
+    if claims is not None:
+        out["claims"] = claims
+    write_summary(args, "materials/summarize", out,
+                  materials.caption(t["metrics"], t["info"], timings, c["scale"], c["study"], notes, groups, claims,
+                                    evs, units))
     return 0
