@@ -224,7 +224,8 @@ def caption(seed_table: pd.DataFrame, med: pd.DataFrame, claims_table: pd.DataFr
     lines = [
         f"Weight-parameterization generalization gap, **{scale}** scale: depths {study['depths']}, "
         f"widths {study['widths']}, seeds {study['seeds']}, {study['epochs']} epochs of Adam (lr {study['lr']}). "
-        "Each dot is one training run; MSE is in units of the training outputs' variance "
+        "Each dot is one training run (in the WP-vs-nonpar figure: a WP run against the nonpar run of the same "
+        "depth, width and seed); MSE is in units of the training outputs' variance "
         "(inputs and outputs standardized with training statistics); gap = test MSE − train MSE. "
         "Every layer's W(t) starts with variance 1/width, and bases of one span start from the same network.",
         "",
