@@ -423,7 +423,8 @@ def test_bbb_likelihood_std_is_tempered_noise():
     assert got["stress"] == pytest.approx(0.01)  # not in the likelihood (weight 0): the training residual
 
 
-def test_bbb_fitted_and_predictive_noise_models_are_the_same(monkeypatch):
+@pytest.mark.parametrize("tempered", [False, True])
+def test_bbb_fitted_and_predictive_noise_models_are_the_same(monkeypatch, tempered):
     """The Gaussian likelihood Bayes-by-backprop fits (nll at the warm start = ensemble member 0) and the
     aleatoric variance its predictive adds must be one noise model: nll == sum_q 0.5 sum (p - y)^2 / var_q with
     var_q the predictive's noise variance. Today's code (until this fix) fitted noise sigma/sqrt(w) but
@@ -457,6 +458,8 @@ def test_bbb_fitted_and_predictive_noise_models_are_the_same(monkeypatch):
              "seeds": [0, 1], "test_fraction": 0.25, "max_prediction_rows": 100,
              "bbb": {"enabled": True, "epochs": 2, "lr": 1e-3, "particles": 1, "init_scale": 1e-3, "kl_weight": 1.0,
                      "prior_scale": 1.0, "n_samples": 3}}
+    if tempered:  # likelihood temperatures of their own: noise s/sqrt(w) in the fit and the predictive
+        study["bbb"]["loss_weights"] = {"energy": 4.0, "forces": 0.25, "stress": 0.1}
     out = S.run_split("al_emt", {"kind": "al_emt"}, "random", study, data, None, SPEC, dtype="float64")
     pot, train = seen["pot"], seen["train"]
     with torch.no_grad():
@@ -468,6 +471,9 @@ def test_bbb_fitted_and_predictive_noise_models_are_the_same(monkeypatch):
     assert nll == pytest.approx(want, rel=1e-6)
     lik = json.loads(out["info"]["bbb_likelihood_std"].iloc[0])
     assert {q: v**2 for q, v in lik.items()} == pytest.approx(seen["var"])
+    resid = {q: float(v[0]) for q, v in S.residual_noise(pot, train).items()}
+    w = study["bbb"].get("loss_weights") or {"energy": 1.0, "forces": 1.0, "stress": 1.0}
+    assert lik == pytest.approx({q: resid[q] / np.sqrt(w[q]) for q in lik}, rel=1e-6)
     # the BBB predictive std of every test item is at least the likelihood's noise std
     pr = out["predictions"][out["predictions"].method == "bbb"]
     for q, g in pr.groupby("quantity"):

@@ -287,6 +287,16 @@ def residual_noise(pot: M.Potential, data: M.AtomsData, atomic=None, n=None) -> 
             if y.numel()}
 
 
+def bbb_weights(study: dict) -> dict[str, float]:
+    """Weights of the quantities in Bayes-by-backprop's likelihood: ``bbb.loss_weights`` when given (a tempered
+    likelihood), else 1 for every quantity the ensemble trains on (weight > 0) and 0 for the others: the
+    untempered Gaussian likelihood with the training residual as noise. The ensemble's loss weights balance an
+    optimisation; as likelihood temperatures they would shrink the noise to s/sqrt(w) (w = 100: 10x too narrow)."""
+    given = study["bbb"].get("loss_weights")
+    return {q: float(given[q]) if given and q in given else (1.0 if study["loss_weights"][q] > 0 else 0.0)
+            for q in QUANTITIES}
+
+
 def likelihood_std(residual_std: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
     """The Gaussian noise std of every quantity in Bayes-by-backprop's likelihood *and* its predictive.
 
@@ -308,6 +318,7 @@ def train_bbb(pot: M.Potential, train: M.AtomsData, study: dict, noise_std: dict
     from ..uq.model import BayesNet, NetSpec
 
     b = study["bbb"]
+    w_lik = bbb_weights(study)
     stack = BayesNetStack([BayesNet(NetSpec.from_arch(net.arch, prior_scale=b["prior_scale"], bias_scale=b["prior_scale"]),
                                     dtype=pot.dtype) for net in pot.nets])
     init = stack.flat_from_nets(pot.nets)[0]
@@ -317,10 +328,10 @@ def train_bbb(pot: M.Potential, train: M.AtomsData, study: dict, noise_std: dict
     def nll(theta, idx):
         sub = M.AtomsData.subset(train, idx)
         pred = pot.predict(sub, atomic=lambda X, k: stack.forward_part(k, theta, X, shells[k]), n=theta.shape[0],
-                           create_graph=True, **_needs(w))
+                           create_graph=True, **_needs(w_lik))
         out = 0.0
         for q, (p, y) in per_quantity(pred, sub).items():
-            if w[q] > 0 and y.numel():
+            if w_lik[q] > 0 and y.numel():
                 out = out + 0.5 * ((p - y) / noise_std[q]).pow(2).sum(1)
         return out
 
@@ -484,7 +495,7 @@ def run_split(dataset: str, dspec: dict, split: str, study: dict, data: M.AtomsD
     t_bbb = 0.0
     lik = {}
     if study["bbb"]["enabled"]:
-        lik = likelihood_std({q: max(float(v[0]), 1e-6) for q, v in noise_m.items()}, study["loss_weights"])
+        lik = likelihood_std({q: max(float(v[0]), 1e-6) for q, v in noise_m.items()}, bbb_weights(study))
         log.info("materials %s / %s split: Bayes-by-backprop, %d epochs, likelihood noise std %s", dataset, split,
                  study["bbb"]["epochs"], ", ".join(f"{q} {v:.3g} {UNITS[q]}" for q, v in lik.items()))
         t0 = time.perf_counter()
@@ -701,9 +712,9 @@ def caption(metrics: pd.DataFrame, info: pd.DataFrame, timings: pd.DataFrame, sc
         f"autograd. Deep ensemble of {len(study['seeds'])} members ({study['epochs']} epochs of Adam, lr {study['lr']}, "
         f"loss weights E/F/S {study['loss_weights']['energy']}/{study['loss_weights']['forces']}/"
         f"{study['loss_weights']['stress']}) and Bayes-by-backprop (mean-field, {study['bbb']['epochs']} epochs, "
-        f"{study['bbb']['n_samples']} posterior draws; Gaussian likelihood with noise std s/√w per quantity, s = the "
-        "warm start's training RMSE, w = the loss weight, and the same variance s²/w added to the predictive); the "
-        "ensemble adds its training residual variance. Error bars and bands: ±2 predictive std.",
+        f"{study['bbb']['n_samples']} posterior draws; Gaussian likelihood with noise std s per quantity, s = the "
+        "warm start's training RMSE (s/√w with materials.bbb.loss_weights w), and the same variance added to the "
+        "predictive); the ensemble adds its training residual variance. Error bars and bands: ±2 predictive std.",
         "",
         "Datasets: " + "; ".join(f"*{k}*: {v}" for k, v in notes.items()) + ".",
         "",
@@ -737,7 +748,7 @@ def caption(metrics: pd.DataFrame, info: pd.DataFrame, timings: pd.DataFrame, sc
     lines += _caption_groups(groups, claims)
     if evs is not None and len(evs):
         for r in evs[evs["n_points_in_range"] > 0].itertuples():
-            lines.append(f"* E–V curve {r.dataset} / {r.split} / {r.method}: max |predicted − DFT| "
+            lines.append(f"* E–V curve {r.dataset} / {r.split} / {r.method}: max |predicted − reference| "
                          f"{1e3 * r.max_abs_dev_in_range_eV_per_atom:.0f} meV/atom inside the training volume range "
                          f"({r.volume_min:.1f}–{r.volume_max:.1f} Å³/atom, {r.n_points_in_range} points; reference "
                          f"span {1e3 * r.ref_energy_span_in_range_eV_per_atom:.0f} meV/atom, predicted span "
@@ -757,16 +768,19 @@ def _caption_units(units: dict[str, dict]) -> list[str]:
         if t.empty:
             continue
         conv = t[t["unit"] != t["declared_unit"]]
-        seen = t[t["status"] != "unchecked"]
         lab = t[(t["n_labelled"] > 0) & (t["status"] == "unchecked")]
         part = (f"{len(conv)} of {len(t)} (group, composition) stored in "
                 + ", ".join(sorted(set(conv["unit"]))) + f" though declared {t['declared_unit'].iloc[0]} ("
                 + ", ".join(sorted(set(conv["group"]))) + ")") if len(conv) else "every checkable group in the declared unit"
-        rng = f"{seen['ratio'].min():.2f}–{seen['ratio'].max():.2f}" if len(seen) else "n/a"
+        def rng(st):
+            x = t[t["status"] == st]
+            return f"{len(x)} {st} (ratio {x['ratio'].min():.2f}–{x['ratio'].max():.2f})" if len(x) else f"0 {st}"
+
         out.append(f"* stress units of {name} (detected at acquisition from the thermodynamic consistency of stress and "
-                   f"energy, metadata.json `stress_units`): {part}; work ratio after conversion {rng} over "
-                   f"{len(seen)} checked/noisy (group, composition); {len(lab)} with stress labels could not be checked "
-                   f"({', '.join(sorted(set(lab['group']))) or 'none'}).")
+                   f"energy; work ratio (ΔE − W_F)/W_σ, 1 in the right unit; metadata.json `stress_units`): {part}; "
+                   f"after conversion {rng('checked')}, {rng('noisy')} (energies too noisy for the ratio, the order of "
+                   f"magnitude still decided); {len(lab)} with stress labels could not be checked "
+                   f"({', '.join(sorted(set(lab['group']))) or 'none'}: declared unit kept).")
     return out
 
 
