@@ -536,3 +536,28 @@ def test_snap_claims_verdicts_on_known_answers():
     # forces: every configuration has |err| 0.05 < 0.1 exactly (no spread): no interval, inconclusive
     assert v["ta_snap_Good_forces"] == "inconclusive"
     assert (cl["p_adjusted"].dropna() >= cl["p_value"].dropna()).all()
+
+
+@pytest.mark.parametrize("key", ["materials.lr", "materials.bbb.lr"])
+def test_divergence_fails_naming_the_cell_and_config_key(key):
+    from nnrds import guards
+    from nnrds.studies import materials as S
+
+    structs = M.generate_al_emt(14, seed=1, md_temperatures=(300,), md_steps=2)
+    data = M.build_dataset(structs, SPEC)
+    study = {"net": {"width": 6, "depth": 2, "param": "legendre", "degree": 1}, "epochs": 3, "lr": 0.01,
+             "batch_size": 7, "l2": 0.0, "loss_weights": {"energy": 1.0, "forces": 1.0, "stress": 0.1},
+             "seeds": [0, 1], "test_fraction": 0.25, "max_prediction_rows": 100,
+             "bbb": {"enabled": True, "epochs": 2, "lr": 1e-3, "particles": 1, "init_scale": 1e-3, "kl_weight": 1.0,
+                     "prior_scale": 1.0, "n_samples": 3}}
+    if key == "materials.lr":
+        study["lr"] = 1e30
+    else:
+        study["bbb"]["lr"], study["bbb"]["init_scale"] = 1e30, 1e30
+    with guards.job(guards.Where(study="materials", cell="al_emt", config_key="materials.lr")):
+        with pytest.raises(guards.NonFiniteError) as e:
+            S.run_split("al_emt", {"kind": "al_emt"}, "random", study, data, None, SPEC, dtype="float32")
+    msg = str(e.value)
+    assert f"`{key}`" in msg and "materials" in msg and "al_emt / random split" in msg
+    if key == "materials.bbb.lr":
+        assert "bayes-by-backprop" in msg
