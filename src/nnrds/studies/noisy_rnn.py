@@ -471,9 +471,13 @@ def caption(runs: pd.DataFrame, comp: pd.DataFrame, claims_df: pd.DataFrame, sca
     head = claims_df[claims_df.claim_id == "robust"] if len(claims_df) else claims_df
     if len(head):
         r = head.iloc[0]
-        lines += [f"**Headline: {r.verdict}.** {r.claim} Mean advantage {r.effect:+.3f} accuracy, "
-                  f"{r.ci_level:.0%} interval {_ci(r.ci_low, r.ci_high)}, {r.n_units} seeds, one-sided p = "
-                  f"{_p(r.p_value)}; {r.what_was_run}.", ""]
+        if r.n_units > 0:
+            lines += [f"**Headline: {r.verdict}.** {r.claim} Mean advantage {r.effect:+.3f} accuracy, "
+                      f"{r.ci_level:.0%} interval {_ci(r.ci_low, r.ci_high)}, {r.n_units} seeds, one-sided p = "
+                      f"{_p(r.p_value)}; {r.what_was_run}.", ""]
+        else:
+            lines += [f"**Headline: {r.verdict}.** {r.claim} No comparison reached matched clean accuracy, so the "
+                      f"claim could not be tested at this scale ({r.what_was_run}).", ""]
     elif comp.empty:
         lines += ["No noisy-vs-Lipschitz comparison (one of the two models is not in this run).", ""]
     for ds, g in runs.groupby("dataset", sort=True):
