@@ -561,3 +561,43 @@ def test_divergence_fails_naming_the_cell_and_config_key(key):
     assert f"`{key}`" in msg and "materials" in msg and "al_emt / random split" in msg
     if key == "materials.bbb.lr":
         assert "bayes-by-backprop" in msg
+
+
+def test_caption_with_every_branch_renders_without_docutils_messages():
+    """The caption with unit table, per-group lines, claims and E-V lines (the ``|x|`` of an absolute value
+    would be an undefined RST substitution) renders cleanly, as the report renders it."""
+    import sys
+    from pathlib import Path
+
+    from nnrds.studies import materials as S
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_captions import rst_problems
+
+    rng = np.random.default_rng(1)
+    c = _cerr({g: list(0.003 * rng.standard_normal(4)) for g in S.TA_NEAR_EQUILIBRIUM})
+    ref = pd.DataFrame([{"dataset": "fitsnap", "group": g, "quantity": q, "mae": 0.01, "rmse": 0.02, "n": 9}
+                        for g in S.TA_NEAR_EQUILIBRIUM for q in ("energy", "forces")])
+    groups, claims = S.group_metrics(c, ref), S.snap_claims(c, ref)
+    metrics = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "method": m, "subset": "all", "quantity": q,
+                             "n": 5, "mae": 0.1, "rmse": 0.2, "nll": 0.0, "mean_std": 0.1, "cov50": 0.5, "cov90": 0.9,
+                             "cov95": 0.95, "spearman_std_abs_err": 0.5} for m in ("ensemble", "bbb") for q in S.QUANTITIES])
+    info = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "n_train": 10, "n_test": 5, "n_heldout": 0}])
+    timings = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "n_train": 10, "n_train_atoms": 40, "device": "cpu"}])
+    evs = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "method": "ensemble", "volume_min": 10.0,
+                         "volume_max": 20.0, "n_points_in_range": 5, "max_abs_dev_in_range_eV_per_atom": 0.1,
+                         "mean_abs_dev_in_range_eV_per_atom": 0.05, "n_points": 7, "max_abs_dev_eV_per_atom": 0.2,
+                         "ref_energy_span_in_range_eV_per_atom": 1.0, "pred_energy_span_in_range_eV_per_atom": 0.9}])
+    table = [{"group": "EOS", "composition": "Be2", "declared_unit": "bar", "unit": "kbar", "status": "checked",
+              "ratio": 1.02, "n_labelled": 3},
+             {"group": "Elast", "composition": "Be2", "declared_unit": "bar", "unit": "kbar", "status": "noisy",
+              "ratio": 0.5, "n_labelled": 3},
+             {"group": "MD", "composition": "Be2", "declared_unit": "bar", "unit": "bar", "status": "unchecked",
+              "ratio": float("nan"), "n_labelled": 3}]
+    study = {"net": {"param": "legendre", "width": 4, "depth": 2}, "descriptors": {"cutoff": 4.5}, "seeds": [0],
+             "epochs": 3, "lr": 0.01, "loss_weights": {"energy": 1.0, "forces": 1.0, "stress": 0.1},
+             "bbb": {"epochs": 2, "n_samples": 3}}
+    text = S.caption(metrics, info, timings, "smoke", study, {"fitsnap": "Ta"}, groups, claims, evs,
+                     {"WBe": {"stress_units": {"table": table}}})
+    assert "stored in kbar" in text and "largest deviation" in text and "Claim per group" in text
+    assert rst_problems(text) == []

@@ -748,7 +748,8 @@ def caption(metrics: pd.DataFrame, info: pd.DataFrame, timings: pd.DataFrame, sc
     lines += _caption_groups(groups, claims)
     if evs is not None and len(evs):
         for r in evs[evs["n_points_in_range"] > 0].itertuples():
-            lines.append(f"* E–V curve {r.dataset} / {r.split} / {r.method}: max |predicted − reference| "
+            lines.append(f"* E–V curve {r.dataset} / {r.split} / {r.method}: largest deviation of the prediction "
+                         "from the reference "
                          f"{1e3 * r.max_abs_dev_in_range_eV_per_atom:.0f} meV/atom inside the training volume range "
                          f"({r.volume_min:.1f}–{r.volume_max:.1f} Å³/atom, {r.n_points_in_range} points; reference "
                          f"span {1e3 * r.ref_energy_span_in_range_eV_per_atom:.0f} meV/atom, predicted span "
@@ -774,7 +775,10 @@ def _caption_units(units: dict[str, dict]) -> list[str]:
                 + ", ".join(sorted(set(conv["group"]))) + ")") if len(conv) else "every checkable group in the declared unit"
         def rng(st):
             x = t[t["status"] == st]
-            return f"{len(x)} {st} (ratio {x['ratio'].min():.2f}–{x['ratio'].max():.2f})" if len(x) else f"0 {st}"
+            if not len(x):
+                return f"0 {st}"
+            lo, hi = x["ratio"].min(), x["ratio"].max()
+            return f"{len(x)} {st} (ratio {lo:.2f}" + (f"–{hi:.2f})" if f"{hi:.2f}" != f"{lo:.2f}" else ")")
 
         out.append(f"* stress units of {name} (detected at acquisition from the thermodynamic consistency of stress and "
                    f"energy; work ratio (ΔE − W_F)/W_σ, 1 in the right unit; metadata.json `stress_units`): {part}; "
