@@ -210,7 +210,8 @@ def test_study_job_smoke(tmp_path):
     cfg = config.load(config.REPO_ROOT / "config" / "smoke.yaml", {
         "raw_data": {"elm": {"n_train": 24, "n_test": 8, "years": 1, "spinup_cycles": 1, "analytic_jumps": 1}},
         "uq_elm": {"n_train": 24, "n_test": 8, "width": 3, "depth": 2, "n_pred_samples": 20,
-                   "nuts": {"chains": 2, "warmup": 10, "samples": 10, "max_tree_depth": 3, "init_steps": 10},
+                   "nuts": {"chains": 2, "warmup": 10, "samples": 10, "max_tree_depth": 3, "init_steps": 10,
+                            "starts": 2, "mode_iters": 30},
                    "vi": {"steps": 20, "particles": 2}, "vi_lowrank": {"steps": 20, "particles": 2, "rank": 2},
                    "ensemble": {"members": 2, "epochs": 20},
                    "map": {"epochs": 20}, "slices": {"n_points": 3, "inputs": ["nue"]},
@@ -220,7 +221,11 @@ def test_study_job_smoke(tmp_path):
     assert cfg["uq_elm"]["architectures"]["linear_pca"]["pca_variance"] == 0.99
     out = uq_elm.run_job("linear_pca", str(tmp_path), cfg["uq_elm"])
     m = out["metrics"]
-    assert list(m.method) == ["nuts", "vi", "vi_lowrank", "ensemble", "map"] and (m.status == "ok").all()
+    assert list(m.method) == ["nuts", "vi", "vi_lowrank", "ensemble", "map"]
+    # 2 chains x 10 draws cannot reach ESS 400: the NUTS run is flagged and kept apart, the others are ok
+    assert m.status.tolist() == ["flagged", "ok", "ok", "ok", "ok"] and bool(m.flagged.iloc[0])
+    assert m.mixing.iloc[0] in (diagnostics.DRIFTING, diagnostics.MODES, diagnostics.UNDERSAMPLED)
+    assert np.isfinite(m.rhat_invariant_max.iloc[0]) and "L-BFGS" in m.note.iloc[0]
     assert {"crps", "cov90", "rhat_invariant_max", "flagged"} <= set(m.columns)
     # the net fits fewer PCA scores than QoIs; predictions and slices are lifted back to all 10 QoIs
     assert (m.n_fit_outputs < 10).all() and (m.pca_retained_variance >= 0.99).all()
@@ -229,6 +234,10 @@ def test_study_job_smoke(tmp_path):
     assert len(out["slices"]) == 5 * 3 * 10 and len(out["trace"]) > 0
     cap = uq_elm.caption(m, "smoke", cfg["uq_elm"])
     assert "interpolation" in cap and "PCA" in cap and "low-rank VI" in cap
+    # the flagged run's numbers appear only in its own labelled line, never among the posteriors
+    pooled = [ln for ln in cap.splitlines() if ln.startswith("* interpolation")]
+    assert pooled and all("nuts" not in ln for ln in pooled)
+    assert any(ln.startswith("* **FLAGGED") and "linear_pca/nuts" in ln for ln in cap.splitlines())
     small = {**cfg["uq_elm"], "nuts": {**cfg["uq_elm"]["nuts"], "max_params": 10}}
     skipped = uq_elm.run_job("linear", str(tmp_path), {**small, "methods": ["nuts", "map"]})["metrics"]
     assert skipped.status.tolist() == ["skipped", "ok"] and "max_params" in skipped.note.iloc[0]
@@ -404,3 +413,38 @@ def test_weighted_chain_draws_follow_the_stacking_weights():
     t, _ = post.draw(100, torch.Generator().manual_seed(0))
     counts = np.bincount(t[:, 0].long().numpy(), minlength=3)
     assert counts.tolist() == [50, 0, 50]
+
+
+def test_claims_verdicts_from_nuts_diagnostics():
+    """The study's claims: known answers for supported, contradicted and inconclusive."""
+    from nnrds import config, verdicts
+    from nnrds.studies import uq_elm
+
+    study = config.load(config.REPO_ROOT / "config" / "smoke.yaml")["uq_elm"]
+
+    def frame(ok_by_job):
+        kinds = {"mlp": "mlp", "nonpar": "nonpar", "linear": "legendre", "linear_pca": "legendre"}
+        return pd.DataFrame([{"job": j, "method": "nuts", "kind": kinds[j], "status": "ok" if ok else "flagged",
+                              "rhat_invariant_max": 1.005 if ok else 1.8, "rhat_within_invariant_max": 1.01 if ok else 1.4,
+                              "ess_bulk_invariant_min": 500 if ok else 20, "mixing": "converged" if ok else "drifting"}
+                             for j, ok in ok_by_job.items()] +
+                            [{"job": "linear", "method": "vi", "kind": "legendre", "status": "ok"}])
+
+    def verdict(df, cid):
+        c = uq_elm.claims(df, "smoke", study)
+        assert list(c.columns) == verdicts.CLAIM_COLUMNS
+        return c.set_index("claim_id").loc[cid, "verdict"]
+
+    none = frame({"mlp": False, "nonpar": False, "linear": False, "linear_pca": False})
+    assert verdict(none, "nuts_converges_wp") == verdicts.CONTRADICTED
+    assert verdict(none, "wp_makes_mcmc_feasible") == verdicts.INCONCLUSIVE  # neither converges: no evidence
+    wp_only = frame({"mlp": False, "nonpar": False, "linear": True, "linear_pca": True})
+    assert verdict(wp_only, "nuts_converges_wp") == verdicts.SUPPORTED
+    assert verdict(wp_only, "wp_makes_mcmc_feasible") == verdicts.SUPPORTED
+    half = frame({"mlp": True, "nonpar": False, "linear": True, "linear_pca": False})
+    assert verdict(half, "nuts_converges_wp") == verdicts.INCONCLUSIVE
+    assert verdict(half, "wp_makes_mcmc_feasible") == verdicts.INCONCLUSIVE
+    other_only = frame({"mlp": True, "nonpar": True, "linear": False, "linear_pca": False})
+    assert verdict(other_only, "wp_makes_mcmc_feasible") == verdicts.CONTRADICTED
+    c = uq_elm.claims(none, "smoke", study).set_index("claim_id")
+    assert c.loc["nuts_converges_wp", "effect"] == 0 and 0 < c.loc["nuts_converges_wp", "ci_high"] < 1

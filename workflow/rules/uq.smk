@@ -7,7 +7,7 @@ UQ_DIR = "results/uq_elm"
 UQ_ENS = "results/data/elm"
 UQ_JOBS = list(UQ["architectures"]) + (["extrapolation"] if UQ["extrapolation"]["enabled"] else [])
 UQ_TABLES = ["metrics", "calibration", "predictions", "slices", "trace", "timings"]
-UQ_FIGS = ["parity", "calibration", "coverage_crps", "slices", "extrapolation", "nuts_trace"]
+UQ_FIGS = ["parity", "calibration", "coverage_crps", "slices", "extrapolation", "nuts_trace", "flagged"]
 
 
 rule uq_elm_fit:
@@ -57,6 +57,7 @@ rule uq_elm_summarize:
         table=report(f"{UQ_DIR}/coverage_crps.csv", category="ELM surrogate UQ", subcategory="tables",
                      caption=f"../../{UQ_DIR}/caption.rst"),
         caption=f"{UQ_DIR}/caption.rst",
+        claims=f"{UQ_DIR}/claims.csv",
         provenance=f"{UQ_DIR}/provenance.json",
     params:
         cfg=cfg_arg({"scale": SCALE, "seed": config["seed"], "study": UQ}),
@@ -99,3 +100,4 @@ rule uq_elm_figures:
 
 if UQ["enabled"]:
     ALL_TARGETS += [f"figures/uq_elm/{f}.png" for f in UQ_FIGS] + [f"{UQ_DIR}/provenance.json"]
+    CLAIM_TABLES.append(f"{UQ_DIR}/claims.csv")

@@ -1,6 +1,7 @@
 """Commands of the Bayesian UQ layer: the ELM surrogate UQ study and the NUTS speed benchmark."""
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -47,10 +48,15 @@ def _fit(args) -> int:
 
     from ..studies import uq_elm
 
+    from .. import guards
+
     c = args.config_json
     torch.set_num_threads(c["torch_threads"])
     t0 = time.perf_counter()
-    res = uq_elm.run_job(args.job, args.ensemble_dir, c["study"], base_seed=c["seed"])
+    where = guards.Where(study="uq_elm", cell=args.job, config_key="uq_elm")
+    job_ctx = guards.job(where) if hasattr(guards, "job") else contextlib.nullcontext()
+    with job_ctx:  # loops name this study and job when they diverge (nnrds.uq.inference sets the method's key)
+        res = uq_elm.run_job(args.job, args.ensemble_dir, c["study"], base_seed=c["seed"])
     out = Path(args.out_dir)
     for k in JOB_TABLES:
         io.write_table(out / f"{k}.csv", res[k])
@@ -87,6 +93,7 @@ def _summarize(args) -> int:
                         "theta_rhat_max", "ess_bulk_invariant_min", "divergences", "flagged", "note") if x in m.columns]
     io.write_table(out / "coverage_crps.csv", m[cols])
     io.write_text(out / "caption.rst", uq_elm.caption(m, c["scale"], c["study"]))
+    io.write_table(out / "claims.csv", uq_elm.claims(m, c["scale"], c["study"]))
     jobs = [json.loads((Path(d) / "provenance.json").read_text()) for d in args.job_dirs]
     io.write_json(out / "provenance.json", io.merge_provenance(jobs, c, seeds=c.get("seed"), job="uq_elm/summarize"))
     return 0

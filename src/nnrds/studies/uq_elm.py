@@ -8,6 +8,7 @@ box midpoint; the simulator itself (same forcing and spin-up as the ensemble) gi
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 from .. import uq
 from ..data import load_table_dataset, read_metadata
 from ..train import seed_everything
-from ..uq import diagnostics, metrics
+from ..uq import diagnostics, metrics, stacking
 from ..uq.reduction import OutputPCA
 
 N_SLICE_SAMPLES = 5
@@ -92,6 +93,27 @@ def _predict(post, Xt, n, seed, red: OutputPCA | None, return_f: bool = False):
     return red.lift(out, noise=True, rng=rng)
 
 
+def nuts_note(i: dict, diag: dict, study: dict) -> str:
+    """One sentence on a NUTS run: budget, tree depth, diagnostics against the targets, and why it is flagged."""
+    why = {diagnostics.CONVERGED: "converged",
+           diagnostics.DRIFTING: "FLAGGED: chains still drifting (some chain's own split R-hat above "
+                                 f"{study['within_rhat_threshold']})",
+           diagnostics.MODES: "FLAGGED: each chain stationary, chains in different modes",
+           diagnostics.UNDERSAMPLED: f"FLAGGED: mixed but bulk ESS below {study['min_ess']}"}[diag["mixing"]]
+    spread = (f"; chains' mean log posterior density spans {np.ptp(i['chain_log_density']):.0f} nats"
+              if i.get("chain_log_density") else "")
+    modes = ""
+    if i.get("mode_potentials"):
+        u = np.asarray(i["mode_potentials"])
+        modes = (f"; {len(u)} independent mode searches (Adam + L-BFGS) ended at potentials spanning "
+                 f"{np.ptp(u):.0f} nats, chains started around the best one")
+    return (f"ran: {i['chains']} chains x {i['samples']} draws ({i['warmup']} warm-up), init {i['init']}, metric "
+            f"{i.get('metric', 'diag')}, mean tree depth {i['mean_tree_depth']:.1f}/{i['max_tree_depth']}; "
+            f"invariant R-hat {diag['rhat_invariant_max']:.2f}, each chain alone split R-hat "
+            f"{diag.get('rhat_within_invariant_max', float('nan')):.2f}, bulk ESS "
+            f"{diag['ess_bulk_invariant_min']:.0f}: {why}{spread}{modes}")
+
+
 #: wall-clock columns of a job (kept out of metrics.csv: they are not reproducible)
 TIMING_COLUMNS = ("wall_s", "warmup_s", "sampling_s", "ess_per_s")
 
@@ -129,56 +151,73 @@ def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> 
     Xs = (sdesign[names].to_numpy() - mx) / sx
     rows, calib, preds, slices, trace = [], [], [], [], None
     n_ps = study["n_pred_samples"]
+    evals = []  # (method label, posterior, status, note, diagnostics)
     for method in study["methods"]:
-        base = {"job": job, "architecture": arch_name, "kind": spec.kind, "degree": spec.degree,
-                "width": spec.width, "depth": spec.depth, "n_params": P, "n_train": len(X), "method": method,
-                "n_fit_outputs": spec.d_out,
-                "pca_retained_variance": red.retained_variance if red is not None else 1.0}
-        note, diag = "", {}
+        base_note = ""
         if method == "nuts" and P > study["nuts"]["max_params"]:
             note = (f"not run: {P} parameters > nuts.max_params={study['nuts']['max_params']} (tree depth "
                     f"saturates and chains do not mix within the budget at this size)")
-            for setting in test_sets:
-                rows.append({**base, "setting": setting, "status": "skipped", "note": note})
+            evals.append((method, None, "skipped", note, {}))
             continue
         t0 = time.perf_counter()
         post = uq.run_method(method, net, X, Yfit, _settings(method, study), seed=base_seed)
         wall = time.perf_counter() - t0
-        if method == "nuts":
-            Xc = next(iter(test_sets.values()))[0][:study["nuts_check_points"]]
-            idata = diagnostics.to_inference_data(post, (Xc - mx) / sx)
-            diag = diagnostics.summarize(idata, study["rhat_threshold"])
-            i = post.info
-            note = (f"ran: {i['chains']} chains x {i['samples']} draws ({i['warmup']} warm-up), mean tree depth "
-                    f"{i['mean_tree_depth']:.1f}/{i['max_tree_depth']}; invariant R-hat "
-                    f"{diag['rhat_invariant_max']:.2f}" + (" > threshold: FLAGGED" if diag["flagged"] else " ok")
-                    + f" (each chain alone: split R-hat {diag.get('rhat_within_invariant_max', float('nan')):.2f})"
-                    + (f"; chains' mean log posterior density spans {np.ptp(i['chain_log_density']):.0f} nats"
-                       if i.get("chain_log_density") else ""))
-            trace = diagnostics.trace_table(idata)
-            trace.insert(0, "job", job)
-            ess_s = diag["ess_bulk_invariant_min"] / max(i["sampling_s"], 1e-9)
-            diag = {**diag, "warmup_s": i["warmup_s"], "sampling_s": i["sampling_s"], "ess_per_s": ess_s,
-                    "mean_tree_depth": i["mean_tree_depth"]}
+        if method != "nuts":
+            evals.append((method, post, "ok", base_note, {"wall_s": wall}))
+            continue
+        Xc = next(iter(test_sets.values()))[0][:study["nuts_check_points"]]
+        idata = diagnostics.to_inference_data(post, (Xc - mx) / sx)
+        diag = diagnostics.summarize(idata, study["rhat_threshold"], study["within_rhat_threshold"],
+                                     study["min_ess"])
+        i = post.info
+        note = nuts_note(i, diag, study)
+        trace = diagnostics.trace_table(idata)
+        trace.insert(0, "job", job)
+        ess_s = diag["ess_bulk_invariant_min"] / max(i["sampling_s"], 1e-9)
+        diag = {**diag, "wall_s": wall, "warmup_s": i["warmup_s"], "sampling_s": i["sampling_s"], "ess_per_s": ess_s,
+                "mean_tree_depth": i["mean_tree_depth"]}
+        # a run that is not a converged posterior is kept apart (status "flagged"), never pooled with posteriors
+        evals.append((method, post, "ok" if not diag["flagged"] else "flagged", note, diag))
+        if diag["mixing"] == diagnostics.MODES and study["stacking"]:
+            # every chain stationary, chains in different modes: stacking of the chains (Yao, Vehtari & Gelman
+            # 2022) -- a predictive mixture weighted by each chain's PSIS-LOO performance, not the posterior
+            st = stacking.stack_chains(net, post, X, Yfit)
+            spost = dataclasses.replace(post, chain_weights=st["weights"])
+            w = np.round(st["weights"], 3)
+            snote = (f"stacking of {post.chains} non-mixing chains (Yao, Vehtari & Gelman 2022) by PSIS-LOO on the "
+                     f"training data: weights {w.tolist()}, LOO log score {st['lpd_loo_stacked']:.1f} vs "
+                     f"{st['lpd_loo_equal']:.1f} for equal weights (max Pareto k {st['pareto_k_max']:.2f}); a "
+                     f"predictive mixture, not the exact posterior")
+            evals.append(("nuts_stacked", spost, "stacked", snote,
+                          {**{k: v for k, v in diag.items() if k != "flagged"}, "flagged": False}))
+    for method, post, status, note, diag in evals:
+        base = {"job": job, "architecture": arch_name, "kind": spec.kind, "degree": spec.degree,
+                "width": spec.width, "depth": spec.depth, "n_params": P, "n_train": len(X), "method": method,
+                "n_fit_outputs": spec.d_out,
+                "pca_retained_variance": red.retained_variance if red is not None else 1.0}
+        if post is None:
+            for setting in test_sets:
+                rows.append({**base, "setting": setting, "status": status, "note": note})
+            continue
         for setting, (Pt, Yt_raw) in test_sets.items():
             Xt, Yt = (Pt - mx) / sx, (Yt_raw - my) / sy
             ys = _predict(post, Xt, n_ps, base_seed + 1, red)
             m = metrics.summary(ys, Yt)
-            rows.append({**base, "setting": setting, "status": "ok", "note": note, "n_test": len(Xt),
-                         "wall_s": wall, **m, **diag})
+            rows.append({**base, "setting": setting, "status": status, "note": note, "n_test": len(Xt), **m, **diag})
             for lvl, cov in metrics.calibration_curve(ys, Yt):
                 calib.append({"job": job, "architecture": arch_name, "method": method, "setting": setting,
-                              "nominal": lvl, "observed": cov})
+                              "status": status, "nominal": lvl, "observed": cov})
             lo, hi = metrics.interval(ys, 0.9)
             mean = ys.mean(0)
             for o, name in enumerate(outs):
                 preds.append(pd.DataFrame({"job": job, "architecture": arch_name, "method": method,
-                                           "setting": setting, "point": np.arange(len(Xt)), "output": name,
-                                           "y": Yt[:, o], "mean": mean[:, o], "q05": lo[:, o], "q95": hi[:, o]}))
+                                           "setting": setting, "status": status, "point": np.arange(len(Xt)),
+                                           "output": name, "y": Yt[:, o], "mean": mean[:, o], "q05": lo[:, o],
+                                           "q95": hi[:, o]}))
         ys, fs = _predict(post, Xs, n_ps, base_seed + 2, red, return_f=True)
         lo, hi = metrics.interval(ys, 0.9)
         for o, name in enumerate(outs):
-            df = pd.DataFrame({"job": job, "architecture": arch_name, "method": method,
+            df = pd.DataFrame({"job": job, "architecture": arch_name, "method": method, "status": status,
                                "slice_input": sdesign["slice_input"], "x": sdesign["x"], "output": name,
                                "mean": ys[:, :, o].mean(0) * sy[o] + my[o], "q05": lo[:, o] * sy[o] + my[o],
                                "q95": hi[:, o] * sy[o] + my[o]})
@@ -198,20 +237,31 @@ def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> 
 
 # ------------------------------------------------------------------------------------------- summary
 def caption(metrics_df: pd.DataFrame, scale: str, study: dict) -> str:
+    """The study caption. Converged posteriors (status ``ok``) are summarized together; NUTS runs that are not
+    converged (``flagged``) are listed apart with the reason, and their numbers are labelled as not being a
+    posterior; stacked predictives (``stacked``) are labelled as what they are."""
     ok = metrics_df[metrics_df.status == "ok"]
+    nu = study["nuts"]
+    init = ({"laplace": f"started at Laplace draws around the best of {nu.get('starts', 1)} mode searches "
+                        f"(Adam then L-BFGS)", "mode": f"warm-started after {nu.get('init_steps', 0)} Adam steps",
+             "prior": "started at the backbone's initialization"}.get(nu.get("init", "mode"), nu.get("init", "")))
+    metric = ("dense Laplace metric (the Hessian at that mode) times an adapted diagonal"
+              if nu.get("metric") == "laplace" else "adapted diagonal metric")
     lines = [
         f"ELM surrogate UQ, **{scale}** scale: WP-ResNets / MLP of width {study['width']} and depth "
         f"{study['depth']} ({study['activation']}), {study['n_train']} training runs of the simplified ELM "
         f"ensemble (15 inputs -> 10 QoIs, fit jointly), inputs and outputs standardized; metrics in units of each "
         f"QoI's training std, averaged over QoIs and {study['n_test']} held-out runs. Methods: NUTS "
-        f"({study['nuts']['chains']} chains x {study['nuts']['samples']} draws after {study['nuts']['warmup']} "
-        f"warm-up, chain-vectorized, warm-started at posterior modes), VI (mean-field Bayes-by-backprop, "
+        f"({nu['chains']} chains x {nu['samples']} draws after {nu['warmup']} warm-up, chain-vectorized, "
+        f"tree depth <= {nu['max_tree_depth']}, {init}, {metric}), VI (mean-field Bayes-by-backprop, "
         f"{study['vi']['steps']} steps)"
         + (f", low-rank VI (covariance W W^T + diagonal, rank {study['vi_lowrank']['rank']}, "
            f"{study['vi_lowrank']['steps']} steps)" if "vi_lowrank" in study["methods"] else "")
         + f", deep ensemble ({study['ensemble']['members']} members), MAP. "
-        f"NUTS mixing is judged by R-hat of symmetry-invariant quantities (noise stds, predictions at held-out "
-        f"inputs); threshold {study['rhat_threshold']}.",
+        f"A NUTS run counts as a converged posterior only if, on symmetry-invariant quantities (noise stds, "
+        f"predictions at held-out inputs), its R-hat is <= {study['rhat_threshold']}, each chain's own split R-hat "
+        f"<= {study['within_rhat_threshold']} and its bulk ESS >= {study['min_ess']:g}; otherwise it is "
+        f"**flagged** and its numbers are listed apart below, never among the posteriors.",
         "",
     ]
     if "pca_retained_variance" in ok.columns:
@@ -219,23 +269,18 @@ def caption(metrics_df: pd.DataFrame, scale: str, study: dict) -> str:
             lines.append(f"* {r.job}: outputs reduced by PCA to {int(r.n_fit_outputs)} components retaining "
                          f"{r.pca_retained_variance:.1%} of the training variance of the standardized QoIs "
                          f"(the dropped components are added back as Gaussian noise with their training variance).")
-    for r in metrics_df.itertuples():
-        if r.status != "ok":
-            lines.append(f"* {r.architecture}/{r.method} ({r.n_params} parameters): {r.note}.")
-    flagged = ok[ok["flagged"].eq(True)] if "flagged" in ok.columns else ok.iloc[0:0]
-    for r in flagged.drop_duplicates("job").itertuples():
-        within = getattr(r, "rhat_within_invariant_max", float("nan"))
-        why = ("each chain alone is stationary (split R-hat {:.2f}): the chains sit in different posterior modes "
-               "that NUTS does not cross".format(within) if within <= study["rhat_threshold"] else
-               "chains are not stationary even alone (split R-hat {:.2f}): longer warm-up needed".format(within)
-               if np.isfinite(within) else "within-chain R-hat not available")
-        lines.append(f"* **FLAGGED** {r.job}/{r.method}: invariant R-hat {r.rhat_invariant_max:.2f} > "
-                     f"{study['rhat_threshold']} (weight-level R-hat {r.theta_rhat_max:.2f}); {why}; its intervals "
-                     f"are not a converged posterior.")
+    for r in metrics_df[metrics_df.status == "skipped"].drop_duplicates(["job", "method"]).itertuples():
+        lines.append(f"* {r.architecture}/{r.method} ({r.n_params} parameters): {r.note}.")
     for setting, g in ok.groupby("setting", sort=False):
         parts = ", ".join(f"{r.architecture}/{r.method} cov90 {r.cov90:.2f} CRPS {r.crps:.3f}"
                           for r in g.itertuples())
-        lines.append(f"* {setting}: {parts}.")
+        lines.append(f"* {setting} (converged posteriors and the other methods): {parts}.")
+    for status, head in (("stacked", "STACKED (a predictive mixture of non-mixing chains, not the posterior)"),
+                         ("flagged", "FLAGGED (not a converged posterior; numbers for the record only)")):
+        sub = metrics_df[metrics_df.status == status]
+        for (job, method), g in sub.groupby(["job", "method"], sort=False):
+            nums = "; ".join(f"{r.setting}: cov90 {r.cov90:.2f}, CRPS {r.crps:.3f}" for r in g.itertuples())
+            lines.append(f"* **{head}** {job}/{method}: {g.note.iloc[0]}. {nums}.")
     ex = ok[ok.job == "extrapolation"]
     if len(ex):
         w = ex.pivot_table(index="method", columns="setting", values="width90")
@@ -244,5 +289,72 @@ def caption(metrics_df: pd.DataFrame, scale: str, study: dict) -> str:
             ex_cfg = study["extrapolation"]
             lines.append(f"* extrapolation ({ex_cfg['architecture']}, trained where {', '.join(ex_cfg['inputs'])} "
                          f"lie in the central {ex_cfg['fraction']:.0%} of their ranges): mean 90% interval width "
-                         f"inside -> outside: {parts}.")
+                         f"inside -> outside (converged posteriors and the other methods): {parts}.")
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------- claims
+WP_KINDS = ("const", "monomial", "legendre")
+
+
+def _fraction_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval of a fraction k/n (NaN for n = 0)."""
+    from scipy import stats
+
+    if n == 0:
+        return float("nan"), float("nan")
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def claims(metrics_df: pd.DataFrame, scale: str, study: dict) -> pd.DataFrame:
+    """The study's claims table (:data:`nnrds.verdicts.CLAIM_COLUMNS`), decided from the NUTS diagnostics.
+
+    * ``nuts_converges_wp``: "NUTS converges on the WP-ResNet posteriors at the study's budget" -- unit: one NUTS
+      run (job); effect: fraction of WP runs that meet all three convergence targets (Clopper-Pearson interval).
+      *supported* when every WP run converged, *contradicted* when none did, *inconclusive* otherwise.
+    * ``wp_makes_mcmc_feasible``: "WP makes MCMC feasible where the nonparametric ResNet / MLP is not" -- effect:
+      converged fraction of WP runs minus that of the other runs. *supported* only when every WP run converged and
+      no other run did, *contradicted* when no WP run converged but some other run did, *inconclusive* otherwise
+      (in particular when the sampler converges for neither: the budget then cannot tell them apart).
+    """
+    from .. import verdicts
+
+    nuts = metrics_df[(metrics_df.method == "nuts") & metrics_df.status.isin(["ok", "flagged"])]
+    nuts = nuts.drop_duplicates("job")
+    nu = study["nuts"]
+    run = (f"{scale} scale: {nu['chains']} chains x {nu['samples']} draws ({nu['warmup']} warm-up), tree depth <= "
+           f"{nu['max_tree_depth']}, init {nu.get('init')}, metric {nu.get('metric')}, width {study['width']}, depth "
+           f"{study['depth']}, {study['n_train']} training runs; targets: invariant R-hat <= {study['rhat_threshold']}, "
+           f"each chain's split R-hat <= {study['within_rhat_threshold']}, bulk ESS >= {study['min_ess']:g}")
+    test = "rank-normalized split R-hat and bulk ESS (Vehtari et al. 2021) on symmetry-invariant quantities"
+    wp = nuts[nuts.kind.isin(WP_KINDS)]
+    other = nuts[~nuts.kind.isin(WP_KINDS)]
+    k_wp, n_wp = int((wp.status == "ok").sum()), len(wp)
+    k_o, n_o = int((other.status == "ok").sum()), len(other)
+    rows = []
+    if n_wp:
+        lo, hi = _fraction_ci(k_wp, n_wp)
+        v = (verdicts.SUPPORTED if k_wp == n_wp else verdicts.CONTRADICTED if k_wp == 0 else verdicts.INCONCLUSIVE)
+        worst = ", ".join(f"{r.job}: R-hat {r.rhat_invariant_max:.2f}/{r.rhat_within_invariant_max:.2f}, ESS "
+                          f"{r.ess_bulk_invariant_min:.0f} ({r.mixing})" for r in wp.itertuples())
+        rows.append(verdicts.Claim(
+            study="uq_elm", claim_id="nuts_converges_wp",
+            claim="NUTS on the WP-ResNet posteriors of the ELM surrogate converges at the study's budget",
+            what_was_run=f"{run}; runs: {worst}", unit="NUTS run (fit job)", n_units=n_wp,
+            effect_name="fraction of WP NUTS runs converged", effect=k_wp / n_wp, ci_low=lo, ci_high=hi,
+            ci_level=0.95, verdict=v, test=test, figure="figures/uq_elm/flagged.png"))
+    if n_wp and n_o:
+        f_wp, f_o = k_wp / n_wp, k_o / n_o
+        v = (verdicts.SUPPORTED if (k_wp == n_wp and k_o == 0) else
+             verdicts.CONTRADICTED if (k_wp == 0 and k_o > 0) else verdicts.INCONCLUSIVE)
+        rows.append(verdicts.Claim(
+            study="uq_elm", claim_id="wp_makes_mcmc_feasible",
+            claim="Weight parameterization makes MCMC feasible where the nonparametric ResNet / MLP is not",
+            what_was_run=(f"{run}; WP runs {', '.join(wp.job)} vs {', '.join(other.job)} (one seed each, one depth; "
+                          f"the depth sweep of issue 12 part 2 was not run)"),
+            unit="NUTS run (fit job)", n_units=n_wp + n_o,
+            effect_name="converged fraction WP minus non-WP", effect=f_wp - f_o, ci_low=float("nan"),
+            ci_high=float("nan"), ci_level=0.95, verdict=v, test=test + "; no sweep: neither converging is no evidence",
+            figure="figures/uq_elm/flagged.png"))
+    return verdicts.claims_frame(rows) if rows else pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
