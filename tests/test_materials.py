@@ -391,7 +391,7 @@ def test_wbe_parse_and_train_smoke(tmp_path):
     units = conf.groupby("group")["stress_unit"].first()
     assert units["EOS_HCP"] == "kbar" and units["slice_sample"] == "bar"
     hcp = conf[conf["group"] == "EOS_HCP"]
-    p_gpa = -hcp[["stress_xx_eV_A3", "stress_yy_eV_A3", "stress_zz_eV_A3"]].mean(1) * 160.21766208
+    p_gpa = -hcp[["stress_xx_eV_A3", "stress_yy_eV_A3", "stress_zz_eV_A3"]].mean(axis=1) * 160.21766208
     assert hcp["stress_unit_status"].isin(["checked", "noisy"]).all() and p_gpa.abs().max() > 1.0
     frag = yaml.safe_load((cfgmod.SCHEMA_PATH.parent / "studies" / "materials.schema.yaml").read_text())
     study = cfgmod.validate({}, schema={"type": "object", **frag})["materials"]  # this study's defaults

@@ -257,6 +257,6 @@ def test_fitsnap_stress_units_on_the_mirror(mirror):
     assert by["slice_sample"] == {"bar"}
     assert (t.loc[t["group"] == "EOS_HCP", "status"] == "checked").all()
     hcp = conf[conf["group"] == "EOS_HCP"]
-    p_gpa = -hcp[acquire.STRESS_COLUMNS[:3]].mean(1) * 160.21766208
+    p_gpa = -hcp[acquire.STRESS_COLUMNS[:3]].mean(axis=1) * 160.21766208
     assert hcp["stress_unit"].eq("kbar").all() and 20 < p_gpa.abs().max() < 2000 and p_gpa.abs().median() > 1
     assert meta["units"]["stress"].startswith("eV/A^3") and meta["stress_style_in_source"] == {"bar": 25422}
