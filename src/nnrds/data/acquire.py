@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io as _io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -27,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .. import io
+
+log = logging.getLogger(__name__)
 
 FITSNAP_REPO = "https://github.com/FitSNAP/FitSNAP.git"
 FITSNAP_COMMIT = "1a9b0507fa2ba292a6497ec363707944c1cb89cd"
@@ -258,8 +261,13 @@ def parse_fitsnap(path: str | os.PathLike, set_name: str) -> tuple[pd.DataFrame,
                                    "fx_eV_A": frc[:, 0], "fy_eV_A": frc[:, 1], "fz_eV_A": frc[:, 2]}))
     conf = pd.DataFrame(confs)
     atoms = pd.concat(atoms, ignore_index=True)
+    log.info("%s: %d configurations parsed; checking the stress units of every (group, composition)", set_name, len(conf))
     table = stress_unit_table(conf, atoms, pd.Series(declared), set_name=set_name)
     conf = apply_stress_units(conf, atoms, table)
+    for r in table[table["unit"] != table["declared_unit"]].itertuples():
+        log.info("%s: %s (%s) stores %s though declared %s (%s, ratio %.3g from %d pairs)", set_name, r.group,
+                 r.composition, r.unit, r.declared_unit, r.status, r.ratio, r.n_pairs)
+    log.info("%s: stress units %s", set_name, ", ".join(f"{n} {k}" for k, n in table["status"].value_counts().items()))
     meta = {"set": set_name, "n_configs": len(conf), "n_atoms": int(conf["natoms"].sum()),
             "groups": {g: int(c) for g, c in conf["group"].value_counts().sort_index().items()},
             "stress_style_in_source": styles,
