@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 
-def rst_problems(text: str) -> list[str]:
+def rst_problems(text: str, jinja: bool = True) -> list[str]:
     """System messages of ``text`` rendered as the report renders a caption (Jinja, then docutils)."""
     from docutils import nodes
     from docutils.core import publish_doctree
@@ -28,7 +28,7 @@ def rst_problems(text: str) -> list[str]:
         config = {"scale": "smoke"}
 
     rendered = Environment(trim_blocks=True, lstrip_blocks=True).from_string(text).render(
-        snakemake=_Snakemake, categories={}, files=[])
+        snakemake=_Snakemake, categories={}, files=[]) if jinja else text
     stream = io.StringIO()
     doctree = publish_doctree(rendered, settings_overrides={"report_level": 1, "halt_level": 5,
                                                             "warning_stream": stream})
@@ -106,6 +106,31 @@ def test_ledger_caption_renders_cleanly():
 
 def test_report_front_page_renders_cleanly(repo):
     assert_clean((repo / "workflow/report/workflow.rst").read_text(), "workflow/report/workflow.rst")
+
+
+def test_report_front_page_embeds_the_ledger(repo):
+    """workflow.rst puts the ledger's rendered caption (category '0 Claims ledger') on the report's front page."""
+    from docutils.core import publish_parts
+    from jinja2 import Environment
+
+    from nnrds.commands import claims as L
+    from test_ledger import claim_table
+
+    class Cat:
+        def __init__(self, name):
+            self.name = name
+
+    class Res:
+        caption = publish_parts(L.caption(L.build([claim_table("stiffness", 2)]), "smoke"), writer="html")["body"]
+
+    text = (repo / "workflow/report/workflow.rst").read_text()
+    rendered = Environment(trim_blocks=True, lstrip_blocks=True).from_string(text).render(
+        snakemake=type("S", (), {"config": {"scale": "smoke"}}), categories={Cat("0 Claims ledger"): {Cat("t"): [Res()]}},
+        files=[])
+    assert ".. raw:: html" in rendered and "<table" in rendered
+    assert not rst_problems(rendered, jinja=False)
+    html = publish_parts(rendered, writer="html")["body"]
+    assert "Claims ledger" in html and "<table" in html and "System Message" not in html
 
 
 # ------------------------------------------------------------------------------- every study, smoke DAG
