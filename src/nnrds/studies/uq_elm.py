@@ -344,14 +344,15 @@ def claims(metrics_df: pd.DataFrame, scale: str, study: dict) -> pd.DataFrame:
             what_was_run=f"{run}; runs: {worst}", unit="NUTS run (fit job)", n_units=n_wp,
             effect_name="fraction of WP NUTS runs converged", effect=k_wp / n_wp, ci_low=lo, ci_high=hi,
             ci_level=0.95, verdict=v, test=test, figure="figures/uq_elm/flagged.png"))
-    if n_wp and n_o:
-        f_wp, f_o = k_wp / n_wp, k_o / n_o
-        v = (verdicts.SUPPORTED if (k_wp == n_wp and k_o == 0) else
-             verdicts.CONTRADICTED if (k_wp == 0 and k_o > 0) else verdicts.INCONCLUSIVE)
+    if n_wp:
+        f_wp, f_o = k_wp / n_wp, (k_o / n_o if n_o else float("nan"))
+        v = (verdicts.SUPPORTED if (n_o and k_wp == n_wp and k_o == 0) else
+             verdicts.CONTRADICTED if (n_o and k_wp == 0 and k_o > 0) else verdicts.INCONCLUSIVE)
+        others = ", ".join(other.job) if n_o else "no non-WP run sampled (NUTS skipped above nuts.max_params)"
         rows.append(verdicts.Claim(
             study="uq_elm", claim_id="wp_makes_mcmc_feasible",
             claim="Weight parameterization makes MCMC feasible where the nonparametric ResNet / MLP is not",
-            what_was_run=(f"{run}; WP runs {', '.join(wp.job)} vs {', '.join(other.job)} (one seed each, one depth; "
+            what_was_run=(f"{run}; WP runs {', '.join(wp.job)} vs {others} (one seed each, one depth; "
                           f"the depth sweep of issue 12 part 2 was not run)"),
             unit="NUTS run (fit job)", n_units=n_wp + n_o,
             effect_name="converged fraction WP minus non-WP", effect=f_wp - f_o, ci_low=float("nan"),

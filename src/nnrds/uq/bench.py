@@ -1,7 +1,7 @@
 """NUTS speed benchmark on the ELM WP-ResNet posterior: ESS per second after warm-up.
 
 (a) ``vanilla``: Pyro NUTS on :meth:`BayesNet.pyro_model`, Pyro defaults (init_to_uniform, tree depth 10).
-(b) ``nnrds``: :func:`nnrds.uq.run_nuts` (chain-vectorized NUTS, traced potential, mode warm starts).
+(b) ``nnrds``: :func:`nnrds.uq.run_nuts` (chain-vectorized NUTS, eager potential, mode warm starts).
 (c) ``numpyro``: NumPyro NUTS (JAX, ``chain_method="vectorized"``) on the same potential written in JAX,
     from the same initial points, same tree depth (needs the optional ``bench`` extra: numpyro, jax).
 

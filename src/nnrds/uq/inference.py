@@ -3,10 +3,13 @@
 
 * ``nuts``: NUTS (engine ``vectorized``: :mod:`nnrds.uq.nuts`, all chains in one batched evaluation; or
   ``pyro``: Pyro's NUTS) on the unconstrained potential of :class:`~nnrds.uq.model.BayesNet` (hand-written,
-  TorchScript-traced; equal to the Pyro model's potential, see the tests), several chains, step size and a
-  diagonal mass matrix adapted in warm-up, each chain warm-started at its own posterior mode (a short Adam
-  run on the potential from the backbone's init with the chain's seed). Still exact HMC on the same
-  posterior: the warm start only changes the initial point, and adaptation stops before sampling.
+  eager by default -- ``jit=True`` wraps it in ``torch.compile``; the deprecated ``torch.jit.trace`` is gone:
+  it saved 7% per potential+gradient evaluation, ``torch.compile`` saves 35% but costs 15-40 s of compilation;
+  equal to the Pyro model's potential, see the tests), several chains, step size and a diagonal mass matrix
+  adapted in warm-up. Starts: ``init="mode"`` (each chain after a short Adam run from the backbone's init with
+  the chain's seed) or ``init="laplace"`` (Laplace draws around the best of several Adam + L-BFGS mode searches,
+  optionally with that mode's dense Laplace metric). Still exact HMC on the same posterior: the start and the
+  metric only change the initial point and the kinetic energy, and adaptation stops before sampling.
 * ``nuts_vanilla``: Pyro NUTS on :meth:`BayesNet.pyro_model` with Pyro's defaults (the benchmark's
   reference (a)).
 * ``vi``: Bayes-by-backprop, Pyro SVI with a mean-field Normal guide on theta and a log-normal guide on
@@ -215,7 +218,7 @@ def laplace_start(net: BayesNet, X, Y, *, starts: int, seed: int, init_steps: in
 
 def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples: int = 200, seed: int = 0,
              max_tree_depth: int = 8, target_accept: float = 0.8, init: str = "mode", init_steps: int = 500,
-             engine: str = "vectorized", jit: bool = True, full_mass: bool = False,
+             engine: str = "vectorized", jit: bool = False, full_mass: bool = False,
              dtype: str = "float64", starts: int = 4, mode_iters: int = 2000, metric: str = "diag") -> Posterior:
     """Fast NUTS (see module docstring).
 
@@ -225,7 +228,7 @@ def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples
     H(m) (the diagonal adaptation then continues in z). ``metric="diag"``: the windowed diagonal adaptation only.
 
     ``engine="vectorized"``: :class:`nnrds.uq.nuts.VectorizedNUTS`, all chains in one batched potential
-    evaluation per leapfrog step. ``engine="pyro"``: Pyro's NUTS on the same (traced) potential, chains one
+    evaluation per leapfrog step. ``engine="pyro"``: Pyro's NUTS on the same potential, chains one
     after another.
 
     ``dtype="float32"`` (vectorized engine) runs the sampler in single precision: the same posterior, half the
@@ -270,7 +273,7 @@ def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples
             def U(q):
                 return net.potential(q, Xt, Yt)
 
-        Uj = torch.jit.trace(U, (q0.clone(),), check_trace=False) if jit else U
+        Uj = torch.compile(U, dynamic=False) if jit else U
         res = VectorizedNUTS(Uj, max_tree_depth=max_tree_depth, target_accept=target_accept,
                              seed=seed).run(q0, warmup, samples, where=_where("nuts", "target_accept", "chain"))
         q = res["draws"].to(out_net.dtype)  # (C, D, dim)
@@ -299,7 +302,7 @@ def _pyro_nuts_potential(net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth
     def U(q):
         return net.potential(q, Xt, Yt)
 
-    Uj = torch.jit.trace(U, (q0[0].clone(),), check_trace=False) if jit else U
+    Uj = torch.compile(U, dynamic=False) if jit else U
 
     def potential_fn(z):
         return Uj(z["q"])
