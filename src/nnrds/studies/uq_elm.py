@@ -106,7 +106,8 @@ def nuts_note(i: dict, diag: dict, study: dict) -> str:
     if i.get("mode_potentials"):
         u = np.asarray(i["mode_potentials"])
         modes = (f"; {len(u)} independent mode searches (Adam + L-BFGS) ended at potentials spanning "
-                 f"{np.ptp(u):.0f} nats, chains started around the best one")
+                 f"{np.ptp(u):.0f} nats, chains started around the best one" if len(u) > 1 else
+                 "; chains started around one mode search (Adam + L-BFGS)")
     return (f"ran: {i['chains']} chains x {i['samples']} draws ({i['warmup']} warm-up), init {i['init']}, metric "
             f"{i.get('metric', 'diag')}, mean tree depth {i['mean_tree_depth']:.1f}/{i['max_tree_depth']}; "
             f"invariant R-hat {diag['rhat_invariant_max']:.2f}, each chain alone split R-hat "
@@ -242,8 +243,9 @@ def caption(metrics_df: pd.DataFrame, scale: str, study: dict) -> str:
     posterior; stacked predictives (``stacked``) are labelled as what they are."""
     ok = metrics_df[metrics_df.status == "ok"]
     nu = study["nuts"]
-    init = ({"laplace": f"started at Laplace draws around the best of {nu.get('starts', 1)} mode searches "
-                        f"(Adam then L-BFGS)", "mode": f"warm-started after {nu.get('init_steps', 0)} Adam steps",
+    init = ({"laplace": f"started at Laplace draws around the best of {nu.get('starts', 2)} mode searches "
+                        f"(Adam then L-BFGS)" if nu.get("starts", 2) > 1 else
+                        "started at Laplace draws around one mode search (Adam then L-BFGS)", "mode": f"warm-started after {nu.get('init_steps', 0)} Adam steps",
              "prior": "started at the backbone's initialization"}.get(nu.get("init", "mode"), nu.get("init", "")))
     metric = ("dense Laplace metric (the Hessian at that mode) times an adapted diagonal"
               if nu.get("metric") == "laplace" else "adapted diagonal metric")
