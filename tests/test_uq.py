@@ -201,7 +201,7 @@ def test_rhat_flagging_on_unmixed_chains():
     assert diagnostics.within_chain_ess_min(az.from_dict(posterior={"sigma": y}), ["sigma"]) > 900
 
 
-def test_study_job_smoke(tmp_path):
+def test_study_job_smoke(tmp_path, monkeypatch):
     """One fit job of the ELM UQ study on a tiny simulator ensemble (all five methods, PCA-reduced outputs)."""
     from nnrds import config
     from nnrds.data import ensembles, write_ensemble
@@ -242,6 +242,18 @@ def test_study_job_smoke(tmp_path):
     skipped = uq_elm.run_job("linear", str(tmp_path), {**small, "methods": ["nuts", "map"]})["metrics"]
     assert skipped.status.tolist() == ["skipped", "ok"] and "max_params" in skipped.note.iloc[0]
     assert "not run" in uq_elm.caption(skipped, "smoke", small)
+    # chains that are each stationary but apart ("modes") also get the stacked predictive, labelled as such
+    real = diagnostics.summarize
+
+    def as_modes(*a, **k):
+        return {**real(*a, **k), "mixing": diagnostics.MODES, "flagged": True}
+
+    monkeypatch.setattr(diagnostics, "summarize", as_modes)
+    st = uq_elm.run_job("linear", str(tmp_path), {**cfg["uq_elm"], "methods": ["nuts"]})["metrics"]
+    assert st.method.tolist() == ["nuts", "nuts_stacked"] and st.status.tolist() == ["flagged", "stacked"]
+    assert "Yao, Vehtari & Gelman" in st.note.iloc[1]
+    cap = uq_elm.caption(st, "smoke", cfg["uq_elm"])
+    assert "**STACKED" in cap and "**FLAGGED" in cap
 
 
 def test_nan_rhat_of_a_stuck_chain_flags():
