@@ -254,6 +254,16 @@ def test_study_job_smoke(tmp_path, monkeypatch):
     assert "Yao, Vehtari & Gelman" in st.note.iloc[1]
     cap = uq_elm.caption(st, "smoke", cfg["uq_elm"])
     assert "**STACKED" in cap and "**FLAGGED" in cap
+    # every branch of the caption (skipped, flagged, stacked, PCA) renders without docutils system messages
+    import io as _io
+
+    from docutils import nodes
+    from docutils.core import publish_doctree
+
+    for text in (cap, uq_elm.caption(m, "smoke", cfg["uq_elm"]), uq_elm.caption(skipped, "smoke", small)):
+        warn = _io.StringIO()
+        tree = publish_doctree(text, settings_overrides={"report_level": 1, "halt_level": 5, "warning_stream": warn})
+        assert not list(tree.findall(nodes.system_message)) and not warn.getvalue().strip(), text
 
 
 def test_nan_rhat_of_a_stuck_chain_flags():
