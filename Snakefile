@@ -44,7 +44,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/wp_gap.smk"
 include: "workflow/rules/noisy_rnn.smk"
 include: "workflow/rules/stiffness.smk"
-include: "workflow/rules/uq.smk"
+include: "workflow/rules/uq_elm.smk"
 include: "workflow/rules/materials.smk"
 include: "workflow/rules/claims.smk"  # last: it reads CLAIM_TABLES
 

@@ -29,7 +29,7 @@ COMMAND_MODULES = [
     "nnrds.commands.noisy_rnn",
     "nnrds.commands.stiffness",
     "nnrds.commands.data",
-    "nnrds.commands.uq",
+    "nnrds.commands.uq_elm",
     "nnrds.commands.materials",
     "nnrds.commands.claims",
 ]

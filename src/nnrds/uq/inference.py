@@ -216,6 +216,12 @@ def laplace_start(net: BayesNet, X, Y, *, starts: int, seed: int, init_steps: in
     return m, L, z, info
 
 
+#: NUTS metrics: ``diag`` (per-chain diagonal adaptation), ``dense`` (dense adaptation pooled over chains),
+#: ``laplace`` (dense Laplace metric at the best mode, then diagonal adaptation), ``laplace_dense`` (the Laplace
+#: metric, then dense adaptation on top of it)
+NUTS_METRICS = ("diag", "dense", "laplace", "laplace_dense")
+
+
 def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples: int = 200, seed: int = 0,
              max_tree_depth: int = 8, target_accept: float = 0.8, init: str = "mode", init_steps: int = 500,
              engine: str = "vectorized", jit: bool = False, full_mass: bool = False,
@@ -240,10 +246,13 @@ def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples
         net = BayesNet(net.spec, dtype=getattr(torch, dtype))
     Xt, Yt = _t(X, net), _t(Y, net)
     seeds = [seed * 1000 + 17 * c + 1 for c in range(chains)]
-    if metric not in ("diag", "laplace"):
-        raise ValueError(f"NUTS metric must be 'diag' or 'laplace', got {metric!r}")
-    if metric == "laplace" and (init != "laplace" or engine != "vectorized"):
-        raise ValueError("NUTS metric 'laplace' needs init 'laplace' and the vectorized engine")
+    if metric not in NUTS_METRICS:
+        raise ValueError(f"NUTS metric must be one of {NUTS_METRICS}, got {metric!r}")
+    laplace_metric = metric.startswith("laplace")
+    if laplace_metric and (init != "laplace" or engine != "vectorized"):
+        raise ValueError(f"NUTS metric {metric!r} needs init 'laplace' and the vectorized engine")
+    if metric != "diag" and engine != "vectorized":
+        raise ValueError(f"NUTS metric {metric!r} needs the vectorized engine")
     q0 = initial_q(net, seeds, Y)
     t_init = time.perf_counter()
     extra_info, m64, L64 = {}, None, None
@@ -252,7 +261,7 @@ def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples
     elif init == "laplace":
         m64, L64, z, extra_info = laplace_start(net, X, Y, starts=starts, seed=seed, init_steps=init_steps,
                                                 mode_iters=mode_iters, chains=chains)
-        q0 = (z if metric == "laplace" else m64 + z @ L64.T).to(net.dtype)
+        q0 = (z if laplace_metric else m64 + z @ L64.T).to(net.dtype)
     elif init != "prior":
         raise ValueError(f"NUTS init must be 'mode', 'laplace' or 'prior', got {init!r}")
     t_init = time.perf_counter() - t_init
@@ -264,7 +273,7 @@ def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples
         from .nuts import VectorizedNUTS
 
         q0 = q0.to(net.dtype)
-        if metric == "laplace":
+        if laplace_metric:
             mf, Lf = m64.to(net.dtype), L64.to(net.dtype)
 
             def U(z):
@@ -274,14 +283,16 @@ def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples
                 return net.potential(q, Xt, Yt)
 
         Uj = torch.compile(U, dynamic=False) if jit else U
-        res = VectorizedNUTS(Uj, max_tree_depth=max_tree_depth, target_accept=target_accept,
-                             seed=seed).run(q0, warmup, samples, where=_where("nuts", "target_accept", "chain"))
+        res = VectorizedNUTS(Uj, max_tree_depth=max_tree_depth, target_accept=target_accept, seed=seed,
+                             metric="dense" if metric.endswith("dense") else "diag",
+                             ).run(q0, warmup, samples, where=_where("nuts", "target_accept", "chain"))
         q = res["draws"].to(out_net.dtype)  # (C, D, dim)
-        if metric == "laplace":
+        if laplace_metric:
             q = m64.to(out_net.dtype) + q @ L64.T.to(out_net.dtype)
         info.update(warmup_s=res["warmup_s"], sampling_s=res["sampling_s"], divergent=res["divergent"],
                     accept_rate=res["accept"].mean(1).tolist(), step_size=res["step_size"].tolist(),
                     mean_tree_depth=float(res["tree_depth"].mean()), jit=jit,
+                    n_grad_warmup=res["n_grad_warmup"], n_grad_sampling=res["n_grad_sampling"],
                     chain_log_density=(-res["potential"].astype(np.float64)).mean(1).tolist())
     elif engine == "pyro":
         q, extra = _pyro_nuts_potential(net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth, target_accept,

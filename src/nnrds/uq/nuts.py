@@ -9,9 +9,12 @@ Pyro and NumPyro: multinomial sampling within subtrees, biased progressive sampl
 generalized U-turn criterion on the summed momentum (Pyro's ``_is_turning``), divergence when the energy
 error exceeds ``max_delta_energy``.
 
-Warm-up: dual-averaging step-size adaptation (target acceptance ``target_accept``) and a windowed diagonal
-mass-matrix adaptation (Stan's schedule: fast 15%, doubling slow windows, fast 10%), both per chain, both
-frozen before the first kept draw, so the kept draws are a correct HMC chain with a fixed kernel.
+Warm-up (building blocks in :mod:`nnrds.uq.adaptation`): dual-averaging step-size adaptation (target acceptance
+``target_accept``) per chain, and a windowed mass-matrix adaptation on Stan's schedule -- ``metric="diag"``: a
+diagonal metric per chain (Stan's default); ``metric="dense"``: one dense metric, the covariance of the window's
+draws pooled over all chains (shrunk toward its diagonal and regularized). Both are frozen before the first kept
+draw, so the kept draws are a correct HMC chain with a fixed kernel. Device-agnostic: the sampler runs where
+``q0`` lives (CPU or CUDA), its random numbers come from a generator on that device.
 """
 from __future__ import annotations
 
@@ -24,13 +27,12 @@ from typing import Callable
 import torch
 
 from ..guards import Where, check_finite
+from .adaptation import (MIN_DA_ITERS, MIN_WARMUP_FOR_MASS, DualAveraging, WelfordCovariance,  # noqa: F401
+                         WelfordVariance, adaptation_windows, find_reasonable_step_size)
 
 log = logging.getLogger(__name__)
 
-#: fewer warm-up iterations adapt only the step size (as Stan: too few draws for a mass-matrix estimate)
-MIN_WARMUP_FOR_MASS = 20
-#: dual-averaging iterations at least left after the last mass-matrix window
-MIN_DA_ITERS = 10
+METRICS = ("diag", "dense")
 
 
 @dataclass
@@ -73,15 +75,39 @@ class VectorizedNUTS:
     """NUTS over C chains at once for a batched potential ``U(q: (C, dim)) -> (C,)``."""
 
     def __init__(self, potential: Callable[[torch.Tensor], torch.Tensor], *, max_tree_depth: int = 8,
-                 target_accept: float = 0.8, max_delta_energy: float = 1000.0, seed: int = 0):
+                 target_accept: float = 0.8, max_delta_energy: float = 1000.0, seed: int = 0, metric: str = "diag"):
+        if metric not in METRICS:
+            raise ValueError(f"VectorizedNUTS metric must be one of {METRICS}, got {metric!r}")
         self.U = potential
         self.max_tree_depth = max_tree_depth
         self.target = target_accept
         self.max_dE = max_delta_energy
-        self.gen = torch.Generator().manual_seed(int(seed))
+        self.seed = int(seed)
+        self.metric = metric
+        self.gen = torch.Generator().manual_seed(self.seed)
+        self.n_grad = 0  # batched potential+gradient evaluations (x chains = gradient evaluations)
+        self.minv = None
+
+    # ---------------------------------------------------------------------------------- metric
+    def set_metric(self, minv: torch.Tensor) -> None:
+        """Inverse mass matrix: (C, D) per-chain diagonal or (D, D) dense (shared by all chains)."""
+        self.minv = minv
+        if minv.dim() == 2 and self.metric == "dense":
+            # momenta p ~ N(0, M), M = minv^-1: p = L^-T z with L L^T = minv
+            self._minv_chol = torch.linalg.cholesky(minv)
+
+    def _velocity(self, p):
+        return p @ self.minv if self.metric == "dense" else self.minv * p
+
+    def _momentum(self, shape, dtype):
+        z = torch.randn(shape, generator=self.gen, dtype=dtype, device=self.gen.device)
+        if self.metric == "dense":
+            return torch.linalg.solve_triangular(self._minv_chol.T, z.T, upper=True).T
+        return z / self.minv.sqrt()
 
     # ---------------------------------------------------------------------------------- dynamics
     def _value_and_grad(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.n_grad += 1
         q = q.detach().requires_grad_(True)
         with torch.enable_grad():
             u = self.U(q)
@@ -91,20 +117,20 @@ class VectorizedNUTS:
     def _leapfrog(self, q, p, g, eps):  # eps (C,) signed step size
         e = eps[:, None]
         p = p - 0.5 * e * g
-        q = q + e * self.minv * p
+        q = q + e * self._velocity(p)
         U, g = self._value_and_grad(q)
         p = p - 0.5 * e * g
         return q, p, g, U
 
     def _kinetic(self, p):
-        return 0.5 * (self.minv * p * p).sum(-1)
+        return 0.5 * (self._velocity(p) * p).sum(-1)
 
     def _turning(self, p_l, p_r, r_sum):
         rho = r_sum - 0.5 * (p_l + p_r)
-        return ((self.minv * p_l * rho).sum(-1) <= 0) | ((self.minv * p_r * rho).sum(-1) <= 0)
+        return ((self._velocity(p_l) * rho).sum(-1) <= 0) | ((self._velocity(p_r) * rho).sum(-1) <= 0)
 
     def _uniform(self, C, dtype):
-        return torch.rand(C, generator=self.gen, dtype=dtype)
+        return torch.rand(C, generator=self.gen, dtype=dtype, device=self.gen.device)
 
     def _build(self, q, p, g, direction, depth, H0, eps) -> _Tree:
         if depth == 0:
@@ -136,15 +162,15 @@ class VectorizedNUTS:
 
     def step(self, q, U, g, eps):
         """One NUTS transition for every chain. Returns q, U, g, mean accept prob, diverging, tree depth."""
-        C, dtype = q.shape[0], q.dtype
-        p = torch.randn(q.shape, generator=self.gen, dtype=dtype) / self.minv.sqrt()
+        C, dtype, dev = q.shape[0], q.dtype, q.device
+        p = self._momentum(q.shape, dtype)
         H0 = U + self._kinetic(p)
         tree = _Tree(q, p, g, q, p, g, q, U, g, torch.zeros_like(U), p.clone(),
-                     torch.zeros(C, dtype=torch.bool), torch.zeros(C, dtype=torch.bool),
+                     torch.zeros(C, dtype=torch.bool, device=dev), torch.zeros(C, dtype=torch.bool, device=dev),
                      torch.zeros_like(U), torch.zeros_like(U))
-        active = torch.ones(C, dtype=torch.bool)
-        depth_used = torch.zeros(C, dtype=torch.long)
-        diverged = torch.zeros(C, dtype=torch.bool)
+        active = torch.ones(C, dtype=torch.bool, device=dev)
+        depth_used = torch.zeros(C, dtype=torch.long, device=dev)
+        diverged = torch.zeros(C, dtype=torch.bool, device=dev)
         for depth in range(self.max_tree_depth):
             direction = torch.where(self._uniform(C, dtype) < 0.5, -1.0, 1.0).to(dtype)
             fwd = direction > 0
@@ -173,71 +199,61 @@ class VectorizedNUTS:
         return tree.q_prop, tree.U_prop, tree.g_prop, accept, diverged, depth_used
 
     # ---------------------------------------------------------------------------------- sampling
-    def _find_step_size(self, q, U, g, eps):
-        """Stan's heuristic: double/halve until the one-step acceptance crosses 0.5, per chain."""
-        for _ in range(30):
-            p = torch.randn(q.shape, generator=self.gen, dtype=q.dtype) / self.minv.sqrt()
+    def _one_step_delta_h(self, q, U, g):
+        """dH(eps) of one leapfrog step from (q, U, g) with fresh momenta (for the step-size heuristic)."""
+        def dh(eps):
+            p = self._momentum(q.shape, q.dtype)
             H0 = U + self._kinetic(p)
             _, p1, _, U1 = self._leapfrog(q, p, g, eps)
-            dH = (U1 + self._kinetic(p1)) - H0
-            dH = torch.where(torch.isnan(dH), torch.full_like(dH, math.inf), dH)
-            big = dH < math.log(2.0) - math.log(1.0)  # accept prob > 0.5
-            eps = torch.where(big, eps * 2.0, eps / 2.0)
-            if bool((~big).all()):
-                return eps
-        return eps
+            return (U1 + self._kinetic(p1)) - H0
+        return dh
+
+    def _end_window(self, est, q, U, g, eps):
+        """A slow window ended: the metric becomes the window's (regularized) estimate, the step size is searched
+        again for it."""
+        self.set_metric(est.covariance() if self.metric == "dense" else est.variance())
+        return find_reasonable_step_size(self._one_step_delta_h(q, U, g), eps)
+
+    def _new_estimator(self, C, D, dtype, device):
+        return WelfordCovariance(D, dtype, device) if self.metric == "dense" else WelfordVariance(C, D, dtype, device)
 
     def run(self, q0: torch.Tensor, warmup: int, samples: int, callback=None, where: Where | None = None) -> dict:
         """Warm-up then ``samples`` kept draws for every chain. Every iteration's state (position and potential)
         must be finite: otherwise :class:`nnrds.guards.NonFiniteError` names the chain(s) and the iteration
         (``where`` names the study, job and config key). Progress goes to :mod:`logging` ~10 times per run."""
         C, D = q0.shape
-        dtype = q0.dtype
+        dtype, dev = q0.dtype, q0.device
         where = where if where is not None else Where(study="nuts", cell="-", config_key="max_tree_depth / init",
                                                       unit="chain")
-        self.minv = torch.ones(C, D, dtype=dtype)
+        self.gen = torch.Generator(device=dev).manual_seed(self.seed)
+        self.n_grad = 0
+        self.set_metric(torch.eye(D, dtype=dtype, device=dev) if self.metric == "dense"
+                        else torch.ones(C, D, dtype=dtype, device=dev))
         q = q0.clone()
         U, g = self._value_and_grad(q)
         check_finite({"potential": U, "position": q, "gradient": g}, where=where, step="the initial point",
                      what="NUTS state")
-        eps = self._find_step_size(q, U, g, torch.full((C,), 0.1, dtype=dtype))
-        # dual averaging state (Hoffman & Gelman 2014, Alg. 5)
-        mu = torch.log(10 * eps)
-        hbar = torch.zeros(C, dtype=dtype)
-        logeps_bar = torch.zeros(C, dtype=dtype)
-        gamma, t0, kappa = 0.05, 10.0, 0.75
-        # Stan windows
-        init_buf, term_buf, base = (75, 50, 25) if warmup >= 150 else (int(0.15 * warmup), int(0.1 * warmup),
-                                                                          int(0.75 * warmup))
-        # Stan: no mass-matrix windows below 20 warm-up iterations (only the step size adapts). And the last
-        # window ends >= MIN_DA_ITERS iterations before sampling: dual averaging restarts at 10x the heuristic step
-        # (Hoffman & Gelman's mu) after each window and needs that many iterations to come down (Stan's 10%
-        # terminal buffer is 2-5 iterations for warm-ups of 20-50, which left a step 2-100x too large)
-        if warmup < 150:
-            term_buf = max(term_buf, MIN_DA_ITERS)
-            base = warmup - init_buf - term_buf
-        ends, s, w = [], init_buf, base
-        while warmup >= MIN_WARMUP_FOR_MASS and warmup - term_buf > s and base > 0:
-            e = s + w
-            if e + 2 * w > warmup - term_buf:
-                e = warmup - term_buf
-            ends.append(e)
-            s, w = e, 2 * w
-        n_w, mean_w, m2_w = 0, torch.zeros(C, D, dtype=dtype), torch.zeros(C, D, dtype=dtype)
-        draws = torch.empty(samples, C, D, dtype=dtype)
-        div = torch.zeros(samples, C, dtype=torch.bool)
-        depths = torch.zeros(samples, C, dtype=torch.long)
-        acc_keep = torch.zeros(samples, C, dtype=dtype)
-        pot = torch.zeros(samples, C, dtype=dtype)
+        eps = find_reasonable_step_size(self._one_step_delta_h(q, U, g), torch.full((C,), 0.1, dtype=dtype, device=dev))
+        da = DualAveraging(eps, target=self.target)
+        windows = adaptation_windows(warmup)
+        ends = {e for _, e in windows}
+        first, last = (windows[0][0], windows[-1][1]) if windows else (0, 0)
+        est = self._new_estimator(C, D, dtype, dev)
+        draws = torch.empty(samples, C, D, dtype=dtype, device=dev)
+        div = torch.zeros(samples, C, dtype=torch.bool, device=dev)
+        depths = torch.zeros(samples, C, dtype=torch.long, device=dev)
+        acc_keep = torch.zeros(samples, C, dtype=dtype, device=dev)
+        pot = torch.zeros(samples, C, dtype=dtype, device=dev)
         t_start = time.perf_counter()
         t_sample = None
-        it_da = 0
+        n_grad_warm = 0
         total = warmup + samples
         every = max(1, total // 10)
-        acc_run, dep_run, n_run = torch.zeros(C, dtype=dtype), 0.0, 0
+        acc_run, dep_run, n_run = torch.zeros(C, dtype=dtype, device=dev), 0.0, 0
         for it in range(total):
             if it == warmup:
                 t_sample = time.perf_counter()
+                n_grad_warm = self.n_grad
             q, U, g, acc, dv, dep = self.step(q, U, g, eps)
             phase = "warm-up" if it < warmup else "sampling"
             check_finite({"potential": U, "position": q}, where=where, step=f"iteration {it + 1} of {total} ({phase})",
@@ -248,28 +264,17 @@ class VectorizedNUTS:
                 log.info("NUTS %d/%d (%s): accept %.2f, tree depth %.1f, step %.2g-%.2g, %d chains, %.0f s elapsed, "
                          "~%.0f s left", it + 1, total, phase, float(acc_run.mean()) / n_run, dep_run / n_run,
                          float(eps.min()), float(eps.max()), C, el, el / (it + 1) * (total - it - 1))
-                acc_run, dep_run, n_run = torch.zeros(C, dtype=dtype), 0.0, 0
+                acc_run, dep_run, n_run = torch.zeros(C, dtype=dtype, device=dev), 0.0, 0
             if it < warmup:
-                it_da += 1
-                hbar = (1 - 1 / (it_da + t0)) * hbar + (self.target - acc) / (it_da + t0)
-                logeps = mu - math.sqrt(it_da) / gamma * hbar
-                w_ = it_da ** (-kappa)
-                logeps_bar = w_ * logeps + (1 - w_) * logeps_bar
-                eps = logeps.exp()
-                if init_buf <= it < (ends[-1] if ends else 0):
-                    n_w += 1
-                    delta = q - mean_w
-                    mean_w = mean_w + delta / n_w
-                    m2_w = m2_w + delta * (q - mean_w)
-                if ends and it + 1 in ends:
-                    var = m2_w / max(n_w - 1, 1)
-                    var = (n_w / (n_w + 5.0)) * var + 1e-3 * (5.0 / (n_w + 5.0))  # Stan's regularization
-                    self.minv = var
-                    n_w, mean_w, m2_w = 0, torch.zeros_like(mean_w), torch.zeros_like(m2_w)
-                    eps = self._find_step_size(q, U, g, eps)
-                    mu, hbar, logeps_bar, it_da = torch.log(10 * eps), torch.zeros_like(hbar), torch.zeros_like(hbar), 0
+                eps = da.update(acc)
+                if first <= it < last:
+                    est.update(q)
+                if it + 1 in ends:
+                    eps = self._end_window(est, q, U, g, eps)
+                    est = self._new_estimator(C, D, dtype, dev)
+                    da.reset(eps)
                 if it == warmup - 1:
-                    eps = logeps_bar.exp()
+                    eps = da.final_step
             else:
                 k = it - warmup
                 draws[k], div[k], depths[k], acc_keep[k], pot[k] = q, dv, dep, acc, U
@@ -277,7 +282,9 @@ class VectorizedNUTS:
                 callback(it, q)
         t_end = time.perf_counter()
         if t_sample is None:
-            t_sample = t_end
-        return {"draws": draws.transpose(0, 1).contiguous(), "divergent": div.T.numpy(), "tree_depth": depths.T.numpy(),
-                "accept": acc_keep.T.numpy(), "potential": pot.T.numpy(), "step_size": eps.numpy(), "inv_mass": self.minv.clone(),
-                "warmup_s": t_sample - t_start, "sampling_s": t_end - t_sample}
+            t_sample, n_grad_warm = t_end, self.n_grad
+        return {"draws": draws.transpose(0, 1).contiguous(), "divergent": div.T.cpu().numpy(),
+                "tree_depth": depths.T.cpu().numpy(), "accept": acc_keep.T.cpu().numpy(),
+                "potential": pot.T.cpu().numpy(), "step_size": eps.cpu().numpy(), "inv_mass": self.minv.clone(),
+                "warmup_s": t_sample - t_start, "sampling_s": t_end - t_sample,
+                "n_grad_warmup": n_grad_warm * C, "n_grad_sampling": (self.n_grad - n_grad_warm) * C}
