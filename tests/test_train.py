@@ -195,5 +195,5 @@ def test_train_command_exits_nonzero_on_divergence_and_writes_nothing(tmp_path, 
     err = capsys.readouterr().err
     assert rc == cli.EXIT_NONFINITE
     lines = [ln for ln in err.splitlines() if "error:" in ln]
-    assert len(lines) == 1 and "`wp_gap`" in lines[0] and "`toy/leg1`" in lines[0] and "`wp_gap.lr`" in lines[0]
+    assert len(lines) == 1 and "(seed 0, depth 2, width 4)" in lines[0] and "`wp_gap`" in lines[0] and "`toy/leg1`" in lines[0] and "`wp_gap.lr`" in lines[0]
     assert not out.exists() or not any(out.iterdir())
