@@ -46,7 +46,8 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
 @pytest.mark.parametrize("study,figs", [
     ("stiffness", ["metrics_vs_epoch", "test_vs_strength", "stiffness_vs_gap", "eigenvalues"]),
     ("noisy_rnn", ["robustness_advantage", "accuracy_vs_strength", "clean_vs_training_noise"]),
-    ("uq_elm", ["parity", "calibration", "coverage_crps", "slices", "extrapolation", "nuts_trace", "flagged"]),
+    ("uq_elm", ["parity", "calibration", "coverage_crps", "slices", "extrapolation", "nuts_trace", "flagged",
+                "depth_feasibility"]),
     ("materials", ["parity", "calibration", "std_vs_error", "ev_curve", "group_errors"]),
 ])
 def test_smoke_dag_runs_every_study(smoke_run, study, figs):

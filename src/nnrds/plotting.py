@@ -17,6 +17,9 @@ PARAM_COLORS = {
     "cubic": "#9467bd", "legendre3": "#ff7f0e", "legendre1": "#17becf", "legendre5": "#8c564b",
 }
 _FALLBACK = plt.get_cmap("tab20").colors
+#: one colour per UQ method (ELM UQ study)
+UQ_METHOD_COLORS = {"nuts": "#d62728", "nuts_stacked": "#ff7f0e", "vi": "#1f77b4", "vi_lowrank": "#9467bd",
+                    "ensemble": "#2ca02c", "map": "#7f7f7f"}
 
 SUBSTITUTE_NOTE = ("Data: public substitutes for the original (non-public) datasets; see README.")
 

@@ -1,67 +1,85 @@
-"""Commands of the Bayesian UQ layer: the ELM surrogate UQ study and the NUTS speed benchmark."""
+"""Commands of the ELM surrogate UQ study (rules: workflow/rules/uq_elm.smk) and the NUTS speed benchmark.
+
+Every command takes ``--config-json`` (the job's config slice, including its identity), ``--in-dir`` (folders of
+fixed-name tables given by the rule) and ``--out-dir`` (the one folder it writes):
+
+* ``uq-elm-fit``: one fit job (config ``job``: an architecture name or ``extrapolation``); reads the ELM ensemble
+  folder; writes :data:`JOB_TABLES`.
+* ``uq-elm-depth``: one cell of the NUTS feasibility sweep over depth (config ``n_train``); writes ``depth_runs``.
+* ``uq-elm-truth``: the simulator along the 1-D slices; writes ``slices_truth``.
+* ``uq-elm-summarize``: reads the fit jobs' and depth cells' folders; writes :data:`SUMMARY_TABLES` and
+  ``caption.rst``.
+* ``uq-bench``: NUTS ESS per second / per gradient evaluation, vanilla Pyro vs nnrds vs NumPyro.
+"""
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from .. import io
-from ..cli import json_arg
+from .. import guards, io
+from .common import add_job_args, in_tables
 
 JOB_TABLES = ("metrics", "calibration", "predictions", "slices", "trace", "timings")
+DEPTH_TABLES = ("depth_runs", "depth_timings")
+SUMMARY_TABLES = (*JOB_TABLES, "coverage_crps", "claims", *DEPTH_TABLES)
 
 
 def register(sub) -> None:
     p = sub.add_parser("uq-elm-fit", help="ELM surrogate UQ: every method for one architecture (or extrapolation)")
-    p.add_argument("--job", required=True, help="an architecture name of uq_elm.architectures, or 'extrapolation'")
-    p.add_argument("--ensemble-dir", required=True)
-    p.add_argument("--config-json", type=json_arg, required=True, help="{study, seed, device, dtype, torch_threads}")
-    p.add_argument("--out-dir", required=True)
+    add_job_args(p, "{job, study, seed, device, dtype, torch_threads}; --in-dir: the ELM ensemble folder")
     p.set_defaults(func=_fit)
 
+    p = sub.add_parser("uq-elm-depth", help="ELM surrogate UQ: NUTS feasibility over depth for one training size")
+    add_job_args(p, "{n_train, study, seed, torch_threads}; --in-dir: the ELM ensemble folder")
+    p.set_defaults(func=_depth)
+
     p = sub.add_parser("uq-elm-truth", help="the simulator along the 1-D slices of the ELM UQ study")
-    p.add_argument("--ensemble-dir", required=True)
-    p.add_argument("--config-json", type=json_arg, required=True, help="{elm: raw_data.elm, slices: uq_elm.slices}")
-    p.add_argument("--out", required=True)
+    add_job_args(p, "{elm: raw_data.elm, slices: uq_elm.slices}; --in-dir: the ELM ensemble folder")
     p.set_defaults(func=_truth)
 
-    p = sub.add_parser("uq-elm-summarize", help="concatenate the fit jobs; caption with coverage/CRPS and flags")
-    p.add_argument("--job-dirs", nargs="+", required=True)
-    p.add_argument("--config-json", type=json_arg, required=True)
-    p.add_argument("--out-dir", required=True)
+    p = sub.add_parser("uq-elm-summarize", help="concatenate the fit jobs and depth cells; caption, claims")
+    add_job_args(p, "{scale, seed, study}; --in-dir: the fit jobs' and depth cells' folders")
     p.set_defaults(func=_summarize)
 
     p = sub.add_parser("uq-bench", help="NUTS ESS/s on the ELM WP-ResNet posterior: vanilla Pyro vs nnrds vs NumPyro")
-    p.add_argument("--ensemble-dir", required=True)
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--config-json", type=json_arg, default={},
-                   help="overrides of nnrds.uq.bench.DEFAULTS (n_train, width, depth, warmup, samples, ...)")
-    p.add_argument("--engines", nargs="+", default=["vanilla", "nnrds", "numpyro"])
+    add_job_args(p, "overrides of nnrds.uq.bench.DEFAULTS (n_train, width, depth, warmup, samples, engines, ...); "
+                    "--in-dir: the ELM ensemble folder")
     p.set_defaults(func=_bench)
 
 
-def _fit(args) -> int:
+def _job(args, name: str, fn) -> dict:
     import torch
-
-    from ..studies import uq_elm
-
-    from .. import guards
 
     c = args.config_json
     torch.set_num_threads(c["torch_threads"])
     t0 = time.perf_counter()
-    where = guards.Where(study="uq_elm", cell=args.job, config_key="uq_elm")
-    job_ctx = guards.job(where) if hasattr(guards, "job") else contextlib.nullcontext()
-    with job_ctx:  # loops name this study and job when they diverge (nnrds.uq.inference sets the method's key)
-        res = uq_elm.run_job(args.job, args.ensemble_dir, c["study"], base_seed=c["seed"])
+    where = guards.Where(study="uq_elm", cell=name, config_key="uq_elm")
+    with guards.job(where):  # loops name this study and job when they diverge (nnrds.uq.inference sets the key)
+        res = fn(c)
     out = Path(args.out_dir)
-    for k in JOB_TABLES:
-        io.write_table(out / f"{k}.csv", res[k])
+    for k, df in res.items():
+        io.write_table(out / f"{k}.csv", df)
     io.write_json(out / "provenance.json", io.provenance(c, seeds=c["seed"], wall_time_s=time.perf_counter() - t0,
-                                                       job=f"uq_elm/{args.job}"))
+                                                       job=f"uq_elm/{name}"))
+    return res
+
+
+def _fit(args) -> int:
+    from ..studies import uq_elm
+
+    job = args.config_json["job"]
+    _job(args, job, lambda c: uq_elm.run_job(job, args.in_dir[0], c["study"], base_seed=c["seed"]))
+    return 0
+
+
+def _depth(args) -> int:
+    from ..studies import uq_elm
+
+    n = int(args.config_json["n_train"])
+    _job(args, f"depth_n{n}", lambda c: uq_elm.run_depth_cell(n, args.in_dir[0], c["study"], base_seed=c["seed"]))
     return 0
 
 
@@ -70,8 +88,15 @@ def _truth(args) -> int:
     from ..studies import uq_elm
 
     c = args.config_json
-    io.write_table(args.out, uq_elm.simulate_slices(read_metadata(args.ensemble_dir), c["elm"], c["slices"]))
+    io.write_table(Path(args.out_dir) / "slices_truth.csv",
+                   uq_elm.simulate_slices(read_metadata(args.in_dir[0]), c["elm"], c["slices"]))
     return 0
+
+
+def _concat(args, name: str) -> pd.DataFrame:
+    frames = [io.read_table(p) for p in in_tables(args, f"{name}.csv") if p.exists() and p.stat().st_size > 1]
+    frames = [f for f in frames if len(f.columns)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _summarize(args) -> int:
@@ -79,22 +104,23 @@ def _summarize(args) -> int:
 
     c = args.config_json
     out = Path(args.out_dir)
-    # one canonical job order (by folder name), whatever order the workflow listed the folders in: the
-    # summary tables are byte-identical between a local and a cluster run
-    args.job_dirs = sorted(args.job_dirs, key=lambda d: Path(d).name)
-    for k in JOB_TABLES:
-        frames = [io.read_table(Path(d) / f"{k}.csv") for d in args.job_dirs
-                  if (Path(d) / f"{k}.csv").stat().st_size > 1]
-        frames = [f for f in frames if len(f.columns)]
-        io.write_table(out / f"{k}.csv", pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
-    m = io.read_table(out / "metrics.csv")
+    # one canonical order (by folder name), whatever order the workflow listed the folders in: the summary tables
+    # are byte-identical between a local and a cluster run
+    args.in_dir = sorted(args.in_dir, key=lambda d: Path(d).name)
+    tables = {k: _concat(args, k) for k in (*JOB_TABLES, *DEPTH_TABLES)}
+    m = tables["metrics"]
+    outs = c["study"]["slices"]["outputs"]
+    if len(tables["slices"]):  # the slice figure draws the configured QoIs
+        tables["slices"] = tables["slices"][tables["slices"].output.isin(outs)].reset_index(drop=True)
     cols = [x for x in ("job", "architecture", "n_params", "method", "setting", "status", "rmse", "nll", "crps",
                         "cov50", "cov90", "cov95", "width90", "pred_std", "rhat_invariant_max",
                         "theta_rhat_max", "ess_bulk_invariant_min", "divergences", "flagged", "note") if x in m.columns]
-    io.write_table(out / "coverage_crps.csv", m[cols])
-    io.write_text(out / "caption.rst", uq_elm.caption(m, c["scale"], c["study"]))
-    io.write_table(out / "claims.csv", uq_elm.claims(m, c["scale"], c["study"]))
-    jobs = [json.loads((Path(d) / "provenance.json").read_text()) for d in args.job_dirs]
+    tables["coverage_crps"] = m[cols]
+    tables["claims"] = uq_elm.claims(m, c["scale"], c["study"], tables["depth_runs"])
+    for k, df in tables.items():
+        io.write_table(out / f"{k}.csv", df)
+    io.write_text(out / "caption.rst", uq_elm.caption(m, c["scale"], c["study"], tables["depth_runs"]))
+    jobs = [json.loads(p.read_text()) for p in in_tables(args, "provenance.json")]
     io.write_json(out / "provenance.json", io.merge_provenance(jobs, c, seeds=c.get("seed"), job="uq_elm/summarize"))
     return 0
 
@@ -102,7 +128,9 @@ def _summarize(args) -> int:
 def _bench(args) -> int:
     from ..uq import bench
 
-    res = bench.run(args.ensemble_dir, args.config_json, engines=args.engines)
+    c = dict(args.config_json)
+    engines = c.pop("engines", ["vanilla", "nnrds", "numpyro"])
+    res = bench.run(args.in_dir[0], c, engines=engines)
     out = Path(args.out_dir)
     io.write_table(out / "bench.csv", res["table"])
     io.write_table(out / "agreement.csv", res["agreement"])

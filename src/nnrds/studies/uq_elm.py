@@ -9,6 +9,7 @@ box midpoint; the simulator itself (same forcing and spin-up as the ensemble) gi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 
 import numpy as np
@@ -22,6 +23,7 @@ from ..uq import diagnostics, metrics, stacking
 from ..uq.reduction import OutputPCA
 
 N_SLICE_SAMPLES = 5
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -236,8 +238,106 @@ def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> 
     return out
 
 
+# ------------------------------------------------------------------------------------------- depth sweep
+DEPTH_KEYS = ["n_train", "parameterization", "depth", "seed"]
+
+
+def run_depth_cell(n_train: int, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> dict[str, pd.DataFrame]:
+    """NUTS feasibility over depth (issue 12 part 2) for one training size: every parameterization x depth x seed
+    of ``study["depth_sweep"]``, same data, priors and sampler settings (so the same cap on gradient evaluations:
+    chains x (warm-up + draws) x 2^max_tree_depth). Outputs are the leading PCA scores of the standardized QoIs
+    (``pca_variance``), which keeps the networks small enough for the budget. Per run: posterior dimension,
+    invariant R-hat, each chain's split R-hat, bulk / tail ESS, gradient evaluations, ESS per gradient evaluation,
+    divergences, step size, tree depth, held-out CRPS and 90% coverage (in the space of the fitted scores lifted
+    back to the QoIs)."""
+    sw = study["depth_sweep"]
+    Ptr, Ytr_raw, Pte, Yte_raw, names, outs = load_table_dataset(ensemble_dir)
+    if len(Ptr) < n_train:
+        raise ValueError(f"uq_elm.depth_sweep.n_train asks for {n_train} runs, the ensemble has {len(Ptr)} "
+                         f"(raise raw_data.elm.n_train)")
+    Ptr, Ytr_raw = Ptr[:n_train], Ytr_raw[:n_train]
+    Pte, Yte_raw = Pte[:study["n_test"]], Yte_raw[:study["n_test"]]
+    mx, sx = Ptr.mean(0), Ptr.std(0) + 1e-12
+    my, sy = Ytr_raw.mean(0), Ytr_raw.std(0) + 1e-12
+    X, Y = (Ptr - mx) / sx, (Ytr_raw - my) / sy
+    Xt, Yt = (Pte - mx) / sx, (Yte_raw - my) / sy
+    red = OutputPCA.fit(Y, sw["pca_variance"])
+    Yfit = red.transform(Y)
+    Xc = Xt[:study["nuts_check_points"]]
+    rows, times = [], []
+    settings = dict(sw["nuts"])
+    for pname, pc in sw["parameterizations"].items():
+        for depth in sw["depths"]:
+            spec = uq.NetSpec(d_in=X.shape[1], d_out=Yfit.shape[1], kind=pc["kind"], degree=pc.get("degree", 0),
+                              width=sw["width"], depth=depth, T=study["T"], activation=study["activation"],
+                              **study["prior"])
+            net = uq.BayesNet(spec)
+            for seed in sw["seeds"]:
+                t0 = time.perf_counter()
+                post = uq.run_nuts(net, X, Yfit, seed=base_seed + seed, **settings)
+                wall = time.perf_counter() - t0
+                i = post.info
+                idata = diagnostics.to_inference_data(post, Xc)
+                d = diagnostics.summarize(idata, study["rhat_threshold"], study["within_rhat_threshold"],
+                                          study["min_ess"])
+                ys = _predict(post, Xt, study["n_pred_samples"], base_seed + 1, red)
+                m = metrics.summary(ys, Yt)
+                n_grad = int(i["n_grad_warmup"] + i["n_grad_sampling"])
+                ess = d["ess_bulk_invariant_min"]
+                rows.append({"n_train": n_train, "parameterization": pname, "kind": spec.kind, "degree": spec.degree,
+                             "wp": spec.kind in WP_KINDS, "width": spec.width, "depth": depth, "seed": seed,
+                             "dim": net.dim, "n_fit_outputs": spec.d_out, "rhat_invariant": d["rhat_invariant_max"],
+                             "rhat_within": d.get("rhat_within_invariant_max", float("nan")), "ess_bulk": ess,
+                             "ess_tail": min(d.get(f"{v}_ess_tail_min", np.inf) for v in diagnostics.INVARIANT),
+                             "n_grad": n_grad, "n_grad_sampling": int(i["n_grad_sampling"]),
+                             "ess_per_grad": ess / max(i["n_grad_sampling"], 1),
+                             "divergences": d["divergences"], "step_size": float(np.median(i["step_size"])),
+                             "mean_tree_depth": i["mean_tree_depth"], "mixing": d["mixing"],
+                             "converged": not d["flagged"], "crps": m["crps"], "cov90": m["cov90"]})
+                times.append({"n_train": n_train, "parameterization": pname, "depth": depth, "seed": seed,
+                              "wall_s": wall, "sampling_s": i["sampling_s"],
+                              "ess_per_s": ess / max(i["sampling_s"], 1e-9)})
+                log.info("depth sweep n=%d %s depth %d seed %d: dim %d, R-hat %.3f / %.3f, ESS %.0f, %.2g ESS per "
+                         "1000 gradients, %.1f s", n_train, pname, depth, seed, net.dim, rows[-1]["rhat_invariant"],
+                         rows[-1]["rhat_within"], ess, 1000 * rows[-1]["ess_per_grad"], wall)
+    return {"depth_runs": pd.DataFrame(rows), "depth_timings": pd.DataFrame(times)}
+
+
+def depth_claim(depth_runs: pd.DataFrame, scale: str, study: dict):
+    """``wp_makes_mcmc_feasible`` from the depth sweep: unit = one (training size, seed, depth) block at depth >=
+    ``depth_sweep.claim_min_depth``; effect = mean log10 ESS per gradient evaluation of the WP runs minus that of
+    the nonparametric ResNet / MLP runs of the block; Hodges-Lehmann estimate with its Wilcoxon interval;
+    *supported* when the interval is above 0, *contradicted* below 0, else *inconclusive*."""
+    from .. import verdicts
+
+    sw = study["depth_sweep"]
+    d = depth_runs[depth_runs.depth >= sw["claim_min_depth"]].copy()
+    d["log_epg"] = np.log10(d.ess_per_grad.clip(lower=1e-12))
+    g = d.groupby(["n_train", "seed", "depth", "wp"]).log_epg.mean().unstack("wp")
+    diff = (g.get(True) - g.get(False)).dropna() if {True, False} <= set(g.columns) else pd.Series(dtype=float)
+    est, lo, hi = verdicts.hodges_lehmann_ci(diff.to_numpy())
+    conv = d.groupby("wp").converged.agg(["sum", "count"])
+    cstr = ", ".join(f"{'WP' if k else 'non-WP'} {int(r['sum'])}/{int(r['count'])} converged"
+                     for k, r in conv.iterrows())
+    nu = sw["nuts"]
+    run = (f"{scale} scale: width {sw['width']}, depths {sw['depths']}, parameterizations "
+           f"{', '.join(sw['parameterizations'])}, training sizes {sw['n_train']}, seeds {sw['seeds']}; NUTS "
+           f"{nu['chains']} chains x {nu['samples']} draws ({nu['warmup']} warm-up), tree depth <= "
+           f"{nu['max_tree_depth']}, metric {nu['metric']}, init {nu['init']}; outputs: leading PCA scores "
+           f"({sw['pca_variance']:.0%} of the variance); at depth >= {sw['claim_min_depth']}: {cstr}")
+    return verdicts.Claim(
+        study="uq_elm", claim_id="wp_makes_mcmc_feasible",
+        claim="Weight parameterization makes MCMC more efficient than the nonparametric ResNet / MLP at large depth "
+              "(more effective draws per gradient evaluation at the same sampler settings)",
+        what_was_run=run, unit="(training size, seed, depth) block", n_units=int(len(diff)),
+        effect_name="log10 ESS per gradient evaluation, WP minus non-WP (Hodges-Lehmann)", effect=est,
+        ci_low=lo, ci_high=hi, ci_level=0.95, verdict=verdicts.superiority(lo, hi),
+        test="Wilcoxon signed-rank interval over blocks; ESS = invariant bulk ESS (ArviZ)",
+        figure="figures/uq_elm/depth_feasibility.png")
+
+
 # ------------------------------------------------------------------------------------------- summary
-def caption(metrics_df: pd.DataFrame, scale: str, study: dict) -> str:
+def caption(metrics_df: pd.DataFrame, scale: str, study: dict, depth_runs: pd.DataFrame | None = None) -> str:
     """The study caption. Converged posteriors (status ``ok``) are summarized together; NUTS runs that are not
     converged (``flagged``) are listed apart with the reason, and their numbers are labelled as not being a
     posterior; stacked predictives (``stacked``) are labelled as what they are."""
@@ -292,7 +392,25 @@ def caption(metrics_df: pd.DataFrame, scale: str, study: dict) -> str:
             lines.append(f"* extrapolation ({ex_cfg['architecture']}, trained where {', '.join(ex_cfg['inputs'])} "
                          f"lie in the central {ex_cfg['fraction']:.0%} of their ranges): mean 90% interval width "
                          f"inside -> outside (converged posteriors and the other methods): {parts}.")
+    if depth_runs is not None and len(depth_runs):
+        lines.append(depth_caption(depth_runs, study))
     return "\n".join(lines) + "\n"
+
+
+def depth_caption(depth_runs: pd.DataFrame, study: dict) -> str:
+    """The caption's paragraph on the NUTS feasibility sweep over depth."""
+    sw, nu = study["depth_sweep"], study["depth_sweep"]["nuts"]
+    parts = []
+    for (name, wp), g in depth_runs.groupby(["parameterization", "wp"], sort=False):
+        parts.append(f"{name} ({'WP' if wp else 'non-WP'}; {int(g.dim.min())}-{int(g.dim.max())} dims): "
+                     f"{int(g.converged.sum())}/{len(g)} converged, median R-hat {g.rhat_invariant.median():.2f}, "
+                     f"median {1000 * g.ess_per_grad.median():.2g} ESS per 1000 gradient evaluations")
+    return (f"* NUTS feasibility over depth (figure depth_feasibility; a deliberately small version sized to the "
+            f"default budget: width {sw['width']}, outputs = leading PCA scores keeping {sw['pca_variance']:.0%} of "
+            f"the QoI variance, {nu['chains']} chains x {nu['samples']} draws after {nu['warmup']} warm-up, tree "
+            f"depth <= {nu['max_tree_depth']}, metric {nu['metric']}; depths {sw['depths']}, training sizes "
+            f"{sw['n_train']}, seeds {sw['seeds']}; the same settings, hence the same cap on gradient evaluations, "
+            f"for every run): " + "; ".join(parts) + ".")
 
 
 # ------------------------------------------------------------------------------------------- claims
@@ -309,7 +427,7 @@ def _fraction_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
-def claims(metrics_df: pd.DataFrame, scale: str, study: dict) -> pd.DataFrame:
+def claims(metrics_df: pd.DataFrame, scale: str, study: dict, depth_runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The study's claims table (:data:`nnrds.verdicts.CLAIM_COLUMNS`), decided from the NUTS diagnostics.
 
     * ``nuts_converges_wp``: "NUTS converges on the WP-ResNet posteriors at the study's budget" -- unit: one NUTS
@@ -346,7 +464,9 @@ def claims(metrics_df: pd.DataFrame, scale: str, study: dict) -> pd.DataFrame:
             what_was_run=f"{run}; runs: {worst}", unit="NUTS run (fit job)", n_units=n_wp,
             effect_name="fraction of WP NUTS runs converged", effect=k_wp / n_wp, ci_low=lo, ci_high=hi,
             ci_level=0.95, verdict=v, test=test, figure="figures/uq_elm/flagged.png"))
-    if n_wp:
+    if depth_runs is not None and len(depth_runs):
+        rows.append(depth_claim(depth_runs, scale, study))
+    elif n_wp:
         f_wp, f_o = k_wp / n_wp, (k_o / n_o if n_o else float("nan"))
         v = (verdicts.SUPPORTED if (n_o and k_wp == n_wp and k_o == 0) else
              verdicts.CONTRADICTED if (n_o and k_wp == 0 and k_o > 0) else verdicts.INCONCLUSIVE)
