@@ -666,3 +666,33 @@ def test_vectorized_nuts_on_cuda():
     res = VectorizedNUTS(lambda q: 0.5 * (q ** 2).sum(-1), max_tree_depth=5, seed=0, metric="dense").run(q0, 100, 200)
     assert res["draws"].is_cuda
     assert abs(float(res["draws"].var()) - 1.0) < 0.3
+
+
+def test_depth_sweep_claim_known_answers():
+    """wp_makes_mcmc_feasible from the depth sweep: WP runs with 10x the ESS per gradient evaluation in every block
+    -> supported (Hodges-Lehmann estimate 1.0 in log10); 10x less -> contradicted; equal up to noise ->
+    inconclusive; too few blocks -> inconclusive (no interval)."""
+    from nnrds import config, verdicts
+    from nnrds.studies import uq_elm
+
+    study = config.load(config.REPO_ROOT / "config" / "config.yaml")["uq_elm"]
+    rng = np.random.default_rng(0)
+
+    def runs(factor, seeds=(0, 1), sizes=(50, 200), noise=0.0):
+        rows = []
+        for n in sizes:
+            for s in seeds:
+                for depth in (2, 8, 16):
+                    for name, wp in (("mlp", False), ("nonpar", False), ("const", True), ("legendre1", True)):
+                        e = 1e-3 * (factor if wp else 1.0) * 10 ** (noise * rng.standard_normal())
+                        rows.append({"n_train": n, "seed": s, "depth": depth, "parameterization": name, "wp": wp,
+                                     "dim": 50, "ess_per_grad": e, "converged": False, "rhat_invariant": 1.3})
+        return pd.DataFrame(rows)
+
+    c = uq_elm.depth_claim(runs(10.0), "default", study)
+    assert c.verdict == verdicts.SUPPORTED and c.effect == pytest.approx(1.0) and c.n_units == 8
+    assert uq_elm.depth_claim(runs(0.1), "default", study).verdict == verdicts.CONTRADICTED
+    assert uq_elm.depth_claim(runs(1.0, noise=0.3), "default", study).verdict == verdicts.INCONCLUSIVE
+    few = uq_elm.depth_claim(runs(10.0, seeds=(0,), sizes=(50,)), "default", study)
+    assert few.verdict == verdicts.INCONCLUSIVE and few.n_units == 2
+    assert "depth" in uq_elm.depth_caption(runs(10.0), study)

@@ -23,7 +23,8 @@ from .model import BayesNet, NetSpec
 
 DEFAULTS = {"n_train": 500, "kind": "legendre", "degree": 1, "width": 6, "depth": 4, "chains": 16, "warmup": 150,
             "samples": 150, "max_tree_depth": 7, "vanilla_chains": 1, "vanilla_warmup": 50, "vanilla_samples": 50,
-            "init_steps": 500, "seed": 0, "n_check": 10, "dtype": "float32"}
+            "init_steps": 500, "seed": 0, "n_check": 10, "dtype": "float32", "init": "laplace", "metric": "laplace",
+            "starts": 2, "mode_iters": 2000}
 
 
 def _data(ensemble_dir: str, n_train: int, n_check: int):
@@ -116,9 +117,12 @@ def run(ensemble_dir: str, overrides: dict | None = None, engines=("vanilla", "n
         rows.append(r)
     if "nnrds" in engines:
         post = run_nuts(net, X, Y, chains=c["chains"], warmup=c["warmup"], samples=c["samples"], seed=c["seed"],
-                        max_tree_depth=c["max_tree_depth"], init_steps=c["init_steps"], dtype=c["dtype"])
+                        max_tree_depth=c["max_tree_depth"], init_steps=c["init_steps"], dtype=c["dtype"],
+                        init=c["init"], metric=c["metric"], starts=c["starts"], mode_iters=c["mode_iters"])
         r, idatas["nnrds"] = _row("b_nnrds", post, Xc, post.info["warmup_s"], post.info["sampling_s"])
         r["mean_tree_depth"] = post.info["mean_tree_depth"]
+        r["n_grad_sampling"] = post.info["n_grad_sampling"]
+        r["ess_per_grad_invariant"] = r["min_ess_bulk_invariant"] / max(post.info["n_grad_sampling"], 1)
         rows.append(r)
     if "numpyro" in engines:
         seeds = [c["seed"] * 1000 + 17 * k + 1 for k in range(c["chains"])]
