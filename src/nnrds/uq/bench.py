@@ -24,16 +24,22 @@ from .model import BayesNet, NetSpec
 DEFAULTS = {"n_train": 500, "kind": "legendre", "degree": 1, "width": 6, "depth": 4, "chains": 16, "warmup": 150,
             "samples": 150, "max_tree_depth": 7, "vanilla_chains": 1, "vanilla_warmup": 50, "vanilla_samples": 50,
             "init_steps": 500, "seed": 0, "n_check": 10, "dtype": "float32", "init": "laplace", "metric": "laplace",
-            "starts": 2, "mode_iters": 2000}
+            "starts": 2, "mode_iters": 2000, "pca_variance": None}
 
 
-def _data(ensemble_dir: str, n_train: int, n_check: int):
+def _data(ensemble_dir: str, n_train: int, n_check: int, pca_variance: float | None = None):
+    """Standardized training inputs / outputs and the check inputs; with ``pca_variance`` the outputs are the
+    leading PCA scores keeping that fraction of the variance (as the study's ``pca_variance``)."""
     from ..data import load_table_dataset
+    from .reduction import OutputPCA
 
     Ptr, Ytr, Pte, _, _, _ = load_table_dataset(ensemble_dir)
     Ptr, Ytr = Ptr[:n_train], Ytr[:n_train]
     mx, sx, my, sy = Ptr.mean(0), Ptr.std(0) + 1e-12, Ytr.mean(0), Ytr.std(0) + 1e-12
-    return (Ptr - mx) / sx, (Ytr - my) / sy, (Pte[:n_check] - mx) / sx
+    Y = (Ytr - my) / sy
+    if pca_variance:
+        Y = OutputPCA.fit(Y, pca_variance).transform(Y)
+    return (Ptr - mx) / sx, Y, (Pte[:n_check] - mx) / sx
 
 
 def _numpyro(net: BayesNet, X, Y, q0: torch.Tensor, c: dict):
@@ -105,7 +111,7 @@ def _row(engine: str, post: Posterior, Xc, wall_warm: float, wall_samp: float) -
 def run(ensemble_dir: str, overrides: dict | None = None, engines=("vanilla", "nnrds", "numpyro")) -> dict:
     c = {**DEFAULTS, **(overrides or {})}
     torch.set_num_threads(1)
-    X, Y, Xc = _data(ensemble_dir, c["n_train"], c["n_check"])
+    X, Y, Xc = _data(ensemble_dir, c["n_train"], c["n_check"], c["pca_variance"])
     net = BayesNet(NetSpec(d_in=X.shape[1], d_out=Y.shape[1], kind=c["kind"], degree=c["degree"], width=c["width"],
                            depth=c["depth"]))
     net_p = BayesNet(net.spec, dtype=getattr(torch, c["dtype"]))  # (a) and (c) in the precision (b) samples in
