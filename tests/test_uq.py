@@ -671,14 +671,14 @@ def test_vectorized_nuts_on_cuda():
 def test_depth_sweep_claim_known_answers():
     """wp_makes_mcmc_feasible from the depth sweep: WP runs with 10x the ESS per gradient evaluation in every block
     -> supported (Hodges-Lehmann estimate 1.0 in log10); 10x less -> contradicted; equal up to noise ->
-    inconclusive; too few blocks -> inconclusive (no interval)."""
+    inconclusive; too few blocks -> inconclusive (no interval); runs that have not mixed -> inconclusive."""
     from nnrds import config, verdicts
     from nnrds.studies import uq_elm
 
     study = config.load(config.REPO_ROOT / "config" / "config.yaml")["uq_elm"]
     rng = np.random.default_rng(0)
 
-    def runs(factor, seeds=(0, 1), sizes=(50, 200), noise=0.0):
+    def runs(factor, seeds=(0, 1), sizes=(50, 200), noise=0.0, rhat=1.05):
         rows = []
         for n in sizes:
             for s in seeds:
@@ -686,7 +686,7 @@ def test_depth_sweep_claim_known_answers():
                     for name, wp in (("mlp", False), ("nonpar", False), ("const", True), ("legendre1", True)):
                         e = 1e-3 * (factor if wp else 1.0) * 10 ** (noise * rng.standard_normal())
                         rows.append({"n_train": n, "seed": s, "depth": depth, "parameterization": name, "wp": wp,
-                                     "dim": 50, "ess_per_grad": e, "converged": False, "rhat_invariant": 1.3})
+                                     "dim": 50, "ess_per_grad": e, "converged": False, "rhat_invariant": rhat})
         return pd.DataFrame(rows)
 
     c = uq_elm.depth_claim(runs(10.0), "default", study)
@@ -696,3 +696,6 @@ def test_depth_sweep_claim_known_answers():
     few = uq_elm.depth_claim(runs(10.0, seeds=(0,), sizes=(50,)), "default", study)
     assert few.verdict == verdicts.INCONCLUSIVE and few.n_units == 2
     assert "depth" in uq_elm.depth_caption(runs(10.0), study)
+    # chains that have not mixed (R-hat 1.5): their ESS decides nothing, whatever the interval says
+    unmixed = uq_elm.depth_claim(runs(10.0, rhat=1.5), "default", study)
+    assert unmixed.verdict == verdicts.INCONCLUSIVE and unmixed.ci_low > 0

@@ -240,6 +240,8 @@ def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> 
 
 # ------------------------------------------------------------------------------------------- depth sweep
 DEPTH_KEYS = ["n_train", "parameterization", "depth", "seed"]
+#: runs with invariant R-hat at most this are "near convergence": their ESS can be compared
+NEAR_RHAT = 1.1
 
 
 def run_depth_cell(n_train: int, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> dict[str, pd.DataFrame]:
@@ -307,7 +309,9 @@ def depth_claim(depth_runs: pd.DataFrame, scale: str, study: dict):
     """``wp_makes_mcmc_feasible`` from the depth sweep: unit = one (training size, seed, depth) block at depth >=
     ``depth_sweep.claim_min_depth``; effect = mean log10 ESS per gradient evaluation of the WP runs minus that of
     the nonparametric ResNet / MLP runs of the block; Hodges-Lehmann estimate with its Wilcoxon interval;
-    *supported* when the interval is above 0, *contradicted* below 0, else *inconclusive*."""
+    *supported* when the interval is above 0, *contradicted* below 0, else *inconclusive* -- and *inconclusive*
+    whenever fewer than half of the compared runs have invariant R-hat <= :data:`NEAR_RHAT` (the ESS of chains
+    that have not mixed measures nothing)."""
     from .. import verdicts
 
     sw = study["depth_sweep"]
@@ -316,6 +320,10 @@ def depth_claim(depth_runs: pd.DataFrame, scale: str, study: dict):
     g = d.groupby(["n_train", "seed", "depth", "wp"]).log_epg.mean().unstack("wp")
     diff = (g.get(True) - g.get(False)).dropna() if {True, False} <= set(g.columns) else pd.Series(dtype=float)
     est, lo, hi = verdicts.hodges_lehmann_ci(diff.to_numpy())
+    # ESS of chains that have not mixed is no efficiency measure: the comparison decides only when at least half
+    # of the compared runs are near convergence (invariant R-hat <= 1.1)
+    near = float((d.rhat_invariant <= NEAR_RHAT).mean()) if len(d) else 0.0
+    verdict = verdicts.superiority(lo, hi) if near >= 0.5 else verdicts.INCONCLUSIVE
     conv = d.groupby("wp").converged.agg(["sum", "count"])
     cstr = ", ".join(f"{'WP' if k else 'non-WP'} {int(r['sum'])}/{int(r['count'])} converged"
                      for k, r in conv.iterrows())
@@ -324,15 +332,18 @@ def depth_claim(depth_runs: pd.DataFrame, scale: str, study: dict):
            f"{', '.join(sw['parameterizations'])}, training sizes {sw['n_train']}, seeds {sw['seeds']}; NUTS "
            f"{nu['chains']} chains x {nu['samples']} draws ({nu['warmup']} warm-up), tree depth <= "
            f"{nu['max_tree_depth']}, metric {nu['metric']}, init {nu['init']}; outputs: leading PCA scores "
-           f"({sw['pca_variance']:.0%} of the variance); at depth >= {sw['claim_min_depth']}: {cstr}")
+           f"({sw['pca_variance']:.0%} of the variance); at depth >= {sw['claim_min_depth']}: {cstr}; "
+           f"{near:.0%} of these runs have invariant R-hat <= {NEAR_RHAT}")
     return verdicts.Claim(
         study="uq_elm", claim_id="wp_makes_mcmc_feasible",
         claim="Weight parameterization makes MCMC more efficient than the nonparametric ResNet / MLP at large depth "
               "(more effective draws per gradient evaluation at the same sampler settings)",
         what_was_run=run, unit="(training size, seed, depth) block", n_units=int(len(diff)),
         effect_name="log10 ESS per gradient evaluation, WP minus non-WP (Hodges-Lehmann)", effect=est,
-        ci_low=lo, ci_high=hi, ci_level=0.95, verdict=verdicts.superiority(lo, hi),
-        test="Wilcoxon signed-rank interval over blocks; ESS = invariant bulk ESS (ArviZ)",
+        ci_low=lo, ci_high=hi, ci_level=0.95, verdict=verdict,
+        test=(f"Wilcoxon signed-rank interval over blocks; ESS = invariant bulk ESS (ArviZ); decides only when at "
+              f"least half of the compared runs have invariant R-hat <= {NEAR_RHAT} (else inconclusive: ESS of "
+              f"unmixed chains is no efficiency measure)"),
         figure="figures/uq_elm/depth_feasibility.png")
 
 
