@@ -1,4 +1,4 @@
-# Materials UQ study: interatomic potentials with uncertainty (src/nnrds/materials.py,
+# Materials UQ study: interatomic potentials with uncertainty (src/nnrds/potentials/,
 # src/nnrds/studies/materials.py, Bayes-by-backprop in src/nnrds/uq/bbb.py). Data: Al-EMT (generated here
 # with ASE + EMT, a substitute for the non-public Al DFT set), the FitSNAP Ta DFT set and the FitSNAP W-Be
 # DFT set (both acquired by rule data_acquire_fitsnap; W-Be: one network per element). One training job per

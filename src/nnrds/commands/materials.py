@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import io
 from ..cli import json_arg
+from ..data import al_emt
 from ..studies import materials
 from .common import add_cell_args, add_summary_args, cell_job, concat, write_summary
 
@@ -37,7 +38,7 @@ def register(sub) -> None:
 def _data(args) -> int:
     c = args.config_json
     t0 = time.perf_counter()
-    conf, atoms, meta = materials.generate_tables(c["spec"], c["seed"])
+    conf, atoms, meta = al_emt.tables(c["spec"], c["seed"])
     io.write_table(f"{args.out_dir}/configs.csv", conf)
     io.write_table(f"{args.out_dir}/atoms.csv", atoms)
     io.write_json(f"{args.out_dir}/metadata.json", meta)
