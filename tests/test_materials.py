@@ -38,6 +38,33 @@ def _energy(pot, s):
     return pot.energy_autograd(s)["energy"].numpy()
 
 
+def _assert_stress_is_strain_derivative(pot, make, stress, volume, h=1e-6):
+    """``stress`` (S, 6) of ``make()`` equals (1/V) dE/deps by central finite differences of symmetric strains."""
+    for v, (a, b) in enumerate(VOIGT_IDX):
+        eps = np.zeros((3, 3))
+        eps[a, b] = eps[b, a] = h  # symmetric strain
+        e = []
+        for sign in (1, -1):
+            t = make()
+            F = np.eye(3) + sign * eps
+            t.positions, t.cell = t.positions @ F, t.cell @ F
+            e.append(_energy(pot, t))
+        # d E / d eps_ab with the symmetric perturbation counts the off-diagonal pair twice
+        fd = (e[0] - e[1]) / (2 * h) / volume / (1 if a == b else 2)
+        np.testing.assert_allclose(stress[:, v].numpy(), fd, rtol=1e-5, atol=1e-10)
+
+
+def _assert_routes_agree(pot, structs, data):
+    """The chain-rule route (``pot.predict(data)``, returned) equals autograd per configuration."""
+    p = pot.predict(data)
+    for b, s in enumerate(structs):
+        r = pot.energy_autograd(s)
+        np.testing.assert_allclose(p["energy"][:, b].detach(), r["energy"], rtol=1e-12)
+        np.testing.assert_allclose(p["forces"][:, data.atom_cfg == b].detach(), r["forces"], atol=1e-12)
+        np.testing.assert_allclose(p["stress"][:, b].detach(), r["stress"], atol=1e-12)
+    return p
+
+
 def test_forces_are_minus_energy_gradient_by_finite_differences():
     s, pot = _cell(), _potential()
     r = pot.energy_autograd(s)
@@ -57,19 +84,7 @@ def test_forces_are_minus_energy_gradient_by_finite_differences():
 def test_stress_is_strain_derivative_by_finite_differences():
     s, pot = _cell(), _potential()
     r = pot.energy_autograd(s)
-    h = 1e-6
-    for v, (a, b) in enumerate(VOIGT_IDX):
-        eps = np.zeros((3, 3))
-        eps[a, b] = eps[b, a] = h if a != b else h  # symmetric strain
-        e = []
-        for sign in (1, -1):
-            t = _cell()
-            F = np.eye(3) + sign * eps
-            t.positions, t.cell = t.positions @ F, t.cell @ F
-            e.append(_energy(pot, t))
-        # d E / d eps_ab with the symmetric perturbation counts the off-diagonal pair twice
-        fd = (e[0] - e[1]) / (2 * h) / s.volume / (1 if a == b else 2)
-        np.testing.assert_allclose(r["stress"][:, v].numpy(), fd, rtol=1e-5, atol=1e-10)
+    _assert_stress_is_strain_derivative(pot, _cell, r["stress"], s.volume)
 
 
 def test_chain_rule_route_equals_autograd_route():
@@ -78,12 +93,7 @@ def test_chain_rule_route_equals_autograd_route():
         s.energy, s.forces, s.stress = 0.0, np.zeros((s.natoms, 3)), np.zeros(6)
     data = build_dataset(structs, SPEC)
     pot = _potential()
-    p = pot.predict(data)
-    for b, s in enumerate(structs):
-        r = pot.energy_autograd(s)
-        np.testing.assert_allclose(p["energy"][:, b].detach(), r["energy"], rtol=1e-12)
-        np.testing.assert_allclose(p["forces"][:, data.atom_cfg == b].detach(), r["forces"], atol=1e-12)
-        np.testing.assert_allclose(p["stress"][:, b].detach(), r["stress"], atol=1e-12)
+    p = _assert_routes_agree(pot, structs, data)
     sub = data.subset([2, 0])
     q = pot.predict(sub)
     np.testing.assert_allclose(q["energy"].detach(), p["energy"][:, [2, 0]].detach(), rtol=1e-12)
@@ -96,21 +106,25 @@ def _desc(s):
     return descriptors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb, SPEC).numpy()
 
 
-def test_descriptors_invariant_to_rotation_translation_permutation_and_supercell():
+def _assert_rigid_motion_invariance(make, desc, G):
+    """Descriptors ``desc(make())`` equal ``G`` after rotating positions and cell together and after a
+    translation (atoms wrapped back into the cell or not: the same periodic system)."""
     from scipy.spatial.transform import Rotation
 
+    Rm = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
+    r = make()
+    r.positions, r.cell = r.positions @ Rm.T, r.cell @ Rm.T
+    np.testing.assert_allclose(desc(r), G, atol=1e-10)
+    t = make()
+    t.positions = t.positions + np.array([0.7, -1.3, 2.9])
+    np.testing.assert_allclose(desc(t), G, atol=1e-10)
+
+
+def test_descriptors_invariant_to_rotation_translation_permutation_and_supercell():
     s = _cell(rattle=0.15)
     G = _desc(s)
     assert G.shape == (s.natoms, SPEC.n_descriptors) and np.all(np.isfinite(G)) and G.std(0).min() > 0
-    # rotation of positions and cell together
-    Rm = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
-    r = _cell(rattle=0.15)
-    r.positions, r.cell = r.positions @ Rm.T, r.cell @ Rm.T
-    np.testing.assert_allclose(_desc(r), G, atol=1e-10)
-    # translation (atoms wrapped back into the cell or not: same periodic system)
-    t = _cell(rattle=0.15)
-    t.positions = t.positions + np.array([0.7, -1.3, 2.9])
-    np.testing.assert_allclose(_desc(t), G, atol=1e-10)
+    _assert_rigid_motion_invariance(lambda: _cell(rattle=0.15), _desc, G)
     # permutation of like atoms permutes the rows
     perm = np.random.default_rng(1).permutation(s.natoms)
     p = _cell(rattle=0.15)
@@ -233,18 +247,7 @@ def test_binary_forces_stress_by_finite_differences_and_chain_rule_route():
         np.testing.assert_allclose(r["forces"][:, atom, k].numpy(), fd, rtol=1e-6, atol=1e-8)
     assert r["forces"].abs().max() > 1e-3
     np.testing.assert_allclose(r["forces"].sum(1).numpy(), 0.0, atol=1e-10)
-    h = 1e-6
-    for v, (a, b) in enumerate(VOIGT_IDX):
-        eps = np.zeros((3, 3))
-        eps[a, b] = eps[b, a] = h
-        e = []
-        for sign in (1, -1):
-            t = _binary()
-            F = np.eye(3) + sign * eps
-            t.positions, t.cell = t.positions @ F, t.cell @ F
-            e.append(pot.energy_autograd(t)["energy"].numpy())
-        fd = (e[0] - e[1]) / (2 * h) / s.volume / (1 if a == b else 2)
-        np.testing.assert_allclose(r["stress"][:, v].numpy(), fd, rtol=1e-5, atol=1e-10)
+    _assert_stress_is_strain_derivative(pot, _binary, r["stress"], s.volume)
     # the training route (precomputed element-resolved descriptor Jacobians, chain rule) equals autograd
     structs = [_binary(seed=k) for k in range(3)] + [_cell(seed=5)]  # the last one: Cu only (no Au atoms)
     structs[-1].species = ["Cu"] * structs[-1].natoms
@@ -252,29 +255,16 @@ def test_binary_forces_stress_by_finite_differences_and_chain_rule_route():
         t.energy, t.forces, t.stress = 0.0, np.zeros((t.natoms, 3)), np.zeros(6)
     data = build_dataset(structs, SPEC2, chunk=2)
     assert data.elem.tolist()[:8] == [1, 0, 0, 1, 0, 1, 1, 1] and not data.has_stress.any()
-    p = pot.predict(data)
-    for b, t in enumerate(structs):
-        q = pot.energy_autograd(t)
-        np.testing.assert_allclose(p["energy"][:, b].detach(), q["energy"], rtol=1e-12)
-        np.testing.assert_allclose(p["forces"][:, data.atom_cfg == b].detach(), q["forces"], atol=1e-12)
-        np.testing.assert_allclose(p["stress"][:, b].detach(), q["stress"], atol=1e-12)
+    p = _assert_routes_agree(pot, structs, data)
     sub = data.subset([3, 1])
     np.testing.assert_allclose(pot.predict(sub)["energy"].detach(), p["energy"][:, [3, 1]].detach(), rtol=1e-12)
 
 
 def test_binary_descriptors_invariances_and_element_blocks():
-    from scipy.spatial.transform import Rotation
-
     s = _binary(rattle=0.15)
     G = _desc2(s)
     assert G.shape == (8, 2 * 5 + 3 * 4) and np.all(np.isfinite(G))
-    Rm = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
-    r = _binary(rattle=0.15)
-    r.positions, r.cell = r.positions @ Rm.T, r.cell @ Rm.T
-    np.testing.assert_allclose(_desc2(r), G, atol=1e-10)
-    t = _binary(rattle=0.15)
-    t.positions = t.positions + np.array([0.7, -1.3, 2.9])
-    np.testing.assert_allclose(_desc2(t), G, atol=1e-10)
+    _assert_rigid_motion_invariance(lambda: _binary(rattle=0.15), _desc2, G)
     # permuting like atoms (the Cu atoms among themselves), or all atoms with their species, permutes rows
     cu = [k for k in range(8) if k not in AU]
     perm = np.arange(8)
@@ -430,6 +420,15 @@ def test_bbb_likelihood_std_is_tempered_noise():
     assert got["stress"] == pytest.approx(0.01)  # not in the likelihood (weight 0): the training residual
 
 
+def _tiny_study(epochs, batch_size, forces_weight):
+    """A study config small enough for a unit test: two members, two BBB epochs, three posterior draws."""
+    return {"net": {"width": 6, "depth": 2, "param": "legendre", "degree": 1}, "epochs": epochs, "lr": 0.01,
+            "batch_size": batch_size, "l2": 0.0, "loss_weights": {"energy": 1.0, "forces": forces_weight, "stress": 0.1},
+            "seeds": [0, 1], "test_fraction": 0.25, "max_prediction_rows": 100,
+            "bbb": {"enabled": True, "epochs": 2, "lr": 1e-3, "particles": 1, "init_scale": 1e-3, "kl_weight": 1.0,
+                    "prior_scale": 1.0, "n_samples": 3}}
+
+
 @pytest.mark.parametrize("tempered", [False, True])
 def test_bbb_fitted_and_predictive_noise_models_are_the_same(monkeypatch, tempered):
     """The Gaussian likelihood Bayes-by-backprop fits (nll at the warm start = ensemble member 0) and the
@@ -460,11 +459,7 @@ def test_bbb_fitted_and_predictive_noise_models_are_the_same(monkeypatch, temper
     monkeypatch.setattr(materials, "predictive", spy_pred)
     structs = generate_al_emt(16, seed=2, md_temperatures=(300,), md_steps=2)
     data = build_dataset(structs, SPEC)
-    study = {"net": {"width": 6, "depth": 2, "param": "legendre", "degree": 1}, "epochs": 4, "lr": 0.01,
-             "batch_size": 8, "l2": 0.0, "loss_weights": {"energy": 1.0, "forces": 0.25, "stress": 0.1},
-             "seeds": [0, 1], "test_fraction": 0.25, "max_prediction_rows": 100,
-             "bbb": {"enabled": True, "epochs": 2, "lr": 1e-3, "particles": 1, "init_scale": 1e-3, "kl_weight": 1.0,
-                     "prior_scale": 1.0, "n_samples": 3}}
+    study = _tiny_study(epochs=4, batch_size=8, forces_weight=0.25)
     if tempered:  # likelihood temperatures of their own: noise s/sqrt(w) in the fit and the predictive
         study["bbb"]["loss_weights"] = {"energy": 4.0, "forces": 0.25, "stress": 0.1}
     out = materials.run_split("al_emt", {"kind": "al_emt"}, "random", study, data, None, SPEC, dtype="float64")
@@ -552,11 +547,7 @@ def test_divergence_fails_naming_the_cell_and_config_key(key):
 
     structs = generate_al_emt(14, seed=1, md_temperatures=(300,), md_steps=2)
     data = build_dataset(structs, SPEC)
-    study = {"net": {"width": 6, "depth": 2, "param": "legendre", "degree": 1}, "epochs": 3, "lr": 0.01,
-             "batch_size": 7, "l2": 0.0, "loss_weights": {"energy": 1.0, "forces": 1.0, "stress": 0.1},
-             "seeds": [0, 1], "test_fraction": 0.25, "max_prediction_rows": 100,
-             "bbb": {"enabled": True, "epochs": 2, "lr": 1e-3, "particles": 1, "init_scale": 1e-3, "kl_weight": 1.0,
-                     "prior_scale": 1.0, "n_samples": 3}}
+    study = _tiny_study(epochs=3, batch_size=7, forces_weight=1.0)
     if key == "materials.lr":
         study["lr"] = 1e30
     else:
@@ -742,3 +733,44 @@ def test_fitsnap_reading_flips_the_stress_sign_filters_and_drops_unchecked_stres
     assert [s.config_id for s in pool] == [0, 2, 4, 5]
     with pytest.raises(ValueError, match=r"materials\.fitsnap\.ev_group 'Liquid' has no configuration"):
         fitsnap.load_structures({**spec, "ev_group": "Liquid"}, str(tmp_path))
+
+
+# ------------------------------------------------------------------------------ commands (one convention)
+def test_summary_input_folders_are_told_apart_by_their_files(tmp_path):
+    from nnrds.commands.materials import REFERENCE_TABLE, input_folders
+
+    dirs = {}
+    for name, files in {"cell_a": ["metrics.csv", "provenance.json"], "ref": [REFERENCE_TABLE, "other.csv"],
+                        "cell_b": ["metrics.csv"], "ta": ["metadata.json", "provenance.json"]}.items():
+        dirs[name] = tmp_path / name
+        dirs[name].mkdir()
+        for f in files:
+            (dirs[name] / f).write_text("x")
+    cells, ref, data = input_folders([str(dirs[k]) for k in ("cell_a", "cell_b", "ref", "ta")])
+    assert cells == [dirs["cell_a"], dirs["cell_b"]] and ref == dirs["ref"] and data == [dirs["ta"]]
+    assert input_folders([str(dirs["cell_b"])]) == ([dirs["cell_b"]], None, [])
+
+
+@pytest.mark.parametrize("column,ok", [("spearman_std_abs_err", True), ("rmse", False)])
+def test_train_command_allows_only_its_nan_by_design_columns(tmp_path, column, ok):
+    import argparse
+
+    from nnrds import guards
+    from nnrds.commands.common import cell_job
+    from nnrds.commands.materials import NAN_BY_DESIGN
+
+    args = argparse.Namespace(config_json={"torch_threads": 1, "study": {"seeds": [0]}}, out_dir=str(tmp_path))
+    metrics = pd.DataFrame({"rmse": [0.1, 0.2], "spearman_std_abs_err": [0.5, 0.4]})
+    metrics.loc[1, column] = float("nan")
+
+    def run():
+        with cell_job(args, "materials/al_emt", allow_nonfinite=NAN_BY_DESIGN) as out:
+            out["metrics"], out["timings"] = metrics, pd.DataFrame({"device": ["cpu"]})
+
+    if ok:
+        run()
+        assert (tmp_path / "metrics.csv").exists()
+    else:
+        with pytest.raises(guards.NonFiniteError, match="rmse"):
+            run()
+        assert not (tmp_path / "metrics.csv").exists()

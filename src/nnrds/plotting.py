@@ -44,3 +44,15 @@ def savefig(fig, path_png: str | os.PathLike) -> list[Path]:
             fig.savefig(tmp, format=ext[1:], metadata={"CreationDate": None} if ext == ".pdf" else None)
         written.append(target)
     return written
+
+
+# ------------------------------------------------------------------ materials UQ (workflow/notebooks/materials.ipynb)
+#: display names of the materials sets and the structure of each set's E-V curve
+MATERIALS_SETS = {"al_emt": "Al-EMT (substitute)", "fitsnap": "FitSNAP Ta (DFT)", "wbe": "FitSNAP W–Be (DFT)"}
+MATERIALS_EV_STRUCTURES = {"al_emt": "fcc Al", "fitsnap": "bcc Ta", "wbe": "hcp Be"}
+#: axis label of every predicted quantity and the factor its values are shown with (stress in meV/Å³)
+MATERIALS_QUANTITIES = {"energy": ("energy (eV/atom)", 1.0), "forces": ("force component (eV/Å)", 1.0),
+                        "stress": ("stress component (meV/Å³)", 1e3)}
+#: display names and colours of the UQ methods of the materials study; colours of in-distribution / held-out items
+UQ_METHODS = {"ensemble": ("deep ensemble", "#2ca02c"), "bbb": ("Bayes-by-backprop", "#9467bd")}
+HELDOUT_COLORS = {False: "#1f77b4", True: "#d62728"}

@@ -19,11 +19,6 @@ import pandas as pd
 from .. import guards, io
 from ..cli import json_arg
 
-#: numeric columns that are NaN by design in some rows (not a divergence): a rank correlation of a
-#: constant predicted std, the training volume range of a set without bulk configurations (materials)
-NAN_BY_DESIGN = frozenset({"spearman_std_abs_err", "train_bulk_volume_min", "train_bulk_volume_max"})
-
-
 def add_job_args(p, config_help: str = "validated config slice of the job") -> None:
     """The three options of every command: ``--config-json``, ``--in-dir`` (zero or more folders of input
     tables, given by the rule) and ``--out-dir`` (the folder of the job's fixed-name outputs)."""
@@ -94,7 +89,7 @@ def cell_job(args, job: str, *, config_key: str | None = None,
 
     The body runs inside :func:`nnrds.guards.job` (so :func:`nnrds.train.fit` names this study, cell and
     ``config_key`` when it diverges). Before anything is written every table but ``timings`` is checked: a
-    NaN/inf in a numeric column (except :data:`NAN_BY_DESIGN` and ``allow_nonfinite[table]``) raises
+    NaN/inf in a numeric column (except the study's NaN-by-design ``allow_nonfinite[table]``) raises
     :class:`~nnrds.guards.NonFiniteError` naming table and column, and no table is written."""
     import torch
 
@@ -108,7 +103,7 @@ def cell_job(args, job: str, *, config_key: str | None = None,
     allow = allow_nonfinite or {}
     for name, df in tables.items():
         if name != "timings":
-            guards.check_table(df, table=name, where=where, allow=NAN_BY_DESIGN | set(allow.get(name, ())))
+            guards.check_table(df, table=name, where=where, allow=set(allow.get(name, ())))
     out = Path(args.out_dir) if getattr(args, "out_dir", None) else None
     for name, df in tables.items():
         io.write_table(out / f"{name}.csv" if out else getattr(args, name), df)
