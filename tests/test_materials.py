@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nnrds.data.al_emt import generate_al_emt
-from nnrds.data.fitsnap import stress_to_ev_a3
+from nnrds.data.stress_units import stress_to_ev_a3
 from nnrds.potentials.dataset import build_dataset
 from nnrds.potentials.descriptors import DescriptorSpec, descriptor_terms
 from nnrds.potentials.neighbours import descriptors, neighbor_topology, pair_vectors

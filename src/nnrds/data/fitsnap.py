@@ -1,4 +1,8 @@
-"""Reading an acquired FitSNAP DFT set (the tidy tables of :func:`nnrds.data.acquire.acquire`) into structures.
+"""FitSNAP DFT sets: parsing their JSON files into tidy tables (:func:`parse_files`, at acquisition) and reading
+those tables into structures (:func:`load_structures`, in the study).
+
+Tables: ``configs.csv`` (one row per configuration: energy, stress in eV/A^3 converted from the unit detected
+per (group, composition) by :mod:`nnrds.data.stress_units`, cell, group) and ``atoms.csv`` (one row per atom).
 
 FitSNAP stores stress with the pressure sign (positive under compression, VASP's convention); it is flipped to
 sigma = (1/V) dE/deps on loading. FitSNAP writes six exact zeros as the stress of configurations whose DFT run
@@ -11,6 +15,9 @@ dropped (six zeros).
 """
 from __future__ import annotations
 
+import json
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +25,96 @@ import pandas as pd
 
 from ..potentials.potential import fit_reference_energies
 from ..potentials.structures import Structure, from_tables
-from .acquire import STRESS_TO_EV_A3
+from .stress_units import (CANDIDATE_STRESS_UNITS, MAX_SPREAD, MIN_PAIRS, PAIR_MAX_DISPLACEMENT, PAIR_MAX_STRAIN,
+                           PAIR_MIN_STRAIN, PAIR_MIN_WORK, PAIR_NEIGHBOURS, STRESS_RATIO_LIMITS, STRESS_RATIO_TOLERANCE,
+                           STRESS_TO_EV_A3, apply_stress_units, stress_unit_table)
+
+log = logging.getLogger(__name__)
 
 
-def stress_to_ev_a3(value, unit: str):
-    """Stress in ``unit`` (bar, kbar, kB, GPa, eV/A^3) -> eV/A^3 (the factors of :mod:`nnrds.data.acquire`)."""
-    if unit not in STRESS_TO_EV_A3:
-        raise ValueError(f"unknown stress unit {unit!r}; known {sorted(STRESS_TO_EV_A3)}")
-    return np.asarray(value, float) * STRESS_TO_EV_A3[unit]
+# ------------------------------------------------------------------------------------------- parsing
+def parse_fitsnap_json(text: str) -> tuple[dict, dict]:
+    """One FitSNAP configuration file: skip the non-JSON header line; return (config, dataset-level keys)."""
+    body = text.split("\n", 1)[1] if not text.lstrip().startswith("{") else text
+    ds = json.loads(body)["Dataset"]
+    data = ds["Data"]
+    if len(data) != 1:
+        raise ValueError(f"expected one configuration per file, found {len(data)}")
+    return data[0], {k: v for k, v in ds.items() if k != "Data"}
+
+
+def parse_files(files: dict[str, bytes], set_name: str, path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                                         dict]:
+    """Tidy store of the files of a FitSNAP set (path relative to the set's folder -> content; ``path`` names
+    their source in errors): one row per configuration (energy, stress in eV/A^3, cell, group) and one per atom.
+
+    The stress is converted from the unit the data are *in*, not the one the files declare: every (group,
+    composition) gets its unit from the thermodynamic consistency of its stresses and energies
+    (:func:`stress_unit_table`; e.g. WBe_PRB2019 declares ``StressStyle: bar`` everywhere but stores kbar in its
+    EOS and elastic groups). The table, with its evidence, goes into the metadata (``stress_units``); every row
+    of ``configs.csv`` carries its ``stress_unit`` and ``stress_unit_status`` (checked / noisy / unchecked)."""
+    confs, atoms = [], []
+    styles: dict[str, int] = {}
+    declared: list[str] = []
+    for cid, rel in enumerate(sorted(files, key=lambda p: p.encode())):
+        try:
+            d, meta = parse_fitsnap_json(files[rel].decode())
+        except (ValueError, KeyError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: {set_name}/{rel} is not a FitSNAP JSON configuration ({e})") from None
+        style = meta.get("StressStyle", "bar")
+        if style not in STRESS_TO_EV_A3:
+            raise ValueError(f"{set_name}/{rel}: unknown StressStyle {style!r}; known {sorted(STRESS_TO_EV_A3)}")
+        styles[style] = styles.get(style, 0) + 1
+        declared.append(style)
+        pos, frc = np.asarray(d["Positions"], float), np.asarray(d["Forces"], float)
+        n = int(d.get("NumAtoms", len(pos)))
+        if pos.shape != (n, 3) or frc.shape != (n, 3) or len(d["AtomTypes"]) != n:
+            raise ValueError(f"{set_name}/{rel}: NumAtoms={n} but positions {pos.shape}, forces {frc.shape}, "
+                             f"{len(d['AtomTypes'])} atom types")
+        st = np.asarray(d["Stress"], float) * STRESS_TO_EV_A3[style]
+        cell = np.asarray(d["Lattice"], float)
+        group = rel.split("/", 1)[0] if "/" in rel else ""
+        row = {"config_id": cid, "group": group, "file": rel, "natoms": n,
+               "species": " ".join(sorted(set(d["AtomTypes"]))), "energy_eV": float(d["Energy"])}
+        for (i, j), lab in zip(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)), ("xx", "yy", "zz", "yz", "xz", "xy")):
+            row[f"stress_{lab}_eV_A3"] = st[i, j]
+        for i, v in enumerate("abc"):
+            for j, c in enumerate("xyz"):
+                row[f"cell_{v}{c}_A"] = cell[i, j]
+        confs.append(row)
+        atoms.append(pd.DataFrame({"config_id": cid, "atom": np.arange(n), "species": d["AtomTypes"],
+                                   "x_A": pos[:, 0], "y_A": pos[:, 1], "z_A": pos[:, 2],
+                                   "fx_eV_A": frc[:, 0], "fy_eV_A": frc[:, 1], "fz_eV_A": frc[:, 2]}))
+    conf = pd.DataFrame(confs)
+    atoms = pd.concat(atoms, ignore_index=True)
+    log.info("%s: %d configurations parsed; checking the stress units of every (group, composition)", set_name, len(conf))
+    table = stress_unit_table(conf, atoms, pd.Series(declared), set_name=set_name)
+    conf = apply_stress_units(conf, atoms, table)
+    for r in table[table["unit"] != table["declared_unit"]].itertuples():
+        log.info("%s: %s (%s) stores %s though declared %s (%s, ratio %.3g from %d pairs)", set_name, r.group,
+                 r.composition, r.unit, r.declared_unit, r.status, r.ratio, r.n_pairs)
+    log.info("%s: stress units %s", set_name, ", ".join(f"{n} {k}" for k, n in table["status"].value_counts().items()))
+    meta = {"set": set_name, "n_configs": len(conf), "n_atoms": int(conf["natoms"].sum()),
+            "groups": {g: int(c) for g, c in conf["group"].value_counts().sort_index().items()},
+            "stress_style_in_source": styles,
+            "stress_units": {
+                "method": "thermodynamic consistency per (group, composition): pairs of nearly identical cells "
+                          "(strain %g..%g, non-affine displacement <= %g A, |dE - W_force| >= %g eV, %d nearest "
+                          "cells each); ratio = (dE - W_force) / W_stress, 1 in the right unit; checked: >= %d pairs, "
+                          "q75/q25 <= %g, ratio in [%g, %g]; error: agreeing ratios outside [%g, %g] in every unit; "
+                          "noisy: scattered ratios (or between tolerance and limits), unit from the 95%% interval of "
+                          "the median; unchecked: declared unit kept" % (
+                              PAIR_MIN_STRAIN, PAIR_MAX_STRAIN, PAIR_MAX_DISPLACEMENT, PAIR_MIN_WORK, PAIR_NEIGHBOURS,
+                              MIN_PAIRS, MAX_SPREAD, *STRESS_RATIO_TOLERANCE, *STRESS_RATIO_LIMITS),
+                "candidates": list(CANDIDATE_STRESS_UNITS),
+                "table": json.loads(table.to_json(orient="records", double_precision=6))},
+            "units": {"energy": "eV (total)", "forces": "eV/A",
+                      "stress": "eV/A^3, converted from the unit detected per (group, composition) (stress_units)",
+                      "positions": "A", "cell": "A, rows are cell vectors a, b, c"}}
+    return conf, atoms, meta
+
+
+# ------------------------------------------------------------------------------------------- reading
 
 
 def energy_deviation(conf: pd.DataFrame, atoms: pd.DataFrame) -> np.ndarray:
