@@ -774,3 +774,43 @@ def test_train_command_allows_only_its_nan_by_design_columns(tmp_path, column, o
         with pytest.raises(guards.NonFiniteError, match="rmse"):
             run()
         assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_margin_t_test_on_known_values():
+    from scipy import stats as st
+
+    from nnrds.studies.materials import margin_t_test, per_config_abs_error
+
+    eff = np.array([0.1, 0.3, 0.2, 0.4])
+    lo, hi, p = margin_t_test(eff, 0.05, 0.95)
+    half = st.t.ppf(0.975, 3) * eff.std(ddof=1) / 2
+    assert lo == pytest.approx(0.25 - half) and hi == pytest.approx(0.25 + half)
+    assert p == pytest.approx(st.t.sf((0.25 + 0.05) / (eff.std(ddof=1) / 2), 3))
+    assert all(np.isnan(margin_t_test(np.array([0.2, 0.2, 0.2]), 0.05, 0.95)))  # no spread
+    assert all(np.isnan(margin_t_test(np.array([0.2]), 0.05, 0.95)))
+    c = pd.DataFrame({"energy_err_eV_per_atom": [-0.2, 0.1], "force_abs_sum_eV_A": [3.0, 6.0],
+                      "n_force_components": [6, 12]})
+    np.testing.assert_allclose(per_config_abs_error(c, "energy"), [0.2, 0.1])
+    np.testing.assert_allclose(per_config_abs_error(c, "forces"), [0.5, 0.5])
+
+
+def test_shares_split_counts_in_proportion_with_the_remainder_first():
+    from nnrds.data.al_emt import FAMILIES, shares
+
+    assert shares(10, np.ones(3)).tolist() == [4, 3, 3]
+    assert shares(7, np.array([2.0, 1.0, 1.0])).tolist() == [4, 2, 1]
+    assert shares(14, np.ones(len(FAMILIES))).sum() == 14 and shares(0, np.ones(2)).tolist() == [0, 0]
+
+
+def test_group_unit_row_decides_the_stored_unit_on_known_ratios():
+    from nnrds.data.stress_units import MIN_PAIRS, group_unit_row
+
+    rng = np.random.default_rng(0)
+    kbar = group_unit_row("eos", "Be2", "bar", 8, 8, 1000 * (1 + 0.02 * rng.standard_normal(12)))
+    assert kbar["unit"] == "kbar" and kbar["status"] == "checked" and kbar["ratio"] == pytest.approx(1.0, abs=0.05)
+    same = group_unit_row("eos", "Be2", "bar", 8, 8, 1 + 0.02 * rng.standard_normal(12))
+    assert same["unit"] == "bar" and same["status"] == "checked" and same["note"] == "declared unit confirmed"
+    none = group_unit_row("md", "Be2", "bar", 8, 0, np.zeros(0))
+    assert none["status"] == "unchecked" and "no stress labels" in none["note"]
+    few = group_unit_row("md", "Be2", "bar", 8, 8, np.ones(MIN_PAIRS - 1))
+    assert few["status"] == "unchecked" and few["unit"] == "bar"

@@ -37,71 +37,96 @@ def generate_al_emt(n_configs: int, *, seed: int = 0, repeat: int = 2, strain_ma
     group ``md{T}K``. Every bulk configuration also gets a small random strain (<= ``strain_max``) so that
     stresses vary; slabs are periodic in-plane with ``vacuum`` A of vacuum on each side (periodic along z,
     so stresses stay defined)."""
-    from ase.build import bulk, fcc100, fcc111
+    from ase.build import bulk
     from ase.calculators.emt import EMT
-    from ase.md.velocitydistribution import thermalize_momenta
-    from ase.md.verlet import VelocityVerlet
-    from ase import units
 
     rng = np.random.default_rng(seed)
-    fams = list(FAMILIES)
-    w = np.array([(weights or {}).get(f, 1.0) for f in fams], float)
-    counts = np.floor(n_configs * w / w.sum()).astype(int)
-    counts[: n_configs - counts.sum()] += 1
+    w = np.array([(weights or {}).get(f, 1.0) for f in FAMILIES], float)
     base = bulk("Al", "fcc", a=A0, cubic=True).repeat(repeat)
     out: list[Structure] = []
-
-    def rand_strain(mag, shear=False):
-        e = rng.uniform(-mag, mag, size=(3, 3)) if shear else np.diag(rng.uniform(-mag, mag, size=3))
-        return 0.5 * (e + e.T)
 
     def add(at, group):
         at.calc = EMT()
         out.append(from_atoms(at, group=group, config_id=len(out)))
 
-    def strained(at, eps):
-        at = at.copy()
-        at.set_cell(np.asarray(at.get_cell()) @ (np.eye(3) + eps), scale_atoms=True)
-        return at
-
-    for fam, n in zip(fams, counts):
+    for fam, n in zip(FAMILIES, shares(n_configs, w)):
         if fam == "md":
             temps = list(md_temperatures)
-            per_t = np.full(len(temps), n // len(temps))
-            per_t[: n - per_t.sum()] += 1
-            for T, m in zip(temps, per_t):
-                if m == 0:
-                    continue
-                at = base.copy()
-                at.rattle(0.02, seed=int(rng.integers(2**31)))
-                at.calc = EMT()
-                thermalize_momenta(at, temperature_K=2 * T, rng=np.random.default_rng(int(rng.integers(2**31))))
-                dyn = VelocityVerlet(at, timestep=2 * units.fs)
-                for _ in range(int(m)):
-                    dyn.run(md_steps)
-                    snap = at.copy()
+            for T, m in zip(temps, shares(n, np.ones(len(temps)))):
+                for snap in md_snapshots(base, rng, T, int(m), md_steps):
                     add(snap, f"md{int(T)}K")
             continue
         for _ in range(n):
-            if fam == "strain":
-                at = strained(base, np.eye(3) * rng.uniform(-strain_max, strain_max) + rand_strain(0.005))
-                at.rattle(0.01, seed=int(rng.integers(2**31)))
-            elif fam == "shear":
-                at = strained(base, rand_strain(shear_max, shear=True))
-                at.rattle(0.01, seed=int(rng.integers(2**31)))
-            elif fam == "rattle":
-                at = strained(base, rand_strain(0.01))
-                at.rattle(rattle_std, seed=int(rng.integers(2**31)))
-            elif fam == "vacancy":
-                at = strained(base, rand_strain(0.01))
-                del at[int(rng.integers(len(at)))]
-                at.rattle(0.04, seed=int(rng.integers(2**31)))
-            else:  # slabs
-                make = fcc100 if fam == "surf100" else fcc111
-                at = make("Al", size=(2, 2, slab_layers), a=A0, vacuum=vacuum, periodic=True)
-                at = strained(at, np.diag([*rng.uniform(-0.01, 0.01, 2), 0.0]))
-                at.rattle(0.04, seed=int(rng.integers(2**31)))
-            add(at, fam)
+            add(family_config(fam, base, rng, strain_max=strain_max, shear_max=shear_max, rattle_std=rattle_std,
+                              slab_layers=slab_layers, vacuum=vacuum), fam)
+    return out
+
+
+def shares(n: int, weights: np.ndarray) -> np.ndarray:
+    """``n`` split in proportion to ``weights``: the floors, plus one for the first entries until they sum to n."""
+    counts = np.floor(n * weights / weights.sum()).astype(int)
+    counts[: n - counts.sum()] += 1
+    return counts
+
+
+def random_strain(rng: np.random.Generator, mag: float, shear: bool = False) -> np.ndarray:
+    """Symmetric strain with entries uniform in [-mag, mag]: diagonal only, or (``shear``) full."""
+    e = rng.uniform(-mag, mag, size=(3, 3)) if shear else np.diag(rng.uniform(-mag, mag, size=3))
+    return 0.5 * (e + e.T)
+
+
+def strained(at, eps: np.ndarray):
+    """A copy of ASE Atoms ``at`` with cell (and atoms) deformed by 1 + ``eps``."""
+    at = at.copy()
+    at.set_cell(np.asarray(at.get_cell()) @ (np.eye(3) + eps), scale_atoms=True)
+    return at
+
+
+def family_config(fam: str, base, rng: np.random.Generator, *, strain_max: float, shear_max: float,
+                  rattle_std: float, slab_layers: int, vacuum: float):
+    """One unlabelled configuration (ASE Atoms) of family ``fam`` (not ``md``) from the bulk cell ``base``."""
+    if fam == "strain":
+        at = strained(base, np.eye(3) * rng.uniform(-strain_max, strain_max) + random_strain(rng, 0.005))
+        at.rattle(0.01, seed=int(rng.integers(2**31)))
+    elif fam == "shear":
+        at = strained(base, random_strain(rng, shear_max, shear=True))
+        at.rattle(0.01, seed=int(rng.integers(2**31)))
+    elif fam == "rattle":
+        at = strained(base, random_strain(rng, 0.01))
+        at.rattle(rattle_std, seed=int(rng.integers(2**31)))
+    elif fam == "vacancy":
+        at = strained(base, random_strain(rng, 0.01))
+        del at[int(rng.integers(len(at)))]
+        at.rattle(0.04, seed=int(rng.integers(2**31)))
+    else:  # slabs
+        from ase.build import fcc100, fcc111
+
+        make = fcc100 if fam == "surf100" else fcc111
+        at = make("Al", size=(2, 2, slab_layers), a=A0, vacuum=vacuum, periodic=True)
+        at = strained(at, np.diag([*rng.uniform(-0.01, 0.01, 2), 0.0]))
+        at.rattle(0.04, seed=int(rng.integers(2**31)))
+    return at
+
+
+def md_snapshots(base, rng: np.random.Generator, T: float, m: int, md_steps: int) -> list:
+    """``m`` unlabelled snapshots (ASE Atoms), one every ``md_steps`` velocity-Verlet steps (2 fs, EMT) from the
+    bulk cell ``base`` rattled and thermalised at 2 ``T`` (equipartition brings it to about ``T``)."""
+    if m == 0:
+        return []
+    from ase import units
+    from ase.calculators.emt import EMT
+    from ase.md.velocitydistribution import thermalize_momenta
+    from ase.md.verlet import VelocityVerlet
+
+    at = base.copy()
+    at.rattle(0.02, seed=int(rng.integers(2**31)))
+    at.calc = EMT()
+    thermalize_momenta(at, temperature_K=2 * T, rng=np.random.default_rng(int(rng.integers(2**31))))
+    dyn = VelocityVerlet(at, timestep=2 * units.fs)
+    out = []
+    for _ in range(m):
+        dyn.run(md_steps)
+        out.append(at.copy())
     return out
 
 

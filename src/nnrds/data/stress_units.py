@@ -156,71 +156,75 @@ def stress_unit_table(conf: pd.DataFrame, atoms: pd.DataFrame, declared: str | p
       interval whose ends point to different units: the declared unit is kept.
 
     The error names the set, group, composition, ratio, pair count and what every candidate unit would give."""
-    from ..verdicts import median_ci
-
     conf = conf.reset_index(drop=True)
     dec = pd.Series(declared, index=conf.index) if isinstance(declared, str) else pd.Series(np.asarray(declared), index=conf.index)
     comp = pd.Series(compositions(conf, atoms), index=conf.index)
     pairs = stress_work_pairs(conf, atoms)
     labelled = np.abs(conf[STRESS_COLUMNS].to_numpy(float)).max(1) > 0
     rows = []
-    lo, hi = tolerance
     for (group, c), g in conf.groupby([conf["group"], comp], sort=True):
         d_units = dec[g.index].unique()
         if len(d_units) != 1:
             raise StressUnitError(f"{set_name} group {group!r} ({c}): files declare several stress units {sorted(d_units)}")
-        d_unit = str(d_units[0])
         p = pairs[(pairs["group"] == group) & (pairs["composition"] == c)]
-        r = p["ratio"].to_numpy(float)
-        nan = float("nan")
-        row = {"group": group, "composition": c, "n_configs": len(g), "n_labelled": int(labelled[g.index].sum()),
-               "declared_unit": d_unit, "unit": d_unit, "status": "unchecked", "n_pairs": len(r),
-               "ratio_declared": nan, "ratio": nan, "ratio_low": nan, "ratio_high": nan, "ratio_q25": nan,
-               "ratio_q75": nan, "spread": nan, "note": ""}
-        if row["n_labelled"] == 0:
-            row["note"] = "no stress labels (all six components zero)"
-            rows.append(row)
-            continue
-        if len(r) < MIN_PAIRS:
-            row["note"] = (f"{len(r)} usable pairs (< {MIN_PAIRS}): no nearly identical cells with a strain between "
-                           "them (e.g. fixed-cell MD) -- declared unit kept")
-            rows.append(row)
-            continue
-        med, c_lo, c_hi = median_ci(r)
-        q25, q75 = (float(x) for x in np.quantile(r, [0.25, 0.75]))
-        spread = q75 / q25 if q25 > 0 else float("inf")
-        u, ratio = _nearest_unit(med, d_unit)
-        conv = STRESS_TO_EV_A3[d_unit] / STRESS_TO_EV_A3[u]
-        row.update(ratio_declared=med, spread=spread, unit=u, ratio=ratio, ratio_low=c_lo * conv,
-                   ratio_high=c_hi * conv, ratio_q25=q25 * conv, ratio_q75=q75 * conv)
-        tried = ", ".join(f"{x}: {med * STRESS_TO_EV_A3[d_unit] / STRESS_TO_EV_A3[x]:.3g}" for x in CANDIDATE_STRESS_UNITS)
-        what = (f"{set_name} group {group!r} ({c}): work ratio (dE - W_force)/W_stress = {med:.4g} with the stress "
-                f"read as {d_unit} (median of {len(r)} pairs of nearly identical cells, 95% interval {c_lo:.3g}.."
-                f"{c_hi:.3g}, interquartile {q25:.3g}..{q75:.3g}); as {tried}")
-        tight = spread <= MAX_SPREAD
-        if tight and not STRESS_RATIO_LIMITS[0] <= ratio <= STRESS_RATIO_LIMITS[1]:
-            raise StressUnitError(f"{what}: the stored stresses are inconsistent with the energies under every "
-                                  f"candidate unit (expected a ratio within [{lo}, {hi}], at worst "
-                                  f"[{STRESS_RATIO_LIMITS[0]}, {STRESS_RATIO_LIMITS[1]}]). Check the stress sign "
-                                  "convention and the StressStyle of these files.")
-        if tight and lo <= ratio <= hi:
-            row.update(status="checked",
-                       note="declared unit confirmed" if u == d_unit else f"stored in {u}, declared {d_unit}")
-        elif c_lo > 0 and _nearest_unit(c_lo, d_unit)[0] == u == _nearest_unit(c_hi, d_unit)[0]:
-            row.update(status="noisy", note=(f"pair ratios scatter or miss [{lo}, {hi}] (median {med:.3g}, "
-                                             f"interquartile {q25:.3g}..{q75:.3g} read as {d_unit}) but the "
-                                             "median's 95% interval fixes the unit: "
-                                             + ("declared unit confirmed" if u == d_unit else f"stored in {u}, declared {d_unit}")))
-        elif c_hi <= 0:
-            raise StressUnitError(f"{what}: the stored stresses are inconsistent with the energies under every "
-                                  "candidate unit (the work ratio is negative). Check the stress sign convention and "
-                                  "the StressStyle of these files.")
-        else:
-            row.update(unit=d_unit, ratio=nan, ratio_low=nan, ratio_high=nan, ratio_q25=nan, ratio_q75=nan,
-                       note=f"pair ratios too scattered to tell the unit (median interval {c_lo:.3g}..{c_hi:.3g} "
-                            f"read as {d_unit}) -- declared unit kept")
-        rows.append(row)
+        rows.append(group_unit_row(group, c, str(d_units[0]), len(g), int(labelled[g.index].sum()),
+                                   p["ratio"].to_numpy(float), tolerance, set_name))
     return pd.DataFrame(rows)
+
+
+def group_unit_row(group: str, composition: str, d_unit: str, n_configs: int, n_labelled: int, r: np.ndarray,
+                   tolerance: tuple[float, float] = STRESS_RATIO_TOLERANCE, set_name: str = "") -> dict:
+    """The row of :func:`stress_unit_table` of one (group, composition): its declared unit ``d_unit``, its
+    configuration counts and the work ratios ``r`` of its pairs (:func:`stress_work_pairs`)."""
+    from ..verdicts import median_ci
+
+    lo, hi = tolerance
+    nan = float("nan")
+    row = {"group": group, "composition": composition, "n_configs": n_configs, "n_labelled": n_labelled,
+           "declared_unit": d_unit, "unit": d_unit, "status": "unchecked", "n_pairs": len(r),
+           "ratio_declared": nan, "ratio": nan, "ratio_low": nan, "ratio_high": nan, "ratio_q25": nan,
+           "ratio_q75": nan, "spread": nan, "note": ""}
+    if n_labelled == 0:
+        row["note"] = "no stress labels (all six components zero)"
+        return row
+    if len(r) < MIN_PAIRS:
+        row["note"] = (f"{len(r)} usable pairs (< {MIN_PAIRS}): no nearly identical cells with a strain between "
+                       "them (e.g. fixed-cell MD) -- declared unit kept")
+        return row
+    med, c_lo, c_hi = median_ci(r)
+    q25, q75 = (float(x) for x in np.quantile(r, [0.25, 0.75]))
+    spread = q75 / q25 if q25 > 0 else float("inf")
+    u, ratio = _nearest_unit(med, d_unit)
+    conv = STRESS_TO_EV_A3[d_unit] / STRESS_TO_EV_A3[u]
+    row.update(ratio_declared=med, spread=spread, unit=u, ratio=ratio, ratio_low=c_lo * conv,
+               ratio_high=c_hi * conv, ratio_q25=q25 * conv, ratio_q75=q75 * conv)
+    tried = ", ".join(f"{x}: {med * STRESS_TO_EV_A3[d_unit] / STRESS_TO_EV_A3[x]:.3g}" for x in CANDIDATE_STRESS_UNITS)
+    what = (f"{set_name} group {group!r} ({composition}): work ratio (dE - W_force)/W_stress = {med:.4g} with the stress "
+            f"read as {d_unit} (median of {len(r)} pairs of nearly identical cells, 95% interval {c_lo:.3g}.."
+            f"{c_hi:.3g}, interquartile {q25:.3g}..{q75:.3g}); as {tried}")
+    tight = spread <= MAX_SPREAD
+    if tight and not STRESS_RATIO_LIMITS[0] <= ratio <= STRESS_RATIO_LIMITS[1]:
+        raise StressUnitError(f"{what}: the stored stresses are inconsistent with the energies under every "
+                              f"candidate unit (expected a ratio within [{lo}, {hi}], at worst "
+                              f"[{STRESS_RATIO_LIMITS[0]}, {STRESS_RATIO_LIMITS[1]}]). Check the stress sign "
+                              "convention and the StressStyle of these files.")
+    if tight and lo <= ratio <= hi:
+        row.update(status="checked",
+                   note="declared unit confirmed" if u == d_unit else f"stored in {u}, declared {d_unit}")
+    elif c_lo > 0 and _nearest_unit(c_lo, d_unit)[0] == u == _nearest_unit(c_hi, d_unit)[0]:
+        row.update(status="noisy", note=(f"pair ratios scatter or miss [{lo}, {hi}] (median {med:.3g}, "
+                                         f"interquartile {q25:.3g}..{q75:.3g} read as {d_unit}) but the "
+                                         "median's 95% interval fixes the unit: "
+                                         + ("declared unit confirmed" if u == d_unit else f"stored in {u}, declared {d_unit}")))
+    elif c_hi <= 0:
+        raise StressUnitError(f"{what}: the stored stresses are inconsistent with the energies under every "
+                              "candidate unit (the work ratio is negative). Check the stress sign convention and "
+                              "the StressStyle of these files.")
+    else:
+        row.update(unit=d_unit, ratio=nan, ratio_low=nan, ratio_high=nan, ratio_q25=nan, ratio_q75=nan,
+                   note=f"pair ratios too scattered to tell the unit (median interval {c_lo:.3g}..{c_hi:.3g} "
+                        f"read as {d_unit}) -- declared unit kept")
+    return row
 
 
 def apply_stress_units(conf: pd.DataFrame, atoms: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:

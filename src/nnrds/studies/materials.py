@@ -662,6 +662,23 @@ def group_metrics(cerr: pd.DataFrame, reference: pd.DataFrame | None = None) -> 
     return out.reindex(columns=GROUP_METRIC_COLUMNS)
 
 
+def per_config_abs_error(cerr: pd.DataFrame, quantity: str) -> np.ndarray:
+    """|error| per configuration of :func:`config_errors` rows: energy per atom, or the mean over force components."""
+    if quantity == "energy":
+        return np.abs(cerr["energy_err_eV_per_atom"].to_numpy(float))
+    return (cerr["force_abs_sum_eV_A"] / cerr["n_force_components"]).to_numpy(float)
+
+
+def margin_t_test(effects: np.ndarray, margin: float, level: float) -> tuple[float, float, float]:
+    """(low, high) Student-t interval at ``level`` of the mean effect and the one-sided p-value of H0: mean
+    effect <= -``margin``; NaN for fewer than two effects or effects that do not vary."""
+    if len(effects) >= 2 and np.ptp(effects) > 0:
+        t = stats.ttest_1samp(effects + margin, 0.0, alternative="greater")
+        ci = stats.ttest_1samp(effects, 0.0).confidence_interval(confidence_level=level)
+        return float(ci.low), float(ci.high), float(t.pvalue)
+    return float("nan"), float("nan"), float("nan")
+
+
 def snap_claims(cerr: pd.DataFrame, reference: pd.DataFrame, level: float = 0.95, margin: float = MATCH_MARGIN,
                 groups=TA_NEAR_EQUILIBRIUM, dataset: str = "fitsnap", method: str = "ensemble",
                 figure: str = "figures/materials/group_errors.png") -> pd.DataFrame:
@@ -686,18 +703,10 @@ def snap_claims(cerr: pd.DataFrame, reference: pd.DataFrame, level: float = 0.95
     rows, pvals = [], []
     for g, q in todo:
         snap = float(ref.loc[(g, q), "mae"])
-        xg = x[x["group"] == g]
-        err = (np.abs(xg["energy_err_eV_per_atom"].to_numpy(float)) if q == "energy"
-               else (xg["force_abs_sum_eV_A"] / xg["n_force_components"]).to_numpy(float))
-        eff = snap - err
+        eff = snap - per_config_abs_error(x[x["group"] == g], q)
         m = margin * snap
         n = len(eff)
-        if n >= 2 and np.ptp(eff) > 0:
-            t = stats.ttest_1samp(eff + m, 0.0, alternative="greater")
-            ci = stats.ttest_1samp(eff, 0.0).confidence_interval(confidence_level=lev)
-            lo, hi, p = float(ci.low), float(ci.high), float(t.pvalue)
-        else:
-            lo = hi = p = float("nan")
+        lo, hi, p = margin_t_test(eff, m, lev)
         verdict = superiority(lo + m, hi + m)
         unit = "eV/atom" if q == "energy" else "eV/A"
         what = "energy MAE per atom" if q == "energy" else "force MAE per component"
