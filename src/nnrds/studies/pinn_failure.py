@@ -335,3 +335,20 @@ def summarize(runs: pd.DataFrame, lstats: pd.DataFrame, study: dict
     """(per-seed effects, error summary, landscape summary, claims)."""
     seed_table = per_seed(runs, study)
     return seed_table, error_summary(runs), landscape_summary(lstats), claims(seed_table, study)
+
+
+def heatmap_cases(runs: pd.DataFrame) -> pd.DataFrame:
+    """The heat-map cases of every problem, at its largest coefficient and the first seed: the plain run
+    (``failing`` when its error is >= the alternatives') and the other mode with the lowest error (``rescue``)."""
+    rows = []
+    first = runs.seed.min()
+    for problem, g in runs.groupby("problem", sort=False):
+        g = g[(g.coef == g.coef.max()) & (g.seed == first)]
+        plain = g[g["mode"] == "plain"]
+        alt = g[g["mode"] != "plain"].sort_values("rel_l2", kind="stable")
+        for role, r in (("plain", plain), ("best alternative", alt)):
+            if len(r):
+                x = r.iloc[0]
+                rows.append({"problem": problem, "coef": x.coef, "seed": int(x.seed), "mode": x["mode"], "role": role,
+                             "rel_l2": x.rel_l2})
+    return pd.DataFrame(rows, columns=["problem", "coef", "seed", "mode", "role", "rel_l2"])
