@@ -319,3 +319,64 @@ def test_holm_levels():
     np.testing.assert_allclose(level, [1 - 0.05 / 3] * 3)  # Holm stops at 0.04: the rest keep Bonferroni's level
     p_adj, level = pf.holm_levels(np.array([0.02, 0.001, 0.01]), 0.05)
     np.testing.assert_allclose(level, [1 - 0.05, 1 - 0.05 / 3, 1 - 0.05 / 2])
+
+
+# ------------------------------------------------------------------------------------------------ cell and DAG
+TINY = {"seeds": [0, 1], "iterations": 4, "n_collocation": 24, "normalize_inputs": True, "field_stride": 8,
+        "curriculum": {"start": 1.0, "stages": 2}, "landscape": {"betas": [1, 20], "points": 3, "radius": 0.5},
+        "problems": {"convection": {"coefs": [1, 20], "modes": ["plain", "curriculum"], "large_from": 20},
+                     "reaction_diffusion": {"coefs": [2], "modes": ["seq2seq_0.5"], "large_from": 2, "rho": 5.0}}}
+
+
+def test_run_cell_deterministic_and_independent_of_batch_companions():
+    a = pf.run_cell("convection", "curriculum", TINY, device="cpu")
+    b = pf.run_cell("convection", "curriculum", TINY, device="cpu")
+    for k in ("runs", "history", "fields", "landscape", "landscape_stats"):
+        pd.testing.assert_frame_equal(a[k], b[k])
+    assert set(a["runs"].columns) == set(pf.RUN_COLUMNS) and len(a["runs"]) == 4
+    assert len(a["landscape_stats"]) == 4 and len(a["landscape"]) == 2 * 9
+    # seed 1 alone (one coefficient) gives the numbers it gives among the other replicas
+    solo = pf.run_cell("convection", "curriculum", {**TINY, "seeds": [1],
+                                                    "problems": {"convection": {**TINY["problems"]["convection"],
+                                                                                "coefs": [20]}}}, device="cpu")
+    r_all = a["runs"].set_index(["coef", "seed"]).loc[(20.0, 1)]
+    r_solo = solo["runs"].set_index(["coef", "seed"]).loc[(20.0, 1)]
+    assert r_solo.rel_l2 == pytest.approx(r_all.rel_l2, rel=1e-4)
+    c = pf.run_cell("reaction_diffusion", "seq2seq_0.5", TINY, device="cpu")
+    assert c["landscape"].empty and set(c["history"]["stage"]) == {0, 1}
+
+
+@pytest.mark.slow
+def test_smoke_dag_builds_pinn_failure(tmp_path):
+    from dag_helpers import copy_workflow, snakemake
+
+    wd = copy_workflow(tmp_path / "wd")
+    snakemake(wd, "-j2", "figures/pinn_failure/landscapes.png", "results/pinn_failure/provenance.json")
+    cl = pd.read_csv(wd / "results/pinn_failure/claims.csv")
+    assert list(cl.columns) == verdicts.CLAIM_COLUMNS and set(cl.verdict) <= set(verdicts.VERDICTS)
+    assert {"plain_fails:convection", "curriculum_improves:convection"} <= set(cl.claim_id)
+    for f in pf_figs():
+        assert (wd / f"figures/pinn_failure/{f}.png").stat().st_size > 1000
+
+
+def pf_figs():
+    return ["error_vs_coefficient", "heatmaps", "loss_curves", "landscapes"]
+
+
+def test_caption_renders_without_docutils_messages():
+    from test_captions import rst_problems
+
+    rng = np.random.default_rng(1)
+    runs = _runs(lambda p, m, c, s: float(np.exp(rng.normal(-1, 0.5))))
+    runs["iterations"] = 10
+    lstats = pd.DataFrame({"problem": "convection", "mode": ["plain", "curriculum"], "coef": [20.0, 20.0], "seed": 0,
+                           "loss_center": 0.1, "sharpness": [3.0, 1.0], "curv_a": 1.0, "curv_b": 1.0,
+                           "hess_max": [5.0, 2.0], "hess_min": 0.5})
+    seed_table, summary, lsum, cl = pf.summarize(runs, lstats, STUDY)
+    timings = pd.DataFrame({"batch_wall_time_s": [1.0, 2.0]})
+    text = pf.caption(runs, summary, lsum, cl, timings, "smoke", STUDY)
+    assert "plain_fails:convection" in text and "sharpness" in text
+    assert rst_problems(text) == []
+    # no claims at all (e.g. a sweep without large coefficients) still renders
+    empty = pf.caption(runs, summary, pf.landscape_summary(pd.DataFrame()), cl.iloc[:0], timings, "smoke", STUDY)
+    assert rst_problems(empty) == []

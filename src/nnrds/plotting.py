@@ -44,3 +44,12 @@ def savefig(fig, path_png: str | os.PathLike) -> list[Path]:
             fig.savefig(tmp, format=ext[1:], metadata={"CreationDate": None} if ext == ".pdf" else None)
         written.append(target)
     return written
+
+
+# --- PINN failure-mode study (pinn_failure) ---
+#: one colour per PINN training mode (seq2seq modes of other window widths fall back to the cycle)
+PINN_MODE_COLORS = {"plain": "#d62728", "curriculum": "#1f77b4", "seq2seq_0.1": "#2ca02c", "seq2seq_0.05": "#9467bd"}
+#: display names of the PINN problems and of their swept coefficient
+PINN_PROBLEMS = {"convection": ("convection  u_t + β u_x = 0", "β"),
+                 "reaction": ("reaction  u_t − ρ u(1 − u) = 0", "ρ"),
+                 "reaction_diffusion": ("reaction–diffusion  u_t − ν u_xx − ρ u(1 − u) = 0", "ν")}

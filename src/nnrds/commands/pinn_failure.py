@@ -8,6 +8,7 @@ seed of the cell trains as one batch of replicas; writes :data:`CELL_TABLES` to 
 from __future__ import annotations
 
 from ..studies import pinn_failure
+from .. import io
 from .common import add_job_args, cell_job, read_tables, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
@@ -26,6 +27,10 @@ def register(sub) -> None:
     p = sub.add_parser("pinn-failure-summarize", help="concatenate cells; per-seed effects, claims table; caption")
     add_job_args(p, "{scale, study}")
     p.set_defaults(func=_summarize)
+
+    p = sub.add_parser("pinn-failure-bench", help="speed-up of replica batching over a loop (benchmarks/pinn_batching.md)")
+    add_job_args(p, "overrides of nnrds.studies.pinn_failure.BENCH_DEFAULTS")
+    p.set_defaults(func=_bench)
 
 
 def _train(args) -> int:
@@ -52,4 +57,13 @@ def _summarize(args) -> int:
                    "landscape_stats": lstats, "seed_effects": seed_table, "error_summary": summary,
                    "landscape_summary": lsum, "heatmap_cases": pinn_failure.heatmap_cases(runs), "claims": claims},
                   pinn_failure.caption(runs, summary, lsum, claims, timings, c["scale"], c["study"]))
+    return 0
+
+
+def _bench(args) -> int:
+    from pathlib import Path
+
+    table = pinn_failure.batching_benchmark(args.config_json)
+    io.write_table(Path(args.out_dir) / "bench.csv", table)
+    print(table.to_string(index=False))
     return 0

@@ -352,3 +352,41 @@ def heatmap_cases(runs: pd.DataFrame) -> pd.DataFrame:
                 rows.append({"problem": problem, "coef": x.coef, "seed": int(x.seed), "mode": x["mode"], "role": role,
                              "rel_l2": x.rel_l2})
     return pd.DataFrame(rows, columns=["problem", "coef", "seed", "mode", "role", "rel_l2"])
+
+
+BENCH_DEFAULTS = {"problem": "convection", "coefs": [1, 20, 30, 40], "seeds": [0, 1, 2], "iterations": 50,
+                  "n_collocation": 500, "mode": "plain", "normalize_inputs": True, "threads": 1}
+
+
+def batching_benchmark(overrides: dict | None = None) -> pd.DataFrame:
+    """Wall time of training R = coefficients x seeds PINNs as one batch of replicas vs one at a time (same
+    iterations, same per-replica L-BFGS), and the largest difference of their relative errors (replica
+    independence). One row per way of running."""
+    cfg = {**BENCH_DEFAULTS, **(overrides or {})}
+    torch.set_num_threads(int(cfg["threads"]))
+    problem = cfg["problem"]
+    spec = {"coefs": cfg["coefs"], "rho": 5.0}
+    reps = [(co, int(s)) for co in coefficients(problem, spec) for s in cfg["seeds"]]
+
+    def train(sub):
+        co = {k: np.array([c[k] for c, _ in sub]) for k in pinn.COEFS}
+        setup = pinn.Setup(problem, co, [s for _, s in sub], int(cfg["n_collocation"]), int(cfg["iterations"]),
+                           normalize=bool(cfg["normalize_inputs"]))
+        net = ReplicaNet(Arch(**ARCH), [1000 * s for _, s in sub])
+        tr = pinn.train(net, setup, cfg["mode"])
+        exact = np.stack([pde.reference_solution(problem, c, setup.x, setup.t) for c, _ in sub])
+        return pinn.errors(tr.u, exact)[0]
+
+    t0 = time.perf_counter()
+    batched = train(reps)
+    t_batch = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    looped = np.concatenate([train([r]) for r in reps])
+    t_loop = time.perf_counter() - t0
+    diff = float(np.max(np.abs(batched - looped) / looped))
+    base = {"problem": problem, "mode": cfg["mode"], "replicas": len(reps), "iterations": cfg["iterations"],
+            "n_collocation": cfg["n_collocation"], "threads": cfg["threads"]}
+    return pd.DataFrame([{**base, "how": "batched", "wall_s": t_batch, "speedup_vs_loop": t_loop / t_batch,
+                          "max_rel_diff_rel_l2": diff},
+                         {**base, "how": "loop", "wall_s": t_loop, "speedup_vs_loop": 1.0,
+                          "max_rel_diff_rel_l2": diff}])
