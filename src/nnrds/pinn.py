@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from .data import pde
+from .guards import current
 from .train import fit
 
 log = logging.getLogger(__name__)
@@ -237,15 +239,25 @@ def train(net, setup: Setup, mode: str, curriculum: dict | None = None, hook: St
     u_grid = np.zeros((setup.R, setup.nt, setup.nx))
     history: list[dict] = []
     offset = 0
+    where = current() if where is None else where
+    many = len(stages) > 4  # time marching: one progress line per few windows instead of a few per window
+    every = max(1, math.ceil(len(stages) / 10))
+    t0 = time.perf_counter()
     for k, ((coefs, t_a, t_b), n_it) in enumerate(zip(stages, iters)):
         if hook is not None:
             hook(k, net, {"coefs": coefs, "t_a": t_a, "t_b": t_b, "u_ic": u_ic.clone(), "iterations": n_it})
         loss = setup.loss(coefs, t_a, t_b, u_ic, salt=k)
         if n_it > 0:
-            w = where.at(cell=f"{where.cell} stage {k + 1}/{len(stages)}") if where is not None else None
+            w = where.at(cell=f"{where.cell} stage {k + 1}/{len(stages)}") if len(stages) > 1 else where
             res = fit(net, None, None, epochs=n_it, lr=1.0, loss_fn=loss, optimizer="lbfgs", lbfgs=setup.lbfgs,
-                      where=w, progress_lines=2 if len(stages) > 4 else 5)
+                      where=w, progress_lines=0 if many else (10 if len(stages) == 1 else 3))
             history += [{**h, "stage": k, "iteration": offset + h["epoch"]} for h in res.history]
+            if many and ((k + 1) % every == 0 or k == len(stages) - 1):
+                end = list({h["replica"]: h["train_loss"] for h in res.history}.values())  # each replica's last
+                el = time.perf_counter() - t0
+                log.info("%s %s: %s window %d/%d [%.3g, %.3g] done, loss mean %.4g max %.4g over %d replica(s), "
+                         "elapsed %.0f s, ETA %.0f s", where.study, where.cell, mode, k + 1, len(stages), t_a, t_b,
+                         float(np.mean(end)), float(np.max(end)), setup.R, el, el / (k + 1) * (len(stages) - k - 1))
         offset += n_it
         last = k == len(stages) - 1
         rows = (setup.t >= t_a - 1e-12) & ((setup.t <= t_b + 1e-12) if last else (setup.t < t_b - 1e-12))

@@ -249,6 +249,8 @@ def _fit_lbfgs(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs
 
     def on_round(rnd: int, done: list[int]) -> None:
         n_rounds[0] = rnd
+        if progress_lines <= 0:  # the caller logs progress itself
+            return
         lo = min(done)
         if lo // log_rate > last[0] // log_rate or lo == epochs and last[0] != epochs:
             last[0] = lo
@@ -260,7 +262,9 @@ def _fit_lbfgs(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs
 
     was_training = net.training
     net.train()
-    log.info("%s: L-BFGS (strong Wolfe, per-replica line search) on %d replica(s) for %d iterations", label, R, epochs)
+    if progress_lines > 0:
+        log.info("%s: L-BFGS (strong Wolfe, per-replica line search) on %d replica(s) for %d iterations", label, R,
+                 epochs)
     theta0 = torch.cat([p.detach().reshape(R, -1) for p in params], 1)
     opts = lb.LBFGSOptions(max_iter=epochs, lr=lr, **options)
     theta = lb.minimize(evaluate, theta0, opts, record=record, on_round=on_round)

@@ -355,7 +355,7 @@ def heatmap_cases(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 BENCH_DEFAULTS = {"problem": "convection", "coefs": [1, 20, 30, 40], "seeds": [0, 1, 2], "iterations": 50,
-                  "n_collocation": 500, "mode": "plain", "normalize_inputs": True, "threads": 1}
+                  "n_collocation": 500, "mode": "plain", "normalize_inputs": True, "threads": 1, "dtype": "float32"}
 
 
 def batching_benchmark(overrides: dict | None = None) -> pd.DataFrame:
@@ -371,22 +371,23 @@ def batching_benchmark(overrides: dict | None = None) -> pd.DataFrame:
     def train(sub):
         co = {k: np.array([c[k] for c, _ in sub]) for k in pinn.COEFS}
         setup = pinn.Setup(problem, co, [s for _, s in sub], int(cfg["n_collocation"]), int(cfg["iterations"]),
-                           normalize=bool(cfg["normalize_inputs"]))
-        net = ReplicaNet(Arch(**ARCH), [1000 * s for _, s in sub])
+                           normalize=bool(cfg["normalize_inputs"]), dtype=getattr(torch, cfg["dtype"]))
+        net = ReplicaNet(Arch(**ARCH), [1000 * s for _, s in sub], dtype=getattr(torch, cfg["dtype"]))
         tr = pinn.train(net, setup, cfg["mode"])
         exact = np.stack([pde.reference_solution(problem, c, setup.x, setup.t) for c, _ in sub])
         return pinn.errors(tr.u, exact)[0]
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     batched = train(reps)
-    t_batch = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t_batch, c_batch = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     looped = np.concatenate([train([r]) for r in reps])
-    t_loop = time.perf_counter() - t0
+    t_loop, c_loop = time.perf_counter() - t0, time.process_time() - c0
     diff = float(np.max(np.abs(batched - looped) / looped))
     base = {"problem": problem, "mode": cfg["mode"], "replicas": len(reps), "iterations": cfg["iterations"],
-            "n_collocation": cfg["n_collocation"], "threads": cfg["threads"]}
-    return pd.DataFrame([{**base, "how": "batched", "wall_s": t_batch, "speedup_vs_loop": t_loop / t_batch,
+            "n_collocation": cfg["n_collocation"], "threads": cfg["threads"], "dtype": cfg["dtype"]}
+    return pd.DataFrame([{**base, "how": "batched", "wall_s": t_batch, "cpu_s": c_batch,
+                          "speedup_wall": t_loop / t_batch, "speedup_cpu": c_loop / c_batch,
                           "max_rel_diff_rel_l2": diff},
-                         {**base, "how": "loop", "wall_s": t_loop, "speedup_vs_loop": 1.0,
-                          "max_rel_diff_rel_l2": diff}])
+                         {**base, "how": "loop", "wall_s": t_loop, "cpu_s": c_loop, "speedup_wall": 1.0,
+                          "speedup_cpu": 1.0, "max_rel_diff_rel_l2": diff}])
