@@ -105,6 +105,18 @@ def h_ratios(cfg: dict) -> list[float]:
     return coarse + [1.0] + [2.0 ** -j for j in range(1, int(cfg["refine_levels"]) + 1)]
 
 
+def check_grid(cfg: dict) -> list[float]:
+    """Every step h = dt * ratio of the sweep, checked to reach ``t_end`` in whole steps (before any training)."""
+    hs = sorted({round(float(dt) * q, 15) for dt in cfg["train_dts"] for q in h_ratios(cfg)}, reverse=True)
+    for h in hs:
+        try:
+            integrators.n_steps_for(float(cfg["t_end"]), h)
+        except ValueError as e:
+            raise ValueError(f"continuous_depth.oscillator: {e}; choose t_end (config key "
+                             "`continuous_depth.oscillator.t_end`) as a multiple of every dt x coarse factor") from None
+    return hs
+
+
 def systems(cfg: dict) -> dict[str, Oscillator]:
     return {k: Oscillator(k, g=float(cfg["g"]), q0=float(cfg["q0"])) for k in cfg["systems"]}
 
@@ -209,7 +221,7 @@ def reference_sweep(scheme: str, cfg: dict) -> pd.DataFrame:
     """The same sweep on the true vector field (float64 numpy): error vs h for every system and every h of the
     learned models' sweeps."""
     t_end = float(cfg["t_end"])
-    hs = sorted({round(float(dt) * q, 15) for dt in cfg["train_dts"] for q in h_ratios(cfg)}, reverse=True)
+    hs = check_grid(cfg)
     rows = []
     for name, o in systems(cfg).items():
         x0, tgt = _eval_states(o, int(cfg["n_eval_states"]), t_end)
@@ -230,6 +242,7 @@ def run_oscillator_cell(scheme: str, cfg: dict, *, base_seed: int = 0, device: s
     its reference. Tables: runs, convergence, reference, timings."""
     seed_everything(base_seed)
     integrators.get(scheme)
+    check_grid(cfg)
     t0 = time.perf_counter()
     field, reps, info = train_oscillators(scheme, cfg, base_seed=base_seed, device=device, dtype=cfg["dtype"])
     t_train = time.perf_counter() - t0
