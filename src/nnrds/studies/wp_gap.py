@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .. import datasets, verdicts
+from .. import datasets, guards, verdicts
 from ..models import Arch, ReplicaNet
 from ..train import fit, mse_per_replica, pick_device, seed_everything
 
@@ -65,8 +65,10 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
             arch = Arch(d_in=d_in, d_out=d_out, width=width, depth=depth,
                         param=pspec["kind"], degree=pspec.get("degree", 0), T=study["T"])
             net = ReplicaNet(arch, [1000 * s + base_seed for s in seeds], dtype=tdtype).to(dev)
+            where = guards.current()  # the job's study/cell/config key; replicas labelled for a divergence message
+            where = where.at(labels=[f"seed {s}, depth {depth}, width {width}" for s in seeds])
             res = fit(net, Xtr, Ytr, epochs=study["epochs"], lr=study["lr"], batch_size=study["batch_size"],
-                      seed=base_seed)
+                      seed=base_seed, where=where)
             log.info("%s/%s depth %d width %d: %d seeds trained in %.1f s", dataset, pname, depth, width,
                      len(seeds), res.wall_time_s)
             with torch.no_grad():
