@@ -66,6 +66,11 @@ CLAIM_DEFAULTS = {"alpha": 0.05, "margin_refine": math.log10(2.0), "margin_depth
 ERROR_FLOOR = 1e-11
 
 
+def part_config(study: dict, part: str) -> dict:
+    """The config of one part (``oscillator`` or ``wp``) with the study's ``seeds``: what the cell functions take."""
+    return {**study[part], "seeds": list(study["seeds"])}
+
+
 # ----------------------------------------------------------------------------------------------- oscillators
 class LearnedField(nn.Module):
     """G(x) = s_out * net(x / s_in): R replicas of a shallow tanh net, inputs and outputs in units of the
@@ -504,7 +509,8 @@ def claims(models: pd.DataFrame, wp_sum: pd.DataFrame, study: dict) -> pd.DataFr
     """The study's claims (see the module docstring): per-seed effects averaged over training dt's (oscillators),
     per-seed log test-MSE ratios (WP)."""
     cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
-    osc, wpc = study.get("oscillator", {}), study.get("wp", {})
+    osc = part_config(study, "oscillator") if "oscillator" in study else {}
+    wpc = part_config(study, "wp") if "wp" in study else {}
     mr, md = float(cfg["margin_refine"]), float(cfg["margin_depth"])
     what_osc = (f"shallow tanh G ({osc.get('width')} hidden units) trained with one {{scheme}} step on exact pairs "
                 f"(x(t), x(t + dt)), dt in {osc.get('train_dts')}, {len(osc.get('seeds', []))} seeds, "
@@ -576,7 +582,7 @@ def _num(x: float, fmt: str = ".2g") -> str:
 
 def caption(tables: dict[str, pd.DataFrame], scale: str, study: dict, dataset_note: str = "") -> str:
     """RST caption with the numbers, for every figure and table of the study."""
-    osc, wpc = study["oscillator"], study["wp"]
+    osc, wpc = part_config(study, "oscillator"), part_config(study, "wp")
     cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
     sl, claims_t, wps = tables["slopes"], tables["claims"], tables["wp_summary"]
     lines = [
