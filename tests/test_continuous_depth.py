@@ -294,8 +294,7 @@ def test_verdict_table_holm_levels_and_interval_sides():
 
 
 def test_caption_renders_without_docutils_messages():
-    docutils = pytest.importorskip("docutils.core")
-    import io
+    from test_captions import rst_problems
 
     models = _models({"euler": lambda s, r: 1.5 + r.normal(0, 0.1), "midpoint": lambda s, r: r.normal(0, 0.02),
                       "rk4": lambda s, r: r.normal(0, 0.01)}, lambda s, r: 1.0 + r.normal(0, 0.1))
@@ -307,9 +306,7 @@ def test_caption_renders_without_docutils_messages():
     tables = {"slopes": cd.slopes(models), "claims": cd.claims(models, wps, STUDY), "wp_summary": wps}
     study = {**STUDY, "wp": {**STUDY["wp"], "interpolations": ["constant"]}}
     text = cd.caption(tables, "smoke", study, "simulated")
-    err = io.StringIO()
-    docutils.publish_doctree(text, settings_overrides={"warning_stream": err, "report_level": 1})
-    assert err.getvalue() == "", err.getvalue()
+    assert rst_problems(text) == []
     assert "supported" in text and "n/a" in text
 
 
@@ -342,12 +339,9 @@ def test_smoke_dag_target_tables_figures_and_determinism(tmp_path):
     assert prov["config"]["scale"] == "smoke" and len(prov["jobs"]) == 5
     assert "INFO nnrds.train" in (res / "logs/oscillator_rk4.log").read_text()
     assert len(list((res / "benchmarks").glob("*.tsv"))) == 5
-    docutils = pytest.importorskip("docutils.core")
-    import io
+    from test_captions import rst_problems
 
-    err = io.StringIO()
-    docutils.publish_doctree((res / "caption.rst").read_text(), settings_overrides={"warning_stream": err})
-    assert err.getvalue() == ""
+    assert rst_problems((res / "caption.rst").read_text()) == []
     first = {k: v for k, v in table_digests(wd).items() if "continuous_depth" in k}
     snakemake(wd, "--cores", "2", "--forcerun", "continuous_depth_oscillator", "continuous_depth_wp", "--",
               "results/continuous_depth/provenance.json")
