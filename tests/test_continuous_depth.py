@@ -346,3 +346,38 @@ def test_smoke_dag_target_tables_figures_and_determinism(tmp_path):
     snakemake(wd, "--cores", "2", "--forcerun", "continuous_depth_oscillator", "continuous_depth_wp", "--",
               "results/continuous_depth/provenance.json")
     assert {k: v for k, v in table_digests(wd).items() if "continuous_depth" in k} == first
+
+
+def test_fit_lr_final_decays_geometrically_and_defaults_to_constant():
+    """fit(lr_final=lr) is the constant-lr fit exactly; lr_final < lr changes the path; the lr of the last epoch is
+    lr_final (checked through a callback reading Adam's param group); lr_final > lr is refused."""
+    from nnrds.train import fit
+
+    X = torch.randn(20, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    Y = X[:, :1] ** 2
+
+    def run(**kw):
+        net = ReplicaNet(Arch(3, 1, 4, 2, "nonpar"), [0, 1], dtype=torch.float64)
+        fit(net, X, Y, epochs=12, lr=0.05, **kw)
+        return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+    base = run()
+    assert torch.equal(run(lr_final=0.05), base)
+    assert not torch.equal(run(lr_final=0.005), base)
+    seen = []
+
+    class Spy(torch.optim.Adam):
+        def step(self, *a, **k):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(*a, **k)
+
+    orig = torch.optim.Adam
+    torch.optim.Adam = Spy
+    try:
+        run(lr_final=0.005)
+    finally:
+        torch.optim.Adam = orig
+    assert seen[0] == pytest.approx(0.05) and seen[-1] == pytest.approx(0.005)
+    np.testing.assert_allclose(np.diff(np.log(seen)), np.log(0.1) / 11)
+    with pytest.raises(ValueError, match="lr_final"):
+        run(lr_final=0.5)
