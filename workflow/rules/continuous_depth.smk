@@ -40,7 +40,7 @@ rule continuous_depth_oscillator:
 
 rule continuous_depth_wp:
     input:
-        data=dataset_inputs(CDS["wp"]["dataset"]),
+        data=lambda wc: dataset_inputs(CDS["wp"]["dataset"]),
     output:
         **table_outputs(f"{CDS_DIR}/cells/wp/{{param}}", ["wp_runs", "timings"]),
     params:
@@ -76,7 +76,7 @@ rule continuous_depth_summarize:
         **table_outputs(CDS_DIR, ["runs", "convergence", "reference", "wp_runs", "timings", "models"]),
         caption=f"{CDS_DIR}/caption.rst",
     params:
-        cfg=cfg_arg({"scale": SCALE, "study": CDS, "dataset": config["datasets"][CDS["wp"]["dataset"]]}),
+        cfg=lambda wc: cfg_arg({"scale": SCALE, "study": CDS, "dataset": config["datasets"][CDS["wp"]["dataset"]]}),
         in_dirs=in_dirs_of("cells"),
         out_dir=out_dir_of("provenance"),
     log:
