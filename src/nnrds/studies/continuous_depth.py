@@ -34,8 +34,9 @@ over all claims, intervals at the Holm step-down level:
   (log10 e(h_min)/e(dt) > 0; superiority, margin ``margin_refine``);
 * ``<scheme>_continuous:<system>`` (every scheme of order > 1) -- refining h raises the error by less than the
   margin (non-superiority, 1 - 2 alpha interval);
-* ``depth_refinement:<parameterization>`` -- evaluated at ``max(depth_factors)`` L, the WP/ResNet's test MSE
-  is less than ``margin_depth`` (log ratio) above its test MSE at the trained depth (non-superiority).
+* ``depth_refinement:<dataset>:<variant>`` (variant = a WP parameterization, or ``nonpar/<interpolation>``) --
+  evaluated at ``max(depth_factors)`` L, the ResNet's test MSE is less than ``margin_depth`` (log ratio) above its
+  test MSE at the trained depth (non-superiority).
 """
 from __future__ import annotations
 
