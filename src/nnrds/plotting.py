@@ -45,6 +45,10 @@ def savefig(fig, path_png: str | os.PathLike) -> list[Path]:
         written.append(target)
     return written
 
+#: continuous-depth study: integration schemes (display name, colour) and the nonpar ResNet's interpolations
+SCHEME_NAMES = {"euler": "Euler (ResNet unit)", "midpoint": "midpoint (RK2)", "rk4": "RK4"}
+SCHEME_COLORS = {"euler": "#d62728", "midpoint": "#2ca02c", "rk4": "#1f77b4"}
+PARAM_COLORS.update({"nonpar/constant": "#d62728", "nonpar/linear": "#e377c2"})
 
 # --- PINN failure-mode study (pinn_failure) ---
 #: one colour per PINN training mode (seq2seq modes of other window widths fall back to the cycle)
