@@ -1,4 +1,4 @@
-"""Stiffness measurement (nnrds.stiffness) and the stiffness study (nnrds.studies.stiffness)."""
+"""Jacobians, spectra and penalties (nnrds.dynamics) and the stiffness study (nnrds.studies.stiffness)."""
 import json
 import math
 import subprocess
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from nnrds import stiffness as st
+from nnrds.dynamics import jacobian, penalties, spectrum
 from nnrds.models import Arch, ReplicaNet
 from nnrds.train import fit
 
@@ -29,7 +29,7 @@ def test_jacobian_matches_autograd(act, param, degree):
     with torch.no_grad():  # non-zero biases, so the test sees b(t)
         net.c.normal_()
     u = torch.randn(6, 4, dtype=torch.float64)
-    J = st.layer_jacobians(net, u)
+    J = jacobian.layer_jacobians(net, u)
     R, L, N, w = net.n_replicas, net.arch.depth, u.shape[0], net.arch.width
     assert J.shape == (R, L, N, w, w)
     W, b = net.layer_weights()
@@ -46,7 +46,7 @@ def test_jacobian_matches_autograd(act, param, degree):
 def test_metrics_on_known_spectrum():
     h = 0.25
     lam = torch.tensor([[-1.0, -4.0, 2.0], [-0.5, -8.0, -1.0], [1.0, 2.0, 3.0]], dtype=torch.complex128)
-    m = st.spectrum_metrics(lam, h)
+    m = spectrum.spectrum_metrics(lam, h)
     torch.testing.assert_close(m["stiffness_ratio"][:2], torch.tensor([4.0, 16.0], dtype=torch.float64))
     assert math.isnan(m["stiffness_ratio"][2])  # no eigenvalue with negative real part
     torch.testing.assert_close(m["spectral_radius"], torch.tensor([4.0, 8.0, 3.0], dtype=torch.float64))
@@ -55,7 +55,7 @@ def test_metrics_on_known_spectrum():
     torch.testing.assert_close(m["euler_amp"], torch.tensor([1.5, 1.0, 1.75], dtype=torch.float64))
     assert m["euler_stable"].tolist() == [0.0, 1.0, 0.0]
     # complex pair: |1 + h(-2 +- 2i)| = |0.5 +- 0.5i|
-    m = st.spectrum_metrics(torch.tensor([[-2 + 2j, -2 - 2j]], dtype=torch.complex128), h)
+    m = spectrum.spectrum_metrics(torch.tensor([[-2 + 2j, -2 - 2j]], dtype=torch.complex128), h)
     assert m["stiffness_ratio"].item() == pytest.approx(1.0)
     assert m["euler_amp"].item() == pytest.approx(math.sqrt(0.5))
     assert m["spectral_radius"].item() == pytest.approx(math.sqrt(8))
@@ -70,7 +70,7 @@ def test_diagonal_weights_give_hand_computed_metrics():
         net.c.zero_()
         net.A_in.zero_()
     u = torch.zeros(4, 4, dtype=torch.float64)
-    agg, lam = st.measure(net, u)
+    agg, lam = spectrum.measure(net, u)
     assert lam.shape == (1, 2, 4, 3)
     h = net.arch.h  # 0.5
     assert agg[("stiffness_ratio", "median", "max")].item() == pytest.approx(10.0)
@@ -82,11 +82,11 @@ def test_diagonal_weights_give_hand_computed_metrics():
 
 def test_aggregate_median_p90_max_mean_and_nan():
     m = torch.tensor([[[1.0, 2.0, 3.0, float("nan")], [10.0, 20.0, 30.0, 40.0]]])  # (R=1, L=2, N=4)
-    a = st.aggregate(m)
+    a = spectrum.aggregate(m)
     assert a[("median", "max")].item() == pytest.approx(25.0)
     assert a[("median", "mean")].item() == pytest.approx((2.0 + 25.0) / 2)
     assert a[("p90", "max")].item() == pytest.approx(np.quantile([10, 20, 30, 40], 0.9))
-    a = st.aggregate(torch.full((1, 2, 3), float("nan")))
+    a = spectrum.aggregate(torch.full((1, 2, 3), float("nan")))
     assert math.isnan(a[("median", "max")].item()) and math.isnan(a[("median", "mean")].item())
 
 
@@ -94,12 +94,12 @@ def test_power_iteration_matches_svd():
     torch.manual_seed(1)
     net = _net(width=6)
     u = torch.randn(5, 4, dtype=torch.float64)
-    est = st.spectral_norm_estimate(net, u, iters=200)
-    ref = torch.linalg.matrix_norm(st.layer_jacobians(net, u), ord=2)
+    est = penalties.spectral_norm_estimate(net, u, iters=200)
+    ref = torch.linalg.matrix_norm(jacobian.layer_jacobians(net, u), ord=2)
     torch.testing.assert_close(est, ref.detach(), rtol=1e-6, atol=1e-8)
-    assert (st.spectral_norm_estimate(net, u, iters=3) <= ref + 1e-9).all()  # lower bound at any iters
-    fro = st.frobenius_penalty(net, u)
-    sn = st.spectral_penalty(net, u, iters=200)
+    assert (penalties.spectral_norm_estimate(net, u, iters=3) <= ref + 1e-9).all()  # lower bound at any iters
+    fro = penalties.frobenius_penalty(net, u)
+    sn = penalties.spectral_penalty(net, u, iters=200)
     assert (sn <= fro + 1e-12).all()
 
 
@@ -110,7 +110,7 @@ def test_penalty_gradient_finite_and_reduces_metric(kind):
     X = torch.randn(32, 4)
     Y = torch.sin(X.sum(1, keepdim=True))
     net = ReplicaNet(arch, [0, 0])  # identical replicas; replica 1 is penalized
-    pen = st.make_penalty(kind, power_iters=4)
+    pen = penalties.make_penalty(kind, power_iters=4)
     p = pen(net, X)
     assert p.shape == (2,)
     p.sum().backward()
@@ -118,7 +118,7 @@ def test_penalty_gradient_finite_and_reduces_metric(kind):
     assert net.C.grad.abs().sum() > 0
     net.zero_grad()
     fit(net, X, Y, epochs=40, lr=0.02, penalty=pen, penalty_weight=[0.0, 10.0])
-    agg, _ = st.measure(net, X)
+    agg, _ = spectrum.measure(net, X)
     rho = agg[("euler_index", "median", "max")]
     assert rho[1] < 0.7 * rho[0]
     with torch.no_grad():
@@ -127,7 +127,7 @@ def test_penalty_gradient_finite_and_reduces_metric(kind):
 
 def test_mlp_is_rejected():
     with pytest.raises(ValueError, match="ResNet"):
-        st.layer_jacobians(_net(param="mlp"), torch.zeros(2, 4, dtype=torch.float64))
+        jacobian.layer_jacobians(_net(param="mlp"), torch.zeros(2, 4, dtype=torch.float64))
 
 
 TINY_STUDY = {"enabled": True, "datasets": ["tiny"], "parameterizations": ["nonpar"], "depth": 3, "width": 6,

@@ -1,4 +1,4 @@
-# Stiffness study (src/nnrds/studies/stiffness.py, measurement in src/nnrds/stiffness.py).
+# Stiffness study (src/nnrds/studies/stiffness.py; Jacobians, spectra and penalties in src/nnrds/dynamics/).
 # One training job per dataset x parameterization: every seed x {none, L2 grid, penalty grid} trains as
 # one batch of replicas, with Jacobian-spectrum metrics tracked during training. Then one summary job
 # (claims (a) and (b) with numbers) and one papermill notebook for the figures.

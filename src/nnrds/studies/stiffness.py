@@ -9,7 +9,7 @@ One *cell* = one (dataset, parameterization). All its runs train as ONE batch of
 :class:`~nnrds.models.ReplicaNet`: for every seed, one unregularized run, one run per L2 strength and
 one per stiffness-penalty strength (per-replica ``l2`` and ``penalty_weight`` of :func:`~nnrds.train.fit`).
 Runs of one seed share the data split and the initial weights, so comparisons between regularizers
-are paired. The metrics of :mod:`nnrds.stiffness` are tracked every ``track_every`` epochs on the
+are paired. The metrics of :mod:`nnrds.dynamics.spectrum` are tracked every ``track_every`` epochs on the
 trajectories of the training inputs.
 
 Model selection is honest: each run's held-out points are split into a *validation* half (used only to
@@ -33,7 +33,8 @@ import torch
 from scipy import stats
 
 from .. import datasets, verdicts
-from .. import stiffness as st
+from ..dynamics.penalties import make_penalty
+from ..dynamics.spectrum import measure
 from ..models import Arch, ReplicaNet
 from ..train import fit, mse_per_replica, pick_device, seed_everything
 
@@ -91,7 +92,7 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
     l2 = [s if g == "l2" else 0.0 for g, s, _ in layout]
     pw = [s if g == "stiffness" else 0.0 for g, s, _ in layout]
     pen = study["penalty"]
-    penalty = st.make_penalty(pen["kind"], pen["power_iters"])
+    penalty = make_penalty(pen["kind"], pen["power_iters"])
 
     # replicas whose eigenvalues are stored: every run of the first seed when trained, and the unregularized
     # one also at initialization (the summary keeps the strengths selected on validation data)
@@ -101,7 +102,7 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
     n_eig = min(study["eig_samples"], ntrack)
 
     def track(epoch: int, net: ReplicaNet) -> None:
-        agg, lam = st.measure(net, Xtrack, chunk=study["eig_chunk"])
+        agg, lam = measure(net, Xtrack, chunk=study["eig_chunk"])
         with torch.no_grad():
             errs = {"train_mse": mse_per_replica(net, Xtr, Ytr), "val_mse": mse_per_replica(net, Xva, Yva),
                     "test_mse": mse_per_replica(net, Xte, Yte)}
