@@ -10,6 +10,7 @@ import yaml
 
 from nnrds import config as cfgmod
 from nnrds import rnn
+from nnrds.data import sequences
 from nnrds.studies import noisy_rnn as nr
 from nnrds.train import fit
 
@@ -193,15 +194,15 @@ def small_study(**over):
 
 def test_datasets_split_stratified():
     study, data = small_study(max_train=None, max_test=None)
-    d = nr.load_dataset("digits", study, data)
+    d = sequences.load_dataset("digits", study, data)
     assert d.X_train.shape[1] == 64 and d.seq_len == 64 and d.n_classes == 10
     assert len(d.y_train) + len(d.y_test) == 1797
     ratio = np.bincount(d.y_test) / np.bincount(np.concatenate([d.y_train, d.y_test]))
     assert np.all(np.abs(ratio - 0.3) < 0.02)
-    p = nr.load_dataset("digits_permuted", study, data)
+    p = sequences.load_dataset("digits_permuted", study, data)
     assert np.allclose(np.sort(p.X_train, 1), np.sort(d.X_train, 1)) and not np.allclose(p.X_train, d.X_train)
-    if nr.ecg_path(study, data).exists():
-        e = nr.load_dataset("ecg5000", study, data)
+    if sequences.ecg_path(study, data).exists():
+        e = sequences.load_dataset("ecg5000", study, data)
         assert e.seq_len == 140 and e.n_classes == 5 and len(e.y_train) + len(e.y_test) == 500
         assert set(np.unique(e.y_train)) == set(range(5))
         counts = np.bincount(e.y_test, minlength=5)  # classes have 292/177/10/19/2 sequences in the mirror

@@ -66,7 +66,7 @@ ENSEMBLE_ROOT = "results/data"  # where the rules of data.smk write the simulato
 
 def dataset_inputs(name):
     """Files a named dataset needs from other rules (simulator ensembles); [] for bundled data."""
-    from nnrds.datasets import input_files
+    from nnrds.data.regression import input_files
 
     return input_files(config["datasets"][name], ENSEMBLE_ROOT)
 
@@ -74,7 +74,7 @@ def dataset_inputs(name):
 def data_dir_arg(wildcards, input):
     """params function: ``--data-dir <folder of input.data>`` for a dataset with files, else nothing (the job reads
     only what its rule gives it)."""
-    from nnrds.datasets import data_dir_of
+    from nnrds.data.regression import data_dir_of
 
     d = data_dir_of(list(input.data))
     return f"--data-dir {shlex.quote(d)}" if d else ""

@@ -43,7 +43,7 @@ def add_summary_args(p, tables: list[str], config_help: str) -> None:
 
 def dataset_spec(args) -> dict:
     """The job's dataset spec (``config_json["dataset"]``) with the folder the rule gave (``--data-dir``), so
-    the loader reads only the rule's inputs (see :func:`nnrds.datasets.load_pool`)."""
+    the loader reads only the rule's inputs (see :func:`nnrds.data.regression.load_pool`)."""
     spec = dict(args.config_json["dataset"])
     if getattr(args, "data_dir", None):
         spec["data_dir"] = args.data_dir

@@ -1,7 +1,7 @@
 """Commands of the stiffness study (src/nnrds/studies/stiffness.py)."""
 from __future__ import annotations
 
-from .. import datasets
+from ..data import regression
 from ..studies import stiffness
 from .common import add_cell_args, add_summary_args, cell_job, concat, dataset_spec, write_summary
 
@@ -47,7 +47,7 @@ def _summarize(args) -> int:
     sel = stiffness.select_strengths(runs)
     cb = stiffness.claim_b(runs, sel)
     claims = stiffness.claims(runs, sel, study)
-    notes = {name: datasets.DESCRIPTIONS.get(spec["kind"], spec["kind"]) for name, spec in c["datasets"].items()}
+    notes = {name: regression.DESCRIPTIONS.get(spec["kind"], spec["kind"]) for name, spec in c["datasets"].items()}
     write_summary(args, "stiffness/summarize",
                   {"runs": runs, "metrics": metrics,
                    "eigenvalues": stiffness.select_eigenvalues(concat(args.eigenvalues), sel),

@@ -1,7 +1,7 @@
 """Commands of the weight-parameterization generalization-gap study."""
 from __future__ import annotations
 
-from .. import datasets
+from ..data import regression
 from ..studies import wp_gap
 from .common import add_cell_args, add_summary_args, cell_job, concat, dataset_spec, write_summary
 
@@ -31,7 +31,7 @@ def _summarize(args) -> int:
     c = args.config_json
     runs = concat(args.runs, ["dataset", "parameterization", "depth", "width", "seed"])
     per_seed, med, claims = wp_gap.summarize(runs, c["study"])
-    notes = {name: datasets.DESCRIPTIONS[spec["kind"]] for name, spec in c["datasets"].items()}
+    notes = {name: regression.DESCRIPTIONS[spec["kind"]] for name, spec in c["datasets"].items()}
     write_summary(args, "wp_gap/summarize",
                   {"runs": runs, "timings": concat(args.timings), "gap_correlation": per_seed,
                    "gap_by_parameterization": med, "claims": claims},

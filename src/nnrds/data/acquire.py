@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import io
+from .ucr import parse_ucr
 
 log = logging.getLogger(__name__)
 
@@ -502,17 +503,6 @@ def compositions(conf: pd.DataFrame, atoms: pd.DataFrame) -> np.ndarray:
     """Composition label (:func:`composition_label`) of every row of ``conf``."""
     by = atoms.groupby("config_id", sort=False)["species"].apply(lambda x: composition_label(x.astype(str)))
     return by.reindex(conf["config_id"]).to_numpy()
-
-
-def parse_ucr(text: str, source: str) -> pd.DataFrame:
-    """UCR text format: whitespace separated, class in column 1, then the series."""
-    try:
-        a = np.loadtxt(_io.StringIO(text), ndmin=2)
-    except ValueError as e:
-        raise ValueError(f"{source} is not a UCR text file ({e})") from None
-    df = pd.DataFrame(a[:, 1:], columns=[f"x{i:03d}" for i in range(a.shape[1] - 1)])
-    df.insert(0, "label", a[:, 0].astype(int))
-    return df
 
 
 # ---------------------------------------------------------------------------------------- top level

@@ -1,7 +1,7 @@
 """Noisy-RNN regularization study: does training-time noise make a Lipschitz RNN robust to input noise?
 
 Models (:mod:`nnrds.rnn`): Lipschitz RNN, noisy RNN (same drift, Euler–Maruyama noise during training
-only), antisymmetric RNN, LSTM. Data (offline): scikit-learn's bundled 8×8 digits read pixel by pixel
+only), antisymmetric RNN, LSTM. Data (offline; :mod:`nnrds.data.sequences`): scikit-learn's bundled 8×8 digits read pixel by pixel
 (length-64 sequences, 1 input per step), the same with a fixed pixel permutation, and ECG5000
 (length-140 heartbeats, 5 classes) from the raw-data layer: the mirror holds only the archive's 500-sequence
 *training* split, which this study splits stratified into its own train/test sets (the official UCR test
@@ -27,8 +27,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,116 +34,18 @@ import torch
 from scipy import stats
 
 from .. import rnn, verdicts
+from ..data.sequences import DESCRIPTIONS, SeqData, load_dataset
 from ..train import fit, pick_device, seed_everything
 
-DATASETS = ("digits", "digits_permuted", "ecg5000")
 MODELS = rnn.KINDS
 PERTURBATIONS = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
 #: figures behind the claims (rule noisy_rnn_figures)
 FIGURES = {"robust": "figures/noisy_rnn/robustness_advantage.png",
            "comparisons": "figures/noisy_rnn/robustness_advantage.png"}
 
-DESCRIPTIONS = {
-    "digits": "scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes) read pixel by pixel "
-              "as length-64 sequences, pixels scaled to [0, 1]; stratified train/test split",
-    "digits_permuted": "the same digits with one fixed random permutation of the 64 pixels (seed "
-                       "`permutation_seed`)",
-    "ecg5000": "UCR ECG5000 heartbeats (length 140, 5 classes, z-normalized by the archive); only the "
-               "archive's 500-sequence training split is in the offline mirror, so it is split stratified "
-               "into this study's train/test sets (not the official split; with a full download of the archive "
-               "the official 500/4,500 split is used and the table's `split` column says `official`)",
-}
-
 RUN_COLUMNS = ["dataset", "split", "model", "variant", "noise_add", "noise_mult", "perturbation", "strength", "seed",
                "accuracy", "clean_accuracy", "train_accuracy", "chance_accuracy", "n_params", "epochs"]
 _PERT_CODE = {k: i for i, k in enumerate(PERTURBATIONS)}
-
-
-# --------------------------------------------------------------------------------------------- data
-@dataclass
-class SeqData:
-    X_train: np.ndarray  # (n, T*d) float
-    y_train: np.ndarray  # (n,) int
-    X_test: np.ndarray
-    y_test: np.ndarray
-    seq_len: int
-    d_in: int
-    n_classes: int
-    lo: float  # salt-and-pepper values
-    hi: float
-    split: str = "stratified"  # stratified: this study's split; official: the archive's train/test split
-
-
-def ecg_path(study: dict, data: dict | None) -> Path:
-    """``study.ecg_path`` or, when null, ``<data.mirror>/ECG5000_TRAIN.txt``.
-
-    The DAG sets ``ecg_path`` to the raw-data layer's verified ``results/data/ecg5000/train.csv``
-    (rule ``data_acquire_ecg5000``); when that layer downloaded the full archive it also wrote
-    ``test.csv`` there, and the official train/test split is used instead of a stratified split.
-    """
-    if study.get("ecg_path"):
-        return Path(study["ecg_path"])
-    mirror = (data or {}).get("mirror")
-    if not mirror:
-        raise ValueError("noisy_rnn needs ECG5000: set `noisy_rnn.ecg_path` or `data.mirror` (in the DAG the "
-                         "raw-data rule data_acquire_ecg5000 provides it)")
-    return Path(mirror) / "ECG5000_TRAIN.txt"
-
-
-def load_dataset(name: str, study: dict, data: dict | None = None, seed: int = 0) -> SeqData:
-    """Stratified train/test split (test fraction ``study.test_fraction``, seeded with ``seed``), except for
-    ECG5000 when the archive's official test split is available (see :func:`ecg_path`)."""
-    from sklearn.model_selection import train_test_split
-
-    if name in ("digits", "digits_permuted"):
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        X = X.astype(np.float64) / 16.0
-        if name == "digits_permuted":
-            X = X[:, np.random.default_rng(study["permutation_seed"]).permutation(X.shape[1])]
-        seq_len = 64
-    elif name == "ecg5000":
-        path = ecg_path(study, data)
-        X, y = _read_ucr(path)
-        seq_len = X.shape[1]
-        test = _official_test(path)
-        if test is not None:  # a full download: use the archive's own train/test split
-            Xte, yte = _read_ucr(test)
-            return _finish(X, y, Xte, yte, seq_len, study, "official")
-    else:
-        raise ValueError(f"unknown noisy_rnn dataset {name!r}; expected one of {DATASETS}")
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=study["test_fraction"], stratify=y, random_state=seed)
-    return _finish(Xtr, ytr, Xte, yte, seq_len, study, "stratified")
-
-
-def _finish(Xtr, ytr, Xte, yte, seq_len, study, split) -> SeqData:
-    if study.get("max_train"):
-        Xtr, ytr = Xtr[:study["max_train"]], ytr[:study["max_train"]]
-    if study.get("max_test"):
-        Xte, yte = Xte[:study["max_test"]], yte[:study["max_test"]]
-    n_classes = int(max(ytr.max(), yte.max())) + 1
-    return SeqData(Xtr, ytr, Xte, yte, seq_len, 1, n_classes, float(Xtr.min()), float(Xtr.max()), split)
-
-
-def _read_ucr(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """UCR text (class in column 1) or the raw-data layer's CSV (``label`` column); classes 1..K -> 0..K-1."""
-    if not path.exists():
-        raise FileNotFoundError(f"ECG5000 file {path} does not exist (config `noisy_rnn.ecg_path` / `data.mirror`)")
-    if path.suffix == ".csv":
-        df = pd.read_csv(path)
-        return df.drop(columns="label").to_numpy(np.float64), df["label"].to_numpy(int) - 1
-    raw = np.loadtxt(path, ndmin=2)
-    return raw[:, 1:], raw[:, 0].astype(int) - 1
-
-
-def _official_test(train_path: Path) -> Path | None:
-    """The archive's test split next to the training file, if a full download put it there."""
-    for name in ("test.csv", "ECG5000_TEST.txt"):
-        p = train_path.with_name(name)
-        if p.exists() and p != train_path:
-            return p
-    return None
 
 
 # ------------------------------------------------------------------------------------ perturbations

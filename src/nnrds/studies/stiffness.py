@@ -32,7 +32,8 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .. import datasets, verdicts
+from .. import verdicts
+from ..data import regression
 from ..dynamics.penalties import make_penalty
 from ..dynamics.spectrum import measure
 from ..models import Arch, ReplicaNet
@@ -65,7 +66,7 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
     dev = pick_device(device)
     tdtype = getattr(torch, dtype)
     seeds = list(study["seeds"])
-    splits = datasets.seeded_splits(dspec, seeds, base_seed)
+    splits = regression.seeded_splits(dspec, seeds, base_seed)
     d_in, d_out = splits[0].X_train.shape[1], splits[0].Y_train.shape[1]
     n_te = len(splits[0].X_test)
     if n_te < 2:
@@ -156,7 +157,7 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
 
 
 # ----------------------------------------------------------------------------------------- summary
-# Unit of replication. Runs of one seed share the data split in every cell of a dataset (datasets.seeded_splits)
+# Unit of replication. Runs of one seed share the data split in every cell of a dataset (data.regression.seeded_splits)
 # and, within a cell, the initial weights: so the regularizers are compared per (dataset, parameterization,
 # seed), and the two parameterizations of one (dataset, seed) are NOT independent (same training and test
 # points). Each claim's statistic is therefore averaged over parameterizations within (dataset, seed), and

@@ -6,7 +6,7 @@ and width (``wp_vs_nonpar``) -- and the gap grows with the parameter count (``ga
 *cell* = one (dataset, parameterization); it trains every depth x width, with all seeds of an architecture
 batched as replicas of one :class:`~nnrds.models.ReplicaNet`.
 
-Unit of replication. All runs of one seed share a data split (:func:`nnrds.datasets.seeded_splits`) and an
+Unit of replication. All runs of one seed share a data split (:func:`nnrds.data.regression.seeded_splits`) and an
 architecture's runs share their architecture, so runs are not independent. The effects are therefore
 computed *within* a seed -- the Spearman correlation of gap with parameter count across that seed's
 architectures, and that seed's mean paired gap difference nonpar - WP at equal depth and width -- and the
@@ -25,7 +25,8 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .. import datasets, verdicts
+from .. import verdicts
+from ..data import regression
 from ..models import Arch, ReplicaNet
 from ..train import fit, mse_per_replica, pick_device, seed_everything
 
@@ -52,7 +53,7 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
     dev = pick_device(device)
     tdtype = getattr(torch, dtype)
     seeds = list(study["seeds"])
-    splits = datasets.seeded_splits(dspec, seeds, base_seed)
+    splits = regression.seeded_splits(dspec, seeds, base_seed)
     d_in, d_out = splits[0].X_train.shape[1], splits[0].Y_train.shape[1]
 
     def stack(attr: str) -> torch.Tensor:
