@@ -33,9 +33,9 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .. import rnn, verdicts
+from .. import experiment, rnn, verdicts
 from ..data.sequences import DESCRIPTIONS, SeqData, load_dataset
-from ..train import fit, pick_device, seed_everything
+from ..train import fit
 
 MODELS = rnn.KINDS
 PERTURBATIONS = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
@@ -104,12 +104,41 @@ def arch_for(model: str, data: SeqData, study: dict) -> rnn.RNNArch:
                        noise_sqrt_dt=study["noise_sqrt_dt"])
 
 
-def replica_seed(seed: int, base_seed: int) -> int:
-    """Init (and training-noise) seed of a replica: the same for every model, so comparisons are paired.
+def replicas(model: str, study: dict) -> list[tuple[int, float, float]]:
+    """(seed, additive noise, multiplicative noise) of every replica, in batch order: the noisy RNN has one replica
+    per training-noise level and seed, every other model one per seed."""
+    levels = [(float(l["add"]), float(l["mult"])) for l in study["noise_levels"]] if model == "noisy" else [(0.0, 0.0)]
+    return [(s, a, m) for (a, m) in levels for s in study["seeds"]]
 
+
+def build_net(model: str, data: SeqData, study: dict, reps: list, base_seed: int,
+              rt: experiment.Runtime) -> torch.nn.Module:
+    """One replica per entry of ``reps``, initialised (and, for the noisy RNN, drawing its training noise) from
+    :func:`nnrds.experiment.replica_seed` of its run seed -- the same for every model, so comparisons are paired.
     The noisy RNN's replicas of one seed at different noise levels therefore also share their noise draws
-    (common random numbers: only the scale σ₁, σ₂ differs)."""
-    return 1000 * seed + base_seed
+    (common random numbers: only the scale sigma_1, sigma_2 differs)."""
+    noisy = model == "noisy"
+    return rnn.build(arch_for(model, data, study), [experiment.replica_seed(s, base_seed) for s, _, _ in reps],
+                     sigma_add=[a for _, a, _ in reps] if noisy else 0.0,
+                     sigma_mult=[m for _, _, m in reps] if noisy else 0.0, dtype=rt.dtype).to(rt.device)
+
+
+def perturbed_accuracy(net: torch.nn.Module, data: SeqData, X_test: torch.Tensor, y_test: torch.Tensor,
+                       clean: np.ndarray, study: dict, base_seed: int):
+    """Yield ``(perturbation, strength, accuracy per replica)`` for every perturbation and strength of the study.
+
+    The perturbed test inputs of one (perturbation, strength) are drawn from a fixed seed, so every model and
+    seed sees the same ones; strength 0 is the clean accuracy (identical inputs, eval mode)."""
+    for kind, grid in study["perturbations"].items():
+        for i, strength in enumerate(grid):
+            gen = torch.Generator().manual_seed(base_seed * 1_000_003 + 1000 * _PERT_CODE[kind] + i)
+            x_in = X_test if kind == "fgsm" else X_test.cpu()  # random perturbations use a CPU generator
+            if strength == 0:
+                acc = clean
+            else:
+                xp = perturb(kind, x_in, float(strength), gen, data, net=net, y=y_test)
+                acc = rnn.accuracy_per_replica(net, xp.to(X_test.device), y_test).cpu().numpy()
+            yield kind, float(strength), acc
 
 
 def run_cell(dataset: str, model: str, study: dict, data_cfg: dict | None = None, *, base_seed: int = 0,
@@ -117,50 +146,30 @@ def run_cell(dataset: str, model: str, study: dict, data_cfg: dict | None = None
     """Train all seeds (x noise levels) of one dataset x model; evaluate clean and perturbed accuracy."""
     if model not in MODELS:
         raise ValueError(f"unknown noisy_rnn model {model!r}; expected one of {MODELS}")
-    seed_everything(base_seed)
-    dev = pick_device(device)
-    tdtype = getattr(torch, dtype)
+    rt = experiment.prepare(base_seed, device, dtype)
     data = load_dataset(dataset, study, data_cfg, seed=base_seed)
-    seeds = list(study["seeds"])
-    levels = [(float(l["add"]), float(l["mult"])) for l in study["noise_levels"]] if model == "noisy" else [(0.0, 0.0)]
-    reps = [(s, a, m) for (a, m) in levels for s in seeds]
-    arch = arch_for(model, data, study)
-    net = rnn.build(arch, [replica_seed(s, base_seed) for s, _, _ in reps],
-                    sigma_add=[a for _, a, _ in reps] if model == "noisy" else 0.0,
-                    sigma_mult=[m for _, _, m in reps] if model == "noisy" else 0.0, dtype=tdtype).to(dev)
-
-    def t(a, **kw):
-        return torch.as_tensor(a, device=dev, **kw)
-
-    Xtr, Xte = t(data.X_train, dtype=tdtype), t(data.X_test, dtype=tdtype)
-    ytr, yte = t(data.y_train).view(-1, 1), t(data.y_test).view(-1, 1)
+    reps = replicas(model, study)
+    net = build_net(model, data, study, reps, base_seed, rt)
+    Xtr, Xte = rt.tensor(data.X_train), rt.tensor(data.X_test)
+    ytr, yte = rt.index(data.y_train).view(-1, 1), rt.index(data.y_test).view(-1, 1)
     res = fit(net, Xtr, ytr, epochs=study["epochs"], lr=study["lr"], batch_size=study["batch_size"],
               seed=base_seed, loss_fn=rnn.cross_entropy_per_replica)
     net.eval()
     t0 = time.perf_counter()
     train_acc = rnn.accuracy_per_replica(net, Xtr, ytr).cpu().numpy()
     clean = rnn.accuracy_per_replica(net, Xte, yte).cpu().numpy()
-    chance = float(np.bincount(data.y_test).max() / len(data.y_test))
+    head = {"dataset": dataset, "split": data.split, "model": model,
+            "chance_accuracy": float(np.bincount(data.y_test).max() / len(data.y_test)),
+            "n_params": net.arch.n_params(), "epochs": res.epochs}
+    own = [{"variant": variant_name(model, a, m), "noise_add": a, "noise_mult": m, "seed": s} for s, a, m in reps]
     rows = []
-    for kind, grid in study["perturbations"].items():
-        for i, strength in enumerate(grid):
-            gen = torch.Generator().manual_seed(base_seed * 1_000_003 + 1000 * _PERT_CODE[kind] + i)
-            x_in = Xte if kind == "fgsm" else Xte.cpu()  # random perturbations use a CPU generator
-            if strength == 0:  # the clean accuracy, already computed (identical inputs, eval mode)
-                acc = clean
-            else:
-                xp = perturb(kind, x_in, float(strength), gen, data, net=net, y=yte)
-                acc = rnn.accuracy_per_replica(net, xp.to(dev), yte).cpu().numpy()
-            for r, (s, a, m) in enumerate(reps):
-                rows.append({"dataset": dataset, "split": data.split, "model": model, "variant": variant_name(model, a, m),
-                             "noise_add": a, "noise_mult": m, "perturbation": kind, "strength": float(strength),
-                             "seed": s, "accuracy": float(acc[r]), "clean_accuracy": float(clean[r]),
-                             "train_accuracy": float(train_acc[r]), "chance_accuracy": chance,
-                             "n_params": arch.n_params(), "epochs": res.epochs})
+    for kind, strength, acc in perturbed_accuracy(net, data, Xte, yte, clean, study, base_seed):
+        rows += experiment.tabulate({**head, "perturbation": kind, "strength": strength}, own,
+                                    {"accuracy": acc, "clean_accuracy": clean, "train_accuracy": train_acc})
     timings = [{"dataset": dataset, "model": model, "n_replicas": len(reps), "n_train": len(data.y_train),
                 "n_test": len(data.y_test), "seq_len": data.seq_len, "epochs": res.epochs,
                 "train_wall_time_s": res.wall_time_s, "eval_wall_time_s": time.perf_counter() - t0,
-                "device": str(dev)}]
+                "device": str(rt.device)}]
     return pd.DataFrame(rows, columns=RUN_COLUMNS), pd.DataFrame(timings)
 
 
