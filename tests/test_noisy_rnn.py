@@ -320,3 +320,21 @@ def test_holm_over_the_comparison_family():
                                                    (0.1, float("nan"), True, "inconclusive")])
 def test_comparison_verdict(adv, p, matched, verdict):
     assert nr.comparison_verdict(adv, p, matched, 0.05) == verdict
+
+
+def test_clean_vs_training_noise_curves_start_at_the_lipschitz_rnn():
+    rows = []
+    for model, a, m, accs in (("lipschitz", 0.0, 0.0, [0.8, 0.9]), ("noisy", 0.1, 0.0, [0.7, 0.7]),
+                              ("noisy", 0.1, 0.3, [0.6, 0.5]), ("lstm", 0.0, 0.0, [0.1, 0.1])):
+        for seed, acc in enumerate(accs):
+            for strength in (0.0, 0.5):  # one row per perturbation strength: counted once
+                rows.append({"dataset": "d", "model": model, "variant": nr.variant_name(model, a, m), "noise_add": a,
+                             "noise_mult": m, "seed": seed, "strength": strength, "clean_accuracy": acc,
+                             "train_accuracy": 1.0})
+    t = nr.clean_vs_training_noise(pd.DataFrame(rows))
+    assert list(t.columns) == nr.NOISE_CURVE_COLUMNS
+    assert list(zip(t.noise_mult, t.noise_add)) == [(0.0, 0.0), (0.0, 0.1), (0.3, 0.0), (0.3, 0.1)]
+    assert t.clean_accuracy_mean.tolist() == pytest.approx([0.85, 0.7, 0.85, 0.55])
+    assert t.clean_accuracy_std.tolist() == pytest.approx([np.std([0.8, 0.9], ddof=1), 0.0, np.std([0.8, 0.9], ddof=1),
+                                                           np.std([0.6, 0.5], ddof=1)])
+    assert t.n_seeds.tolist() == [2, 2, 2, 2] and (t.train_accuracy_mean == 1.0).all()

@@ -315,3 +315,32 @@ def test_claims_table_columns_and_holm():
 def test_too_few_units_is_inconclusive():
     c = _claims(synth_runs(growth=1.0, pen_vs_l2=0.0, noise=0.001, datasets=1, seeds=3))
     assert (c.verdict == "inconclusive").all()  # 3 units cannot give a 95% interval, however clear the data
+
+
+def test_gap_correlation_per_dataset_known_answers():
+    from nnrds.studies import stiffness as S
+
+    n = 6
+    runs = pd.DataFrame({"dataset": ["a"] * n + ["b"] * n,
+                         "stiffness_ratio": [1, 2, 3, 4, 5, np.nan] + [1, 2, 3, 4, 5, 6],
+                         "gap": [0.1, 0.2, 0.3, 0.4, 0.5, 9.0] + [6, 5, 4, 3, 2, 1]})
+    c = S.gap_correlation(runs, "stiffness_ratio")
+    assert list(c.columns) == S.GAP_CORRELATION_COLUMNS and c.dataset.tolist() == ["a", "b"]
+    assert c.n_runs.tolist() == [5, 6]  # the NaN ratio (no eigenvalue with Re < 0) is left out
+    assert c.spearman_rho.tolist() == pytest.approx([1.0, -1.0])
+    assert (c.p_value < 0.05).all()
+
+
+def test_eigenvalue_panels_max_abs_and_euler_disc():
+    from nnrds.studies import stiffness as S
+
+    h = 0.5  # disc |1 + h lam| <= 1: centre -2, radius 2
+    lam = [(-1.0, 0.0), (-4.0, 0.0), (0.0, 3.0), (-5.0, 0.0)]  # inside, on the edge, outside, outside
+    e = pd.DataFrame([{"dataset": "d", "parameterization": p, "seed": 0, "regularizer": "none", "strength": 0.0,
+                       "epoch": 10, "h": h, "layer": 0, "sample": i, "re": re, "im": im}
+                      for p in ("nonpar", "legendre3") for i, (re, im) in enumerate(lam)])
+    t = S.eigenvalue_panels(e, "legendre3")
+    assert list(t.columns) == S.EIGEN_PANEL_COLUMNS and len(t) == 1
+    r = t.iloc[0]
+    assert r.parameterization == "legendre3" and r.n_eigenvalues == 4
+    assert r.max_abs == pytest.approx(5.0) and r.frac_in_euler_disc == pytest.approx(0.5)

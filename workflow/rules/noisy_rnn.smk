@@ -53,6 +53,7 @@ rule noisy_rnn_summarize:
                           caption=f"../../{NRN_DIR}/caption.rst"),
         claims=report(f"{NRN_DIR}/claims.csv", category="Noisy RNN", subcategory="tables",
                       caption=f"../../{NRN_DIR}/caption.rst"),
+        clean_vs_noise=f"{NRN_DIR}/clean_vs_training_noise.csv",
         caption=f"{NRN_DIR}/caption.rst",
         provenance=f"{NRN_DIR}/provenance.json",
     params:

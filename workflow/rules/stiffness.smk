@@ -48,6 +48,8 @@ rule stiffness_summarize:
         metrics=f"{STF_DIR}/metrics.csv",
         eigenvalues=f"{STF_DIR}/eigenvalues.csv",
         timings=f"{STF_DIR}/timings.csv",
+        gap_correlation=f"{STF_DIR}/gap_correlation.csv",
+        eigenvalue_panels=f"{STF_DIR}/eigenvalue_panels.csv",
         caption=f"{STF_DIR}/caption.rst",
         provenance=f"{STF_DIR}/provenance.json",
     params:

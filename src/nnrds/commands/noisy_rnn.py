@@ -40,6 +40,7 @@ def _summarize(args) -> int:
     claims = noisy_rnn.claims(runs, comp, c["study"])
     write_summary(args, "noisy_rnn/summarize",
                   {"runs": runs, "timings": concat(args.timings), "summary": noisy_rnn.summarize(runs),
-                   "robustness_comparison": comp, "claims": claims},
+                   "robustness_comparison": comp, "claims": claims,
+                   "clean_vs_training_noise": noisy_rnn.clean_vs_training_noise(runs)},
                   noisy_rnn.caption(runs, comp, claims, c["scale"], c["study"]))
     return 0

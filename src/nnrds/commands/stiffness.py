@@ -48,9 +48,11 @@ def _summarize(args) -> int:
     cb = stiffness.claim_b(runs, sel)
     claims = stiffness.claims(runs, sel, study)
     notes = {name: regression.DESCRIPTIONS.get(spec["kind"], spec["kind"]) for name, spec in c["datasets"].items()}
+    eigs = stiffness.select_eigenvalues(concat(args.eigenvalues), sel)
     write_summary(args, "stiffness/summarize",
-                  {"runs": runs, "metrics": metrics,
-                   "eigenvalues": stiffness.select_eigenvalues(concat(args.eigenvalues), sel),
-                   "timings": concat(args.timings), "claim_a": ca, "selected": sel, "claim_b": cb, "claims": claims},
+                  {"runs": runs, "metrics": metrics, "eigenvalues": eigs,
+                   "timings": concat(args.timings), "claim_a": ca, "selected": sel, "claim_b": cb, "claims": claims,
+                   "gap_correlation": stiffness.gap_correlation(runs, study["primary_metric"]),
+                   "eigenvalue_panels": stiffness.eigenvalue_panels(eigs, study["parameterizations"][0])},
                   stiffness.caption(claims, ca, cb, sel, c["scale"], study, notes))
     return 0

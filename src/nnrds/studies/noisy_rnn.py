@@ -189,6 +189,32 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+NOISE_CURVE_COLUMNS = ["dataset", "noise_mult", "noise_add", "n_seeds", "clean_accuracy_mean", "clean_accuracy_std",
+                       "train_accuracy_mean"]
+
+
+def clean_vs_training_noise(runs: pd.DataFrame) -> pd.DataFrame:
+    """The regularization trade-off: clean test accuracy (mean, std with ddof=1 -- 0 for one seed) and training
+    accuracy (mean) over seeds per dataset, multiplicative training-noise level sigma_2 and additive level sigma_1,
+    for the Lipschitz and the noisy RNN. Every sigma_2 curve starts at the Lipschitz RNN (sigma_1 = sigma_2 = 0)."""
+    clean = runs.drop_duplicates(["dataset", "variant", "seed"])
+    clean = clean[clean.model.isin(["lipschitz", "noisy"])]
+    parts = []
+    for ds, g in clean.groupby("dataset", sort=True):
+        lip = g[(g.noise_add == 0) & (g.noise_mult == 0)]
+        for mult, gm in g.groupby("noise_mult", sort=True):
+            gm = pd.concat([lip, gm]).drop_duplicates(["variant", "seed"])
+            t = gm.groupby("noise_add", sort=True).agg(
+                n_seeds=("seed", "nunique"), clean_accuracy_mean=("clean_accuracy", "mean"),
+                clean_accuracy_std=("clean_accuracy", "std"), train_accuracy_mean=("train_accuracy", "mean"))
+            parts.append(t.reset_index().assign(dataset=ds, noise_mult=float(mult)))
+    if not parts:
+        return pd.DataFrame(columns=NOISE_CURVE_COLUMNS)
+    out = pd.concat(parts, ignore_index=True)
+    out["clean_accuracy_std"] = out["clean_accuracy_std"].fillna(0.0)
+    return out[NOISE_CURVE_COLUMNS]
+
+
 def per_seed_scores(df: pd.DataFrame) -> pd.DataFrame:
     """Per seed of one (model variant, dataset, perturbation): clean accuracy, perturbed accuracy (mean over the
     strengths > 0) and the robustness *drop* = clean − perturbed (lower = more robust)."""

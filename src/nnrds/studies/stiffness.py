@@ -251,6 +251,41 @@ def select_eigenvalues(eigs: pd.DataFrame, sel: pd.DataFrame) -> pd.DataFrame:
     return eigs[keep.to_numpy()].reset_index(drop=True)
 
 
+GAP_CORRELATION_COLUMNS = ["dataset", "metric", "n_runs", "spearman_rho", "p_value"]
+
+
+def gap_correlation(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per dataset: Spearman rank correlation of the trained networks' ``metric`` with their generalization gap,
+    over every run of the dataset (all parameterizations, regularizers, strengths and seeds; runs whose metric is
+    not finite left out) -- what the stiffness-vs-gap figure shows. Descriptive: runs share seeds and data
+    splits, so its p-value is not a test of a claim (claim b1 is)."""
+    rows = []
+    for ds, g in runs.groupby("dataset", sort=True):
+        g = g[np.isfinite(g[metric].to_numpy(dtype=float))]
+        rho, p = stats.spearmanr(g[metric], g.gap) if len(g) >= 2 else (math.nan, math.nan)
+        rows.append({"dataset": ds, "metric": metric, "n_runs": len(g), "spearman_rho": float(rho),
+                     "p_value": float(p)})
+    return pd.DataFrame(rows, columns=GAP_CORRELATION_COLUMNS)
+
+
+EIGEN_PANEL_COLUMNS = ["dataset", "parameterization", "seed", "regularizer", "strength", "epoch", "h", "n_eigenvalues",
+                       "max_abs", "frac_in_euler_disc"]
+
+
+def eigenvalue_panels(eigs: pd.DataFrame, parameterization: str) -> pd.DataFrame:
+    """Per panel of the eigenvalue figure (one ``parameterization``; per dataset, regularizer, strength and
+    epoch of the stored eigenvalues): the largest |lambda| and the fraction of eigenvalues inside the
+    explicit-Euler stability disc |1 + h lambda| <= 1."""
+    e = eigs[eigs.parameterization == parameterization]
+    rows = []
+    for key, g in e.groupby(["dataset", "parameterization", "seed", "regularizer", "strength", "epoch"], sort=True):
+        h = float(g.h.iloc[0])
+        inside = np.hypot(1 + h * g.re.to_numpy(), h * g.im.to_numpy()) <= 1 + 1e-9
+        rows.append({**dict(zip(EIGEN_PANEL_COLUMNS, key)), "h": h, "n_eigenvalues": len(g),
+                     "max_abs": float(np.hypot(g.re, g.im).max()), "frac_in_euler_disc": float(inside.mean())})
+    return pd.DataFrame(rows, columns=EIGEN_PANEL_COLUMNS)
+
+
 def _selected(runs: pd.DataFrame, sel: pd.DataFrame, reg: str) -> pd.DataFrame:
     s = sel[sel.regularizer == reg][["dataset", "parameterization", "selected_strength"]]
     g = runs[runs.regularizer == reg].merge(s, on=["dataset", "parameterization"])
