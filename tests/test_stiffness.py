@@ -200,7 +200,7 @@ def test_rules_dry_run(tmp_path):
         snakefile.write_text(text.replace('include: "workflow/rules/wp_gap.smk"',
                                           'include: "workflow/rules/wp_gap.smk"\ninclude: "workflow/rules/stiffness.smk"'))
     cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
-    cfg["datasets"].setdefault("tiny", TINY_DATA)
+    cfg["data"]["sets"].setdefault("tiny", TINY_DATA)
     cfg["stiffness"] = {**{k: v for k, v in TINY_STUDY.items() if k != "datasets"}, "datasets": ["tiny"]}
     (wd / "config/stiffness_test.yaml").write_text(yaml.safe_dump(cfg))
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/stiffness_test.yaml"],

@@ -126,7 +126,7 @@ def test_bad_config_clear_errors(tmp_path, capsys):
     from nnrds.config import dumps
 
     cfg = raw_cfg(elm={**SMALL, "ranges": {"nue": [5.0, 1.0]}})["elm"]
-    with pytest.raises(ValueError, match=r"raw_data\.elm\.ranges\.nue"):
+    with pytest.raises(ValueError, match=r"data\.elm\.ranges\.nue"):
         ensembles.build_elm(cfg)
     cfg = raw_cfg(elm={**SMALL, "fixed": {"nuee": 1.0}})["elm"]
     assert cli.main(["data-elm", "--config-json", dumps(cfg), "--out-dir", str(tmp_path)]) == 2

@@ -64,11 +64,16 @@ def train_resources(attempt_scale_mb):
 ENSEMBLE_ROOT = "results/data"  # where the rules of data.smk write the simulator ensembles
 
 
+def dataset_spec(name):
+    """The spec of a named regression dataset (config ``data.sets.<name>``)."""
+    return config["data"]["sets"][name]
+
+
 def dataset_inputs(name):
     """Files a named dataset needs from other rules (simulator ensembles); [] for bundled data."""
     from nnrds.data.regression import input_files
 
-    return input_files(config["datasets"][name], ENSEMBLE_ROOT)
+    return input_files(dataset_spec(name), ENSEMBLE_ROOT)
 
 
 def data_dir_arg(wildcards, input):

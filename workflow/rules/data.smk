@@ -1,7 +1,7 @@
 # Raw-data layer (src/nnrds/data/, commands in src/nnrds/commands/data.py): simulator ensembles and
-# verified acquisition of the real datasets. Config: `raw_data` (workflow/schemas/studies/data.schema.yaml)
-# and `data.mirror` (null = download from the pinned origin).
-RAW = config["raw_data"]
+# verified acquisition of the real datasets. Config: `data` (workflow/schemas/studies/data.schema.yaml): `data.elm`,
+# `data.chem`, `data.acquire`, and `data.mirror` (null = download from the pinned origin).
+RAW = config["data"]
 RAW_DIR = "results/data"
 RAW_TABLES = ["ptrain.csv", "ytrain.csv", "ptest.csv", "ytest.csv", "metadata.json", "provenance.json"]
 

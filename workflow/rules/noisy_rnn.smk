@@ -24,7 +24,7 @@ rule noisy_rnn_train:
         dataset="digits|digits_permuted|ecg5000",
         model="lipschitz|noisy|antisymmetric|lstm",
     params:
-        cfg=cfg_arg({**job_env(), "study": {**NRN, "ecg_path": NRN_ECG}, "data": config["data"]}),
+        cfg=cfg_arg({**job_env(), "study": {**NRN, "ecg_path": NRN_ECG}, "data": {"mirror": mirror_path()}}),
     log:
         f"{NRN_DIR}/logs/train_{{dataset}}_{{model}}.log",
     threads: config["torch_threads"]

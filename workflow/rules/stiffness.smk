@@ -18,7 +18,7 @@ rule stiffness_train:
         **{t: f"{STF_DIR}/cells/{{dataset}}/{{param}}/{t}.csv" for t in STF_TABLES},
         provenance=f"{STF_DIR}/cells/{{dataset}}/{{param}}/provenance.json",
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": STF, "dataset": config["datasets"][wc.dataset],
+        cfg=lambda wc: cfg_arg({**job_env(), "study": STF, "dataset": dataset_spec(wc.dataset),
                                 "parameterization": config["parameterizations"][wc.param]}),
         data_dir=data_dir_arg,
     log:
@@ -54,7 +54,7 @@ rule stiffness_summarize:
         provenance=f"{STF_DIR}/provenance.json",
     params:
         cfg=cfg_arg({"scale": SCALE, "study": STF,
-                     "datasets": {d: config["datasets"][d] for d in STF["datasets"]}}),
+                     "datasets": {d: dataset_spec(d) for d in STF["datasets"]}}),
         out_dir=out_dir_of("provenance"),
     log:
         f"{STF_DIR}/logs/summarize.log",

@@ -17,7 +17,7 @@ rule wp_gap_train:
         timings=f"{WPG_DIR}/cells/{{dataset}}/{{param}}/timings.csv",
         provenance=f"{WPG_DIR}/cells/{{dataset}}/{{param}}/provenance.json",
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": WPG, "dataset": config["datasets"][wc.dataset],
+        cfg=lambda wc: cfg_arg({**job_env(), "study": WPG, "dataset": dataset_spec(wc.dataset),
                                 "parameterization": config["parameterizations"][wc.param]}),
         data_dir=data_dir_arg,
     log:
@@ -52,7 +52,7 @@ rule wp_gap_summarize:
         provenance=f"{WPG_DIR}/provenance.json",
     params:
         cfg=cfg_arg({"scale": SCALE, "study": WPG,
-                     "datasets": {d: config["datasets"][d] for d in WPG["datasets"]}}),
+                     "datasets": {d: dataset_spec(d) for d in WPG["datasets"]}}),
         out_dir=out_dir_of("provenance"),
     log:
         f"{WPG_DIR}/logs/summarize.log",

@@ -10,12 +10,12 @@ from ..cli import json_arg
 
 def register(sub) -> None:
     p = sub.add_parser("data-elm", help="land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv")
-    p.add_argument("--config-json", type=json_arg, required=True, help="validated raw_data.elm slice")
+    p.add_argument("--config-json", type=json_arg, required=True, help="validated data.elm slice")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=_elm)
 
     p = sub.add_parser("data-chem", help="stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv")
-    p.add_argument("--config-json", type=json_arg, required=True, help="validated raw_data.chem slice")
+    p.add_argument("--config-json", type=json_arg, required=True, help="validated data.chem slice")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=_chem)
 
