@@ -144,6 +144,22 @@ def _cell_config(study, **study_over):
             "parameterization": {"kind": "legendre", "degree": 1}}
 
 
+#: commands on the one convention (--config-json / --in-dir / --out-dir, the cell in the config slice)
+SHAPED = {"wp-gap-train"}
+
+
+def _job_args(command, cfg, data, out, tables):
+    """Arguments of a train command on a toy cell with its data folder ``data`` (None: no folder given)."""
+    if command in SHAPED:
+        cfg = {**cfg, "cell": {"dataset": "toy", "param": "leg1"}}
+        return [command, "--config-json", json.dumps(cfg), *(["--in-dir", str(data)] if data else []),
+                "--out-dir", str(out)]
+    return [command, "--dataset", "toy", "--param", "leg1", *(["--data-dir", str(data)] if data else []),
+            "--config-json", json.dumps(cfg),
+            *[a for t in tables for a in (f"--{t}", str(out / f"{t}.csv"))],
+            "--timings", str(out / "timings.csv"), "--provenance", str(out / "provenance.json")]
+
+
 @pytest.mark.parametrize("command,study,tables,over", [
     ("wp-gap-train", "wp_gap", ["runs"], {"depths": [2], "widths": [4], "epochs": 3}),
     ("stiffness-train", "stiffness", ["runs", "metrics", "eigenvalues"],
@@ -158,19 +174,15 @@ def test_train_command_reads_only_the_data_folder_it_is_given(tmp_path, monkeypa
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     out = tmp_path / "out"
-    args = [command, "--dataset", "toy", "--param", "leg1", "--data-dir", str(data),
-            "--config-json", json.dumps(_cell_config(study, **over)),
-            *[a for t in tables for a in (f"--{t}", str(out / f"{t}.csv"))],
-            "--timings", str(out / "timings.csv"), "--provenance", str(out / "provenance.json")]
-    assert cli.main(args) == 0
+    cfg = _cell_config(study, **over)
+    assert cli.main(_job_args(command, cfg, data, out, tables)) == 0
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) > 0 and np.isfinite(runs.test_mse).all()
     assert not (cwd / "results").exists()
     # without the folder the job refuses (it never looks for results/data/<source> on its own)
     (cwd / "results" / "data").mkdir(parents=True)
     _ensemble_folder(cwd / "results" / "data" / "toy")
-    no_dir = [a for a in args if a not in ("--data-dir", str(data))]
-    assert cli.main(no_dir) == 2
+    assert cli.main(_job_args(command, cfg, None, tmp_path / "out2", tables)) == 2
 
 
 def test_train_command_exits_nonzero_on_divergence_and_writes_nothing(tmp_path, capsys):
@@ -179,11 +191,9 @@ def test_train_command_exits_nonzero_on_divergence_and_writes_nothing(tmp_path, 
     data = _ensemble_folder(tmp_path / "toy")
     out = tmp_path / "out"
     cfg = _cell_config("wp_gap", depths=[2], widths=[4], epochs=5, lr=1e12)
-    rc = cli.main(["wp-gap-train", "--dataset", "toy", "--param", "leg1", "--data-dir", str(data),
-                   "--config-json", json.dumps(cfg), "--runs", str(out / "runs.csv"),
-                   "--timings", str(out / "timings.csv"), "--provenance", str(out / "provenance.json")])
+    rc = cli.main(_job_args("wp-gap-train", cfg, data, out, ["runs"]))
     err = capsys.readouterr().err
     assert rc == cli.EXIT_NONFINITE
     lines = [ln for ln in err.splitlines() if "error:" in ln]
-    assert len(lines) == 1 and "`wp_gap`" in lines[0] and "`toy/leg1`" in lines[0] and "`wp_gap.lr`" in lines[0]
+    assert len(lines) == 1 and "(seed 0, depth 2, width 4)" in lines[0] and "`wp_gap`" in lines[0] and "`toy/leg1`" in lines[0] and "`wp_gap.lr`" in lines[0]
     assert not out.exists() or not any(out.iterdir())

@@ -16,6 +16,33 @@ envvars:
     "NNRDS_PYTHON",
 
 
+def nnrds_shell(command):
+    """The one shell line of every job rule: ``nnrds <command>`` with the rule's config slice (``params.cfg``),
+    input folders (``params.in_dirs``; may be empty) and output folder (``params.out_dir``), logging to the rule's
+    log. Rules only name folders; the command knows its fixed table names (src/nnrds/commands/common.py)."""
+    return ("$NNRDS_PYTHON -m nnrds " + command + " --config-json {params.cfg} --in-dir {params.in_dirs} "
+            "--out-dir {params.out_dir} > {log} 2>&1")
+
+
+def table_outputs(folder, tables, provenance=True):
+    """Named outputs ``<folder>/<table>.csv`` (plus ``provenance.json``) of a job writing fixed table names."""
+    out = {t: f"{folder}/{t}.csv" for t in tables}
+    if provenance:
+        out["provenance"] = f"{folder}/provenance.json"
+    return out
+
+
+def in_dirs_of(*keys):
+    """params function: the distinct folders of the named inputs, in order, shell-quoted and space-separated
+    (the ``--in-dir`` of :func:`nnrds_shell`); empty when the inputs are empty (bundled data)."""
+
+    def f(wildcards, input):
+        files = [p for k in keys for p in (input[k] if isinstance(input[k], list) else [input[k]])]
+        return " ".join(shlex.quote(d) for d in dict.fromkeys(os.path.dirname(p) for p in files))
+
+    return f
+
+
 def out_dir_of(key):
     """params function: the folder of the named output ``key`` (derived, not a hard-coded prefix)."""
     return lambda wildcards, output: os.path.dirname(output[key])
@@ -29,6 +56,16 @@ def in_dir_of(key):
 def fig_dir(wildcards, output):
     """params function of the notebook rules: the folder of their PNG outputs."""
     return os.path.dirname(output.png[0])
+
+
+def figure_outputs(key, figs, category, caption):
+    """Outputs of a study's figures rule: its executed notebook, PNGs in the report, PDFs."""
+    return {
+        "notebook": f"results/notebooks/{key}.ipynb",
+        "png": [report(f"figures/{key}/{f}.png", category=category, subcategory="figures", caption=caption)
+                for f in figs],
+        "pdf": [f"figures/{key}/{f}.pdf" for f in figs],
+    }
 
 
 def cfg_arg(obj):
@@ -98,3 +135,26 @@ def materials_data_dir(s):
     """Folder of a materials set: generated Al-EMT, or the acquired FitSNAP set named by its `source`."""
     m = config["materials"]
     return "results/materials/data/al_emt" if s == "al_emt" else f"results/data/{m[s]['source']}"
+
+
+# The figures rule of every study is this template (`use rule study_figures as <key>_figures with:` giving
+# input: notebook + the tables it plots, all in one results folder; output: figure_outputs(...); log:). A
+# notebook takes exactly three parameters: results_dir (the folder of its tables, fixed names), fig_dir, scale.
+rule study_figures:
+    input:
+        notebook="workflow/notebooks/{key}.ipynb",
+        tables=[],
+    output:
+        notebook="results/notebooks/{key}.template.ipynb",
+        png=[],
+    params:
+        results_dir=lambda wildcards, input: os.path.dirname(input.tables[0]),
+        fig_dir=fig_dir,
+        scale=SCALE,
+    log:
+        "results/logs/{key}.template.log",
+    resources:
+        **cluster_resources(),
+    shell:
+        "$NNRDS_PYTHON -m papermill {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
+        "-p results_dir {params.results_dir} -p fig_dir {params.fig_dir} -p scale {params.scale} > {log} 2>&1"

@@ -1,5 +1,11 @@
-"""What every study's train-cell and summarize commands share: arguments, timing, atomic table output
-and provenance. A study command only says which tables it produces and how to compute them."""
+"""What every study's commands share: arguments, timing, atomic table output and provenance.
+
+The convention (one for every command): ``--config-json`` is the job's config slice (including the cell's
+identity, e.g. ``{"cell": {"dataset": ..., "param": ...}}``), ``--in-dir`` the folders of fixed-name tables
+the rule gives it (none, one or many), ``--out-dir`` the one folder it writes: ``<table>.csv`` for every table
+of the study, ``timings.csv`` and ``provenance.json``. A command reads nothing else and writes nothing else,
+so a rule only names folders (see ``nnrds_shell`` in workflow/rules/common.smk). A study command says which
+tables it produces and how to compute them."""
 from __future__ import annotations
 
 import json
@@ -16,6 +22,25 @@ from ..cli import json_arg
 #: numeric columns that are NaN by design in some rows (not a divergence): a rank correlation of a
 #: constant predicted std, the training volume range of a set without bulk configurations (materials)
 NAN_BY_DESIGN = frozenset({"spearman_std_abs_err", "train_bulk_volume_min", "train_bulk_volume_max"})
+
+
+def add_job_args(p, config_help: str = "validated config slice of the job") -> None:
+    """The three options of every command: ``--config-json``, ``--in-dir`` (zero or more folders of input
+    tables, given by the rule) and ``--out-dir`` (the folder of the job's fixed-name outputs)."""
+    p.add_argument("--config-json", type=json_arg, required=True, help=config_help)
+    p.add_argument("--in-dir", nargs="*", default=[],
+                   help="folders of the input tables, given by the rule from its inputs (none for bundled data)")
+    p.add_argument("--out-dir", required=True, help="folder of the outputs (fixed names per study)")
+
+
+def in_tables(args, name: str) -> list[Path]:
+    """``<in-dir>/<name>`` of every input folder, in the rule's order (``name`` includes the suffix)."""
+    return [Path(d) / name for d in args.in_dir]
+
+
+def read_tables(args, name: str, sort_by: list[str] | None = None) -> pd.DataFrame:
+    """The table ``<name>.csv`` of every input folder, concatenated (optionally stably sorted)."""
+    return concat([str(p) for p in in_tables(args, f"{name}.csv")], sort_by)
 
 
 def add_cell_args(p, tables: dict[str, str], data_dir: bool = False) -> None:
@@ -45,8 +70,9 @@ def dataset_spec(args) -> dict:
     """The job's dataset spec (``config_json["dataset"]``) with the folder the rule gave (``--data-dir``), so
     the loader reads only the rule's inputs (see :func:`nnrds.data.regression.load_pool`)."""
     spec = dict(args.config_json["dataset"])
-    if getattr(args, "data_dir", None):
-        spec["data_dir"] = args.data_dir
+    data_dir = getattr(args, "data_dir", None) or (args.in_dir[0] if getattr(args, "in_dir", None) else None)
+    if data_dir:
+        spec["data_dir"] = data_dir
     return spec
 
 
@@ -83,9 +109,10 @@ def cell_job(args, job: str, *, config_key: str | None = None,
     for name, df in tables.items():
         if name != "timings":
             guards.check_table(df, table=name, where=where, allow=NAN_BY_DESIGN | set(allow.get(name, ())))
+    out = Path(args.out_dir) if getattr(args, "out_dir", None) else None
     for name, df in tables.items():
-        io.write_table(getattr(args, name), df)
-    io.write_json(args.provenance, io.provenance(c, seeds=c["study"]["seeds"], wall_time_s=time.perf_counter() - t0,
+        io.write_table(out / f"{name}.csv" if out else getattr(args, name), df)
+    io.write_json(out / "provenance.json" if out else args.provenance, io.provenance(c, seeds=c["study"]["seeds"], wall_time_s=time.perf_counter() - t0,
                                                  device=tables["timings"]["device"].iloc[0], job=job))
 
 
@@ -100,5 +127,6 @@ def write_summary(args, job: str, tables: dict[str, pd.DataFrame], caption: str)
     for name, df in tables.items():
         io.write_table(out / f"{name}.csv", df)
     io.write_text(out / "caption.rst", caption)
-    jobs = [json.loads(Path(p).read_text()) for p in args.provenance]
+    prov = in_tables(args, "provenance.json") if getattr(args, "in_dir", None) else args.provenance
+    jobs = [json.loads(Path(p).read_text()) for p in prov]
     io.write_json(out / "provenance.json", io.merge_provenance(jobs, c, seeds=c["study"]["seeds"], job=job))

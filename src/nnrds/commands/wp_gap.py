@@ -1,39 +1,49 @@
-"""Commands of the weight-parameterization generalization-gap study."""
+"""Commands of the weight-parameterization generalization-gap study (rules: workflow/rules/wp_gap.smk).
+
+``wp-gap-train``: one dataset x parameterization cell (config ``cell: {dataset, param}``); reads the dataset's
+tables from ``--in-dir`` when it has files; writes :data:`CELL_TABLES` to ``--out-dir``.
+``wp-gap-summarize``: reads the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES` and ``caption.rst``.
+"""
 from __future__ import annotations
 
 from ..data import regression
 from ..studies import wp_gap
-from .common import add_cell_args, add_summary_args, cell_job, concat, dataset_spec, write_summary
+from .common import add_job_args, cell_job, dataset_spec, read_tables, write_summary
+
+#: tables of a training cell (besides timings.csv and provenance.json)
+CELL_TABLES = ["runs"]
+#: tables of the summary
+SUMMARY_TABLES = ["runs", "timings", "gap_correlation", "gap_by_parameterization", "claims"]
+RUN_KEYS = ["dataset", "parameterization", "depth", "width", "seed"]
 
 
 def register(sub) -> None:
     p = sub.add_parser("wp-gap-train", help="train one dataset x parameterization cell of the sweep")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--param", required=True)
-    add_cell_args(p, {"runs": "output CSV, one row per run"}, data_dir=True)
+    add_job_args(p, "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("wp-gap-summarize", help="concatenate cells; per-seed effects, median gaps, claims table; caption")
-    add_summary_args(p, ["runs"], "{scale, study, datasets}")
+    add_job_args(p, "{scale, study, datasets}")
     p.set_defaults(func=_summarize)
 
 
 def _train(args) -> int:
     c = args.config_json
-    with cell_job(args, f"wp_gap/{args.dataset}/{args.param}") as out:
+    ds, param = c["cell"]["dataset"], c["cell"]["param"]
+    with cell_job(args, f"wp_gap/{ds}/{param}") as out:
         out["runs"], out["timings"] = wp_gap.run_cell(
-            args.dataset, dataset_spec(args), args.param, c["parameterization"], c["study"],
+            ds, dataset_spec(args), param, c["parameterization"], c["study"],
             base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
     return 0
 
 
 def _summarize(args) -> int:
     c = args.config_json
-    runs = concat(args.runs, ["dataset", "parameterization", "depth", "width", "seed"])
+    runs = read_tables(args, "runs", RUN_KEYS)
     per_seed, med, claims = wp_gap.summarize(runs, c["study"])
     notes = {name: regression.DESCRIPTIONS[spec["kind"]] for name, spec in c["datasets"].items()}
     write_summary(args, "wp_gap/summarize",
-                  {"runs": runs, "timings": concat(args.timings), "gap_correlation": per_seed,
+                  {"runs": runs, "timings": read_tables(args, "timings"), "gap_correlation": per_seed,
                    "gap_by_parameterization": med, "claims": claims},
                   wp_gap.caption(per_seed, med, claims, c["scale"], c["study"], notes))
     return 0

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .. import experiment, verdicts
+from .. import experiment, guards, verdicts
 from ..train import fit
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,10 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
         for width in study["widths"]:
             arch = experiment.resnet_arch(data, pspec, width=width, depth=depth, T=study["T"])
             net = experiment.replica_net(arch, seeds, base_seed, rt)
+            where = guards.current()  # the job's study/cell/config key; replicas labelled for a divergence message
+            where = where.at(labels=[f"seed {s}, depth {depth}, width {width}" for s in seeds])
             res = fit(net, data.X_train, data.Y_train, epochs=study["epochs"], lr=study["lr"],
-                      batch_size=study["batch_size"], seed=base_seed)
+                      batch_size=study["batch_size"], seed=base_seed, where=where)
             log.info("%s/%s depth %d width %d: %d seeds trained in %.1f s", dataset, pname, depth, width,
                      len(seeds), res.wall_time_s)
             err = experiment.errors(net, {"train_mse": (data.X_train, data.Y_train),
