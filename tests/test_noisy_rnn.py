@@ -338,3 +338,27 @@ def test_clean_vs_training_noise_curves_start_at_the_lipschitz_rnn():
     assert t.clean_accuracy_std.tolist() == pytest.approx([np.std([0.8, 0.9], ddof=1), 0.0, np.std([0.8, 0.9], ddof=1),
                                                            np.std([0.6, 0.5], ddof=1)])
     assert t.n_seeds.tolist() == [2, 2, 2, 2] and (t.train_accuracy_mean == 1.0).all()
+
+
+def test_train_command_reads_ecg_from_the_folder_it_is_given(tmp_path, monkeypatch):
+    """noisy-rnn-train on the one convention: the cell in the config slice, ECG5000 from --in-dir (file ecg_file),
+    fixed table names in --out-dir; nothing is read from the study's ecg_path or the mirror."""
+    import json
+
+    from nnrds.cli import main
+    from nnrds.data import ucr
+
+    rng = np.random.default_rng(0)
+    text = "\n".join(" ".join([str(k % 3 + 1)] + [f"{v:.3f}" for v in rng.normal(size=6)]) for k in range(30))
+    ucr.parse_ucr(text, "toy").to_csv(tmp_path / "train.csv", index=False)
+    study, _ = small_study(max_train=None, max_test=None, ecg_path="/nonexistent/ECG.txt", seeds=[0])
+    cfg = {"study": study, "data": {"mirror": None}, "ecg_file": "train.csv", "seed": 0, "device": "cpu",
+           "dtype": "float32", "torch_threads": 1, "cell": {"dataset": "ecg5000", "model": "lipschitz"}}
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    assert main(["noisy-rnn-train", "--config-json", json.dumps(cfg), "--in-dir", str(tmp_path),
+                 "--out-dir", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["provenance.json", "runs.csv", "timings.csv"]
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs.dataset) == {"ecg5000"} and (runs.chance_accuracy > 0).all()
+    assert main(["noisy-rnn-train", "--config-json", json.dumps(cfg), "--out-dir", str(tmp_path / "o2")]) == 2

@@ -149,17 +149,14 @@ def test_study_cli_train_and_summarize(tmp_path):
     for pname, pspec in (("nonpar", {"kind": "nonpar"}), ("leg", {"kind": "legendre", "degree": 1})):
         d = tmp_path / "cells" / pname
         cfg = {"study": TINY_STUDY, "dataset": TINY_DATA, "parameterization": pspec, "seed": 0,
-               "device": "cpu", "dtype": "float32", "torch_threads": 1}
-        out = {t: str(d / f"{t}.csv") for t in ("runs", "metrics", "eigenvalues", "timings")}
-        out["provenance"] = str(d / "provenance.json")
-        assert main(["stiffness-train", "--dataset", "tiny", "--param", pname, "--config-json", json.dumps(cfg)]
-                    + [a for k, v in out.items() for a in (f"--{k}", v)]) == 0
-        cells.append(out)
+               "device": "cpu", "dtype": "float32", "torch_threads": 1, "cell": {"dataset": "tiny", "param": pname}}
+        assert main(["stiffness-train", "--config-json", json.dumps(cfg), "--out-dir", str(d)]) == 0
+        assert {p.name for p in d.iterdir()} == {"runs.csv", "metrics.csv", "eigenvalues.csv", "timings.csv",
+                                                 "provenance.json"}
+        cells.append(d)
     args = ["stiffness-summarize", "--config-json",
-                    json.dumps({"scale": "smoke", "study": TINY_STUDY, "datasets": {"tiny": TINY_DATA}}),
-                    "--out-dir", str(tmp_path / "sum")]
-    for k in ("runs", "metrics", "eigenvalues", "timings", "provenance"):
-        args += [f"--{k}"] + [c[k] for c in cells]
+            json.dumps({"scale": "smoke", "study": TINY_STUDY, "datasets": {"tiny": TINY_DATA}}),
+            "--in-dir", *map(str, cells), "--out-dir", str(tmp_path / "sum")]
     assert main(args) == 0
     out = tmp_path / "sum"
     runs = pd.read_csv(out / "runs.csv")
@@ -174,7 +171,7 @@ def test_study_cli_train_and_summarize(tmp_path):
     eig = pd.read_csv(out / "eigenvalues.csv")
     assert set(eig.regularizer) == {"none", "l2", "stiffness"} and set(eig.epoch) == {0, 12}
     assert eig.groupby(["parameterization", "regularizer"]).strength.nunique().eq(1).all()  # selected only
-    cell = pd.read_csv(cells[0]["eigenvalues"])
+    cell = pd.read_csv(cells[0] / "eigenvalues.csv")
     assert cell.groupby("regularizer").strength.nunique().to_dict() == {"l2": 2, "none": 1, "stiffness": 2}
     assert len(eig[(eig.parameterization == "nonpar") & (eig.regularizer == "none") & (eig.epoch == 0)]) == 3 * 4 * 6
     from nnrds import verdicts as V
@@ -185,6 +182,13 @@ def test_study_cli_train_and_summarize(tmp_path):
     assert "(b2) inconclusive" in (out / "caption.rst").read_text()  # 3 units: no 90% interval
     prov = json.loads((out / "provenance.json").read_text())
     assert len(prov["jobs"]) == 2
+    from nnrds.commands.stiffness import SUMMARY_TABLES
+
+    assert {f"{t}.csv" for t in SUMMARY_TABLES} <= {p.name for p in out.iterdir()}
+    corr = pd.read_csv(out / "gap_correlation.csv")
+    assert corr.dataset.tolist() == ["tiny"] and corr.metric.tolist() == ["stiffness_ratio"]
+    panels = pd.read_csv(out / "eigenvalue_panels.csv")
+    assert set(panels.parameterization) == {"nonpar"} and (panels.n_eigenvalues == 3 * 4 * 6).all()
 
 
 @pytest.mark.slow
