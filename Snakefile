@@ -46,6 +46,7 @@ include: "workflow/rules/noisy_rnn.smk"
 include: "workflow/rules/stiffness.smk"
 include: "workflow/rules/uq.smk"
 include: "workflow/rules/materials.smk"
+include: "workflow/rules/continuous_depth.smk"
 include: "workflow/rules/claims.smk"  # last: it reads CLAIM_TABLES
 
 

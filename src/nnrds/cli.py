@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "nnrds.commands.data",
     "nnrds.commands.uq",
     "nnrds.commands.materials",
+    "nnrds.commands.continuous_depth",
     "nnrds.commands.claims",
 ]
 

@@ -72,3 +72,8 @@ def savefig(fig, path_png: str | os.PathLike) -> list[Path]:
             fig.savefig(tmp, format=ext[1:], metadata={"CreationDate": None} if ext == ".pdf" else None)
         written.append(target)
     return written
+
+#: continuous-depth study: integration schemes (display name, colour) and the nonpar ResNet's interpolations
+SCHEME_NAMES = {"euler": "Euler (ResNet unit)", "midpoint": "midpoint (RK2)", "rk4": "RK4"}
+SCHEME_COLORS = {"euler": "#d62728", "midpoint": "#2ca02c", "rk4": "#1f77b4"}
+PARAM_COLORS.update({"nonpar/constant": "#d62728", "nonpar/linear": "#e377c2"})

@@ -79,7 +79,7 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
         penalty: Penalty | None = None, penalty_weight: float | Sequence[float] = 0.0,
         seed: int = 0, log_every: int = 0, callback: Callback | None = None,
         loss_fn: Callable = mse_per_replica, where: Where | None = None,
-        progress_lines: int = 10) -> FitResult:
+        progress_lines: int = 10, lr_final: float | None = None) -> FitResult:
     """Adam on the sum over replicas of  loss_r + l2_r * ||w_r||^2 + penalty_weight_r * penalty_r.
 
     ``batch_size=None`` is full-batch gradient descent; otherwise every epoch visits a fresh
@@ -95,6 +95,9 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
     config key and optionally each replica's label in the :class:`~nnrds.guards.NonFiniteError` raised
     when the loss, a gradient or a parameter stops being finite, and in the ``progress_lines`` progress
     lines logged per fit (epoch, mean/max epoch loss over replicas, elapsed, ETA).
+
+    ``lr_final`` (default None: constant ``lr``): decay the learning rate geometrically, once per epoch, from
+    ``lr`` to ``lr_final`` at the last epoch (Adam's steps then shrink instead of oscillating at the end).
     """
     where = current() if where is None else where
     R = net.n_replicas
@@ -102,6 +105,11 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
     l2_t = replica_tensor(l2, R, ref)
     pw_t = replica_tensor(penalty_weight, R, ref)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = None
+    if lr_final is not None:
+        if not 0 < lr_final <= lr:
+            raise ValueError(f"lr_final must be in (0, lr = {lr}], got {lr_final}")
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=(lr_final / lr) ** (1.0 / max(epochs - 1, 1)))
     n = X.shape[-2]
     gen = torch.Generator().manual_seed(seed)
     res = FitResult()
@@ -163,6 +171,8 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
             step_loss = step_loss.reshape(R) if step_loss.numel() == R else step_loss.sum().reshape(1)
             acc = step_loss if acc is None else acc + step_loss
             n_steps += 1
+        if sched is not None and epoch < epochs:
+            sched.step()
         if acc is not None and not bool(torch.isfinite(acc).all()):  # locate replica(s) only when non-finite
             check_finite(acc, where=where, step=f"epoch {epoch} of {epochs}", what="loss",
                          batch_dim=0 if acc.numel() == R else None)
