@@ -40,7 +40,8 @@ RNN_LINESTYLES = {"lipschitz": "-", "antisymmetric": "--", "lstm": ":"}
 RNN_ORDER = {"lipschitz": 0, "antisymmetric": 1, "lstm": 2}
 RNN_NOISY_CMAP = "Oranges"
 PERTURBATION_ORDER = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
-PERTURBATION_LABELS = {"gaussian": "additive noise σ (x + σξ)", "multiplicative": "multiplicative noise σ (x(1 + σξ))",
+PERTURBATION_LABELS = {"gaussian": "additive noise σ (x + σξ)",
+                       "multiplicative": "multiplicative noise σ (x(1 + σξ))",
                        "salt_pepper": "salt-and-pepper rate p", "fgsm": "FGSM step ε (input units)"}
 
 

@@ -43,7 +43,8 @@ rule noisy_rnn_train:
 
 rule noisy_rnn_summarize:
     input:
-        cells=expand(f"{NRN_DIR}/cells/{{cell}}/{{t}}", cell=NRN_CELLS, t=["runs.csv", "timings.csv", "provenance.json"]),
+        cells=expand(f"{NRN_DIR}/cells/{{cell}}/{{t}}", cell=NRN_CELLS,
+                     t=["runs.csv", "timings.csv", "provenance.json"]),
     output:
         **{t: report(f"{NRN_DIR}/{t}.csv", category="Noisy RNN", subcategory="tables", caption=NRN_CAPTION)
            for t in ("runs", "summary", "robustness_comparison", "claims")},

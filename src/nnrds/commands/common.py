@@ -33,6 +33,13 @@ def add_job_args(p, config_help: str = "validated config slice of the job") -> N
     p.add_argument("--out-dir", required=True, help="folder of the outputs (fixed names per study)")
 
 
+def add_command(sub, name: str, func, help: str, config_help: str) -> None:
+    """Register ``nnrds <name>`` on the one convention (:func:`add_job_args`), run as ``func(args)``."""
+    p = sub.add_parser(name, help=help)
+    add_job_args(p, config_help)
+    p.set_defaults(func=func)
+
+
 def in_tables(args, name: str) -> list[Path]:
     """``<in-dir>/<name>`` of every input folder, in the rule's order (``name`` includes the suffix)."""
     return [Path(d) / name for d in args.in_dir]

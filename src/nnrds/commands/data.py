@@ -8,27 +8,20 @@ import time
 from pathlib import Path
 
 from .. import io
-from .common import add_job_args
+from .common import add_command
 
 
 def register(sub) -> None:
-    p = sub.add_parser("data-elm", help="land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv")
-    add_job_args(p, "validated data.elm slice")
-    p.set_defaults(func=_elm)
-
-    p = sub.add_parser("data-chem", help="stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv")
-    add_job_args(p, "validated data.chem slice")
-    p.set_defaults(func=_chem)
-
-    p = sub.add_parser("data-acquire", help="copy (mirror) or download a real dataset, verify it, parse it")
-    add_job_args(p, '{"mirror": folder or null, "timeout_s": seconds, "cell": {"dataset": fitsnap_Ta | fitsnap_WBe | '
-                    'ecg5000}}')
-    p.set_defaults(func=_acquire)
-
-    p = sub.add_parser("data-figure", help="figure of an ensemble: trajectories (land model) and output marginals; "
-                                           "reads the ensemble folder (--in-dir), writes <out-dir>/<ensemble>.png/.pdf")
-    add_job_args(p, '{"cell": {"ensemble": elm | chem}}')
-    p.set_defaults(func=_figure)
+    add_command(sub, "data-elm", _elm, "land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv",
+                "validated data.elm slice")
+    add_command(sub, "data-chem", _chem, "stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv",
+                "validated data.chem slice")
+    add_command(sub, "data-acquire", _acquire, "copy (mirror) or download a real dataset, verify it, parse it",
+                '{"mirror": folder or null, "timeout_s": seconds, '
+                '"cell": {"dataset": fitsnap_Ta | fitsnap_WBe | ecg5000}}')
+    add_command(sub, "data-figure", _figure, "figure of an ensemble: trajectories (land model) and output marginals; "
+                "reads the ensemble folder (--in-dir), writes <out-dir>/<ensemble>.png/.pdf",
+                '{"cell": {"ensemble": elm | chem}}')
 
 
 def _write(out: Path, res: dict, cfg: dict, job: str, t0: float) -> None:

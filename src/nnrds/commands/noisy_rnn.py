@@ -7,7 +7,7 @@ the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES`, ``caption.rst`
 """
 from __future__ import annotations
 
-from .common import add_job_args, cell_job, in_tables, read_tables, write_summary
+from .common import add_command, cell_job, in_tables, read_tables, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs"]
@@ -17,19 +17,15 @@ RUN_KEYS = ["dataset", "model", "variant", "perturbation", "strength", "seed"]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("noisy-rnn-train",
-                       help="train one dataset x model cell (all seeds and noise levels as replicas) and evaluate "
-                            "it under every test-time perturbation")
-    add_job_args(p, "{seed, device, dtype, torch_threads, study, data: {mirror}, ecg_file, "
-                    "cell: {dataset: digits | digits_permuted | ecg5000, model: lipschitz | noisy | antisymmetric | lstm}}")
-    p.set_defaults(func=_train)
-
-    p = sub.add_parser("noisy-rnn-summarize",
-                       help="concatenate cells; mean ± std over seeds; paired noisy-vs-Lipschitz robustness (accuracy drop, "
-                            "matched clean accuracy, Holm); writes runs, timings, summary, robustness_comparison, "
-                            "claims, clean_vs_training_noise, caption.rst, provenance.json")
-    add_job_args(p, "{scale, study}")
-    p.set_defaults(func=_summarize)
+    add_command(sub, "noisy-rnn-train", _train,
+                "train one dataset x model cell (all seeds and noise levels as replicas) and evaluate it under every "
+                "test-time perturbation",
+                "{seed, device, dtype, torch_threads, study, data: {mirror}, ecg_file, "
+                "cell: {dataset: digits | digits_permuted | ecg5000, model: lipschitz | noisy | antisymmetric | lstm}}")
+    add_command(sub, "noisy-rnn-summarize", _summarize,
+                "concatenate cells; mean ± std over seeds; paired noisy-vs-Lipschitz robustness (accuracy drop, "
+                "matched clean accuracy, Holm); writes runs, timings, summary, robustness_comparison, claims, "
+                "clean_vs_training_noise, caption.rst, provenance.json", "{scale, study}")
 
 
 def _train(args) -> int:

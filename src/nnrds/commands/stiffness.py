@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..data import regression
 from ..studies import stiffness
-from .common import add_job_args, cell_job, dataset_spec, read_tables, write_summary
+from .common import add_command, cell_job, dataset_spec, read_tables, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs", "metrics", "eigenvalues"]
@@ -20,16 +20,13 @@ RUN_KEYS = ["dataset", "parameterization", "regularizer", "strength", "seed"]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("stiffness-train",
-                       help="train one dataset x parameterization cell (none / L2 grid / penalty grid x seeds as one "
-                            "replica batch), tracking Jacobian-spectrum metrics")
-    add_job_args(p, "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}")
-    p.set_defaults(func=_train)
-
-    p = sub.add_parser("stiffness-summarize", help="concatenate cells; claims (a) and (b) with intervals and verdicts "
-                                                   "(claims.csv); stiffness-gap correlation, eigenvalue panels; caption")
-    add_job_args(p, "{scale, study, datasets}")
-    p.set_defaults(func=_summarize)
+    add_command(sub, "stiffness-train", _train,
+                "train one dataset x parameterization cell (none / L2 grid / penalty grid x seeds as one replica "
+                "batch), tracking Jacobian-spectrum metrics",
+                "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}")
+    add_command(sub, "stiffness-summarize", _summarize,
+                "concatenate cells; claims (a) and (b) with intervals and verdicts (claims.csv); stiffness-gap "
+                "correlation, eigenvalue panels; caption", "{scale, study, datasets}")
 
 
 def _train(args) -> int:

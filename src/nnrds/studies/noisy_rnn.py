@@ -1,8 +1,8 @@
 """Noisy-RNN regularization study: does training-time noise make a Lipschitz RNN robust to input noise?
 
 Models (:mod:`nnrds.rnn`): Lipschitz RNN, noisy RNN (same drift, Euler–Maruyama noise during training
-only), antisymmetric RNN, LSTM. Data (offline; :mod:`nnrds.data.sequences`): scikit-learn's bundled 8×8 digits read pixel by pixel
-(length-64 sequences, 1 input per step), the same with a fixed pixel permutation, and ECG5000
+only), antisymmetric RNN, LSTM. Data (offline; :mod:`nnrds.data.sequences`): scikit-learn's bundled 8×8 digits
+read pixel by pixel (length-64 sequences, 1 input per step), the same with a fixed pixel permutation, and ECG5000
 (length-140 heartbeats, 5 classes) from the raw-data layer: the mirror holds only the archive's 500-sequence
 *training* split, which this study splits stratified into its own train/test sets (the official UCR test
 split is used instead when a full download provides it).
