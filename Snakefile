@@ -47,6 +47,7 @@ include: "workflow/rules/stiffness.smk"
 include: "workflow/rules/uq.smk"
 include: "workflow/rules/materials.smk"
 include: "workflow/rules/continuous_depth.smk"
+include: "workflow/rules/pinn_failure.smk"
 include: "workflow/rules/claims.smk"  # last: it reads CLAIM_TABLES
 
 

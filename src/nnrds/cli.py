@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "nnrds.commands.uq",
     "nnrds.commands.materials",
     "nnrds.commands.continuous_depth",
+    "nnrds.commands.pinn_failure",
     "nnrds.commands.claims",
 ]
 

@@ -78,3 +78,11 @@ def savefig(fig, path_png: str | os.PathLike) -> list[Path]:
 SCHEME_NAMES = {"euler": "Euler (ResNet unit)", "midpoint": "midpoint (RK2)", "rk4": "RK4"}
 SCHEME_COLORS = {"euler": "#d62728", "midpoint": "#2ca02c", "rk4": "#1f77b4"}
 PARAM_COLORS.update({"nonpar/constant": "#d62728", "nonpar/linear": "#e377c2"})
+
+# --- PINN failure-mode study (pinn_failure) ---
+#: one colour per PINN training mode (seq2seq modes of other window widths fall back to the cycle)
+PINN_MODE_COLORS = {"plain": "#d62728", "curriculum": "#1f77b4", "seq2seq_0.1": "#2ca02c", "seq2seq_0.05": "#9467bd"}
+#: display names of the PINN problems and of their swept coefficient
+PINN_PROBLEMS = {"convection": ("convection  u_t + β u_x = 0", "β"),
+                 "reaction": ("reaction  u_t − ρ u(1 − u) = 0", "ρ"),
+                 "reaction_diffusion": ("reaction–diffusion  u_t − ν u_xx − ρ u(1 − u) = 0", "ν")}
