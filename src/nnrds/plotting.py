@@ -20,6 +20,35 @@ _FALLBACK = plt.get_cmap("tab20").colors
 
 SUBSTITUTE_NOTE = ("Data: public substitutes for the original (non-public) datasets; see README.")
 
+#: verdict colours (claims figures of every study)
+VERDICT_COLORS = {"supported": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f"}
+
+# --- stiffness study: regularizers and Jacobian-spectrum metrics
+REGULARIZER_COLORS = {"none": "#333333", "l2": "#1f77b4", "stiffness": "#ff7f0e"}
+REGULARIZER_LABELS = {"none": "no regularization", "l2": "L2 weight decay", "stiffness": "stiffness penalty"}
+STIFFNESS_METRIC_LABELS = {
+    "stiffness_ratio": "stiffness ratio\nmax|Re λ| / min|Re λ| (log)",
+    "spectral_radius": "spectral radius ρ(J) (log)",
+    "euler_index": "explicit-Euler index h·ρ(J) (log)",
+    "euler_amp": "max |1 + hλ|\n(≤ 1: Euler-stable)",
+    "test_mse": "test MSE (units of\ntraining output variance, log)",
+}
+
+# --- noisy-RNN study: models (noisy variants get shades of RNN_NOISY_CMAP) and test-time perturbations
+RNN_COLORS = {"lipschitz": "#1f77b4", "antisymmetric": "#2ca02c", "lstm": "#7f7f7f"}
+RNN_LINESTYLES = {"lipschitz": "-", "antisymmetric": "--", "lstm": ":"}
+RNN_ORDER = {"lipschitz": 0, "antisymmetric": 1, "lstm": 2}
+RNN_NOISY_CMAP = "Oranges"
+PERTURBATION_ORDER = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
+PERTURBATION_LABELS = {"gaussian": "additive noise σ (x + σξ)",
+                       "multiplicative": "multiplicative noise σ (x(1 + σξ))",
+                       "salt_pepper": "salt-and-pepper rate p", "fgsm": "FGSM step ε (input units)"}
+
+
+def noisy_rnn_label(variant: str, noise_add: float, noise_mult: float) -> str:
+    """Display name of a noisy-RNN study variant (the noisy RNN by its training-noise levels)."""
+    return f"noisy σ₁={noise_add:g}, σ₂={noise_mult:g}" if variant.startswith("noisy") else variant
+
 
 def color_for(name: str, i: int = 0) -> str:
     return PARAM_COLORS.get(name, _FALLBACK[i % len(_FALLBACK)])

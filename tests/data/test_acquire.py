@@ -73,8 +73,8 @@ def test_corrupt_ecg_fails_via_cli_with_one_line(mirror, tmp_path, capsys):
     data[100] = ord("7") if data[100] != ord("7") else ord("8")
     (tmp_path / "m" / ECG["file"]).write_bytes(bytes(data))
     out = tmp_path / "out"
-    rc = cli.main(["data-acquire", "--dataset", "ecg5000", "--out-dir", str(out),
-                   "--config-json", dumps({"mirror": str(tmp_path / "m"), "timeout_s": 5})])
+    rc = cli.main(["data-acquire", "--out-dir", str(out), "--config-json",
+                   dumps({"mirror": str(tmp_path / "m"), "timeout_s": 5, "cell": {"dataset": "ecg5000"}})])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "ecg5000" in err and ECG["sha256"] in err and ECG["file"] in err

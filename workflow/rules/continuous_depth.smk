@@ -13,9 +13,9 @@ if CDS["enabled"]:
         if _p not in config["parameterizations"]:
             raise SystemExit(f"\nnnrds: `continuous_depth.wp.parameterizations` names {_p!r}, which is not defined "
                              f"under `parameterizations`\n")
-    if CDS["wp"]["dataset"] not in config["datasets"]:
+    if CDS["wp"]["dataset"] not in config["data"]["sets"]:
         raise SystemExit(f"\nnnrds: `continuous_depth.wp.dataset` names {CDS['wp']['dataset']!r}, which is not "
-                         "defined under `datasets`\n")
+                         "defined under `data.sets`\n")
 
 
 rule continuous_depth_oscillator:
@@ -44,7 +44,7 @@ rule continuous_depth_wp:
     output:
         **table_outputs(f"{CDS_DIR}/cells/wp/{{param}}", ["wp_runs", "timings"]),
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": CDS, "dataset": config["datasets"][CDS["wp"]["dataset"]],
+        cfg=lambda wc: cfg_arg({**job_env(), "study": CDS, "dataset": dataset_spec(CDS["wp"]["dataset"]),
                                 "parameterization": config["parameterizations"][wc.param],
                                 "cell": {"param": wc.param}}),
         in_dirs=in_dirs_of("data"),
@@ -76,7 +76,7 @@ rule continuous_depth_summarize:
         **table_outputs(CDS_DIR, ["runs", "convergence", "reference", "wp_runs", "timings", "models"]),
         caption=f"{CDS_DIR}/caption.rst",
     params:
-        cfg=lambda wc: cfg_arg({"scale": SCALE, "study": CDS, "dataset": config["datasets"][CDS["wp"]["dataset"]]}),
+        cfg=lambda wc: cfg_arg({"scale": SCALE, "study": CDS, "dataset": dataset_spec(CDS["wp"]["dataset"])}),
         in_dirs=in_dirs_of("cells"),
         out_dir=out_dir_of("provenance"),
     log:

@@ -38,7 +38,7 @@ rule uq_elm_truth:
     output:
         f"{UQ_DIR}/slices_truth.csv",
     params:
-        cfg=cfg_arg({"elm": config["raw_data"]["elm"], "slices": UQ["slices"]}),
+        cfg=cfg_arg({"elm": config["data"]["elm"], "slices": UQ["slices"]}),
         ens_dir=lambda wc, input: os.path.dirname(input[0]),
     log:
         f"{UQ_DIR}/logs/truth.log",

@@ -28,6 +28,13 @@ def add_job_args(p, config_help: str = "validated config slice of the job") -> N
     p.add_argument("--out-dir", required=True, help="folder of the outputs (fixed names per study)")
 
 
+def add_command(sub, name: str, func, help: str, config_help: str) -> None:
+    """Register ``nnrds <name>`` on the one convention (:func:`add_job_args`), run as ``func(args)``."""
+    p = sub.add_parser(name, help=help)
+    add_job_args(p, config_help)
+    p.set_defaults(func=func)
+
+
 def in_tables(args, name: str) -> list[Path]:
     """``<in-dir>/<name>`` of every input folder, in the rule's order (``name`` includes the suffix)."""
     return [Path(d) / name for d in args.in_dir]
@@ -63,7 +70,7 @@ def add_summary_args(p, tables: list[str], config_help: str) -> None:
 
 def dataset_spec(args) -> dict:
     """The job's dataset spec (``config_json["dataset"]``) with the folder the rule gave (``--data-dir``), so
-    the loader reads only the rule's inputs (see :func:`nnrds.datasets.load_pool`)."""
+    the loader reads only the rule's inputs (see :func:`nnrds.data.regression.load_pool`)."""
     spec = dict(args.config_json["dataset"])
     data_dir = getattr(args, "data_dir", None) or (args.in_dir[0] if getattr(args, "in_dir", None) else None)
     if data_dir:

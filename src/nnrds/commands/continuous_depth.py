@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import datasets
+from ..data import regression
 from ..studies import continuous_depth as cd
 from .common import add_job_args, cell_job, concat, dataset_spec, in_tables, write_summary
 
@@ -83,5 +83,5 @@ def _summarize(args) -> int:
               "timings": _read(args, "timings", n_osc + n_wp, ["part", "cell"]),
               **cd.summarize(runs, conv, ref, wp_runs, study)}
     write_summary(args, f"{cd.STUDY}/summarize", {k: tables[k] for k in SUMMARY_TABLES},
-                  cd.caption(tables, c["scale"], study, datasets.DESCRIPTIONS.get(c["dataset"]["kind"], "")))
+                  cd.caption(tables, c["scale"], study, regression.DESCRIPTIONS.get(c["dataset"]["kind"], "")))
     return 0

@@ -24,7 +24,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("uq-elm-truth", help="the simulator along the 1-D slices of the ELM UQ study")
     p.add_argument("--ensemble-dir", required=True)
-    p.add_argument("--config-json", type=json_arg, required=True, help="{elm: raw_data.elm, slices: uq_elm.slices}")
+    p.add_argument("--config-json", type=json_arg, required=True, help="{elm: data.elm, slices: uq_elm.slices}")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_truth)
 

@@ -31,6 +31,7 @@ import pandas as pd
 
 from .. import io
 from . import fitsnap
+from .ucr import parse_ucr
 
 log = logging.getLogger(__name__)
 
@@ -206,17 +207,6 @@ def parse_fitsnap(path: str | os.PathLike, set_name: str) -> tuple[pd.DataFrame,
     """Tidy tables (configs, atoms) and metadata of a FitSNAP tarball (:func:`nnrds.data.fitsnap.parse_files`;
     stress in the unit detected per (group, composition), :mod:`nnrds.data.stress_units`)."""
     return fitsnap.parse_files(read_fitsnap_tar(path, set_name), set_name, path)
-
-
-def parse_ucr(text: str, source: str) -> pd.DataFrame:
-    """UCR text format: whitespace separated, class in column 1, then the series."""
-    try:
-        a = np.loadtxt(_io.StringIO(text), ndmin=2)
-    except ValueError as e:
-        raise ValueError(f"{source} is not a UCR text file ({e})") from None
-    df = pd.DataFrame(a[:, 1:], columns=[f"x{i:03d}" for i in range(a.shape[1] - 1)])
-    df.insert(0, "label", a[:, 0].astype(int))
-    return df
 
 
 # ---------------------------------------------------------------------------------------- top level

@@ -50,7 +50,8 @@ import torch
 from scipy import stats
 from torch import nn
 
-from .. import datasets, integrators, verdicts, wp
+from .. import integrators, verdicts, wp
+from ..data import regression
 from ..data.oscillators import Oscillator, transition_pairs
 from ..guards import check_finite, current
 from ..models import Arch, ReplicaNet
@@ -302,7 +303,7 @@ def run_wp_cell(dataset: str, dspec: dict, pname: str, pspec: dict, cfg: dict, *
     seeds = [int(s) for s in cfg["seeds"]]
     if pspec["kind"] == "mlp":
         raise ValueError("continuous_depth.wp.parameterizations: an MLP has no W(t) and no depth limit; use ResNets")
-    splits = datasets.seeded_splits(dspec, seeds, base_seed)
+    splits = regression.seeded_splits(dspec, seeds, base_seed)
 
     def stack(attr: str) -> torch.Tensor:
         return torch.as_tensor(np.stack([getattr(s, attr) for s in splits]), dtype=tdtype, device=dev)
