@@ -46,6 +46,8 @@ include: "workflow/rules/noisy_rnn.smk"
 include: "workflow/rules/stiffness.smk"
 include: "workflow/rules/uq_elm.smk"
 include: "workflow/rules/materials.smk"
+include: "workflow/rules/continuous_depth.smk"
+include: "workflow/rules/pinn_failure.smk"
 include: "workflow/rules/claims.smk"  # last: it reads CLAIM_TABLES
 
 

@@ -16,7 +16,7 @@ def minimal(**extra):
     """Smallest valid config: only wp_gap enabled (other studies' schema fragments disabled)."""
     studies = {k: {"enabled": False} for k, v in C.load_schema()["$defs"].items()
                if k in C.load_schema()["properties"] and "enabled" in v.get("properties", {})}
-    return {**studies, "scale": "smoke", "datasets": {"d": {"kind": "friedman1"}},
+    return {**studies, "scale": "smoke", "data": {"sets": {"d": {"kind": "friedman1"}}},
             "parameterizations": {"p": {"kind": "const"}},
             "wp_gap": {"datasets": ["d"], "parameterizations": ["p"]}, **extra}
 
@@ -36,7 +36,8 @@ def test_every_scale_validates(repo, path):
 def test_defaults_are_filled():
     cfg = C.validate(minimal())
     assert cfg["seed"] == 0 and cfg["device"] == "auto" and cfg["resources"]["gpu"] == 0
-    assert cfg["datasets"]["d"]["n_train"] == 50
+    assert cfg["data"]["sets"]["d"]["n_train"] == 50 and cfg["data"]["mirror"] == "../shared/data"
+    assert cfg["data"]["elm"]["n_train"] == 500 and cfg["data"]["acquire"]["timeout_s"] == 300
     assert cfg["wp_gap"]["epochs"] == 1000
 
 
@@ -46,8 +47,10 @@ def test_defaults_are_filled():
     ({"bogus": 1}, "unknown key `bogus`"),
     ({"seed": "zero"}, "`seed` must be of type integer"),
     ({"resources": {"gpu": 1.5}}, "`resources.gpu` must be of type integer, got 1.5 (float)"),
-    ({"datasets": {"d": {"kind": "mnist"}}}, "`datasets.d.kind` must be one of"),
-    ({"wp_gap": {"datasets": ["nope"]}}, "`wp_gap.datasets[0]` names 'nope', which is not defined under `datasets`"),
+    ({"data": {"sets": {"d": {"kind": "mnist"}}}}, "`data.sets.d.kind` must be one of"),
+    ({"data": {"raw": 1}}, "unknown key `data.raw`; allowed keys here: acquire, chem, elm, mirror, sets"),
+    ({"datasets": {"d": {"kind": "friedman1"}}}, "unknown key `datasets`"),
+    ({"wp_gap": {"datasets": ["nope"]}}, "`wp_gap.datasets[0]` names 'nope', which is not defined under `data.sets`"),
 ])
 def test_bad_config_gives_one_message_with_key_path(patch, expected):
     with pytest.raises(C.ConfigError) as e:

@@ -49,6 +49,8 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
     ("uq_elm", ["parity", "calibration", "coverage_crps", "slices", "extrapolation", "nuts_trace", "flagged",
                 "depth_feasibility"]),
     ("materials", ["parity", "calibration", "std_vs_error", "ev_curve", "group_errors"]),
+    ("continuous_depth", ["error_vs_h", "refinement_penalty", "wp_depth_convergence"]),
+    ("pinn_failure", ["error_vs_coefficient", "heatmaps", "loss_curves", "landscapes"]),
 ])
 def test_smoke_dag_runs_every_study(smoke_run, study, figs):
     import json

@@ -1,4 +1,5 @@
-"""Interatomic-potential machinery (src/nnrds/materials.py): derivatives, invariances, units, data, BBB."""
+"""Interatomic potentials (src/nnrds/potentials/), their data (src/nnrds/data/al_emt.py, fitsnap.py) and the
+materials study (src/nnrds/studies/materials.py): derivatives, invariances, units, data, BBB."""
 import json
 
 import numpy as np
@@ -6,10 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-from nnrds import materials as M
+from nnrds.data.al_emt import generate_al_emt
+from nnrds.data.stress_units import stress_to_ev_a3
+from nnrds.potentials.dataset import build_dataset
+from nnrds.potentials.descriptors import DescriptorSpec, descriptor_terms
+from nnrds.potentials.neighbours import descriptors, neighbor_topology, pair_vectors
+from nnrds.potentials.potential import Potential, fit_reference_energies
+from nnrds.potentials.structures import VOIGT_IDX, Structure, from_atoms, from_tables, to_tables
 from nnrds.models import Arch, ReplicaNet
 
-SPEC = M.DescriptorSpec(cutoff=4.5, n_radial=5, angular_etas=(0.01,), zetas=(1.0, 2.0), lambdas=(1.0, -1.0))
+SPEC = DescriptorSpec(cutoff=4.5, n_radial=5, angular_etas=(0.01,), zetas=(1.0, 2.0), lambdas=(1.0, -1.0))
 
 
 def _cell(seed=0, rattle=0.1, repeat=(2, 1, 1)):
@@ -19,16 +26,43 @@ def _cell(seed=0, rattle=0.1, repeat=(2, 1, 1)):
     at.set_cell(np.asarray(at.get_cell()) @ (np.eye(3) + np.array([[0.01, 0.02, 0], [0.02, -0.01, 0.01], [0, 0.01, 0.005]])),
                 scale_atoms=True)
     at.rattle(rattle, seed=seed)
-    return M.from_atoms(at, label=False)
+    return from_atoms(at, label=False)
 
 
 def _potential(seeds=(0, 1)):
     net = ReplicaNet(Arch(SPEC.n_descriptors, 1, 6, 3, param="legendre", degree=2), list(seeds), dtype=torch.float64)
-    return M.Potential(net, SPEC, torch.ones(SPEC.n_descriptors), 2 * torch.ones(SPEC.n_descriptors), -3.0, 0.5)
+    return Potential(net, SPEC, torch.ones(SPEC.n_descriptors), 2 * torch.ones(SPEC.n_descriptors), -3.0, 0.5)
 
 
 def _energy(pot, s):
     return pot.energy_autograd(s)["energy"].numpy()
+
+
+def _assert_stress_is_strain_derivative(pot, make, stress, volume, h=1e-6):
+    """``stress`` (S, 6) of ``make()`` equals (1/V) dE/deps by central finite differences of symmetric strains."""
+    for v, (a, b) in enumerate(VOIGT_IDX):
+        eps = np.zeros((3, 3))
+        eps[a, b] = eps[b, a] = h  # symmetric strain
+        e = []
+        for sign in (1, -1):
+            t = make()
+            F = np.eye(3) + sign * eps
+            t.positions, t.cell = t.positions @ F, t.cell @ F
+            e.append(_energy(pot, t))
+        # d E / d eps_ab with the symmetric perturbation counts the off-diagonal pair twice
+        fd = (e[0] - e[1]) / (2 * h) / volume / (1 if a == b else 2)
+        np.testing.assert_allclose(stress[:, v].numpy(), fd, rtol=1e-5, atol=1e-10)
+
+
+def _assert_routes_agree(pot, structs, data):
+    """The chain-rule route (``pot.predict(data)``, returned) equals autograd per configuration."""
+    p = pot.predict(data)
+    for b, s in enumerate(structs):
+        r = pot.energy_autograd(s)
+        np.testing.assert_allclose(p["energy"][:, b].detach(), r["energy"], rtol=1e-12)
+        np.testing.assert_allclose(p["forces"][:, data.atom_cfg == b].detach(), r["forces"], atol=1e-12)
+        np.testing.assert_allclose(p["stress"][:, b].detach(), r["stress"], atol=1e-12)
+    return p
 
 
 def test_forces_are_minus_energy_gradient_by_finite_differences():
@@ -50,33 +84,16 @@ def test_forces_are_minus_energy_gradient_by_finite_differences():
 def test_stress_is_strain_derivative_by_finite_differences():
     s, pot = _cell(), _potential()
     r = pot.energy_autograd(s)
-    h = 1e-6
-    for v, (a, b) in enumerate(M.VOIGT_IDX):
-        eps = np.zeros((3, 3))
-        eps[a, b] = eps[b, a] = h if a != b else h  # symmetric strain
-        e = []
-        for sign in (1, -1):
-            t = _cell()
-            F = np.eye(3) + sign * eps
-            t.positions, t.cell = t.positions @ F, t.cell @ F
-            e.append(_energy(pot, t))
-        # d E / d eps_ab with the symmetric perturbation counts the off-diagonal pair twice
-        fd = (e[0] - e[1]) / (2 * h) / s.volume / (1 if a == b else 2)
-        np.testing.assert_allclose(r["stress"][:, v].numpy(), fd, rtol=1e-5, atol=1e-10)
+    _assert_stress_is_strain_derivative(pot, _cell, r["stress"], s.volume)
 
 
 def test_chain_rule_route_equals_autograd_route():
     structs = [_cell(seed=k) for k in range(3)]
     for s in structs:
         s.energy, s.forces, s.stress = 0.0, np.zeros((s.natoms, 3)), np.zeros(6)
-    data = M.build_dataset(structs, SPEC)
+    data = build_dataset(structs, SPEC)
     pot = _potential()
-    p = pot.predict(data)
-    for b, s in enumerate(structs):
-        r = pot.energy_autograd(s)
-        np.testing.assert_allclose(p["energy"][:, b].detach(), r["energy"], rtol=1e-12)
-        np.testing.assert_allclose(p["forces"][:, data.atom_cfg == b].detach(), r["forces"], atol=1e-12)
-        np.testing.assert_allclose(p["stress"][:, b].detach(), r["stress"], atol=1e-12)
+    p = _assert_routes_agree(pot, structs, data)
     sub = data.subset([2, 0])
     q = pot.predict(sub)
     np.testing.assert_allclose(q["energy"].detach(), p["energy"][:, [2, 0]].detach(), rtol=1e-12)
@@ -85,32 +102,36 @@ def test_chain_rule_route_equals_autograd_route():
 
 
 def _desc(s):
-    nb = M.neighbor_topology(s, SPEC.cutoff)
-    return M.descriptors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb, SPEC).numpy()
+    nb = neighbor_topology(s, SPEC.cutoff)
+    return descriptors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb, SPEC).numpy()
+
+
+def _assert_rigid_motion_invariance(make, desc, G):
+    """Descriptors ``desc(make())`` equal ``G`` after rotating positions and cell together and after a
+    translation (atoms wrapped back into the cell or not: the same periodic system)."""
+    from scipy.spatial.transform import Rotation
+
+    Rm = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
+    r = make()
+    r.positions, r.cell = r.positions @ Rm.T, r.cell @ Rm.T
+    np.testing.assert_allclose(desc(r), G, atol=1e-10)
+    t = make()
+    t.positions = t.positions + np.array([0.7, -1.3, 2.9])
+    np.testing.assert_allclose(desc(t), G, atol=1e-10)
 
 
 def test_descriptors_invariant_to_rotation_translation_permutation_and_supercell():
-    from scipy.spatial.transform import Rotation
-
     s = _cell(rattle=0.15)
     G = _desc(s)
     assert G.shape == (s.natoms, SPEC.n_descriptors) and np.all(np.isfinite(G)) and G.std(0).min() > 0
-    # rotation of positions and cell together
-    Rm = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
-    r = _cell(rattle=0.15)
-    r.positions, r.cell = r.positions @ Rm.T, r.cell @ Rm.T
-    np.testing.assert_allclose(_desc(r), G, atol=1e-10)
-    # translation (atoms wrapped back into the cell or not: same periodic system)
-    t = _cell(rattle=0.15)
-    t.positions = t.positions + np.array([0.7, -1.3, 2.9])
-    np.testing.assert_allclose(_desc(t), G, atol=1e-10)
+    _assert_rigid_motion_invariance(lambda: _cell(rattle=0.15), _desc, G)
     # permutation of like atoms permutes the rows
     perm = np.random.default_rng(1).permutation(s.natoms)
     p = _cell(rattle=0.15)
     p.positions = p.positions[perm]
     np.testing.assert_allclose(_desc(p), G[perm], atol=1e-10)
     # a 2x1x2 supercell has the same per-atom descriptors, tiled
-    sup = M.Structure(np.concatenate([s.positions + i * s.cell[0] + k * s.cell[2] for i in range(2) for k in range(2)]),
+    sup = Structure(np.concatenate([s.positions + i * s.cell[0] + k * s.cell[2] for i in range(2) for k in range(2)]),
                       s.cell * np.array([[2], [1], [2]]), s.species * 4)
     np.testing.assert_allclose(_desc(sup), np.tile(G, (4, 1)), atol=1e-10)
 
@@ -118,26 +139,26 @@ def test_descriptors_invariant_to_rotation_translation_permutation_and_supercell
 def test_stress_units_bar_to_ev_per_cubic_angstrom():
     from ase import units
 
-    np.testing.assert_allclose(M.stress_to_ev_a3(1.0, "bar"), units.bar, rtol=1e-6)  # ASE: eV/A^3 per bar
-    np.testing.assert_allclose(M.stress_to_ev_a3(1.0, "GPa"), units.GPa, rtol=1e-6)
-    np.testing.assert_allclose(M.stress_to_ev_a3(160.21766208, "GPa"), 1.0, rtol=1e-8)
-    np.testing.assert_allclose(M.stress_to_ev_a3([1e4, 2e4], "bar"), [1.0 / 160.21766208, 2.0 / 160.21766208], rtol=1e-8)
-    assert M.stress_to_ev_a3(3.0, "kbar") == pytest.approx(3e3 * M.stress_to_ev_a3(1.0, "bar"))
+    np.testing.assert_allclose(stress_to_ev_a3(1.0, "bar"), units.bar, rtol=1e-6)  # ASE: eV/A^3 per bar
+    np.testing.assert_allclose(stress_to_ev_a3(1.0, "GPa"), units.GPa, rtol=1e-6)
+    np.testing.assert_allclose(stress_to_ev_a3(160.21766208, "GPa"), 1.0, rtol=1e-8)
+    np.testing.assert_allclose(stress_to_ev_a3([1e4, 2e4], "bar"), [1.0 / 160.21766208, 2.0 / 160.21766208], rtol=1e-8)
+    assert stress_to_ev_a3(3.0, "kbar") == pytest.approx(3e3 * stress_to_ev_a3(1.0, "bar"))
     with pytest.raises(ValueError, match="unknown stress unit"):
-        M.stress_to_ev_a3(1.0, "psi")
+        stress_to_ev_a3(1.0, "psi")
 
 
 def test_al_emt_generator_is_seeded_labelled_and_round_trips_tables():
-    a = M.generate_al_emt(14, seed=3, md_temperatures=(300, 900), md_steps=2)
-    b = M.generate_al_emt(14, seed=3, md_temperatures=(300, 900), md_steps=2)
+    a = generate_al_emt(14, seed=3, md_temperatures=(300, 900), md_steps=2)
+    b = generate_al_emt(14, seed=3, md_temperatures=(300, 900), md_steps=2)
     groups = {s.group for s in a}
     assert {"strain", "shear", "rattle", "vacancy", "surf100", "surf111", "md300K", "md900K"} <= groups
     assert all(np.array_equal(x.positions, y.positions) and x.energy == y.energy for x, y in zip(a, b))
     # EMT labels are consistent with EMT itself: forces sum to ~0, stress is ASE's (1/V) dE/deps
     for s in a:
         assert np.abs(s.forces.sum(0)).max() < 1e-8 and s.stress.shape == (6,) and np.isfinite(s.energy)
-    conf, atoms = M.to_tables(a)
-    back = M.from_tables(conf, atoms)
+    conf, atoms = to_tables(a)
+    back = from_tables(conf, atoms)
     for x, y in zip(a, back):
         np.testing.assert_allclose(y.positions, x.positions)
         np.testing.assert_allclose(y.stress, x.stress)
@@ -157,23 +178,23 @@ def test_group_split_holds_out_whole_groups():
 
 
 def test_ensemble_and_bbb_train_and_improve():
-    from nnrds.studies import materials as S
+    from nnrds.studies import materials
     from nnrds.train import seed_everything
 
     seed_everything(0)
-    structs = M.generate_al_emt(14, seed=0, md_temperatures=(300,), md_steps=2)
-    data = M.build_dataset(structs, SPEC)
+    structs = generate_al_emt(14, seed=0, md_temperatures=(300,), md_steps=2)
+    data = build_dataset(structs, SPEC)
     study = {"net": {"width": 8, "depth": 2, "param": "legendre", "degree": 1}, "epochs": 15, "lr": 0.01,
              "batch_size": 7, "l2": 0.0, "loss_weights": {"energy": 1.0, "forces": 1.0, "stress": 0.1},
              "bbb": {"epochs": 3, "lr": 1e-3, "particles": 2, "init_scale": 1e-3, "kl_weight": 1.0, "prior_scale": 1.0,
                      "n_samples": 4}}
-    pot, scales = S.make_potential(study, SPEC, data, [0, 1], torch.float64)
-    res = S.train_ensemble(pot, data, study, scales, seed=0)
+    pot, scales = materials.make_potential(study, SPEC, data, [0, 1], torch.float64)
+    res = materials.train_ensemble(pot, data, study, scales, seed=0)
     first = [h["train_loss"] for h in res.history if h["epoch"] == 0]
     last = [h["train_loss"] for h in res.history if h["epoch"] == study["epochs"]]
     assert all(b < a for a, b in zip(first, last))
-    noise = {q: float(v[0]) for q, v in S.residual_noise(pot, data).items()}
-    post, atomic, n = S.train_bbb(pot, data, study, noise, seed=0)
+    noise = {q: float(v[0]) for q, v in materials.residual_noise(pot, data).items()}
+    post, atomic, n = materials.train_bbb(pot, data, study, noise, seed=0)
     assert post.method == "vi" and post.theta_scale.min() > 0 and n == 4
     pred = pot.predict(data, atomic=atomic, n=n)
     assert pred["forces"].shape == (4, len(data.atom_cfg), 3)
@@ -181,7 +202,7 @@ def test_ensemble_and_bbb_train_and_improve():
 
 
 # ------------------------------------------------------------------------------ several elements (W-Be)
-SPEC2 = M.DescriptorSpec(cutoff=4.5, n_radial=5, angular_etas=(0.01,), zetas=(1.0, 2.0), lambdas=(1.0, -1.0),
+SPEC2 = DescriptorSpec(cutoff=4.5, n_radial=5, angular_etas=(0.01,), zetas=(1.0, 2.0), lambdas=(1.0, -1.0),
                          elements=("Au", "Cu"))
 AU = [1, 2, 4]  # atoms of the 8-atom fcc Cu cell that are Au
 
@@ -198,7 +219,7 @@ def _binary(seed=0, rattle=0.1):
     at.set_cell(np.asarray(at.get_cell()) @ (np.eye(3) + np.array([[0.01, 0.02, 0], [0.02, -0.01, 0.01], [0, 0.01, 0.005]])),
                 scale_atoms=True)
     at.rattle(rattle, seed=seed)
-    return M.from_atoms(at, label=False)
+    return from_atoms(at, label=False)
 
 
 def _potential2(seeds=(0, 1)):
@@ -206,12 +227,12 @@ def _potential2(seeds=(0, 1)):
     arch = Arch(D, 1, 6, 3, param="legendre", degree=2)
     nets = [ReplicaNet(arch, [s + 100 * k for s in seeds], dtype=torch.float64) for k in range(2)]
     g = torch.linspace(0.5, 1.5, D)
-    return M.Potential(nets, SPEC2, torch.stack([g, 2 * g]), torch.stack([2 * g, g + 1]), [-3.2, -4.1], 0.5)
+    return Potential(nets, SPEC2, torch.stack([g, 2 * g]), torch.stack([2 * g, g + 1]), [-3.2, -4.1], 0.5)
 
 
 def _desc2(s, spec=SPEC2):
-    nb = M.neighbor_topology(s, spec.cutoff, spec)
-    return M.descriptors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb, spec).numpy()
+    nb = neighbor_topology(s, spec.cutoff, spec)
+    return descriptors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb, spec).numpy()
 
 
 def test_binary_forces_stress_by_finite_differences_and_chain_rule_route():
@@ -226,48 +247,24 @@ def test_binary_forces_stress_by_finite_differences_and_chain_rule_route():
         np.testing.assert_allclose(r["forces"][:, atom, k].numpy(), fd, rtol=1e-6, atol=1e-8)
     assert r["forces"].abs().max() > 1e-3
     np.testing.assert_allclose(r["forces"].sum(1).numpy(), 0.0, atol=1e-10)
-    h = 1e-6
-    for v, (a, b) in enumerate(M.VOIGT_IDX):
-        eps = np.zeros((3, 3))
-        eps[a, b] = eps[b, a] = h
-        e = []
-        for sign in (1, -1):
-            t = _binary()
-            F = np.eye(3) + sign * eps
-            t.positions, t.cell = t.positions @ F, t.cell @ F
-            e.append(pot.energy_autograd(t)["energy"].numpy())
-        fd = (e[0] - e[1]) / (2 * h) / s.volume / (1 if a == b else 2)
-        np.testing.assert_allclose(r["stress"][:, v].numpy(), fd, rtol=1e-5, atol=1e-10)
+    _assert_stress_is_strain_derivative(pot, _binary, r["stress"], s.volume)
     # the training route (precomputed element-resolved descriptor Jacobians, chain rule) equals autograd
     structs = [_binary(seed=k) for k in range(3)] + [_cell(seed=5)]  # the last one: Cu only (no Au atoms)
     structs[-1].species = ["Cu"] * structs[-1].natoms
     for t in structs:
         t.energy, t.forces, t.stress = 0.0, np.zeros((t.natoms, 3)), np.zeros(6)
-    data = M.build_dataset(structs, SPEC2, chunk=2)
+    data = build_dataset(structs, SPEC2, chunk=2)
     assert data.elem.tolist()[:8] == [1, 0, 0, 1, 0, 1, 1, 1] and not data.has_stress.any()
-    p = pot.predict(data)
-    for b, t in enumerate(structs):
-        q = pot.energy_autograd(t)
-        np.testing.assert_allclose(p["energy"][:, b].detach(), q["energy"], rtol=1e-12)
-        np.testing.assert_allclose(p["forces"][:, data.atom_cfg == b].detach(), q["forces"], atol=1e-12)
-        np.testing.assert_allclose(p["stress"][:, b].detach(), q["stress"], atol=1e-12)
+    p = _assert_routes_agree(pot, structs, data)
     sub = data.subset([3, 1])
     np.testing.assert_allclose(pot.predict(sub)["energy"].detach(), p["energy"][:, [3, 1]].detach(), rtol=1e-12)
 
 
 def test_binary_descriptors_invariances_and_element_blocks():
-    from scipy.spatial.transform import Rotation
-
     s = _binary(rattle=0.15)
     G = _desc2(s)
     assert G.shape == (8, 2 * 5 + 3 * 4) and np.all(np.isfinite(G))
-    Rm = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
-    r = _binary(rattle=0.15)
-    r.positions, r.cell = r.positions @ Rm.T, r.cell @ Rm.T
-    np.testing.assert_allclose(_desc2(r), G, atol=1e-10)
-    t = _binary(rattle=0.15)
-    t.positions = t.positions + np.array([0.7, -1.3, 2.9])
-    np.testing.assert_allclose(_desc2(t), G, atol=1e-10)
+    _assert_rigid_motion_invariance(lambda: _binary(rattle=0.15), _desc2, G)
     # permuting like atoms (the Cu atoms among themselves), or all atoms with their species, permutes rows
     cu = [k for k in range(8) if k not in AU]
     perm = np.arange(8)
@@ -284,7 +281,7 @@ def test_binary_descriptors_invariances_and_element_blocks():
     x.species[0], x.species[1] = x.species[1], x.species[0]
     assert np.abs(_desc2(x) - G).max() > 1e-3
     # ... and the element blocks add up to the element-agnostic descriptors
-    one = _desc2(s, M.DescriptorSpec(**{**SPEC2.__dict__, "elements": ()}))
+    one = _desc2(s, DescriptorSpec(**{**SPEC2.__dict__, "elements": ()}))
     np.testing.assert_allclose(G[:, :5] + G[:, 5:10], one[:, :5], rtol=1e-12)
     np.testing.assert_allclose(G[:, 10:14] + G[:, 14:18] + G[:, 18:22], one[:, 5:], rtol=1e-12)
     # Au neighbours of atom 0 (Cu): its Au-Au block vanishes only if it has < 2 Au neighbours (it has more)
@@ -294,13 +291,13 @@ def test_binary_descriptors_invariances_and_element_blocks():
 def test_single_element_descriptors_are_the_original_ones():
     s = _cell()
     G = _desc(s)  # SPEC without elements
-    Gal = _desc2(s, M.DescriptorSpec(**{**SPEC.__dict__, "elements": ("Al",)}))
+    Gal = _desc2(s, DescriptorSpec(**{**SPEC.__dict__, "elements": ("Al",)}))
     np.testing.assert_array_equal(Gal, G)
     # the original definition: [sum_j G2 terms, sum_{j<k} G4 terms] over all neighbours, and its values
-    nb = M.neighbor_topology(s, SPEC.cutoff)
-    d = M.pair_vectors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb)
+    nb = neighbor_topology(s, SPEC.cutoff)
+    d = pair_vectors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb)
     i, ta, tb = (torch.as_tensor(x) for x in (nb.i, nb.ta, nb.tb))
-    g2, g4 = M.descriptor_terms(d, ta, tb, SPEC)
+    g2, g4 = descriptor_terms(d, ta, tb, SPEC)
     old = torch.cat([d.new_zeros(s.natoms, 5).index_add(0, i, g2), d.new_zeros(s.natoms, 4).index_add(0, i[ta], g4)], 1)
     np.testing.assert_array_equal(G, old.numpy())
     frozen = [[1.4094069648369028, 3.175416331934604, 2.832288137826144, 1.087682543518645, 0.23857125698095707,
@@ -318,10 +315,10 @@ def test_reference_energy_fit_recovers_per_element_energies():
     counts[counts.sum(1) == 0] = 1
     true = np.array([-3.2, -8.6])
     E = counts @ true + 0.01 * counts.sum(1) * rng.standard_normal(40)
-    np.testing.assert_allclose(M.fit_reference_energies(counts, E), true, atol=0.01)
-    np.testing.assert_allclose(M.fit_reference_energies(counts, counts @ true), true, rtol=1e-12)
+    np.testing.assert_allclose(fit_reference_energies(counts, E), true, atol=0.01)
+    np.testing.assert_allclose(fit_reference_energies(counts, counts @ true), true, rtol=1e-12)
     one = np.array([[4], [8], [2]])
-    assert M.fit_reference_energies(one, [-12.0, -25.0, -5.0])[0] == pytest.approx(np.mean([-3.0, -3.125, -2.5]))
+    assert fit_reference_energies(one, [-12.0, -25.0, -5.0])[0] == pytest.approx(np.mean([-3.0, -3.125, -2.5]))
     # in the potential: per-element reference energies, standardization and one network per element
     structs = [_binary(seed=k, rattle=0.05) for k in range(4)]
     for t in structs:
@@ -330,7 +327,7 @@ def test_reference_energy_fit_recovers_per_element_energies():
     t = _cell(seed=1)
     t.species = ["Cu"] * t.natoms
     t.energy, t.forces, t.stress = -3.5 * t.natoms, np.zeros((t.natoms, 3)), np.ones(6)
-    data = M.build_dataset(structs + [t], SPEC2)
+    data = build_dataset(structs + [t], SPEC2)
     study = {"net": {"width": 4, "depth": 2, "param": "legendre", "degree": 1}}
     pot, scales = make_potential(study, SPEC2, data, [0, 1], torch.float64)
     np.testing.assert_allclose(pot.e_ref, [-3.8, -3.5], atol=1e-9)
@@ -382,7 +379,7 @@ def test_wbe_parse_and_train_smoke(tmp_path):
     import yaml
 
     from nnrds import config as cfgmod
-    from nnrds.studies import materials as S
+    from nnrds.studies import materials
 
     data_dir, conf = _wbe_tables(tmp_path)
     assert set(conf["species"]) == {"Be", "W", "Be W"} and len(conf) == 21
@@ -401,7 +398,7 @@ def test_wbe_parse_and_train_smoke(tmp_path):
         "descriptors": {"n_radial": 4, "angular_etas": [0.01], "zetas": [1.0]},
         "bbb": {"epochs": 2, "n_samples": 3}})
     dspec = {**study["wbe"], "kind": "wbe", "max_configs": 15, "min_per_group": 2, "heldout_groups": ["surface"]}
-    tables = S.run_cell("wbe", dspec, study, str(data_dir), dtype="float64")
+    tables = materials.run_cell("wbe", dspec, study, str(data_dir), dtype="float64")
     info = tables["info"].iloc[0]
     assert info["elements"] == "Be W" and info["n_heldout"] == 2 and info["n_configs"] <= 15
     assert info["n_descriptors"] == 2 * 4 + 3 * 2
@@ -423,17 +420,26 @@ def test_bbb_likelihood_std_is_tempered_noise():
     assert got["stress"] == pytest.approx(0.01)  # not in the likelihood (weight 0): the training residual
 
 
+def _tiny_study(epochs, batch_size, forces_weight):
+    """A study config small enough for a unit test: two members, two BBB epochs, three posterior draws."""
+    return {"net": {"width": 6, "depth": 2, "param": "legendre", "degree": 1}, "epochs": epochs, "lr": 0.01,
+            "batch_size": batch_size, "l2": 0.0, "loss_weights": {"energy": 1.0, "forces": forces_weight, "stress": 0.1},
+            "seeds": [0, 1], "test_fraction": 0.25, "max_prediction_rows": 100,
+            "bbb": {"enabled": True, "epochs": 2, "lr": 1e-3, "particles": 1, "init_scale": 1e-3, "kl_weight": 1.0,
+                    "prior_scale": 1.0, "n_samples": 3}}
+
+
 @pytest.mark.parametrize("tempered", [False, True])
 def test_bbb_fitted_and_predictive_noise_models_are_the_same(monkeypatch, tempered):
     """The Gaussian likelihood Bayes-by-backprop fits (nll at the warm start = ensemble member 0) and the
     aleatoric variance its predictive adds must be one noise model: nll == sum_q 0.5 sum (p - y)^2 / var_q with
     var_q the predictive's noise variance. Today's code (until this fix) fitted noise sigma/sqrt(w) but
     predicted with sigma^2, which fails here because the loss weights are not 1."""
-    from nnrds.studies import materials as S
+    from nnrds.studies import materials
     from nnrds.uq import bbb
 
     seen = {}
-    run_bbb, predictive, train_bbb = bbb.run_bbb, S.predictive, S.train_bbb
+    run_bbb, predictive, train_bbb = bbb.run_bbb, materials.predictive, materials.train_bbb
 
     def spy_run(stack, nll, n_data, **kw):
         seen["nll"], seen["init"] = nll, kw["init_theta"]
@@ -449,29 +455,25 @@ def test_bbb_fitted_and_predictive_noise_models_are_the_same(monkeypatch, temper
         return predictive(pot, data, atomic, n, noise_var)
 
     monkeypatch.setattr(bbb, "run_bbb", spy_run)
-    monkeypatch.setattr(S, "train_bbb", spy_train)
-    monkeypatch.setattr(S, "predictive", spy_pred)
-    structs = M.generate_al_emt(16, seed=2, md_temperatures=(300,), md_steps=2)
-    data = M.build_dataset(structs, SPEC)
-    study = {"net": {"width": 6, "depth": 2, "param": "legendre", "degree": 1}, "epochs": 4, "lr": 0.01,
-             "batch_size": 8, "l2": 0.0, "loss_weights": {"energy": 1.0, "forces": 0.25, "stress": 0.1},
-             "seeds": [0, 1], "test_fraction": 0.25, "max_prediction_rows": 100,
-             "bbb": {"enabled": True, "epochs": 2, "lr": 1e-3, "particles": 1, "init_scale": 1e-3, "kl_weight": 1.0,
-                     "prior_scale": 1.0, "n_samples": 3}}
+    monkeypatch.setattr(materials, "train_bbb", spy_train)
+    monkeypatch.setattr(materials, "predictive", spy_pred)
+    structs = generate_al_emt(16, seed=2, md_temperatures=(300,), md_steps=2)
+    data = build_dataset(structs, SPEC)
+    study = _tiny_study(epochs=4, batch_size=8, forces_weight=0.25)
     if tempered:  # likelihood temperatures of their own: noise s/sqrt(w) in the fit and the predictive
         study["bbb"]["loss_weights"] = {"energy": 4.0, "forces": 0.25, "stress": 0.1}
-    out = S.run_split("al_emt", {"kind": "al_emt"}, "random", study, data, None, SPEC, dtype="float64")
+    out = materials.run_split("al_emt", {"kind": "al_emt"}, "random", study, data, None, SPEC, dtype="float64")
     pot, train = seen["pot"], seen["train"]
     with torch.no_grad():
         nll = float(seen["nll"](seen["init"][None], torch.arange(train.n_configs))[0])
     with torch.enable_grad():
         pred = pot.predict(train)
     want = sum(0.5 * float(((p[0] - y) ** 2).sum()) / seen["var"][q]
-               for q, (p, y) in S.per_quantity({k: v.detach() for k, v in pred.items()}, train).items())
+               for q, (p, y) in materials.per_quantity({k: v.detach() for k, v in pred.items()}, train).items())
     assert nll == pytest.approx(want, rel=1e-6)
     lik = json.loads(out["info"]["bbb_likelihood_std"].iloc[0])
     assert {q: v**2 for q, v in lik.items()} == pytest.approx(seen["var"])
-    resid = {q: float(v[0]) for q, v in S.residual_noise(pot, train).items()}
+    resid = {q: float(v[0]) for q, v in materials.residual_noise(pot, train).items()}
     w = study["bbb"].get("loss_weights") or {"energy": 1.0, "forces": 1.0, "stress": 1.0}
     assert lik == pytest.approx({q: resid[q] / np.sqrt(w[q]) for q in lik}, rel=1e-6)
     # the BBB predictive std of every test item is at least the likelihood's noise std
@@ -541,22 +543,18 @@ def test_snap_claims_verdicts_on_known_answers():
 @pytest.mark.parametrize("key", ["materials.lr", "materials.bbb.lr"])
 def test_divergence_fails_naming_the_cell_and_config_key(key):
     from nnrds import guards
-    from nnrds.studies import materials as S
+    from nnrds.studies import materials
 
-    structs = M.generate_al_emt(14, seed=1, md_temperatures=(300,), md_steps=2)
-    data = M.build_dataset(structs, SPEC)
-    study = {"net": {"width": 6, "depth": 2, "param": "legendre", "degree": 1}, "epochs": 3, "lr": 0.01,
-             "batch_size": 7, "l2": 0.0, "loss_weights": {"energy": 1.0, "forces": 1.0, "stress": 0.1},
-             "seeds": [0, 1], "test_fraction": 0.25, "max_prediction_rows": 100,
-             "bbb": {"enabled": True, "epochs": 2, "lr": 1e-3, "particles": 1, "init_scale": 1e-3, "kl_weight": 1.0,
-                     "prior_scale": 1.0, "n_samples": 3}}
+    structs = generate_al_emt(14, seed=1, md_temperatures=(300,), md_steps=2)
+    data = build_dataset(structs, SPEC)
+    study = _tiny_study(epochs=3, batch_size=7, forces_weight=1.0)
     if key == "materials.lr":
         study["lr"] = 1e30
     else:
         study["bbb"]["lr"], study["bbb"]["init_scale"] = 1e30, 1e30
     with guards.job(guards.Where(study="materials", cell="al_emt", config_key="materials.lr")):
         with pytest.raises(guards.NonFiniteError) as e:
-            S.run_split("al_emt", {"kind": "al_emt"}, "random", study, data, None, SPEC, dtype="float32")
+            materials.run_split("al_emt", {"kind": "al_emt"}, "random", study, data, None, SPEC, dtype="float32")
     msg = str(e.value)
     assert f"`{key}`" in msg and "materials" in msg and "al_emt / random split" in msg
     if key == "materials.bbb.lr":
@@ -569,19 +567,19 @@ def test_caption_with_every_branch_renders_without_docutils_messages():
     import sys
     from pathlib import Path
 
-    from nnrds.studies import materials as S
+    from nnrds.studies import materials
 
     sys.path.insert(0, str(Path(__file__).parent))
     from test_captions import rst_problems
 
     rng = np.random.default_rng(1)
-    c = _cerr({g: list(0.003 * rng.standard_normal(4)) for g in S.TA_NEAR_EQUILIBRIUM})
+    c = _cerr({g: list(0.003 * rng.standard_normal(4)) for g in materials.TA_NEAR_EQUILIBRIUM})
     ref = pd.DataFrame([{"dataset": "fitsnap", "group": g, "quantity": q, "mae": 0.01, "rmse": 0.02, "n": 9}
-                        for g in S.TA_NEAR_EQUILIBRIUM for q in ("energy", "forces")])
-    groups, claims = S.group_metrics(c, ref), S.snap_claims(c, ref)
+                        for g in materials.TA_NEAR_EQUILIBRIUM for q in ("energy", "forces")])
+    groups, claims = materials.group_metrics(c, ref), materials.snap_claims(c, ref)
     metrics = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "method": m, "subset": "all", "quantity": q,
                              "n": 5, "mae": 0.1, "rmse": 0.2, "nll": 0.0, "mean_std": 0.1, "cov50": 0.5, "cov90": 0.9,
-                             "cov95": 0.95, "spearman_std_abs_err": 0.5} for m in ("ensemble", "bbb") for q in S.QUANTITIES])
+                             "cov95": 0.95, "spearman_std_abs_err": 0.5} for m in ("ensemble", "bbb") for q in materials.QUANTITIES])
     info = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "n_train": 10, "n_test": 5, "n_heldout": 0}])
     timings = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "n_train": 10, "n_train_atoms": 40, "device": "cpu"}])
     evs = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "method": "ensemble", "volume_min": 10.0,
@@ -597,7 +595,222 @@ def test_caption_with_every_branch_renders_without_docutils_messages():
     study = {"net": {"param": "legendre", "width": 4, "depth": 2}, "descriptors": {"cutoff": 4.5}, "seeds": [0],
              "epochs": 3, "lr": 0.01, "loss_weights": {"energy": 1.0, "forces": 1.0, "stress": 0.1},
              "bbb": {"epochs": 2, "n_samples": 3}}
-    text = S.caption(metrics, info, timings, "smoke", study, {"fitsnap": "Ta"}, groups, claims, evs,
+    text = materials.caption(metrics, info, timings, "smoke", study, {"fitsnap": "Ta"}, groups, claims, evs,
                      {"WBe": {"stress_units": {"table": table}}})
     assert "stored in kbar" in text and "largest deviation" in text and "Claim per group" in text
     assert rst_problems(text) == []
+
+
+# ------------------------------------------------------------------------------ the study's pieces, one at a time
+def test_quantity_rows_subsets_metrics_and_calibration_on_known_values():
+    from nnrds.studies.materials import quantity_rows
+    from nnrds.uq.metrics import CURVE_LEVELS
+
+    y = np.zeros(6)
+    mu = np.array([1.0, -1.0, 3.0, -3.0, 0.5, -0.5])  # |error| / std = 1, 1, 3, 3, 0.5, 0.5
+    sd = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    heldout = np.array([False, False, True, True, False, False])
+    lab = {"dataset": "d", "split": "group", "method": "ensemble"}
+    metrics, calib = quantity_rows(lab, "energy", mu, sd, y, heldout)
+    m = {r["subset"]: r for r in metrics}
+    assert list(m) == ["all", "in_distribution", "heldout"] and all(r["quantity"] == "energy" for r in metrics)
+    assert m["heldout"]["mae"] == pytest.approx(3.0) and m["in_distribution"]["mae"] == pytest.approx(0.75)
+    assert m["heldout"]["cov95"] == 0.0 and m["in_distribution"]["cov95"] == 1.0  # 1.96 std: 3 out, 1 and 0.5 in
+    assert m["all"]["rmse"] == pytest.approx(np.sqrt(np.mean(mu**2)))
+    assert len(calib) == 3 * len(CURVE_LEVELS) and list(calib[0])[:5] == ["dataset", "split", "method", "subset",
+                                                                           "quantity"]
+    # no held-out flags (random split): subset all only; an empty subset is skipped
+    metrics, _ = quantity_rows(lab, "forces", mu, sd, y, None)
+    assert [r["subset"] for r in metrics] == ["all"]
+    metrics, _ = quantity_rows(lab, "forces", mu, sd, y, np.zeros(6, bool))
+    assert [r["subset"] for r in metrics] == ["all", "in_distribution"]
+
+
+def test_prediction_table_caps_rows_with_a_sorted_seeded_subset():
+    from nnrds.studies.materials import prediction_table
+
+    n = 50
+    items = {"config_id": np.arange(n) // 3, "group": np.array(["g"] * n), "heldout": np.zeros(n, bool)}
+    y = np.arange(n, dtype=float)
+    t = prediction_table({"quantity": "forces"}, items, y + 1, np.ones(n), np.ones(n), y, 7, np.random.default_rng(0))
+    assert len(t) == 7 and t["target"].is_monotonic_increasing and set(t["target"]) <= set(y)
+    assert (t["mean"] - t["target"] == 1).all() and (t["config_id"] == (t["target"] // 3).astype(int)).all()
+    again = prediction_table({"quantity": "forces"}, items, y + 1, np.ones(n), np.ones(n), y, 7, np.random.default_rng(0))
+    pd.testing.assert_frame_equal(t, again)
+    full = prediction_table({"quantity": "forces"}, items, y, np.ones(n), np.ones(n), y, n, np.random.default_rng(0))
+    assert len(full) == n
+
+
+def test_train_bulk_volume_range_leaves_out_surfaces_and_gsf():
+    from types import SimpleNamespace
+
+    from nnrds.studies.materials import train_bulk_volume_range
+
+    spec = DescriptorSpec()  # one element: only the groups decide
+    train = SimpleNamespace(volume=torch.tensor([40.0, 80.0, 100.0, 36.0]), natoms=torch.tensor([4.0, 4.0, 4.0, 4.0]),
+                            groups=["strain", "surf111", "GSF_110", "md300K"])
+    assert train_bulk_volume_range(train, spec, None) == (9.0, 10.0)
+    train.groups = ["Surface", "surf100", "GSF_112", "surf111"]
+    lo, hi = train_bulk_volume_range(train, spec, None)
+    assert np.isnan(lo) and np.isnan(hi)
+
+
+def test_prepare_split_names_the_config_key_of_an_unknown_heldout_group():
+    from types import SimpleNamespace
+
+    from nnrds.studies.materials import prepare_split
+
+    data = SimpleNamespace(groups=["a", "b"] * 5, subset=lambda idx: list(idx))
+    sp = prepare_split("al_emt", {"heldout_groups": ["b"]}, "group", {"test_fraction": 0.2}, data, 0)
+    assert sp.name == "group" and sp.heldout.sum() == 5 and len(sp.train) + len(sp.test) == 10
+    with pytest.raises(ValueError, match=r"materials\.al_emt\.heldout_groups: held-out groups \['zz'\]"):
+        prepare_split("al_emt", {"heldout_groups": ["zz"]}, "group", {"test_fraction": 0.2}, data, 0)
+
+
+def test_caption_pieces_on_known_tables():
+    from nnrds.studies import materials
+
+    assert materials._caption_ev(None) == [] and materials._caption_ev(pd.DataFrame()) == []
+    info = pd.DataFrame([{"dataset": "al_emt", "split": "group", "n_train": 8, "n_test": 4, "n_heldout": 2}])
+    assert materials._caption_splits(info) == ["* **al_emt / group split**: 8 training, 4 test configurations "
+                                               "(2 in held-out groups)."]
+    assert materials._caption_datasets({"al_emt": "Al"}, info) == ["Datasets: *al_emt*: Al."]
+    info["elements"], info["reference_energies_eV"] = "Be W", json.dumps({"Be": -3.75, "W": -12.9})
+    lines = materials._caption_datasets({"wbe": "W-Be"}, info)
+    assert len(lines) == 3 and "al_emt: Be -3.750 eV, W -12.900 eV" in lines[1] and lines[2] == ""
+    metrics = pd.DataFrame([{"dataset": "d", "split": sp, "method": "ensemble", "subset": sub, "quantity": "energy",
+                             "rmse": 0.01234, "cov95": 0.9, "spearman_std_abs_err": float("nan")}
+                            for sp, sub in (("random", "all"), ("group", "all"), ("group", "heldout"))])
+    lines = materials._caption_metrics(metrics)
+    assert len(lines) == 2 and "group / ensemble / heldout: energy RMSE 0.0123 eV/atom" in lines[0]
+    assert "ρ(std,|err|) nan" in lines[1]
+
+
+def test_fcc_ev_structures_are_emt_labelled_with_a_minimum_near_a0():
+    from nnrds.data.al_emt import A0, fcc_ev_structures
+
+    grid = np.linspace(3.85, 4.25, 9)
+    ev = fcc_ev_structures(grid)
+    assert [s.config_id for s in ev] == list(range(9)) and {s.group for s in ev} == {"ev_fcc"}
+    np.testing.assert_allclose([s.volume / s.natoms for s in ev], grid**3 / 4)
+    e = np.array([s.energy / s.natoms for s in ev])
+    assert abs(grid[np.argmin(e)] - A0) <= 0.05 and e[0] > e.min() and e[-1] > e.min()
+
+
+def test_al_emt_tables_reject_heldout_groups_that_are_not_generated():
+    from nnrds.data import al_emt
+
+    conf, atoms, meta = al_emt.tables({"n_configs": 14, "md_temperatures": [300], "md_steps": 2,
+                                       "heldout_groups": ["surf111"]}, seed=0)
+    assert meta["n_configs"] == len(conf) == 14 and meta["generator"] == {"n_configs": 14, "md_temperatures": [300],
+                                                                          "md_steps": 2}
+    with pytest.raises(ValueError, match=r"heldout_groups \['md900K'\] are not generated"):
+        al_emt.tables({"n_configs": 14, "md_temperatures": [300], "md_steps": 2, "heldout_groups": ["md900K"]}, seed=0)
+
+
+def test_fitsnap_reading_flips_the_stress_sign_filters_and_drops_unchecked_stress(tmp_path):
+    from nnrds.data import fitsnap
+
+    structs = []
+    for k, (g, n) in enumerate([("A", 2), ("A", 2), ("B", 2), ("B", 5), ("EOS", 2), ("EOS", 2)]):
+        structs.append(Structure(4 * np.random.default_rng(k).random((n, 3)), np.eye(3) * 5.0, ["Ta"] * n,
+                                 energy=-10.0 * n + (2.0 if k == 1 else 0.0), forces=np.full((n, 3), 0.1 * k),
+                                 stress=np.full(6, 0.01 * (k + 1)), group=g, config_id=k))
+    conf, atoms = to_tables(structs)
+    conf["stress_unit_status"] = ["checked", "noisy", "unchecked", "checked", "checked", "checked"]
+    conf.to_csv(tmp_path / "configs.csv", index=False)
+    atoms.to_csv(tmp_path / "atoms.csv", index=False)
+    spec = {"kind": "fitsnap", "max_natoms": 4, "ev_group": "EOS", "stress_label_status": ["checked", "noisy"]}
+    pool, ev = fitsnap.load_structures(spec, str(tmp_path))
+    assert [s.config_id for s in pool] == [0, 1, 2, 4, 5] and [s.config_id for s in ev] == [4, 5]  # 3: 5 atoms
+    np.testing.assert_allclose(pool[0].stress, -0.01)  # pressure sign -> ASE sign
+    np.testing.assert_allclose(pool[2].stress, 0.0)  # unit unchecked: no stress label
+    pool, _ = fitsnap.load_structures({**spec, "max_force": 0.15, "ev_group": None}, str(tmp_path))
+    assert [s.config_id for s in pool] == [0, 1]
+    # config 1 is 1 eV/atom above the others: 0.83 eV/atom from the fitted reference, the others 0.17
+    np.testing.assert_allclose(fitsnap.energy_deviation(conf, atoms), [1 / 6] + [5 / 6] + [1 / 6] * 4)
+    pool, _ = fitsnap.load_structures({**spec, "max_energy_deviation": 0.5}, str(tmp_path))
+    assert [s.config_id for s in pool] == [0, 2, 4, 5]
+    with pytest.raises(ValueError, match=r"materials\.fitsnap\.ev_group 'Liquid' has no configuration"):
+        fitsnap.load_structures({**spec, "ev_group": "Liquid"}, str(tmp_path))
+
+
+# ------------------------------------------------------------------------------ commands (one convention)
+def test_summary_input_folders_are_told_apart_by_their_files(tmp_path):
+    from nnrds.commands.materials import REFERENCE_TABLE, input_folders
+
+    dirs = {}
+    for name, files in {"cell_a": ["metrics.csv", "provenance.json"], "ref": [REFERENCE_TABLE, "other.csv"],
+                        "cell_b": ["metrics.csv"], "ta": ["metadata.json", "provenance.json"]}.items():
+        dirs[name] = tmp_path / name
+        dirs[name].mkdir()
+        for f in files:
+            (dirs[name] / f).write_text("x")
+    cells, ref, data = input_folders([str(dirs[k]) for k in ("cell_a", "cell_b", "ref", "ta")])
+    assert cells == [dirs["cell_a"], dirs["cell_b"]] and ref == dirs["ref"] and data == [dirs["ta"]]
+    assert input_folders([str(dirs["cell_b"])]) == ([dirs["cell_b"]], None, [])
+
+
+@pytest.mark.parametrize("column,ok", [("spearman_std_abs_err", True), ("rmse", False)])
+def test_train_command_allows_only_its_nan_by_design_columns(tmp_path, column, ok):
+    import argparse
+
+    from nnrds import guards
+    from nnrds.commands.common import cell_job
+    from nnrds.commands.materials import NAN_BY_DESIGN
+
+    args = argparse.Namespace(config_json={"torch_threads": 1, "study": {"seeds": [0]}}, out_dir=str(tmp_path))
+    metrics = pd.DataFrame({"rmse": [0.1, 0.2], "spearman_std_abs_err": [0.5, 0.4]})
+    metrics.loc[1, column] = float("nan")
+
+    def run():
+        with cell_job(args, "materials/al_emt", allow_nonfinite=NAN_BY_DESIGN) as out:
+            out["metrics"], out["timings"] = metrics, pd.DataFrame({"device": ["cpu"]})
+
+    if ok:
+        run()
+        assert (tmp_path / "metrics.csv").exists()
+    else:
+        with pytest.raises(guards.NonFiniteError, match="rmse"):
+            run()
+        assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_margin_t_test_on_known_values():
+    from scipy import stats as st
+
+    from nnrds.studies.materials import margin_t_test, per_config_abs_error
+
+    eff = np.array([0.1, 0.3, 0.2, 0.4])
+    lo, hi, p = margin_t_test(eff, 0.05, 0.95)
+    half = st.t.ppf(0.975, 3) * eff.std(ddof=1) / 2
+    assert lo == pytest.approx(0.25 - half) and hi == pytest.approx(0.25 + half)
+    assert p == pytest.approx(st.t.sf((0.25 + 0.05) / (eff.std(ddof=1) / 2), 3))
+    assert all(np.isnan(margin_t_test(np.array([0.2, 0.2, 0.2]), 0.05, 0.95)))  # no spread
+    assert all(np.isnan(margin_t_test(np.array([0.2]), 0.05, 0.95)))
+    c = pd.DataFrame({"energy_err_eV_per_atom": [-0.2, 0.1], "force_abs_sum_eV_A": [3.0, 6.0],
+                      "n_force_components": [6, 12]})
+    np.testing.assert_allclose(per_config_abs_error(c, "energy"), [0.2, 0.1])
+    np.testing.assert_allclose(per_config_abs_error(c, "forces"), [0.5, 0.5])
+
+
+def test_shares_split_counts_in_proportion_with_the_remainder_first():
+    from nnrds.data.al_emt import FAMILIES, shares
+
+    assert shares(10, np.ones(3)).tolist() == [4, 3, 3]
+    assert shares(7, np.array([2.0, 1.0, 1.0])).tolist() == [4, 2, 1]
+    assert shares(14, np.ones(len(FAMILIES))).sum() == 14 and shares(0, np.ones(2)).tolist() == [0, 0]
+
+
+def test_group_unit_row_decides_the_stored_unit_on_known_ratios():
+    from nnrds.data.stress_units import MIN_PAIRS, group_unit_row
+
+    rng = np.random.default_rng(0)
+    kbar = group_unit_row("eos", "Be2", "bar", 8, 8, 1000 * (1 + 0.02 * rng.standard_normal(12)))
+    assert kbar["unit"] == "kbar" and kbar["status"] == "checked" and kbar["ratio"] == pytest.approx(1.0, abs=0.05)
+    same = group_unit_row("eos", "Be2", "bar", 8, 8, 1 + 0.02 * rng.standard_normal(12))
+    assert same["unit"] == "bar" and same["status"] == "checked" and same["note"] == "declared unit confirmed"
+    none = group_unit_row("md", "Be2", "bar", 8, 0, np.zeros(0))
+    assert none["status"] == "unchecked" and "no stress labels" in none["note"]
+    few = group_unit_row("md", "Be2", "bar", 8, 8, np.ones(MIN_PAIRS - 1))
+    assert few["status"] == "unchecked" and few["unit"] == "bar"

@@ -10,6 +10,7 @@ import yaml
 
 from nnrds import config as cfgmod
 from nnrds import rnn
+from nnrds.data import sequences
 from nnrds.studies import noisy_rnn as nr
 from nnrds.train import fit
 
@@ -193,15 +194,15 @@ def small_study(**over):
 
 def test_datasets_split_stratified():
     study, data = small_study(max_train=None, max_test=None)
-    d = nr.load_dataset("digits", study, data)
+    d = sequences.load_dataset("digits", study, data)
     assert d.X_train.shape[1] == 64 and d.seq_len == 64 and d.n_classes == 10
     assert len(d.y_train) + len(d.y_test) == 1797
     ratio = np.bincount(d.y_test) / np.bincount(np.concatenate([d.y_train, d.y_test]))
     assert np.all(np.abs(ratio - 0.3) < 0.02)
-    p = nr.load_dataset("digits_permuted", study, data)
+    p = sequences.load_dataset("digits_permuted", study, data)
     assert np.allclose(np.sort(p.X_train, 1), np.sort(d.X_train, 1)) and not np.allclose(p.X_train, d.X_train)
-    if nr.ecg_path(study, data).exists():
-        e = nr.load_dataset("ecg5000", study, data)
+    if sequences.ecg_path(study, data).exists():
+        e = sequences.load_dataset("ecg5000", study, data)
         assert e.seq_len == 140 and e.n_classes == 5 and len(e.y_train) + len(e.y_test) == 500
         assert set(np.unique(e.y_train)) == set(range(5))
         counts = np.bincount(e.y_test, minlength=5)  # classes have 292/177/10/19/2 sequences in the mirror
@@ -319,3 +320,45 @@ def test_holm_over_the_comparison_family():
                                                    (0.1, float("nan"), True, "inconclusive")])
 def test_comparison_verdict(adv, p, matched, verdict):
     assert nr.comparison_verdict(adv, p, matched, 0.05) == verdict
+
+
+def test_clean_vs_training_noise_curves_start_at_the_lipschitz_rnn():
+    rows = []
+    for model, a, m, accs in (("lipschitz", 0.0, 0.0, [0.8, 0.9]), ("noisy", 0.1, 0.0, [0.7, 0.7]),
+                              ("noisy", 0.1, 0.3, [0.6, 0.5]), ("lstm", 0.0, 0.0, [0.1, 0.1])):
+        for seed, acc in enumerate(accs):
+            for strength in (0.0, 0.5):  # one row per perturbation strength: counted once
+                rows.append({"dataset": "d", "model": model, "variant": nr.variant_name(model, a, m), "noise_add": a,
+                             "noise_mult": m, "seed": seed, "strength": strength, "clean_accuracy": acc,
+                             "train_accuracy": 1.0})
+    t = nr.clean_vs_training_noise(pd.DataFrame(rows))
+    assert list(t.columns) == nr.NOISE_CURVE_COLUMNS
+    assert list(zip(t.noise_mult, t.noise_add)) == [(0.0, 0.0), (0.0, 0.1), (0.3, 0.0), (0.3, 0.1)]
+    assert t.clean_accuracy_mean.tolist() == pytest.approx([0.85, 0.7, 0.85, 0.55])
+    assert t.clean_accuracy_std.tolist() == pytest.approx([np.std([0.8, 0.9], ddof=1), 0.0, np.std([0.8, 0.9], ddof=1),
+                                                           np.std([0.6, 0.5], ddof=1)])
+    assert t.n_seeds.tolist() == [2, 2, 2, 2] and (t.train_accuracy_mean == 1.0).all()
+
+
+def test_train_command_reads_ecg_from_the_folder_it_is_given(tmp_path, monkeypatch):
+    """noisy-rnn-train on the one convention: the cell in the config slice, ECG5000 from --in-dir (file ecg_file),
+    fixed table names in --out-dir; nothing is read from the study's ecg_path or the mirror."""
+    import json
+
+    from nnrds.cli import main
+    from nnrds.data import ucr
+
+    rng = np.random.default_rng(0)
+    text = "\n".join(" ".join([str(k % 3 + 1)] + [f"{v:.3f}" for v in rng.normal(size=6)]) for k in range(30))
+    ucr.parse_ucr(text, "toy").to_csv(tmp_path / "train.csv", index=False)
+    study, _ = small_study(max_train=None, max_test=None, ecg_path="/nonexistent/ECG.txt", seeds=[0])
+    cfg = {"study": study, "data": {"mirror": None}, "ecg_file": "train.csv", "seed": 0, "device": "cpu",
+           "dtype": "float32", "torch_threads": 1, "cell": {"dataset": "ecg5000", "model": "lipschitz"}}
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    assert main(["noisy-rnn-train", "--config-json", json.dumps(cfg), "--in-dir", str(tmp_path),
+                 "--out-dir", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["provenance.json", "runs.csv", "timings.csv"]
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs.dataset) == {"ecg5000"} and (runs.chance_accuracy > 0).all()
+    assert main(["noisy-rnn-train", "--config-json", json.dumps(cfg), "--out-dir", str(tmp_path / "o2")]) == 2

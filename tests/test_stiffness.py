@@ -1,4 +1,4 @@
-"""Stiffness measurement (nnrds.stiffness) and the stiffness study (nnrds.studies.stiffness)."""
+"""Jacobians, spectra and penalties (nnrds.dynamics) and the stiffness study (nnrds.studies.stiffness)."""
 import json
 import math
 import subprocess
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from nnrds import stiffness as st
+from nnrds.dynamics import jacobian, penalties, spectrum
 from nnrds.models import Arch, ReplicaNet
 from nnrds.train import fit
 
@@ -29,7 +29,7 @@ def test_jacobian_matches_autograd(act, param, degree):
     with torch.no_grad():  # non-zero biases, so the test sees b(t)
         net.c.normal_()
     u = torch.randn(6, 4, dtype=torch.float64)
-    J = st.layer_jacobians(net, u)
+    J = jacobian.layer_jacobians(net, u)
     R, L, N, w = net.n_replicas, net.arch.depth, u.shape[0], net.arch.width
     assert J.shape == (R, L, N, w, w)
     W, b = net.layer_weights()
@@ -46,7 +46,7 @@ def test_jacobian_matches_autograd(act, param, degree):
 def test_metrics_on_known_spectrum():
     h = 0.25
     lam = torch.tensor([[-1.0, -4.0, 2.0], [-0.5, -8.0, -1.0], [1.0, 2.0, 3.0]], dtype=torch.complex128)
-    m = st.spectrum_metrics(lam, h)
+    m = spectrum.spectrum_metrics(lam, h)
     torch.testing.assert_close(m["stiffness_ratio"][:2], torch.tensor([4.0, 16.0], dtype=torch.float64))
     assert math.isnan(m["stiffness_ratio"][2])  # no eigenvalue with negative real part
     torch.testing.assert_close(m["spectral_radius"], torch.tensor([4.0, 8.0, 3.0], dtype=torch.float64))
@@ -55,7 +55,7 @@ def test_metrics_on_known_spectrum():
     torch.testing.assert_close(m["euler_amp"], torch.tensor([1.5, 1.0, 1.75], dtype=torch.float64))
     assert m["euler_stable"].tolist() == [0.0, 1.0, 0.0]
     # complex pair: |1 + h(-2 +- 2i)| = |0.5 +- 0.5i|
-    m = st.spectrum_metrics(torch.tensor([[-2 + 2j, -2 - 2j]], dtype=torch.complex128), h)
+    m = spectrum.spectrum_metrics(torch.tensor([[-2 + 2j, -2 - 2j]], dtype=torch.complex128), h)
     assert m["stiffness_ratio"].item() == pytest.approx(1.0)
     assert m["euler_amp"].item() == pytest.approx(math.sqrt(0.5))
     assert m["spectral_radius"].item() == pytest.approx(math.sqrt(8))
@@ -70,7 +70,7 @@ def test_diagonal_weights_give_hand_computed_metrics():
         net.c.zero_()
         net.A_in.zero_()
     u = torch.zeros(4, 4, dtype=torch.float64)
-    agg, lam = st.measure(net, u)
+    agg, lam = spectrum.measure(net, u)
     assert lam.shape == (1, 2, 4, 3)
     h = net.arch.h  # 0.5
     assert agg[("stiffness_ratio", "median", "max")].item() == pytest.approx(10.0)
@@ -82,11 +82,11 @@ def test_diagonal_weights_give_hand_computed_metrics():
 
 def test_aggregate_median_p90_max_mean_and_nan():
     m = torch.tensor([[[1.0, 2.0, 3.0, float("nan")], [10.0, 20.0, 30.0, 40.0]]])  # (R=1, L=2, N=4)
-    a = st.aggregate(m)
+    a = spectrum.aggregate(m)
     assert a[("median", "max")].item() == pytest.approx(25.0)
     assert a[("median", "mean")].item() == pytest.approx((2.0 + 25.0) / 2)
     assert a[("p90", "max")].item() == pytest.approx(np.quantile([10, 20, 30, 40], 0.9))
-    a = st.aggregate(torch.full((1, 2, 3), float("nan")))
+    a = spectrum.aggregate(torch.full((1, 2, 3), float("nan")))
     assert math.isnan(a[("median", "max")].item()) and math.isnan(a[("median", "mean")].item())
 
 
@@ -94,12 +94,12 @@ def test_power_iteration_matches_svd():
     torch.manual_seed(1)
     net = _net(width=6)
     u = torch.randn(5, 4, dtype=torch.float64)
-    est = st.spectral_norm_estimate(net, u, iters=200)
-    ref = torch.linalg.matrix_norm(st.layer_jacobians(net, u), ord=2)
+    est = penalties.spectral_norm_estimate(net, u, iters=200)
+    ref = torch.linalg.matrix_norm(jacobian.layer_jacobians(net, u), ord=2)
     torch.testing.assert_close(est, ref.detach(), rtol=1e-6, atol=1e-8)
-    assert (st.spectral_norm_estimate(net, u, iters=3) <= ref + 1e-9).all()  # lower bound at any iters
-    fro = st.frobenius_penalty(net, u)
-    sn = st.spectral_penalty(net, u, iters=200)
+    assert (penalties.spectral_norm_estimate(net, u, iters=3) <= ref + 1e-9).all()  # lower bound at any iters
+    fro = penalties.frobenius_penalty(net, u)
+    sn = penalties.spectral_penalty(net, u, iters=200)
     assert (sn <= fro + 1e-12).all()
 
 
@@ -110,7 +110,7 @@ def test_penalty_gradient_finite_and_reduces_metric(kind):
     X = torch.randn(32, 4)
     Y = torch.sin(X.sum(1, keepdim=True))
     net = ReplicaNet(arch, [0, 0])  # identical replicas; replica 1 is penalized
-    pen = st.make_penalty(kind, power_iters=4)
+    pen = penalties.make_penalty(kind, power_iters=4)
     p = pen(net, X)
     assert p.shape == (2,)
     p.sum().backward()
@@ -118,7 +118,7 @@ def test_penalty_gradient_finite_and_reduces_metric(kind):
     assert net.C.grad.abs().sum() > 0
     net.zero_grad()
     fit(net, X, Y, epochs=40, lr=0.02, penalty=pen, penalty_weight=[0.0, 10.0])
-    agg, _ = st.measure(net, X)
+    agg, _ = spectrum.measure(net, X)
     rho = agg[("euler_index", "median", "max")]
     assert rho[1] < 0.7 * rho[0]
     with torch.no_grad():
@@ -127,7 +127,7 @@ def test_penalty_gradient_finite_and_reduces_metric(kind):
 
 def test_mlp_is_rejected():
     with pytest.raises(ValueError, match="ResNet"):
-        st.layer_jacobians(_net(param="mlp"), torch.zeros(2, 4, dtype=torch.float64))
+        jacobian.layer_jacobians(_net(param="mlp"), torch.zeros(2, 4, dtype=torch.float64))
 
 
 TINY_STUDY = {"enabled": True, "datasets": ["tiny"], "parameterizations": ["nonpar"], "depth": 3, "width": 6,
@@ -149,17 +149,14 @@ def test_study_cli_train_and_summarize(tmp_path):
     for pname, pspec in (("nonpar", {"kind": "nonpar"}), ("leg", {"kind": "legendre", "degree": 1})):
         d = tmp_path / "cells" / pname
         cfg = {"study": TINY_STUDY, "dataset": TINY_DATA, "parameterization": pspec, "seed": 0,
-               "device": "cpu", "dtype": "float32", "torch_threads": 1}
-        out = {t: str(d / f"{t}.csv") for t in ("runs", "metrics", "eigenvalues", "timings")}
-        out["provenance"] = str(d / "provenance.json")
-        assert main(["stiffness-train", "--dataset", "tiny", "--param", pname, "--config-json", json.dumps(cfg)]
-                    + [a for k, v in out.items() for a in (f"--{k}", v)]) == 0
-        cells.append(out)
+               "device": "cpu", "dtype": "float32", "torch_threads": 1, "cell": {"dataset": "tiny", "param": pname}}
+        assert main(["stiffness-train", "--config-json", json.dumps(cfg), "--out-dir", str(d)]) == 0
+        assert {p.name for p in d.iterdir()} == {"runs.csv", "metrics.csv", "eigenvalues.csv", "timings.csv",
+                                                 "provenance.json"}
+        cells.append(d)
     args = ["stiffness-summarize", "--config-json",
-                    json.dumps({"scale": "smoke", "study": TINY_STUDY, "datasets": {"tiny": TINY_DATA}}),
-                    "--out-dir", str(tmp_path / "sum")]
-    for k in ("runs", "metrics", "eigenvalues", "timings", "provenance"):
-        args += [f"--{k}"] + [c[k] for c in cells]
+            json.dumps({"scale": "smoke", "study": TINY_STUDY, "datasets": {"tiny": TINY_DATA}}),
+            "--in-dir", *map(str, cells), "--out-dir", str(tmp_path / "sum")]
     assert main(args) == 0
     out = tmp_path / "sum"
     runs = pd.read_csv(out / "runs.csv")
@@ -174,7 +171,7 @@ def test_study_cli_train_and_summarize(tmp_path):
     eig = pd.read_csv(out / "eigenvalues.csv")
     assert set(eig.regularizer) == {"none", "l2", "stiffness"} and set(eig.epoch) == {0, 12}
     assert eig.groupby(["parameterization", "regularizer"]).strength.nunique().eq(1).all()  # selected only
-    cell = pd.read_csv(cells[0]["eigenvalues"])
+    cell = pd.read_csv(cells[0] / "eigenvalues.csv")
     assert cell.groupby("regularizer").strength.nunique().to_dict() == {"l2": 2, "none": 1, "stiffness": 2}
     assert len(eig[(eig.parameterization == "nonpar") & (eig.regularizer == "none") & (eig.epoch == 0)]) == 3 * 4 * 6
     from nnrds import verdicts as V
@@ -185,6 +182,13 @@ def test_study_cli_train_and_summarize(tmp_path):
     assert "(b2) inconclusive" in (out / "caption.rst").read_text()  # 3 units: no 90% interval
     prov = json.loads((out / "provenance.json").read_text())
     assert len(prov["jobs"]) == 2
+    from nnrds.commands.stiffness import SUMMARY_TABLES
+
+    assert {f"{t}.csv" for t in SUMMARY_TABLES} <= {p.name for p in out.iterdir()}
+    corr = pd.read_csv(out / "gap_correlation.csv")
+    assert corr.dataset.tolist() == ["tiny"] and corr.metric.tolist() == ["stiffness_ratio"]
+    panels = pd.read_csv(out / "eigenvalue_panels.csv")
+    assert set(panels.parameterization) == {"nonpar"} and (panels.n_eigenvalues == 3 * 4 * 6).all()
 
 
 @pytest.mark.slow
@@ -200,7 +204,7 @@ def test_rules_dry_run(tmp_path):
         snakefile.write_text(text.replace('include: "workflow/rules/wp_gap.smk"',
                                           'include: "workflow/rules/wp_gap.smk"\ninclude: "workflow/rules/stiffness.smk"'))
     cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
-    cfg["datasets"].setdefault("tiny", TINY_DATA)
+    cfg["data"]["sets"].setdefault("tiny", TINY_DATA)
     cfg["stiffness"] = {**{k: v for k, v in TINY_STUDY.items() if k != "datasets"}, "datasets": ["tiny"]}
     (wd / "config/stiffness_test.yaml").write_text(yaml.safe_dump(cfg))
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/stiffness_test.yaml"],
@@ -315,3 +319,32 @@ def test_claims_table_columns_and_holm():
 def test_too_few_units_is_inconclusive():
     c = _claims(synth_runs(growth=1.0, pen_vs_l2=0.0, noise=0.001, datasets=1, seeds=3))
     assert (c.verdict == "inconclusive").all()  # 3 units cannot give a 95% interval, however clear the data
+
+
+def test_gap_correlation_per_dataset_known_answers():
+    from nnrds.studies import stiffness as S
+
+    n = 6
+    runs = pd.DataFrame({"dataset": ["a"] * n + ["b"] * n,
+                         "stiffness_ratio": [1, 2, 3, 4, 5, np.nan] + [1, 2, 3, 4, 5, 6],
+                         "gap": [0.1, 0.2, 0.3, 0.4, 0.5, 9.0] + [6, 5, 4, 3, 2, 1]})
+    c = S.gap_correlation(runs, "stiffness_ratio")
+    assert list(c.columns) == S.GAP_CORRELATION_COLUMNS and c.dataset.tolist() == ["a", "b"]
+    assert c.n_runs.tolist() == [5, 6]  # the NaN ratio (no eigenvalue with Re < 0) is left out
+    assert c.spearman_rho.tolist() == pytest.approx([1.0, -1.0])
+    assert (c.p_value < 0.05).all()
+
+
+def test_eigenvalue_panels_max_abs_and_euler_disc():
+    from nnrds.studies import stiffness as S
+
+    h = 0.5  # disc |1 + h lam| <= 1: centre -2, radius 2
+    lam = [(-1.0, 0.0), (-4.0, 0.0), (0.0, 3.0), (-5.0, 0.0)]  # inside, on the edge, outside, outside
+    e = pd.DataFrame([{"dataset": "d", "parameterization": p, "seed": 0, "regularizer": "none", "strength": 0.0,
+                       "epoch": 10, "h": h, "layer": 0, "sample": i, "re": re, "im": im}
+                      for p in ("nonpar", "legendre3") for i, (re, im) in enumerate(lam)])
+    t = S.eigenvalue_panels(e, "legendre3")
+    assert list(t.columns) == S.EIGEN_PANEL_COLUMNS and len(t) == 1
+    r = t.iloc[0]
+    assert r.parameterization == "legendre3" and r.n_eigenvalues == 4
+    assert r.max_abs == pytest.approx(5.0) and r.frac_in_euler_disc == pytest.approx(0.5)

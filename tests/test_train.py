@@ -145,7 +145,7 @@ def _cell_config(study, **study_over):
 
 
 #: commands on the one convention (--config-json / --in-dir / --out-dir, the cell in the config slice)
-SHAPED = {"wp-gap-train"}
+SHAPED = {"wp-gap-train", "stiffness-train"}
 
 
 def _job_args(command, cfg, data, out, tables):

@@ -208,7 +208,7 @@ def test_study_job_smoke(tmp_path, monkeypatch):
     from nnrds.studies import uq_elm
 
     cfg = config.load(config.REPO_ROOT / "config" / "smoke.yaml", {
-        "raw_data": {"elm": {"n_train": 24, "n_test": 8, "years": 1, "spinup_cycles": 1, "analytic_jumps": 1}},
+        "data": {"elm": {"n_train": 24, "n_test": 8, "years": 1, "spinup_cycles": 1, "analytic_jumps": 1}},
         "uq_elm": {"n_train": 24, "n_test": 8, "width": 3, "depth": 2, "n_pred_samples": 20,
                    "nuts": {"chains": 2, "warmup": 10, "samples": 10, "max_tree_depth": 3, "init_steps": 10,
                             "starts": 2, "mode_iters": 30},
@@ -216,7 +216,7 @@ def test_study_job_smoke(tmp_path, monkeypatch):
                    "ensemble": {"members": 2, "epochs": 20},
                    "map": {"epochs": 20}, "slices": {"n_points": 3, "inputs": ["nue"]},
                    "extrapolation": {"fraction": 0.9}}})
-    res = ensembles.build_elm(cfg["raw_data"]["elm"])
+    res = ensembles.build_elm(cfg["data"]["elm"])
     write_ensemble(tmp_path, res["ptrain"], res["ytrain"], res["ptest"], res["ytest"], res["meta"])
     assert cfg["uq_elm"]["architectures"]["linear_pca"]["pca_variance"] == 0.99
     out = uq_elm.run_job("linear_pca", str(tmp_path), cfg["uq_elm"])

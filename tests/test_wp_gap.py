@@ -122,7 +122,7 @@ def test_caption_renders_as_clean_rst():
     seeds = range(3)
     runs = synthetic_runs(lambda ln, k, s, r, ds: 0.1 * ln + r.normal(0, 0.05), seeds, datasets=("a", "b"))
     per_seed, med, claims = wp_gap.summarize(runs, study(seeds))
-    from nnrds.datasets import DESCRIPTIONS
+    from nnrds.data.regression import DESCRIPTIONS
 
     text = wp_gap.caption(per_seed, med, claims, "smoke", study(seeds), dict(DESCRIPTIONS))
     warnings = io.StringIO()

@@ -31,6 +31,8 @@ COMMAND_MODULES = [
     "nnrds.commands.data",
     "nnrds.commands.uq_elm",
     "nnrds.commands.materials",
+    "nnrds.commands.continuous_depth",
+    "nnrds.commands.pinn_failure",
     "nnrds.commands.claims",
 ]
 

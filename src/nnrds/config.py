@@ -125,19 +125,26 @@ def validate(config: dict, schema: dict | None = None, source: str = "config") -
     return cfg
 
 
+#: where the names a study refers to are defined: study key -> config path of the pool
+REFERENCE_POOLS = {"datasets": ("data", "sets"), "parameterizations": ("parameterizations",)}
+
+
 def _check_references(cfg: dict, source: str) -> None:
     """Cross-references the schema cannot express: study dataset/parameterization names must exist."""
     for study, scfg in cfg.items():
-        if not isinstance(scfg, dict) or scfg.get("enabled") is False:
+        if not isinstance(scfg, dict) or scfg.get("enabled") is False or study in ("data", "parameterizations"):
             continue
-        for ref_key, pool_key in (("datasets", "datasets"), ("parameterizations", "parameterizations")):
+        for ref_key, pool_path in REFERENCE_POOLS.items():
             refs = scfg.get(ref_key)
-            if isinstance(refs, list) and study not in ("datasets", "parameterizations"):
+            pool = cfg
+            for k in pool_path:
+                pool = pool.get(k, {}) if isinstance(pool, dict) else {}
+            if isinstance(refs, list):
                 for i, name in enumerate(refs):
-                    if name not in cfg.get(pool_key, {}):
+                    if name not in pool:
                         raise ConfigError(
                             f"invalid {source}: `{study}.{ref_key}[{i}]` names {name!r}, which is not defined "
-                            f"under `{pool_key}` (defined: {', '.join(sorted(cfg.get(pool_key, {})))}). "
+                            f"under `{'.'.join(pool_path)}` (defined: {', '.join(sorted(pool))}). "
                             f"Define it there or remove it from the list.")
 
 

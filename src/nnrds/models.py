@@ -104,10 +104,12 @@ class ReplicaNet(nn.Module):
     def n_replicas(self) -> int:
         return len(self.seeds)
 
-    def layer_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """W(t_n), b(t_n) for every layer: shapes (R, L, w, w) and (R, L, w)."""
-        W = torch.einsum("lk,rkij->rlij", self.phi, self.C)
-        b = torch.einsum("lk,rki->rli", self.phi, self.c)
+    def layer_weights(self, phi: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """W(t_n), b(t_n) for every layer: shapes (R, L, w, w) and (R, L, w). ``phi`` (L', K): the basis on another
+        layer grid (:func:`nnrds.wp.resample`), giving the same weight function's values at L' layers."""
+        phi = self.phi if phi is None else phi
+        W = torch.einsum("lk,rkij->rlij", phi, self.C)
+        b = torch.einsum("lk,rki->rli", phi, self.c)
         return W, b
 
     def embed(self, u: torch.Tensor) -> torch.Tensor:
@@ -115,23 +117,30 @@ class ReplicaNet(nn.Module):
             return torch.einsum("ni,rij->rnj", u, self.A_in) + self.a_in[:, None, :]
         return torch.einsum("rni,rij->rnj", u, self.A_in) + self.a_in[:, None, :]
 
-    def trajectory(self, u: torch.Tensor) -> list[torch.Tensor]:
-        """Hidden states x_0..x_L, each (R, N, width)."""
+    def trajectory(self, u: torch.Tensor, phi: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Hidden states x_0..x_L, each (R, N, width). With ``phi`` of shape (L', K) (a ResNet's basis on another
+        layer grid, :func:`nnrds.wp.resample`): the same network evaluated at depth L' with step h = T/L'."""
         sigma = ACTIVATIONS[self.arch.activation]
-        W, b = self.layer_weights()
+        if phi is None:
+            depth, h = self.arch.depth, self.arch.h
+        elif self.arch.param == "mlp":
+            raise ValueError("an MLP has no weight function W(t): it cannot be evaluated at another depth")
+        else:
+            depth, h = phi.shape[0], self.arch.T / phi.shape[0]
+        W, b = self.layer_weights(phi)
         x = self.embed(u)
         xs = [x]
-        for n in range(self.arch.depth):
+        for n in range(depth):
             z = torch.einsum("rnj,rij->rni", x, W[:, n]) + b[:, n, None, :]
-            x = sigma(z) if self.arch.param == "mlp" else x + self.arch.h * sigma(z)
+            x = sigma(z) if self.arch.param == "mlp" else x + h * sigma(z)
             xs.append(x)
         return xs
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("rnj,rjo->rno", x, self.A_out) + self.a_out[:, None, :]
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.trajectory(u)[-1])
+    def forward(self, u: torch.Tensor, phi: torch.Tensor | None = None) -> torch.Tensor:
+        return self.readout(self.trajectory(u, phi)[-1])
 
     def l2(self) -> torch.Tensor:
         """Sum of squared weights per replica, shape (R,), the L2 penalty (biases excluded)."""

@@ -23,6 +23,35 @@ UQ_METHOD_COLORS = {"nuts": "#d62728", "nuts_stacked": "#ff7f0e", "vi": "#1f77b4
 
 SUBSTITUTE_NOTE = ("Data: public substitutes for the original (non-public) datasets; see README.")
 
+#: verdict colours (claims figures of every study)
+VERDICT_COLORS = {"supported": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f"}
+
+# --- stiffness study: regularizers and Jacobian-spectrum metrics
+REGULARIZER_COLORS = {"none": "#333333", "l2": "#1f77b4", "stiffness": "#ff7f0e"}
+REGULARIZER_LABELS = {"none": "no regularization", "l2": "L2 weight decay", "stiffness": "stiffness penalty"}
+STIFFNESS_METRIC_LABELS = {
+    "stiffness_ratio": "stiffness ratio\nmax|Re λ| / min|Re λ| (log)",
+    "spectral_radius": "spectral radius ρ(J) (log)",
+    "euler_index": "explicit-Euler index h·ρ(J) (log)",
+    "euler_amp": "max |1 + hλ|\n(≤ 1: Euler-stable)",
+    "test_mse": "test MSE (units of\ntraining output variance, log)",
+}
+
+# --- noisy-RNN study: models (noisy variants get shades of RNN_NOISY_CMAP) and test-time perturbations
+RNN_COLORS = {"lipschitz": "#1f77b4", "antisymmetric": "#2ca02c", "lstm": "#7f7f7f"}
+RNN_LINESTYLES = {"lipschitz": "-", "antisymmetric": "--", "lstm": ":"}
+RNN_ORDER = {"lipschitz": 0, "antisymmetric": 1, "lstm": 2}
+RNN_NOISY_CMAP = "Oranges"
+PERTURBATION_ORDER = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
+PERTURBATION_LABELS = {"gaussian": "additive noise σ (x + σξ)",
+                       "multiplicative": "multiplicative noise σ (x(1 + σξ))",
+                       "salt_pepper": "salt-and-pepper rate p", "fgsm": "FGSM step ε (input units)"}
+
+
+def noisy_rnn_label(variant: str, noise_add: float, noise_mult: float) -> str:
+    """Display name of a noisy-RNN study variant (the noisy RNN by its training-noise levels)."""
+    return f"noisy σ₁={noise_add:g}, σ₂={noise_mult:g}" if variant.startswith("noisy") else variant
+
 
 def color_for(name: str, i: int = 0) -> str:
     return PARAM_COLORS.get(name, _FALLBACK[i % len(_FALLBACK)])
@@ -47,3 +76,28 @@ def savefig(fig, path_png: str | os.PathLike) -> list[Path]:
             fig.savefig(tmp, format=ext[1:], metadata={"CreationDate": None} if ext == ".pdf" else None)
         written.append(target)
     return written
+
+#: continuous-depth study: integration schemes (display name, colour) and the nonpar ResNet's interpolations
+SCHEME_NAMES = {"euler": "Euler (ResNet unit)", "midpoint": "midpoint (RK2)", "rk4": "RK4"}
+SCHEME_COLORS = {"euler": "#d62728", "midpoint": "#2ca02c", "rk4": "#1f77b4"}
+PARAM_COLORS.update({"nonpar/constant": "#d62728", "nonpar/linear": "#e377c2"})
+
+# --- PINN failure-mode study (pinn_failure) ---
+#: one colour per PINN training mode (seq2seq modes of other window widths fall back to the cycle)
+PINN_MODE_COLORS = {"plain": "#d62728", "curriculum": "#1f77b4", "seq2seq_0.1": "#2ca02c", "seq2seq_0.05": "#9467bd"}
+#: display names of the PINN problems and of their swept coefficient
+PINN_PROBLEMS = {"convection": ("convection  u_t + β u_x = 0", "β"),
+                 "reaction": ("reaction  u_t − ρ u(1 − u) = 0", "ρ"),
+                 "reaction_diffusion": ("reaction–diffusion  u_t − ν u_xx − ρ u(1 − u) = 0", "ν")}
+
+
+# ------------------------------------------------------------------ materials UQ (workflow/notebooks/materials.ipynb)
+#: display names of the materials sets and the structure of each set's E-V curve
+MATERIALS_SETS = {"al_emt": "Al-EMT (substitute)", "fitsnap": "FitSNAP Ta (DFT)", "wbe": "FitSNAP W–Be (DFT)"}
+MATERIALS_EV_STRUCTURES = {"al_emt": "fcc Al", "fitsnap": "bcc Ta", "wbe": "hcp Be"}
+#: axis label of every predicted quantity and the factor its values are shown with (stress in meV/Å³)
+MATERIALS_QUANTITIES = {"energy": ("energy (eV/atom)", 1.0), "forces": ("force component (eV/Å)", 1.0),
+                        "stress": ("stress component (meV/Å³)", 1e3)}
+#: display names and colours of the UQ methods of the materials study; colours of in-distribution / held-out items
+UQ_METHODS = {"ensemble": ("deep ensemble", "#2ca02c"), "bbb": ("Bayes-by-backprop", "#9467bd")}
+HELDOUT_COLORS = {False: "#1f77b4", True: "#d62728"}

@@ -79,7 +79,8 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
         penalty: Penalty | None = None, penalty_weight: float | Sequence[float] = 0.0,
         seed: int = 0, log_every: int = 0, callback: Callback | None = None,
         loss_fn: Callable = mse_per_replica, where: Where | None = None,
-        progress_lines: int = 10) -> FitResult:
+        progress_lines: int = 10, lr_final: float | None = None, optimizer: str = "adam",
+        lbfgs: dict | None = None) -> FitResult:
     """Adam on the sum over replicas of  loss_r + l2_r * ||w_r||^2 + penalty_weight_r * penalty_r.
 
     ``batch_size=None`` is full-batch gradient descent; otherwise every epoch visits a fresh
@@ -95,13 +96,33 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
     config key and optionally each replica's label in the :class:`~nnrds.guards.NonFiniteError` raised
     when the loss, a gradient or a parameter stops being finite, and in the ``progress_lines`` progress
     lines logged per fit (epoch, mean/max epoch loss over replicas, elapsed, ETA).
+
+    ``lr_final`` (default None: constant ``lr``): decay the learning rate geometrically, once per epoch, from
+    ``lr`` to ``lr_final`` at the last epoch (Adam's steps then shrink instead of oscillating at the end).
+
+    ``optimizer="lbfgs"``: full-batch L-BFGS with a strong-Wolfe line search, one independent optimizer per
+    replica evaluated in batches (:mod:`nnrds.lbfgs`; ``lbfgs`` holds its options other than ``max_iter``);
+    ``epochs`` is then the number of L-BFGS iterations per replica, ``lr`` its step scale, ``batch_size`` and
+    ``seed`` are not used, and ``loss_fn`` may return ``(loss, parts)`` with ``parts`` a dict of (R,) tensors
+    (e.g. the terms of a physics-informed loss) that the history records at every accepted iterate.
     """
+    if optimizer == "lbfgs":
+        return _fit_lbfgs(net, X, Y, epochs=epochs, lr=lr, l2=l2, penalty=penalty, penalty_weight=penalty_weight,
+                          loss_fn=loss_fn, where=where, progress_lines=progress_lines, options=lbfgs or {},
+                          callback=callback)
+    if optimizer != "adam":
+        raise ValueError(f"unknown optimizer {optimizer!r}; expected 'adam' or 'lbfgs'")
     where = current() if where is None else where
     R = net.n_replicas
     ref = next(net.parameters())
     l2_t = replica_tensor(l2, R, ref)
     pw_t = replica_tensor(penalty_weight, R, ref)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = None
+    if lr_final is not None:
+        if not 0 < lr_final <= lr:
+            raise ValueError(f"lr_final must be in (0, lr = {lr}], got {lr_final}")
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=(lr_final / lr) ** (1.0 / max(epochs - 1, 1)))
     n = X.shape[-2]
     gen = torch.Generator().manual_seed(seed)
     res = FitResult()
@@ -163,6 +184,8 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
             step_loss = step_loss.reshape(R) if step_loss.numel() == R else step_loss.sum().reshape(1)
             acc = step_loss if acc is None else acc + step_loss
             n_steps += 1
+        if sched is not None and epoch < epochs:
+            sched.step()
         if acc is not None and not bool(torch.isfinite(acc).all()):  # locate replica(s) only when non-finite
             check_finite(acc, where=where, step=f"epoch {epoch} of {epochs}", what="loss",
                          batch_dim=0 if acc.numel() == R else None)
@@ -177,6 +200,93 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
             evaluate(epoch)
     check_net(epochs)
     net.train(was_training)
+    res.wall_time_s = time.perf_counter() - t0
+    res.epochs = epochs
+    return res
+
+
+def _fit_lbfgs(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, lr: float,
+               l2: float | Sequence[float], penalty: Penalty | None, penalty_weight: float | Sequence[float],
+               loss_fn: Callable, where: Where | None, progress_lines: int, options: dict,
+               callback: Callback | None) -> FitResult:
+    """The L-BFGS path of :func:`fit` (see there). History: one row per replica and accepted iterate
+    (``epoch`` = that replica's iteration, 0 = the start) with ``train_loss`` (the objective) and the parts.
+    ``callback(epochs, net)`` runs once, after the last iteration."""
+    from . import lbfgs as lb
+
+    where = current() if where is None else where
+    R = net.n_replicas
+    params = [p for p in net.parameters() if p.requires_grad]
+    ref = params[0]
+    l2_t = replica_tensor(l2, R, ref)
+    pw_t = replica_tensor(penalty_weight, R, ref)
+    sizes = [p[0].numel() for p in params]
+    label = f"{where.study} {where.cell}" if (where.study, where.cell) != ("?", "?") else "fit"
+    res = FitResult()
+    t0 = time.perf_counter()
+    n_rounds = [0]
+
+    def set_flat(theta: torch.Tensor) -> None:
+        with torch.no_grad():
+            for p, chunk in zip(params, torch.split(theta, sizes, dim=1)):
+                p.copy_(chunk.reshape(p.shape))
+
+    def evaluate(theta: torch.Tensor):
+        set_flat(theta)
+        for p in params:
+            p.grad = None
+        out = loss_fn(net, X, Y)
+        loss, parts = out if isinstance(out, tuple) else (out, {})
+        if torch.any(l2_t != 0):
+            loss = loss + l2_t * net.l2()
+        if penalty is not None:
+            loss = loss + pw_t * penalty(net, X)
+        loss.sum().backward()
+        grads = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(R, -1) for p in params], 1)
+        step = f"L-BFGS evaluation {n_rounds[0] + 1}"
+        check_finite(loss.detach(), where=where, step=step, what="loss")
+        check_finite(grads, where=where, step=step, what="gradient")
+        aux = [{k: float(v[r].detach()) for k, v in parts.items()} for r in range(R)]
+        return loss.detach(), grads.detach(), aux
+
+    latest = [float("nan")] * R
+
+    def record(r: int, it: int, loss: float, aux: dict | None) -> None:
+        latest[r] = loss
+        res.history.append({"epoch": it, "replica": r, "train_loss": loss, **(aux or {})})
+
+    log_rate = max(1, math.ceil(epochs / max(1, progress_lines)))
+    last = [-1]
+
+    def on_round(rnd: int, done: list[int]) -> None:
+        n_rounds[0] = rnd
+        if progress_lines <= 0:  # the caller logs progress itself
+            return
+        lo = min(done)
+        if lo // log_rate > last[0] // log_rate or lo == epochs and last[0] != epochs:
+            last[0] = lo
+            el = time.perf_counter() - t0
+            cur = latest
+            log.info("%s: L-BFGS iteration %d/%d (slowest replica; %d batched evaluations)  loss mean %.4g max %.4g "
+                     "over %d replica(s)  elapsed %s  ETA %s", label, lo, epochs, rnd, float(np.mean(cur)),
+                     float(np.max(cur)), R, _hms(el), _hms(el / max(lo, 1) * (epochs - lo)))
+
+    was_training = net.training
+    net.train()
+    if progress_lines > 0:
+        log.info("%s: L-BFGS (strong Wolfe, per-replica line search) on %d replica(s) for %d iterations", label, R,
+                 epochs)
+    theta0 = torch.cat([p.detach().reshape(R, -1) for p in params], 1)
+    opts = lb.LBFGSOptions(max_iter=epochs, lr=lr, **options)
+    theta = lb.minimize(evaluate, theta0, opts, record=record, on_round=on_round)
+    set_flat(theta)
+    for p in params:
+        p.grad = None
+    check_finite(dict(net.named_parameters()), where=where, step=f"after {epochs} L-BFGS iterations", what="parameter")
+    res.history.sort(key=lambda h: (h["replica"], h["epoch"]))
+    net.train(was_training)
+    if callback is not None:
+        callback(epochs, net)
     res.wall_time_s = time.perf_counter() - t0
     res.epochs = epochs
     return res

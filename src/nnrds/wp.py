@@ -108,3 +108,40 @@ def init_map(phi: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"basis of shape {P.shape} cannot represent its initial weight function "
                          f"(residual {err:.2g}): a basis must contain the constant functions")
     return F, M
+
+
+INTERPOLATIONS = ("constant", "linear")
+
+
+def resample(kind: str, depth: int, new_depth: int, degree: int = 0, T: float = 1.0, interp: str = "constant",
+             dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The basis matrix (new_depth, K) that gives a network trained at ``depth`` its weights at ``new_depth``
+    layers, t'_m = m T / new_depth: ``W(t'_m) = sum_k Phi'[m, k] C_k`` with the trained coefficients C.
+
+    A basis with K independent of depth (const, monomial, Legendre) defines W(t) for every t: Phi' is the basis at
+    the new times. ``nonpar`` has one weight per layer, i.e. values W_n at the nodes t_n = n T / depth only, and
+    needs a rule for W between them: ``interp="constant"`` holds W_n on [t_n, t_{n+1}) (the trained ResNet's
+    piecewise-constant weight function; refining by an integer factor repeats each layer), ``"linear"``
+    interpolates linearly between the nodes (constant after t_{L-1}). Phi' then maps the L node values to the new
+    layers (rows sum to 1). ``new_depth == depth`` gives :func:`basis_matrix` exactly.
+    """
+    if new_depth < 1:
+        raise ValueError(f"new depth must be >= 1, got {new_depth}")
+    if kind != "nonpar":
+        return basis_matrix(kind, new_depth, degree, T, dtype)
+    if interp not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation {interp!r}; expected one of {INTERPOLATIONS}")
+    if new_depth == depth:
+        return basis_matrix(kind, depth, degree, T, dtype)
+    # node positions in units of the trained step: s_m = t'_m / h = m depth / new_depth (exact rationals)
+    num = np.arange(new_depth) * depth
+    phi = np.zeros((new_depth, depth))
+    left = num // new_depth
+    if interp == "constant":
+        phi[np.arange(new_depth), left] = 1.0
+    else:
+        frac = (num - left * new_depth) / new_depth
+        right = np.minimum(left + 1, depth - 1)
+        phi[np.arange(new_depth), left] += 1.0 - frac
+        phi[np.arange(new_depth), right] += frac
+    return torch.as_tensor(phi, dtype=dtype)

@@ -15,9 +15,9 @@ def mirror() -> Path:
 
 
 def raw_cfg(**over) -> dict:
-    """``raw_data`` section with overrides, validated (defaults filled) against its own part of the schema,
-    so other studies' required keys do not matter here."""
+    """``data`` section with overrides (and an empty ``sets``), validated (defaults filled) against its own part of
+    the schema, so other studies' required keys do not matter here."""
     full = config.load_schema()
     schema = {"type": "object", "additionalProperties": False, "$defs": full["$defs"],
-              "properties": {"raw_data": full["properties"]["raw_data"]}}
-    return config.validate({"raw_data": over}, schema=schema)["raw_data"]
+              "properties": {"data": full["properties"]["data"]}}
+    return config.validate({"data": {"sets": {}, **over}}, schema=schema)["data"]

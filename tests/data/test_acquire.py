@@ -9,7 +9,7 @@ import pytest
 
 from nnrds import cli
 from nnrds.config import dumps
-from nnrds.data import acquire
+from nnrds.data import acquire, fitsnap, stress_units
 
 TA = acquire.DATASETS["fitsnap_Ta"]
 ECG = acquire.DATASETS["ecg5000"]
@@ -44,7 +44,7 @@ def test_ta_from_mirror_verifies_and_parses(mirror, tmp_path):
     # stress: bar -> eV/A^3 (1 bar = 6.2415e-7 eV/A^3); the first file of the tarball, checked by hand
     row = conf[conf["file"] == "Displaced_A15/A15_1.json"].iloc[0]
     assert row["stress_xx_eV_A3"] == pytest.approx(26594.42 * 6.241509074e-7, rel=1e-9)
-    assert acquire.STRESS_TO_EV_A3["kB"] == pytest.approx(1000 * acquire.STRESS_TO_EV_A3["bar"])
+    assert stress_units.STRESS_TO_EV_A3["kB"] == pytest.approx(1000 * stress_units.STRESS_TO_EV_A3["bar"])
     assert (tmp_path / "ta" / "raw" / TA["file"]).is_file()
 
 
@@ -73,8 +73,8 @@ def test_corrupt_ecg_fails_via_cli_with_one_line(mirror, tmp_path, capsys):
     data[100] = ord("7") if data[100] != ord("7") else ord("8")
     (tmp_path / "m" / ECG["file"]).write_bytes(bytes(data))
     out = tmp_path / "out"
-    rc = cli.main(["data-acquire", "--dataset", "ecg5000", "--out-dir", str(out),
-                   "--config-json", dumps({"mirror": str(tmp_path / "m"), "timeout_s": 5})])
+    rc = cli.main(["data-acquire", "--out-dir", str(out), "--config-json",
+                   dumps({"mirror": str(tmp_path / "m"), "timeout_s": 5, "cell": {"dataset": "ecg5000"}})])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "ecg5000" in err and ECG["sha256"] in err and ECG["file"] in err
@@ -111,7 +111,7 @@ def test_ecg_from_mirror(mirror, tmp_path):
 
 def test_fitsnap_header_line_is_skipped():
     text = '# header, not JSON\n{"Dataset": {"Data": [{"Energy": -1.0}], "StressStyle": "kB"}}'
-    d, meta = acquire.parse_fitsnap_json(text)
+    d, meta = fitsnap.parse_fitsnap_json(text)
     assert d["Energy"] == -1.0 and meta["StressStyle"] == "kB"
 
 
@@ -132,7 +132,7 @@ def _emt_tables(stored: dict[str, str], declared: str = "bar", noise_eV: float =
 
     rng = np.random.default_rng(seed)
     confs, atoms = [], []
-    f = acquire.STRESS_TO_EV_A3
+    f = stress_units.STRESS_TO_EV_A3
 
     def add(at, group):
         at.calc = EMT()
@@ -176,64 +176,64 @@ def _units(table):
 
 def test_stress_units_detected_per_group_from_thermodynamic_consistency():
     conf, atoms = _emt_tables({"eos": "kbar", "elastic": "GPa", "md": "kbar"})
-    t = acquire.stress_unit_table(conf, atoms, "bar")
+    t = stress_units.stress_unit_table(conf, atoms, "bar")
     u = _units(t)
     assert u["eos"][:2] == ("kbar", "checked") and u["elastic"][:2] == ("GPa", "checked")
     for g in ("eos", "elastic"):
         assert 0.9 < u[g][2] < 1.1  # EMT is exactly consistent: only the trapezoid rule's error
         assert t.set_index("group").loc[g, "ratio_declared"] == pytest.approx(
-            u[g][2] * acquire.STRESS_TO_EV_A3[u[g][0]] / acquire.STRESS_TO_EV_A3["bar"])
+            u[g][2] * stress_units.STRESS_TO_EV_A3[u[g][0]] / stress_units.STRESS_TO_EV_A3["bar"])
     # the fixed-cell group has no strained pairs: declared unit kept, recorded as unchecked
     assert u["md"][:2] == ("bar", "unchecked") and np.isnan(u["md"][2])
     assert t.set_index("group").loc["elastic", "composition"] == "Au1Cu3" and t["n_pairs"].min() == 0
     # applying the table converts each group by its own factor (and records the unit per row)
-    conv = acquire.apply_stress_units(conf, atoms, t)
-    ratio = conv[acquire.STRESS_COLUMNS].to_numpy() / conf[acquire.STRESS_COLUMNS].replace(0, np.nan).to_numpy()
+    conv = stress_units.apply_stress_units(conf, atoms, t)
+    ratio = conv[stress_units.STRESS_COLUMNS].to_numpy() / conf[stress_units.STRESS_COLUMNS].replace(0, np.nan).to_numpy()
     for g, fac in (("eos", 1e3), ("elastic", 1e4), ("md", 1.0)):
         r = ratio[conf["group"] == g]
         assert np.nanmax(np.abs(r - fac)) < 1e-9 * fac
     assert conv.loc[conf["group"] == "eos", "stress_unit"].eq("kbar").all()
     assert conv.loc[conf["group"] == "md", "stress_unit_status"].eq("unchecked").all()
     # after conversion every checkable group is consistent in the unit it is now in (eV/A^3 read as such)
-    again = acquire.stress_unit_table(conv, atoms, "eV/A^3")
+    again = stress_units.stress_unit_table(conv, atoms, "eV/A^3")
     assert again.set_index("group").loc[["eos", "elastic"], "ratio"].between(0.9, 1.1).all()
 
 
 def test_stress_units_declared_right_is_confirmed_and_mixed_compositions_are_separate():
     conf, atoms = _emt_tables({"eos": "bar", "elastic": "bar", "md": "bar"})
-    u = _units(acquire.stress_unit_table(conf, atoms, "bar"))
+    u = _units(stress_units.stress_unit_table(conf, atoms, "bar"))
     assert u["eos"][:2] == ("bar", "checked") and u["elastic"][:2] == ("bar", "checked")
     # one folder holding two compositions stored in different units: checked per composition
     conf2, atoms2 = _emt_tables({"eos": "kbar", "elastic": "bar", "md": "bar"})
     conf2["group"] = conf2["group"].replace({"eos": "mixed", "elastic": "mixed"})
-    t = acquire.stress_unit_table(conf2, atoms2, "bar").set_index(["group", "composition"])
+    t = stress_units.stress_unit_table(conf2, atoms2, "bar").set_index(["group", "composition"])
     assert t.loc[("mixed", "Cu4"), "unit"] == "kbar" and t.loc[("mixed", "Au1Cu3"), "unit"] == "bar"
 
 
 def test_stress_units_inconsistent_under_every_unit_fails_with_a_clear_message():
     conf, atoms = _emt_tables({"eos": "kbar", "elastic": "bar", "md": "bar"})
-    conf.loc[conf["group"] == "eos", acquire.STRESS_COLUMNS] *= 37.0  # no candidate unit is 37x off
-    with pytest.raises(acquire.StressUnitError, match=r"group 'eos' \(Cu4\).*inconsistent.*every candidate unit") as e:
-        acquire.stress_unit_table(conf, atoms, "bar", set_name="synthetic")
+    conf.loc[conf["group"] == "eos", stress_units.STRESS_COLUMNS] *= 37.0  # no candidate unit is 37x off
+    with pytest.raises(stress_units.StressUnitError, match=r"group 'eos' \(Cu4\).*inconsistent.*every candidate unit") as e:
+        stress_units.stress_unit_table(conf, atoms, "bar", set_name="synthetic")
     msg = str(e.value)
     assert "synthetic" in msg and "pairs" in msg and "kbar: 0.02" in msg and "StressStyle" in msg
     # the wrong sign convention (ASE's instead of the pressure sign) is inconsistent too
     conf, atoms = _emt_tables({"eos": "bar", "elastic": "bar", "md": "bar"}, pressure_sign=False)
-    with pytest.raises(acquire.StressUnitError, match="inconsistent"):
-        acquire.stress_unit_table(conf, atoms, "bar")
+    with pytest.raises(stress_units.StressUnitError, match="inconsistent"):
+        stress_units.stress_unit_table(conf, atoms, "bar")
 
 
 def test_stress_units_noisy_energies_still_fix_the_order_of_magnitude():
     # 30 meV of energy noise scatters the elastic pairs' ratios (q75/q25 > 3) but the median's interval still
     # points to kbar (units are >= 10x apart): noisy, converted; the EOS pairs (larger work) stay checked
     conf, atoms = _emt_tables({"eos": "kbar", "elastic": "kbar", "md": "kbar"}, noise_eV=3e-2, seed=1)
-    t = acquire.stress_unit_table(conf, atoms, "bar").set_index("group")
+    t = stress_units.stress_unit_table(conf, atoms, "bar").set_index("group")
     assert tuple(t.loc["elastic", ["unit", "status"]]) == ("kbar", "noisy") and t.loc["elastic", "spread"] > 3
     assert t.loc["elastic", "ratio_low"] > 10 ** -1.5 and t.loc["elastic", "ratio_high"] < 10 ** 0.5
     assert tuple(t.loc["eos", ["unit", "status"]]) == ("kbar", "checked")
     # with 50 meV the interval no longer decides: the declared unit is kept and the group recorded unchecked
     conf, atoms = _emt_tables({"eos": "kbar", "elastic": "kbar", "md": "kbar"}, noise_eV=5e-2, seed=1)
-    t = acquire.stress_unit_table(conf, atoms, "bar").set_index("group")
+    t = stress_units.stress_unit_table(conf, atoms, "bar").set_index("group")
     assert tuple(t.loc["elastic", ["unit", "status"]]) == ("bar", "unchecked") and "too scattered" in t.loc["elastic", "note"]
 
 
@@ -257,6 +257,6 @@ def test_fitsnap_stress_units_on_the_mirror(mirror):
     assert by["slice_sample"] == {"bar"}
     assert (t.loc[t["group"] == "EOS_HCP", "status"] == "checked").all()
     hcp = conf[conf["group"] == "EOS_HCP"]
-    p_gpa = -hcp[acquire.STRESS_COLUMNS[:3]].mean(axis=1) * 160.21766208
+    p_gpa = -hcp[stress_units.STRESS_COLUMNS[:3]].mean(axis=1) * 160.21766208
     assert hcp["stress_unit"].eq("kbar").all() and 20 < p_gpa.abs().max() < 2000 and p_gpa.abs().median() > 1
     assert meta["units"]["stress"].startswith("eV/A^3") and meta["stress_style_in_source"] == {"bar": 25422}

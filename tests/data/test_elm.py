@@ -115,6 +115,10 @@ def test_cli_tables_byte_identical_and_loadable(tmp_path):
     lo, hi = np.array(list(elm.default_ranges().values())).T
     assert np.all((Xtr >= lo) & (Xtr <= hi))
     assert not list(tmp_path.glob("**/.*.tmp"))
+    # the figure command reads the folder it is given and writes fixed names into its out-dir
+    assert cli.main(["data-figure", "--config-json", dumps({"cell": {"ensemble": "elm"}}), "--in-dir",
+                     str(tmp_path / "a"), "--out-dir", str(tmp_path / "fig")]) == 0
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["elm.pdf", "elm.png"]
 
 
 def test_load_table_dataset_missing(tmp_path):
@@ -126,7 +130,7 @@ def test_bad_config_clear_errors(tmp_path, capsys):
     from nnrds.config import dumps
 
     cfg = raw_cfg(elm={**SMALL, "ranges": {"nue": [5.0, 1.0]}})["elm"]
-    with pytest.raises(ValueError, match=r"raw_data\.elm\.ranges\.nue"):
+    with pytest.raises(ValueError, match=r"data\.elm\.ranges\.nue"):
         ensembles.build_elm(cfg)
     cfg = raw_cfg(elm={**SMALL, "fixed": {"nuee": 1.0}})["elm"]
     assert cli.main(["data-elm", "--config-json", dumps(cfg), "--out-dir", str(tmp_path)]) == 2

@@ -101,17 +101,22 @@ def train_resources(attempt_scale_mb):
 ENSEMBLE_ROOT = "results/data"  # where the rules of data.smk write the simulator ensembles
 
 
+def dataset_spec(name):
+    """The spec of a named regression dataset (config ``data.sets.<name>``)."""
+    return config["data"]["sets"][name]
+
+
 def dataset_inputs(name):
     """Files a named dataset needs from other rules (simulator ensembles); [] for bundled data."""
-    from nnrds.datasets import input_files
+    from nnrds.data.regression import input_files
 
-    return input_files(config["datasets"][name], ENSEMBLE_ROOT)
+    return input_files(dataset_spec(name), ENSEMBLE_ROOT)
 
 
 def data_dir_arg(wildcards, input):
     """params function: ``--data-dir <folder of input.data>`` for a dataset with files, else nothing (the job reads
     only what its rule gives it)."""
-    from nnrds.datasets import data_dir_of
+    from nnrds.data.regression import data_dir_of
 
     d = data_dir_of(list(input.data))
     return f"--data-dir {shlex.quote(d)}" if d else ""

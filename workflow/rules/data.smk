@@ -1,37 +1,49 @@
 # Raw-data layer (src/nnrds/data/, commands in src/nnrds/commands/data.py): simulator ensembles and
-# verified acquisition of the real datasets. Config: `raw_data` (workflow/schemas/studies/data.schema.yaml)
-# and `data.mirror` (null = download from the pinned origin).
-RAW = config["raw_data"]
+# verified acquisition of the real datasets. Config: `data` (workflow/schemas/studies/data.schema.yaml): `data.elm`,
+# `data.chem`, `data.acquire`, and `data.mirror` (null = download from the pinned origin). Rules name folders; the
+# commands write fixed file names.
+RAW = config["data"]
 RAW_DIR = "results/data"
-RAW_TABLES = ["ptrain.csv", "ytrain.csv", "ptest.csv", "ytest.csv", "metadata.json", "provenance.json"]
+RAW_TABLES = ["ptrain", "ytrain", "ptest", "ytest"]
 
 
 rule data_elm:
     output:
-        [f"{RAW_DIR}/elm/{f}" for f in RAW_TABLES],
-        traj=f"{RAW_DIR}/elm/trajectories.csv",
+        **table_outputs(f"{RAW_DIR}/elm", RAW_TABLES + ["trajectories"]),
+        metadata=f"{RAW_DIR}/elm/metadata.json",
         timing=f"{RAW_DIR}/elm/timing.json",
     params:
         cfg=cfg_arg(RAW["elm"]),
+        in_dirs="",
         out_dir=out_dir_of("timing"),
     log:
         f"{RAW_DIR}/logs/elm.log",
+    benchmark:
+        f"{RAW_DIR}/benchmarks/elm.tsv"
+    resources:
+        **cluster_resources(),
     shell:
-        "$NNRDS_PYTHON -m nnrds data-elm --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
+        nnrds_shell("data-elm")
 
 
 rule data_chem:
     output:
-        [f"{RAW_DIR}/chem/{f}" for f in RAW_TABLES],
+        **table_outputs(f"{RAW_DIR}/chem", RAW_TABLES),
+        metadata=f"{RAW_DIR}/chem/metadata.json",
         timing=f"{RAW_DIR}/chem/timing.json",
     params:
         cfg=cfg_arg(RAW["chem"]),
+        in_dirs="",
         out_dir=out_dir_of("timing"),
     threads: RAW["chem"]["n_jobs"]
     log:
         f"{RAW_DIR}/logs/chem.log",
+    benchmark:
+        f"{RAW_DIR}/benchmarks/chem.tsv"
+    resources:
+        **cluster_resources(),
     shell:
-        "$NNRDS_PYTHON -m nnrds data-chem --config-json {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
+        nnrds_shell("data-chem")
 
 
 rule data_figure:
@@ -43,11 +55,21 @@ rule data_figure:
     wildcard_constraints:
         ens="elm|chem",
     params:
-        ens_dir=in_dir_of("ytrain"),
+        cfg=lambda wc: cfg_arg({"cell": {"ensemble": wc.ens}}),
+        in_dirs=in_dirs_of("ytrain"),
+        out_dir=out_dir_of("png"),
     log:
         f"{RAW_DIR}/logs/figure_{{ens}}.log",
+    resources:
+        **cluster_resources(),
     shell:
-        "$NNRDS_PYTHON -m nnrds data-figure --ensemble-dir {params.ens_dir} --out {output.png} > {log} 2>&1"
+        nnrds_shell("data-figure")
+
+
+def acquire_cfg(wildcards):
+    """The acquisition job's slice: mirror (absolute; null = download), timeout, and the dataset."""
+    return cfg_arg({"mirror": mirror_path(), "timeout_s": RAW["acquire"]["timeout_s"],
+                    "cell": {"dataset": wildcards.dataset}})
 
 
 rule data_acquire_fitsnap:
@@ -59,28 +81,34 @@ rule data_acquire_fitsnap:
     wildcard_constraints:
         dataset="fitsnap_Ta|fitsnap_WBe",
     params:
-        cfg=lambda wc: cfg_arg({"mirror": mirror_path(), "timeout_s": RAW["acquire"]["timeout_s"]}),
-        out_dir=lambda wc: f"{RAW_DIR}/{wc.dataset}",
+        cfg=acquire_cfg,
+        in_dirs="",
+        out_dir=out_dir_of("provenance"),
     log:
         f"{RAW_DIR}/logs/acquire_{{dataset}}.log",
+    resources:
+        **cluster_resources(),
     shell:
-        "$NNRDS_PYTHON -m nnrds data-acquire --dataset {wildcards.dataset} --config-json {params.cfg} "
-        "--out-dir {params.out_dir} > {log} 2>&1"
+        nnrds_shell("data-acquire")
 
 
 rule data_acquire_ecg5000:
     output:
-        train=f"{RAW_DIR}/ecg5000/train.csv",
-        metadata=f"{RAW_DIR}/ecg5000/metadata.json",
-        provenance=f"{RAW_DIR}/ecg5000/provenance.json",
+        train=f"{RAW_DIR}/{{dataset}}/train.csv",
+        metadata=f"{RAW_DIR}/{{dataset}}/metadata.json",
+        provenance=f"{RAW_DIR}/{{dataset}}/provenance.json",
+    wildcard_constraints:
+        dataset="ecg5000",
     params:
-        cfg=cfg_arg({"mirror": mirror_path(), "timeout_s": RAW["acquire"]["timeout_s"]}),
+        cfg=acquire_cfg,
+        in_dirs="",
         out_dir=out_dir_of("provenance"),
     log:
-        f"{RAW_DIR}/logs/acquire_ecg5000.log",
+        f"{RAW_DIR}/logs/acquire_{{dataset}}.log",
+    resources:
+        **cluster_resources(),
     shell:
-        "$NNRDS_PYTHON -m nnrds data-acquire --dataset ecg5000 --config-json {params.cfg} "
-        "--out-dir {params.out_dir} > {log} 2>&1"
+        nnrds_shell("data-acquire")
 
 
 if RAW["elm"]["enabled"]:

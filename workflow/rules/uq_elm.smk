@@ -65,7 +65,7 @@ rule uq_elm_truth:
     output:
         truth=f"{UQ_DIR}/slices_truth.csv",
     params:
-        cfg=cfg_arg({"elm": config["raw_data"]["elm"], "slices": UQ["slices"]}),
+        cfg=cfg_arg({"elm": config["data"]["elm"], "slices": UQ["slices"]}),
         in_dirs=in_dirs_of("data"),
         out_dir=out_dir_of("truth"),
     log:

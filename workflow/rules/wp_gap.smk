@@ -16,7 +16,7 @@ rule wp_gap_train:
     output:
         **table_outputs(f"{WPG_DIR}/cells/{{dataset}}/{{param}}", ["runs", "timings"]),
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": WPG, "dataset": config["datasets"][wc.dataset],
+        cfg=lambda wc: cfg_arg({**job_env(), "study": WPG, "dataset": dataset_spec(wc.dataset),
                                 "parameterization": config["parameterizations"][wc.param],
                                 "cell": {"dataset": wc.dataset, "param": wc.param}}),
         in_dirs=in_dirs_of("data"),
@@ -52,7 +52,7 @@ rule wp_gap_summarize:
         provenance=f"{WPG_DIR}/provenance.json",
     params:
         cfg=cfg_arg({"scale": SCALE, "study": WPG,
-                     "datasets": {d: config["datasets"][d] for d in WPG["datasets"]}}),
+                     "datasets": {d: dataset_spec(d) for d in WPG["datasets"]}}),
         in_dirs=in_dirs_of("cells"),
         out_dir=out_dir_of("provenance"),
     log:

@@ -19,11 +19,6 @@ import pandas as pd
 from .. import guards, io
 from ..cli import json_arg
 
-#: numeric columns that are NaN by design in some rows (not a divergence): a rank correlation of a
-#: constant predicted std, the training volume range of a set without bulk configurations (materials)
-NAN_BY_DESIGN = frozenset({"spearman_std_abs_err", "train_bulk_volume_min", "train_bulk_volume_max"})
-
-
 def add_job_args(p, config_help: str = "validated config slice of the job") -> None:
     """The three options of every command: ``--config-json``, ``--in-dir`` (zero or more folders of input
     tables, given by the rule) and ``--out-dir`` (the folder of the job's fixed-name outputs)."""
@@ -31,6 +26,13 @@ def add_job_args(p, config_help: str = "validated config slice of the job") -> N
     p.add_argument("--in-dir", nargs="*", default=[],
                    help="folders of the input tables, given by the rule from its inputs (none for bundled data)")
     p.add_argument("--out-dir", required=True, help="folder of the outputs (fixed names per study)")
+
+
+def add_command(sub, name: str, func, help: str, config_help: str) -> None:
+    """Register ``nnrds <name>`` on the one convention (:func:`add_job_args`), run as ``func(args)``."""
+    p = sub.add_parser(name, help=help)
+    add_job_args(p, config_help)
+    p.set_defaults(func=func)
 
 
 def in_tables(args, name: str) -> list[Path]:
@@ -68,7 +70,7 @@ def add_summary_args(p, tables: list[str], config_help: str) -> None:
 
 def dataset_spec(args) -> dict:
     """The job's dataset spec (``config_json["dataset"]``) with the folder the rule gave (``--data-dir``), so
-    the loader reads only the rule's inputs (see :func:`nnrds.datasets.load_pool`)."""
+    the loader reads only the rule's inputs (see :func:`nnrds.data.regression.load_pool`)."""
     spec = dict(args.config_json["dataset"])
     data_dir = getattr(args, "data_dir", None) or (args.in_dir[0] if getattr(args, "in_dir", None) else None)
     if data_dir:
@@ -94,7 +96,7 @@ def cell_job(args, job: str, *, config_key: str | None = None,
 
     The body runs inside :func:`nnrds.guards.job` (so :func:`nnrds.train.fit` names this study, cell and
     ``config_key`` when it diverges). Before anything is written every table but ``timings`` is checked: a
-    NaN/inf in a numeric column (except :data:`NAN_BY_DESIGN` and ``allow_nonfinite[table]``) raises
+    NaN/inf in a numeric column (except the study's NaN-by-design ``allow_nonfinite[table]``) raises
     :class:`~nnrds.guards.NonFiniteError` naming table and column, and no table is written."""
     import torch
 
@@ -108,7 +110,7 @@ def cell_job(args, job: str, *, config_key: str | None = None,
     allow = allow_nonfinite or {}
     for name, df in tables.items():
         if name != "timings":
-            guards.check_table(df, table=name, where=where, allow=NAN_BY_DESIGN | set(allow.get(name, ())))
+            guards.check_table(df, table=name, where=where, allow=set(allow.get(name, ())))
     out = Path(args.out_dir) if getattr(args, "out_dir", None) else None
     for name, df in tables.items():
         io.write_table(out / f"{name}.csv" if out else getattr(args, name), df)

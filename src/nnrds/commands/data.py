@@ -1,35 +1,27 @@
-"""Commands of the raw-data layer: simulator ensembles and verified acquisition (rules: workflow/rules/data.smk)."""
+"""Commands of the raw-data layer: simulator ensembles and verified acquisition (rules: workflow/rules/data.smk).
+
+Every command takes ``--config-json`` (its slice of config ``data``; the dataset or ensemble in ``cell``),
+``--in-dir`` (only ``data-figure``: the ensemble's folder) and ``--out-dir`` (fixed file names)."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
 from .. import io
-from ..cli import json_arg
+from .common import add_command
 
 
 def register(sub) -> None:
-    p = sub.add_parser("data-elm", help="land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv")
-    p.add_argument("--config-json", type=json_arg, required=True, help="validated raw_data.elm slice")
-    p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=_elm)
-
-    p = sub.add_parser("data-chem", help="stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv")
-    p.add_argument("--config-json", type=json_arg, required=True, help="validated raw_data.chem slice")
-    p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=_chem)
-
-    p = sub.add_parser("data-acquire", help="copy (mirror) or download a real dataset, verify it, parse it")
-    p.add_argument("--dataset", required=True, help="fitsnap_Ta | fitsnap_WBe | ecg5000")
-    p.add_argument("--config-json", type=json_arg, required=True,
-                   help='{"mirror": folder or null, "timeout_s": seconds}')
-    p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=_acquire)
-
-    p = sub.add_parser("data-figure", help="figure of an ensemble: trajectories (land model) and output marginals")
-    p.add_argument("--ensemble-dir", required=True)
-    p.add_argument("--out", required=True, help="PNG (a PDF with the same stem is written next to it)")
-    p.set_defaults(func=_figure)
+    add_command(sub, "data-elm", _elm, "land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv",
+                "validated data.elm slice")
+    add_command(sub, "data-chem", _chem, "stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv",
+                "validated data.chem slice")
+    add_command(sub, "data-acquire", _acquire, "copy (mirror) or download a real dataset, verify it, parse it",
+                '{"mirror": folder or null, "timeout_s": seconds, '
+                '"cell": {"dataset": fitsnap_Ta | fitsnap_WBe | ecg5000}}')
+    add_command(sub, "data-figure", _figure, "figure of an ensemble: trajectories (land model) and output marginals; "
+                "reads the ensemble folder (--in-dir), writes <out-dir>/<ensemble>.png/.pdf",
+                '{"cell": {"ensemble": elm | chem}}')
 
 
 def _write(out: Path, res: dict, cfg: dict, job: str, t0: float) -> None:
@@ -66,12 +58,13 @@ def _acquire(args) -> int:
     from ..data import acquire
 
     c = args.config_json
+    name = c["cell"]["dataset"]
     t0 = time.perf_counter()
-    meta = acquire.acquire(args.dataset, args.out_dir, c.get("mirror"), timeout=c.get("timeout_s", 300))
+    meta = acquire.acquire(name, args.out_dir, c.get("mirror"), timeout=c.get("timeout_s", 300))
     io.write_json(Path(args.out_dir) / "provenance.json",
-                  io.provenance(c, wall_time_s=time.perf_counter() - t0, job=f"data/{args.dataset}",
+                  io.provenance(c, wall_time_s=time.perf_counter() - t0, job=f"data/{name}",
                                 verification=meta["verification"]))
-    print(f"data/{args.dataset}: verified ({meta['verification']['check']} {meta['verification']['digest']}) "
+    print(f"data/{name}: verified ({meta['verification']['check']} {meta['verification']['digest']}) "
           f"from {meta['verification']['source']}")
     return 0
 
@@ -82,7 +75,7 @@ def _figure(args) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    d = Path(args.ensemble_dir)
+    d = Path(args.in_dir[0])
     y = io.read_table(d / "ytrain.csv")
     traj_path = d / "trajectories.csv"
     traj = io.read_table(traj_path) if traj_path.is_file() else None
@@ -111,7 +104,7 @@ def _figure(args) -> int:
         axes[r0 + j // ncol, j % ncol].set_visible(False)
     fig.suptitle(f"{d.name}: {len(y)} training members, output marginals", fontsize=10)
     fig.tight_layout()
-    out = Path(args.out)
+    out = Path(args.out_dir) / f"{args.config_json['cell']['ensemble']}.png"
     with io.atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
     with io.atomic_path(out.with_suffix(".pdf")) as tmp:

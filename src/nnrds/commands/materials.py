@@ -1,77 +1,106 @@
-"""Commands of the materials UQ study (interatomic potentials; src/nnrds/studies/materials.py)."""
+"""Commands of the materials UQ study (interatomic potentials; science in src/nnrds/studies/materials.py, rules in
+workflow/rules/materials.smk). Every command takes ``--config-json``, ``--in-dir``, ``--out-dir`` and writes
+fixed table names (src/nnrds/commands/common.py).
+
+``materials-data``: generates the Al-EMT set (config ``{seed, spec}``); writes :data:`DATA_TABLES`,
+``metadata.json`` and ``provenance.json``.
+``materials-train``: one set (config ``cell: {set}``), every split; reads ``configs.csv`` / ``atoms.csv`` from
+its ``--in-dir``; writes :data:`CELL_TABLES` and ``timings.csv``.
+``materials-summarize``: reads the cells' folders, the folder of the linear-SNAP reference
+(:data:`REFERENCE_TABLE`) and the acquired FitSNAP sets' folders (their ``metadata.json``: detected stress
+units), told apart by the files they hold; writes :data:`SUMMARY_TABLES` and ``caption.rst``.
+"""
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
 
 from .. import io
-from ..cli import json_arg
+from ..data import al_emt
 from ..studies import materials
-from .common import add_cell_args, add_summary_args, cell_job, concat, write_summary
+from .common import add_job_args, cell_job, concat, write_summary
 
-TABLES = ("metrics", "predictions", "calibration", "ev", "history", "info", "config_errors")
+#: tables of the generated Al-EMT set (besides metadata.json and provenance.json)
+DATA_TABLES = ["configs", "atoms"]
+#: tables of a training cell (besides timings.csv and provenance.json)
+CELL_TABLES = ["metrics", "predictions", "calibration", "ev", "history", "info", "config_errors"]
+#: tables of the summary
+SUMMARY_TABLES = [*CELL_TABLES, "timings", "group_metrics", "ev_summary", "claims"]
+#: the linear-SNAP reference errors (FitSNAP's example fits), in the folder the rule gives
+REFERENCE_TABLE = "snap_linear_fitsnap.csv"
+#: numeric columns of the cell tables that are NaN by design in some rows (not a divergence): the rank
+#: correlation of a constant predicted std, the training volume range of a set without bulk configurations
+NAN_BY_DESIGN = {"metrics": ["spearman_std_abs_err"], "info": ["train_bulk_volume_min", "train_bulk_volume_max"]}
 
 
 def register(sub) -> None:
     p = sub.add_parser("materials-data", help="generate the Al-EMT configurations (ASE + EMT) as tidy tables")
-    p.add_argument("--config-json", type=json_arg, required=True, help="{seed, spec} (spec = materials.al_emt)")
-    p.add_argument("--out-dir", required=True, help="writes configs.csv, atoms.csv, metadata.json, provenance.json")
+    add_job_args(p, "{seed, spec} (spec = materials.al_emt)")
     p.set_defaults(func=_data)
 
     p = sub.add_parser("materials-train", help="train ensemble + Bayes-by-backprop potentials on every split of one set")
-    p.add_argument("--set", required=True, help="al_emt, fitsnap (Ta) or wbe (W-Be)")
-    p.add_argument("--data-dir", required=True, help="folder with configs.csv and atoms.csv")
-    add_cell_args(p, {t: f"output CSV: {t}" for t in TABLES})
+    add_job_args(p, "{seed, device, dtype, torch_threads, study, cell: {set}} (set: al_emt, fitsnap (Ta), wbe (W-Be))")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("materials-summarize", help="concatenate sets; per-group errors beside linear SNAP, claims; "
                                                    "caption with accuracy, calibration, timings")
-    add_summary_args(p, list(TABLES), "{scale, study}")
-    p.add_argument("--reference", default=None, help="linear-SNAP reference errors (workflow/reference/snap_linear_fitsnap.csv)")
-    p.add_argument("--data-metadata", nargs="*", default=[],
-                   help="metadata.json of the acquired FitSNAP sets (their detected stress units go into the caption)")
+    add_job_args(p, "{scale, seed, study}")
     p.set_defaults(func=_summarize)
 
 
 def _data(args) -> int:
-    c = args.config_json
+    c, out = args.config_json, Path(args.out_dir)
     t0 = time.perf_counter()
-    conf, atoms, meta = materials.generate_tables(c["spec"], c["seed"])
-    io.write_table(f"{args.out_dir}/configs.csv", conf)
-    io.write_table(f"{args.out_dir}/atoms.csv", atoms)
-    io.write_json(f"{args.out_dir}/metadata.json", meta)
-    io.write_json(f"{args.out_dir}/provenance.json",
+    conf, atoms, meta = al_emt.tables(c["spec"], c["seed"])
+    io.write_table(out / "configs.csv", conf)
+    io.write_table(out / "atoms.csv", atoms)
+    io.write_json(out / "metadata.json", meta)
+    io.write_json(out / "provenance.json",
                   io.provenance(c, seeds=[c["seed"]], wall_time_s=time.perf_counter() - t0, job="materials/data"))
     return 0
 
 
 def _train(args) -> int:
     c = args.config_json
-    with cell_job(args, f"materials/{args.set}") as out:
-        tables = materials.run_cell(args.set, {**c["study"][args.set], "kind": args.set}, c["study"], args.data_dir,
-                                    base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
-        out.update(tables)
+    mset = c["cell"]["set"]
+    with cell_job(args, f"materials/{mset}", allow_nonfinite=NAN_BY_DESIGN) as out:
+        out.update(materials.run_cell(mset, {**c["study"][mset], "kind": mset}, c["study"], args.in_dir[0],
+                                      base_seed=c["seed"], device=c["device"], dtype=c["dtype"]))
     return 0
+
+
+def input_folders(in_dirs: list[str]) -> tuple[list[Path], Path | None, list[Path]]:
+    """(cell folders, reference folder or None, FitSNAP data folders) among the summary's ``--in-dir``
+    folders, in the rule's order: a cell folder holds ``metrics.csv``, the reference folder
+    :data:`REFERENCE_TABLE`, a data folder ``metadata.json``."""
+    dirs = [Path(d) for d in in_dirs]
+    cells = [d for d in dirs if (d / "metrics.csv").exists()]
+    refs = [d for d in dirs if (d / REFERENCE_TABLE).exists()]
+    data = [d for d in dirs if d not in cells and (d / "metadata.json").exists()]
+    return cells, (refs[0] if refs else None), data
 
 
 def _summarize(args) -> int:
     c = args.config_json
-    t = {name: concat(getattr(args, name)) for name in TABLES}
-    timings = concat(args.timings)
+    cells, ref_dir, data_dirs = input_folders(args.in_dir)
+    t = {name: concat([str(d / f"{name}.csv") for d in cells]) for name in CELL_TABLES}
+    timings = concat([str(d / "timings.csv") for d in cells])
     notes = {s: materials.DESCRIPTIONS[s] for s in c["study"]["sets"]}
-    ref = materials.read_reference(args.reference) if args.reference else None
+    ref = materials.read_reference(ref_dir / REFERENCE_TABLE) if ref_dir is not None else None
     groups = materials.group_metrics(t["config_errors"], ref)
     claims = materials.snap_claims(t["config_errors"], ref) if ref is not None else None
     evs = materials.ev_summary(t["ev"], t["info"])
     units = {}
-    for path in args.data_metadata or []:
-        meta = json.loads(Path(path).read_text())
-        units[meta.get("set", path)] = meta
+    for d in data_dirs:
+        meta = json.loads((d / "metadata.json").read_text())
+        units[meta.get("set", str(d / "metadata.json"))] = meta
     out = {**t, "timings": timings, "group_metrics": groups, "ev_summary": evs}
     if claims is not None:
         out["claims"] = claims
-    write_summary(args, "materials/summarize", out,
+    # the summary's provenance merges the cells' records only
+    write_summary(argparse.Namespace(**{**vars(args), "in_dir": [str(d) for d in cells]}), "materials/summarize", out,
                   materials.caption(t["metrics"], t["info"], timings, c["scale"], c["study"], notes, groups, claims,
                                     evs, units))
     return 0

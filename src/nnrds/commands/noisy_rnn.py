@@ -1,32 +1,43 @@
-"""Commands of the noisy-RNN regularization study (src/nnrds/studies/noisy_rnn.py)."""
+"""Commands of the noisy-RNN regularization study (src/nnrds/studies/noisy_rnn.py; rules: workflow/rules/noisy_rnn.smk).
+
+``noisy-rnn-train``: one dataset x model cell (config ``cell: {dataset, model}``); ECG5000 is read from the folder
+the rule gives (``--in-dir``, file ``ecg_file`` of the config slice, the raw-data layer's ``train.csv`` by default);
+writes :data:`CELL_TABLES`, ``timings.csv`` and ``provenance.json`` to ``--out-dir``. ``noisy-rnn-summarize``: reads
+the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES`, ``caption.rst`` and ``provenance.json``.
+"""
 from __future__ import annotations
 
-from .common import add_cell_args, add_summary_args, cell_job, concat, write_summary
+from .common import add_command, cell_job, in_tables, read_tables, write_summary
+
+#: tables of a training cell (besides timings.csv and provenance.json)
+CELL_TABLES = ["runs"]
+#: tables of the summary
+SUMMARY_TABLES = ["runs", "timings", "summary", "robustness_comparison", "claims", "clean_vs_training_noise"]
+RUN_KEYS = ["dataset", "model", "variant", "perturbation", "strength", "seed"]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("noisy-rnn-train",
-                       help="train one dataset x model cell (all seeds and noise levels as replicas) and evaluate "
-                            "it under every test-time perturbation")
-    p.add_argument("--dataset", required=True, help="digits | digits_permuted | ecg5000")
-    p.add_argument("--model", required=True, help="lipschitz | noisy | antisymmetric | lstm")
-    add_cell_args(p, {"runs": "output CSV, one row per seed x noise level x perturbation x strength"})
-    p.set_defaults(func=_train)
-
-    p = sub.add_parser("noisy-rnn-summarize",
-                       help="concatenate cells; mean ± std over seeds; paired noisy-vs-Lipschitz robustness (accuracy drop, "
-                            "matched clean accuracy, Holm); writes runs, timings, summary, robustness_comparison, "
-                            "claims, caption.rst, provenance.json")
-    add_summary_args(p, ["runs"], "{scale, study}")
-    p.set_defaults(func=_summarize)
+    add_command(sub, "noisy-rnn-train", _train,
+                "train one dataset x model cell (all seeds and noise levels as replicas) and evaluate it under every "
+                "test-time perturbation",
+                "{seed, device, dtype, torch_threads, study, data: {mirror}, ecg_file, "
+                "cell: {dataset: digits | digits_permuted | ecg5000, model: lipschitz | noisy | antisymmetric | lstm}}")
+    add_command(sub, "noisy-rnn-summarize", _summarize,
+                "concatenate cells; mean ± std over seeds; paired noisy-vs-Lipschitz robustness (accuracy drop, "
+                "matched clean accuracy, Holm); writes runs, timings, summary, robustness_comparison, claims, "
+                "clean_vs_training_noise, caption.rst, provenance.json", "{scale, study}")
 
 
 def _train(args) -> int:
     from ..studies import noisy_rnn
 
     c = args.config_json
-    with cell_job(args, f"noisy_rnn/{args.dataset}/{args.model}") as out:
-        out["runs"], out["timings"] = noisy_rnn.run_cell(args.dataset, args.model, c["study"], c.get("data"),
+    ds, model = c["cell"]["dataset"], c["cell"]["model"]
+    study = dict(c["study"])
+    if args.in_dir:  # the ECG5000 file the rule gives (its folder), not a path of the config
+        study["ecg_path"] = str(in_tables(args, c.get("ecg_file", "train.csv"))[0])
+    with cell_job(args, f"noisy_rnn/{ds}/{model}") as out:
+        out["runs"], out["timings"] = noisy_rnn.run_cell(ds, model, study, c.get("data"),
                                                          base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
     return 0
 
@@ -35,11 +46,12 @@ def _summarize(args) -> int:
     from ..studies import noisy_rnn
 
     c = args.config_json
-    runs = concat(args.runs, ["dataset", "model", "variant", "perturbation", "strength", "seed"])
+    runs = read_tables(args, "runs", RUN_KEYS)
     comp = noisy_rnn.compare(runs, c["study"])
     claims = noisy_rnn.claims(runs, comp, c["study"])
     write_summary(args, "noisy_rnn/summarize",
-                  {"runs": runs, "timings": concat(args.timings), "summary": noisy_rnn.summarize(runs),
-                   "robustness_comparison": comp, "claims": claims},
+                  {"runs": runs, "timings": read_tables(args, "timings"), "summary": noisy_rnn.summarize(runs),
+                   "robustness_comparison": comp, "claims": claims,
+                   "clean_vs_training_noise": noisy_rnn.clean_vs_training_noise(runs)},
                   noisy_rnn.caption(runs, comp, claims, c["scale"], c["study"]))
     return 0

@@ -1,38 +1,42 @@
-"""Commands of the stiffness study (src/nnrds/studies/stiffness.py)."""
+"""Commands of the stiffness study (src/nnrds/studies/stiffness.py; rules: workflow/rules/stiffness.smk).
+
+``stiffness-train``: one dataset x parameterization cell (config ``cell: {dataset, param}``); reads the dataset's
+tables from ``--in-dir`` when it has files; writes :data:`CELL_TABLES`, ``timings.csv`` and ``provenance.json`` to
+``--out-dir``. ``stiffness-summarize``: reads the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES`,
+``caption.rst`` and ``provenance.json``.
+"""
 from __future__ import annotations
 
-from .. import datasets
+from ..data import regression
 from ..studies import stiffness
-from .common import add_cell_args, add_summary_args, cell_job, concat, dataset_spec, write_summary
+from .common import add_command, cell_job, dataset_spec, read_tables, write_summary
 
-CELL_TABLES = {
-    "runs": "output CSV, one row per run (final errors and stiffness)",
-    "metrics": "output CSV, tidy per-epoch metrics",
-    "eigenvalues": "output CSV, eigenvalues of the first seed's networks (trained; unregularized also at init)",
-}
+#: tables of a training cell (besides timings.csv and provenance.json)
+CELL_TABLES = ["runs", "metrics", "eigenvalues"]
+#: tables of the summary
+SUMMARY_TABLES = ["runs", "metrics", "eigenvalues", "timings", "claim_a", "selected", "claim_b", "claims",
+                  "gap_correlation", "eigenvalue_panels"]
+RUN_KEYS = ["dataset", "parameterization", "regularizer", "strength", "seed"]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("stiffness-train",
-                       help="train one dataset x parameterization cell (none / L2 grid / penalty grid x seeds as one "
-                            "replica batch), tracking Jacobian-spectrum metrics")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--param", required=True)
-    add_cell_args(p, CELL_TABLES, data_dir=True)
-    p.set_defaults(func=_train)
-
-    p = sub.add_parser("stiffness-summarize", help="concatenate cells; claims (a) and (b) with intervals and verdicts (claims.csv); caption")
-    add_summary_args(p, list(CELL_TABLES), "{scale, study, datasets}")
-    p.set_defaults(func=_summarize)
+    add_command(sub, "stiffness-train", _train,
+                "train one dataset x parameterization cell (none / L2 grid / penalty grid x seeds as one replica "
+                "batch), tracking Jacobian-spectrum metrics",
+                "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}")
+    add_command(sub, "stiffness-summarize", _summarize,
+                "concatenate cells; claims (a) and (b) with intervals and verdicts (claims.csv); stiffness-gap "
+                "correlation, eigenvalue panels; caption", "{scale, study, datasets}")
 
 
 def _train(args) -> int:
     c = args.config_json
+    ds, param = c["cell"]["dataset"], c["cell"]["param"]
     # the stiffness ratio is NaN by definition when no eigenvalue has Re < 0 (max|Re| / min|Re| over Re < 0)
     nan_ok = {"runs": ["stiffness_ratio", "stiffness_ratio_init"], "metrics": ["value"]}
-    with cell_job(args, f"stiffness/{args.dataset}/{args.param}", allow_nonfinite=nan_ok) as out:
+    with cell_job(args, f"stiffness/{ds}/{param}", allow_nonfinite=nan_ok) as out:
         out["runs"], out["metrics"], out["eigenvalues"], out["timings"] = stiffness.run_cell(
-            args.dataset, dataset_spec(args), args.param, c["parameterization"], c["study"],
+            ds, dataset_spec(args), param, c["parameterization"], c["study"],
             base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
     return 0
 
@@ -40,17 +44,18 @@ def _train(args) -> int:
 def _summarize(args) -> int:
     c = args.config_json
     study = c["study"]
-    keys = ["dataset", "parameterization", "regularizer", "strength", "seed"]
-    runs = concat(args.runs, keys)
-    metrics = concat(args.metrics, keys + ["epoch"])
+    runs = read_tables(args, "runs", RUN_KEYS)
+    metrics = read_tables(args, "metrics", RUN_KEYS + ["epoch"])
     ca = stiffness.claim_a(runs)
     sel = stiffness.select_strengths(runs)
     cb = stiffness.claim_b(runs, sel)
     claims = stiffness.claims(runs, sel, study)
-    notes = {name: datasets.DESCRIPTIONS.get(spec["kind"], spec["kind"]) for name, spec in c["datasets"].items()}
+    notes = {name: regression.DESCRIPTIONS.get(spec["kind"], spec["kind"]) for name, spec in c["datasets"].items()}
+    eigs = stiffness.select_eigenvalues(read_tables(args, "eigenvalues"), sel)
     write_summary(args, "stiffness/summarize",
-                  {"runs": runs, "metrics": metrics,
-                   "eigenvalues": stiffness.select_eigenvalues(concat(args.eigenvalues), sel),
-                   "timings": concat(args.timings), "claim_a": ca, "selected": sel, "claim_b": cb, "claims": claims},
+                  {"runs": runs, "metrics": metrics, "eigenvalues": eigs,
+                   "timings": read_tables(args, "timings"), "claim_a": ca, "selected": sel, "claim_b": cb,
+                   "claims": claims, "gap_correlation": stiffness.gap_correlation(runs, study["primary_metric"]),
+                   "eigenvalue_panels": stiffness.eigenvalue_panels(eigs, study["parameterizations"][0])},
                   stiffness.caption(claims, ca, cb, sel, c["scale"], study, notes))
     return 0

@@ -37,7 +37,7 @@ def register(sub) -> None:
     p.set_defaults(func=_depth)
 
     p = sub.add_parser("uq-elm-truth", help="the simulator along the 1-D slices of the ELM UQ study")
-    add_job_args(p, "{elm: raw_data.elm, slices: uq_elm.slices}; --in-dir: the ELM ensemble folder")
+    add_job_args(p, "{elm: data.elm, slices: uq_elm.slices}; --in-dir: the ELM ensemble folder")
     p.set_defaults(func=_truth)
 
     p = sub.add_parser("uq-elm-summarize", help="concatenate the fit jobs and depth cells; caption, claims")

@@ -6,7 +6,7 @@ tables from ``--in-dir`` when it has files; writes :data:`CELL_TABLES` to ``--ou
 """
 from __future__ import annotations
 
-from .. import datasets
+from ..data import regression
 from ..studies import wp_gap
 from .common import add_job_args, cell_job, dataset_spec, read_tables, write_summary
 
@@ -41,7 +41,7 @@ def _summarize(args) -> int:
     c = args.config_json
     runs = read_tables(args, "runs", RUN_KEYS)
     per_seed, med, claims = wp_gap.summarize(runs, c["study"])
-    notes = {name: datasets.DESCRIPTIONS[spec["kind"]] for name, spec in c["datasets"].items()}
+    notes = {name: regression.DESCRIPTIONS[spec["kind"]] for name, spec in c["datasets"].items()}
     write_summary(args, "wp_gap/summarize",
                   {"runs": runs, "timings": read_tables(args, "timings"), "gap_correlation": per_seed,
                    "gap_by_parameterization": med, "claims": claims},

@@ -69,7 +69,7 @@ def default_ranges() -> dict[str, list[float]]:
     return {k: STATED_RANGES.get(k, [0.5 * v[0], 1.5 * v[0]]) for k, v in PERTURBED.items()}
 
 
-#: fixed model constants (overridable through config ``raw_data.elm.fixed``)
+#: fixed model constants (overridable through config ``data.elm.fixed``)
 FIXED: dict[str, float] = {
     "croot_stem": 0.3,      # new coarse-root C per new stem C
     "flivewd": 0.1,         # live fraction of new wood
@@ -199,7 +199,7 @@ def forcing_from_file(path: str | Path, lat: float, co2: float, tsoil_tau: float
     one row per day starting 1 January, a whole number of 365-day years."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"forcing file {path} (raw_data.elm.forcing_file) does not exist; "
+        raise FileNotFoundError(f"forcing file {path} (data.elm.forcing_file) does not exist; "
                                 f"give a CSV with columns tmin,tmax,rad[,co2] or set it to null for the synthetic climate")
     df = pd.read_csv(path)
     missing = {"tmin", "tmax", "rad"} - set(df.columns)
@@ -437,11 +437,11 @@ def full_params(design: pd.DataFrame, fixed: dict[str, float] | None = None) -> 
     fixed = fixed or {}
     bad = sorted(set(fixed) - set(FIXED) - set(PERTURBED))
     if bad:
-        raise ValueError(f"`raw_data.elm.fixed` names unknown parameter(s) {bad}; known: "
+        raise ValueError(f"`data.elm.fixed` names unknown parameter(s) {bad}; known: "
                          f"{', '.join(sorted(set(FIXED) | set(PERTURBED)))}")
     unknown = sorted(set(design.columns) - set(PERTURBED) - set(FIXED))
     if unknown:
-        raise ValueError(f"`raw_data.elm.ranges` names unknown parameter(s) {unknown}; known: {', '.join(PERTURBED)}")
+        raise ValueError(f"`data.elm.ranges` names unknown parameter(s) {unknown}; known: {', '.join(PERTURBED)}")
     n = len(design)
     out = {k: np.full(n, float(v[0])) for k, v in PERTURBED.items()}
     out.update({k: np.full(n, float(v)) for k, v in FIXED.items()})

@@ -1,4 +1,4 @@
-"""Build the simulator ensembles from a validated config slice (``raw_data.elm`` / ``raw_data.chem``)."""
+"""Build the simulator ensembles from a validated config slice (``data.elm`` / ``data.chem``)."""
 from __future__ import annotations
 
 import time
@@ -29,11 +29,11 @@ def elm_forcing(cfg: dict) -> elm.Forcing:
 
 
 def build_elm(cfg: dict) -> dict:
-    """ptrain, ytrain, ptest, ytest, trajectories, metadata and timing for ``raw_data.elm``."""
-    _counts(cfg, "raw_data.elm")
+    """ptrain, ytrain, ptest, ytest, trajectories, metadata and timing for ``data.elm``."""
+    _counts(cfg, "data.elm")
     # canonical column order (the CLI's JSON has sorted keys); a fixed value removes a parameter from the design
     names = [k for k in sorted(cfg["ranges"], key=_order(elm.PERTURBED)) if k not in cfg["fixed"]]
-    lo, hi = design.parameter_box(cfg["ranges"], names, "raw_data.elm.ranges")
+    lo, hi = design.parameter_box(cfg["ranges"], names, "data.elm.ranges")
     ptrain, ptest = design.train_test_design(names, lo, hi, cfg["n_train"], cfg["n_test"], cfg["design"], cfg["seed"])
     forcing = elm_forcing(cfg)
     t0 = time.perf_counter()
@@ -69,18 +69,18 @@ def build_elm(cfg: dict) -> dict:
 
 
 def build_chem(cfg: dict) -> dict:
-    _counts(cfg, "raw_data.chem")
+    _counts(cfg, "data.chem")
     names = sorted(cfg["ranges"], key=_order(chem.NOMINAL))
     bad = sorted(set(names) - set(chem.NOMINAL))
     if bad:
-        raise ValueError(f"`raw_data.chem.ranges` names unknown input(s) {bad}; known: {', '.join(chem.NOMINAL)}")
-    lo, hi = design.parameter_box(cfg["ranges"], names, "raw_data.chem.ranges")
+        raise ValueError(f"`data.chem.ranges` names unknown input(s) {bad}; known: {', '.join(chem.NOMINAL)}")
+    lo, hi = design.parameter_box(cfg["ranges"], names, "data.chem.ranges")
     ptrain, ptest = design.train_test_design(names, lo, hi, cfg["n_train"], cfg["n_test"], cfg["design"], cfg["seed"])
     both = pd.concat([ptrain, ptest], ignore_index=True)
     full = pd.DataFrame({k: np.full(len(both), v) for k, v in chem.NOMINAL.items()})
     full[names] = both[names]
     if (full[["y1_0", "y2_0", "y3_0"]] < 0).any().any() or (full[["y1_0", "y2_0", "y3_0"]].sum(axis=1) <= 0).any():
-        raise ValueError("`raw_data.chem.ranges`: initial concentrations must be >= 0 with a positive total")
+        raise ValueError("`data.chem.ranges`: initial concentrations must be >= 0 with a positive total")
     times = sorted(float(t) for t in cfg["times"])
     t0 = time.perf_counter()
     y, diag = chem.run_ensemble(full, times, rtol=cfg["rtol"], n_jobs=cfg["n_jobs"])

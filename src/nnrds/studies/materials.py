@@ -1,6 +1,6 @@
 """Materials UQ study: interatomic potentials with uncertainty (energies, forces, stresses).
 
-One *cell* = one (dataset, split). It trains a per-atom WP-ResNet potential (:mod:`nnrds.materials`; one
+One *cell* = one (dataset, split). It trains a per-atom WP-ResNet potential (:mod:`nnrds.potentials`; one
 network per element, per-element descriptor standardization and least-squares reference energies) as a
 deep ensemble (one replica per entry of ``seeds`` of one :class:`~nnrds.models.ReplicaNet`, different seeds, trained at once
 by :func:`nnrds.train.fit`), then Bayes-by-backprop (:func:`nnrds.uq.bbb.run_bbb`, mean-field Normal over
@@ -33,7 +33,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -41,9 +43,13 @@ import torch
 from scipy import stats
 
 from .. import guards
-from .. import materials as M
 from ..config import deep_merge
+from ..data import al_emt, fitsnap
 from ..models import Arch, ReplicaNet
+from ..potentials.dataset import AtomsData, build_dataset
+from ..potentials.descriptors import DescriptorSpec
+from ..potentials.potential import Potential, fit_reference_energies
+from ..potentials.structures import Structure, from_tables
 from ..train import fit, pick_device, seed_everything
 from ..uq.metrics import CURVE_LEVELS
 
@@ -55,8 +61,7 @@ LEVELS = (0.5, 0.9, 0.95)
 METRIC_COLUMNS = ["dataset", "split", "method", "subset", "quantity", "n", "mae", "rmse", "nll", "mean_std",
                   "cov50", "cov90", "cov95", "spearman_std_abs_err"]
 DESCRIPTIONS = {
-    "al_emt": "Al-EMT, aluminium configurations generated with ASE and labelled with ASE's EMT potential "
-              "(substitute for the program's non-public Al DFT set)",
+    "al_emt": al_emt.DESCRIPTION,
     "fitsnap": "FitSNAP Ta_Linear_JCP2014 DFT set (Thompson et al. 2015), E-V curve from its Volume_BCC group",
     "wbe": "FitSNAP WBe_PRB2019 DFT set (real DFT, Wood et al. PRB 2019; tungsten-beryllium, one network per "
            "element), subsampled; E-V curve from its EOS_HCP group (hcp Be)",
@@ -65,82 +70,13 @@ FITSNAP_KINDS = ("fitsnap", "wbe")
 
 
 # ============================================================================ data
-def generate_tables(spec: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Al-EMT tables (configs, atoms, metadata) from the dataset spec."""
-    keys = ("repeat", "strain_max", "shear_max", "rattle_std", "md_temperatures", "md_steps", "slab_layers", "vacuum")
-    structs = M.generate_al_emt(spec["n_configs"], seed=seed, **{k: spec[k] for k in keys if k in spec})
-    heldout = [g for g in spec.get("heldout_groups", []) if g not in {s.group for s in structs}]
-    if heldout:
-        raise ValueError(f"al_emt.heldout_groups {heldout} are not generated; groups: "
-                         f"{sorted({s.group for s in structs})}")
-    conf, atoms = M.to_tables(structs)
-    meta = {"dataset": "al_emt", "description": DESCRIPTIONS["al_emt"], "n_configs": len(conf),
-            "n_atoms": int(conf["natoms"].sum()), "seed": seed,
-            "groups": {g: int(c) for g, c in conf["group"].value_counts().sort_index().items()},
-            "units": {"energy": "eV (total)", "forces": "eV/A", "positions": "A",
-                      "stress": "eV/A^3, sigma = (1/V) dE/deps (ASE sign)"},
-            "generator": {k: v for k, v in spec.items() if k not in ("kind", "heldout_groups")}}
-    return conf, atoms, meta
-
-
-def _energy_deviation(conf: pd.DataFrame, atoms: pd.DataFrame) -> np.ndarray:
-    """|E/N - composition reference| per configuration (eV/atom), reference fitted on all rows."""
-    counts = atoms.groupby(["config_id", "species"]).size().unstack(fill_value=0).reindex(conf["config_id"])
-    c = counts.to_numpy(float)
-    ref = M.fit_reference_energies(c, conf["energy_eV"].to_numpy(float))
-    return np.abs((conf["energy_eV"].to_numpy(float) - c @ ref) / c.sum(1))
-
-
-def stratified_subsample(groups: np.ndarray, max_configs: int, min_per_group: int, seed: int) -> np.ndarray:
-    """Sorted positions of about ``max_configs`` rows: every group its proportional share (floor), at least
-    ``min_per_group`` (or all of a smaller group); seeded."""
-    rng = np.random.default_rng(seed)
-    groups = np.asarray(groups)
-    n = len(groups)
-    pick = []
-    for g in sorted(set(groups.tolist())):
-        idx = np.flatnonzero(groups == g)
-        k = min(len(idx), max(min_per_group, int(max_configs * len(idx) / n)))
-        pick.append(rng.choice(idx, k, replace=False))
-    return np.sort(np.concatenate(pick)) if pick else np.zeros(0, int)
-
-
-def load_structures(spec: dict, data_dir: str, seed: int = 0) -> tuple[list[M.Structure], list[M.Structure] | None]:
-    """(training pool, E-V configurations of a FitSNAP set or None) of one dataset (module docstring)."""
+def load_structures(spec: dict, data_dir: str, seed: int = 0) -> tuple[list[Structure], list[Structure] | None]:
+    """(training pool, E-V configurations of a FitSNAP set or None) of one dataset: the Al-EMT tables as they
+    are, a FitSNAP set filtered, subsampled and with its stress sign flipped (:mod:`nnrds.data.fitsnap`)."""
+    if spec["kind"] in FITSNAP_KINDS:
+        return fitsnap.load_structures(spec, data_dir, seed)
     d = Path(data_dir)
-    conf, atoms = pd.read_csv(d / "configs.csv"), pd.read_csv(d / "atoms.csv")
-    if spec["kind"] not in FITSNAP_KINDS:
-        return M.from_tables(conf, atoms), None
-    keep = np.ones(len(conf), bool)
-    if spec.get("max_natoms"):
-        keep &= conf["natoms"].to_numpy() <= spec["max_natoms"]
-    if spec.get("max_energy_deviation") is not None:
-        keep &= _energy_deviation(conf, atoms) <= spec["max_energy_deviation"]
-    if spec.get("max_force") is not None:
-        fmax = atoms[["fx_eV_A", "fy_eV_A", "fz_eV_A"]].abs().max(axis=1).groupby(atoms["config_id"]).max()
-        keep &= fmax.reindex(conf["config_id"]).to_numpy() <= spec["max_force"]
-    pool = keep.copy()
-    if spec.get("max_configs") and spec["max_configs"] < keep.sum():
-        kept = np.flatnonzero(keep)
-        sel = stratified_subsample(conf["group"].to_numpy()[kept], spec["max_configs"],
-                                   spec.get("min_per_group", 1), seed)
-        pool = np.zeros(len(conf), bool)
-        pool[kept[sel]] = True
-    ev = np.zeros(len(conf), bool)
-    if spec.get("ev_group"):
-        ev = keep & (conf["group"].to_numpy() == spec["ev_group"])
-        if not ev.any():
-            raise ValueError(f"materials.{spec['kind']}.ev_group {spec['ev_group']!r} has no configuration in "
-                             f"{data_dir} (after the filters); groups: {sorted(set(conf['group']))}")
-    need = pool | ev
-    sub = conf[need]
-    structs = M.from_tables(sub, atoms[atoms["config_id"].isin(sub["config_id"])])
-    use = spec.get("stress_label_status")
-    unlabelled = (~sub["stress_unit_status"].isin(use)).to_numpy() if use is not None and "stress_unit_status" in sub \
-        else np.zeros(len(sub), bool)
-    for s, drop in zip(structs, unlabelled):
-        s.stress = np.zeros(6) if drop else -s.stress  # FitSNAP/VASP pressure sign -> ASE sign
-    return ([s for s, m in zip(structs, pool[need]) if m], [s for s, m in zip(structs, ev[need]) if m])
+    return from_tables(pd.read_csv(d / "configs.csv"), pd.read_csv(d / "atoms.csv")), None
 
 
 def make_split(groups: list[str], split: str, heldout: list[str], test_fraction: float, seed: int):
@@ -166,7 +102,7 @@ def make_split(groups: list[str], split: str, heldout: list[str], test_fraction:
 
 
 # ============================================================================ model and training
-def per_quantity(pred: dict, data: M.AtomsData) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def per_quantity(pred: dict, data: AtomsData) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """(prediction (S, n), target (n,)) per quantity: energy per atom, force components, stress components
     (of the configurations with a stress label only; n may then be 0)."""
     nat = data.natoms.to(pred["energy"])
@@ -181,7 +117,7 @@ def per_quantity(pred: dict, data: M.AtomsData) -> dict[str, tuple[torch.Tensor,
     return out
 
 
-def make_potential(study: dict, spec: M.DescriptorSpec, train: M.AtomsData, seeds, dtype) -> tuple[M.Potential, dict]:
+def make_potential(study: dict, spec: DescriptorSpec, train: AtomsData, seeds, dtype) -> tuple[Potential, dict]:
     """One ReplicaNet per element (replica r of element k seeded seeds[r] + 100003 k), descriptors standardized
     per element, reference energies by least squares on composition (one element: the mean energy per atom),
     loss scales: std of the residual energy per atom, RMS force, std of the labelled stress components."""
@@ -196,7 +132,7 @@ def make_potential(study: dict, spec: M.DescriptorSpec, train: M.AtomsData, seed
         g_mean, g_std = train.G.mean(0), train.G.std(0).clamp_min(1e-6)
     else:
         counts = train.composition(ne)
-        e_ref = M.fit_reference_energies(counts.cpu().numpy(), train.energy.double().cpu().numpy())
+        e_ref = fit_reference_energies(counts.cpu().numpy(), train.energy.double().cpu().numpy())
         resid = epa - (counts @ torch.as_tensor(e_ref, dtype=torch.float64)).to(epa) / train.natoms
         few = [spec.elements[k] for k in range(ne) if int((train.elem == k).sum()) < 2]
         if few:
@@ -206,11 +142,11 @@ def make_potential(study: dict, spec: M.DescriptorSpec, train: M.AtomsData, seed
     st = train.stress if bool(train.has_stress.all()) else train.stress[train.has_stress]
     scales = {"energy": float(resid.std().clamp_min(1e-3)), "forces": float(train.forces.pow(2).mean().sqrt().clamp_min(1e-3)),
               "stress": float(st.std().clamp_min(1e-5)) if st.numel() > 1 else 1.0}
-    pot = M.Potential(nets, spec, g_mean, g_std, e_ref, scales["energy"])
+    pot = Potential(nets, spec, g_mean, g_std, e_ref, scales["energy"])
     return pot, scales
 
 
-def energy_config_weights(data: M.AtomsData, e_ref, tau: float | None) -> torch.Tensor | None:
+def energy_config_weights(data: AtomsData, e_ref, tau: float | None) -> torch.Tensor | None:
     """Per-configuration weights of the energy loss, 1 / (1 + (d_b / tau)^2) with d_b the distance of the
     configuration's residual energy per atom (energy per atom minus its composition reference, the per-element
     reference energies) from the median residual of ``data``: near-equilibrium configurations (most of a set)
@@ -226,7 +162,7 @@ def energy_config_weights(data: M.AtomsData, e_ref, tau: float | None) -> torch.
     return (1.0 / (1.0 + (d / float(tau)) ** 2)).to(data.energy.dtype)
 
 
-def weighted_loss(pred: dict, data: M.AtomsData, scales: dict, weights: dict,
+def weighted_loss(pred: dict, data: AtomsData, scales: dict, weights: dict,
                   energy_weights: torch.Tensor | None = None) -> torch.Tensor:
     """sum_q w_q mean((pred_q - y_q)^2) / scale_q^2, per replica (R,); the energy term's mean weighted by
     ``energy_weights`` (per configuration, :func:`energy_config_weights`) when given."""
@@ -256,7 +192,7 @@ def lr_schedule(study: dict) -> list[tuple[int, float]]:
     return [(e, study["lr"] * decay**k) for k, e in enumerate(per)]
 
 
-def train_ensemble(pot: M.Potential, train: M.AtomsData, study: dict, scales: dict, seed: int):
+def train_ensemble(pot: Potential, train: AtomsData, study: dict, scales: dict, seed: int):
     """Every member at once through :func:`nnrds.train.fit`, in the stages of :func:`lr_schedule`; returns the
     last stage's FitResult with the history of all stages (epochs counted across stages)."""
     w = study["loss_weights"]
@@ -279,7 +215,7 @@ def train_ensemble(pot: M.Potential, train: M.AtomsData, study: dict, scales: di
     return res
 
 
-def residual_noise(pot: M.Potential, data: M.AtomsData, atomic=None, n=None) -> dict[str, np.ndarray]:
+def residual_noise(pot: Potential, data: AtomsData, atomic=None, n=None) -> dict[str, np.ndarray]:
     """Training RMSE per quantity for every replica / draw, shape (S,)."""
     with torch.no_grad():
         pred = pot.predict(data, atomic=atomic, n=n)
@@ -308,7 +244,7 @@ def likelihood_std(residual_std: dict[str, float], weights: dict[str, float]) ->
             for q, s in residual_std.items()}
 
 
-def train_bbb(pot: M.Potential, train: M.AtomsData, study: dict, noise_std: dict, seed: int):
+def train_bbb(pot: Potential, train: AtomsData, study: dict, noise_std: dict, seed: int):
     """Bayes-by-backprop over the weights of all element networks jointly (one mean-field posterior over
     their concatenated weights, :class:`nnrds.uq.bbb.BayesNetStack`), warm-started at ensemble member 0.
 
@@ -326,7 +262,7 @@ def train_bbb(pot: M.Potential, train: M.AtomsData, study: dict, noise_std: dict
     shells = [ReplicaNet(net.arch, [0], dtype=pot.dtype).to(init.device) for net in pot.nets]
 
     def nll(theta, idx):
-        sub = M.AtomsData.subset(train, idx)
+        sub = AtomsData.subset(train, idx)
         pred = pot.predict(sub, atomic=lambda X, k: stack.forward_part(k, theta, X, shells[k]), n=theta.shape[0],
                            create_graph=True, **_needs(w_lik))
         out = 0.0
@@ -382,7 +318,7 @@ CONFIG_ERROR_COLUMNS = ["dataset", "split", "method", "subset", "config_id", "gr
                         "force_abs_sum_eV_A", "force_sq_sum_eV2_A2", "n_force_components"]
 
 
-def config_errors(pot, data: M.AtomsData, atomic, n, labels: dict) -> pd.DataFrame:
+def config_errors(pot, data: AtomsData, atomic, n, labels: dict) -> pd.DataFrame:
     """Per configuration: error of the predictive mean energy per atom, and the sum of |error| and of error^2
     over its force components (with their count), so that group MAE/RMSE aggregate exactly (``labels``: the
     constant columns, e.g. dataset, split, method, subset)."""
@@ -403,7 +339,7 @@ def config_errors(pot, data: M.AtomsData, atomic, n, labels: dict) -> pd.DataFra
     return out[CONFIG_ERROR_COLUMNS]
 
 
-def item_labels(data: M.AtomsData, ood_cfg: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+def item_labels(data: AtomsData, ood_cfg: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
     """Per quantity: config id, group and held-out flag of every item (force components and stress comps)."""
     cid, grp = np.asarray(data.config_ids), np.asarray(data.groups)
     acfg = data.atom_cfg.cpu().numpy()
@@ -413,19 +349,63 @@ def item_labels(data: M.AtomsData, ood_cfg: np.ndarray) -> dict[str, dict[str, n
             "stress": {k: np.repeat(v[hs], 6) for k, v in (("config_id", cid), ("group", grp), ("heldout", ood_cfg))}}
 
 
-def ev_structures(dspec: dict, ev_pool: list[M.Structure] | None, study: dict) -> list[M.Structure]:
+def ev_structures(dspec: dict, ev_pool: list[Structure] | None, study: dict) -> list[Structure]:
+    """The E-V curve of a set: Al-EMT's fcc curve on ``study["ev"]``'s lattice grid, else the set's own."""
     if dspec["kind"] == "al_emt":
-        from ase.build import bulk
-        from ase.calculators.emt import EMT
-
         e = study["ev"]
-        out = []
-        for k, a in enumerate(np.linspace(e["a_min"], e["a_max"], e["n_points"])):
-            at = bulk("Al", "fcc", a=float(a), cubic=True)
-            at.calc = EMT()
-            out.append(M.from_atoms(at, group="ev_fcc", config_id=k))
-        return out
+        return al_emt.fcc_ev_structures(np.linspace(e["a_min"], e["a_max"], e["n_points"]))
     return ev_pool or []
+
+
+# ============================================================================ one cell: every split of a set
+@dataclass
+class CellData:
+    """A set's configurations and E-V curve with descriptors and Jacobians built once (:func:`build_cell_data`)."""
+
+    data: AtomsData
+    ev: AtomsData | None
+    spec: DescriptorSpec
+    descriptor_s: float
+
+
+@dataclass
+class Split:
+    """One split of a built dataset: training and test configurations, the held-out flag of every test one."""
+
+    name: str
+    train: AtomsData
+    test: AtomsData
+    heldout: np.ndarray
+
+
+@dataclass
+class Method:
+    """A trained predictive: ``atomic`` map of the replicas (None = the potential's own networks, the ensemble),
+    their number ``n`` and the noise variance per quantity its predictive adds (aleatoric / model error)."""
+
+    atomic: Callable | None
+    n: int
+    noise_var: dict[str, float]
+
+
+def build_cell_data(dataset: str, dspec: dict, study: dict, data_dir: str, *, base_seed: int, device,
+                    dtype: torch.dtype) -> CellData:
+    """Load a set (:func:`load_structures`), build descriptors (element-resolved over the set's elements) and
+    their Jacobians for its configurations and its E-V curve, moved to ``device`` / ``dtype``."""
+    t0 = time.perf_counter()
+    structs, ev_pool = load_structures(dspec, data_dir, base_seed)
+    elements = tuple(sorted({x for s in structs for x in s.species}))
+    spec = DescriptorSpec.from_dict({**study["descriptors"], **dspec.get("descriptors", {}), "elements": elements})
+    log.info("materials %s: %d configurations (%d atoms) loaded from %s in %.1f s; building descriptors (%d per atom)",
+             dataset, len(structs), sum(s.natoms for s in structs), data_dir, time.perf_counter() - t0,
+             spec.n_descriptors)
+    t0 = time.perf_counter()
+    data = build_dataset(structs, spec).to(device, dtype)
+    ev_s = ev_structures(dspec, ev_pool, study)
+    ev_data = build_dataset(ev_s, spec).to(device, dtype) if ev_s else None
+    t_desc = time.perf_counter() - t0
+    log.info("materials %s: descriptors and their Jacobians built in %.1f s", dataset, t_desc)
+    return CellData(data, ev_data, spec, t_desc)
 
 
 def run_cell(dataset: str, dspec: dict, study: dict, data_dir: str, *, base_seed: int = 0, device: str = "auto",
@@ -437,142 +417,205 @@ def run_cell(dataset: str, dspec: dict, study: dict, data_dir: str, *, base_seed
     lr_stages, loss_weights, net, bbb)."""
     study = deep_merge(study, dspec.get("training") or {})
     dev = pick_device(device)
-    t0 = time.perf_counter()
-    structs, ev_pool = load_structures(dspec, data_dir, base_seed)
-    elements = tuple(sorted({x for s in structs for x in s.species}))
-    spec = M.DescriptorSpec.from_dict({**study["descriptors"], **dspec.get("descriptors", {}), "elements": elements})
-    log.info("materials %s: %d configurations (%d atoms) loaded from %s in %.1f s; building descriptors (%d per atom)",
-             dataset, len(structs), sum(s.natoms for s in structs), data_dir, time.perf_counter() - t0,
-             spec.n_descriptors)
-    t0 = time.perf_counter()
-    tdt = getattr(torch, dtype)
-    data = M.build_dataset(structs, spec).to(dev, tdt)
-    ev_s = ev_structures(dspec, ev_pool, study)
-    ev_data = M.build_dataset(ev_s, spec).to(dev, tdt) if ev_s else None
-    t_desc = time.perf_counter() - t0
-    log.info("materials %s: descriptors and their Jacobians built in %.1f s", dataset, t_desc)
+    cell = build_cell_data(dataset, dspec, study, data_dir, base_seed=base_seed, device=dev,
+                           dtype=getattr(torch, dtype))
     tables: dict[str, list[pd.DataFrame]] = {}
     for split in study["splits"]:
-        out = run_split(dataset, dspec, split, study, data, ev_data, spec, base_seed=base_seed, dtype=dtype)
-        out["timings"]["descriptor_s"] = t_desc
+        out = run_split(dataset, dspec, split, study, cell.data, cell.ev, cell.spec, base_seed=base_seed, dtype=dtype)
+        out["timings"]["descriptor_s"] = cell.descriptor_s
         out["timings"]["device"] = str(dev)
         for k, v in out.items():
             tables.setdefault(k, []).append(v)
     return {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
 
 
-def run_split(dataset: str, dspec: dict, split: str, study: dict, data: M.AtomsData, ev_data, spec, *,
+def run_split(dataset: str, dspec: dict, split: str, study: dict, data: AtomsData, ev_data, spec, *,
               base_seed: int = 0, dtype: str = "float32") -> dict[str, pd.DataFrame]:
-    """Train the ensemble and BBB on one split of a built dataset and evaluate them."""
+    """Train the ensemble and BBB on one split of a built dataset and evaluate them: prepare
+    (:func:`prepare_split`, :func:`make_potential`), train (:func:`fit_ensemble`, :func:`fit_bbb`), evaluate
+    (:func:`evaluate_method`), tabulate (:func:`info_table`, :func:`timings_table`)."""
     seed_everything(base_seed)
-    tdt = getattr(torch, dtype)
-    t_desc = 0.0
+    sp = prepare_split(dataset, dspec, split, study, data, base_seed)
+    seeds = [1000 * base_seed + 7 + s for s in study["seeds"]]  # one ensemble member per seed
+    pot, scales = make_potential(study, spec, sp.train, seeds, getattr(torch, dtype))
+    pot = pot.to(data.G.device)
+    log.info("materials %s / %s split: %d training, %d test configurations; ensemble of %d, %s", dataset, split,
+             sp.train.n_configs, sp.test.n_configs, len(seeds),
+             ", ".join(f"{e} epochs at lr {lr:g}" for e, lr in lr_schedule(study)))
+    methods, history, secs = {}, [], {"ensemble_s": 0.0, "bbb_s": 0.0}
+    methods["ensemble"], hist, secs["ensemble_s"], residual = fit_ensemble(dataset, dspec, sp, study, pot, scales,
+                                                                           base_seed)
+    history += hist
+    lik = {}
+    if study["bbb"]["enabled"]:
+        methods["bbb"], hist, secs["bbb_s"], lik = fit_bbb(dataset, sp, study, pot, residual, base_seed)
+        history += hist
+    log.info("materials %s / %s split: trained (ensemble %.1f s, BBB %.1f s); evaluating", dataset, split,
+             secs["ensemble_s"], secs["bbb_s"])
+    rows: dict[str, list] = {k: [] for k in ("metrics", "predictions", "calibration", "ev", "config_errors")}
+    rng = np.random.default_rng(base_seed)  # subsamples the prediction rows, method after method
+    for name, method in methods.items():
+        for k, v in evaluate_method(dataset, sp, name, method, pot, ev_data, study, rng).items():
+            rows[k] += v
+    return {"metrics": pd.DataFrame(rows["metrics"], columns=METRIC_COLUMNS),
+            "predictions": pd.concat(rows["predictions"], ignore_index=True),
+            "calibration": pd.DataFrame(rows["calibration"]), "ev": pd.DataFrame(rows["ev"]),
+            "history": pd.DataFrame(history), "info": info_table(dataset, sp, data, ev_data, spec, pot, scales, study, lik),
+            "timings": timings_table(dataset, sp, study, len(seeds), secs),
+            "config_errors": pd.concat(rows["config_errors"], ignore_index=True)}
+
+
+# ---------------------------------------------------------------------------- prepare
+def prepare_split(dataset: str, dspec: dict, split: str, study: dict, data: AtomsData, base_seed: int) -> Split:
+    """The split's training and test sets (:func:`make_split`); an unknown held-out group names its config key."""
     try:
         tr_idx, te_idx, ood = make_split(data.groups, split, list(dspec.get("heldout_groups", [])),
                                          study["test_fraction"], base_seed)
     except ValueError as e:
         raise ValueError(f"materials.{dataset}.heldout_groups: {e}") from None
-    train, test = data.subset(tr_idx), data.subset(te_idx)
-    seeds = [1000 * base_seed + 7 + s for s in study["seeds"]]  # one ensemble member per seed
-    pot, scales = make_potential(study, spec, train, seeds, tdt)
-    pot = pot.to(data.G.device)
-    log.info("materials %s / %s split: %d training, %d test configurations; ensemble of %d, %s", dataset, split,
-             train.n_configs, test.n_configs, len(seeds),
-             ", ".join(f"{e} epochs at lr {lr:g}" for e, lr in lr_schedule(study)))
+    return Split(split, data.subset(tr_idx), data.subset(te_idx), ood)
+
+
+# ---------------------------------------------------------------------------- train
+def fit_ensemble(dataset: str, dspec: dict, sp: Split, study: dict, pot: Potential, scales: dict,
+                 base_seed: int) -> tuple[Method, list[dict], float, dict[str, np.ndarray]]:
+    """Train every member (:func:`train_ensemble`) under the cell's guard (a divergence names the member seeds
+    and the learning rate's config key). Returns the method (noise variance = mean over members of the squared
+    training RMSE), its history rows, the wall time and the training RMSE per quantity and member."""
     where = guards.current()
     lr_key = f"materials.{dataset}.training.lr" if "lr" in (dspec.get("training") or {}) else "materials.lr"
     t0 = time.perf_counter()
-    with guards.job(where.at(cell=f"{dataset} / {split} split, ensemble", config_key=lr_key,
+    with guards.job(where.at(cell=f"{dataset} / {sp.name} split, ensemble", config_key=lr_key,
                              labels=[f"member seed {s}" for s in study["seeds"]])):
-        res = train_ensemble(pot, train, study, scales, base_seed)
-        t_ens = time.perf_counter() - t0
+        res = train_ensemble(pot, sp.train, study, scales, base_seed)
+        secs = time.perf_counter() - t0
         pot.eval()
-        noise_m = residual_noise(pot, train)  # (M,) per quantity
-        guards.check_finite(noise_m, where=guards.current(), step=f"after {study['epochs']} epochs",
+        residual = residual_noise(pot, sp.train)  # (M,) per quantity
+        guards.check_finite(residual, where=guards.current(), step=f"after {study['epochs']} epochs",
                             what="training residual", batch_dim=0)
-    history = [dict(h, method="ensemble") for h in res.history]
-    methods = {"ensemble": (None, len(seeds), {q: float(np.mean(v**2)) for q, v in noise_m.items()})}
-    t_bbb = 0.0
-    lik = {}
-    if study["bbb"]["enabled"]:
-        lik = likelihood_std({q: max(float(v[0]), 1e-6) for q, v in noise_m.items()}, bbb_weights(study))
-        log.info("materials %s / %s split: Bayes-by-backprop, %d epochs, likelihood noise std %s", dataset, split,
-                 study["bbb"]["epochs"], ", ".join(f"{q} {v:.3g} {UNITS[q]}" for q, v in lik.items()))
-        t0 = time.perf_counter()
-        with guards.job(where.at(cell=f"{dataset} / {split} split")):
-            post, atomic, S = train_bbb(pot, train, study, lik, base_seed)
-        t_bbb = time.perf_counter() - t0
-        history += [dict(h, method="bbb", stage=0, lr=study["bbb"]["lr"]) for h in post.info["history"]]
-        methods["bbb"] = (atomic, S, {q: v**2 for q, v in lik.items()})  # the likelihood's noise model
-    log.info("materials %s / %s split: trained (ensemble %.1f s, BBB %.1f s); evaluating", dataset, split, t_ens,
-             t_bbb)
+    method = Method(None, pot.n_replicas, {q: float(np.mean(v**2)) for q, v in residual.items()})
+    return method, [dict(h, method="ensemble") for h in res.history], secs, residual
 
-    labels = item_labels(test, ood)
-    metrics, preds, calib, ev_rows, cerr = [], [], [], [], []
-    rng = np.random.default_rng(base_seed)
-    for name, (atomic, S, nv) in methods.items():
-        lab0 = {"dataset": dataset, "split": split, "method": name}
-        cerr.append(config_errors(pot, train, atomic, S, {**lab0, "subset": "train"}))
-        te = config_errors(pot, test, atomic, S, {**lab0, "subset": "test"})
-        te.loc[ood, "subset"] = "heldout"
-        cerr.append(te)
-        pr = predictive(pot, test, atomic, S, nv)
-        for q, (mu, sd, epi, y) in pr.items():
-            lab = labels[q]
-            subsets = {"all": np.ones(len(y), bool)}
-            if split == "group":
-                subsets.update({"in_distribution": ~lab["heldout"], "heldout": lab["heldout"]})
-            for sname, m in subsets.items():
-                if m.sum() == 0:
-                    continue
-                metrics.append({"dataset": dataset, "split": split, "method": name, "subset": sname, "quantity": q,
-                                **gaussian_metrics(mu[m], sd[m], y[m])})
-                z = np.abs(mu[m] - y[m]) / sd[m]
-                calib += [{"dataset": dataset, "split": split, "method": name, "subset": sname, "quantity": q,
-                           "level": float(l), "observed": float(np.mean(z <= stats.norm.ppf(0.5 + l / 2)))}
-                          for l in CURVE_LEVELS]
-            keep = np.arange(len(y))
-            cap = study["max_prediction_rows"]
-            if len(keep) > cap:
-                keep = np.sort(rng.choice(len(y), cap, replace=False))
-            preds.append(pd.DataFrame({"dataset": dataset, "split": split, "method": name, "quantity": q,
-                                       "config_id": lab["config_id"][keep], "group": lab["group"][keep],
-                                       "heldout": lab["heldout"][keep], "target": y[keep], "mean": mu[keep],
-                                       "std": sd[keep], "std_epistemic": epi[keep]}))
-        if ev_data is not None:
-            pe = pot.predict(ev_data, atomic=atomic, n=S, forces=False, stress=False)["energy"]
-            e = (pe / ev_data.natoms.to(pe)).detach().cpu().numpy().astype(float)
-            vol = (ev_data.volume / ev_data.natoms).cpu().numpy()
-            ref = (ev_data.energy / ev_data.natoms).cpu().numpy()
-            for k in np.argsort(vol, kind="stable"):
-                ev_rows.append({"dataset": dataset, "split": split, "method": name, "volume_A3_per_atom": vol[k],
-                                "energy_ref_eV_per_atom": ref[k], "energy_mean_eV_per_atom": e[:, k].mean(),
-                                "energy_std_epistemic": e[:, k].std(),
-                                "energy_std_total": float(np.sqrt(e[:, k].var() + nv["energy"]))})
-    train_range = (train.volume / train.natoms).cpu().numpy()
-    bulk_mask = np.array([not ("surf" in g.lower() or g.startswith("GSF")) for g in train.groups])  # no vacuum
+
+def fit_bbb(dataset: str, sp: Split, study: dict, pot: Potential, residual: dict[str, np.ndarray],
+            base_seed: int) -> tuple[Method, list[dict], float, dict[str, float]]:
+    """Bayes-by-backprop (:func:`train_bbb`) with the likelihood noise of :func:`likelihood_std` from ensemble
+    member 0's training RMSE; the predictive adds the same noise. Returns the method, its history rows, the
+    wall time and the likelihood's noise std per quantity."""
+    lik = likelihood_std({q: max(float(v[0]), 1e-6) for q, v in residual.items()}, bbb_weights(study))
+    log.info("materials %s / %s split: Bayes-by-backprop, %d epochs, likelihood noise std %s", dataset, sp.name,
+             study["bbb"]["epochs"], ", ".join(f"{q} {v:.3g} {UNITS[q]}" for q, v in lik.items()))
+    t0 = time.perf_counter()
+    with guards.job(guards.current().at(cell=f"{dataset} / {sp.name} split")):
+        post, atomic, S = train_bbb(pot, sp.train, study, lik, base_seed)
+    secs = time.perf_counter() - t0
+    history = [dict(h, method="bbb", stage=0, lr=study["bbb"]["lr"]) for h in post.info["history"]]
+    return Method(atomic, S, {q: v**2 for q, v in lik.items()}), history, secs, lik
+
+
+# ---------------------------------------------------------------------------- evaluate
+def evaluate_method(dataset: str, sp: Split, name: str, method: Method, pot: Potential, ev_data: AtomsData | None,
+                    study: dict, rng: np.random.Generator) -> dict[str, list]:
+    """Rows of the tables metrics, calibration, ev (dicts) and predictions, config_errors (frames) of one
+    trained method on one split; ``rng`` subsamples the prediction rows (``max_prediction_rows``)."""
+    lab0 = {"dataset": dataset, "split": sp.name, "method": name}
+    out: dict[str, list] = {"metrics": [], "calibration": [], "predictions": [], "ev": [], "config_errors": []}
+    out["config_errors"].append(config_errors(pot, sp.train, method.atomic, method.n, {**lab0, "subset": "train"}))
+    te = config_errors(pot, sp.test, method.atomic, method.n, {**lab0, "subset": "test"})
+    te.loc[sp.heldout, "subset"] = "heldout"
+    out["config_errors"].append(te)
+    labels = item_labels(sp.test, sp.heldout)
+    for q, (mu, sd, epi, y) in predictive(pot, sp.test, method.atomic, method.n, method.noise_var).items():
+        metrics, calib = quantity_rows(lab0, q, mu, sd, y, labels[q]["heldout"] if sp.name == "group" else None)
+        out["metrics"] += metrics
+        out["calibration"] += calib
+        out["predictions"].append(prediction_table({**lab0, "quantity": q}, labels[q], mu, sd, epi, y,
+                                                   study["max_prediction_rows"], rng))
+    if ev_data is not None:
+        out["ev"] = ev_rows(lab0, pot, ev_data, method)
+    return out
+
+
+def quantity_rows(lab: dict, quantity: str, mu, sd, y, heldout: np.ndarray | None) -> tuple[list[dict], list[dict]]:
+    """Metric rows (:func:`gaussian_metrics`) and calibration-curve rows of one quantity, for subset ``all``
+    and, given the held-out flag of every item, ``in_distribution`` and ``heldout`` (empty subsets skipped)."""
+    subsets = {"all": np.ones(len(y), bool)}
+    if heldout is not None:
+        subsets.update({"in_distribution": ~heldout, "heldout": heldout})
+    metrics, calib = [], []
+    for sname, m in subsets.items():
+        if m.sum() == 0:
+            continue
+        row = {**lab, "subset": sname, "quantity": quantity}
+        metrics.append({**row, **gaussian_metrics(mu[m], sd[m], y[m])})
+        z = np.abs(mu[m] - y[m]) / sd[m]
+        calib += [{**row, "level": float(l), "observed": float(np.mean(z <= stats.norm.ppf(0.5 + l / 2)))}
+                  for l in CURVE_LEVELS]
+    return metrics, calib
+
+
+def prediction_table(lab: dict, items: dict[str, np.ndarray], mu, sd, epi, y, cap: int,
+                     rng: np.random.Generator) -> pd.DataFrame:
+    """Per item of one quantity (``items``: its config id, group, held-out flag): target, predictive mean,
+    total and epistemic std; at most ``cap`` rows, a sorted random subset drawn from ``rng`` beyond that."""
+    keep = np.arange(len(y))
+    if len(keep) > cap:
+        keep = np.sort(rng.choice(len(y), cap, replace=False))
+    return pd.DataFrame({**lab, "config_id": items["config_id"][keep], "group": items["group"][keep],
+                         "heldout": items["heldout"][keep], "target": y[keep], "mean": mu[keep], "std": sd[keep],
+                         "std_epistemic": epi[keep]})
+
+
+def ev_rows(lab: dict, pot: Potential, ev_data: AtomsData, method: Method) -> list[dict]:
+    """The E-V curve by volume per atom: reference and predicted energy per atom, epistemic and total std."""
+    pe = pot.predict(ev_data, atomic=method.atomic, n=method.n, forces=False, stress=False)["energy"]
+    e = (pe / ev_data.natoms.to(pe)).detach().cpu().numpy().astype(float)
+    vol = (ev_data.volume / ev_data.natoms).cpu().numpy()
+    ref = (ev_data.energy / ev_data.natoms).cpu().numpy()
+    return [{**lab, "volume_A3_per_atom": vol[k], "energy_ref_eV_per_atom": ref[k],
+             "energy_mean_eV_per_atom": e[:, k].mean(), "energy_std_epistemic": e[:, k].std(),
+             "energy_std_total": float(np.sqrt(e[:, k].var() + method.noise_var["energy"]))}
+            for k in np.argsort(vol, kind="stable")]
+
+
+# ---------------------------------------------------------------------------- tabulate
+def train_bulk_volume_range(train: AtomsData, spec: DescriptorSpec, ev_data: AtomsData | None) -> tuple[float, float]:
+    """(min, max) volume per atom of the training set's bulk configurations (no vacuum: not a surface or GSF
+    group; with several elements, only those with the E-V curve's elements); NaN when there are none."""
+    vol = (train.volume / train.natoms).cpu().numpy()
+    bulk = np.array([not ("surf" in g.lower() or g.startswith("GSF")) for g in train.groups])
     ne = spec.n_elements
     if ne > 1 and ev_data is not None:  # the E-V curve's elements only (e.g. pure Be for hcp Be)
         ev_el = (ev_data.composition(ne) > 0).any(0).cpu()
-        bulk_mask &= ((train.composition(ne) > 0).cpu() == ev_el).all(1).numpy()
-    timings = pd.DataFrame([{"dataset": dataset, "split": split, "n_train": train.n_configs,
-                             "n_test": test.n_configs, "n_train_atoms": int(train.natoms.sum()),
-                             "descriptor_s": t_desc, "ensemble_s": t_ens, "bbb_s": t_bbb, "members": len(seeds),
-                             "epochs": study["epochs"], "bbb_epochs": study["bbb"]["epochs"] if study["bbb"]["enabled"] else 0}])
-    info = pd.DataFrame([{"dataset": dataset, "split": split, "n_configs": data.n_configs, "n_train": train.n_configs,
-                          "n_test": test.n_configs, "n_heldout": int(ood.sum()),
-                          "train_bulk_volume_min": float(train_range[bulk_mask].min()) if bulk_mask.any() else np.nan,
-                          "train_bulk_volume_max": float(train_range[bulk_mask].max()) if bulk_mask.any() else np.nan,
+        bulk &= ((train.composition(ne) > 0).cpu() == ev_el).all(1).numpy()
+    return (float(vol[bulk].min()), float(vol[bulk].max())) if bulk.any() else (np.nan, np.nan)
+
+
+def info_table(dataset: str, sp: Split, data: AtomsData, ev_data: AtomsData | None, spec: DescriptorSpec,
+               pot: Potential, scales: dict, study: dict, lik: dict[str, float]) -> pd.DataFrame:
+    """One row: sizes, training bulk volume range, descriptors, parameters, loss scales, schedule, BBB noise;
+    with several elements their symbols and least-squares reference energies."""
+    lo, hi = train_bulk_volume_range(sp.train, spec, ev_data)
+    info = pd.DataFrame([{"dataset": dataset, "split": sp.name, "n_configs": data.n_configs,
+                          "n_train": sp.train.n_configs, "n_test": sp.test.n_configs,
+                          "n_heldout": int(sp.heldout.sum()), "train_bulk_volume_min": lo, "train_bulk_volume_max": hi,
                           "n_descriptors": spec.n_descriptors, "n_params_per_net": pot.nets[0].arch.n_params(),
                           "scales": json.dumps(scales), "epochs": study["epochs"],
                           "lr_schedule": json.dumps(lr_schedule(study)),
                           "bbb_likelihood_std": json.dumps(lik, sort_keys=True)}])
-    if ne > 1:  # per-element networks: which elements, their least-squares reference energies
+    if spec.n_elements > 1:  # per-element networks: which elements, their least-squares reference energies
         info["elements"] = " ".join(spec.elements)
         info["reference_energies_eV"] = json.dumps(dict(zip(spec.elements, pot.e_ref)))
-    return {"metrics": pd.DataFrame(metrics, columns=METRIC_COLUMNS), "predictions": pd.concat(preds, ignore_index=True),
-            "calibration": pd.DataFrame(calib), "ev": pd.DataFrame(ev_rows), "history": pd.DataFrame(history),
-            "info": info, "timings": timings, "config_errors": pd.concat(cerr, ignore_index=True)}
+    return info
+
+
+def timings_table(dataset: str, sp: Split, study: dict, members: int, secs: dict[str, float]) -> pd.DataFrame:
+    """One row of wall times (``secs``: ensemble_s, bbb_s; descriptor_s and device are set by :func:`run_cell`)."""
+    return pd.DataFrame([{"dataset": dataset, "split": sp.name, "n_train": sp.train.n_configs,
+                          "n_test": sp.test.n_configs, "n_train_atoms": int(sp.train.natoms.sum()),
+                          "descriptor_s": 0.0, "ensemble_s": secs["ensemble_s"], "bbb_s": secs["bbb_s"],
+                          "members": members, "epochs": study["epochs"],
+                          "bbb_epochs": study["bbb"]["epochs"] if study["bbb"]["enabled"] else 0}])
 
 
 # ============================================================================ summary
@@ -619,6 +662,23 @@ def group_metrics(cerr: pd.DataFrame, reference: pd.DataFrame | None = None) -> 
     return out.reindex(columns=GROUP_METRIC_COLUMNS)
 
 
+def per_config_abs_error(cerr: pd.DataFrame, quantity: str) -> np.ndarray:
+    """|error| per configuration of :func:`config_errors` rows: energy per atom, or the mean over force components."""
+    if quantity == "energy":
+        return np.abs(cerr["energy_err_eV_per_atom"].to_numpy(float))
+    return (cerr["force_abs_sum_eV_A"] / cerr["n_force_components"]).to_numpy(float)
+
+
+def margin_t_test(effects: np.ndarray, margin: float, level: float) -> tuple[float, float, float]:
+    """(low, high) Student-t interval at ``level`` of the mean effect and the one-sided p-value of H0: mean
+    effect <= -``margin``; NaN for fewer than two effects or effects that do not vary."""
+    if len(effects) >= 2 and np.ptp(effects) > 0:
+        t = stats.ttest_1samp(effects + margin, 0.0, alternative="greater")
+        ci = stats.ttest_1samp(effects, 0.0).confidence_interval(confidence_level=level)
+        return float(ci.low), float(ci.high), float(t.pvalue)
+    return float("nan"), float("nan"), float("nan")
+
+
 def snap_claims(cerr: pd.DataFrame, reference: pd.DataFrame, level: float = 0.95, margin: float = MATCH_MARGIN,
                 groups=TA_NEAR_EQUILIBRIUM, dataset: str = "fitsnap", method: str = "ensemble",
                 figure: str = "figures/materials/group_errors.png") -> pd.DataFrame:
@@ -643,18 +703,10 @@ def snap_claims(cerr: pd.DataFrame, reference: pd.DataFrame, level: float = 0.95
     rows, pvals = [], []
     for g, q in todo:
         snap = float(ref.loc[(g, q), "mae"])
-        xg = x[x["group"] == g]
-        err = (np.abs(xg["energy_err_eV_per_atom"].to_numpy(float)) if q == "energy"
-               else (xg["force_abs_sum_eV_A"] / xg["n_force_components"]).to_numpy(float))
-        eff = snap - err
+        eff = snap - per_config_abs_error(x[x["group"] == g], q)
         m = margin * snap
         n = len(eff)
-        if n >= 2 and np.ptp(eff) > 0:
-            t = stats.ttest_1samp(eff + m, 0.0, alternative="greater")
-            ci = stats.ttest_1samp(eff, 0.0).confidence_interval(confidence_level=lev)
-            lo, hi, p = float(ci.low), float(ci.high), float(t.pvalue)
-        else:
-            lo = hi = p = float("nan")
+        lo, hi, p = margin_t_test(eff, m, lev)
         verdict = superiority(lo + m, hi + m)
         unit = "eV/atom" if q == "energy" else "eV/A"
         what = "energy MAE per atom" if q == "energy" else "force MAE per component"
@@ -704,34 +756,54 @@ def ev_summary(ev: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
 def caption(metrics: pd.DataFrame, info: pd.DataFrame, timings: pd.DataFrame, scale: str, study: dict,
             notes: dict[str, str], groups: pd.DataFrame | None = None, claims: pd.DataFrame | None = None,
             evs: pd.DataFrame | None = None, units: dict[str, dict] | None = None) -> str:
-    a = study["net"]
-    lines = [
+    """The figures' and tables' caption (reStructuredText): method, datasets, splits, accuracy and calibration,
+    stress units, Ta groups vs linear SNAP with their verdicts, E-V curves, training-set sizes."""
+    lines = [_caption_method(scale, study), "", *_caption_datasets(notes, info), ""]
+    lines += _caption_splits(info) + _caption_metrics(metrics) + _caption_units(units or {})
+    lines += _caption_groups(groups, claims) + _caption_ev(evs) + _caption_training_sets(timings)
+    return "\n".join(lines) + "\n"
+
+
+def _caption_method(scale: str, study: dict) -> str:
+    """The model, the two UQ methods and their noise models (one paragraph)."""
+    a, w = study["net"], study["loss_weights"]
+    return (
         f"Materials UQ (interatomic potentials), **{scale}** scale. Per-atom WP-ResNet ({a['param']}, width "
         f"{a['width']}, depth {a['depth']}) on Behler–Parrinello G2/G4 descriptors (cutoff "
         f"{study['descriptors']['cutoff']} Å); E = Σ atomic energies, forces = −∂E/∂R and stress = (1/V) ∂E/∂ε by "
         f"autograd. Deep ensemble of {len(study['seeds'])} members ({study['epochs']} epochs of Adam, lr {study['lr']}, "
-        f"loss weights E/F/S {study['loss_weights']['energy']}/{study['loss_weights']['forces']}/"
-        f"{study['loss_weights']['stress']}) and Bayes-by-backprop (mean-field, {study['bbb']['epochs']} epochs, "
+        f"loss weights E/F/S {w['energy']}/{w['forces']}/{w['stress']}) and Bayes-by-backprop (mean-field, "
+        f"{study['bbb']['epochs']} epochs, "
         f"{study['bbb']['n_samples']} posterior draws; Gaussian likelihood with noise std s per quantity, s = the "
         "warm start's training RMSE (s/√w with materials.bbb.loss_weights w), and the same variance added to the "
-        "predictive); the ensemble adds its training residual variance. Error bars and bands: ±2 predictive std.",
-        "",
-        "Datasets: " + "; ".join(f"*{k}*: {v}" for k, v in notes.items()) + ".",
-        "",
-    ]
+        "predictive); the ensemble adds its training residual variance. Error bars and bands: ±2 predictive std.")
+
+
+def _caption_datasets(notes: dict[str, str], info: pd.DataFrame) -> list[str]:
+    """The datasets' descriptions; with a multi-element set, how elements are handled and its reference energies."""
+    out = ["Datasets: " + "; ".join(f"*{k}*: {v}" for k, v in notes.items()) + "."]
     if "elements" in info and info["elements"].notna().any():
         multi = info[info["elements"].notna()].drop_duplicates("dataset")
         per = "; ".join(f"{r.dataset}: " + ", ".join(f"{e} {v:.3f} eV" for e, v in json.loads(r.reference_energies_eV).items())
                         for r in multi.itertuples())
-        lines[-1:-1] = [
+        out += [
             "Multi-element sets: element-resolved descriptors (G2 per neighbour element, G4 per unordered neighbour-"
             "element pair), one network per element with its own descriptor standardization, the networks learn "
             "the residual to per-element reference energies fitted by least squares on composition (first split: "
             f"{per}); Bayes-by-backprop covers all element networks' weights jointly. Configurations whose stored "
             "stress is six exact zeros (no DFT stress) are left out of the stress loss and metrics.", ""]
-    for r in info.itertuples():
-        lines.append(f"* **{r.dataset} / {r.split} split**: {r.n_train} training, {r.n_test} test configurations "
-                     f"({r.n_heldout} in held-out groups).")
+    return out
+
+
+def _caption_splits(info: pd.DataFrame) -> list[str]:
+    return [f"* **{r.dataset} / {r.split} split**: {r.n_train} training, {r.n_test} test configurations "
+            f"({r.n_heldout} in held-out groups)." for r in info.itertuples()]
+
+
+def _caption_metrics(metrics: pd.DataFrame) -> list[str]:
+    """Per (dataset, split, method, subset): RMSE, 95% coverage and rank correlation of std and |error| per
+    quantity (the group split's subsets in-distribution and held-out, not all)."""
+    out = []
     m = metrics[metrics.subset.isin(["all", "heldout", "in_distribution"])]
     for (ds, sp, meth, sub), g in m.groupby(["dataset", "split", "method", "subset"], sort=True):
         if sp == "group" and sub == "all":
@@ -743,22 +815,29 @@ def caption(metrics: pd.DataFrame, info: pd.DataFrame, timings: pd.DataFrame, sc
                 x = x.iloc[0]
                 parts.append(f"{q} RMSE {x.rmse:.3g} {UNITS[q]}, 95% cov {x.cov95:.2f}, ρ(std,|err|) "
                              f"{x.spearman_std_abs_err:.2f}")
-        lines.append(f"* {ds} / {sp} / {meth} / {sub}: " + "; ".join(parts) + ".")
-    lines += _caption_units(units or {})
-    lines += _caption_groups(groups, claims)
-    if evs is not None and len(evs):
-        for r in evs[evs["n_points_in_range"] > 0].itertuples():
-            lines.append(f"* E–V curve {r.dataset} / {r.split} / {r.method}: largest deviation of the prediction "
-                         "from the reference "
-                         f"{1e3 * r.max_abs_dev_in_range_eV_per_atom:.0f} meV/atom inside the training volume range "
-                         f"({r.volume_min:.1f}–{r.volume_max:.1f} Å³/atom, {r.n_points_in_range} points; reference "
-                         f"span {1e3 * r.ref_energy_span_in_range_eV_per_atom:.0f} meV/atom, predicted span "
-                         f"{1e3 * r.pred_energy_span_in_range_eV_per_atom:.0f}).")
+        out.append(f"* {ds} / {sp} / {meth} / {sub}: " + "; ".join(parts) + ".")
+    return out
+
+
+def _caption_ev(evs: pd.DataFrame | None) -> list[str]:
+    """Per E-V curve with points inside the training volume range: the largest deviation there."""
+    if evs is None or not len(evs):
+        return []
+    return [f"* E–V curve {r.dataset} / {r.split} / {r.method}: largest deviation of the prediction from the reference "
+            f"{1e3 * r.max_abs_dev_in_range_eV_per_atom:.0f} meV/atom inside the training volume range "
+            f"({r.volume_min:.1f}–{r.volume_max:.1f} Å³/atom, {r.n_points_in_range} points; reference "
+            f"span {1e3 * r.ref_energy_span_in_range_eV_per_atom:.0f} meV/atom, predicted span "
+            f"{1e3 * r.pred_energy_span_in_range_eV_per_atom:.0f})." for r in evs[evs["n_points_in_range"] > 0].itertuples()]
+
+
+def _caption_training_sets(timings: pd.DataFrame) -> list[str]:
+    """Training-set sizes per dataset and split, and where the wall times are (not in the caption)."""
+    out = []
     for ds, g in timings.groupby("dataset", sort=True):
         per = ", ".join(f"{r.split}: {r.n_train} configurations, {r.n_train_atoms} atoms" for r in g.itertuples())
-        lines.append(f"* training sets ({ds}, {g.device.iloc[0]}): {per}; wall times per step in "
-                     "results/materials/timings.csv (kept out of this caption so it is reproducible).")
-    return "\n".join(lines) + "\n"
+        out.append(f"* training sets ({ds}, {g.device.iloc[0]}): {per}; wall times per step in "
+                   "results/materials/timings.csv (kept out of this caption so it is reproducible).")
+    return out
 
 
 def _caption_units(units: dict[str, dict]) -> list[str]:

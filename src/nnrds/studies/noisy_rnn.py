@@ -1,8 +1,8 @@
 """Noisy-RNN regularization study: does training-time noise make a Lipschitz RNN robust to input noise?
 
 Models (:mod:`nnrds.rnn`): Lipschitz RNN, noisy RNN (same drift, Euler–Maruyama noise during training
-only), antisymmetric RNN, LSTM. Data (offline): scikit-learn's bundled 8×8 digits read pixel by pixel
-(length-64 sequences, 1 input per step), the same with a fixed pixel permutation, and ECG5000
+only), antisymmetric RNN, LSTM. Data (offline; :mod:`nnrds.data.sequences`): scikit-learn's bundled 8×8 digits
+read pixel by pixel (length-64 sequences, 1 input per step), the same with a fixed pixel permutation, and ECG5000
 (length-140 heartbeats, 5 classes) from the raw-data layer: the mirror holds only the archive's 500-sequence
 *training* split, which this study splits stratified into its own train/test sets (the official UCR test
 split is used instead when a full download provides it).
@@ -27,125 +27,25 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
 
-from .. import rnn, verdicts
-from ..train import fit, pick_device, seed_everything
+from .. import experiment, rnn, verdicts
+from ..data.sequences import DESCRIPTIONS, SeqData, load_dataset
+from ..train import fit
 
-DATASETS = ("digits", "digits_permuted", "ecg5000")
 MODELS = rnn.KINDS
 PERTURBATIONS = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
 #: figures behind the claims (rule noisy_rnn_figures)
 FIGURES = {"robust": "figures/noisy_rnn/robustness_advantage.png",
            "comparisons": "figures/noisy_rnn/robustness_advantage.png"}
 
-DESCRIPTIONS = {
-    "digits": "scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes) read pixel by pixel "
-              "as length-64 sequences, pixels scaled to [0, 1]; stratified train/test split",
-    "digits_permuted": "the same digits with one fixed random permutation of the 64 pixels (seed "
-                       "`permutation_seed`)",
-    "ecg5000": "UCR ECG5000 heartbeats (length 140, 5 classes, z-normalized by the archive); only the "
-               "archive's 500-sequence training split is in the offline mirror, so it is split stratified "
-               "into this study's train/test sets (not the official split; with a full download of the archive "
-               "the official 500/4,500 split is used and the table's `split` column says `official`)",
-}
-
 RUN_COLUMNS = ["dataset", "split", "model", "variant", "noise_add", "noise_mult", "perturbation", "strength", "seed",
                "accuracy", "clean_accuracy", "train_accuracy", "chance_accuracy", "n_params", "epochs"]
 _PERT_CODE = {k: i for i, k in enumerate(PERTURBATIONS)}
-
-
-# --------------------------------------------------------------------------------------------- data
-@dataclass
-class SeqData:
-    X_train: np.ndarray  # (n, T*d) float
-    y_train: np.ndarray  # (n,) int
-    X_test: np.ndarray
-    y_test: np.ndarray
-    seq_len: int
-    d_in: int
-    n_classes: int
-    lo: float  # salt-and-pepper values
-    hi: float
-    split: str = "stratified"  # stratified: this study's split; official: the archive's train/test split
-
-
-def ecg_path(study: dict, data: dict | None) -> Path:
-    """``study.ecg_path`` or, when null, ``<data.mirror>/ECG5000_TRAIN.txt``.
-
-    The DAG sets ``ecg_path`` to the raw-data layer's verified ``results/data/ecg5000/train.csv``
-    (rule ``data_acquire_ecg5000``); when that layer downloaded the full archive it also wrote
-    ``test.csv`` there, and the official train/test split is used instead of a stratified split.
-    """
-    if study.get("ecg_path"):
-        return Path(study["ecg_path"])
-    mirror = (data or {}).get("mirror")
-    if not mirror:
-        raise ValueError("noisy_rnn needs ECG5000: set `noisy_rnn.ecg_path` or `data.mirror` (in the DAG the "
-                         "raw-data rule data_acquire_ecg5000 provides it)")
-    return Path(mirror) / "ECG5000_TRAIN.txt"
-
-
-def load_dataset(name: str, study: dict, data: dict | None = None, seed: int = 0) -> SeqData:
-    """Stratified train/test split (test fraction ``study.test_fraction``, seeded with ``seed``), except for
-    ECG5000 when the archive's official test split is available (see :func:`ecg_path`)."""
-    from sklearn.model_selection import train_test_split
-
-    if name in ("digits", "digits_permuted"):
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        X = X.astype(np.float64) / 16.0
-        if name == "digits_permuted":
-            X = X[:, np.random.default_rng(study["permutation_seed"]).permutation(X.shape[1])]
-        seq_len = 64
-    elif name == "ecg5000":
-        path = ecg_path(study, data)
-        X, y = _read_ucr(path)
-        seq_len = X.shape[1]
-        test = _official_test(path)
-        if test is not None:  # a full download: use the archive's own train/test split
-            Xte, yte = _read_ucr(test)
-            return _finish(X, y, Xte, yte, seq_len, study, "official")
-    else:
-        raise ValueError(f"unknown noisy_rnn dataset {name!r}; expected one of {DATASETS}")
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=study["test_fraction"], stratify=y, random_state=seed)
-    return _finish(Xtr, ytr, Xte, yte, seq_len, study, "stratified")
-
-
-def _finish(Xtr, ytr, Xte, yte, seq_len, study, split) -> SeqData:
-    if study.get("max_train"):
-        Xtr, ytr = Xtr[:study["max_train"]], ytr[:study["max_train"]]
-    if study.get("max_test"):
-        Xte, yte = Xte[:study["max_test"]], yte[:study["max_test"]]
-    n_classes = int(max(ytr.max(), yte.max())) + 1
-    return SeqData(Xtr, ytr, Xte, yte, seq_len, 1, n_classes, float(Xtr.min()), float(Xtr.max()), split)
-
-
-def _read_ucr(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """UCR text (class in column 1) or the raw-data layer's CSV (``label`` column); classes 1..K -> 0..K-1."""
-    if not path.exists():
-        raise FileNotFoundError(f"ECG5000 file {path} does not exist (config `noisy_rnn.ecg_path` / `data.mirror`)")
-    if path.suffix == ".csv":
-        df = pd.read_csv(path)
-        return df.drop(columns="label").to_numpy(np.float64), df["label"].to_numpy(int) - 1
-    raw = np.loadtxt(path, ndmin=2)
-    return raw[:, 1:], raw[:, 0].astype(int) - 1
-
-
-def _official_test(train_path: Path) -> Path | None:
-    """The archive's test split next to the training file, if a full download put it there."""
-    for name in ("test.csv", "ECG5000_TEST.txt"):
-        p = train_path.with_name(name)
-        if p.exists() and p != train_path:
-            return p
-    return None
 
 
 # ------------------------------------------------------------------------------------ perturbations
@@ -204,12 +104,41 @@ def arch_for(model: str, data: SeqData, study: dict) -> rnn.RNNArch:
                        noise_sqrt_dt=study["noise_sqrt_dt"])
 
 
-def replica_seed(seed: int, base_seed: int) -> int:
-    """Init (and training-noise) seed of a replica: the same for every model, so comparisons are paired.
+def replicas(model: str, study: dict) -> list[tuple[int, float, float]]:
+    """(seed, additive noise, multiplicative noise) of every replica, in batch order: the noisy RNN has one replica
+    per training-noise level and seed, every other model one per seed."""
+    levels = [(float(l["add"]), float(l["mult"])) for l in study["noise_levels"]] if model == "noisy" else [(0.0, 0.0)]
+    return [(s, a, m) for (a, m) in levels for s in study["seeds"]]
 
+
+def build_net(model: str, data: SeqData, study: dict, reps: list, base_seed: int,
+              rt: experiment.Runtime) -> torch.nn.Module:
+    """One replica per entry of ``reps``, initialised (and, for the noisy RNN, drawing its training noise) from
+    :func:`nnrds.experiment.replica_seed` of its run seed -- the same for every model, so comparisons are paired.
     The noisy RNN's replicas of one seed at different noise levels therefore also share their noise draws
-    (common random numbers: only the scale σ₁, σ₂ differs)."""
-    return 1000 * seed + base_seed
+    (common random numbers: only the scale sigma_1, sigma_2 differs)."""
+    noisy = model == "noisy"
+    return rnn.build(arch_for(model, data, study), [experiment.replica_seed(s, base_seed) for s, _, _ in reps],
+                     sigma_add=[a for _, a, _ in reps] if noisy else 0.0,
+                     sigma_mult=[m for _, _, m in reps] if noisy else 0.0, dtype=rt.dtype).to(rt.device)
+
+
+def perturbed_accuracy(net: torch.nn.Module, data: SeqData, X_test: torch.Tensor, y_test: torch.Tensor,
+                       clean: np.ndarray, study: dict, base_seed: int):
+    """Yield ``(perturbation, strength, accuracy per replica)`` for every perturbation and strength of the study.
+
+    The perturbed test inputs of one (perturbation, strength) are drawn from a fixed seed, so every model and
+    seed sees the same ones; strength 0 is the clean accuracy (identical inputs, eval mode)."""
+    for kind, grid in study["perturbations"].items():
+        for i, strength in enumerate(grid):
+            gen = torch.Generator().manual_seed(base_seed * 1_000_003 + 1000 * _PERT_CODE[kind] + i)
+            x_in = X_test if kind == "fgsm" else X_test.cpu()  # random perturbations use a CPU generator
+            if strength == 0:
+                acc = clean
+            else:
+                xp = perturb(kind, x_in, float(strength), gen, data, net=net, y=y_test)
+                acc = rnn.accuracy_per_replica(net, xp.to(X_test.device), y_test).cpu().numpy()
+            yield kind, float(strength), acc
 
 
 def run_cell(dataset: str, model: str, study: dict, data_cfg: dict | None = None, *, base_seed: int = 0,
@@ -217,50 +146,30 @@ def run_cell(dataset: str, model: str, study: dict, data_cfg: dict | None = None
     """Train all seeds (x noise levels) of one dataset x model; evaluate clean and perturbed accuracy."""
     if model not in MODELS:
         raise ValueError(f"unknown noisy_rnn model {model!r}; expected one of {MODELS}")
-    seed_everything(base_seed)
-    dev = pick_device(device)
-    tdtype = getattr(torch, dtype)
+    rt = experiment.prepare(base_seed, device, dtype)
     data = load_dataset(dataset, study, data_cfg, seed=base_seed)
-    seeds = list(study["seeds"])
-    levels = [(float(l["add"]), float(l["mult"])) for l in study["noise_levels"]] if model == "noisy" else [(0.0, 0.0)]
-    reps = [(s, a, m) for (a, m) in levels for s in seeds]
-    arch = arch_for(model, data, study)
-    net = rnn.build(arch, [replica_seed(s, base_seed) for s, _, _ in reps],
-                    sigma_add=[a for _, a, _ in reps] if model == "noisy" else 0.0,
-                    sigma_mult=[m for _, _, m in reps] if model == "noisy" else 0.0, dtype=tdtype).to(dev)
-
-    def t(a, **kw):
-        return torch.as_tensor(a, device=dev, **kw)
-
-    Xtr, Xte = t(data.X_train, dtype=tdtype), t(data.X_test, dtype=tdtype)
-    ytr, yte = t(data.y_train).view(-1, 1), t(data.y_test).view(-1, 1)
+    reps = replicas(model, study)
+    net = build_net(model, data, study, reps, base_seed, rt)
+    Xtr, Xte = rt.tensor(data.X_train), rt.tensor(data.X_test)
+    ytr, yte = rt.index(data.y_train).view(-1, 1), rt.index(data.y_test).view(-1, 1)
     res = fit(net, Xtr, ytr, epochs=study["epochs"], lr=study["lr"], batch_size=study["batch_size"],
               seed=base_seed, loss_fn=rnn.cross_entropy_per_replica)
     net.eval()
     t0 = time.perf_counter()
     train_acc = rnn.accuracy_per_replica(net, Xtr, ytr).cpu().numpy()
     clean = rnn.accuracy_per_replica(net, Xte, yte).cpu().numpy()
-    chance = float(np.bincount(data.y_test).max() / len(data.y_test))
+    head = {"dataset": dataset, "split": data.split, "model": model,
+            "chance_accuracy": float(np.bincount(data.y_test).max() / len(data.y_test)),
+            "n_params": net.arch.n_params(), "epochs": res.epochs}
+    own = [{"variant": variant_name(model, a, m), "noise_add": a, "noise_mult": m, "seed": s} for s, a, m in reps]
     rows = []
-    for kind, grid in study["perturbations"].items():
-        for i, strength in enumerate(grid):
-            gen = torch.Generator().manual_seed(base_seed * 1_000_003 + 1000 * _PERT_CODE[kind] + i)
-            x_in = Xte if kind == "fgsm" else Xte.cpu()  # random perturbations use a CPU generator
-            if strength == 0:  # the clean accuracy, already computed (identical inputs, eval mode)
-                acc = clean
-            else:
-                xp = perturb(kind, x_in, float(strength), gen, data, net=net, y=yte)
-                acc = rnn.accuracy_per_replica(net, xp.to(dev), yte).cpu().numpy()
-            for r, (s, a, m) in enumerate(reps):
-                rows.append({"dataset": dataset, "split": data.split, "model": model, "variant": variant_name(model, a, m),
-                             "noise_add": a, "noise_mult": m, "perturbation": kind, "strength": float(strength),
-                             "seed": s, "accuracy": float(acc[r]), "clean_accuracy": float(clean[r]),
-                             "train_accuracy": float(train_acc[r]), "chance_accuracy": chance,
-                             "n_params": arch.n_params(), "epochs": res.epochs})
+    for kind, strength, acc in perturbed_accuracy(net, data, Xte, yte, clean, study, base_seed):
+        rows += experiment.tabulate({**head, "perturbation": kind, "strength": strength}, own,
+                                    {"accuracy": acc, "clean_accuracy": clean, "train_accuracy": train_acc})
     timings = [{"dataset": dataset, "model": model, "n_replicas": len(reps), "n_train": len(data.y_train),
                 "n_test": len(data.y_test), "seq_len": data.seq_len, "epochs": res.epochs,
                 "train_wall_time_s": res.wall_time_s, "eval_wall_time_s": time.perf_counter() - t0,
-                "device": str(dev)}]
+                "device": str(rt.device)}]
     return pd.DataFrame(rows, columns=RUN_COLUMNS), pd.DataFrame(timings)
 
 
@@ -278,6 +187,32 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     for c in ("accuracy_std", "clean_accuracy_std"):
         out[c] = out[c].fillna(0.0)
     return out
+
+
+NOISE_CURVE_COLUMNS = ["dataset", "noise_mult", "noise_add", "n_seeds", "clean_accuracy_mean", "clean_accuracy_std",
+                       "train_accuracy_mean"]
+
+
+def clean_vs_training_noise(runs: pd.DataFrame) -> pd.DataFrame:
+    """The regularization trade-off: clean test accuracy (mean, std with ddof=1 -- 0 for one seed) and training
+    accuracy (mean) over seeds per dataset, multiplicative training-noise level sigma_2 and additive level sigma_1,
+    for the Lipschitz and the noisy RNN. Every sigma_2 curve starts at the Lipschitz RNN (sigma_1 = sigma_2 = 0)."""
+    clean = runs.drop_duplicates(["dataset", "variant", "seed"])
+    clean = clean[clean.model.isin(["lipschitz", "noisy"])]
+    parts = []
+    for ds, g in clean.groupby("dataset", sort=True):
+        lip = g[(g.noise_add == 0) & (g.noise_mult == 0)]
+        for mult, gm in g.groupby("noise_mult", sort=True):
+            gm = pd.concat([lip, gm]).drop_duplicates(["variant", "seed"])
+            t = gm.groupby("noise_add", sort=True).agg(
+                n_seeds=("seed", "nunique"), clean_accuracy_mean=("clean_accuracy", "mean"),
+                clean_accuracy_std=("clean_accuracy", "std"), train_accuracy_mean=("train_accuracy", "mean"))
+            parts.append(t.reset_index().assign(dataset=ds, noise_mult=float(mult)))
+    if not parts:
+        return pd.DataFrame(columns=NOISE_CURVE_COLUMNS)
+    out = pd.concat(parts, ignore_index=True)
+    out["clean_accuracy_std"] = out["clean_accuracy_std"].fillna(0.0)
+    return out[NOISE_CURVE_COLUMNS]
 
 
 def per_seed_scores(df: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,7 @@ One *cell* = one (dataset, parameterization). All its runs train as ONE batch of
 :class:`~nnrds.models.ReplicaNet`: for every seed, one unregularized run, one run per L2 strength and
 one per stiffness-penalty strength (per-replica ``l2`` and ``penalty_weight`` of :func:`~nnrds.train.fit`).
 Runs of one seed share the data split and the initial weights, so comparisons between regularizers
-are paired. The metrics of :mod:`nnrds.stiffness` are tracked every ``track_every`` epochs on the
+are paired. The metrics of :mod:`nnrds.dynamics.spectrum` are tracked every ``track_every`` epochs on the
 trajectories of the training inputs.
 
 Model selection is honest: each run's held-out points are split into a *validation* half (used only to
@@ -32,10 +32,11 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .. import datasets, verdicts
-from .. import stiffness as st
-from ..models import Arch, ReplicaNet
-from ..train import fit, mse_per_replica, pick_device, seed_everything
+from .. import experiment, verdicts
+from ..dynamics.penalties import make_penalty
+from ..dynamics.spectrum import measure
+from ..models import ReplicaNet
+from ..train import fit
 
 #: the per-network aggregate used in the runs table, the claims and the scatter (median over samples,
 #: max over layers); the per-epoch table holds every combination
@@ -57,105 +58,115 @@ def replica_layout(study: dict) -> list[tuple[str, float, int]]:
     return [(g, s, seed) for g, s in groups for seed in study["seeds"]]
 
 
-def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *, base_seed: int = 0,
-             device: str = "auto", dtype: str = "float32"):
-    """Train every run of one dataset x parameterization. Returns (runs, metrics, eigenvalues, timings)."""
-    seed_everything(base_seed)
-    dev = pick_device(device)
-    tdtype = getattr(torch, dtype)
+def cell_data(dataset: str, dspec: dict, study: dict, layout: list, base_seed: int, rt: experiment.Runtime):
+    """The replicas' data (R, N, d) -- replica r sees the split of its seed -- and the held-out points split into
+    a validation part (``study.val_fraction``, picks the strengths) and a test part (reported)."""
     seeds = list(study["seeds"])
-    splits = datasets.seeded_splits(dspec, seeds, base_seed)
-    d_in, d_out = splits[0].X_train.shape[1], splits[0].Y_train.shape[1]
-    n_te = len(splits[0].X_test)
+    data = experiment.regression_data(dspec, seeds, base_seed, rt, [seeds.index(s) for _, _, s in layout])
+    n_te = data.n_heldout
     if n_te < 2:
         raise ValueError(f"dataset {dataset!r}: need >= 2 held-out points (validation + test), got {n_te}")
     n_val = max(1, min(n_te - 1, int(round(study["val_fraction"] * n_te))))
-    layout = replica_layout(study)
-    R = len(layout)
-    sidx = torch.tensor([seeds.index(s) for _, _, s in layout])
+    val, test = data.heldout_halves(n_val)
+    return data, val, test
 
-    def stack(arrs) -> torch.Tensor:
-        return torch.as_tensor(np.stack(arrs), dtype=tdtype, device=dev)[sidx.to(dev)]
 
-    Xtr, Ytr = stack([s.X_train for s in splits]), stack([s.Y_train for s in splits])
-    Xva, Yva = stack([s.X_test[:n_val] for s in splits]), stack([s.Y_test[:n_val] for s in splits])
-    Xte, Yte = stack([s.X_test[n_val:] for s in splits]), stack([s.Y_test[n_val:] for s in splits])
-    ntrack = Xtr.shape[1] if study["track_samples"] is None else min(study["track_samples"], Xtr.shape[1])
-    Xtrack = Xtr[:, :ntrack]
-
-    arch = Arch(d_in=d_in, d_out=d_out, width=study["width"], depth=study["depth"],
-                param=pspec["kind"], degree=pspec.get("degree", 0), T=study["T"], activation=study["activation"])
+def build_net(data: experiment.ReplicaData, pname: str, pspec: dict, study: dict, layout: list, base_seed: int,
+              rt: experiment.Runtime) -> ReplicaNet:
+    """One ResNet replica per entry of the layout, initialised from its run seed (paired across regularizers)."""
+    arch = experiment.resnet_arch(data, pspec, width=study["width"], depth=study["depth"], T=study["T"],
+                                  activation=study["activation"])
     if arch.param == "mlp":
         raise ValueError(f"parameterization {pname!r} is an MLP; the stiffness study needs ResNets")
-    net = ReplicaNet(arch, [1000 * s + base_seed for _, _, s in layout], dtype=tdtype).to(dev)
-    l2 = [s if g == "l2" else 0.0 for g, s, _ in layout]
-    pw = [s if g == "stiffness" else 0.0 for g, s, _ in layout]
-    pen = study["penalty"]
-    penalty = st.make_penalty(pen["kind"], pen["power_iters"])
+    return experiment.replica_net(arch, [s for _, _, s in layout], base_seed, rt)
 
-    # replicas whose eigenvalues are stored: every run of the first seed when trained, and the unregularized
-    # one also at initialization (the summary keeps the strengths selected on validation data)
-    keep_eigs = {r: ("init_and_final" if g == "none" else "final") for r, (g, _, s) in enumerate(layout)
-                 if s == seeds[0]}
-    metric_rows, eig_parts, snapshots = [], [], {}
-    n_eig = min(study["eig_samples"], ntrack)
 
-    def track(epoch: int, net: ReplicaNet) -> None:
-        agg, lam = st.measure(net, Xtrack, chunk=study["eig_chunk"])
-        with torch.no_grad():
-            errs = {"train_mse": mse_per_replica(net, Xtr, Ytr), "val_mse": mse_per_replica(net, Xva, Yva),
-                    "test_mse": mse_per_replica(net, Xte, Yte)}
+class Tracker:
+    """The ``fit`` callback: every tracked epoch, the spectrum metrics of every replica on the trajectories of
+    the tracked training inputs and its train / validation / test MSE (:attr:`metric_rows`, :attr:`snapshots`);
+    at initialization and at the end, the eigenvalues of the first seed's replicas (:attr:`eig_parts`) -- every
+    run's when trained, and the unregularized run's also at initialization (the summary keeps the strengths
+    selected on validation data)."""
+
+    def __init__(self, dataset: str, pname: str, study: dict, layout: list, X_track: torch.Tensor,
+                 pairs: dict[str, tuple[torch.Tensor, torch.Tensor]]):
+        self.head = {"dataset": dataset, "parameterization": pname}
+        self.study, self.layout, self.X_track, self.pairs = study, layout, X_track, pairs
+        first = study["seeds"][0]
+        self.keep_eigs = {r: ("init_and_final" if g == "none" else "final") for r, (g, _, s) in enumerate(layout)
+                          if s == first}
+        self.n_eig = min(study["eig_samples"], X_track.shape[1])
+        self.metric_rows: list[dict] = []
+        self.eig_parts: list[pd.DataFrame] = []
+        self.snapshots: dict[int, tuple[dict, dict]] = {}
+
+    def replica_head(self, r: int, epoch: int) -> dict:
+        g, s, seed = self.layout[r]
+        return {**self.head, "seed": seed, "regularizer": g, "strength": s, "epoch": epoch}
+
+    def __call__(self, epoch: int, net: ReplicaNet) -> None:
+        agg, lam = measure(net, self.X_track, chunk=self.study["eig_chunk"])
+        err_np = experiment.errors(net, self.pairs)
         agg_np = {k: v.cpu().double().numpy() for k, v in agg.items()}
-        err_np = {k: v.cpu().double().numpy() for k, v in errs.items()}
-        snapshots[epoch] = (agg_np, err_np)
-        for r, (g, s, seed) in enumerate(layout):
-            head = {"dataset": dataset, "parameterization": pname, "seed": seed, "regularizer": g,
-                    "strength": s, "epoch": epoch}
+        self.snapshots[epoch] = (agg_np, err_np)
+        for r in range(len(self.layout)):
+            head = self.replica_head(r, epoch)
             for (m, sa, la), v in agg_np.items():
-                metric_rows.append({**head, "metric": m, "sample_agg": sa, "layer_agg": la, "value": float(v[r])})
+                self.metric_rows.append({**head, "metric": m, "sample_agg": sa, "layer_agg": la, "value": float(v[r])})
             for m, v in err_np.items():
-                metric_rows.append({**head, "metric": m, "sample_agg": "mean", "layer_agg": "output",
-                                    "value": float(v[r])})
-        if epoch not in (0, study["epochs"]):
-            return
-        lam_np = lam[:, :, :n_eig].cpu().numpy()  # (R, L, n_eig, w)
-        layer, sample, _ = np.meshgrid(np.arange(arch.depth), np.arange(n_eig), np.arange(arch.width), indexing="ij")
-        for r, when in keep_eigs.items():
+                self.metric_rows.append({**head, "metric": m, "sample_agg": "mean", "layer_agg": "output",
+                                         "value": float(v[r])})
+        if epoch in (0, self.study["epochs"]):
+            self.keep_eigenvalues(epoch, lam, net.arch)
+
+    def keep_eigenvalues(self, epoch: int, lam: torch.Tensor, arch) -> None:
+        lam_np = lam[:, :, :self.n_eig].cpu().numpy()  # (R, L, n_eig, w)
+        layer, sample, _ = np.meshgrid(np.arange(arch.depth), np.arange(self.n_eig), np.arange(arch.width),
+                                       indexing="ij")
+        for r, when in self.keep_eigs.items():
             if epoch == 0 and when != "init_and_final":
                 continue
-            g, s, seed = layout[r]
             v = lam_np[r].ravel()
-            eig_parts.append(pd.DataFrame({
-                "dataset": dataset, "parameterization": pname, "seed": seed, "regularizer": g, "strength": s,
-                "epoch": epoch, "h": arch.h, "layer": layer.ravel(), "sample": sample.ravel(),
+            head = self.replica_head(r, epoch)
+            self.eig_parts.append(pd.DataFrame({
+                **head, "h": arch.h, "layer": layer.ravel(), "sample": sample.ravel(),
                 "re": v.real.astype(np.float64), "im": v.imag.astype(np.float64)}, columns=EIG_COLUMNS))
 
-    res = fit(net, Xtr, Ytr, epochs=study["epochs"], lr=study["lr"], batch_size=study["batch_size"],
-              l2=l2, penalty=penalty, penalty_weight=pw, seed=base_seed,
-              log_every=study["track_every"], callback=track)
-    final = max(snapshots)
-    eig = pd.concat(eig_parts, ignore_index=True)
-    (a0, _), (a1, e1) = snapshots[0], snapshots[final]
-    rows = []
-    for r, (g, s, seed) in enumerate(layout):
-        row = {"dataset": dataset, "parameterization": pname, "kind": arch.param, "degree": arch.degree,
-               "depth": arch.depth, "width": arch.width, "n_params": arch.n_params(), "seed": seed,
-               "regularizer": g, "strength": s, "train_mse": float(e1["train_mse"][r]),
-               "val_mse": float(e1["val_mse"][r]), "test_mse": float(e1["test_mse"][r]),
-               "gap": float(e1["test_mse"][r]) - float(e1["train_mse"][r]), "epochs": res.epochs}
-        for m in STIFF_METRICS:
-            row[m] = float(a1[(m, *RUN_AGG)][r])
-            row[f"{m}_init"] = float(a0[(m, *RUN_AGG)][r])
-        rows.append(row)
-    timings = pd.DataFrame([{"dataset": dataset, "parameterization": pname, "replicas_in_batch": R,
-                             "tracked_samples": ntrack, "tracked_epochs": len(snapshots),
-                             "batch_wall_time_s": res.wall_time_s, "device": str(dev)}])
-    return (pd.DataFrame(rows, columns=RUN_COLUMNS), pd.DataFrame(metric_rows, columns=METRIC_COLUMNS),
-            eig.reset_index(drop=True), timings)
+    def runs_table(self, dataset: str, pname: str, arch, epochs: int) -> pd.DataFrame:
+        """One row per run: final errors, and the stiffness metrics (:data:`RUN_AGG`) at the end and at init."""
+        (a0, _), (a1, e1) = self.snapshots[0], self.snapshots[max(self.snapshots)]
+        stiff = {m: a1[(m, *RUN_AGG)] for m in STIFF_METRICS} | {f"{m}_init": a0[(m, *RUN_AGG)] for m in STIFF_METRICS}
+        head = {"dataset": dataset, "parameterization": pname, **experiment.arch_columns(arch), "epochs": epochs}
+        own = [{"seed": seed, "regularizer": g, "strength": s} for g, s, seed in self.layout]
+        return pd.DataFrame(experiment.tabulate(head, own, {**e1, **stiff}), columns=RUN_COLUMNS)
+
+
+def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *, base_seed: int = 0,
+             device: str = "auto", dtype: str = "float32"):
+    """Train every run of one dataset x parameterization. Returns (runs, metrics, eigenvalues, timings)."""
+    rt = experiment.prepare(base_seed, device, dtype)
+    layout = replica_layout(study)
+    data, val, test = cell_data(dataset, dspec, study, layout, base_seed, rt)
+    net = build_net(data, pname, pspec, study, layout, base_seed, rt)
+    ntrack = data.X_train.shape[1] if study["track_samples"] is None else min(study["track_samples"],
+                                                                              data.X_train.shape[1])
+    pairs = {"train_mse": (data.X_train, data.Y_train), "val_mse": val, "test_mse": test}
+    tracker = Tracker(dataset, pname, study, layout, data.X_train[:, :ntrack], pairs)
+    pen = study["penalty"]
+    res = fit(net, data.X_train, data.Y_train, epochs=study["epochs"], lr=study["lr"], batch_size=study["batch_size"],
+              l2=[s if g == "l2" else 0.0 for g, s, _ in layout], penalty=make_penalty(pen["kind"], pen["power_iters"]),
+              penalty_weight=[s if g == "stiffness" else 0.0 for g, s, _ in layout], seed=base_seed,
+              log_every=study["track_every"], callback=tracker)
+    timings = pd.DataFrame([{"dataset": dataset, "parameterization": pname, "replicas_in_batch": len(layout),
+                             "tracked_samples": ntrack, "tracked_epochs": len(tracker.snapshots),
+                             "batch_wall_time_s": res.wall_time_s, "device": str(rt.device)}])
+    return (tracker.runs_table(dataset, pname, net.arch, res.epochs),
+            pd.DataFrame(tracker.metric_rows, columns=METRIC_COLUMNS),
+            pd.concat(tracker.eig_parts, ignore_index=True).reset_index(drop=True), timings)
 
 
 # ----------------------------------------------------------------------------------------- summary
-# Unit of replication. Runs of one seed share the data split in every cell of a dataset (datasets.seeded_splits)
+# Unit of replication. Runs of one seed share the data split in every cell of a dataset (experiment.regression_data)
 # and, within a cell, the initial weights: so the regularizers are compared per (dataset, parameterization,
 # seed), and the two parameterizations of one (dataset, seed) are NOT independent (same training and test
 # points). Each claim's statistic is therefore averaged over parameterizations within (dataset, seed), and
@@ -238,6 +249,41 @@ def select_eigenvalues(eigs: pd.DataFrame, sel: pd.DataFrame) -> pd.DataFrame:
     m = eigs.merge(s, on=["dataset", "parameterization", "regularizer"], how="left")
     keep = (m.regularizer == "none") | np.isclose(m.strength, m.selected_strength)
     return eigs[keep.to_numpy()].reset_index(drop=True)
+
+
+GAP_CORRELATION_COLUMNS = ["dataset", "metric", "n_runs", "spearman_rho", "p_value"]
+
+
+def gap_correlation(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per dataset: Spearman rank correlation of the trained networks' ``metric`` with their generalization gap,
+    over every run of the dataset (all parameterizations, regularizers, strengths and seeds; runs whose metric is
+    not finite left out) -- what the stiffness-vs-gap figure shows. Descriptive: runs share seeds and data
+    splits, so its p-value is not a test of a claim (claim b1 is)."""
+    rows = []
+    for ds, g in runs.groupby("dataset", sort=True):
+        g = g[np.isfinite(g[metric].to_numpy(dtype=float))]
+        rho, p = stats.spearmanr(g[metric], g.gap) if len(g) >= 2 else (math.nan, math.nan)
+        rows.append({"dataset": ds, "metric": metric, "n_runs": len(g), "spearman_rho": float(rho),
+                     "p_value": float(p)})
+    return pd.DataFrame(rows, columns=GAP_CORRELATION_COLUMNS)
+
+
+EIGEN_PANEL_COLUMNS = ["dataset", "parameterization", "seed", "regularizer", "strength", "epoch", "h", "n_eigenvalues",
+                       "max_abs", "frac_in_euler_disc"]
+
+
+def eigenvalue_panels(eigs: pd.DataFrame, parameterization: str) -> pd.DataFrame:
+    """Per panel of the eigenvalue figure (one ``parameterization``; per dataset, regularizer, strength and
+    epoch of the stored eigenvalues): the largest |lambda| and the fraction of eigenvalues inside the
+    explicit-Euler stability disc |1 + h lambda| <= 1."""
+    e = eigs[eigs.parameterization == parameterization]
+    rows = []
+    for key, g in e.groupby(["dataset", "parameterization", "seed", "regularizer", "strength", "epoch"], sort=True):
+        h = float(g.h.iloc[0])
+        inside = np.hypot(1 + h * g.re.to_numpy(), h * g.im.to_numpy()) <= 1 + 1e-9
+        rows.append({**dict(zip(EIGEN_PANEL_COLUMNS, key)), "h": h, "n_eigenvalues": len(g),
+                     "max_abs": float(np.hypot(g.re, g.im).max()), "frac_in_euler_disc": float(inside.mean())})
+    return pd.DataFrame(rows, columns=EIGEN_PANEL_COLUMNS)
 
 
 def _selected(runs: pd.DataFrame, sel: pd.DataFrame, reg: str) -> pd.DataFrame:

@@ -138,7 +138,7 @@ def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> 
         Ptr, Ytr_raw = Ptr[:study["n_train"]], Ytr_raw[:study["n_train"]]
         test_sets = {"interpolation": (Pte[:study["n_test"]], Yte_raw[:study["n_test"]])}
     if len(Ptr) < 5:
-        raise ValueError(f"uq_elm job {job}: only {len(Ptr)} training points (raise raw_data.elm.n_train or "
+        raise ValueError(f"uq_elm job {job}: only {len(Ptr)} training points (raise data.elm.n_train or "
                          f"uq_elm.extrapolation.fraction)")
     mx, sx = Ptr.mean(0), Ptr.std(0) + 1e-12
     my, sy = Ytr_raw.mean(0), Ytr_raw.std(0) + 1e-12
@@ -256,7 +256,7 @@ def run_depth_cell(n_train: int, ensemble_dir: str, study: dict, *, base_seed: i
     Ptr, Ytr_raw, Pte, Yte_raw, names, outs = load_table_dataset(ensemble_dir)
     if len(Ptr) < n_train:
         raise ValueError(f"uq_elm.depth_sweep.n_train asks for {n_train} runs, the ensemble has {len(Ptr)} "
-                         f"(raise raw_data.elm.n_train)")
+                         f"(raise data.elm.n_train)")
     Ptr, Ytr_raw = Ptr[:n_train], Ytr_raw[:n_train]
     Pte, Yte_raw = Pte[:study["n_test"]], Yte_raw[:study["n_test"]]
     mx, sx = Ptr.mean(0), Ptr.std(0) + 1e-12

@@ -6,7 +6,7 @@ and width (``wp_vs_nonpar``) -- and the gap grows with the parameter count (``ga
 *cell* = one (dataset, parameterization); it trains every depth x width, with all seeds of an architecture
 batched as replicas of one :class:`~nnrds.models.ReplicaNet`.
 
-Unit of replication. All runs of one seed share a data split (:func:`nnrds.datasets.seeded_splits`) and an
+Unit of replication. All runs of one seed share a data split (:func:`nnrds.experiment.regression_data`) and an
 architecture's runs share their architecture, so runs are not independent. The effects are therefore
 computed *within* a seed -- the Spearman correlation of gap with parameter count across that seed's
 architectures, and that seed's mean paired gap difference nonpar - WP at equal depth and width -- and the
@@ -22,12 +22,10 @@ import time
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 
-from .. import datasets, guards, verdicts
-from ..models import Arch, ReplicaNet
-from ..train import fit, mse_per_replica, pick_device, seed_everything
+from .. import experiment, guards, verdicts
+from ..train import fit
 
 log = logging.getLogger(__name__)
 
@@ -48,41 +46,27 @@ RUN_COLUMNS = ["dataset", "parameterization", "kind", "degree", "depth", "width"
 def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *, base_seed: int = 0,
              device: str = "auto", dtype: str = "float32") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every (depth, width, seed) of one dataset x parameterization. Returns (runs, timings)."""
-    seed_everything(base_seed)
-    dev = pick_device(device)
-    tdtype = getattr(torch, dtype)
+    rt = experiment.prepare(base_seed, device, dtype)
     seeds = list(study["seeds"])
-    splits = datasets.seeded_splits(dspec, seeds, base_seed)
-    d_in, d_out = splits[0].X_train.shape[1], splits[0].Y_train.shape[1]
-
-    def stack(attr: str) -> torch.Tensor:
-        return torch.as_tensor(np.stack([getattr(s, attr) for s in splits]), dtype=tdtype, device=dev)
-
-    Xtr, Ytr, Xte, Yte = (stack(a) for a in ("X_train", "Y_train", "X_test", "Y_test"))
+    data = experiment.regression_data(dspec, seeds, base_seed, rt)
     rows, timings = [], []
     for depth in study["depths"]:
         for width in study["widths"]:
-            arch = Arch(d_in=d_in, d_out=d_out, width=width, depth=depth,
-                        param=pspec["kind"], degree=pspec.get("degree", 0), T=study["T"])
-            net = ReplicaNet(arch, [1000 * s + base_seed for s in seeds], dtype=tdtype).to(dev)
+            arch = experiment.resnet_arch(data, pspec, width=width, depth=depth, T=study["T"])
+            net = experiment.replica_net(arch, seeds, base_seed, rt)
             where = guards.current()  # the job's study/cell/config key; replicas labelled for a divergence message
             where = where.at(labels=[f"seed {s}, depth {depth}, width {width}" for s in seeds])
-            res = fit(net, Xtr, Ytr, epochs=study["epochs"], lr=study["lr"], batch_size=study["batch_size"],
-                      seed=base_seed, where=where)
+            res = fit(net, data.X_train, data.Y_train, epochs=study["epochs"], lr=study["lr"],
+                      batch_size=study["batch_size"], seed=base_seed, where=where)
             log.info("%s/%s depth %d width %d: %d seeds trained in %.1f s", dataset, pname, depth, width,
                      len(seeds), res.wall_time_s)
-            with torch.no_grad():
-                tr = mse_per_replica(net, Xtr, Ytr).cpu().numpy()
-                te = mse_per_replica(net, Xte, Yte).cpu().numpy()
-            for r, s in enumerate(seeds):
-                rows.append({"dataset": dataset, "parameterization": pname, "kind": arch.param,
-                             "degree": arch.degree, "depth": depth, "width": width,
-                             "n_params": arch.n_params(), "seed": s, "train_mse": float(tr[r]),
-                             "test_mse": float(te[r]), "gap": float(te[r]) - float(tr[r]), "epochs": res.epochs})
-                timings.append({"dataset": dataset, "parameterization": pname, "depth": depth, "width": width,
-                                "seed": s, "wall_time_s": res.wall_time_s / len(seeds),
-                                "batch_wall_time_s": res.wall_time_s, "replicas_in_batch": len(seeds),
-                                "device": str(dev)})
+            err = experiment.errors(net, {"train_mse": (data.X_train, data.Y_train),
+                                          "test_mse": (data.X_test, data.Y_test)})
+            head = {"dataset": dataset, "parameterization": pname, **experiment.arch_columns(arch), "epochs": res.epochs}
+            rows += experiment.tabulate(head, [{"seed": s} for s in seeds], err)
+            timings += [{"dataset": dataset, "parameterization": pname, "depth": depth, "width": width, "seed": s,
+                         "wall_time_s": res.wall_time_s / len(seeds), "batch_wall_time_s": res.wall_time_s,
+                         "replicas_in_batch": len(seeds), "device": str(rt.device)} for s in seeds]
     return pd.DataFrame(rows, columns=RUN_COLUMNS), pd.DataFrame(timings)
 
 

@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from .tables import TABLES, load_table_dataset
+
 LOADERS: dict[str, Callable[[dict, int], tuple[np.ndarray, np.ndarray]]] = {}
 #: honest description of each kind (shown in captions and the README)
 DESCRIPTIONS: dict[str, str] = {}
@@ -54,7 +56,7 @@ def _smooth(spec: dict, seed: int):
 
 
 #: the tables of an ensemble folder (what a rule must declare as inputs and hand over as ``--data-dir``)
-ENSEMBLE_FILES = ("ptrain.csv", "ytrain.csv", "ptest.csv", "ytest.csv")
+ENSEMBLE_FILES = TABLES
 
 
 @loader("ensemble", "a simulator ensemble built by the DAG (results/data/<source>: elm = simplified ELM-style "
@@ -64,8 +66,6 @@ def _ensemble(spec: dict, seed: int):
     """Train and held-out designs pooled; each run draws its own split from the pool with its seed.
 
     Reads only ``spec["data_dir"]``: the folder the job was given (no path convention in the library)."""
-    from .data import load_table_dataset
-
     if not spec.get("data_dir"):
         raise ValueError(f"dataset kind 'ensemble' (source {spec.get('source')!r}) needs the folder of its tables: "
                          "pass --data-dir (the workflow rule gives the folder of its input files)")

@@ -1,0 +1,382 @@
+"""PINN failure-mode study: reference solutions, PINN residual, per-replica L-BFGS, training-mode hand-offs, loss
+landscapes, claims."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nnrds import landscape, lbfgs, pinn, verdicts
+from nnrds.data import pde
+from nnrds.models import Arch, ReplicaNet
+from nnrds.studies import pinn_failure as pf
+from nnrds.train import fit
+
+
+# ------------------------------------------------------------------------------------------- reference solutions
+@pytest.mark.parametrize("problem, coef, nx, tol", [
+    ("convection", {"beta": 40.0}, 512, 1e-6),
+    ("convection", {"beta": 1.0}, 256, 1e-6),
+    ("reaction", {"rho": 10.0}, 256, 1e-7),
+    ("reaction_diffusion", {"rho": 5.0, "nu": 6.0}, 512, 1e-5),
+    ("reaction_diffusion", {"rho": 10.0, "nu": 2.0}, 512, 1e-5),
+])
+def test_reference_matches_method_of_lines(problem, coef, nx, tol):
+    """Exact / closed-form / splitting references agree with an independent finite-difference + solve_ivp
+    solver on a finer grid to a relative L2 tolerance of 1e-5 (1e-6 for convection)."""
+    x, t = pde.grid()  # the splitting's steps are tied to the evaluation grid (8 per interval)
+    u = pde.reference_solution(problem, coef, x, t)
+    _, uf = pde.method_of_lines(problem, coef, nx, t, rtol=1e-9, atol=1e-11)
+    uf = uf[:, :: nx // 256]
+    assert np.linalg.norm(u - uf) / np.linalg.norm(uf) < tol
+
+
+def test_references_closed_forms():
+    x, t = pde.grid()
+    np.testing.assert_allclose(pde.reference_solution("convection", {"beta": 30.0}, x, t),
+                               np.sin(x[None, :] - 30.0 * t[:, None]), atol=1e-10)
+    u = pde.reference_solution("reaction", {"rho": 7.0}, x, t)
+    # the logistic ODE holds pointwise (central differences in t)
+    dudt = (u[2:] - u[:-2]) / (t[2:] - t[:-2])[:, None]
+    np.testing.assert_allclose(dudt, 7.0 * u[1:-1] * (1 - u[1:-1]), atol=2e-2)
+    # splitting converges at second order in the substep
+    e = [np.abs(pde.reaction_diffusion_solution(pde.gaussian_ic(x), t[:11], 5.0, 3.0, substeps=s)
+                - pde.reaction_diffusion_solution(pde.gaussian_ic(x), t[:11], 5.0, 3.0, substeps=64)).max()
+         for s in (1, 2)]
+    assert 3.0 < e[0] / e[1] < 5.0
+    with pytest.raises(ValueError, match="unknown PDE problem"):
+        pde.reference_solution("burgers", {}, x, t)
+
+
+# ------------------------------------------------------------------------------------------------ PINN residual
+def test_residual_matches_analytic():
+    """u = sin(x) exp(-t) + x^2 t: u_t = -sin x e^-t + x^2, u_x = cos x e^-t + 2 x t, u_xx = -sin x e^-t + 2 t."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.stack([torch.rand(2, 50, generator=g, dtype=torch.float64) * 2 * math.pi,
+                     torch.rand(2, 50, generator=g, dtype=torch.float64)], -1)
+
+    def u_fn(Z):
+        x, t = Z[..., 0], Z[..., 1]
+        return (torch.sin(x) * torch.exp(-t) + x**2 * t)[..., None]
+
+    beta, nu, rho = (torch.tensor(v, dtype=torch.float64) for v in ([3.0, 0.0], [0.0, 2.0], [1.5, 4.0]))
+    r = pinn.residual(u_fn, X, beta, nu, rho)
+    x, t = X[..., 0], X[..., 1]
+    u = torch.sin(x) * torch.exp(-t) + x**2 * t
+    ut, ux, uxx = -torch.sin(x) * torch.exp(-t) + x**2, torch.cos(x) * torch.exp(-t) + 2 * x * t, \
+        -torch.sin(x) * torch.exp(-t) + 2 * t
+    expect = ut + beta[:, None] * ux - nu[:, None] * uxx - rho[:, None] * u * (1 - u)
+    torch.testing.assert_close(r, expect, rtol=1e-12, atol=1e-12)
+    # and a wrong coefficient gives a different residual (the test can fail)
+    assert not torch.allclose(pinn.residual(u_fn, X, beta + 1, nu, rho), expect)
+
+
+def test_pinn_loss_is_zero_on_exact_solution():
+    """The convection solution sin(x - beta t) has zero IC, BC and residual loss."""
+    setup = pinn.Setup("convection", {"beta": np.array([5.0]), "nu": np.zeros(1), "rho": np.zeros(1)}, [0], 64, 1,
+                       dtype=torch.float64)
+    loss = setup.loss(setup.coefs, 0.0, 1.0, setup.tensor(setup.u0[None]))
+
+    def exact(Z):
+        return torch.sin(Z[..., 0] - 5.0 * Z[..., 1])[..., None]
+
+    parts = loss.parts(exact)
+    for k, v in parts.items():
+        assert float(v.detach().abs().max()) < 1e-20, k
+
+
+# ------------------------------------------------------------------------------------------------------- L-BFGS
+def _rosen(x):
+    return (100 * (x[..., 1:] - x[..., :-1] ** 2) ** 2 + (1 - x[..., :-1]) ** 2).sum(-1)
+
+
+def _evaluate(th):
+    th = th.detach().requires_grad_(True)
+    f = _rosen(th)
+    (g,) = torch.autograd.grad(f.sum(), th)
+    return f.detach(), g, None
+
+
+def test_lbfgs_matches_torch_and_batch_companions_do_not_matter():
+    x0 = torch.tensor([[-1.2, 1.0, 0.5, -0.3], [0.0, 0.0, 0.0, 0.0], [2.0, 2.0, -1.0, 1.0]], dtype=torch.float64)
+    o = lbfgs.LBFGSOptions(max_iter=25, history_size=5)
+    out = lbfgs.minimize(_evaluate, x0, o)
+    for r in range(3):
+        p = x0[r].clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([p], lr=1, max_iter=25, max_eval=10**6, history_size=5, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            f = _rosen(p)
+            f.backward()
+            return f
+
+        opt.step(closure)
+        torch.testing.assert_close(out[r], p.detach(), rtol=0, atol=1e-10)
+        alone = lbfgs.minimize(_evaluate, x0[r:r + 1], o)
+        assert torch.equal(out[r], alone[0])
+    assert float(_rosen(out[1])) < 1e-3 * float(_rosen(x0[1]))  # it does minimize
+
+
+def test_fit_lbfgs_records_parts_and_keeps_replicas_independent():
+    torch.manual_seed(0)
+    X = torch.linspace(-1, 1, 40, dtype=torch.float64)[:, None]
+    Y = torch.sin(3 * X)
+
+    def loss_fn(net, X, Y):
+        e = (net(X) - Y).pow(2).mean(dim=(1, 2))
+        return e, {"mse": e}
+
+    arch = Arch(1, 1, 8, 2, param="mlp")
+    both = ReplicaNet(arch, [3, 4], dtype=torch.float64)
+    res = fit(both, X, Y, epochs=15, loss_fn=loss_fn, optimizer="lbfgs")
+    one = ReplicaNet(arch, [4], dtype=torch.float64)
+    fit(one, X, Y, epochs=15, loss_fn=loss_fn, optimizer="lbfgs")
+    torch.testing.assert_close(both(X)[1], one(X)[0], rtol=0, atol=1e-12)
+    h = pd.DataFrame(res.history)
+    assert {"epoch", "replica", "train_loss", "mse"} <= set(h.columns)
+    assert h.groupby("replica").train_loss.last().max() < h.groupby("replica").train_loss.first().min()
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        fit(one, X, Y, epochs=1, optimizer="sgd")
+
+
+# ---------------------------------------------------------------------------------------------------- hand-offs
+def _small_setup(problem, iters, **coef):
+    co = {k: np.full(2, float(coef.get(k, 0.0))) for k in pinn.COEFS}
+    return pinn.Setup(problem, co, [0, 1], 40, iters, nx=32, nt=21, dtype=torch.float64)
+
+
+def test_curriculum_stages_warm_start_and_reach_target():
+    setup = _small_setup("convection", 8, beta=20.0)
+    net = ReplicaNet(Arch(2, 1, 6, 2, param="mlp"), [0, 1], dtype=torch.float64)
+    seen = []
+
+    def hook(k, net, info):
+        seen.append((k, {n: p.detach().clone() for n, p in net.named_parameters()}, info))
+
+    ends = []
+    orig = pinn.fit
+
+    def spy(net, *a, **kw):
+        res = orig(net, *a, **kw)
+        ends.append({n: p.detach().clone() for n, p in net.named_parameters()})
+        return res
+
+    pinn.fit = spy
+    try:
+        tr = pinn.train(net, setup, "curriculum", {"start": 1.0, "stages": 4}, hook=hook)
+    finally:
+        pinn.fit = orig
+    assert [s[2]["coefs"]["beta"][0] for s in seen] == [1.0, 1.0 + 19 / 3, 1.0 + 38 / 3, 20.0]
+    assert [s[2]["iterations"] for s in seen] == [2, 2, 2, 2]
+    for k in range(1, 4):  # stage k starts from stage k-1's final weights
+        for n in ends[k - 1]:
+            assert torch.equal(seen[k][1][n], ends[k - 1][n])
+        assert not torch.equal(seen[k][1]["C"], seen[k - 1][1]["C"])
+    assert tr.stages == 4 and {h["stage"] for h in tr.history} == {0, 1, 2, 3}
+
+
+def test_time_marching_hands_over_end_state():
+    setup = _small_setup("reaction", 6, rho=3.0)
+    net = ReplicaNet(Arch(2, 1, 6, 2, param="mlp"), [0, 1], dtype=torch.float64)
+    seen = []
+    tr = pinn.train(net, setup, "seq2seq_0.5", hook=lambda k, n, info: seen.append((k, info, {a: b.clone() for a, b in n.state_dict().items()})))
+    assert [(s[1]["t_a"], s[1]["t_b"]) for s in seen] == [(0.0, 0.5), (0.5, 1.0)]
+    np.testing.assert_array_equal(seen[0][1]["u_ic"].numpy(), np.broadcast_to(setup.u0, (2, 32)))
+    # the second window's initial condition is the net's prediction at t = 0.5 after the first window
+    net2 = ReplicaNet(Arch(2, 1, 6, 2, param="mlp"), [0, 1], dtype=torch.float64)
+    net2.load_state_dict(seen[1][2])
+    np.testing.assert_allclose(seen[1][1]["u_ic"].numpy(), setup.predict(net2, np.array([0.5]))[:, 0], atol=1e-12)
+    assert tr.u.shape == (2, 21, 32)
+    # the grid rows of the first window come from the first window's net (t < 0.5), not from the final one
+    assert not np.allclose(tr.u[:, :10], setup.predict(net)[:, :10])
+    with pytest.raises(ValueError, match="unknown PINN training mode"):
+        pinn.train(net, setup, "marching")
+
+
+def test_errors():
+    ue = np.ones((3, 4))
+    rel, mae = pinn.errors(np.stack([ue, 2 * ue]), ue)
+    np.testing.assert_allclose(rel, [0.0, 1.0])
+    np.testing.assert_allclose(mae, [0.0, 1.0])
+
+
+# ---------------------------------------------------------------------------------------------------- landscape
+class _Quad(torch.nn.Module):
+    """Two replicas with a (R, 3, 4) weight and a (R, 4) bias; loss = sum of squared weights + bias."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.C = torch.nn.Parameter(torch.randn(2, 3, 4, generator=g, dtype=torch.float64))
+        self.c = torch.nn.Parameter(torch.randn(2, 4, generator=g, dtype=torch.float64))
+        self.seeds = [5, 6]
+
+
+def test_landscape_on_known_quadratic():
+    net = _Quad()
+    coords = np.linspace(-1, 1, 5)
+
+    def loss(n):
+        return n.C.pow(2).sum((1, 2)) + n.c.pow(2).sum(1)
+
+    surf, d, e = landscape.loss_surface(net, loss, coords, seed=0)
+    th = net.C.detach()
+    # filter normalization: every filter (slice along the fan-in dim, here the last) has the weights' norm
+    torch.testing.assert_close(d["C"].norm(dim=-1), th.norm(dim=-1))
+    assert torch.count_nonzero(d["c"]) == 0  # bias directions are zero
+    for r in range(2):
+        for i, a in enumerate(coords):
+            for j, b in enumerate(coords):
+                want = float((th[r] + a * d["C"][r] + b * e["C"][r]).pow(2).sum() + net.c[r].detach().pow(2).sum())
+                assert surf[r, i, j] == pytest.approx(want, rel=1e-12)
+    st = landscape.slice_stats(surf, coords)
+    for r in range(2):
+        H = 2 * np.array([[float((d["C"][r] * d["C"][r]).sum()), float((d["C"][r] * e["C"][r]).sum())],
+                          [float((d["C"][r] * e["C"][r]).sum()), float((e["C"][r] * e["C"][r]).sum())]])
+        ev = np.linalg.eigvalsh(H)
+        assert st.hess_max[r] == pytest.approx(ev[-1], rel=1e-8)
+        assert st.hess_min[r] == pytest.approx(ev[0], rel=1e-8)
+        assert st.curv_a[r] == pytest.approx(H[0, 0], rel=1e-8)
+    # parameters restored; a replica's directions do not depend on its companions
+    assert torch.equal(net.C.detach(), th)
+    solo = _Quad()
+    with torch.no_grad():
+        solo.C = torch.nn.Parameter(net.C.detach()[1:].clone())
+        solo.c = torch.nn.Parameter(net.c.detach()[1:].clone())
+    solo.seeds = [6]
+    torch.testing.assert_close(landscape.filter_normalized_direction(solo, 0)["C"][0], d["C"][1])
+    with pytest.raises(ValueError, match="symmetric"):
+        landscape.slice_stats(surf, np.linspace(0, 1, 5))
+
+
+def test_landscape_on_replicanet_resnet():
+    """Any ReplicaNet (here a Legendre WP-ResNet) and any loss closure."""
+    net = ReplicaNet(Arch(3, 1, 5, 4, param="legendre", degree=2), [0, 1, 2], dtype=torch.float64)
+    X = torch.randn(20, 3, dtype=torch.float64)
+    surf, d, _ = landscape.loss_surface(net, lambda n: n(X).pow(2).mean((1, 2)), np.linspace(-0.5, 0.5, 3))
+    assert surf.shape == (3, 3, 3)
+    torch.testing.assert_close(d["A_in"].norm(dim=-2), net.A_in.detach().norm(dim=-2))
+    torch.testing.assert_close(d["C"].norm(dim=-1), net.C.detach().norm(dim=-1))
+    with torch.no_grad():
+        assert surf[:, 1, 1] == pytest.approx(net(X).pow(2).mean((1, 2)).numpy())
+
+
+# ------------------------------------------------------------------------------------------------------- claims
+STUDY = {"seeds": [0, 1, 2, 3, 4, 5], "iterations": 10, "n_collocation": 10,
+         "problems": {"convection": {"coefs": [1, 20, 40], "modes": ["plain", "curriculum"], "large_from": 20},
+                      "reaction": {"coefs": [5, 10], "modes": ["plain", "seq2seq_0.1"], "large_from": 10}},
+         "claims": {"alpha": 0.05, "fail_rel_error": 0.3, "min_orders": 1.0}}
+
+
+def _runs(err):
+    """err(problem, mode, coef, seed) -> relative error."""
+    rows = []
+    for p, s in STUDY["problems"].items():
+        for m in s["modes"]:
+            for c in s["coefs"]:
+                for seed in STUDY["seeds"]:
+                    rows.append({"problem": p, "mode": m, "coef": float(c), "seed": seed,
+                                 "rel_l2": err(p, m, c, seed)})
+    return pd.DataFrame(rows)
+
+
+def test_claims_supported_contradicted_inconclusive():
+    rng = np.random.default_rng(0)
+
+    def err(p, m, c, seed):
+        if p == "convection":  # plain fails at large beta; curriculum 2 orders better: supported
+            base = 0.01 if c < 20 else 1.0
+            return base * (0.01 if m == "curriculum" and c >= 20 else 1.0) * np.exp(rng.normal(0, 0.05))
+        # reaction: plain error 0.02 (no failure: contradicted); seq2seq no better (contradicted)
+        return 0.02 * np.exp(rng.normal(0, 0.05))
+
+    seed_table, _, _, cl = pf.summarize(_runs(err), pd.DataFrame(), STUDY)
+    assert list(cl.columns) == verdicts.CLAIM_COLUMNS
+    cl = cl.set_index("claim_id")
+    assert cl.loc["plain_fails:convection", "verdict"] == "supported"
+    assert cl.loc["curriculum_improves:convection", "verdict"] == "supported"
+    assert cl.loc["curriculum_improves:convection", "effect"] == pytest.approx(2.0, abs=0.1)
+    assert cl.loc["plain_fails:reaction", "verdict"] == "contradicted"
+    assert cl.loc["seq2seq_improves:reaction:seq2seq_0.1", "verdict"] == "contradicted"
+    assert (cl.n_units == 6).all() and (cl.ci_level >= 0.95).all()
+
+    def noisy(p, m, c, seed):  # a 1-order improvement on average with a huge spread: inconclusive
+        if m == "plain":
+            return 1.0
+        return 10.0 ** (-1.0 + (3.0 if seed % 2 else -3.0))
+
+    cl2 = pf.summarize(_runs(noisy), pd.DataFrame(), STUDY)[3].set_index("claim_id")
+    assert cl2.loc["curriculum_improves:convection", "verdict"] == "inconclusive"
+
+
+def test_holm_levels():
+    p_adj, level = pf.holm_levels(np.array([0.001, 0.04, 0.5]), 0.05)
+    np.testing.assert_allclose(p_adj, [0.003, 0.08, 0.5])
+    np.testing.assert_allclose(level, [1 - 0.05 / 3] * 3)  # Holm stops at 0.04: the rest keep Bonferroni's level
+    p_adj, level = pf.holm_levels(np.array([0.02, 0.001, 0.01]), 0.05)
+    np.testing.assert_allclose(level, [1 - 0.05, 1 - 0.05 / 3, 1 - 0.05 / 2])
+
+
+# ------------------------------------------------------------------------------------------------ cell and DAG
+TINY = {"seeds": [0, 1], "iterations": 4, "n_collocation": 24, "normalize_inputs": True, "field_stride": 8,
+        "curriculum": {"start": 1.0, "stages": 2}, "landscape": {"betas": [1, 20], "points": 3, "radius": 0.5},
+        "problems": {"convection": {"coefs": [1, 20], "modes": ["plain", "curriculum"], "large_from": 20},
+                     "reaction_diffusion": {"coefs": [2], "modes": ["seq2seq_0.5"], "large_from": 2, "rho": 5.0}}}
+
+
+def test_run_cell_deterministic_and_independent_of_batch_companions():
+    a = pf.run_cell("convection", "curriculum", TINY, device="cpu")
+    b = pf.run_cell("convection", "curriculum", TINY, device="cpu")
+    for k in ("runs", "history", "fields", "landscape", "landscape_stats"):
+        pd.testing.assert_frame_equal(a[k], b[k])
+    assert set(a["runs"].columns) == set(pf.RUN_COLUMNS) and len(a["runs"]) == 4
+    assert len(a["landscape_stats"]) == 4 and len(a["landscape"]) == 2 * 9
+    # seed 1 alone (one coefficient) gives the numbers it gives among the other replicas
+    solo = pf.run_cell("convection", "curriculum", {**TINY, "seeds": [1],
+                                                    "problems": {"convection": {**TINY["problems"]["convection"],
+                                                                                "coefs": [20]}}}, device="cpu")
+    r_all = a["runs"].set_index(["coef", "seed"]).loc[(20.0, 1)]
+    r_solo = solo["runs"].set_index(["coef", "seed"]).loc[(20.0, 1)]
+    assert r_solo.rel_l2 == pytest.approx(r_all.rel_l2, rel=1e-4)
+    c = pf.run_cell("reaction_diffusion", "seq2seq_0.5", TINY, device="cpu")
+    assert c["landscape"].empty and set(c["history"]["stage"]) == {0, 1}
+
+
+@pytest.mark.slow
+def test_smoke_dag_builds_pinn_failure(tmp_path):
+    from dag_helpers import copy_workflow, snakemake
+
+    wd = copy_workflow(tmp_path / "wd")
+    snakemake(wd, "-j2", "figures/pinn_failure/landscapes.png", "results/pinn_failure/provenance.json")
+    cl = pd.read_csv(wd / "results/pinn_failure/claims.csv")
+    assert list(cl.columns) == verdicts.CLAIM_COLUMNS and set(cl.verdict) <= set(verdicts.VERDICTS)
+    assert {"plain_fails:convection", "curriculum_improves:convection"} <= set(cl.claim_id)
+    for f in pf_figs():
+        assert (wd / f"figures/pinn_failure/{f}.png").stat().st_size > 1000
+
+
+def pf_figs():
+    return ["error_vs_coefficient", "heatmaps", "loss_curves", "landscapes"]
+
+
+def test_caption_renders_without_docutils_messages():
+    from test_captions import rst_problems
+
+    rng = np.random.default_rng(1)
+    runs = _runs(lambda p, m, c, s: float(np.exp(rng.normal(-1, 0.5))))
+    runs["iterations"] = 10
+    lstats = pd.DataFrame({"problem": "convection", "mode": ["plain", "curriculum"], "coef": [20.0, 20.0], "seed": 0,
+                           "loss_center": 0.1, "sharpness": [3.0, 1.0], "curv_a": 1.0, "curv_b": 1.0,
+                           "hess_max": [5.0, 2.0], "hess_min": 0.5})
+    seed_table, summary, lsum, cl = pf.summarize(runs, lstats, STUDY)
+    timings = pd.DataFrame({"batch_wall_time_s": [1.0, 2.0]})
+    text = pf.caption(runs, summary, lsum, cl, timings, "smoke", STUDY)
+    assert "plain_fails:convection" in text and "sharpness" in text
+    assert rst_problems(text) == []
+    # no claims at all (e.g. a sweep without large coefficients) still renders
+    empty = pf.caption(runs, summary, pf.landscape_summary(pd.DataFrame()), cl.iloc[:0], timings, "smoke", STUDY)
+    assert rst_problems(empty) == []

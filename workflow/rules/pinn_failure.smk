@@ -1,0 +1,78 @@
+# PINN failure-mode study (src/nnrds/studies/pinn_failure.py, commands/pinn_failure.py).
+# One training job per problem x training mode; every coefficient and seed of a cell trains in that job as
+# replicas of one batch (per-replica L-BFGS). Then one summary job (per-seed effects, claims.csv with verdicts)
+# and one papermill notebook for the figures. Rules name folders; the commands write fixed table names.
+
+PINN = config["pinn_failure"]
+PINN_DIR = "results/pinn_failure"
+PINN_CELLS = [f"{p}/{m}" for p, spec in PINN["problems"].items() for m in spec["modes"]]
+PINN_CELL_TABLES = ["runs", "history", "fields", "landscape", "landscape_stats", "timings"]
+PINN_FIGS = ["error_vs_coefficient", "heatmaps", "loss_curves", "landscapes"]
+PINN_CAPTION = f"../../{PINN_DIR}/caption.rst"
+PINN_CAT = "PINN failure modes"
+
+
+rule pinn_failure_train:
+    output:
+        **table_outputs(f"{PINN_DIR}/cells/{{problem}}/{{mode}}", PINN_CELL_TABLES),
+    params:
+        cfg=lambda wc: cfg_arg({**job_env(), "study": PINN, "cell": {"problem": wc.problem, "mode": wc.mode}}),
+        in_dirs="",
+        out_dir=out_dir_of("provenance"),
+    wildcard_constraints:
+        problem=r"[a-z_]+",
+        mode=r"[a-z0-9_.]+",
+    log:
+        f"{PINN_DIR}/logs/train_{{problem}}_{{mode}}.log",
+    benchmark:
+        f"{PINN_DIR}/benchmarks/train_{{problem}}_{{mode}}.tsv"
+    threads: config["torch_threads"]
+    resources:
+        **train_resources(1000),
+    group:
+        "pinn_failure_train"
+    shell:
+        nnrds_shell("pinn-failure-train")
+
+
+rule pinn_failure_summarize:
+    input:
+        cells=expand(f"{PINN_DIR}/cells/{{cell}}/{{t}}", cell=PINN_CELLS,
+                     t=[f"{t}.csv" for t in PINN_CELL_TABLES] + ["provenance.json"]),
+    output:
+        runs=report(f"{PINN_DIR}/runs.csv", category=PINN_CAT, subcategory="tables", caption=PINN_CAPTION),
+        claims=report(f"{PINN_DIR}/claims.csv", category=PINN_CAT, subcategory="tables", caption=PINN_CAPTION),
+        error_summary=report(f"{PINN_DIR}/error_summary.csv", category=PINN_CAT, subcategory="tables",
+                             caption=PINN_CAPTION),
+        landscape_summary=report(f"{PINN_DIR}/landscape_summary.csv", category=PINN_CAT, subcategory="tables",
+                                 caption=PINN_CAPTION),
+        **{t: f"{PINN_DIR}/{t}.csv" for t in ("timings", "history", "fields", "landscape", "landscape_stats",
+                                              "seed_effects", "heatmap_cases")},
+        caption=f"{PINN_DIR}/caption.rst",
+        provenance=f"{PINN_DIR}/provenance.json",
+    params:
+        cfg=cfg_arg({"scale": SCALE, "study": PINN}),
+        in_dirs=in_dirs_of("cells"),
+        out_dir=out_dir_of("provenance"),
+    log:
+        f"{PINN_DIR}/logs/summarize.log",
+    resources:
+        **cluster_resources(),
+    shell:
+        nnrds_shell("pinn-failure-summarize")
+
+
+use rule study_figures as pinn_failure_figures with:
+    input:
+        notebook="workflow/notebooks/pinn_failure.ipynb",
+        tables=[f"{PINN_DIR}/{t}.csv" for t in ("runs", "claims", "history", "fields", "heatmap_cases", "landscape",
+                                                "landscape_summary")],
+    output:
+        **figure_outputs("pinn_failure", PINN_FIGS, PINN_CAT, PINN_CAPTION),
+    log:
+        f"{PINN_DIR}/logs/figures.log",
+
+
+if PINN["enabled"]:
+    ALL_TARGETS += [f"figures/pinn_failure/{f}.png" for f in PINN_FIGS] + [f"{PINN_DIR}/provenance.json"]
+    CLAIM_TABLES.append(f"{PINN_DIR}/claims.csv")
