@@ -10,7 +10,7 @@ CONFIG ?= config/config.yaml
 PROFILE ?= profiles/default
 ARGS ?=
 
-.PHONY: reproduce test smoke report venv clean
+.PHONY: reproduce test smoke report venv clean format
 
 venv: $(STAMP)
 
@@ -29,6 +29,12 @@ smoke:
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+
+format: $(STAMP)  # apply the style the tests check (tests/unit/test_style.py)
+	$(VENV)/bin/ruff check --fix src tests workflow
+	$(VENV)/bin/ruff format src tests workflow
+	$(VENV)/bin/snakefmt Snakefile workflow/rules
+	$(VENV)/bin/nbstripout workflow/notebooks/*.ipynb
 
 clean:
 	rm -rf results figures .snakemake

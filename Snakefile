@@ -10,12 +10,10 @@ min_version("9.0")
 
 import nnrds.config as nnrds_config
 
-
 # default scale unless --configfile is given (no silent merge of two scales' keys)
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
-
 
 
 report: "workflow/report/workflow.rst"
@@ -28,6 +26,7 @@ except nnrds_config.ConfigError as _e:
     raise SystemExit(f"\nnnrds: {_e}\n")
 config.clear()
 config.update(_validated)
+
 
 include: "workflow/rules/common.smk"
 

@@ -7,6 +7,7 @@ Logging is configured here, once: the ``nnrds`` loggers log at INFO (``NNRDS_LOG
 stderr, which every rule sends to its log file; other libraries log warnings only. A
 :class:`~nnrds.guards.NonFiniteError` (diverged training or sampling) becomes one message and exit status 3.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,12 @@ def configure_logging() -> None:
     """INFO from ``nnrds.*`` (or ``$NNRDS_LOG_LEVEL``) to stderr, warnings from everything else.
 
     Adds its handler only when the root logger has none (so a host application or pytest keeps its own)."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
     logging.getLogger("nnrds").setLevel(os.environ.get("NNRDS_LOG_LEVEL", "INFO").upper())
 
 

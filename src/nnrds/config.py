@@ -4,6 +4,7 @@
 names the offending key path and the expected type. The Snakefile calls it before building the DAG, so
 a bad config stops the run before anything is written.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,8 +32,10 @@ def _schema_path() -> Path:
     checkout = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
     if checkout.is_file():
         return checkout
-    raise ConfigError(f"the config schema is missing: neither {shipped} (installed package data) nor {checkout} "
-                      "(source checkout) exists; reinstall nnrds")
+    raise ConfigError(
+        f"the config schema is missing: neither {shipped} (installed package data) nor {checkout} "
+        "(source checkout) exists; reinstall nnrds"
+    )
 
 
 def _shown(path: Path) -> str:
@@ -115,12 +118,13 @@ def validate(config: dict, schema: dict | None = None, source: str = "config") -
     """Return a validated deep copy of ``config`` with schema defaults filled in."""
     schema = load_schema() if schema is None else schema
     cfg = copy.deepcopy(config) if config is not None else {}
-    errors = sorted(_Validator(schema).iter_errors(cfg), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(
+        _Validator(schema).iter_errors(cfg), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
+    )
     if errors:
         first = _describe(errors[0])
         more = f" ({len(errors) - 1} more problem(s) after fixing this one)" if len(errors) > 1 else ""
-        raise ConfigError(f"invalid {source}: {first}{more}. Fix it in {source}; the schema is "
-                          f"{_shown(SCHEMA_PATH)}.")
+        raise ConfigError(f"invalid {source}: {first}{more}. Fix it in {source}; the schema is {_shown(SCHEMA_PATH)}.")
     _check_references(cfg, source)
     return cfg
 
@@ -145,7 +149,8 @@ def _check_references(cfg: dict, source: str) -> None:
                         raise ConfigError(
                             f"invalid {source}: `{study}.{ref_key}[{i}]` names {name!r}, which is not defined "
                             f"under `{'.'.join(pool_path)}` (defined: {', '.join(sorted(pool))}). "
-                            f"Define it there or remove it from the list.")
+                            f"Define it there or remove it from the list."
+                        )
 
 
 def load(path: str | Path, overrides: dict | None = None) -> dict:
@@ -154,8 +159,9 @@ def load(path: str | Path, overrides: dict | None = None) -> dict:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; pick one of config/smoke.yaml, "
-                          f"config/config.yaml, config/paper.yaml") from None
+        raise ConfigError(
+            f"config file {path} does not exist; pick one of config/smoke.yaml, config/config.yaml, config/paper.yaml"
+        ) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):

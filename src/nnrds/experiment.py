@@ -13,10 +13,11 @@ live here, the study keeps only what is its own (its replica layout, what it tra
 
 A core module: it knows models, training and data, never a study.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -81,12 +82,15 @@ class ReplicaData:
         if not 1 <= n_val < self.n_heldout:
             raise ValueError(f"n_val={n_val} must leave >= 1 validation and >= 1 test point of {self.n_heldout}")
         X, Y = self.X_test, self.Y_test
-        return ((X[:, :n_val].contiguous(), Y[:, :n_val].contiguous()),
-                (X[:, n_val:].contiguous(), Y[:, n_val:].contiguous()))
+        return (
+            (X[:, :n_val].contiguous(), Y[:, :n_val].contiguous()),
+            (X[:, n_val:].contiguous(), Y[:, n_val:].contiguous()),
+        )
 
 
-def regression_data(spec: dict, seeds: Sequence[int], base_seed: int, rt: Runtime,
-                    replica_seed_index: Sequence[int] | None = None) -> ReplicaData:
+def regression_data(
+    spec: dict, seeds: Sequence[int], base_seed: int, rt: Runtime, replica_seed_index: Sequence[int] | None = None
+) -> ReplicaData:
     """One standardized split per run seed of dataset ``spec`` (the pool built with ``base_seed``), stacked
     along a leading dimension: per seed, or -- with ``replica_seed_index`` (position in ``seeds`` of each
     replica's seed) -- per replica."""
@@ -103,8 +107,16 @@ def regression_data(spec: dict, seeds: Sequence[int], base_seed: int, rt: Runtim
 def resnet_arch(data: ReplicaData, pspec: dict, *, width: int, depth: int, T: float, **extra) -> Arch:
     """The architecture of a cell: the data's input/output sizes, parameterization spec ``pspec``
     (``{kind, degree}``, config ``parameterizations.<name>``)."""
-    return Arch(d_in=data.d_in, d_out=data.d_out, width=width, depth=depth, param=pspec["kind"],
-                degree=pspec.get("degree", 0), T=T, **extra)
+    return Arch(
+        d_in=data.d_in,
+        d_out=data.d_out,
+        width=width,
+        depth=depth,
+        param=pspec["kind"],
+        degree=pspec.get("degree", 0),
+        T=T,
+        **extra,
+    )
 
 
 def replica_net(arch: Arch, seeds: Sequence[int], base_seed: int, rt: Runtime) -> ReplicaNet:
@@ -120,8 +132,13 @@ def errors(net: torch.nn.Module, pairs: Mapping[str, tuple[torch.Tensor, torch.T
 
 def arch_columns(arch: Arch) -> dict:
     """The architecture columns of a run row."""
-    return {"kind": arch.param, "degree": arch.degree, "depth": arch.depth, "width": arch.width,
-            "n_params": arch.n_params()}
+    return {
+        "kind": arch.param,
+        "degree": arch.degree,
+        "depth": arch.depth,
+        "width": arch.width,
+        "n_params": arch.n_params(),
+    }
 
 
 def tabulate(head: dict, replicas: Sequence[dict], per_replica: Mapping[str, np.ndarray]) -> list[dict]:

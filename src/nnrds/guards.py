@@ -6,12 +6,13 @@ key to change -- before any table is written. Every training, sampling and evalu
 :func:`check_finite` on what it produced; the CLI turns :class:`NonFiniteError` into that one message and
 a non-zero exit status (so Snakemake marks the job failed and removes its outputs).
 """
+
 from __future__ import annotations
 
 import contextlib
 import contextvars
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -33,12 +34,15 @@ class Where:
     #: the indices in the message
     labels: Sequence[str] | None = None
 
-    def at(self, **changes) -> "Where":
+    def at(self, **changes) -> Where:
         """A copy with some fields changed, e.g. ``where.at(cell=f"{where.cell} depth 4")``."""
         return replace(self, **changes)
 
 
-_CURRENT: contextvars.ContextVar[Where] = contextvars.ContextVar("nnrds_where", default=Where())
+_CURRENT: contextvars.ContextVar[Where] = contextvars.ContextVar(
+    "nnrds_where",
+    default=Where(),  # noqa: B039 -- Where is a frozen dataclass: never mutated
+)
 
 
 def current() -> Where:
@@ -75,8 +79,14 @@ def _bad_indices(t: torch.Tensor | np.ndarray, batch_dim: int | None) -> list[in
     return [int(i) for i in torch.nonzero(b).flatten().tolist()]
 
 
-def check_finite(values: Mapping[str, torch.Tensor | np.ndarray | float] | torch.Tensor, *, where: Where,
-                 step: str, what: str = "loss", batch_dim: int | None = 0) -> None:
+def check_finite(
+    values: Mapping[str, torch.Tensor | np.ndarray | float] | torch.Tensor,
+    *,
+    where: Where,
+    step: str,
+    what: str = "loss",
+    batch_dim: int | None = 0,
+) -> None:
     """Raise :class:`NonFiniteError` if any of ``values`` holds NaN/inf.
 
     ``values``: one tensor or a name -> tensor mapping (e.g. ``dict(net.named_parameters())``);
@@ -102,8 +112,9 @@ def check_finite(values: Mapping[str, torch.Tensor | np.ndarray | float] | torch
         )
 
 
-def check_table(df, *, table: str, where: Where | None = None, allow: Iterable[str] = (),
-                keys: Sequence[str] = ()) -> None:
+def check_table(
+    df, *, table: str, where: Where | None = None, allow: Iterable[str] = (), keys: Sequence[str] = ()
+) -> None:
     """Refuse a table holding NaN/inf in a numeric column (other than those in ``allow``).
 
     Raises :class:`NonFiniteError` naming the table, the column, how many rows and the first offending
@@ -126,4 +137,5 @@ def check_table(df, *, table: str, where: Where | None = None, allow: Iterable[s
             f"non-finite `{col}` in table `{table}` of study `{where.study}`, cell `{where.cell}`: "
             f"{int(bad.sum())} of {len(df)} row(s) (first: {shown or 'row ' + str(int(np.argmax(bad)))}); "
             f"no table was written. Training/evaluation diverged: change config key `{where.config_key}` "
-            "(e.g. a smaller value) and rerun.")
+            "(e.g. a smaller value) and rerun."
+        )

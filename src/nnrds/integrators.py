@@ -10,10 +10,11 @@ not Runge-Kutta (a partitioned or symplectic method such as Verlet / leapfrog) r
 function with :func:`register`. A ResNet unit ``x + h sigma(W x + b)`` is one forward-Euler step of the vector
 field ``sigma(W x + b)``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -72,13 +73,25 @@ def register(scheme: Scheme) -> Scheme:
     return scheme
 
 
-register(Scheme("euler", 1, 1, runge_kutta([[0.0]], [1.0]),
-                "forward Euler, x + h f(x): one ResNet unit"))
-register(Scheme("midpoint", 2, 2, runge_kutta([[0.0, 0.0], [0.5, 0.0]], [0.0, 1.0]),
-                "explicit midpoint (RK2): x + h f(x + h/2 f(x))"))
-register(Scheme("rk4", 4, 4, runge_kutta([[0, 0, 0, 0], [0.5, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 1, 0]],
-                                         [1 / 6, 1 / 3, 1 / 3, 1 / 6]),
-                "classical fourth-order Runge-Kutta"))
+register(Scheme("euler", 1, 1, runge_kutta([[0.0]], [1.0]), "forward Euler, x + h f(x): one ResNet unit"))
+register(
+    Scheme(
+        "midpoint",
+        2,
+        2,
+        runge_kutta([[0.0, 0.0], [0.5, 0.0]], [0.0, 1.0]),
+        "explicit midpoint (RK2): x + h f(x + h/2 f(x))",
+    )
+)
+register(
+    Scheme(
+        "rk4",
+        4,
+        4,
+        runge_kutta([[0, 0, 0, 0], [0.5, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 1, 0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+        "classical fourth-order Runge-Kutta",
+    )
+)
 
 
 def get(name: str) -> Scheme:

@@ -4,6 +4,7 @@ Every file a rule produces goes through :func:`atomic_path`: the content is writ
 file in the destination folder and moved into place with :func:`os.replace`, so an interrupted job
 (even ``kill -9``) never leaves a half-written table behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,16 +15,27 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
 #: packages whose versions go into every provenance record
 TRACKED_PACKAGES = (
-    "nnrds", "torch", "numpy", "pandas", "scipy", "scikit-learn", "pyro-ppl", "snakemake",
-    "snakemake-executor-plugin-slurm", "papermill", "matplotlib", "jsonschema",
+    "nnrds",
+    "torch",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "pyro-ppl",
+    "snakemake",
+    "snakemake-executor-plugin-slurm",
+    "papermill",
+    "matplotlib",
+    "jsonschema",
 )
 
 
@@ -107,11 +119,12 @@ def device_info(device: Any = None) -> dict[str, Any]:
     return info
 
 
-def provenance(config_slice: Any, seeds: Any = None, wall_time_s: float | None = None,
-               device: Any = None, **extra: Any) -> dict[str, Any]:
+def provenance(
+    config_slice: Any, seeds: Any = None, wall_time_s: float | None = None, device: Any = None, **extra: Any
+) -> dict[str, Any]:
     """The provenance record every result directory carries."""
     return {
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "git": git_state(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -129,7 +142,8 @@ def merge_provenance(jobs: list[dict], config_slice: Any = None, **extra: Any) -
     """A study-level record for the job that merges: its own provenance plus each input job's
     device, wall time, seeds and git state (so a mixed CPU/GPU run shows where each part ran)."""
     head = provenance(config_slice, **extra)
-    head["jobs"] = [{k: j.get(k) for k in ("job", "device", "wall_time_s", "seeds", "created_utc", "git")}
-                    for j in jobs]
+    head["jobs"] = [
+        {k: j.get(k) for k in ("job", "device", "wall_time_s", "seeds", "created_utc", "git")} for j in jobs
+    ]
     head["jobs_wall_time_s"] = sum(j.get("wall_time_s") or 0.0 for j in jobs)
     return head

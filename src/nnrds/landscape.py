@@ -18,9 +18,10 @@ style sharpness on the slice, (max L - L(0)) / (1 + L(0)); the central second di
 and the eigenvalues of the Hessian of a least-squares quadratic fit over the whole slice (exact for a quadratic
 loss), whose largest is the curvature statistic.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -35,14 +36,17 @@ def _replica_seeds(net: torch.nn.Module, R: int) -> list[int]:
     return [int(s) for s in getattr(net, "seeds", range(R))]
 
 
-def filter_normalized_direction(net: torch.nn.Module, seed: int, fan_in_dim: Mapping[str, int] = FAN_IN_DIM
-                                ) -> dict[str, torch.Tensor]:
+def filter_normalized_direction(
+    net: torch.nn.Module, seed: int, fan_in_dim: Mapping[str, int] = FAN_IN_DIM
+) -> dict[str, torch.Tensor]:
     """One random direction per replica (name -> tensor shaped like the parameter), filter-normalized."""
     params = dict(net.named_parameters())
     R = next(iter(params.values())).shape[0]
     out: dict[str, torch.Tensor] = {}
-    gens = [torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), s]).generate_state(1)[0]))
-            for s in _replica_seeds(net, R)]
+    gens = [
+        torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), s]).generate_state(1)[0]))
+        for s in _replica_seeds(net, R)
+    ]
     for name, p in params.items():
         if p.dim() <= 2:  # (R, n): biases -> no move
             out[name] = torch.zeros_like(p)
@@ -55,8 +59,9 @@ def filter_normalized_direction(net: torch.nn.Module, seed: int, fan_in_dim: Map
     return out
 
 
-def loss_surface(net: torch.nn.Module, loss_fn: LossFn, coords: np.ndarray, seed: int = 0,
-                 fan_in_dim: Mapping[str, int] = FAN_IN_DIM) -> tuple[np.ndarray, dict, dict]:
+def loss_surface(
+    net: torch.nn.Module, loss_fn: LossFn, coords: np.ndarray, seed: int = 0, fan_in_dim: Mapping[str, int] = FAN_IN_DIM
+) -> tuple[np.ndarray, dict, dict]:
     """Losses L_r(theta_r + a delta_r + b eta_r) for a, b in ``coords``: array (R, len(coords), len(coords))
     indexed [r, i(a), j(b)], and the two directions. The parameters are restored afterwards."""
     delta = filter_normalized_direction(net, seed, fan_in_dim)
@@ -97,8 +102,14 @@ def slice_stats(surface: np.ndarray, coords: np.ndarray) -> pd.DataFrame:
         coef, *_ = np.linalg.lstsq(design, S.ravel(), rcond=None)
         H = np.array([[2 * coef[3], coef[4]], [coef[4], 2 * coef[5]]])
         ev = np.linalg.eigvalsh(H)
-        rows.append({"loss_center": L0, "sharpness": (S.max() - L0) / (1 + L0),
-                     "curv_a": (S[c + 1, c] - 2 * L0 + S[c - 1, c]) / h**2,
-                     "curv_b": (S[c, c + 1] - 2 * L0 + S[c, c - 1]) / h**2,
-                     "hess_max": float(ev[-1]), "hess_min": float(ev[0])})
+        rows.append(
+            {
+                "loss_center": L0,
+                "sharpness": (S.max() - L0) / (1 + L0),
+                "curv_a": (S[c + 1, c] - 2 * L0 + S[c - 1, c]) / h**2,
+                "curv_b": (S[c, c + 1] - 2 * L0 + S[c, c - 1]) / h**2,
+                "hess_max": float(ev[-1]),
+                "hess_min": float(ev[0]),
+            }
+        )
     return pd.DataFrame(rows)

@@ -15,10 +15,11 @@ with the constants and stopping rules of ``torch.optim.LBFGS`` (c1 = 1e-4, c2 = 
 search, first step min(1, 1/||g||_1) * lr; stop on ||g||_inf <= tolerance_grad, a step or loss change below
 tolerance_change).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Callable, Generator
 
 import torch
 
@@ -40,8 +41,9 @@ class LBFGSOptions:
     c2: float = 0.9
 
 
-def _cubic_min(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float,
-               bounds: tuple[float, float] | None = None) -> float:
+def _cubic_min(
+    x1: float, f1: float, g1: float, x2: float, f2: float, g2: float, bounds: tuple[float, float] | None = None
+) -> float:
     """Minimizer of the cubic through (x1, f1, g1), (x2, f2, g2), clipped to ``bounds`` (default: [x1, x2]);
     the midpoint when the cubic has no minimizer."""
     lo, hi = bounds if bounds is not None else (min(x1, x2), max(x1, x2))
@@ -49,7 +51,7 @@ def _cubic_min(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float,
     disc = d1 * d1 - g1 * g2
     if disc < 0:
         return (lo + hi) / 2
-    d2 = disc ** 0.5
+    d2 = disc**0.5
     if x1 <= x2:
         m = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
     else:
@@ -60,8 +62,9 @@ def _cubic_min(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float,
 Gen = Generator[torch.Tensor, tuple, tuple]
 
 
-def _strong_wolfe(x: torch.Tensor, t: float, d: torch.Tensor, f: float, g: torch.Tensor, gtd: float,
-                  o: LBFGSOptions) -> Gen:
+def _strong_wolfe(
+    x: torch.Tensor, t: float, d: torch.Tensor, f: float, g: torch.Tensor, gtd: float, o: LBFGSOptions
+) -> Gen:
     """Line search along d from x: yields trial points, returns (f, g, aux, t) at the accepted step."""
     d_norm = float(d.abs().max())
     f_new, g_new, aux_new = yield x + t * d
@@ -165,14 +168,22 @@ def replica_lbfgs(x0: torch.Tensor, o: LBFGSOptions, record: Callable[[int, floa
         aux = aux if aux_new is None else aux_new  # step 0 accepted: still at the previous point
         x = x + t * d
         record(it, f, aux)
-        if float(g.abs().max()) <= o.tolerance_grad or float((d * t).abs().max()) <= o.tolerance_change \
-                or abs(f - f_prev) < o.tolerance_change:
+        if (
+            float(g.abs().max()) <= o.tolerance_grad
+            or float((d * t).abs().max()) <= o.tolerance_change
+            or abs(f - f_prev) < o.tolerance_change
+        ):
             break
     return x
 
 
-def minimize(evaluate: Evaluate, theta0: torch.Tensor, options: LBFGSOptions = LBFGSOptions(),
-             record: Record | None = None, on_round: Callable[[int, list[int]], None] | None = None) -> torch.Tensor:
+def minimize(
+    evaluate: Evaluate,
+    theta0: torch.Tensor,
+    options: LBFGSOptions = LBFGSOptions(),
+    record: Record | None = None,
+    on_round: Callable[[int, list[int]], None] | None = None,
+) -> torch.Tensor:
     """Minimize R independent losses from ``theta0`` (R, P); returns the final points (R, P).
 
     ``evaluate`` gets all replicas' requested points at once; ``record(r, iteration, loss, aux_r)`` sees every
@@ -186,6 +197,7 @@ def minimize(evaluate: Evaluate, theta0: torch.Tensor, options: LBFGSOptions = L
             done_iter[r] = it
             if record is not None:
                 record(r, it, loss, aux)
+
         return f
 
     gens = [replica_lbfgs(theta0[r], options, rec(r)) for r in range(R)]

@@ -17,11 +17,12 @@ same network function given the same seed.
 ResNet:  x_0 = A_in u + a_in,  x_{n+1} = x_n + h * sigma(W(t_n) x_n + b(t_n)),  y = A_out x_L + a_out
 MLP:     x_{n+1} = sigma(W_n x_n + b_n)   (no skip, one weight per layer)
 """
+
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn

@@ -19,13 +19,14 @@ coefficients rising from ``start`` to the target, each warm-started from the pre
 as initial condition, warm-started from the previous window's weights). Every mode spends the same total number
 of L-BFGS iterations, split evenly over its stages/windows.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -53,8 +54,7 @@ def u_of(net, normalize: bool) -> UFn:
     return u
 
 
-def derivatives(u_fn: UFn, X: torch.Tensor, second: bool = True, create_graph: bool = True
-                ) -> dict[str, torch.Tensor]:
+def derivatives(u_fn: UFn, X: torch.Tensor, second: bool = True, create_graph: bool = True) -> dict[str, torch.Tensor]:
     """u, u_x, u_t (and u_xx when ``second``) at X (R, N, 2) = (x, t); each (R, N)."""
     X = X.detach().requires_grad_(True)
     u = u_fn(X)[..., 0]
@@ -66,8 +66,9 @@ def derivatives(u_fn: UFn, X: torch.Tensor, second: bool = True, create_graph: b
     return out
 
 
-def residual(u_fn: UFn, X: torch.Tensor, beta: torch.Tensor, nu: torch.Tensor, rho: torch.Tensor,
-             create_graph: bool = True) -> torch.Tensor:
+def residual(
+    u_fn: UFn, X: torch.Tensor, beta: torch.Tensor, nu: torch.Tensor, rho: torch.Tensor, create_graph: bool = True
+) -> torch.Tensor:
     """PDE residual u_t + beta u_x - nu u_xx - rho u (1 - u) at X (R, N, 2); coefficients (R,). Returns (R, N)."""
     second = bool(torch.any(nu != 0))
     d = derivatives(u_fn, X, second=second, create_graph=create_graph)
@@ -164,11 +165,17 @@ class Setup:
         out = [pts[np.random.default_rng([int(s), 7, salt]).choice(len(pts), n, replace=False)] for s in self.seeds]
         return self.tensor(np.stack(out))
 
-    def loss(self, coefs: dict[str, np.ndarray], t_a: float, t_b: float, u_ic: torch.Tensor, salt: int = 0
-             ) -> PinnLoss:
+    def loss(self, coefs: dict[str, np.ndarray], t_a: float, t_b: float, u_ic: torch.Tensor, salt: int = 0) -> PinnLoss:
         tt = self.t[(self.t >= t_a - 1e-12) & (self.t <= t_b + 1e-12)]
-        return PinnLoss(X_f=self.collocation(t_a, t_b, salt), x_ic=self.tensor(self.x), u_ic=u_ic, t_a=t_a,
-                        t_bc=self.tensor(tt), normalize=self.normalize, **{k: self.tensor(coefs[k]) for k in COEFS})
+        return PinnLoss(
+            X_f=self.collocation(t_a, t_b, salt),
+            x_ic=self.tensor(self.x),
+            u_ic=u_ic,
+            t_a=t_a,
+            t_bc=self.tensor(tt),
+            normalize=self.normalize,
+            **{k: self.tensor(coefs[k]) for k in COEFS},
+        )
 
     def predict(self, net, t: np.ndarray | None = None) -> np.ndarray:
         """u on the grid x times t (default: the evaluation grid), shape (R, len(t), nx)."""
@@ -214,8 +221,9 @@ class Trained:
     stages: int
 
 
-def mode_stages(setup: Setup, mode: str, curriculum: dict | None = None
-                ) -> list[tuple[dict[str, np.ndarray], float, float]]:
+def mode_stages(
+    setup: Setup, mode: str, curriculum: dict | None = None
+) -> list[tuple[dict[str, np.ndarray], float, float]]:
     """(coefficients, t_a, t_b) of every stage of a training mode."""
     if mode == "plain":
         return [(setup.coefs, 0.0, 1.0)]
@@ -229,8 +237,9 @@ def mode_stages(setup: Setup, mode: str, curriculum: dict | None = None
     raise ValueError(f"unknown PINN training mode {mode!r}; expected plain, curriculum or seq2seq_<dt>")
 
 
-def train(net, setup: Setup, mode: str, curriculum: dict | None = None, hook: StageHook | None = None,
-          where=None) -> Trained:
+def train(
+    net, setup: Setup, mode: str, curriculum: dict | None = None, hook: StageHook | None = None, where=None
+) -> Trained:
     """Train the replicas of ``net`` in one mode with ``setup.iterations`` L-BFGS iterations in all; returns the
     prediction on the evaluation grid and the loss history by component."""
     stages = mode_stages(setup, mode, curriculum)
@@ -249,15 +258,38 @@ def train(net, setup: Setup, mode: str, curriculum: dict | None = None, hook: St
         loss = setup.loss(coefs, t_a, t_b, u_ic, salt=k)
         if n_it > 0:
             w = where.at(cell=f"{where.cell} stage {k + 1}/{len(stages)}") if len(stages) > 1 else where
-            res = fit(net, None, None, epochs=n_it, lr=1.0, loss_fn=loss, optimizer="lbfgs", lbfgs=setup.lbfgs,
-                      where=w, progress_lines=0 if many else (10 if len(stages) == 1 else 3))
+            res = fit(
+                net,
+                None,
+                None,
+                epochs=n_it,
+                lr=1.0,
+                loss_fn=loss,
+                optimizer="lbfgs",
+                lbfgs=setup.lbfgs,
+                where=w,
+                progress_lines=0 if many else (10 if len(stages) == 1 else 3),
+            )
             history += [{**h, "stage": k, "iteration": offset + h["epoch"]} for h in res.history]
             if many and ((k + 1) % every == 0 or k == len(stages) - 1):
                 end = list({h["replica"]: h["train_loss"] for h in res.history}.values())  # each replica's last
                 el = time.perf_counter() - t0
-                log.info("%s %s: %s window %d/%d [%.3g, %.3g] done, loss mean %.4g max %.4g over %d replica(s), "
-                         "elapsed %.0f s, ETA %.0f s", where.study, where.cell, mode, k + 1, len(stages), t_a, t_b,
-                         float(np.mean(end)), float(np.max(end)), setup.R, el, el / (k + 1) * (len(stages) - k - 1))
+                log.info(
+                    "%s %s: %s window %d/%d [%.3g, %.3g] done, loss mean %.4g max %.4g over %d replica(s), "
+                    "elapsed %.0f s, ETA %.0f s",
+                    where.study,
+                    where.cell,
+                    mode,
+                    k + 1,
+                    len(stages),
+                    t_a,
+                    t_b,
+                    float(np.mean(end)),
+                    float(np.max(end)),
+                    setup.R,
+                    el,
+                    el / (k + 1) * (len(stages) - k - 1),
+                )
         offset += n_it
         last = k == len(stages) - 1
         rows = (setup.t >= t_a - 1e-12) & ((setup.t <= t_b + 1e-12) if last else (setup.t < t_b - 1e-12))

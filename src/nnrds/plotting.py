@@ -1,4 +1,5 @@
 """Shared figure style: one look, one colour per parameterization, atomic PNG + PDF output."""
+
 from __future__ import annotations
 
 import os
@@ -13,15 +14,27 @@ from .io import atomic_path  # noqa: E402
 
 #: fixed colours so a parameterization looks the same in every figure of every study
 PARAM_COLORS = {
-    "mlp": "#7f7f7f", "nonpar": "#d62728", "const": "#1f77b4", "linear": "#2ca02c",
-    "cubic": "#9467bd", "legendre3": "#ff7f0e", "legendre1": "#17becf", "legendre5": "#8c564b",
+    "mlp": "#7f7f7f",
+    "nonpar": "#d62728",
+    "const": "#1f77b4",
+    "linear": "#2ca02c",
+    "cubic": "#9467bd",
+    "legendre3": "#ff7f0e",
+    "legendre1": "#17becf",
+    "legendre5": "#8c564b",
 }
 _FALLBACK = plt.get_cmap("tab20").colors
 #: one colour per UQ method (ELM UQ study)
-UQ_METHOD_COLORS = {"nuts": "#d62728", "nuts_stacked": "#ff7f0e", "vi": "#1f77b4", "vi_lowrank": "#9467bd",
-                    "ensemble": "#2ca02c", "map": "#7f7f7f"}
+UQ_METHOD_COLORS = {
+    "nuts": "#d62728",
+    "nuts_stacked": "#ff7f0e",
+    "vi": "#1f77b4",
+    "vi_lowrank": "#9467bd",
+    "ensemble": "#2ca02c",
+    "map": "#7f7f7f",
+}
 
-SUBSTITUTE_NOTE = ("Data: public substitutes for the original (non-public) datasets; see README.")
+SUBSTITUTE_NOTE = "Data: public substitutes for the original (non-public) datasets; see README."
 
 #: verdict colours (claims figures of every study)
 VERDICT_COLORS = {"supported": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#7f7f7f"}
@@ -43,9 +56,12 @@ RNN_LINESTYLES = {"lipschitz": "-", "antisymmetric": "--", "lstm": ":"}
 RNN_ORDER = {"lipschitz": 0, "antisymmetric": 1, "lstm": 2}
 RNN_NOISY_CMAP = "Oranges"
 PERTURBATION_ORDER = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
-PERTURBATION_LABELS = {"gaussian": "additive noise σ (x + σξ)",
-                       "multiplicative": "multiplicative noise σ (x(1 + σξ))",
-                       "salt_pepper": "salt-and-pepper rate p", "fgsm": "FGSM step ε (input units)"}
+PERTURBATION_LABELS = {
+    "gaussian": "additive noise σ (x + σξ)",
+    "multiplicative": "multiplicative noise σ (x(1 + σξ))",
+    "salt_pepper": "salt-and-pepper rate p",
+    "fgsm": "FGSM step ε (input units)",
+}
 
 
 def noisy_rnn_label(variant: str, noise_add: float, noise_mult: float) -> str:
@@ -58,12 +74,23 @@ def color_for(name: str, i: int = 0) -> str:
 
 
 def style() -> None:
-    plt.rcParams.update({
-        "figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 10,
-        "axes.labelsize": 10, "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3,
-        "axes.spines.top": False, "axes.spines.right": False, "figure.constrained_layout.use": True,
-        "svg.hashsalt": "nnrds", "pdf.compression": 6,
-    })
+    plt.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "savefig.dpi": 150,
+            "font.size": 10,
+            "axes.titlesize": 10,
+            "axes.labelsize": 10,
+            "legend.fontsize": 8,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "figure.constrained_layout.use": True,
+            "svg.hashsalt": "nnrds",
+            "pdf.compression": 6,
+        }
+    )
 
 
 def savefig(fig, path_png: str | os.PathLike) -> list[Path]:
@@ -77,6 +104,7 @@ def savefig(fig, path_png: str | os.PathLike) -> list[Path]:
         written.append(target)
     return written
 
+
 #: continuous-depth study: integration schemes (display name, colour) and the nonpar ResNet's interpolations
 SCHEME_NAMES = {"euler": "Euler (ResNet unit)", "midpoint": "midpoint (RK2)", "rk4": "RK4"}
 SCHEME_COLORS = {"euler": "#d62728", "midpoint": "#2ca02c", "rk4": "#1f77b4"}
@@ -86,9 +114,11 @@ PARAM_COLORS.update({"nonpar/constant": "#d62728", "nonpar/linear": "#e377c2"})
 #: one colour per PINN training mode (seq2seq modes of other window widths fall back to the cycle)
 PINN_MODE_COLORS = {"plain": "#d62728", "curriculum": "#1f77b4", "seq2seq_0.1": "#2ca02c", "seq2seq_0.05": "#9467bd"}
 #: display names of the PINN problems and of their swept coefficient
-PINN_PROBLEMS = {"convection": ("convection  u_t + β u_x = 0", "β"),
-                 "reaction": ("reaction  u_t − ρ u(1 − u) = 0", "ρ"),
-                 "reaction_diffusion": ("reaction–diffusion  u_t − ν u_xx − ρ u(1 − u) = 0", "ν")}
+PINN_PROBLEMS = {
+    "convection": ("convection  u_t + β u_x = 0", "β"),
+    "reaction": ("reaction  u_t − ρ u(1 − u) = 0", "ρ"),
+    "reaction_diffusion": ("reaction–diffusion  u_t − ν u_xx − ρ u(1 − u) = 0", "ν"),
+}
 
 
 # ------------------------------------------------------------------ materials UQ (workflow/notebooks/materials.ipynb)
@@ -96,8 +126,11 @@ PINN_PROBLEMS = {"convection": ("convection  u_t + β u_x = 0", "β"),
 MATERIALS_SETS = {"al_emt": "Al-EMT (substitute)", "fitsnap": "FitSNAP Ta (DFT)", "wbe": "FitSNAP W–Be (DFT)"}
 MATERIALS_EV_STRUCTURES = {"al_emt": "fcc Al", "fitsnap": "bcc Ta", "wbe": "hcp Be"}
 #: axis label of every predicted quantity and the factor its values are shown with (stress in meV/Å³)
-MATERIALS_QUANTITIES = {"energy": ("energy (eV/atom)", 1.0), "forces": ("force component (eV/Å)", 1.0),
-                        "stress": ("stress component (meV/Å³)", 1e3)}
+MATERIALS_QUANTITIES = {
+    "energy": ("energy (eV/atom)", 1.0),
+    "forces": ("force component (eV/Å)", 1.0),
+    "stress": ("stress component (meV/Å³)", 1e3),
+}
 #: display names and colours of the UQ methods of the materials study; colours of in-distribution / held-out items
 UQ_METHODS = {"ensemble": ("deep ensemble", "#2ca02c"), "bbb": ("Bayes-by-backprop", "#9467bd")}
 HELDOUT_COLORS = {False: "#1f77b4", True: "#d62728"}

@@ -37,11 +37,12 @@ exactly. The same holds for W with γ_W.
 LSTM: torch.nn.LSTM (one layer) run per replica on replica-stacked parameters, one bias vector per
 gate (torch's b_ih + b_hh merged), uniform(-1/√H, 1/√H) init as in torch, readout ``y = D h_T + d``.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -139,8 +140,14 @@ class _ReplicaRNNBase(nn.Module):
 class ContinuousRNN(_ReplicaRNNBase):
     """R replicas of a Lipschitz / noisy / antisymmetric RNN (see the module docstring)."""
 
-    def __init__(self, arch: RNNArch, seeds: Sequence[int], sigma_add: float | Sequence[float] = 0.0,
-                 sigma_mult: float | Sequence[float] = 0.0, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        arch: RNNArch,
+        seeds: Sequence[int],
+        sigma_add: float | Sequence[float] = 0.0,
+        sigma_mult: float | Sequence[float] = 0.0,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__(arch, seeds)
         if arch.kind == "lstm":
             raise ValueError("use ReplicaLSTM for kind 'lstm'")
@@ -175,8 +182,11 @@ class ContinuousRNN(_ReplicaRNNBase):
         return A, structured(self.M_W, beta, a.gamma_W)
 
     def noise_active(self) -> bool:
-        return self.training and self.arch.kind == "noisy" and bool(
-            torch.any(self.sigma_add != 0) or torch.any(self.sigma_mult != 0))
+        return (
+            self.training
+            and self.arch.kind == "noisy"
+            and bool(torch.any(self.sigma_add != 0) or torch.any(self.sigma_mult != 0))
+        )
 
     def _draw_noise(self, N: int, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """ξ, ζ of shape (T, R, N, H), each replica from its own generator (replica independence)."""
@@ -258,8 +268,12 @@ class ReplicaLSTM(_ReplicaRNNBase):
         tmpl = self._template[0]
         hs = []
         for r in range(self.n_replicas):
-            params = {"weight_ih_l0": self.W_ih[r], "weight_hh_l0": self.W_hh[r],
-                      "bias_ih_l0": self.b[r], "bias_hh_l0": self._zero_bias}
+            params = {
+                "weight_ih_l0": self.W_ih[r],
+                "weight_hh_l0": self.W_hh[r],
+                "bias_ih_l0": self.b[r],
+                "bias_hh_l0": self._zero_bias,
+            }
             out, _ = torch.func.functional_call(tmpl, params, (xs[r if xs.shape[0] > 1 else 0],))
             hs.append(out[:, -1])
         return torch.stack(hs)
@@ -268,8 +282,13 @@ class ReplicaLSTM(_ReplicaRNNBase):
         return self.readout(self.hidden_states(x))
 
 
-def build(arch: RNNArch, seeds: Sequence[int], sigma_add: float | Sequence[float] = 0.0,
-          sigma_mult: float | Sequence[float] = 0.0, dtype: torch.dtype = torch.float32) -> nn.Module:
+def build(
+    arch: RNNArch,
+    seeds: Sequence[int],
+    sigma_add: float | Sequence[float] = 0.0,
+    sigma_mult: float | Sequence[float] = 0.0,
+    dtype: torch.dtype = torch.float32,
+) -> nn.Module:
     """The replica batch for ``arch.kind``."""
     if arch.kind == "lstm":
         return ReplicaLSTM(arch, seeds, dtype=dtype)
@@ -285,8 +304,9 @@ def cross_entropy_per_replica(net: nn.Module, X: torch.Tensor, Y: torch.Tensor) 
     logits = net(X)  # (R, N, C)
     R, N, C = logits.shape
     y = (Y.reshape(R, N) if Y.dim() == 3 else Y.reshape(1, N)).long().expand(R, N)
-    return nn.functional.cross_entropy(logits.reshape(R * N, C), y.reshape(R * N),
-                                       reduction="none").reshape(R, N).mean(1)
+    return (
+        nn.functional.cross_entropy(logits.reshape(R * N, C), y.reshape(R * N), reduction="none").reshape(R, N).mean(1)
+    )
 
 
 @torch.no_grad()

@@ -10,6 +10,7 @@ parameter (checked at every log point and after the last epoch) raises :class:`n
 naming the study, job, replica(s), epoch and config key (from the ``where`` argument, by default the job's
 :func:`nnrds.guards.current`). Progress goes to :mod:`logging` about ten times per fit.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,8 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -45,8 +46,10 @@ def pick_device(preference: str = "auto") -> torch.device:
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested (config key `device`) but torch sees no GPU; "
-                           "set `device: auto` or `device: cpu`")
+        raise RuntimeError(
+            "device 'cuda' was requested (config key `device`) but torch sees no GPU; "
+            "set `device: auto` or `device: cpu`"
+        )
     return torch.device(preference)
 
 
@@ -74,13 +77,27 @@ def mse_per_replica(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor) -> t
     return (pred - Y).pow(2).mean(dim=(1, 2))
 
 
-def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, lr: float = 1e-2,
-        batch_size: int | None = None, l2: float | Sequence[float] = 0.0,
-        penalty: Penalty | None = None, penalty_weight: float | Sequence[float] = 0.0,
-        seed: int = 0, log_every: int = 0, callback: Callback | None = None,
-        loss_fn: Callable = mse_per_replica, where: Where | None = None,
-        progress_lines: int = 10, lr_final: float | None = None, optimizer: str = "adam",
-        lbfgs: dict | None = None) -> FitResult:
+def fit(
+    net: torch.nn.Module,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float = 1e-2,
+    batch_size: int | None = None,
+    l2: float | Sequence[float] = 0.0,
+    penalty: Penalty | None = None,
+    penalty_weight: float | Sequence[float] = 0.0,
+    seed: int = 0,
+    log_every: int = 0,
+    callback: Callback | None = None,
+    loss_fn: Callable = mse_per_replica,
+    where: Where | None = None,
+    progress_lines: int = 10,
+    lr_final: float | None = None,
+    optimizer: str = "adam",
+    lbfgs: dict | None = None,
+) -> FitResult:
     """Adam on the sum over replicas of  loss_r + l2_r * ||w_r||^2 + penalty_weight_r * penalty_r.
 
     ``batch_size=None`` is full-batch gradient descent; otherwise every epoch visits a fresh
@@ -107,9 +124,21 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
     (e.g. the terms of a physics-informed loss) that the history records at every accepted iterate.
     """
     if optimizer == "lbfgs":
-        return _fit_lbfgs(net, X, Y, epochs=epochs, lr=lr, l2=l2, penalty=penalty, penalty_weight=penalty_weight,
-                          loss_fn=loss_fn, where=where, progress_lines=progress_lines, options=lbfgs or {},
-                          callback=callback)
+        return _fit_lbfgs(
+            net,
+            X,
+            Y,
+            epochs=epochs,
+            lr=lr,
+            l2=l2,
+            penalty=penalty,
+            penalty_weight=penalty_weight,
+            loss_fn=loss_fn,
+            where=where,
+            progress_lines=progress_lines,
+            options=lbfgs or {},
+            callback=callback,
+        )
     if optimizer != "adam":
         raise ValueError(f"unknown optimizer {optimizer!r}; expected 'adam' or 'lbfgs'")
     where = current() if where is None else where
@@ -134,28 +163,47 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
 
     def check_net(epoch: int) -> None:
         step = f"epoch {epoch} of {epochs}"
-        for what, tensors in (("gradient", {k: p.grad for k, p in net.named_parameters()}),
-                              ("parameter", dict(net.named_parameters()))):
+        for what, tensors in (
+            ("gradient", {k: p.grad for k, p in net.named_parameters()}),
+            ("parameter", dict(net.named_parameters())),
+        ):
             for name, t in tensors.items():
                 if t is not None:
-                    check_finite({name: t}, where=where, step=step, what=what,
-                                 batch_dim=0 if t.dim() and t.shape[0] == R else None)
+                    check_finite(
+                        {name: t},
+                        where=where,
+                        step=step,
+                        what=what,
+                        batch_dim=0 if t.dim() and t.shape[0] == R else None,
+                    )
 
     def evaluate(epoch: int) -> None:
         check_net(epoch)
         net.eval()
         with torch.no_grad():
             loss = loss_fn(net, X, Y)
-        check_finite(loss.detach(), where=where, step=f"epoch {epoch} of {epochs} (evaluation)", what="loss",
-                     batch_dim=0 if loss.dim() and loss.shape[0] == R else None)
+        check_finite(
+            loss.detach(),
+            where=where,
+            step=f"epoch {epoch} of {epochs} (evaluation)",
+            what="loss",
+            batch_dim=0 if loss.dim() and loss.shape[0] == R else None,
+        )
         res.history += [{"epoch": epoch, "replica": r, "train_loss": float(v)} for r, v in enumerate(loss.cpu())]
         if callback is not None:
             callback(epoch, net)
         net.train()
 
     net.train()
-    log.info("%s: training %d replica(s) for %d epochs (%d points, batch size %s, lr %g)", label, R, epochs, n,
-             batch_size or "full", lr)
+    log.info(
+        "%s: training %d replica(s) for %d epochs (%d points, batch size %s, lr %g)",
+        label,
+        R,
+        epochs,
+        n,
+        batch_size or "full",
+        lr,
+    )
     if log_every:
         evaluate(0)
     t_last = t0
@@ -168,7 +216,7 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
             batches = [None]
         else:
             perm = torch.randperm(n, generator=gen).to(X.device)
-            batches = [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+            batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
         for idx in batches:
             xb = X if idx is None else X.index_select(X.dim() - 2, idx)
             yb = Y if idx is None else Y.index_select(Y.dim() - 2, idx)
@@ -187,15 +235,29 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
         if sched is not None and epoch < epochs:
             sched.step()
         if acc is not None and not bool(torch.isfinite(acc).all()):  # locate replica(s) only when non-finite
-            check_finite(acc, where=where, step=f"epoch {epoch} of {epochs}", what="loss",
-                         batch_dim=0 if acc.numel() == R else None)
+            check_finite(
+                acc,
+                where=where,
+                step=f"epoch {epoch} of {epochs}",
+                what="loss",
+                batch_dim=0 if acc.numel() == R else None,
+            )
         now = time.perf_counter()
         if acc is not None and (epoch % log_rate == 0 or epoch == epochs or now - t_last > 300):
             t_last = now
             m = (acc / max(n_steps, 1)).cpu()
             el = now - t0
-            log.info("%s: epoch %d/%d  loss mean %.4g max %.4g over %d replica(s)  elapsed %s  ETA %s", label,
-                     epoch, epochs, float(m.mean()), float(m.max()), R, _hms(el), _hms(el / epoch * (epochs - epoch)))
+            log.info(
+                "%s: epoch %d/%d  loss mean %.4g max %.4g over %d replica(s)  elapsed %s  ETA %s",
+                label,
+                epoch,
+                epochs,
+                float(m.mean()),
+                float(m.max()),
+                R,
+                _hms(el),
+                _hms(el / epoch * (epochs - epoch)),
+            )
         if log_every and (epoch % log_every == 0 or epoch == epochs):
             evaluate(epoch)
     check_net(epochs)
@@ -205,10 +267,22 @@ def fit(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, 
     return res
 
 
-def _fit_lbfgs(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs: int, lr: float,
-               l2: float | Sequence[float], penalty: Penalty | None, penalty_weight: float | Sequence[float],
-               loss_fn: Callable, where: Where | None, progress_lines: int, options: dict,
-               callback: Callback | None) -> FitResult:
+def _fit_lbfgs(
+    net: torch.nn.Module,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    l2: float | Sequence[float],
+    penalty: Penalty | None,
+    penalty_weight: float | Sequence[float],
+    loss_fn: Callable,
+    where: Where | None,
+    progress_lines: int,
+    options: dict,
+    callback: Callback | None,
+) -> FitResult:
     """The L-BFGS path of :func:`fit` (see there). History: one row per replica and accepted iterate
     (``epoch`` = that replica's iteration, 0 = the start) with ``train_loss`` (the objective) and the parts.
     ``callback(epochs, net)`` runs once, after the last iteration."""
@@ -267,15 +341,26 @@ def _fit_lbfgs(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor, *, epochs
             last[0] = lo
             el = time.perf_counter() - t0
             cur = latest
-            log.info("%s: L-BFGS iteration %d/%d (slowest replica; %d batched evaluations)  loss mean %.4g max %.4g "
-                     "over %d replica(s)  elapsed %s  ETA %s", label, lo, epochs, rnd, float(np.mean(cur)),
-                     float(np.max(cur)), R, _hms(el), _hms(el / max(lo, 1) * (epochs - lo)))
+            log.info(
+                "%s: L-BFGS iteration %d/%d (slowest replica; %d batched evaluations)  loss mean %.4g max %.4g "
+                "over %d replica(s)  elapsed %s  ETA %s",
+                label,
+                lo,
+                epochs,
+                rnd,
+                float(np.mean(cur)),
+                float(np.max(cur)),
+                R,
+                _hms(el),
+                _hms(el / max(lo, 1) * (epochs - lo)),
+            )
 
     was_training = net.training
     net.train()
     if progress_lines > 0:
-        log.info("%s: L-BFGS (strong Wolfe, per-replica line search) on %d replica(s) for %d iterations", label, R,
-                 epochs)
+        log.info(
+            "%s: L-BFGS (strong Wolfe, per-replica line search) on %d replica(s) for %d iterations", label, R, epochs
+        )
     theta0 = torch.cat([p.detach().reshape(R, -1) for p in params], 1)
     opts = lb.LBFGSOptions(max_iter=epochs, lr=lr, **options)
     theta = lb.minimize(evaluate, theta0, opts, record=record, on_round=on_round)

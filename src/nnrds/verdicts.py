@@ -21,10 +21,11 @@ the binomial distribution -- the sign-test interval, exact coverage >= level), a
 Every study writes its claims as a table with :data:`CLAIM_COLUMNS` (use :func:`claims_frame`); the
 ledger rule concatenates them into ``results/claims.csv``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,8 +36,23 @@ VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)
 
 #: columns of every study's ``claims.csv`` and of the ledger ``results/claims.csv``
 CLAIM_COLUMNS = [
-    "study", "claim_id", "claim", "what_was_run", "unit", "n_units", "effect_name", "effect",
-    "ci_low", "ci_high", "ci_level", "margin", "p_value", "p_adjusted", "test", "verdict", "figure",
+    "study",
+    "claim_id",
+    "claim",
+    "what_was_run",
+    "unit",
+    "n_units",
+    "effect_name",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "ci_level",
+    "margin",
+    "p_value",
+    "p_adjusted",
+    "test",
+    "verdict",
+    "figure",
 ]
 
 
@@ -192,7 +208,9 @@ def claims_frame(rows: Iterable[Claim | dict]) -> pd.DataFrame:
     recs = [asdict(r) if isinstance(r, Claim) else dict(r) for r in rows]
     for r in recs:
         if r.get("verdict") not in VERDICTS:
-            raise ValueError(f"claim {r.get('claim_id')!r}: verdict must be one of {VERDICTS}, got {r.get('verdict')!r}")
+            raise ValueError(
+                f"claim {r.get('claim_id')!r}: verdict must be one of {VERDICTS}, got {r.get('verdict')!r}"
+            )
     df = pd.DataFrame.from_records(recs)
     missing = [c for c in CLAIM_COLUMNS if c not in df.columns]
     if missing:

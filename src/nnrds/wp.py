@@ -4,6 +4,7 @@ A parameterization is a basis matrix ``Phi`` of shape (L, K): row n holds the ba
 ``t_n``. ``nonpar`` is the identity (one weight per layer, indexed by the integer layer number n);
 the others have K independent of the depth L, so the parameter count does not grow with depth.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,9 @@ def n_basis(kind: str, depth: int, degree: int = 0) -> int:
     raise ValueError(f"unknown parameterization {kind!r}; expected one of {KINDS}")
 
 
-def basis_matrix(kind: str, depth: int, degree: int = 0, T: float = 1.0,
-                 dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def basis_matrix(
+    kind: str, depth: int, degree: int = 0, T: float = 1.0, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """Phi of shape (depth, K): Phi[n, k] = phi_k(t_n).
 
     monomial: phi_k(t) = (t/T)^k (scaled to [0, 1] for conditioning; spans the same polynomials).
@@ -105,16 +107,25 @@ def init_map(phi: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     M[np.abs(M) < 1e-12 * np.abs(M).max()] = 0.0
     err = float(np.abs(P @ M - F).max())
     if err > 1e-8:
-        raise ValueError(f"basis of shape {P.shape} cannot represent its initial weight function "
-                         f"(residual {err:.2g}): a basis must contain the constant functions")
+        raise ValueError(
+            f"basis of shape {P.shape} cannot represent its initial weight function "
+            f"(residual {err:.2g}): a basis must contain the constant functions"
+        )
     return F, M
 
 
 INTERPOLATIONS = ("constant", "linear")
 
 
-def resample(kind: str, depth: int, new_depth: int, degree: int = 0, T: float = 1.0, interp: str = "constant",
-             dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def resample(
+    kind: str,
+    depth: int,
+    new_depth: int,
+    degree: int = 0,
+    T: float = 1.0,
+    interp: str = "constant",
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """The basis matrix (new_depth, K) that gives a network trained at ``depth`` its weights at ``new_depth``
     layers, t'_m = m T / new_depth: ``W(t'_m) = sum_k Phi'[m, k] C_k`` with the trained coefficients C.
 

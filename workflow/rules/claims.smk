@@ -13,12 +13,12 @@ rule claims_ledger:
     output:
         ledger=report(LEDGER, category="0 Claims ledger", caption=f"../../{LEDGER_CAPTION}"),
         caption=LEDGER_CAPTION,
-    params:
-        scale=SCALE,
     log:
         "results/logs/claims_ledger.log",
     resources:
         **cluster_resources(),
+    params:
+        scale=SCALE,
     shell:
         "$NNRDS_PYTHON -m nnrds claims-ledger --tables {input.tables} --out {output.ledger} "
         "--caption {output.caption} --scale {params.scale} > {log} 2>&1"

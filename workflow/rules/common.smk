@@ -20,8 +20,10 @@ def nnrds_shell(command):
     """The one shell line of every job rule: ``nnrds <command>`` with the rule's config slice (``params.cfg``),
     input folders (``params.in_dirs``; may be empty) and output folder (``params.out_dir``), logging to the rule's
     log. Rules only name folders; the command knows its fixed table names (src/nnrds/commands/common.py)."""
-    return ("$NNRDS_PYTHON -m nnrds " + command + " --config-json {params.cfg} --in-dir {params.in_dirs} "
-            "--out-dir {params.out_dir} > {log} 2>&1")
+    return (
+        "$NNRDS_PYTHON -m nnrds " + command + " --config-json {params.cfg} --in-dir {params.in_dirs} "
+        "--out-dir {params.out_dir} > {log} 2>&1"
+    )
 
 
 def table_outputs(folder, tables, provenance=True):
@@ -60,10 +62,10 @@ def fig_dir(wildcards, output):
 
 def figure_outputs(key, figs, category, caption):
     """Outputs of a study's figures rule: its executed notebook, PNGs in the report, PDFs."""
+    pngs = [f"figures/{key}/{f}.png" for f in figs]
     return {
         "notebook": f"results/notebooks/{key}.ipynb",
-        "png": [report(f"figures/{key}/{f}.png", category=category, subcategory="figures", caption=caption)
-                for f in figs],
+        "png": [report(p, category=category, subcategory="figures", caption=caption) for p in pngs],
         "pdf": [f"figures/{key}/{f}.pdf" for f in figs],
     }
 
@@ -113,15 +115,6 @@ def dataset_inputs(name):
     return input_files(dataset_spec(name), ENSEMBLE_ROOT)
 
 
-def data_dir_arg(wildcards, input):
-    """params function: ``--data-dir <folder of input.data>`` for a dataset with files, else nothing (the job reads
-    only what its rule gives it)."""
-    from nnrds.data.regression import data_dir_of
-
-    d = data_dir_of(list(input.data))
-    return f"--data-dir {shlex.quote(d)}" if d else ""
-
-
 def mirror_path():
     """`data.mirror` as an absolute path (relative paths are taken from the workflow folder); None = download."""
     m = config["data"]["mirror"]
@@ -147,14 +140,14 @@ rule study_figures:
     output:
         notebook="results/notebooks/{key}.template.ipynb",
         png=[],
-    params:
-        results_dir=lambda wildcards, input: os.path.dirname(input.tables[0]),
-        fig_dir=fig_dir,
-        scale=SCALE,
     log:
         "results/logs/{key}.template.log",
     resources:
         **cluster_resources(),
+    params:
+        results_dir=lambda wildcards, input: os.path.dirname(input.tables[0]),
+        fig_dir=fig_dir,
+        scale=SCALE,
     shell:
         "$NNRDS_PYTHON -m papermill {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
         "-p results_dir {params.results_dir} -p fig_dir {params.fig_dir} -p scale {params.scale} > {log} 2>&1"

@@ -11,29 +11,33 @@ CDS_CATEGORY = "Continuous depth"
 if CDS["enabled"]:
     for _p in CDS["wp"]["parameterizations"]:
         if _p not in config["parameterizations"]:
-            raise SystemExit(f"\nnnrds: `continuous_depth.wp.parameterizations` names {_p!r}, which is not defined "
-                             f"under `parameterizations`\n")
+            raise SystemExit(
+                f"\nnnrds: `continuous_depth.wp.parameterizations` names {_p!r}, which is not defined "
+                f"under `parameterizations`\n"
+            )
     if CDS["wp"]["dataset"] not in config["data"]["sets"]:
-        raise SystemExit(f"\nnnrds: `continuous_depth.wp.dataset` names {CDS['wp']['dataset']!r}, which is not "
-                         "defined under `data.sets`\n")
+        raise SystemExit(
+            f"\nnnrds: `continuous_depth.wp.dataset` names {CDS['wp']['dataset']!r}, which is not "
+            "defined under `data.sets`\n"
+        )
 
 
 rule continuous_depth_oscillator:
     output:
         **table_outputs(f"{CDS_DIR}/cells/oscillator/{{scheme}}", ["runs", "convergence", "reference", "timings"]),
-    params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": CDS, "cell": {"scheme": wc.scheme}}),
-        in_dirs="",
-        out_dir=out_dir_of("provenance"),
     log:
         f"{CDS_DIR}/logs/oscillator_{{scheme}}.log",
     benchmark:
         f"{CDS_DIR}/benchmarks/oscillator_{{scheme}}.tsv"
+    group:
+        "continuous_depth_train"
     threads: config["torch_threads"]
     resources:
         **train_resources(1000),
-    group:
-        "continuous_depth_train"
+    params:
+        cfg=lambda wc: cfg_arg({**job_env(), "study": CDS, "cell": {"scheme": wc.scheme}}),
+        in_dirs="",
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("continuous-depth-oscillator")
 
@@ -43,46 +47,57 @@ rule continuous_depth_wp:
         data=lambda wc: dataset_inputs(CDS["wp"]["dataset"]),
     output:
         **table_outputs(f"{CDS_DIR}/cells/wp/{{param}}", ["wp_runs", "timings"]),
-    params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": CDS, "dataset": dataset_spec(CDS["wp"]["dataset"]),
-                                "parameterization": config["parameterizations"][wc.param],
-                                "cell": {"param": wc.param}}),
-        in_dirs=in_dirs_of("data"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{CDS_DIR}/logs/wp_{{param}}.log",
     benchmark:
         f"{CDS_DIR}/benchmarks/wp_{{param}}.tsv"
+    group:
+        "continuous_depth_train"
     threads: config["torch_threads"]
     resources:
         **train_resources(1000),
-    group:
-        "continuous_depth_train"
+    params:
+        cfg=lambda wc: cfg_arg(
+            {
+                **job_env(),
+                "study": CDS,
+                "dataset": dataset_spec(CDS["wp"]["dataset"]),
+                "parameterization": config["parameterizations"][wc.param],
+                "cell": {"param": wc.param},
+            }
+        ),
+        in_dirs=in_dirs_of("data"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("continuous-depth-wp")
 
 
 rule continuous_depth_summarize:
     input:
-        cells=[f"{CDS_DIR}/cells/oscillator/{s}/{t}" for s in CDS["oscillator"]["schemes"]
-               for t in ("runs.csv", "convergence.csv", "reference.csv", "timings.csv", "provenance.json")]
-        + [f"{CDS_DIR}/cells/wp/{p}/{t}" for p in CDS["wp"]["parameterizations"]
-           for t in ("wp_runs.csv", "timings.csv", "provenance.json")],
+        cells=[
+            f"{CDS_DIR}/cells/oscillator/{s}/{t}"
+            for s in CDS["oscillator"]["schemes"]
+            for t in ("runs.csv", "convergence.csv", "reference.csv", "timings.csv", "provenance.json")
+        ]
+        + [
+            f"{CDS_DIR}/cells/wp/{p}/{t}"
+            for p in CDS["wp"]["parameterizations"]
+            for t in ("wp_runs.csv", "timings.csv", "provenance.json")
+        ],
     output:
+        **table_outputs(CDS_DIR, ["runs", "convergence", "reference", "wp_runs", "timings", "models"]),
         claims=report(f"{CDS_DIR}/claims.csv", category=CDS_CATEGORY, subcategory="tables", caption=CDS_CAPTION),
         slopes=report(f"{CDS_DIR}/slopes.csv", category=CDS_CATEGORY, subcategory="tables", caption=CDS_CAPTION),
-        wp_summary=report(f"{CDS_DIR}/wp_summary.csv", category=CDS_CATEGORY, subcategory="tables",
-                          caption=CDS_CAPTION),
-        **table_outputs(CDS_DIR, ["runs", "convergence", "reference", "wp_runs", "timings", "models"]),
+        wp_summary=report(f"{CDS_DIR}/wp_summary.csv", category=CDS_CATEGORY, subcategory="tables", caption=CDS_CAPTION),
         caption=f"{CDS_DIR}/caption.rst",
-    params:
-        cfg=lambda wc: cfg_arg({"scale": SCALE, "study": CDS, "dataset": dataset_spec(CDS["wp"]["dataset"])}),
-        in_dirs=in_dirs_of("cells"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{CDS_DIR}/logs/summarize.log",
     resources:
         **cluster_resources(),
+    params:
+        cfg=lambda wc: cfg_arg({"scale": SCALE, "study": CDS, "dataset": dataset_spec(CDS["wp"]["dataset"])}),
+        in_dirs=in_dirs_of("cells"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("continuous-depth-summarize")
 
@@ -90,8 +105,10 @@ rule continuous_depth_summarize:
 use rule study_figures as continuous_depth_figures with:
     input:
         notebook="workflow/notebooks/continuous_depth.ipynb",
-        tables=[f"{CDS_DIR}/{t}.csv" for t in
-                ("convergence", "reference", "models", "slopes", "wp_runs", "wp_summary", "claims")],
+        tables=[
+            f"{CDS_DIR}/{t}.csv"
+            for t in ("convergence", "reference", "models", "slopes", "wp_runs", "wp_summary", "claims")
+        ],
     output:
         **figure_outputs("continuous_depth", CDS_FIGS, CDS_CATEGORY, CDS_CAPTION),
     log:

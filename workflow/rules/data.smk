@@ -12,16 +12,16 @@ rule data_elm:
         **table_outputs(f"{RAW_DIR}/elm", RAW_TABLES + ["trajectories"]),
         metadata=f"{RAW_DIR}/elm/metadata.json",
         timing=f"{RAW_DIR}/elm/timing.json",
-    params:
-        cfg=cfg_arg(RAW["elm"]),
-        in_dirs="",
-        out_dir=out_dir_of("timing"),
     log:
         f"{RAW_DIR}/logs/elm.log",
     benchmark:
         f"{RAW_DIR}/benchmarks/elm.tsv"
     resources:
         **cluster_resources(),
+    params:
+        cfg=cfg_arg(RAW["elm"]),
+        in_dirs="",
+        out_dir=out_dir_of("timing"),
     shell:
         nnrds_shell("data-elm")
 
@@ -31,17 +31,17 @@ rule data_chem:
         **table_outputs(f"{RAW_DIR}/chem", RAW_TABLES),
         metadata=f"{RAW_DIR}/chem/metadata.json",
         timing=f"{RAW_DIR}/chem/timing.json",
-    params:
-        cfg=cfg_arg(RAW["chem"]),
-        in_dirs="",
-        out_dir=out_dir_of("timing"),
-    threads: RAW["chem"]["n_jobs"]
     log:
         f"{RAW_DIR}/logs/chem.log",
     benchmark:
         f"{RAW_DIR}/benchmarks/chem.tsv"
+    threads: RAW["chem"]["n_jobs"]
     resources:
         **cluster_resources(),
+    params:
+        cfg=cfg_arg(RAW["chem"]),
+        in_dirs="",
+        out_dir=out_dir_of("timing"),
     shell:
         nnrds_shell("data-chem")
 
@@ -52,24 +52,25 @@ rule data_figure:
     output:
         png=f"figures/data/{{ens}}.png",
         pdf=f"figures/data/{{ens}}.pdf",
+    log:
+        f"{RAW_DIR}/logs/figure_{{ens}}.log",
     wildcard_constraints:
         ens="elm|chem",
+    resources:
+        **cluster_resources(),
     params:
         cfg=lambda wc: cfg_arg({"cell": {"ensemble": wc.ens}}),
         in_dirs=in_dirs_of("ytrain"),
         out_dir=out_dir_of("png"),
-    log:
-        f"{RAW_DIR}/logs/figure_{{ens}}.log",
-    resources:
-        **cluster_resources(),
     shell:
         nnrds_shell("data-figure")
 
 
 def acquire_cfg(wildcards):
     """The acquisition job's slice: mirror (absolute; null = download), timeout, and the dataset."""
-    return cfg_arg({"mirror": mirror_path(), "timeout_s": RAW["acquire"]["timeout_s"],
-                    "cell": {"dataset": wildcards.dataset}})
+    return cfg_arg(
+        {"mirror": mirror_path(), "timeout_s": RAW["acquire"]["timeout_s"], "cell": {"dataset": wildcards.dataset}}
+    )
 
 
 rule data_acquire_fitsnap:
@@ -78,16 +79,16 @@ rule data_acquire_fitsnap:
         atoms=f"{RAW_DIR}/{{dataset}}/atoms.csv",
         metadata=f"{RAW_DIR}/{{dataset}}/metadata.json",
         provenance=f"{RAW_DIR}/{{dataset}}/provenance.json",
+    log:
+        f"{RAW_DIR}/logs/acquire_{{dataset}}.log",
     wildcard_constraints:
         dataset="fitsnap_Ta|fitsnap_WBe",
+    resources:
+        **cluster_resources(),
     params:
         cfg=acquire_cfg,
         in_dirs="",
         out_dir=out_dir_of("provenance"),
-    log:
-        f"{RAW_DIR}/logs/acquire_{{dataset}}.log",
-    resources:
-        **cluster_resources(),
     shell:
         nnrds_shell("data-acquire")
 
@@ -97,16 +98,16 @@ rule data_acquire_ecg5000:
         train=f"{RAW_DIR}/{{dataset}}/train.csv",
         metadata=f"{RAW_DIR}/{{dataset}}/metadata.json",
         provenance=f"{RAW_DIR}/{{dataset}}/provenance.json",
+    log:
+        f"{RAW_DIR}/logs/acquire_{{dataset}}.log",
     wildcard_constraints:
         dataset="ecg5000",
+    resources:
+        **cluster_resources(),
     params:
         cfg=acquire_cfg,
         in_dirs="",
         out_dir=out_dir_of("provenance"),
-    log:
-        f"{RAW_DIR}/logs/acquire_{{dataset}}.log",
-    resources:
-        **cluster_resources(),
     shell:
         nnrds_shell("data-acquire")
 

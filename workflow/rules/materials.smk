@@ -18,14 +18,14 @@ rule materials_data:
     output:
         **table_outputs(f"{MAT_DIR}/data/al_emt", ["configs", "atoms"]),
         metadata=f"{MAT_DIR}/data/al_emt/metadata.json",
-    params:
-        cfg=cfg_arg({"seed": config["seed"], "spec": MAT["al_emt"]}),
-        in_dirs="",
-        out_dir=out_dir_of("provenance"),
     log:
         f"{MAT_DIR}/logs/data_al_emt.log",
     resources:
         **cluster_resources(),
+    params:
+        cfg=cfg_arg({"seed": config["seed"], "spec": MAT["al_emt"]}),
+        in_dirs="",
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("materials-data")
 
@@ -35,47 +35,51 @@ rule materials_train:
         data=lambda wc: [f"{materials_data_dir(wc.mset)}/{t}.csv" for t in ("configs", "atoms")],
     output:
         **table_outputs(f"{MAT_DIR}/cells/{{mset}}", MAT_TABLES + ["timings"]),
-    wildcard_constraints:
-        mset="al_emt|fitsnap|wbe",
-    params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": MAT, "cell": {"set": wc.mset}}),
-        in_dirs=in_dirs_of("data"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{MAT_DIR}/logs/train_{{mset}}.log",
     benchmark:
         f"{MAT_DIR}/benchmarks/train_{{mset}}.tsv"
+    wildcard_constraints:
+        mset="al_emt|fitsnap|wbe",
     threads: config["torch_threads"]
     resources:
         **train_resources(max(4000, 4 * MAT["al_emt"]["n_configs"], 2 * (MAT["wbe"]["max_configs"] or 25000))),
+    params:
+        cfg=lambda wc: cfg_arg({**job_env(), "study": MAT, "cell": {"set": wc.mset}}),
+        in_dirs=in_dirs_of("data"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("materials-train")
 
 
 rule materials_summarize:
     input:
-        cells=expand(f"{MAT_DIR}/cells/{{s}}/{{t}}", s=MAT["sets"],
-                     t=[f"{t}.csv" for t in MAT_TABLES + ["timings"]] + ["provenance.json"]),
+        cells=expand(
+            f"{MAT_DIR}/cells/{{s}}/{{t}}",
+            s=MAT["sets"],
+            t=[f"{t}.csv" for t in MAT_TABLES + ["timings"]] + ["provenance.json"],
+        ),
         reference=MAT_REFERENCE,
         data_metadata=[f"{materials_data_dir(s)}/metadata.json" for s in MAT_FITSNAP],
     output:
         [f"{MAT_DIR}/{t}.csv" for t in MAT_TABLES if t != "metrics"],
         metrics=report(f"{MAT_DIR}/metrics.csv", category="Materials UQ", subcategory="tables", caption=MAT_CAPTION),
-        group_metrics=report(f"{MAT_DIR}/group_metrics.csv", category="Materials UQ", subcategory="tables",
-                             caption=MAT_CAPTION),
+        group_metrics=report(
+            f"{MAT_DIR}/group_metrics.csv", category="Materials UQ", subcategory="tables", caption=MAT_CAPTION
+        ),
         claims=f"{MAT_DIR}/claims.csv",
         ev_summary=f"{MAT_DIR}/ev_summary.csv",
         timings=f"{MAT_DIR}/timings.csv",
         caption=f"{MAT_DIR}/caption.rst",
         provenance=f"{MAT_DIR}/provenance.json",
-    params:
-        cfg=cfg_arg({"scale": SCALE, "seed": config["seed"], "study": MAT}),
-        in_dirs=in_dirs_of("cells", "reference", "data_metadata"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{MAT_DIR}/logs/summarize.log",
     resources:
         **cluster_resources(),
+    params:
+        cfg=cfg_arg({"scale": SCALE, "seed": config["seed"], "study": MAT}),
+        in_dirs=in_dirs_of("cells", "reference", "data_metadata"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("materials-summarize")
 

@@ -19,45 +19,54 @@ rule noisy_rnn_train:
         data=lambda wc: [NRN_ECG] if wc.dataset == "ecg5000" else [],
     output:
         **table_outputs(f"{NRN_DIR}/cells/{{dataset}}/{{model}}", ["runs", "timings"]),
-    wildcard_constraints:
-        dataset="digits|digits_permuted|ecg5000",
-        model="lipschitz|noisy|antisymmetric|lstm",
-    params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": NRN, "data": {"mirror": mirror_path()},
-                                "ecg_file": os.path.basename(NRN_ECG),
-                                "cell": {"dataset": wc.dataset, "model": wc.model}}),
-        in_dirs=in_dirs_of("data"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{NRN_DIR}/logs/train_{{dataset}}_{{model}}.log",
     benchmark:
         f"{NRN_DIR}/benchmarks/train_{{dataset}}_{{model}}.tsv"
+    wildcard_constraints:
+        dataset="digits|digits_permuted|ecg5000",
+        model="lipschitz|noisy|antisymmetric|lstm",
+    group:
+        "noisy_rnn_train"
     threads: config["torch_threads"]
     resources:
         **train_resources(1000),
-    group:
-        "noisy_rnn_train"
+    params:
+        cfg=lambda wc: cfg_arg(
+            {
+                **job_env(),
+                "study": NRN,
+                "data": {"mirror": mirror_path()},
+                "ecg_file": os.path.basename(NRN_ECG),
+                "cell": {"dataset": wc.dataset, "model": wc.model},
+            }
+        ),
+        in_dirs=in_dirs_of("data"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("noisy-rnn-train")
 
 
 rule noisy_rnn_summarize:
     input:
-        cells=expand(f"{NRN_DIR}/cells/{{cell}}/{{t}}", cell=NRN_CELLS,
-                     t=["runs.csv", "timings.csv", "provenance.json"]),
+        cells=expand(
+            f"{NRN_DIR}/cells/{{cell}}/{{t}}", cell=NRN_CELLS, t=["runs.csv", "timings.csv", "provenance.json"]
+        ),
     output:
-        **{t: report(f"{NRN_DIR}/{t}.csv", category="Noisy RNN", subcategory="tables", caption=NRN_CAPTION)
-           for t in ("runs", "summary", "robustness_comparison", "claims")},
+        **{
+            t: report(f"{NRN_DIR}/{t}.csv", category="Noisy RNN", subcategory="tables", caption=NRN_CAPTION)
+            for t in ("runs", "summary", "robustness_comparison", "claims")
+        },
         **table_outputs(NRN_DIR, ["timings", "clean_vs_training_noise"]),
         caption=f"{NRN_DIR}/caption.rst",
-    params:
-        cfg=cfg_arg({"scale": SCALE, "study": NRN}),
-        in_dirs=in_dirs_of("cells"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{NRN_DIR}/logs/summarize.log",
     resources:
         **cluster_resources(),
+    params:
+        cfg=cfg_arg({"scale": SCALE, "study": NRN}),
+        in_dirs=in_dirs_of("cells"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("noisy-rnn-summarize")
 

@@ -15,49 +15,56 @@ PINN_CAT = "PINN failure modes"
 rule pinn_failure_train:
     output:
         **table_outputs(f"{PINN_DIR}/cells/{{problem}}/{{mode}}", PINN_CELL_TABLES),
-    params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": PINN, "cell": {"problem": wc.problem, "mode": wc.mode}}),
-        in_dirs="",
-        out_dir=out_dir_of("provenance"),
-    wildcard_constraints:
-        problem=r"[a-z_]+",
-        mode=r"[a-z0-9_.]+",
     log:
         f"{PINN_DIR}/logs/train_{{problem}}_{{mode}}.log",
     benchmark:
         f"{PINN_DIR}/benchmarks/train_{{problem}}_{{mode}}.tsv"
+    wildcard_constraints:
+        problem=r"[a-z_]+",
+        mode=r"[a-z0-9_.]+",
+    group:
+        "pinn_failure_train"
     threads: config["torch_threads"]
     resources:
         **train_resources(1000),
-    group:
-        "pinn_failure_train"
+    params:
+        cfg=lambda wc: cfg_arg({**job_env(), "study": PINN, "cell": {"problem": wc.problem, "mode": wc.mode}}),
+        in_dirs="",
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("pinn-failure-train")
 
 
 rule pinn_failure_summarize:
     input:
-        cells=expand(f"{PINN_DIR}/cells/{{cell}}/{{t}}", cell=PINN_CELLS,
-                     t=[f"{t}.csv" for t in PINN_CELL_TABLES] + ["provenance.json"]),
+        cells=expand(
+            f"{PINN_DIR}/cells/{{cell}}/{{t}}",
+            cell=PINN_CELLS,
+            t=[f"{t}.csv" for t in PINN_CELL_TABLES] + ["provenance.json"],
+        ),
     output:
+        **{
+            t: f"{PINN_DIR}/{t}.csv"
+            for t in ("timings", "history", "fields", "landscape", "landscape_stats", "seed_effects", "heatmap_cases")
+        },
         runs=report(f"{PINN_DIR}/runs.csv", category=PINN_CAT, subcategory="tables", caption=PINN_CAPTION),
         claims=report(f"{PINN_DIR}/claims.csv", category=PINN_CAT, subcategory="tables", caption=PINN_CAPTION),
-        error_summary=report(f"{PINN_DIR}/error_summary.csv", category=PINN_CAT, subcategory="tables",
-                             caption=PINN_CAPTION),
-        landscape_summary=report(f"{PINN_DIR}/landscape_summary.csv", category=PINN_CAT, subcategory="tables",
-                                 caption=PINN_CAPTION),
-        **{t: f"{PINN_DIR}/{t}.csv" for t in ("timings", "history", "fields", "landscape", "landscape_stats",
-                                              "seed_effects", "heatmap_cases")},
+        error_summary=report(
+            f"{PINN_DIR}/error_summary.csv", category=PINN_CAT, subcategory="tables", caption=PINN_CAPTION
+        ),
+        landscape_summary=report(
+            f"{PINN_DIR}/landscape_summary.csv", category=PINN_CAT, subcategory="tables", caption=PINN_CAPTION
+        ),
         caption=f"{PINN_DIR}/caption.rst",
         provenance=f"{PINN_DIR}/provenance.json",
-    params:
-        cfg=cfg_arg({"scale": SCALE, "study": PINN}),
-        in_dirs=in_dirs_of("cells"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{PINN_DIR}/logs/summarize.log",
     resources:
         **cluster_resources(),
+    params:
+        cfg=cfg_arg({"scale": SCALE, "study": PINN}),
+        in_dirs=in_dirs_of("cells"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("pinn-failure-summarize")
 
@@ -65,8 +72,10 @@ rule pinn_failure_summarize:
 use rule study_figures as pinn_failure_figures with:
     input:
         notebook="workflow/notebooks/pinn_failure.ipynb",
-        tables=[f"{PINN_DIR}/{t}.csv" for t in ("runs", "claims", "history", "fields", "heatmap_cases", "landscape",
-                                                "landscape_summary")],
+        tables=[
+            f"{PINN_DIR}/{t}.csv"
+            for t in ("runs", "claims", "history", "fields", "heatmap_cases", "landscape", "landscape_summary")
+        ],
     output:
         **figure_outputs("pinn_failure", PINN_FIGS, PINN_CAT, PINN_CAPTION),
     log:

@@ -21,41 +21,50 @@ rule stiffness_train:
         data=lambda wc: dataset_inputs(wc.dataset),
     output:
         **table_outputs(f"{STF_DIR}/cells/{{dataset}}/{{param}}", STF_CELL_TABLES),
-    params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": STF, "dataset": dataset_spec(wc.dataset),
-                                "parameterization": config["parameterizations"][wc.param],
-                                "cell": {"dataset": wc.dataset, "param": wc.param}}),
-        in_dirs=in_dirs_of("data"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{STF_DIR}/logs/train_{{dataset}}_{{param}}.log",
     benchmark:
         f"{STF_DIR}/benchmarks/train_{{dataset}}_{{param}}.tsv"
+    group:
+        "stiffness_train"
     threads: config["torch_threads"]
     resources:
         **train_resources(1500),
-    group:
-        "stiffness_train"
+    params:
+        cfg=lambda wc: cfg_arg(
+            {
+                **job_env(),
+                "study": STF,
+                "dataset": dataset_spec(wc.dataset),
+                "parameterization": config["parameterizations"][wc.param],
+                "cell": {"dataset": wc.dataset, "param": wc.param},
+            }
+        ),
+        in_dirs=in_dirs_of("data"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("stiffness-train")
 
 
 rule stiffness_summarize:
     input:
-        cells=expand(f"{STF_DIR}/cells/{{cell}}/{{t}}", cell=STF_CELLS,
-                     t=[f"{t}.csv" for t in STF_CELL_TABLES] + ["provenance.json"]),
+        cells=expand(
+            f"{STF_DIR}/cells/{{cell}}/{{t}}",
+            cell=STF_CELLS,
+            t=[f"{t}.csv" for t in STF_CELL_TABLES] + ["provenance.json"],
+        ),
     output:
         **{t: stf_report(t) for t in ("claims", "claim_a", "claim_b", "selected", "runs")},
         **table_outputs(STF_DIR, ["metrics", "eigenvalues", "timings", "gap_correlation", "eigenvalue_panels"]),
         caption=f"{STF_DIR}/caption.rst",
-    params:
-        cfg=cfg_arg({"scale": SCALE, "study": STF, "datasets": {d: dataset_spec(d) for d in STF["datasets"]}}),
-        in_dirs=in_dirs_of("cells"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{STF_DIR}/logs/summarize.log",
     resources:
         **cluster_resources(),
+    params:
+        cfg=cfg_arg({"scale": SCALE, "study": STF, "datasets": {d: dataset_spec(d) for d in STF["datasets"]}}),
+        in_dirs=in_dirs_of("cells"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("stiffness-summarize")
 
@@ -63,8 +72,10 @@ rule stiffness_summarize:
 use rule study_figures as stiffness_figures with:
     input:
         notebook="workflow/notebooks/stiffness.ipynb",
-        tables=[f"{STF_DIR}/{t}.csv" for t in ("runs", "metrics", "eigenvalues", "selected", "claims",
-                                               "gap_correlation", "eigenvalue_panels")],
+        tables=[
+            f"{STF_DIR}/{t}.csv"
+            for t in ("runs", "metrics", "eigenvalues", "selected", "claims", "gap_correlation", "eigenvalue_panels")
+        ],
     output:
         **figure_outputs("stiffness", STF_FIGS, "Stiffness", STF_CAPTION),
     log:

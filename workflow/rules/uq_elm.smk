@@ -11,7 +11,8 @@ UQ_JOBS = list(UQ["architectures"]) + (["extrapolation"] if UQ["extrapolation"][
 UQ_DEPTH = [f"n{n}" for n in UQ["depth_sweep"]["n_train"]] if UQ["depth_sweep"]["enabled"] else []
 UQ_TABLES = ["metrics", "calibration", "predictions", "slices", "trace", "timings"]
 UQ_FIGS = ["parity", "calibration", "coverage_crps", "slices", "extrapolation", "nuts_trace", "flagged"] + (
-    ["depth_feasibility"] if UQ_DEPTH else [])
+    ["depth_feasibility"] if UQ_DEPTH else []
+)
 UQ_CAPTION = f"../../{UQ_DIR}/caption.rst"
 
 
@@ -20,19 +21,19 @@ rule uq_elm_fit:
         data=UQ_ENS_FILES,
     output:
         **table_outputs(f"{UQ_DIR}/jobs/{{uqjob}}", UQ_TABLES),
-    wildcard_constraints:
-        uqjob="|".join(UQ_JOBS) or "none",
-    params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": UQ, "job": wc.uqjob}),
-        in_dirs=in_dirs_of("data"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{UQ_DIR}/logs/fit_{{uqjob}}.log",
     benchmark:
         f"{UQ_DIR}/benchmarks/fit_{{uqjob}}.tsv"
+    wildcard_constraints:
+        uqjob="|".join(UQ_JOBS) or "none",
     threads: config["torch_threads"]
     resources:
         **train_resources(2000),
+    params:
+        cfg=lambda wc: cfg_arg({**job_env(), "study": UQ, "job": wc.uqjob}),
+        in_dirs=in_dirs_of("data"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("uq-elm-fit")
 
@@ -42,19 +43,19 @@ rule uq_elm_depth:
         data=UQ_ENS_FILES,
     output:
         **table_outputs(f"{UQ_DIR}/depth/n{{n}}", ["depth_runs", "depth_timings"]),
-    wildcard_constraints:
-        n="[0-9]+",
-    params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": UQ, "n_train": int(wc.n)}),
-        in_dirs=in_dirs_of("data"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{UQ_DIR}/logs/depth_n{{n}}.log",
     benchmark:
         f"{UQ_DIR}/benchmarks/depth_n{{n}}.tsv"
+    wildcard_constraints:
+        n="[0-9]+",
     threads: config["torch_threads"]
     resources:
         **train_resources(2000),
+    params:
+        cfg=lambda wc: cfg_arg({**job_env(), "study": UQ, "n_train": int(wc.n)}),
+        in_dirs=in_dirs_of("data"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("uq-elm-depth")
 
@@ -64,14 +65,14 @@ rule uq_elm_truth:
         data=f"{UQ_ENS}/metadata.json",
     output:
         truth=f"{UQ_DIR}/slices_truth.csv",
-    params:
-        cfg=cfg_arg({"elm": config["data"]["elm"], "slices": UQ["slices"]}),
-        in_dirs=in_dirs_of("data"),
-        out_dir=out_dir_of("truth"),
     log:
         f"{UQ_DIR}/logs/truth.log",
     resources:
         **cluster_resources(),
+    params:
+        cfg=cfg_arg({"elm": config["data"]["elm"], "slices": UQ["slices"]}),
+        in_dirs=in_dirs_of("data"),
+        out_dir=out_dir_of("truth"),
     shell:
         nnrds_shell("uq-elm-truth")
 
@@ -79,23 +80,25 @@ rule uq_elm_truth:
 rule uq_elm_summarize:
     input:
         jobs=expand(f"{UQ_DIR}/jobs/{{j}}/{{t}}", j=UQ_JOBS, t=[f"{t}.csv" for t in UQ_TABLES] + ["provenance.json"]),
-        depth=expand(f"{UQ_DIR}/depth/{{d}}/{{t}}", d=UQ_DEPTH,
-                     t=["depth_runs.csv", "depth_timings.csv", "provenance.json"]),
+        depth=expand(
+            f"{UQ_DIR}/depth/{{d}}/{{t}}", d=UQ_DEPTH, t=["depth_runs.csv", "depth_timings.csv", "provenance.json"]
+        ),
     output:
         **{t: f"{UQ_DIR}/{t}.csv" for t in UQ_TABLES + ["depth_runs", "depth_timings"]},
-        table=report(f"{UQ_DIR}/coverage_crps.csv", category="ELM surrogate UQ", subcategory="tables",
-                     caption=UQ_CAPTION),
+        table=report(
+            f"{UQ_DIR}/coverage_crps.csv", category="ELM surrogate UQ", subcategory="tables", caption=UQ_CAPTION
+        ),
         caption=f"{UQ_DIR}/caption.rst",
         claims=f"{UQ_DIR}/claims.csv",
         provenance=f"{UQ_DIR}/provenance.json",
-    params:
-        cfg=cfg_arg({"scale": SCALE, "seed": config["seed"], "study": UQ}),
-        in_dirs=in_dirs_of("jobs", "depth"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{UQ_DIR}/logs/summarize.log",
     resources:
         **cluster_resources(),
+    params:
+        cfg=cfg_arg({"scale": SCALE, "seed": config["seed"], "study": UQ}),
+        in_dirs=in_dirs_of("jobs", "depth"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("uq-elm-summarize")
 

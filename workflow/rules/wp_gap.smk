@@ -15,50 +15,69 @@ rule wp_gap_train:
         data=lambda wc: dataset_inputs(wc.dataset),
     output:
         **table_outputs(f"{WPG_DIR}/cells/{{dataset}}/{{param}}", ["runs", "timings"]),
-    params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": WPG, "dataset": dataset_spec(wc.dataset),
-                                "parameterization": config["parameterizations"][wc.param],
-                                "cell": {"dataset": wc.dataset, "param": wc.param}}),
-        in_dirs=in_dirs_of("data"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{WPG_DIR}/logs/train_{{dataset}}_{{param}}.log",
     benchmark:
         f"{WPG_DIR}/benchmarks/train_{{dataset}}_{{param}}.tsv"
+    group:
+        "wp_gap_train"
     threads: config["torch_threads"]
     resources:
         **train_resources(1000),
-    group:
-        "wp_gap_train"
+    params:
+        cfg=lambda wc: cfg_arg(
+            {
+                **job_env(),
+                "study": WPG,
+                "dataset": dataset_spec(wc.dataset),
+                "parameterization": config["parameterizations"][wc.param],
+                "cell": {"dataset": wc.dataset, "param": wc.param},
+            }
+        ),
+        in_dirs=in_dirs_of("data"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("wp-gap-train")
 
 
 rule wp_gap_summarize:
     input:
-        cells=expand(f"{WPG_DIR}/cells/{{cell}}/{{t}}", cell=WPG_CELLS,
-                     t=["runs.csv", "timings.csv", "provenance.json"]),
+        cells=expand(
+            f"{WPG_DIR}/cells/{{cell}}/{{t}}", cell=WPG_CELLS, t=["runs.csv", "timings.csv", "provenance.json"]
+        ),
     output:
-        runs=report(f"{WPG_DIR}/runs.csv", category="WP generalization gap", subcategory="tables",
-                    caption="../report/wp_gap_runs.rst"),
+        runs=report(
+            f"{WPG_DIR}/runs.csv",
+            category="WP generalization gap",
+            subcategory="tables",
+            caption="../report/wp_gap_runs.rst",
+        ),
         timings=f"{WPG_DIR}/timings.csv",
-        corr=report(f"{WPG_DIR}/gap_correlation.csv", category="WP generalization gap", subcategory="tables",
-                    caption=WPG_CAPTION),
-        med=report(f"{WPG_DIR}/gap_by_parameterization.csv", category="WP generalization gap",
-                   subcategory="tables", caption=WPG_CAPTION),
-        claims=report(f"{WPG_DIR}/claims.csv", category="WP generalization gap", subcategory="tables",
-                      caption=WPG_CAPTION),
+        corr=report(
+            f"{WPG_DIR}/gap_correlation.csv",
+            category="WP generalization gap",
+            subcategory="tables",
+            caption=WPG_CAPTION,
+        ),
+        med=report(
+            f"{WPG_DIR}/gap_by_parameterization.csv",
+            category="WP generalization gap",
+            subcategory="tables",
+            caption=WPG_CAPTION,
+        ),
+        claims=report(
+            f"{WPG_DIR}/claims.csv", category="WP generalization gap", subcategory="tables", caption=WPG_CAPTION
+        ),
         caption=f"{WPG_DIR}/caption.rst",
         provenance=f"{WPG_DIR}/provenance.json",
-    params:
-        cfg=cfg_arg({"scale": SCALE, "study": WPG,
-                     "datasets": {d: dataset_spec(d) for d in WPG["datasets"]}}),
-        in_dirs=in_dirs_of("cells"),
-        out_dir=out_dir_of("provenance"),
     log:
         f"{WPG_DIR}/logs/summarize.log",
     resources:
         **cluster_resources(),
+    params:
+        cfg=cfg_arg({"scale": SCALE, "study": WPG, "datasets": {d: dataset_spec(d) for d in WPG["datasets"]}}),
+        in_dirs=in_dirs_of("cells"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("wp-gap-summarize")
 

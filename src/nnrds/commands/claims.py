@@ -6,6 +6,7 @@ report section (rule ``claims_ledger`` in workflow/rules/claims.smk).
 :data:`nnrds.verdicts.VERDICTS` in every row, one study per table, unique claim ids. Its caption (RST) is the
 ledger the report shows first: study, claim, what was run, effect with its interval, verdict, figure.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,18 +30,24 @@ def check_table(df: pd.DataFrame, source: str) -> pd.DataFrame:
     if cols != verdicts.CLAIM_COLUMNS:
         missing = [c for c in verdicts.CLAIM_COLUMNS if c not in cols]
         extra = [c for c in cols if c not in verdicts.CLAIM_COLUMNS]
-        raise LedgerError(f"{source}: columns must be nnrds.verdicts.CLAIM_COLUMNS in order"
-                          + (f"; missing {missing}" if missing else "") + (f"; unexpected {extra}" if extra else "")
-                          + ("" if missing or extra else "; same names, wrong order"))
+        raise LedgerError(
+            f"{source}: columns must be nnrds.verdicts.CLAIM_COLUMNS in order"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unexpected {extra}" if extra else "")
+            + ("" if missing or extra else "; same names, wrong order")
+        )
     if df.empty:
         return df
     bad = df[~df.verdict.isin(verdicts.VERDICTS)]
     if len(bad):
-        raise LedgerError(f"{source}: claim {bad.claim_id.iloc[0]!r} has verdict {bad.verdict.iloc[0]!r}; "
-                          f"expected one of {verdicts.VERDICTS}")
+        raise LedgerError(
+            f"{source}: claim {bad.claim_id.iloc[0]!r} has verdict {bad.verdict.iloc[0]!r}; "
+            f"expected one of {verdicts.VERDICTS}"
+        )
     if df.study.isna().any() or df.study.nunique() != 1:
-        raise LedgerError(f"{source}: a claims table holds the claims of exactly one study, got "
-                          f"{sorted(df.study.dropna().unique())}")
+        raise LedgerError(
+            f"{source}: a claims table holds the claims of exactly one study, got {sorted(df.study.dropna().unique())}"
+        )
     dup = df.claim_id[df.claim_id.duplicated()]
     if len(dup):
         raise LedgerError(f"{source}: duplicate claim_id {dup.iloc[0]!r}")
@@ -94,8 +101,11 @@ def effect_text(r) -> str:
         est = "n/a"
     else:
         est = _num(r.effect)
-    ci = ("no interval (too few units)" if not (math.isfinite(float(r.ci_low)) and math.isfinite(float(r.ci_high)))
-          else f"[{_num(r.ci_low)}, {_num(r.ci_high)}] ({float(r.ci_level):.1%} interval)".replace(".0%", "%"))
+    ci = (
+        "no interval (too few units)"
+        if not (math.isfinite(float(r.ci_low)) and math.isfinite(float(r.ci_high)))
+        else f"[{_num(r.ci_low)}, {_num(r.ci_high)}] ({float(r.ci_level):.1%} interval)".replace(".0%", "%")
+    )
     s = f"{r.effect_name}: {est} {ci}"
     if math.isfinite(float(r.margin)):
         s += f", margin {_num(r.margin, '.3g')}"
@@ -140,9 +150,14 @@ def caption(ledger: pd.DataFrame, scale: str = "") -> str:
     ]
     for r in ledger.itertuples():
         run = f"{r.what_was_run}. Unit: {r.unit} (n = {int(r.n_units)}). Test: {r.test}."
-        cells = [rst_text(r.study) + f" ({rst_text(r.claim_id)})", rst_text(r.claim), rst_text(run),
-                 rst_text(effect_text(r)), f"**{rst_text(r.verdict)}**",
-                 f"``{r.figure}``" if isinstance(r.figure, str) and r.figure and "`" not in r.figure else ""]
+        cells = [
+            rst_text(r.study) + f" ({rst_text(r.claim_id)})",
+            rst_text(r.claim),
+            rst_text(run),
+            rst_text(effect_text(r)),
+            f"**{rst_text(r.verdict)}**",
+            f"``{r.figure}``" if isinstance(r.figure, str) and r.figure and "`" not in r.figure else "",
+        ]
         lines.append(f"   * - {cells[0]}")
         lines += [f"     - {c}" if c else "     -" for c in cells[1:]]
     return "\n".join(lines) + "\n"
@@ -150,9 +165,11 @@ def caption(ledger: pd.DataFrame, scale: str = "") -> str:
 
 # ------------------------------------------------------------------------------------------ command
 def register(sub) -> None:
-    p = sub.add_parser("claims-ledger",
-                       help="concatenate the studies' claims.csv into the checked ledger results/claims.csv and "
-                            "write its report caption (RST table)")
+    p = sub.add_parser(
+        "claims-ledger",
+        help="concatenate the studies' claims.csv into the checked ledger results/claims.csv and "
+        "write its report caption (RST table)",
+    )
     p.add_argument("--tables", nargs="*", default=[], help="each enabled study's claims.csv")
     p.add_argument("--out", required=True, help="output CSV (the ledger)")
     p.add_argument("--caption", required=True, help="output RST caption")

@@ -6,25 +6,31 @@ the rule gives it (none, one or many), ``--out-dir`` the one folder it writes: `
 of the study, ``timings.csv`` and ``provenance.json``. A command reads nothing else and writes nothing else,
 so a rule only names folders (see ``nnrds_shell`` in workflow/rules/common.smk). A study command says which
 tables it produces and how to compute them."""
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 import pandas as pd
 
 from .. import guards, io
 from ..cli import json_arg
 
+
 def add_job_args(p, config_help: str = "validated config slice of the job") -> None:
     """The three options of every command: ``--config-json``, ``--in-dir`` (zero or more folders of input
     tables, given by the rule) and ``--out-dir`` (the folder of the job's fixed-name outputs)."""
     p.add_argument("--config-json", type=json_arg, required=True, help=config_help)
-    p.add_argument("--in-dir", nargs="*", default=[],
-                   help="folders of the input tables, given by the rule from its inputs (none for bundled data)")
+    p.add_argument(
+        "--in-dir",
+        nargs="*",
+        default=[],
+        help="folders of the input tables, given by the rule from its inputs (none for bundled data)",
+    )
     p.add_argument("--out-dir", required=True, help="folder of the outputs (fixed names per study)")
 
 
@@ -45,34 +51,11 @@ def read_tables(args, name: str, sort_by: list[str] | None = None) -> pd.DataFra
     return concat([str(p) for p in in_tables(args, f"{name}.csv")], sort_by)
 
 
-def add_cell_args(p, tables: dict[str, str], data_dir: bool = False) -> None:
-    """``--config-json``, one output option per table (name -> help), ``--timings`` and ``--provenance``;
-    with ``data_dir``, the optional ``--data-dir`` of datasets whose tables the rule provides."""
-    p.add_argument("--config-json", type=json_arg, required=True,
-                   help="validated config slice: {study, seed, device, dtype, torch_threads, ...}")
-    if data_dir:
-        p.add_argument("--data-dir", default=None,
-                       help="folder of the dataset's tables (ensemble datasets: ptrain/ytrain/ptest/ytest.csv), "
-                            "given by the rule from its inputs; not needed for bundled or generated data")
-    for name, help_ in tables.items():
-        p.add_argument(f"--{name}", required=True, help=help_)
-    p.add_argument("--timings", required=True, help="output CSV of wall times (not byte-reproducible)")
-    p.add_argument("--provenance", required=True)
-
-
-def add_summary_args(p, tables: list[str], config_help: str) -> None:
-    """One ``--<table>`` list per per-cell table, plus the cells' timings and provenance records."""
-    for name in [*tables, "timings", "provenance"]:
-        p.add_argument(f"--{name}", nargs="+", required=True)
-    p.add_argument("--config-json", type=json_arg, required=True, help=config_help)
-    p.add_argument("--out-dir", required=True)
-
-
 def dataset_spec(args) -> dict:
     """The job's dataset spec (``config_json["dataset"]``) with the folder the rule gave (``--data-dir``), so
     the loader reads only the rule's inputs (see :func:`nnrds.data.regression.load_pool`)."""
     spec = dict(args.config_json["dataset"])
-    data_dir = getattr(args, "data_dir", None) or (args.in_dir[0] if getattr(args, "in_dir", None) else None)
+    data_dir = args.in_dir[0] if args.in_dir else None
     if data_dir:
         spec["data_dir"] = data_dir
     return spec
@@ -89,8 +72,9 @@ def job_where(args, job: str, config_key: str | None = None) -> guards.Where:
 
 
 @contextmanager
-def cell_job(args, job: str, *, config_key: str | None = None,
-             allow_nonfinite: Mapping[str, Iterable[str]] | None = None) -> Iterator[dict]:
+def cell_job(
+    args, job: str, *, config_key: str | None = None, allow_nonfinite: Mapping[str, Iterable[str]] | None = None
+) -> Iterator[dict]:
     """Run a training cell: fix torch threads, time it, then write the tables the body put into the
     yielded dict (keys = output options, ``timings`` included) and the cell's provenance.
 
@@ -111,11 +95,19 @@ def cell_job(args, job: str, *, config_key: str | None = None,
     for name, df in tables.items():
         if name != "timings":
             guards.check_table(df, table=name, where=where, allow=set(allow.get(name, ())))
-    out = Path(args.out_dir) if getattr(args, "out_dir", None) else None
+    out = Path(args.out_dir)
     for name, df in tables.items():
-        io.write_table(out / f"{name}.csv" if out else getattr(args, name), df)
-    io.write_json(out / "provenance.json" if out else args.provenance, io.provenance(c, seeds=c["study"]["seeds"], wall_time_s=time.perf_counter() - t0,
-                                                 device=tables["timings"]["device"].iloc[0], job=job))
+        io.write_table(out / f"{name}.csv", df)
+    io.write_json(
+        out / "provenance.json",
+        io.provenance(
+            c,
+            seeds=c["study"]["seeds"],
+            wall_time_s=time.perf_counter() - t0,
+            device=tables["timings"]["device"].iloc[0],
+            job=job,
+        ),
+    )
 
 
 def concat(paths: list[str], sort_by: list[str] | None = None) -> pd.DataFrame:
@@ -129,6 +121,5 @@ def write_summary(args, job: str, tables: dict[str, pd.DataFrame], caption: str)
     for name, df in tables.items():
         io.write_table(out / f"{name}.csv", df)
     io.write_text(out / "caption.rst", caption)
-    prov = in_tables(args, "provenance.json") if getattr(args, "in_dir", None) else args.provenance
-    jobs = [json.loads(Path(p).read_text()) for p in prov]
+    jobs = [json.loads(p.read_text()) for p in in_tables(args, "provenance.json")]
     io.write_json(out / "provenance.json", io.merge_provenance(jobs, c, seeds=c["study"]["seeds"], job=job))

@@ -7,6 +7,7 @@ as one replica batch, then the convergence sweep; writes :data:`OSC_TABLES` to `
 ``continuous-depth-summarize``: reads every cell folder (``--in-dir``), writes :data:`SUMMARY_TABLES` and
 ``caption.rst``.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -23,18 +24,23 @@ SUMMARY_TABLES = ["runs", "convergence", "reference", "wp_runs", "timings", "mod
 
 
 def register(sub) -> None:
-    p = sub.add_parser("continuous-depth-oscillator",
-                       help="train G with one scheme (systems x dt's x seeds as one replica batch); convergence sweep")
+    p = sub.add_parser(
+        "continuous-depth-oscillator",
+        help="train G with one scheme (systems x dt's x seeds as one replica batch); convergence sweep",
+    )
     add_job_args(p, "{seed, device, dtype, torch_threads, study, cell: {scheme}}")
     p.set_defaults(func=_oscillator)
 
-    p = sub.add_parser("continuous-depth-wp",
-                       help="train one ResNet parameterization at depth L; evaluate it at depths L'")
+    p = sub.add_parser(
+        "continuous-depth-wp", help="train one ResNet parameterization at depth L; evaluate it at depths L'"
+    )
     add_job_args(p, "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {param}}")
     p.set_defaults(func=_wp)
 
-    p = sub.add_parser("continuous-depth-summarize",
-                       help="concatenate cells; per-model errors and slopes, WP depth convergence, claims; caption")
+    p = sub.add_parser(
+        "continuous-depth-summarize",
+        help="concatenate cells; per-model errors and slopes, WP depth convergence, claims; caption",
+    )
     add_job_args(p, "{scale, study, dataset: the WP dataset's spec}")
     p.set_defaults(func=_summarize)
 
@@ -43,8 +49,11 @@ def _oscillator(args) -> int:
     c = args.config_json
     scheme = c["cell"]["scheme"]
     with cell_job(args, f"{cd.STUDY}/oscillator/{scheme}", config_key=f"{cd.STUDY}.oscillator.lr") as out:
-        out.update(cd.run_oscillator_cell(scheme, cd.part_config(c["study"], "oscillator"), base_seed=c["seed"],
-                                          device=c["device"]))
+        out.update(
+            cd.run_oscillator_cell(
+                scheme, cd.part_config(c["study"], "oscillator"), base_seed=c["seed"], device=c["device"]
+            )
+        )
     return 0
 
 
@@ -53,10 +62,21 @@ def _wp(args) -> int:
     cfg = cd.part_config(c["study"], "wp")
     param = c["cell"]["param"]
     # change_vs_next is NaN by definition at the deepest evaluation (there is no deeper one)
-    with cell_job(args, f"{cd.STUDY}/wp/{param}", config_key=f"{cd.STUDY}.wp.lr",
-                  allow_nonfinite={"wp_runs": ["change_vs_next"]}) as out:
-        out.update(cd.run_wp_cell(cfg["dataset"], dataset_spec(args), param, c["parameterization"], cfg,
-                                  base_seed=c["seed"], device=c["device"], dtype=cfg["dtype"]))
+    with cell_job(
+        args, f"{cd.STUDY}/wp/{param}", config_key=f"{cd.STUDY}.wp.lr", allow_nonfinite={"wp_runs": ["change_vs_next"]}
+    ) as out:
+        out.update(
+            cd.run_wp_cell(
+                cfg["dataset"],
+                dataset_spec(args),
+                param,
+                c["parameterization"],
+                cfg,
+                base_seed=c["seed"],
+                device=c["device"],
+                dtype=cfg["dtype"],
+            )
+        )
     return 0
 
 
@@ -65,8 +85,10 @@ def _read(args, name: str, expected: int, sort_by: list[str]) -> pd.DataFrame:
     ``expected`` folders must hold it."""
     paths = [p for p in in_tables(args, f"{name}.csv") if p.is_file()]
     if len(paths) != expected:
-        raise ValueError(f"continuous-depth-summarize: expected {expected} cell folders with {name}.csv among "
-                         f"--in-dir, found {len(paths)}")
+        raise ValueError(
+            f"continuous-depth-summarize: expected {expected} cell folders with {name}.csv among "
+            f"--in-dir, found {len(paths)}"
+        )
     return concat([str(p) for p in paths], sort_by)
 
 
@@ -79,9 +101,18 @@ def _summarize(args) -> int:
     conv = _read(args, "convergence", n_osc, keys + ["h_over_dt"])
     ref = _read(args, "reference", n_osc, ["system", "scheme", "h"])
     wp_runs = _read(args, "wp_runs", n_wp, ["parameterization", "interp", "seed", "depth_eval"])
-    tables = {"runs": runs, "convergence": conv, "reference": ref, "wp_runs": wp_runs,
-              "timings": _read(args, "timings", n_osc + n_wp, ["part", "cell"]),
-              **cd.summarize(runs, conv, ref, wp_runs, study)}
-    write_summary(args, f"{cd.STUDY}/summarize", {k: tables[k] for k in SUMMARY_TABLES},
-                  cd.caption(tables, c["scale"], study, regression.DESCRIPTIONS.get(c["dataset"]["kind"], "")))
+    tables = {
+        "runs": runs,
+        "convergence": conv,
+        "reference": ref,
+        "wp_runs": wp_runs,
+        "timings": _read(args, "timings", n_osc + n_wp, ["part", "cell"]),
+        **cd.summarize(runs, conv, ref, wp_runs, study),
+    }
+    write_summary(
+        args,
+        f"{cd.STUDY}/summarize",
+        {k: tables[k] for k in SUMMARY_TABLES},
+        cd.caption(tables, c["scale"], study, regression.DESCRIPTIONS.get(c["dataset"]["kind"], "")),
+    )
     return 0

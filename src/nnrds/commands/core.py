@@ -1,4 +1,5 @@
 """Core commands: config validation and provenance merging."""
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,7 @@
 
 Every command takes ``--config-json`` (its slice of config ``data``; the dataset or ensemble in ``cell``),
 ``--in-dir`` (only ``data-figure``: the ensemble's folder) and ``--out-dir`` (fixed file names)."""
+
 from __future__ import annotations
 
 import time
@@ -12,16 +13,35 @@ from .common import add_command
 
 
 def register(sub) -> None:
-    add_command(sub, "data-elm", _elm, "land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv",
-                "validated data.elm slice")
-    add_command(sub, "data-chem", _chem, "stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv",
-                "validated data.chem slice")
-    add_command(sub, "data-acquire", _acquire, "copy (mirror) or download a real dataset, verify it, parse it",
-                '{"mirror": folder or null, "timeout_s": seconds, '
-                '"cell": {"dataset": fitsnap_Ta | fitsnap_WBe | ecg5000}}')
-    add_command(sub, "data-figure", _figure, "figure of an ensemble: trajectories (land model) and output marginals; "
-                "reads the ensemble folder (--in-dir), writes <out-dir>/<ensemble>.png/.pdf",
-                '{"cell": {"ensemble": elm | chem}}')
+    add_command(
+        sub,
+        "data-elm",
+        _elm,
+        "land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv",
+        "validated data.elm slice",
+    )
+    add_command(
+        sub,
+        "data-chem",
+        _chem,
+        "stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv",
+        "validated data.chem slice",
+    )
+    add_command(
+        sub,
+        "data-acquire",
+        _acquire,
+        "copy (mirror) or download a real dataset, verify it, parse it",
+        '{"mirror": folder or null, "timeout_s": seconds, "cell": {"dataset": fitsnap_Ta | fitsnap_WBe | ecg5000}}',
+    )
+    add_command(
+        sub,
+        "data-figure",
+        _figure,
+        "figure of an ensemble: trajectories (land model) and output marginals; "
+        "reads the ensemble folder (--in-dir), writes <out-dir>/<ensemble>.png/.pdf",
+        '{"cell": {"ensemble": elm | chem}}',
+    )
 
 
 def _write(out: Path, res: dict, cfg: dict, job: str, t0: float) -> None:
@@ -30,12 +50,21 @@ def _write(out: Path, res: dict, cfg: dict, job: str, t0: float) -> None:
     write_ensemble(out, res["ptrain"], res["ytrain"], res["ptest"], res["ytest"], res["meta"])
     if res.get("traj") is not None:
         io.write_table(out / "trajectories.csv", res["traj"])
-    io.write_json(out / "timing.json", res["timing"])     # wall clock: not byte-reproducible
-    io.write_json(out / "provenance.json",
-                  io.provenance(cfg, seeds=res["meta"]["seeds"], wall_time_s=time.perf_counter() - t0, job=job,
-                                runs_per_s=res["timing"]["runs_per_s"]))
-    print(f"{job}: {res['timing']['members']} runs in {res['timing']['wall_s']:.2f} s "
-          f"({res['timing']['runs_per_s']:.1f} runs/s) -> {out}")
+    io.write_json(out / "timing.json", res["timing"])  # wall clock: not byte-reproducible
+    io.write_json(
+        out / "provenance.json",
+        io.provenance(
+            cfg,
+            seeds=res["meta"]["seeds"],
+            wall_time_s=time.perf_counter() - t0,
+            job=job,
+            runs_per_s=res["timing"]["runs_per_s"],
+        ),
+    )
+    print(
+        f"{job}: {res['timing']['members']} runs in {res['timing']['wall_s']:.2f} s "
+        f"({res['timing']['runs_per_s']:.1f} runs/s) -> {out}"
+    )
 
 
 def _elm(args) -> int:
@@ -61,11 +90,14 @@ def _acquire(args) -> int:
     name = c["cell"]["dataset"]
     t0 = time.perf_counter()
     meta = acquire.acquire(name, args.out_dir, c.get("mirror"), timeout=c.get("timeout_s", 300))
-    io.write_json(Path(args.out_dir) / "provenance.json",
-                  io.provenance(c, wall_time_s=time.perf_counter() - t0, job=f"data/{name}",
-                                verification=meta["verification"]))
-    print(f"data/{name}: verified ({meta['verification']['check']} {meta['verification']['digest']}) "
-          f"from {meta['verification']['source']}")
+    io.write_json(
+        Path(args.out_dir) / "provenance.json",
+        io.provenance(c, wall_time_s=time.perf_counter() - t0, job=f"data/{name}", verification=meta["verification"]),
+    )
+    print(
+        f"data/{name}: verified ({meta['verification']['check']} {meta['verification']['digest']}) "
+        f"from {meta['verification']['source']}"
+    )
     return 0
 
 
@@ -87,7 +119,7 @@ def _figure(args) -> int:
         for ax in axes[0]:
             ax.set_visible(False)
         gs = axes[0, 0].get_gridspec()
-        a1, a2 = fig.add_subplot(gs[0, :ncol // 2 + 1]), fig.add_subplot(gs[0, ncol // 2 + 1:])
+        a1, a2 = fig.add_subplot(gs[0, : ncol // 2 + 1]), fig.add_subplot(gs[0, ncol // 2 + 1 :])
         year = traj[traj["day"] < 365]
         for m, g in year.groupby("member"):
             a1.plot(g["doy"], g["gpp"], lw=0.8, label=f"member {m}")

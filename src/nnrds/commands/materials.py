@@ -10,6 +10,7 @@ its ``--in-dir``; writes :data:`CELL_TABLES` and ``timings.csv``.
 (:data:`REFERENCE_TABLE`) and the acquired FitSNAP sets' folders (their ``metadata.json``: detected stress
 units), told apart by the files they hold; writes :data:`SUMMARY_TABLES` and ``caption.rst``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,12 +41,17 @@ def register(sub) -> None:
     add_job_args(p, "{seed, spec} (spec = materials.al_emt)")
     p.set_defaults(func=_data)
 
-    p = sub.add_parser("materials-train", help="train ensemble + Bayes-by-backprop potentials on every split of one set")
+    p = sub.add_parser(
+        "materials-train", help="train ensemble + Bayes-by-backprop potentials on every split of one set"
+    )
     add_job_args(p, "{seed, device, dtype, torch_threads, study, cell: {set}} (set: al_emt, fitsnap (Ta), wbe (W-Be))")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("materials-summarize", help="concatenate sets; per-group errors beside linear SNAP, claims; "
-                                                   "caption with accuracy, calibration, timings")
+    p = sub.add_parser(
+        "materials-summarize",
+        help="concatenate sets; per-group errors beside linear SNAP, claims; "
+        "caption with accuracy, calibration, timings",
+    )
     add_job_args(p, "{scale, seed, study}")
     p.set_defaults(func=_summarize)
 
@@ -57,8 +63,10 @@ def _data(args) -> int:
     io.write_table(out / "configs.csv", conf)
     io.write_table(out / "atoms.csv", atoms)
     io.write_json(out / "metadata.json", meta)
-    io.write_json(out / "provenance.json",
-                  io.provenance(c, seeds=[c["seed"]], wall_time_s=time.perf_counter() - t0, job="materials/data"))
+    io.write_json(
+        out / "provenance.json",
+        io.provenance(c, seeds=[c["seed"]], wall_time_s=time.perf_counter() - t0, job="materials/data"),
+    )
     return 0
 
 
@@ -66,8 +74,17 @@ def _train(args) -> int:
     c = args.config_json
     mset = c["cell"]["set"]
     with cell_job(args, f"materials/{mset}", allow_nonfinite=NAN_BY_DESIGN) as out:
-        out.update(materials.run_cell(mset, {**c["study"][mset], "kind": mset}, c["study"], args.in_dir[0],
-                                      base_seed=c["seed"], device=c["device"], dtype=c["dtype"]))
+        out.update(
+            materials.run_cell(
+                mset,
+                {**c["study"][mset], "kind": mset},
+                c["study"],
+                args.in_dir[0],
+                base_seed=c["seed"],
+                device=c["device"],
+                dtype=c["dtype"],
+            )
+        )
     return 0
 
 
@@ -100,7 +117,10 @@ def _summarize(args) -> int:
     if claims is not None:
         out["claims"] = claims
     # the summary's provenance merges the cells' records only
-    write_summary(argparse.Namespace(**{**vars(args), "in_dir": [str(d) for d in cells]}), "materials/summarize", out,
-                  materials.caption(t["metrics"], t["info"], timings, c["scale"], c["study"], notes, groups, claims,
-                                    evs, units))
+    write_summary(
+        argparse.Namespace(**{**vars(args), "in_dir": [str(d) for d in cells]}),
+        "materials/summarize",
+        out,
+        materials.caption(t["metrics"], t["info"], timings, c["scale"], c["study"], notes, groups, claims, evs, units),
+    )
     return 0

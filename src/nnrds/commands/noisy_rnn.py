@@ -5,6 +5,7 @@ the rule gives (``--in-dir``, file ``ecg_file`` of the config slice, the raw-dat
 writes :data:`CELL_TABLES`, ``timings.csv`` and ``provenance.json`` to ``--out-dir``. ``noisy-rnn-summarize``: reads
 the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES`, ``caption.rst`` and ``provenance.json``.
 """
+
 from __future__ import annotations
 
 from .common import add_command, cell_job, in_tables, read_tables, write_summary
@@ -17,15 +18,24 @@ RUN_KEYS = ["dataset", "model", "variant", "perturbation", "strength", "seed"]
 
 
 def register(sub) -> None:
-    add_command(sub, "noisy-rnn-train", _train,
-                "train one dataset x model cell (all seeds and noise levels as replicas) and evaluate it under every "
-                "test-time perturbation",
-                "{seed, device, dtype, torch_threads, study, data: {mirror}, ecg_file, "
-                "cell: {dataset: digits | digits_permuted | ecg5000, model: lipschitz | noisy | antisymmetric | lstm}}")
-    add_command(sub, "noisy-rnn-summarize", _summarize,
-                "concatenate cells; mean ± std over seeds; paired noisy-vs-Lipschitz robustness (accuracy drop, "
-                "matched clean accuracy, Holm); writes runs, timings, summary, robustness_comparison, claims, "
-                "clean_vs_training_noise, caption.rst, provenance.json", "{scale, study}")
+    add_command(
+        sub,
+        "noisy-rnn-train",
+        _train,
+        "train one dataset x model cell (all seeds and noise levels as replicas) and evaluate it under every "
+        "test-time perturbation",
+        "{seed, device, dtype, torch_threads, study, data: {mirror}, ecg_file, "
+        "cell: {dataset: digits | digits_permuted | ecg5000, model: lipschitz | noisy | antisymmetric | lstm}}",
+    )
+    add_command(
+        sub,
+        "noisy-rnn-summarize",
+        _summarize,
+        "concatenate cells; mean ± std over seeds; paired noisy-vs-Lipschitz robustness (accuracy drop, "
+        "matched clean accuracy, Holm); writes runs, timings, summary, robustness_comparison, claims, "
+        "clean_vs_training_noise, caption.rst, provenance.json",
+        "{scale, study}",
+    )
 
 
 def _train(args) -> int:
@@ -37,8 +47,9 @@ def _train(args) -> int:
     if args.in_dir:  # the ECG5000 file the rule gives (its folder), not a path of the config
         study["ecg_path"] = str(in_tables(args, c.get("ecg_file", "train.csv"))[0])
     with cell_job(args, f"noisy_rnn/{ds}/{model}") as out:
-        out["runs"], out["timings"] = noisy_rnn.run_cell(ds, model, study, c.get("data"),
-                                                         base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
+        out["runs"], out["timings"] = noisy_rnn.run_cell(
+            ds, model, study, c.get("data"), base_seed=c["seed"], device=c["device"], dtype=c["dtype"]
+        )
     return 0
 
 
@@ -49,9 +60,17 @@ def _summarize(args) -> int:
     runs = read_tables(args, "runs", RUN_KEYS)
     comp = noisy_rnn.compare(runs, c["study"])
     claims = noisy_rnn.claims(runs, comp, c["study"])
-    write_summary(args, "noisy_rnn/summarize",
-                  {"runs": runs, "timings": read_tables(args, "timings"), "summary": noisy_rnn.summarize(runs),
-                   "robustness_comparison": comp, "claims": claims,
-                   "clean_vs_training_noise": noisy_rnn.clean_vs_training_noise(runs)},
-                  noisy_rnn.caption(runs, comp, claims, c["scale"], c["study"]))
+    write_summary(
+        args,
+        "noisy_rnn/summarize",
+        {
+            "runs": runs,
+            "timings": read_tables(args, "timings"),
+            "summary": noisy_rnn.summarize(runs),
+            "robustness_comparison": comp,
+            "claims": claims,
+            "clean_vs_training_noise": noisy_rnn.clean_vs_training_noise(runs),
+        },
+        noisy_rnn.caption(runs, comp, claims, c["scale"], c["study"]),
+    )
     return 0

@@ -5,17 +5,29 @@ seed of the cell trains as one batch of replicas; writes :data:`CELL_TABLES` to 
 ``pinn-failure-summarize``: reads the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES` and
 ``caption.rst``.
 """
+
 from __future__ import annotations
 
-from ..studies import pinn_failure
 from .. import io
+from ..studies import pinn_failure
 from .common import add_job_args, cell_job, read_tables, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs", "history", "fields", "landscape", "landscape_stats"]
 #: tables of the summary
-SUMMARY_TABLES = ["runs", "timings", "history", "fields", "landscape", "landscape_stats", "seed_effects",
-                  "error_summary", "landscape_summary", "heatmap_cases", "claims"]
+SUMMARY_TABLES = [
+    "runs",
+    "timings",
+    "history",
+    "fields",
+    "landscape",
+    "landscape_stats",
+    "seed_effects",
+    "error_summary",
+    "landscape_summary",
+    "heatmap_cases",
+    "claims",
+]
 RUN_KEYS = ["problem", "mode", "coef", "seed"]
 
 
@@ -28,7 +40,9 @@ def register(sub) -> None:
     add_job_args(p, "{scale, study}")
     p.set_defaults(func=_summarize)
 
-    p = sub.add_parser("pinn-failure-bench", help="speed-up of replica batching over a loop (benchmarks/pinn_batching.md)")
+    p = sub.add_parser(
+        "pinn-failure-bench", help="speed-up of replica batching over a loop (benchmarks/pinn_batching.md)"
+    )
     add_job_args(p, "overrides of nnrds.studies.pinn_failure.BENCH_DEFAULTS")
     p.set_defaults(func=_bench)
 
@@ -37,8 +51,9 @@ def _train(args) -> int:
     c = args.config_json
     problem, mode = c["cell"]["problem"], c["cell"]["mode"]
     with cell_job(args, f"pinn_failure/{problem}/{mode}", config_key="pinn_failure.lbfgs") as out:
-        out.update(pinn_failure.run_cell(problem, mode, c["study"], base_seed=c["seed"], device=c["device"],
-                                         dtype=c["dtype"]))
+        out.update(
+            pinn_failure.run_cell(problem, mode, c["study"], base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
+        )
     return 0
 
 
@@ -46,17 +61,30 @@ def _summarize(args) -> int:
     c = args.config_json
     runs = read_tables(args, "runs", RUN_KEYS)
     order = {p: i for i, p in enumerate(c["study"]["problems"])}
-    runs = runs.sort_values(["problem", "mode", "coef", "seed"], key=lambda s: s.map(order) if s.name == "problem"
-                            else s, kind="stable").reset_index(drop=True)
+    runs = runs.sort_values(
+        ["problem", "mode", "coef", "seed"], key=lambda s: s.map(order) if s.name == "problem" else s, kind="stable"
+    ).reset_index(drop=True)
     timings = read_tables(args, "timings")
     lstats = read_tables(args, "landscape_stats", RUN_KEYS)
     seed_table, summary, lsum, claims = pinn_failure.summarize(runs, lstats, c["study"])
-    write_summary(args, "pinn_failure/summarize",
-                  {"runs": runs, "timings": timings, "history": read_tables(args, "history"),
-                   "fields": read_tables(args, "fields"), "landscape": read_tables(args, "landscape"),
-                   "landscape_stats": lstats, "seed_effects": seed_table, "error_summary": summary,
-                   "landscape_summary": lsum, "heatmap_cases": pinn_failure.heatmap_cases(runs), "claims": claims},
-                  pinn_failure.caption(runs, summary, lsum, claims, timings, c["scale"], c["study"]))
+    write_summary(
+        args,
+        "pinn_failure/summarize",
+        {
+            "runs": runs,
+            "timings": timings,
+            "history": read_tables(args, "history"),
+            "fields": read_tables(args, "fields"),
+            "landscape": read_tables(args, "landscape"),
+            "landscape_stats": lstats,
+            "seed_effects": seed_table,
+            "error_summary": summary,
+            "landscape_summary": lsum,
+            "heatmap_cases": pinn_failure.heatmap_cases(runs),
+            "claims": claims,
+        },
+        pinn_failure.caption(runs, summary, lsum, claims, timings, c["scale"], c["study"]),
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ tables from ``--in-dir`` when it has files; writes :data:`CELL_TABLES`, ``timing
 ``--out-dir``. ``stiffness-summarize``: reads the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES`,
 ``caption.rst`` and ``provenance.json``.
 """
+
 from __future__ import annotations
 
 from ..data import regression
@@ -14,19 +15,38 @@ from .common import add_command, cell_job, dataset_spec, read_tables, write_summ
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs", "metrics", "eigenvalues"]
 #: tables of the summary
-SUMMARY_TABLES = ["runs", "metrics", "eigenvalues", "timings", "claim_a", "selected", "claim_b", "claims",
-                  "gap_correlation", "eigenvalue_panels"]
+SUMMARY_TABLES = [
+    "runs",
+    "metrics",
+    "eigenvalues",
+    "timings",
+    "claim_a",
+    "selected",
+    "claim_b",
+    "claims",
+    "gap_correlation",
+    "eigenvalue_panels",
+]
 RUN_KEYS = ["dataset", "parameterization", "regularizer", "strength", "seed"]
 
 
 def register(sub) -> None:
-    add_command(sub, "stiffness-train", _train,
-                "train one dataset x parameterization cell (none / L2 grid / penalty grid x seeds as one replica "
-                "batch), tracking Jacobian-spectrum metrics",
-                "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}")
-    add_command(sub, "stiffness-summarize", _summarize,
-                "concatenate cells; claims (a) and (b) with intervals and verdicts (claims.csv); stiffness-gap "
-                "correlation, eigenvalue panels; caption", "{scale, study, datasets}")
+    add_command(
+        sub,
+        "stiffness-train",
+        _train,
+        "train one dataset x parameterization cell (none / L2 grid / penalty grid x seeds as one replica "
+        "batch), tracking Jacobian-spectrum metrics",
+        "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}",
+    )
+    add_command(
+        sub,
+        "stiffness-summarize",
+        _summarize,
+        "concatenate cells; claims (a) and (b) with intervals and verdicts (claims.csv); stiffness-gap "
+        "correlation, eigenvalue panels; caption",
+        "{scale, study, datasets}",
+    )
 
 
 def _train(args) -> int:
@@ -36,8 +56,15 @@ def _train(args) -> int:
     nan_ok = {"runs": ["stiffness_ratio", "stiffness_ratio_init"], "metrics": ["value"]}
     with cell_job(args, f"stiffness/{ds}/{param}", allow_nonfinite=nan_ok) as out:
         out["runs"], out["metrics"], out["eigenvalues"], out["timings"] = stiffness.run_cell(
-            ds, dataset_spec(args), param, c["parameterization"], c["study"],
-            base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
+            ds,
+            dataset_spec(args),
+            param,
+            c["parameterization"],
+            c["study"],
+            base_seed=c["seed"],
+            device=c["device"],
+            dtype=c["dtype"],
+        )
     return 0
 
 
@@ -52,10 +79,21 @@ def _summarize(args) -> int:
     claims = stiffness.claims(runs, sel, study)
     notes = {name: regression.DESCRIPTIONS.get(spec["kind"], spec["kind"]) for name, spec in c["datasets"].items()}
     eigs = stiffness.select_eigenvalues(read_tables(args, "eigenvalues"), sel)
-    write_summary(args, "stiffness/summarize",
-                  {"runs": runs, "metrics": metrics, "eigenvalues": eigs,
-                   "timings": read_tables(args, "timings"), "claim_a": ca, "selected": sel, "claim_b": cb,
-                   "claims": claims, "gap_correlation": stiffness.gap_correlation(runs, study["primary_metric"]),
-                   "eigenvalue_panels": stiffness.eigenvalue_panels(eigs, study["parameterizations"][0])},
-                  stiffness.caption(claims, ca, cb, sel, c["scale"], study, notes))
+    write_summary(
+        args,
+        "stiffness/summarize",
+        {
+            "runs": runs,
+            "metrics": metrics,
+            "eigenvalues": eigs,
+            "timings": read_tables(args, "timings"),
+            "claim_a": ca,
+            "selected": sel,
+            "claim_b": cb,
+            "claims": claims,
+            "gap_correlation": stiffness.gap_correlation(runs, study["primary_metric"]),
+            "eigenvalue_panels": stiffness.eigenvalue_panels(eigs, study["parameterizations"][0]),
+        },
+        stiffness.caption(claims, ca, cb, sel, c["scale"], study, notes),
+    )
     return 0

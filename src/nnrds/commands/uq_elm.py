@@ -11,6 +11,7 @@ fixed-name tables given by the rule) and ``--out-dir`` (the one folder it writes
   ``caption.rst``.
 * ``uq-bench``: NUTS ESS per second / per gradient evaluation, vanilla Pyro vs nnrds vs NumPyro.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,11 @@ def register(sub) -> None:
     p.set_defaults(func=_summarize)
 
     p = sub.add_parser("uq-bench", help="NUTS ESS/s on the ELM WP-ResNet posterior: vanilla Pyro vs nnrds vs NumPyro")
-    add_job_args(p, "overrides of nnrds.uq.bench.DEFAULTS (n_train, width, depth, warmup, samples, engines, ...); "
-                    "--in-dir: the ELM ensemble folder")
+    add_job_args(
+        p,
+        "overrides of nnrds.uq.bench.DEFAULTS (n_train, width, depth, warmup, samples, engines, ...); "
+        "--in-dir: the ELM ensemble folder",
+    )
     p.set_defaults(func=_bench)
 
 
@@ -62,8 +66,10 @@ def _job(args, name: str, fn) -> dict:
     out = Path(args.out_dir)
     for k, df in res.items():
         io.write_table(out / f"{k}.csv", df)
-    io.write_json(out / "provenance.json", io.provenance(c, seeds=c["seed"], wall_time_s=time.perf_counter() - t0,
-                                                       job=f"uq_elm/{name}"))
+    io.write_json(
+        out / "provenance.json",
+        io.provenance(c, seeds=c["seed"], wall_time_s=time.perf_counter() - t0, job=f"uq_elm/{name}"),
+    )
     return res
 
 
@@ -88,8 +94,10 @@ def _truth(args) -> int:
     from ..studies import uq_elm
 
     c = args.config_json
-    io.write_table(Path(args.out_dir) / "slices_truth.csv",
-                   uq_elm.simulate_slices(read_metadata(args.in_dir[0]), c["elm"], c["slices"]))
+    io.write_table(
+        Path(args.out_dir) / "slices_truth.csv",
+        uq_elm.simulate_slices(read_metadata(args.in_dir[0]), c["elm"], c["slices"]),
+    )
     return 0
 
 
@@ -112,9 +120,32 @@ def _summarize(args) -> int:
     outs = c["study"]["slices"]["outputs"]
     if len(tables["slices"]):  # the slice figure draws the configured QoIs
         tables["slices"] = tables["slices"][tables["slices"].output.isin(outs)].reset_index(drop=True)
-    cols = [x for x in ("job", "architecture", "n_params", "method", "setting", "status", "rmse", "nll", "crps",
-                        "cov50", "cov90", "cov95", "width90", "pred_std", "rhat_invariant_max",
-                        "theta_rhat_max", "ess_bulk_invariant_min", "divergences", "flagged", "note") if x in m.columns]
+    cols = [
+        x
+        for x in (
+            "job",
+            "architecture",
+            "n_params",
+            "method",
+            "setting",
+            "status",
+            "rmse",
+            "nll",
+            "crps",
+            "cov50",
+            "cov90",
+            "cov95",
+            "width90",
+            "pred_std",
+            "rhat_invariant_max",
+            "theta_rhat_max",
+            "ess_bulk_invariant_min",
+            "divergences",
+            "flagged",
+            "note",
+        )
+        if x in m.columns
+    ]
     tables["coverage_crps"] = m[cols]
     tables["claims"] = uq_elm.claims(m, c["scale"], c["study"], tables["depth_runs"])
     for k, df in tables.items():

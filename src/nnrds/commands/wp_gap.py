@@ -4,6 +4,7 @@
 tables from ``--in-dir`` when it has files; writes :data:`CELL_TABLES` to ``--out-dir``.
 ``wp-gap-summarize``: reads the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES` and ``caption.rst``.
 """
+
 from __future__ import annotations
 
 from ..data import regression
@@ -22,7 +23,9 @@ def register(sub) -> None:
     add_job_args(p, "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("wp-gap-summarize", help="concatenate cells; per-seed effects, median gaps, claims table; caption")
+    p = sub.add_parser(
+        "wp-gap-summarize", help="concatenate cells; per-seed effects, median gaps, claims table; caption"
+    )
     add_job_args(p, "{scale, study, datasets}")
     p.set_defaults(func=_summarize)
 
@@ -32,8 +35,15 @@ def _train(args) -> int:
     ds, param = c["cell"]["dataset"], c["cell"]["param"]
     with cell_job(args, f"wp_gap/{ds}/{param}") as out:
         out["runs"], out["timings"] = wp_gap.run_cell(
-            ds, dataset_spec(args), param, c["parameterization"], c["study"],
-            base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
+            ds,
+            dataset_spec(args),
+            param,
+            c["parameterization"],
+            c["study"],
+            base_seed=c["seed"],
+            device=c["device"],
+            dtype=c["dtype"],
+        )
     return 0
 
 
@@ -42,8 +52,16 @@ def _summarize(args) -> int:
     runs = read_tables(args, "runs", RUN_KEYS)
     per_seed, med, claims = wp_gap.summarize(runs, c["study"])
     notes = {name: regression.DESCRIPTIONS[spec["kind"]] for name, spec in c["datasets"].items()}
-    write_summary(args, "wp_gap/summarize",
-                  {"runs": runs, "timings": read_tables(args, "timings"), "gap_correlation": per_seed,
-                   "gap_by_parameterization": med, "claims": claims},
-                  wp_gap.caption(per_seed, med, claims, c["scale"], c["study"], notes))
+    write_summary(
+        args,
+        "wp_gap/summarize",
+        {
+            "runs": runs,
+            "timings": read_tables(args, "timings"),
+            "gap_correlation": per_seed,
+            "gap_by_parameterization": med,
+            "claims": claims,
+        },
+        wp_gap.caption(per_seed, med, claims, c["scale"], c["study"], notes),
+    )
     return 0

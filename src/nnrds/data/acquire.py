@@ -10,6 +10,7 @@ the files were packed), ECG5000 by the sha256 of the file. A mismatch, a missing
 download raises :class:`AcquisitionError` with one message naming the dataset, the expected and actual
 digest and where to get the file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,7 +27,6 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .. import io
@@ -41,20 +41,29 @@ ECG_URL = "https://www.timeseriesclassification.com/aeon-toolkit/ECG5000.zip"
 
 DATASETS: dict[str, dict] = {
     "fitsnap_Ta": {
-        "kind": "fitsnap", "set": "Ta_Linear_JCP2014", "file": "fitsnap_Ta_Linear_JCP2014_JSON.tar.gz",
+        "kind": "fitsnap",
+        "set": "Ta_Linear_JCP2014",
+        "file": "fitsnap_Ta_Linear_JCP2014_JSON.tar.gz",
         "n_files": 363,
         "content_digest": "7424ac2b5f03668e899645f6fa705235e17a81d5bb2986f973d7e783d068040c",
         "origin": f"{FITSNAP_REPO} at commit {FITSNAP_COMMIT}, folder examples/Ta_Linear_JCP2014/JSON",
-        "licence": "GPL-2.0 (FitSNAP)", "cite": "Thompson et al., J. Comp. Phys. 285 (2015) 316",
+        "licence": "GPL-2.0 (FitSNAP)",
+        "cite": "Thompson et al., J. Comp. Phys. 285 (2015) 316",
     },
     "fitsnap_WBe": {
-        "kind": "fitsnap", "set": "WBe_PRB2019", "file": "fitsnap_WBe_PRB2019_JSON.tar.gz", "n_files": 25422,
+        "kind": "fitsnap",
+        "set": "WBe_PRB2019",
+        "file": "fitsnap_WBe_PRB2019_JSON.tar.gz",
+        "n_files": 25422,
         "content_digest": "cfe40210d01cae515cd3a782c8fa5d8e97dd2c196d978f6b1823a9bace92cff9",
         "origin": f"{FITSNAP_REPO} at commit {FITSNAP_COMMIT}, folder examples/WBe_PRB2019/JSON",
-        "licence": "GPL-2.0 (FitSNAP)", "cite": "Wood et al., Phys. Rev. B 99 (2019) 184305",
+        "licence": "GPL-2.0 (FitSNAP)",
+        "cite": "Wood et al., Phys. Rev. B 99 (2019) 184305",
     },
     "ecg5000": {
-        "kind": "ucr", "file": "ECG5000_TRAIN.txt", "test_file": "ECG5000_TEST.txt",
+        "kind": "ucr",
+        "file": "ECG5000_TRAIN.txt",
+        "test_file": "ECG5000_TEST.txt",
         "sha256": "0d96aff193311a6dc6111bf0dbd2f7d2313987fbf7a1da4a383d92563876057b",
         "origin": f"{ECG_URL} (UCR time-series archive, ECG5000.zip)",
         "licence": "free for research, cite the archive",
@@ -75,8 +84,11 @@ def spec(name: str) -> dict:
 
 
 def _where(name: str, s: dict, mirror: str | os.PathLike | None) -> str:
-    m = f"put a verified copy at {Path(mirror) / s['file']} (see the mirror's README.md)" if mirror else \
-        "or set data.mirror to a folder holding a verified copy (e.g. ../shared/data)"
+    m = (
+        f"put a verified copy at {Path(mirror) / s['file']} (see the mirror's README.md)"
+        if mirror
+        else "or set data.mirror to a folder holding a verified copy (e.g. ../shared/data)"
+    )
     return f"get it from {s['origin']}; {m}"
 
 
@@ -119,16 +131,19 @@ def verify(name: str, path: str | os.PathLike, mirror=None) -> dict:
         try:
             files = read_fitsnap_tar(path, s["set"])
         except AcquisitionError as e:
-            raise AcquisitionError(f"dataset {name}: {e}; expected content digest {s['content_digest']}; "
-                                   f"{_where(name, s, mirror)}") from None
+            raise AcquisitionError(
+                f"dataset {name}: {e}; expected content digest {s['content_digest']}; {_where(name, s, mirror)}"
+            ) from None
         got, want, what = content_digest(files), s["content_digest"], "content digest"
         extra = {"n_files": len(files)}
     else:
         got, want, what = sha256_file(path), s["sha256"], "sha256"
         extra = {}
     if got != want:
-        raise AcquisitionError(f"dataset {name}: {what} of {path} does not match: expected {want}, got {got}; "
-                               f"the file is corrupt or not the pinned version; {_where(name, s, mirror)}")
+        raise AcquisitionError(
+            f"dataset {name}: {what} of {path} does not match: expected {want}, got {got}; "
+            f"the file is corrupt or not the pinned version; {_where(name, s, mirror)}"
+        )
     return {"dataset": name, "check": what, "digest": got, **extra}
 
 
@@ -137,8 +152,10 @@ def _download_fitsnap(s: dict, dest: Path, repo: str, timeout: float) -> None:
     """Sparse, shallow git checkout of the pinned commit, packed into a deterministic tarball."""
     folder = f"examples/{s['set']}/JSON"
     with tempfile.TemporaryDirectory(prefix="nnrds-fitsnap-") as tmp:
+
         def git(*args):
             subprocess.run(["git", "-C", tmp, *args], check=True, capture_output=True, text=True, timeout=timeout)
+
         git("init", "-q")
         git("remote", "add", "origin", repo)
         git("sparse-checkout", "set", "--no-cone", f"/{folder}/")
@@ -165,8 +182,14 @@ def _download_ucr(s: dict, dest: Path, url: str, timeout: float) -> bytes | None
         return z.read(names[s["test_file"]]) if s["test_file"] in names else None
 
 
-def fetch(name: str, dest: str | os.PathLike, mirror: str | os.PathLike | None, timeout: float = 120.0,
-          fitsnap_repo: str = FITSNAP_REPO, ecg_url: str = ECG_URL) -> dict:
+def fetch(
+    name: str,
+    dest: str | os.PathLike,
+    mirror: str | os.PathLike | None,
+    timeout: float = 120.0,
+    fitsnap_repo: str = FITSNAP_REPO,
+    ecg_url: str = ECG_URL,
+) -> dict:
     """Copy (mirror) or download (origin) dataset ``name`` to ``dest``, verified; atomic: on any failure
     nothing is left at ``dest``. Returns the verification record (plus the ECG test split's bytes)."""
     s, dest = spec(name), Path(dest)
@@ -175,9 +198,11 @@ def fetch(name: str, dest: str | os.PathLike, mirror: str | os.PathLike | None, 
         if mirror is not None:
             src = Path(mirror) / s["file"]
             if not src.is_file():
-                raise AcquisitionError(f"dataset {name}: {src} does not exist (data.mirror = {mirror}); expected "
-                                       f"{'content digest ' + s['content_digest'] if 'content_digest' in s else 'sha256 ' + s['sha256']}; "
-                                       f"{_where(name, s, mirror)}, or set data.mirror: null to download it")
+                raise AcquisitionError(
+                    f"dataset {name}: {src} does not exist (data.mirror = {mirror}); expected "
+                    f"{'content digest ' + s['content_digest'] if 'content_digest' in s else 'sha256 ' + s['sha256']}; "
+                    f"{_where(name, s, mirror)}, or set data.mirror: null to download it"
+                )
             shutil.copyfile(src, tmp)
             record["source"] = str(src)
             test_src = src.with_name(s["test_file"]) if "test_file" in s else None
@@ -197,7 +222,8 @@ def fetch(name: str, dest: str | os.PathLike, mirror: str | os.PathLike | None, 
                 raise AcquisitionError(
                     f"dataset {name}: download failed ({str(detail).strip().splitlines()[-1] if str(detail).strip() else type(e).__name__}); "
                     f"no network or origin unavailable, and data.mirror is null; expected digest {want}; "
-                    f"{_where(name, s, None)}") from None
+                    f"{_where(name, s, None)}"
+                ) from None
         record.update(verify(name, tmp, mirror))
     return record
 
@@ -210,8 +236,9 @@ def parse_fitsnap(path: str | os.PathLike, set_name: str) -> tuple[pd.DataFrame,
 
 
 # ---------------------------------------------------------------------------------------- top level
-def acquire(name: str, out_dir: str | os.PathLike, mirror: str | os.PathLike | None, timeout: float = 120.0,
-            **origins) -> dict:
+def acquire(
+    name: str, out_dir: str | os.PathLike, mirror: str | os.PathLike | None, timeout: float = 120.0, **origins
+) -> dict:
     """Fetch + verify + parse dataset ``name`` into ``out_dir``. Output files appear together or not at all."""
     s, out = spec(name), Path(out_dir)
     raw = out / "raw" / s["file"]
@@ -219,8 +246,10 @@ def acquire(name: str, out_dir: str | os.PathLike, mirror: str | os.PathLike | N
     test_bytes = rec.pop("test_bytes", None)
     try:
         with contextlib.ExitStack() as stack:
+
             def target(fname):
                 return stack.enter_context(io.atomic_path(out / fname))
+
             if s["kind"] == "fitsnap":
                 conf, atoms, meta = parse_fitsnap(raw, s["set"])
                 conf.to_csv(target("configs.csv"), index=False, float_format="%.10g", lineterminator="\n")
@@ -228,17 +257,33 @@ def acquire(name: str, out_dir: str | os.PathLike, mirror: str | os.PathLike | N
             else:
                 train = parse_ucr(raw.read_text(), str(raw))
                 train.to_csv(target("train.csv"), index=False, float_format="%.10g", lineterminator="\n")
-                meta = {"n_train": len(train), "length": train.shape[1] - 1,
-                        "class_counts_train": {int(k): int(v) for k, v in train["label"].value_counts().sort_index().items()},
-                        "test_split": None,
-                        "note": "the mirror holds only the 500-sequence training split; split it for testing"}
+                meta = {
+                    "n_train": len(train),
+                    "length": train.shape[1] - 1,
+                    "class_counts_train": {
+                        int(k): int(v) for k, v in train["label"].value_counts().sort_index().items()
+                    },
+                    "test_split": None,
+                    "note": "the mirror holds only the 500-sequence training split; split it for testing",
+                }
                 if test_bytes is not None:
                     test = parse_ucr(test_bytes.decode(), s["test_file"])
                     test.to_csv(target("test.csv"), index=False, float_format="%.10g", lineterminator="\n")
-                    meta["test_split"] = {"n": len(test), "sha256": hashlib.sha256(test_bytes).hexdigest(),
-                                          "verified": False, "note": "no pinned digest for the test split"}
-            meta.update({"dataset": name, "verification": rec, "origin": s["origin"], "licence": s["licence"],
-                         "cite": s["cite"]})
+                    meta["test_split"] = {
+                        "n": len(test),
+                        "sha256": hashlib.sha256(test_bytes).hexdigest(),
+                        "verified": False,
+                        "note": "no pinned digest for the test split",
+                    }
+            meta.update(
+                {
+                    "dataset": name,
+                    "verification": rec,
+                    "origin": s["origin"],
+                    "licence": s["licence"],
+                    "cite": s["cite"],
+                }
+            )
             target("metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     except BaseException:
         raw.unlink(missing_ok=True)

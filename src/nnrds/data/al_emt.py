@@ -7,9 +7,10 @@ writes them in the tidy tables of every materials set (:func:`nnrds.potentials.s
 ``configs.csv`` (energy in eV, stress in eV/A^3, Voigt xx yy zz yz xz xy, ASE's sign: sigma = (1/V)
 dE/d(strain)) and ``atoms.csv`` (positions, forces). :func:`fcc_ev_structures` is the set's E-V curve.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,19 +18,39 @@ import pandas as pd
 from ..potentials.structures import Structure, from_atoms, to_tables
 
 A0 = 4.05  # fcc Al lattice constant (A), EMT's equilibrium is ~4.05
-DESCRIPTION = ("Al-EMT, aluminium configurations generated with ASE and labelled with ASE's EMT potential "
-               "(substitute for the program's non-public Al DFT set)")
+DESCRIPTION = (
+    "Al-EMT, aluminium configurations generated with ASE and labelled with ASE's EMT potential "
+    "(substitute for the program's non-public Al DFT set)"
+)
 #: the options of :func:`generate_al_emt` that the config section ``materials.al_emt`` may set
-GENERATOR_KEYS = ("repeat", "strain_max", "shear_max", "rattle_std", "md_temperatures", "md_steps", "slab_layers",
-                  "vacuum")
+GENERATOR_KEYS = (
+    "repeat",
+    "strain_max",
+    "shear_max",
+    "rattle_std",
+    "md_temperatures",
+    "md_steps",
+    "slab_layers",
+    "vacuum",
+)
 
 FAMILIES = ("strain", "shear", "rattle", "vacancy", "surf100", "surf111", "md")
 
 
-def generate_al_emt(n_configs: int, *, seed: int = 0, repeat: int = 2, strain_max: float = 0.04,
-                    shear_max: float = 0.04, rattle_std: float = 0.08, md_temperatures: Sequence[float] = (300, 900),
-                    md_steps: int = 10, slab_layers: int = 4, vacuum: float = 6.0,
-                    weights: dict[str, float] | None = None) -> list[Structure]:
+def generate_al_emt(
+    n_configs: int,
+    *,
+    seed: int = 0,
+    repeat: int = 2,
+    strain_max: float = 0.04,
+    shear_max: float = 0.04,
+    rattle_std: float = 0.08,
+    md_temperatures: Sequence[float] = (300, 900),
+    md_steps: int = 10,
+    slab_layers: int = 4,
+    vacuum: float = 6.0,
+    weights: dict[str, float] | None = None,
+) -> list[Structure]:
     """Seeded Al configurations labelled with ASE's EMT (module docstring).
 
     ``n_configs`` are shared between the families by ``weights`` (default: equal); MD snapshots are taken
@@ -57,8 +78,19 @@ def generate_al_emt(n_configs: int, *, seed: int = 0, repeat: int = 2, strain_ma
                     add(snap, f"md{int(T)}K")
             continue
         for _ in range(n):
-            add(family_config(fam, base, rng, strain_max=strain_max, shear_max=shear_max, rattle_std=rattle_std,
-                              slab_layers=slab_layers, vacuum=vacuum), fam)
+            add(
+                family_config(
+                    fam,
+                    base,
+                    rng,
+                    strain_max=strain_max,
+                    shear_max=shear_max,
+                    rattle_std=rattle_std,
+                    slab_layers=slab_layers,
+                    vacuum=vacuum,
+                ),
+                fam,
+            )
     return out
 
 
@@ -82,8 +114,17 @@ def strained(at, eps: np.ndarray):
     return at
 
 
-def family_config(fam: str, base, rng: np.random.Generator, *, strain_max: float, shear_max: float,
-                  rattle_std: float, slab_layers: int, vacuum: float):
+def family_config(
+    fam: str,
+    base,
+    rng: np.random.Generator,
+    *,
+    strain_max: float,
+    shear_max: float,
+    rattle_std: float,
+    slab_layers: int,
+    vacuum: float,
+):
     """One unlabelled configuration (ASE Atoms) of family ``fam`` (not ``md``) from the bulk cell ``base``."""
     if fam == "strain":
         at = strained(base, np.eye(3) * rng.uniform(-strain_max, strain_max) + random_strain(rng, 0.005))
@@ -150,13 +191,23 @@ def tables(spec: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     structs = generate_al_emt(spec["n_configs"], seed=seed, **{k: spec[k] for k in GENERATOR_KEYS if k in spec})
     heldout = [g for g in spec.get("heldout_groups", []) if g not in {s.group for s in structs}]
     if heldout:
-        raise ValueError(f"al_emt.heldout_groups {heldout} are not generated; groups: "
-                         f"{sorted({s.group for s in structs})}")
+        raise ValueError(
+            f"al_emt.heldout_groups {heldout} are not generated; groups: {sorted({s.group for s in structs})}"
+        )
     conf, atoms = to_tables(structs)
-    meta = {"dataset": "al_emt", "description": DESCRIPTION, "n_configs": len(conf),
-            "n_atoms": int(conf["natoms"].sum()), "seed": seed,
-            "groups": {g: int(c) for g, c in conf["group"].value_counts().sort_index().items()},
-            "units": {"energy": "eV (total)", "forces": "eV/A", "positions": "A",
-                      "stress": "eV/A^3, sigma = (1/V) dE/deps (ASE sign)"},
-            "generator": {k: v for k, v in spec.items() if k not in ("kind", "heldout_groups")}}
+    meta = {
+        "dataset": "al_emt",
+        "description": DESCRIPTION,
+        "n_configs": len(conf),
+        "n_atoms": int(conf["natoms"].sum()),
+        "seed": seed,
+        "groups": {g: int(c) for g, c in conf["group"].value_counts().sort_index().items()},
+        "units": {
+            "energy": "eV (total)",
+            "forces": "eV/A",
+            "positions": "A",
+            "stress": "eV/A^3, sigma = (1/V) dE/deps (ASE sign)",
+        },
+        "generator": {k: v for k, v in spec.items() if k not in ("kind", "heldout_groups")},
+    }
     return conf, atoms, meta

@@ -15,6 +15,7 @@ Inputs (perturbed): the three log10 rate constants and the three initial concent
 each concentration at fixed times. Each member is solved with scipy's Radau (order 5) with an analytic
 Jacobian and tight tolerances; members are independent (optionally spread over processes).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,16 +25,34 @@ import numpy as np
 import pandas as pd
 from scipy.integrate import solve_ivp
 
-NOMINAL = {"log10_k1": math.log10(0.04), "log10_k2": math.log10(3e7), "log10_k3": 4.0,
-           "y1_0": 1.0, "y2_0": 0.0, "y3_0": 0.0}
-UNITS = {"log10_k1": "log10(1/s)", "log10_k2": "log10(1/(conc s))", "log10_k3": "log10(1/(conc s))",
-         "y1_0": "conc", "y2_0": "conc", "y3_0": "conc"}
+NOMINAL = {
+    "log10_k1": math.log10(0.04),
+    "log10_k2": math.log10(3e7),
+    "log10_k3": 4.0,
+    "y1_0": 1.0,
+    "y2_0": 0.0,
+    "y3_0": 0.0,
+}
+UNITS = {
+    "log10_k1": "log10(1/s)",
+    "log10_k2": "log10(1/(conc s))",
+    "log10_k3": "log10(1/(conc s))",
+    "y1_0": "conc",
+    "y2_0": "conc",
+    "y3_0": "conc",
+}
 
 
 def default_ranges() -> dict[str, list[float]]:
     """About half a decade around each nominal rate constant; initial conditions around (1, 0, 0)."""
-    return {"log10_k1": [-1.9, -0.9], "log10_k2": [7.0, 8.0],
-            "log10_k3": [3.5, 4.5], "y1_0": [0.5, 1.5], "y2_0": [0.0, 2.0e-5], "y3_0": [0.0, 0.5]}
+    return {
+        "log10_k1": [-1.9, -0.9],
+        "log10_k2": [7.0, 8.0],
+        "log10_k3": [3.5, 4.5],
+        "y1_0": [0.5, 1.5],
+        "y2_0": [0.0, 2.0e-5],
+        "y3_0": [0.0, 0.5],
+    }
 
 
 def rhs(t, y, k1, k2, k3):
@@ -43,9 +62,7 @@ def rhs(t, y, k1, k2, k3):
 
 def jac(t, y, k1, k2, k3):
     _, y2, y3 = y
-    return np.array([[-k1, k3 * y3, k3 * y2],
-                     [k1, -k3 * y3 - 2 * k2 * y2, -k3 * y2],
-                     [0.0, 2 * k2 * y2, 0.0]])
+    return np.array([[-k1, k3 * y3, k3 * y2], [k1, -k3 * y3 - 2 * k2 * y2, -k3 * y2], [0.0, 2 * k2 * y2, 0.0]])
 
 
 def stiffness_ratio(y, k1, k2, k3) -> float:
@@ -64,8 +81,9 @@ def solve(p: dict, times, method: str = "Radau", rtol: float = 1e-10, atol_rel: 
     atol = np.array([atol_rel, atol_rel * 1e-4, atol_rel]) * max(total, 1e-300)
     times = np.asarray(times, float)
     extra = {} if method in ("RK45", "DOP853", "RK23") else {"jac": jac}
-    sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, method=method, t_eval=times, args=(k1, k2, k3),
-                    rtol=rtol, atol=atol, **extra)
+    sol = solve_ivp(
+        rhs, (0.0, float(times[-1])), y0, method=method, t_eval=times, args=(k1, k2, k3), rtol=rtol, atol=atol, **extra
+    )
     if not sol.success:
         raise RuntimeError(f"Robertson solve failed for {p}: {sol.message}")
     return sol.y.T, sol

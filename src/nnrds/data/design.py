@@ -1,4 +1,5 @@
 """Seeded space-filling designs over a box of named parameters (Latin hypercube or scrambled Sobol)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,10 @@ def parameter_box(ranges: dict[str, list[float]], names: list[str], where: str) 
     lo, hi = [], []
     for n in names:
         if n not in ranges:
-            raise ValueError(f"`{where}.{n}` is missing: every perturbed parameter needs a [low, high] range "
-                             f"(known: {', '.join(names)})")
+            raise ValueError(
+                f"`{where}.{n}` is missing: every perturbed parameter needs a [low, high] range "
+                f"(known: {', '.join(names)})"
+            )
         a, b = ranges[n]
         if not (np.isfinite(a) and np.isfinite(b) and a < b):
             raise ValueError(f"`{where}.{n}` = [{a}, {b}] is not a range with low < high; fix it in the config")
@@ -34,8 +37,9 @@ def unit_design(n: int, d: int, kind: str, seed: int) -> np.ndarray:
     raise ValueError(f"design must be 'lhs' or 'sobol', got {kind!r}")
 
 
-def train_test_design(names: list[str], lo: np.ndarray, hi: np.ndarray, n_train: int, n_test: int,
-                      kind: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def train_test_design(
+    names: list[str], lo: np.ndarray, hi: np.ndarray, n_train: int, n_test: int, kind: str, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Independent seeded designs for the training and the held-out set (seeds ``seed`` and ``seed + 1``)."""
     out = []
     for n, s in ((n_train, seed), (n_test, seed + 1)):

@@ -31,6 +31,7 @@ work (Ricciuto et al. 2018, JAMES 10:297):
 Units: carbon gC m-2, fluxes gC m-2 d-1 inside the model and gC m-2 yr-1 in the QoIs, LAI m2 m-2.
 Everything is numpy with the ensemble as the last axis; members are simulated in chunks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,8 +62,12 @@ PERTURBED: dict[str, tuple[float, str, str]] = {
 }
 
 #: the ranges the issue states; all others are default x [0.5, 1.5]; Q10 < 1 is unphysical, so [1, 2.5]
-STATED_RANGES = {"gdd_crit": [100.0, 700.0], "crit_dayl": [36000.0, 43000.0],
-                 "q10_mr": [1.0, 2.5], "q10_hr": [1.0, 2.5]}
+STATED_RANGES = {
+    "gdd_crit": [100.0, 700.0],
+    "crit_dayl": [36000.0, 43000.0],
+    "q10_mr": [1.0, 2.5],
+    "q10_hr": [1.0, 2.5],
+}
 
 
 def default_ranges() -> dict[str, list[float]]:
@@ -71,29 +76,48 @@ def default_ranges() -> dict[str, list[float]]:
 
 #: fixed model constants (overridable through config ``data.elm.fixed``)
 FIXED: dict[str, float] = {
-    "croot_stem": 0.3,      # new coarse-root C per new stem C
-    "flivewd": 0.1,         # live fraction of new wood
-    "xsmr_repay": 0.5,      # at most this fraction of daily GPP - MR repays the storage debt
-    "fcur": 0.5,            # fraction of leaf / fine-root growth displayed at once (leaves on)
-    "livewdcn": 50.0,       # live-wood C:N (maintenance respiration)
-    "lwtop": 0.7,           # live -> dead wood turnover, 1/yr
-    "wood_mort": 0.02,      # dead-wood mortality to coarse woody debris, 1/yr
-    "k_frag": 1.0e-4,       # CWD fragmentation, 1/d at 25 degC
-    "k_l1": 1.204, "k_l2": 0.0726, "k_l3": 0.0141,             # litter decay, 1/d at 25 degC
-    "k_s1": 0.0726, "k_s2": 0.0141, "k_s3": 0.00141, "k_s4": 1.0e-4,  # soil decay, 1/d at 25 degC
-    "rf_l1": 0.39, "rf_l2": 0.55, "rf_l3": 0.29,               # respired fractions of each transfer
-    "rf_s1": 0.28, "rf_s2": 0.46, "rf_s3": 0.55,               # (soil 4 respires all)
-    "lit_lab": 0.25, "lit_cel": 0.5,                           # leaf / root litter -> lit1, lit2 (rest lit3)
-    "cwd_cel": 0.76,                                           # CWD -> lit2 (rest lit3)
-    "w_scalar": 0.5,        # fixed soil-moisture scalar of decomposition
-    "tsoil_tau": 10.0,      # days: soil T is air T smoothed with this time constant
-    "psid": -2.0,           # ACM leaf-soil water potential difference, MPa
-    "rtot": 1.0,            # ACM total hydraulic resistance
+    "croot_stem": 0.3,  # new coarse-root C per new stem C
+    "flivewd": 0.1,  # live fraction of new wood
+    "xsmr_repay": 0.5,  # at most this fraction of daily GPP - MR repays the storage debt
+    "fcur": 0.5,  # fraction of leaf / fine-root growth displayed at once (leaves on)
+    "livewdcn": 50.0,  # live-wood C:N (maintenance respiration)
+    "lwtop": 0.7,  # live -> dead wood turnover, 1/yr
+    "wood_mort": 0.02,  # dead-wood mortality to coarse woody debris, 1/yr
+    "k_frag": 1.0e-4,  # CWD fragmentation, 1/d at 25 degC
+    "k_l1": 1.204,
+    "k_l2": 0.0726,
+    "k_l3": 0.0141,  # litter decay, 1/d at 25 degC
+    "k_s1": 0.0726,
+    "k_s2": 0.0141,
+    "k_s3": 0.00141,
+    "k_s4": 1.0e-4,  # soil decay, 1/d at 25 degC
+    "rf_l1": 0.39,
+    "rf_l2": 0.55,
+    "rf_l3": 0.29,  # respired fractions of each transfer
+    "rf_s1": 0.28,
+    "rf_s2": 0.46,
+    "rf_s3": 0.55,  # (soil 4 respires all)
+    "lit_lab": 0.25,
+    "lit_cel": 0.5,  # leaf / root litter -> lit1, lit2 (rest lit3)
+    "cwd_cel": 0.76,  # CWD -> lit2 (rest lit3)
+    "w_scalar": 0.5,  # fixed soil-moisture scalar of decomposition
+    "tsoil_tau": 10.0,  # days: soil T is air T smoothed with this time constant
+    "psid": -2.0,  # ACM leaf-soil water potential difference, MPa
+    "rtot": 1.0,  # ACM total hydraulic resistance
 }
 
 #: ACM coefficients a2..a10 (DALEC; a1 is ``nue``)
-ACM = {"a2": 0.0142, "a3": 217.9, "a4": 0.980, "a5": 0.155, "a6": 2.653, "a7": 4.309,
-       "a8": 0.060, "a9": 1.062, "a10": 0.0006}
+ACM = {
+    "a2": 0.0142,
+    "a3": 217.9,
+    "a4": 0.980,
+    "a5": 0.155,
+    "a6": 2.653,
+    "a7": 4.309,
+    "a8": 0.060,
+    "a9": 1.062,
+    "a10": 0.0006,
+}
 
 #: the 10 static quantities of interest: name -> (unit, description)
 QOIS: dict[str, tuple[str, str]] = {
@@ -109,28 +133,55 @@ QOIS: dict[str, tuple[str, str]] = {
     "totsomc": ("gC m-2", "mean total soil organic C (the four SOM pools; litter and CWD excluded)"),
 }
 
-VEG = ["leafc", "leafc_stor", "frootc", "frootc_stor", "livestemc", "deadstemc", "livecrootc",
-       "deadcrootc", "xsmrc"]
-LINEAR = ["livestemc", "deadstemc", "livecrootc", "deadcrootc", "cwdc", "lit1c", "lit2c", "lit3c",
-          "som1c", "som2c", "som3c", "som4c"]
+VEG = ["leafc", "leafc_stor", "frootc", "frootc_stor", "livestemc", "deadstemc", "livecrootc", "deadcrootc", "xsmrc"]
+LINEAR = [
+    "livestemc",
+    "deadstemc",
+    "livecrootc",
+    "deadcrootc",
+    "cwdc",
+    "lit1c",
+    "lit2c",
+    "lit3c",
+    "som1c",
+    "som2c",
+    "som3c",
+    "som4c",
+]
 POOLS = VEG + ["cwdc", "lit1c", "lit2c", "lit3c", "som1c", "som2c", "som3c", "som4c"]
 SOM = ["som1c", "som2c", "som3c", "som4c"]
-INIT = {"leafc": 0.0, "leafc_stor": 100.0, "frootc": 0.0, "frootc_stor": 100.0, "livestemc": 100.0,
-        "deadstemc": 1000.0, "livecrootc": 30.0, "deadcrootc": 300.0, "xsmrc": 0.0, "cwdc": 100.0,
-        "lit1c": 10.0, "lit2c": 50.0, "lit3c": 20.0, "som1c": 20.0, "som2c": 100.0, "som3c": 500.0,
-        "som4c": 2000.0}
+INIT = {
+    "leafc": 0.0,
+    "leafc_stor": 100.0,
+    "frootc": 0.0,
+    "frootc_stor": 100.0,
+    "livestemc": 100.0,
+    "deadstemc": 1000.0,
+    "livecrootc": 30.0,
+    "deadcrootc": 300.0,
+    "xsmrc": 0.0,
+    "cwdc": 100.0,
+    "lit1c": 10.0,
+    "lit2c": 50.0,
+    "lit3c": 20.0,
+    "som1c": 20.0,
+    "som2c": 100.0,
+    "som3c": 500.0,
+    "som4c": 2000.0,
+}
 
 
 # ----------------------------------------------------------------------------------------------- forcing
 @dataclass
 class Forcing:
     """Daily forcing of ``n_days = 365 * years`` days (no leap days)."""
-    tmin: np.ndarray   # degC
-    tmax: np.ndarray   # degC
-    rad: np.ndarray    # MJ m-2 d-1 shortwave
-    co2: np.ndarray    # ppm
-    dayl: np.ndarray   # s
-    doy: np.ndarray    # 0..364
+
+    tmin: np.ndarray  # degC
+    tmax: np.ndarray  # degC
+    rad: np.ndarray  # MJ m-2 d-1 shortwave
+    co2: np.ndarray  # ppm
+    dayl: np.ndarray  # s
+    doy: np.ndarray  # 0..364
     tsoil: np.ndarray  # degC (air T smoothed; cyclic)
     lat: float
 
@@ -181,8 +232,8 @@ def synthetic_forcing(cfg: dict, seed: int, tsoil_tau: float = FIXED["tsoil_tau"
     doy = np.arange(n) % DAYS
     seas = np.cos(2 * np.pi * (doy - cfg["t_peak_doy"]) / DAYS)
     noise = np.empty(n)
-    e = rng.standard_normal(n) * cfg["t_noise"] * np.sqrt(1 - 0.7 ** 2)
-    noise[0] = e[0] / np.sqrt(1 - 0.7 ** 2)
+    e = rng.standard_normal(n) * cfg["t_noise"] * np.sqrt(1 - 0.7**2)
+    noise[0] = e[0] / np.sqrt(1 - 0.7**2)
     for i in range(1, n):
         noise[i] = 0.7 * noise[i - 1] + e[i]
     tmean = cfg["t_mean"] + cfg["t_amplitude"] * seas + noise
@@ -190,8 +241,16 @@ def synthetic_forcing(cfg: dict, seed: int, tsoil_tau: float = FIXED["tsoil_tau"
     cloud = np.clip(0.75 + 0.2 * rng.standard_normal(n), 0.2, 1.0)
     rad = clear_sky_radiation(lat, doy) * cloud
     tmin, tmax = tmean - trange / 2, tmean + trange / 2
-    return Forcing(tmin, tmax, rad, np.full(n, float(cfg["co2"])), day_length(lat, doy), doy,
-                   _soil_temperature(0.5 * (tmin + tmax), tsoil_tau), lat)
+    return Forcing(
+        tmin,
+        tmax,
+        rad,
+        np.full(n, float(cfg["co2"])),
+        day_length(lat, doy),
+        doy,
+        _soil_temperature(0.5 * (tmin + tmax), tsoil_tau),
+        lat,
+    )
 
 
 def forcing_from_file(path: str | Path, lat: float, co2: float, tsoil_tau: float = FIXED["tsoil_tau"]) -> Forcing:
@@ -199,8 +258,10 @@ def forcing_from_file(path: str | Path, lat: float, co2: float, tsoil_tau: float
     one row per day starting 1 January, a whole number of 365-day years."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"forcing file {path} (data.elm.forcing_file) does not exist; "
-                                f"give a CSV with columns tmin,tmax,rad[,co2] or set it to null for the synthetic climate")
+        raise FileNotFoundError(
+            f"forcing file {path} (data.elm.forcing_file) does not exist; "
+            f"give a CSV with columns tmin,tmax,rad[,co2] or set it to null for the synthetic climate"
+        )
     df = pd.read_csv(path)
     missing = {"tmin", "tmax", "rad"} - set(df.columns)
     if missing:
@@ -210,8 +271,16 @@ def forcing_from_file(path: str | Path, lat: float, co2: float, tsoil_tau: float
     doy = np.arange(len(df)) % DAYS
     tmin, tmax = df["tmin"].to_numpy(float), df["tmax"].to_numpy(float)
     c = df["co2"].to_numpy(float) if "co2" in df else np.full(len(df), float(co2))
-    return Forcing(tmin, tmax, df["rad"].to_numpy(float), c, day_length(lat, doy), doy,
-                   _soil_temperature(0.5 * (tmin + tmax), tsoil_tau), lat)
+    return Forcing(
+        tmin,
+        tmax,
+        df["rad"].to_numpy(float),
+        c,
+        day_length(lat, doy),
+        doy,
+        _soil_temperature(0.5 * (tmin + tmax), tsoil_tau),
+        lat,
+    )
 
 
 # -------------------------------------------------------------------------------------------- processes
@@ -223,7 +292,7 @@ def acm_gpp(lai, leaf_n_area, nue, tmin, tmax, rad, co2, dayl_s, psid=FIXED["psi
     qq = a["a3"] - a["a4"]
     b = co2 + qq - pp
     ci = 0.5 * (b + np.sqrt(np.maximum(b * b - 4 * (co2 * qq - pp * a["a3"]), 0.0)))
-    e0 = a["a7"] * lai ** 2 / (lai ** 2 + a["a9"])
+    e0 = a["a7"] * lai**2 / (lai**2 + a["a9"])
     num = e0 * rad * gs * (co2 - ci)
     den = e0 * rad + gs * (co2 - ci)
     cps = np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
@@ -255,11 +324,22 @@ def _linear_graph(p: dict) -> dict[str, tuple[list[tuple[str, float]], float]]:
 def _decay_factors(p: dict, tsoil: np.ndarray) -> dict[str, np.ndarray]:
     """Daily retention factor exp(-k) of each linear pool; shape broadcastable to (days, members)."""
     ts = _q10(p["q10_hr"][None, :], tsoil[:, None], 25.0) * p["w_scalar"]
-    out = {"livestemc": np.exp(-p["lwtop"] / DAYS), "deadstemc": np.exp(-p["wood_mort"] / DAYS),
-           "livecrootc": np.exp(-p["lwtop"] / DAYS), "deadcrootc": np.exp(-p["wood_mort"] / DAYS),
-           "cwdc": np.exp(-p["k_frag"] * ts)}
-    for pool, k in (("lit1c", "k_l1"), ("lit2c", "k_l2"), ("lit3c", "k_l3"), ("som1c", "k_s1"),
-                    ("som2c", "k_s2"), ("som3c", "k_s3"), ("som4c", "k_s4")):
+    out = {
+        "livestemc": np.exp(-p["lwtop"] / DAYS),
+        "deadstemc": np.exp(-p["wood_mort"] / DAYS),
+        "livecrootc": np.exp(-p["lwtop"] / DAYS),
+        "deadcrootc": np.exp(-p["wood_mort"] / DAYS),
+        "cwdc": np.exp(-p["k_frag"] * ts),
+    }
+    for pool, k in (
+        ("lit1c", "k_l1"),
+        ("lit2c", "k_l2"),
+        ("lit3c", "k_l3"),
+        ("som1c", "k_s1"),
+        ("som2c", "k_s2"),
+        ("som3c", "k_s3"),
+        ("som4c", "k_s4"),
+    ):
         out[pool] = np.exp(-p[k] * ts)
     return {k: np.broadcast_to(np.asarray(v, dtype=float), (len(tsoil), ts.shape[1])) for k, v in out.items()}
 
@@ -273,9 +353,9 @@ class ELM:
         self.f = forcing
         self.n = len(next(iter(params.values())))
         self.graph = _linear_graph(params)
-        self.decay = _decay_factors(params, forcing.tsoil)         # (days, n)
+        self.decay = _decay_factors(params, forcing.tsoil)  # (days, n)
         self.state = {k: np.full(self.n, v, dtype=float) for k, v in INIT.items()}
-        self.phase = np.zeros(self.n, dtype=np.int8)   # 0 dormant, 1 onset, 2 leaves on, 3 offset
+        self.phase = np.zeros(self.n, dtype=np.int8)  # 0 dormant, 1 onset, 2 leaves on, 3 offset
         self.counter = np.zeros(self.n)
         self.gdd = np.zeros(self.n)
         self.onset_done = np.zeros(self.n, dtype=bool)
@@ -316,8 +396,10 @@ class ELM:
         lai = s["leafc"] * p["slatop"]
         gpp = acm_gpp(lai, self.leaf_n_area, p["nue"], f.tmin[t], f.tmax[t], f.rad[t], f.co2[t], f.dayl[t])
         qa, qs = _q10(p["q10_mr"], tair, 20.0), _q10(p["q10_mr"], tsoil, 20.0)
-        mr = self.mr_base * (qa * (s["leafc"] / p["leafcn"] + s["livestemc"] / p["livewdcn"])
-                             + qs * (s["frootc"] / p["frootcn"] + s["livecrootc"] / p["livewdcn"]))
+        mr = self.mr_base * (
+            qa * (s["leafc"] / p["leafcn"] + s["livestemc"] / p["livewdcn"])
+            + qs * (s["frootc"] / p["frootcn"] + s["livecrootc"] / p["livewdcn"])
+        )
         avail = gpp - mr
         repay = np.clip(p["xsmr_repay"] * avail, 0.0, np.maximum(-s["xsmrc"], 0.0))
         grow = np.maximum(avail - repay, 0.0)
@@ -327,11 +409,15 @@ class ELM:
         fcur = np.where(displayed, p["fcur"], 0.0)
         a_leaf, a_froot = new * self.f_leaf, new * self.f_froot
         a_stem, a_croot = new * self.f_stem, new * self.f_croot
-        ext = {"livestemc": a_stem * p["flivewd"], "deadstemc": a_stem * (1 - p["flivewd"]),
-               "livecrootc": a_croot * p["flivewd"], "deadcrootc": a_croot * (1 - p["flivewd"]),
-               "lit1c": p["lit_lab"] * (leaf_lit + froot_lit),
-               "lit2c": p["lit_cel"] * (leaf_lit + froot_lit),
-               "lit3c": (1 - p["lit_lab"] - p["lit_cel"]) * (leaf_lit + froot_lit)}
+        ext = {
+            "livestemc": a_stem * p["flivewd"],
+            "deadstemc": a_stem * (1 - p["flivewd"]),
+            "livecrootc": a_croot * p["flivewd"],
+            "deadcrootc": a_croot * (1 - p["flivewd"]),
+            "lit1c": p["lit_lab"] * (leaf_lit + froot_lit),
+            "lit2c": p["lit_cel"] * (leaf_lit + froot_lit),
+            "lit3c": (1 - p["lit_lab"] - p["lit_cel"]) * (leaf_lit + froot_lit),
+        }
 
         # linear wood / litter / soil cascade, all from start-of-day pools
         inflow = dict(ext)
@@ -370,9 +456,17 @@ class ELM:
         nd, ny = self.f.n_days, self.f.n_days // DAYS
         ann = {k: np.zeros((ny, self.n)) for k in ("gpp", "mr", "gr", "hr", "lai_max")}
         means = {k: np.zeros(self.n) for k in ("leafc", "frootc", "totvegc", "totsomc")}
-        ext = {k: np.empty((nd, self.n)) for k in ("livestemc", "deadstemc", "livecrootc", "deadcrootc",
-                                                   "lit1c", "lit2c", "lit3c")} if record_inputs else None
-        series = {k: np.empty((nd, self.n)) for k in ("gpp", "mr", "gr", "hr", "lai", "totc", "somc")} if daily else None
+        ext = (
+            {
+                k: np.empty((nd, self.n))
+                for k in ("livestemc", "deadstemc", "livecrootc", "deadcrootc", "lit1c", "lit2c", "lit3c")
+            }
+            if record_inputs
+            else None
+        )
+        series = (
+            {k: np.empty((nd, self.n)) for k in ("gpp", "mr", "gr", "hr", "lai", "totc", "somc")} if daily else None
+        )
         for t in range(nd):
             y = t // DAYS
             fl = self.step(t)
@@ -408,7 +502,7 @@ class ELM:
         nd = self.f.n_days
         traj: dict[str, np.ndarray] = {}
         inflow = {k: v.copy() for k, v in ext.items()}
-        for pool, (dests, _rf) in self.graph.items():     # the graph is in topological order
+        for pool, (dests, _rf) in self.graph.items():  # the graph is in topological order
             a = self.decay[pool]
             u = inflow.get(pool, np.zeros((nd, self.n)))
             c0, P = np.zeros(self.n), np.ones(self.n)
@@ -437,8 +531,10 @@ def full_params(design: pd.DataFrame, fixed: dict[str, float] | None = None) -> 
     fixed = fixed or {}
     bad = sorted(set(fixed) - set(FIXED) - set(PERTURBED))
     if bad:
-        raise ValueError(f"`data.elm.fixed` names unknown parameter(s) {bad}; known: "
-                         f"{', '.join(sorted(set(FIXED) | set(PERTURBED)))}")
+        raise ValueError(
+            f"`data.elm.fixed` names unknown parameter(s) {bad}; known: "
+            f"{', '.join(sorted(set(FIXED) | set(PERTURBED)))}"
+        )
     unknown = sorted(set(design.columns) - set(PERTURBED) - set(FIXED))
     if unknown:
         raise ValueError(f"`data.elm.ranges` names unknown parameter(s) {unknown}; known: {', '.join(PERTURBED)}")
@@ -450,12 +546,19 @@ def full_params(design: pd.DataFrame, fixed: dict[str, float] | None = None) -> 
     return out
 
 
-def run_ensemble(design: pd.DataFrame, forcing: Forcing, spinup_cycles: int, analytic_jumps: int,
-                 fixed: dict[str, float] | None = None, chunk: int = 512, n_traj: int = 0):
+def run_ensemble(
+    design: pd.DataFrame,
+    forcing: Forcing,
+    spinup_cycles: int,
+    analytic_jumps: int,
+    fixed: dict[str, float] | None = None,
+    chunk: int = 512,
+    n_traj: int = 0,
+):
     """QoI table (members x 10) for a design; optionally daily GPP/LAI of the first ``n_traj`` members."""
     rows, traj = [], []
     for lo in range(0, len(design), chunk):
-        part = design.iloc[lo:lo + chunk].reset_index(drop=True)
+        part = design.iloc[lo : lo + chunk].reset_index(drop=True)
         m = ELM(full_params(part, fixed), forcing)
         m.spin_up(spinup_cycles, analytic_jumps)
         want = max(0, min(n_traj - lo, len(part)))
@@ -464,14 +567,34 @@ def run_ensemble(design: pd.DataFrame, forcing: Forcing, spinup_cycles: int, ana
         if want:
             d = res["daily"]
             for j in range(want):
-                traj.append(pd.DataFrame({"member": lo + j, "day": np.arange(forcing.n_days),
-                                          "doy": forcing.doy, "gpp": d["gpp"][:, j], "lai": d["lai"][:, j]}))
+                traj.append(
+                    pd.DataFrame(
+                        {
+                            "member": lo + j,
+                            "day": np.arange(forcing.n_days),
+                            "doy": forcing.doy,
+                            "gpp": d["gpp"][:, j],
+                            "lai": d["lai"][:, j],
+                        }
+                    )
+                )
     y = pd.concat(rows, ignore_index=True)
     return y, (pd.concat(traj, ignore_index=True) if traj else None)
 
 
 def qois(res: dict) -> pd.DataFrame:
     gpp, mr, gr, hr = res["gpp"].mean(0), res["mr"].mean(0), res["gr"].mean(0), res["hr"].mean(0)
-    return pd.DataFrame({"gpp": gpp, "npp": gpp - mr - gr, "nee": mr + gr + hr - gpp, "hr": hr, "mr": mr,
-                         "lai_max": res["lai_max"].mean(0), "leafc": res["leafc"], "frootc": res["frootc"],
-                         "totvegc": res["totvegc"], "totsomc": res["totsomc"]})[list(QOIS)]
+    return pd.DataFrame(
+        {
+            "gpp": gpp,
+            "npp": gpp - mr - gr,
+            "nee": mr + gr + hr - gpp,
+            "hr": hr,
+            "mr": mr,
+            "lai_max": res["lai_max"].mean(0),
+            "leafc": res["leafc"],
+            "frootc": res["frootc"],
+            "totvegc": res["totvegc"],
+            "totsomc": res["totsomc"],
+        }
+    )[list(QOIS)]

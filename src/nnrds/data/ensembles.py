@@ -1,4 +1,5 @@
 """Build the simulator ensembles from a validated config slice (``data.elm`` / ``data.chem``)."""
+
 from __future__ import annotations
 
 import time
@@ -38,34 +39,63 @@ def build_elm(cfg: dict) -> dict:
     forcing = elm_forcing(cfg)
     t0 = time.perf_counter()
     both = pd.concat([ptrain, ptest], ignore_index=True)
-    y, traj = elm.run_ensemble(both, forcing, cfg["spinup_cycles"], cfg["analytic_jumps"], cfg["fixed"],
-                               chunk=cfg["chunk"], n_traj=min(cfg["n_traj"], cfg["n_train"]))
+    y, traj = elm.run_ensemble(
+        both,
+        forcing,
+        cfg["spinup_cycles"],
+        cfg["analytic_jumps"],
+        cfg["fixed"],
+        chunk=cfg["chunk"],
+        n_traj=min(cfg["n_traj"], cfg["n_train"]),
+    )
     wall = time.perf_counter() - t0
     n = len(both)
     collapsed = int((y["gpp"] < 0.01 * max(float(y["gpp"].median()), 1e-12)).sum())
     units = {k: elm.PERTURBED[k][1] if k in elm.PERTURBED else "-" for k in names}
     meta = {
         "model": "simplified ELM-style daily carbon-cycle model (nnrds.data.elm)",
-        "inputs": [{"name": k, "unit": units[k], "low": float(a), "high": float(b),
-                    "default": elm.PERTURBED.get(k, (elm.FIXED.get(k),))[0],
-                    "description": elm.PERTURBED.get(k, (None, None, "fixed constant"))[2]}
-                   for k, a, b in zip(names, lo, hi)],
+        "inputs": [
+            {
+                "name": k,
+                "unit": units[k],
+                "low": float(a),
+                "high": float(b),
+                "default": elm.PERTURBED.get(k, (elm.FIXED.get(k),))[0],
+                "description": elm.PERTURBED.get(k, (None, None, "fixed constant"))[2],
+            }
+            for k, a, b in zip(names, lo, hi)
+        ],
         "outputs": [{"name": k, "unit": u, "description": d} for k, (u, d) in elm.QOIS.items()],
-        "n_train": cfg["n_train"], "n_test": cfg["n_test"], "design": cfg["design"],
+        "n_train": cfg["n_train"],
+        "n_test": cfg["n_test"],
+        "design": cfg["design"],
         "seeds": {"design_train": cfg["seed"], "design_test": cfg["seed"] + 1, "forcing": cfg["forcing_seed"]},
         "forcing": cfg["forcing_file"] or "synthetic seeded climatology",
         "recorded_years": forcing.n_days // elm.DAYS,
-        "spinup": {"cycles": cfg["spinup_cycles"], "analytic_jumps": cfg["analytic_jumps"],
-                   "years": cfg["spinup_cycles"] * forcing.n_days // elm.DAYS},
+        "spinup": {
+            "cycles": cfg["spinup_cycles"],
+            "analytic_jumps": cfg["analytic_jumps"],
+            "years": cfg["spinup_cycles"] * forcing.n_days // elm.DAYS,
+        },
         "collapsed_members": collapsed,
         "collapsed_note": "members whose vegetation dies out (GPP < 1% of the median): a genuine model outcome",
         "fixed_overrides": cfg["fixed"],
     }
-    timing = {"members": n, "wall_s": wall, "runs_per_s": n / wall if wall > 0 else None,
-              "simulated_days_per_member": forcing.n_days * (cfg["spinup_cycles"] + 1)}
-    return {"ptrain": ptrain, "ytrain": y.iloc[:len(ptrain)].reset_index(drop=True),
-            "ptest": ptest, "ytest": y.iloc[len(ptrain):].reset_index(drop=True),
-            "traj": traj, "meta": meta, "timing": timing}
+    timing = {
+        "members": n,
+        "wall_s": wall,
+        "runs_per_s": n / wall if wall > 0 else None,
+        "simulated_days_per_member": forcing.n_days * (cfg["spinup_cycles"] + 1),
+    }
+    return {
+        "ptrain": ptrain,
+        "ytrain": y.iloc[: len(ptrain)].reset_index(drop=True),
+        "ptest": ptest,
+        "ytest": y.iloc[len(ptrain) :].reset_index(drop=True),
+        "traj": traj,
+        "meta": meta,
+        "timing": timing,
+    }
 
 
 def build_chem(cfg: dict) -> dict:
@@ -88,14 +118,26 @@ def build_chem(cfg: dict) -> dict:
     n = len(both)
     meta = {
         "model": "Robertson stiff kinetics, Radau with analytic Jacobian (nnrds.data.chem)",
-        "inputs": [{"name": k, "unit": chem.UNITS[k], "low": float(a), "high": float(b), "default": chem.NOMINAL[k]}
-                   for k, a, b in zip(names, lo, hi)],
+        "inputs": [
+            {"name": k, "unit": chem.UNITS[k], "low": float(a), "high": float(b), "default": chem.NOMINAL[k]}
+            for k, a, b in zip(names, lo, hi)
+        ],
         "outputs": [{"name": c, "unit": "log10(conc)"} for c in y.columns],
-        "times": times, "rtol": cfg["rtol"], "n_train": cfg["n_train"], "n_test": cfg["n_test"],
-        "design": cfg["design"], "seeds": {"design_train": cfg["seed"], "design_test": cfg["seed"] + 1},
+        "times": times,
+        "rtol": cfg["rtol"],
+        "n_train": cfg["n_train"],
+        "n_test": cfg["n_test"],
+        "design": cfg["design"],
+        "seeds": {"design_train": cfg["seed"], "design_test": cfg["seed"] + 1},
         "max_mass_drift": float(diag["mass_drift"].max()),
         "mean_rhs_evaluations": float(diag["nfev"].mean()),
     }
     timing = {"members": n, "wall_s": wall, "runs_per_s": n / wall if wall > 0 else None, "n_jobs": cfg["n_jobs"]}
-    return {"ptrain": ptrain, "ytrain": y.iloc[:len(ptrain)].reset_index(drop=True),
-            "ptest": ptest, "ytest": y.iloc[len(ptrain):].reset_index(drop=True), "meta": meta, "timing": timing}
+    return {
+        "ptrain": ptrain,
+        "ytrain": y.iloc[: len(ptrain)].reset_index(drop=True),
+        "ptest": ptest,
+        "ytest": y.iloc[len(ptrain) :].reset_index(drop=True),
+        "meta": meta,
+        "timing": timing,
+    }

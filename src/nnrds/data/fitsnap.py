@@ -13,6 +13,7 @@ group in proportion to its size, at least ``min_per_group``; seeded); its E-V cu
 (``stress_unit_status``, :func:`nnrds.data.acquire.stress_unit_table`) is not in ``stress_label_status`` are
 dropped (six zeros).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,21 @@ import pandas as pd
 
 from ..potentials.potential import fit_reference_energies
 from ..potentials.structures import Structure, from_tables
-from .stress_units import (CANDIDATE_STRESS_UNITS, MAX_SPREAD, MIN_PAIRS, PAIR_MAX_DISPLACEMENT, PAIR_MAX_STRAIN,
-                           PAIR_MIN_STRAIN, PAIR_MIN_WORK, PAIR_NEIGHBOURS, STRESS_RATIO_LIMITS, STRESS_RATIO_TOLERANCE,
-                           STRESS_TO_EV_A3, apply_stress_units, stress_unit_table)
+from .stress_units import (
+    CANDIDATE_STRESS_UNITS,
+    MAX_SPREAD,
+    MIN_PAIRS,
+    PAIR_MAX_DISPLACEMENT,
+    PAIR_MAX_STRAIN,
+    PAIR_MIN_STRAIN,
+    PAIR_MIN_WORK,
+    PAIR_NEIGHBOURS,
+    STRESS_RATIO_LIMITS,
+    STRESS_RATIO_TOLERANCE,
+    STRESS_TO_EV_A3,
+    apply_stress_units,
+    stress_unit_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +56,9 @@ def parse_fitsnap_json(text: str) -> tuple[dict, dict]:
     return data[0], {k: v for k, v in ds.items() if k != "Data"}
 
 
-def parse_files(files: dict[str, bytes], set_name: str, path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                                         dict]:
+def parse_files(
+    files: dict[str, bytes], set_name: str, path: str | os.PathLike
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Tidy store of the files of a FitSNAP set (path relative to the set's folder -> content; ``path`` names
     their source in errors): one row per configuration (energy, stress in eV/A^3, cell, group) and one per atom.
 
@@ -69,48 +83,97 @@ def parse_files(files: dict[str, bytes], set_name: str, path: str | os.PathLike)
         pos, frc = np.asarray(d["Positions"], float), np.asarray(d["Forces"], float)
         n = int(d.get("NumAtoms", len(pos)))
         if pos.shape != (n, 3) or frc.shape != (n, 3) or len(d["AtomTypes"]) != n:
-            raise ValueError(f"{set_name}/{rel}: NumAtoms={n} but positions {pos.shape}, forces {frc.shape}, "
-                             f"{len(d['AtomTypes'])} atom types")
+            raise ValueError(
+                f"{set_name}/{rel}: NumAtoms={n} but positions {pos.shape}, forces {frc.shape}, "
+                f"{len(d['AtomTypes'])} atom types"
+            )
         st = np.asarray(d["Stress"], float) * STRESS_TO_EV_A3[style]
         cell = np.asarray(d["Lattice"], float)
         group = rel.split("/", 1)[0] if "/" in rel else ""
-        row = {"config_id": cid, "group": group, "file": rel, "natoms": n,
-               "species": " ".join(sorted(set(d["AtomTypes"]))), "energy_eV": float(d["Energy"])}
+        row = {
+            "config_id": cid,
+            "group": group,
+            "file": rel,
+            "natoms": n,
+            "species": " ".join(sorted(set(d["AtomTypes"]))),
+            "energy_eV": float(d["Energy"]),
+        }
         for (i, j), lab in zip(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)), ("xx", "yy", "zz", "yz", "xz", "xy")):
             row[f"stress_{lab}_eV_A3"] = st[i, j]
         for i, v in enumerate("abc"):
             for j, c in enumerate("xyz"):
                 row[f"cell_{v}{c}_A"] = cell[i, j]
         confs.append(row)
-        atoms.append(pd.DataFrame({"config_id": cid, "atom": np.arange(n), "species": d["AtomTypes"],
-                                   "x_A": pos[:, 0], "y_A": pos[:, 1], "z_A": pos[:, 2],
-                                   "fx_eV_A": frc[:, 0], "fy_eV_A": frc[:, 1], "fz_eV_A": frc[:, 2]}))
+        atoms.append(
+            pd.DataFrame(
+                {
+                    "config_id": cid,
+                    "atom": np.arange(n),
+                    "species": d["AtomTypes"],
+                    "x_A": pos[:, 0],
+                    "y_A": pos[:, 1],
+                    "z_A": pos[:, 2],
+                    "fx_eV_A": frc[:, 0],
+                    "fy_eV_A": frc[:, 1],
+                    "fz_eV_A": frc[:, 2],
+                }
+            )
+        )
     conf = pd.DataFrame(confs)
     atoms = pd.concat(atoms, ignore_index=True)
-    log.info("%s: %d configurations parsed; checking the stress units of every (group, composition)", set_name, len(conf))
+    log.info(
+        "%s: %d configurations parsed; checking the stress units of every (group, composition)", set_name, len(conf)
+    )
     table = stress_unit_table(conf, atoms, pd.Series(declared), set_name=set_name)
     conf = apply_stress_units(conf, atoms, table)
     for r in table[table["unit"] != table["declared_unit"]].itertuples():
-        log.info("%s: %s (%s) stores %s though declared %s (%s, ratio %.3g from %d pairs)", set_name, r.group,
-                 r.composition, r.unit, r.declared_unit, r.status, r.ratio, r.n_pairs)
+        log.info(
+            "%s: %s (%s) stores %s though declared %s (%s, ratio %.3g from %d pairs)",
+            set_name,
+            r.group,
+            r.composition,
+            r.unit,
+            r.declared_unit,
+            r.status,
+            r.ratio,
+            r.n_pairs,
+        )
     log.info("%s: stress units %s", set_name, ", ".join(f"{n} {k}" for k, n in table["status"].value_counts().items()))
-    meta = {"set": set_name, "n_configs": len(conf), "n_atoms": int(conf["natoms"].sum()),
-            "groups": {g: int(c) for g, c in conf["group"].value_counts().sort_index().items()},
-            "stress_style_in_source": styles,
-            "stress_units": {
-                "method": "thermodynamic consistency per (group, composition): pairs of nearly identical cells "
-                          "(strain %g..%g, non-affine displacement <= %g A, |dE - W_force| >= %g eV, %d nearest "
-                          "cells each); ratio = (dE - W_force) / W_stress, 1 in the right unit; checked: >= %d pairs, "
-                          "q75/q25 <= %g, ratio in [%g, %g]; error: agreeing ratios outside [%g, %g] in every unit; "
-                          "noisy: scattered ratios (or between tolerance and limits), unit from the 95%% interval of "
-                          "the median; unchecked: declared unit kept" % (
-                              PAIR_MIN_STRAIN, PAIR_MAX_STRAIN, PAIR_MAX_DISPLACEMENT, PAIR_MIN_WORK, PAIR_NEIGHBOURS,
-                              MIN_PAIRS, MAX_SPREAD, *STRESS_RATIO_TOLERANCE, *STRESS_RATIO_LIMITS),
-                "candidates": list(CANDIDATE_STRESS_UNITS),
-                "table": json.loads(table.to_json(orient="records", double_precision=6))},
-            "units": {"energy": "eV (total)", "forces": "eV/A",
-                      "stress": "eV/A^3, converted from the unit detected per (group, composition) (stress_units)",
-                      "positions": "A", "cell": "A, rows are cell vectors a, b, c"}}
+    meta = {
+        "set": set_name,
+        "n_configs": len(conf),
+        "n_atoms": int(conf["natoms"].sum()),
+        "groups": {g: int(c) for g, c in conf["group"].value_counts().sort_index().items()},
+        "stress_style_in_source": styles,
+        "stress_units": {
+            "method": "thermodynamic consistency per (group, composition): pairs of nearly identical cells "  # noqa: UP031 -- one template, values below
+            "(strain %g..%g, non-affine displacement <= %g A, |dE - W_force| >= %g eV, %d nearest "
+            "cells each); ratio = (dE - W_force) / W_stress, 1 in the right unit; checked: >= %d pairs, "
+            "q75/q25 <= %g, ratio in [%g, %g]; error: agreeing ratios outside [%g, %g] in every unit; "
+            "noisy: scattered ratios (or between tolerance and limits), unit from the 95%% interval of "
+            "the median; unchecked: declared unit kept"
+            % (
+                PAIR_MIN_STRAIN,
+                PAIR_MAX_STRAIN,
+                PAIR_MAX_DISPLACEMENT,
+                PAIR_MIN_WORK,
+                PAIR_NEIGHBOURS,
+                MIN_PAIRS,
+                MAX_SPREAD,
+                *STRESS_RATIO_TOLERANCE,
+                *STRESS_RATIO_LIMITS,
+            ),
+            "candidates": list(CANDIDATE_STRESS_UNITS),
+            "table": json.loads(table.to_json(orient="records", double_precision=6)),
+        },
+        "units": {
+            "energy": "eV (total)",
+            "forces": "eV/A",
+            "stress": "eV/A^3, converted from the unit detected per (group, composition) (stress_units)",
+            "positions": "A",
+            "cell": "A, rows are cell vectors a, b, c",
+        },
+    }
     return conf, atoms, meta
 
 
@@ -161,22 +224,28 @@ def load_structures(spec: dict, data_dir: str, seed: int = 0) -> tuple[list[Stru
     pool = keep.copy()
     if spec.get("max_configs") and spec["max_configs"] < keep.sum():
         kept_pos = np.flatnonzero(keep)
-        sel = stratified_subsample(conf["group"].to_numpy()[kept_pos], spec["max_configs"],
-                                   spec.get("min_per_group", 1), seed)
+        sel = stratified_subsample(
+            conf["group"].to_numpy()[kept_pos], spec["max_configs"], spec.get("min_per_group", 1), seed
+        )
         pool = np.zeros(len(conf), bool)
         pool[kept_pos[sel]] = True
     ev = np.zeros(len(conf), bool)
     if spec.get("ev_group"):
         ev = keep & (conf["group"].to_numpy() == spec["ev_group"])
         if not ev.any():
-            raise ValueError(f"materials.{spec['kind']}.ev_group {spec['ev_group']!r} has no configuration in "
-                             f"{data_dir} (after the filters); groups: {sorted(set(conf['group']))}")
+            raise ValueError(
+                f"materials.{spec['kind']}.ev_group {spec['ev_group']!r} has no configuration in "
+                f"{data_dir} (after the filters); groups: {sorted(set(conf['group']))}"
+            )
     need = pool | ev
     sub = conf[need]
     structs = from_tables(sub, atoms[atoms["config_id"].isin(sub["config_id"])])
     use = spec.get("stress_label_status")
-    unlabelled = (~sub["stress_unit_status"].isin(use)).to_numpy() if use is not None and "stress_unit_status" in sub \
+    unlabelled = (
+        (~sub["stress_unit_status"].isin(use)).to_numpy()
+        if use is not None and "stress_unit_status" in sub
         else np.zeros(len(sub), bool)
+    )
     for s, drop in zip(structs, unlabelled):
         s.stress = np.zeros(6) if drop else -s.stress  # FitSNAP/VASP pressure sign -> ASE sign
     return ([s for s, m in zip(structs, pool[need]) if m], [s for s, m in zip(structs, ev[need]) if m])

@@ -13,6 +13,7 @@ Vector fields (:meth:`Oscillator.field`) use only arithmetic and ``sin``, so the
 tensors with the state in the last dimension. Training pairs (:func:`transition_pairs`) are the exact state at
 n times spread over one period and the exact state a step dt later.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,10 @@ class Oscillator:
         if self.g <= 0:
             raise ValueError(f"g must be > 0, got {self.g}")
         if self.kind == "pendulum" and (self.p0 != 0.0 or not 0 < abs(self.q0) < math.pi):
-            raise ValueError("the pendulum's exact solution is implemented for release from rest (p0 = 0) at "
-                             f"0 < |q0| < pi; got q0={self.q0}, p0={self.p0}")
+            raise ValueError(
+                "the pendulum's exact solution is implemented for release from rest (p0 = 0) at "
+                f"0 < |q0| < pi; got q0={self.q0}, p0={self.p0}"
+            )
 
     @property
     def omega0(self) -> float:

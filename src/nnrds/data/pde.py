@@ -12,6 +12,7 @@ right end point 2 pi, t with both ends), as in Krishnapriyan et al. (NeurIPS 202
 :func:`method_of_lines` is an independent solver (finite differences on a fine grid + scipy ``solve_ivp``) that
 the tests compare every reference against.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -95,8 +96,9 @@ def reference_solution(problem: str, coef: dict, x: np.ndarray, t: np.ndarray, s
     return reaction_diffusion_solution(u0, t, float(coef["rho"]), float(coef["nu"]), substeps=substeps)
 
 
-def method_of_lines(problem: str, coef: dict, nx: int, t: np.ndarray, rtol: float = 1e-10,
-                    atol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+def method_of_lines(
+    problem: str, coef: dict, nx: int, t: np.ndarray, rtol: float = 1e-10, atol: float = 1e-12
+) -> tuple[np.ndarray, np.ndarray]:
     """Independent solver: 4th-order central finite differences on ``nx`` periodic points and scipy ``solve_ivp``
     (DOP853 without diffusion; the implicit Radau method with the exact sparse Jacobian when nu > 0, where the
     semi-discrete system is stiff), tight tolerances. Returns (x, u) with u of shape (len(t), nx)."""
@@ -123,11 +125,13 @@ def method_of_lines(problem: str, coef: dict, nx: int, t: np.ndarray, rtol: floa
         lin = sparse.csr_matrix((nx, nx))
         for o, a, b in zip(offs, d1, d2):
             # periodic band: entry (i, i + o mod nx)
-            lin = lin + sparse.csr_matrix((np.full(nx, -beta * a + nu * b), (np.arange(nx), (np.arange(nx) + o) % nx)),
-                                          shape=(nx, nx))
+            lin = lin + sparse.csr_matrix(
+                (np.full(nx, -beta * a + nu * b), (np.arange(nx), (np.arange(nx) + o) % nx)), shape=(nx, nx)
+            )
         kw = {"method": "Radau", "jac": lambda _t, u: lin + sparse.diags(rho * (1 - 2 * u))}
-    sol = solve_ivp(rhs, (float(t[0]), float(t[-1])), initial_condition(problem, x), t_eval=t, rtol=rtol, atol=atol,
-                    **kw)
+    sol = solve_ivp(
+        rhs, (float(t[0]), float(t[-1])), initial_condition(problem, x), t_eval=t, rtol=rtol, atol=atol, **kw
+    )
     if not sol.success:
         raise RuntimeError(f"method of lines failed: {sol.message}")
     return x, sol.y.T

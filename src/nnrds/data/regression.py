@@ -5,10 +5,11 @@ numpy arrays; :func:`split` draws a run's training and test points from it with 
 standardizes both with the training statistics. Adding data (e.g. the land-model ensemble) means
 adding a loader here and a name in the config; no study code changes.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -24,6 +25,7 @@ def loader(kind: str, description: str):
         LOADERS[kind] = fn
         DESCRIPTIONS[kind] = description
         return fn
+
     return deco
 
 
@@ -40,8 +42,7 @@ def _friedman1(spec: dict, seed: int):
     from sklearn.datasets import make_friedman1
 
     n = spec["n_train"] + spec["n_test"]
-    X, y = make_friedman1(n_samples=max(n, 1000), n_features=spec["n_features"],
-                          noise=spec["noise"], random_state=seed)
+    X, y = make_friedman1(n_samples=max(n, 1000), n_features=spec["n_features"], noise=spec["noise"], random_state=seed)
     return X, y.reshape(-1, 1)
 
 
@@ -55,20 +56,25 @@ def _smooth(spec: dict, seed: int):
     return X, y.reshape(-1, 1)
 
 
-#: the tables of an ensemble folder (what a rule must declare as inputs and hand over as ``--data-dir``)
+#: the tables of an ensemble folder (what a rule must declare as inputs and hand over as ``--in-dir``)
 ENSEMBLE_FILES = TABLES
 
 
-@loader("ensemble", "a simulator ensemble built by the DAG (results/data/<source>: elm = simplified ELM-style "
-                    "land model, 15 parameters -> 10 QoIs; chem = stiff Robertson kinetics); substitute for the "
-                    "original non-public ensembles")
+@loader(
+    "ensemble",
+    "a simulator ensemble built by the DAG (results/data/<source>: elm = simplified ELM-style "
+    "land model, 15 parameters -> 10 QoIs; chem = stiff Robertson kinetics); substitute for the "
+    "original non-public ensembles",
+)
 def _ensemble(spec: dict, seed: int):
     """Train and held-out designs pooled; each run draws its own split from the pool with its seed.
 
     Reads only ``spec["data_dir"]``: the folder the job was given (no path convention in the library)."""
     if not spec.get("data_dir"):
-        raise ValueError(f"dataset kind 'ensemble' (source {spec.get('source')!r}) needs the folder of its tables: "
-                         "pass --data-dir (the workflow rule gives the folder of its input files)")
+        raise ValueError(
+            f"dataset kind 'ensemble' (source {spec.get('source')!r}) needs the folder of its tables: "
+            "pass --in-dir (the workflow rule gives the folder of its input files)"
+        )
     Xtr, Ytr, Xte, Yte, _, _ = load_table_dataset(spec["data_dir"])
     return np.vstack([Xtr, Xte]), np.vstack([Ytr, Yte])
 
@@ -92,7 +98,7 @@ def data_dir_of(files: list[str]) -> str | None:
 
 
 def load_pool(spec: dict, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The dataset's pool. File-backed kinds read ``spec["data_dir"]`` only (set from the job's ``--data-dir``)."""
+    """The dataset's pool. File-backed kinds read ``spec["data_dir"]`` only (set from the job's ``--in-dir``)."""
     try:
         fn = LOADERS[spec["kind"]]
     except KeyError:
@@ -113,7 +119,7 @@ def split(X: np.ndarray, Y: np.ndarray, n_train: int, n_test: int, seed: int) ->
     if n_train + 1 > len(X):
         raise ValueError(f"n_train={n_train} leaves no test points in a pool of {len(X)}")
     perm = np.random.default_rng(seed).permutation(len(X))
-    tr, te = perm[:n_train], perm[n_train:n_train + n_test]
+    tr, te = perm[:n_train], perm[n_train : n_train + n_test]
     mx, sx = X[tr].mean(0), X[tr].std(0) + 1e-12
     my, sy = Y[tr].mean(0), Y[tr].std(0) + 1e-12
     return Split((X[tr] - mx) / sx, (Y[tr] - my) / sy, (X[te] - mx) / sx, (Y[te] - my) / sy)

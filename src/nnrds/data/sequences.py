@@ -8,6 +8,7 @@ noisy-RNN study passes its config section, which has them). The mirror holds onl
 *training* split, which is split stratified into train/test sets here (the archive's official test split is used
 instead when a full download provides it).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,13 +22,12 @@ DATASETS = ("digits", "digits_permuted", "ecg5000")
 
 DESCRIPTIONS = {
     "digits": "scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes) read pixel by pixel "
-              "as length-64 sequences, pixels scaled to [0, 1]; stratified train/test split",
-    "digits_permuted": "the same digits with one fixed random permutation of the 64 pixels (seed "
-                       "`permutation_seed`)",
+    "as length-64 sequences, pixels scaled to [0, 1]; stratified train/test split",
+    "digits_permuted": "the same digits with one fixed random permutation of the 64 pixels (seed `permutation_seed`)",
     "ecg5000": "UCR ECG5000 heartbeats (length 140, 5 classes, z-normalized by the archive); only the "
-               "archive's 500-sequence training split is in the offline mirror, so it is split stratified "
-               "into this study's train/test sets (not the official split; with a full download of the archive "
-               "the official 500/4,500 split is used and the table's `split` column says `official`)",
+    "archive's 500-sequence training split is in the offline mirror, so it is split stratified "
+    "into this study's train/test sets (not the official split; with a full download of the archive "
+    "the official 500/4,500 split is used and the table's `split` column says `official`)",
 }
 
 
@@ -60,8 +60,10 @@ def ecg_path(spec: dict, data: dict | None) -> Path:
         return Path(spec["ecg_path"])
     mirror = (data or {}).get("mirror")
     if not mirror:
-        raise ValueError("noisy_rnn needs ECG5000: set `noisy_rnn.ecg_path` or `data.mirror` (in the DAG the "
-                         "raw-data rule data_acquire_ecg5000 provides it)")
+        raise ValueError(
+            "noisy_rnn needs ECG5000: set `noisy_rnn.ecg_path` or `data.mirror` (in the DAG the "
+            "raw-data rule data_acquire_ecg5000 provides it)"
+        )
     return Path(mirror) / "ECG5000_TRAIN.txt"
 
 
@@ -94,8 +96,8 @@ def load_dataset(name: str, spec: dict, data: dict | None = None, seed: int = 0)
 
 def _finish(Xtr, ytr, Xte, yte, seq_len, spec, split) -> SeqData:
     if spec.get("max_train"):
-        Xtr, ytr = Xtr[:spec["max_train"]], ytr[:spec["max_train"]]
+        Xtr, ytr = Xtr[: spec["max_train"]], ytr[: spec["max_train"]]
     if spec.get("max_test"):
-        Xte, yte = Xte[:spec["max_test"]], yte[:spec["max_test"]]
+        Xte, yte = Xte[: spec["max_test"]], yte[: spec["max_test"]]
     n_classes = int(max(ytr.max(), yte.max())) + 1
     return SeqData(Xtr, ytr, Xte, yte, seq_len, 1, n_classes, float(Xtr.min()), float(Xtr.max()), split)

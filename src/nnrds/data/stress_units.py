@@ -6,14 +6,20 @@ ratio (dE - W_force) / W_stress = 1 in the right unit); :func:`apply_stress_unit
 WBe_PRB2019, e.g., declares ``StressStyle: bar`` everywhere but stores kbar in its EOS and elastic groups.
 Used when a set is acquired (:func:`nnrds.data.fitsnap.parse_files`).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 #: 1 bar, 1 kbar, 1 GPa in eV / angstrom^3 (1 eV/A^3 = 160.21766208 GPa)
-STRESS_TO_EV_A3 = {"bar": 1e5 / 1.602176634e11, "kB": 1e8 / 1.602176634e11, "kbar": 1e8 / 1.602176634e11,
-                   "GPa": 1e9 / 1.602176634e11, "eV/A^3": 1.0}
+STRESS_TO_EV_A3 = {
+    "bar": 1e5 / 1.602176634e11,
+    "kB": 1e8 / 1.602176634e11,
+    "kbar": 1e8 / 1.602176634e11,
+    "GPa": 1e9 / 1.602176634e11,
+    "eV/A^3": 1.0,
+}
 #: the units a stored stress may turn out to be in (unit detection, :func:`stress_unit_table`)
 CANDIDATE_STRESS_UNITS = ("bar", "kbar", "GPa", "eV/A^3")
 #: a (group, composition) is *checked* in a unit when its work ratio lies in STRESS_RATIO_TOLERANCE; a ratio
@@ -76,7 +82,9 @@ def stress_work_pairs(conf: pd.DataFrame, atoms: pd.DataFrame) -> pd.DataFrame:
     conf = conf.reset_index(drop=True)
     nat = conf["natoms"].to_numpy(int)
     start = np.r_[0, np.cumsum(nat)]
-    if len(atoms) != start[-1] or not np.array_equal(atoms["config_id"].to_numpy(), np.repeat(conf["config_id"].to_numpy(), nat)):
+    if len(atoms) != start[-1] or not np.array_equal(
+        atoms["config_id"].to_numpy(), np.repeat(conf["config_id"].to_numpy(), nat)
+    ):
         atoms = atoms.set_index("config_id").loc[conf["config_id"]].reset_index()
     pos = atoms[["x_A", "y_A", "z_A"]].to_numpy(float)
     frc = atoms[["fx_eV_A", "fy_eV_A", "fz_eV_A"]].to_numpy(float)
@@ -88,7 +96,7 @@ def stress_work_pairs(conf: pd.DataFrame, atoms: pd.DataFrame) -> pd.DataFrame:
     labelled = np.abs(st).reshape(len(conf), -1).max(1) > 0
     buckets: dict[tuple, list[int]] = {}
     for i in np.flatnonzero(labelled):
-        buckets.setdefault((conf.at[i, "group"], tuple(spc[start[i]:start[i + 1]])), []).append(int(i))
+        buckets.setdefault((conf.at[i, "group"], tuple(spc[start[i] : start[i + 1]])), []).append(int(i))
     rows = []
     for (group, seq), idx in sorted(buckets.items(), key=lambda kv: (kv[0][0], len(kv[0][1]), kv[0][1])):
         if len(idx) < 2:
@@ -106,24 +114,44 @@ def stress_work_pairs(conf: pd.DataFrame, atoms: pd.DataFrame) -> pd.DataFrame:
             emax = float(np.abs(eps).max())
             if not PAIR_MIN_STRAIN <= emax <= PAIR_MAX_STRAIN:
                 continue
-            si = np.linalg.solve(cells[i].T, pos[start[i]:start[i + 1]].T).T
-            sj = np.linalg.solve(cells[j].T, pos[start[j]:start[j + 1]].T).T
+            si = np.linalg.solve(cells[i].T, pos[start[i] : start[i + 1]].T).T
+            sj = np.linalg.solve(cells[j].T, pos[start[j] : start[j + 1]].T).T
             ds = sj - si
             u = (ds - np.round(ds)) @ cells[j]
             umax = float(np.abs(u).max())
             if umax > PAIR_MAX_DISPLACEMENT:
                 continue
-            w_force = float(-0.5 * np.sum((frc[start[i]:start[i + 1]] + frc[start[j]:start[j + 1]]) * u))
+            w_force = float(-0.5 * np.sum((frc[start[i] : start[i + 1]] + frc[start[j] : start[j + 1]]) * u))
             w_stress = float(-0.5 * (vol[i] * np.sum(st[i] * eps) + vol[j] * np.sum(st[j] * eps)))
             d_e = float(energy[j] - energy[i])
             if abs(d_e - w_force) < PAIR_MIN_WORK or w_stress == 0:
                 continue
-            rows.append({"group": group, "composition": comp, "config_i": int(conf.at[i, "config_id"]),
-                         "config_j": int(conf.at[j, "config_id"]), "max_strain": emax, "max_displacement_A": umax,
-                         "dE_eV": d_e, "w_force_eV": w_force, "w_stress_eV": w_stress,
-                         "ratio": (d_e - w_force) / w_stress})
-    cols = ["group", "composition", "config_i", "config_j", "max_strain", "max_displacement_A", "dE_eV",
-            "w_force_eV", "w_stress_eV", "ratio"]
+            rows.append(
+                {
+                    "group": group,
+                    "composition": comp,
+                    "config_i": int(conf.at[i, "config_id"]),
+                    "config_j": int(conf.at[j, "config_id"]),
+                    "max_strain": emax,
+                    "max_displacement_A": umax,
+                    "dE_eV": d_e,
+                    "w_force_eV": w_force,
+                    "w_stress_eV": w_stress,
+                    "ratio": (d_e - w_force) / w_stress,
+                }
+            )
+    cols = [
+        "group",
+        "composition",
+        "config_i",
+        "config_j",
+        "max_strain",
+        "max_displacement_A",
+        "dE_eV",
+        "w_force_eV",
+        "w_stress_eV",
+        "ratio",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -136,8 +164,13 @@ def _nearest_unit(ratio: float, d_unit: str) -> tuple[str, float]:
     return u, f / STRESS_TO_EV_A3[u]
 
 
-def stress_unit_table(conf: pd.DataFrame, atoms: pd.DataFrame, declared: str | pd.Series = "bar",
-                      tolerance: tuple[float, float] = STRESS_RATIO_TOLERANCE, set_name: str = "") -> pd.DataFrame:
+def stress_unit_table(
+    conf: pd.DataFrame,
+    atoms: pd.DataFrame,
+    declared: str | pd.Series = "bar",
+    tolerance: tuple[float, float] = STRESS_RATIO_TOLERANCE,
+    set_name: str = "",
+) -> pd.DataFrame:
     """The stress unit of every (group, composition), detected from the data (:func:`stress_work_pairs`).
 
     ``conf`` holds the stress converted from the ``declared`` unit (one unit, or one per configuration row).
@@ -157,7 +190,11 @@ def stress_unit_table(conf: pd.DataFrame, atoms: pd.DataFrame, declared: str | p
 
     The error names the set, group, composition, ratio, pair count and what every candidate unit would give."""
     conf = conf.reset_index(drop=True)
-    dec = pd.Series(declared, index=conf.index) if isinstance(declared, str) else pd.Series(np.asarray(declared), index=conf.index)
+    dec = (
+        pd.Series(declared, index=conf.index)
+        if isinstance(declared, str)
+        else pd.Series(np.asarray(declared), index=conf.index)
+    )
     comp = pd.Series(compositions(conf, atoms), index=conf.index)
     pairs = stress_work_pairs(conf, atoms)
     labelled = np.abs(conf[STRESS_COLUMNS].to_numpy(float)).max(1) > 0
@@ -165,65 +202,128 @@ def stress_unit_table(conf: pd.DataFrame, atoms: pd.DataFrame, declared: str | p
     for (group, c), g in conf.groupby([conf["group"], comp], sort=True):
         d_units = dec[g.index].unique()
         if len(d_units) != 1:
-            raise StressUnitError(f"{set_name} group {group!r} ({c}): files declare several stress units {sorted(d_units)}")
+            raise StressUnitError(
+                f"{set_name} group {group!r} ({c}): files declare several stress units {sorted(d_units)}"
+            )
         p = pairs[(pairs["group"] == group) & (pairs["composition"] == c)]
-        rows.append(group_unit_row(group, c, str(d_units[0]), len(g), int(labelled[g.index].sum()),
-                                   p["ratio"].to_numpy(float), tolerance, set_name))
+        rows.append(
+            group_unit_row(
+                group,
+                c,
+                str(d_units[0]),
+                len(g),
+                int(labelled[g.index].sum()),
+                p["ratio"].to_numpy(float),
+                tolerance,
+                set_name,
+            )
+        )
     return pd.DataFrame(rows)
 
 
-def group_unit_row(group: str, composition: str, d_unit: str, n_configs: int, n_labelled: int, r: np.ndarray,
-                   tolerance: tuple[float, float] = STRESS_RATIO_TOLERANCE, set_name: str = "") -> dict:
+def group_unit_row(
+    group: str,
+    composition: str,
+    d_unit: str,
+    n_configs: int,
+    n_labelled: int,
+    r: np.ndarray,
+    tolerance: tuple[float, float] = STRESS_RATIO_TOLERANCE,
+    set_name: str = "",
+) -> dict:
     """The row of :func:`stress_unit_table` of one (group, composition): its declared unit ``d_unit``, its
     configuration counts and the work ratios ``r`` of its pairs (:func:`stress_work_pairs`)."""
     from ..verdicts import median_ci
 
     lo, hi = tolerance
     nan = float("nan")
-    row = {"group": group, "composition": composition, "n_configs": n_configs, "n_labelled": n_labelled,
-           "declared_unit": d_unit, "unit": d_unit, "status": "unchecked", "n_pairs": len(r),
-           "ratio_declared": nan, "ratio": nan, "ratio_low": nan, "ratio_high": nan, "ratio_q25": nan,
-           "ratio_q75": nan, "spread": nan, "note": ""}
+    row = {
+        "group": group,
+        "composition": composition,
+        "n_configs": n_configs,
+        "n_labelled": n_labelled,
+        "declared_unit": d_unit,
+        "unit": d_unit,
+        "status": "unchecked",
+        "n_pairs": len(r),
+        "ratio_declared": nan,
+        "ratio": nan,
+        "ratio_low": nan,
+        "ratio_high": nan,
+        "ratio_q25": nan,
+        "ratio_q75": nan,
+        "spread": nan,
+        "note": "",
+    }
     if n_labelled == 0:
         row["note"] = "no stress labels (all six components zero)"
         return row
     if len(r) < MIN_PAIRS:
-        row["note"] = (f"{len(r)} usable pairs (< {MIN_PAIRS}): no nearly identical cells with a strain between "
-                       "them (e.g. fixed-cell MD) -- declared unit kept")
+        row["note"] = (
+            f"{len(r)} usable pairs (< {MIN_PAIRS}): no nearly identical cells with a strain between "
+            "them (e.g. fixed-cell MD) -- declared unit kept"
+        )
         return row
     med, c_lo, c_hi = median_ci(r)
     q25, q75 = (float(x) for x in np.quantile(r, [0.25, 0.75]))
     spread = q75 / q25 if q25 > 0 else float("inf")
     u, ratio = _nearest_unit(med, d_unit)
     conv = STRESS_TO_EV_A3[d_unit] / STRESS_TO_EV_A3[u]
-    row.update(ratio_declared=med, spread=spread, unit=u, ratio=ratio, ratio_low=c_lo * conv,
-               ratio_high=c_hi * conv, ratio_q25=q25 * conv, ratio_q75=q75 * conv)
+    row.update(
+        ratio_declared=med,
+        spread=spread,
+        unit=u,
+        ratio=ratio,
+        ratio_low=c_lo * conv,
+        ratio_high=c_hi * conv,
+        ratio_q25=q25 * conv,
+        ratio_q75=q75 * conv,
+    )
     tried = ", ".join(f"{x}: {med * STRESS_TO_EV_A3[d_unit] / STRESS_TO_EV_A3[x]:.3g}" for x in CANDIDATE_STRESS_UNITS)
-    what = (f"{set_name} group {group!r} ({composition}): work ratio (dE - W_force)/W_stress = {med:.4g} with the stress "
-            f"read as {d_unit} (median of {len(r)} pairs of nearly identical cells, 95% interval {c_lo:.3g}.."
-            f"{c_hi:.3g}, interquartile {q25:.3g}..{q75:.3g}); as {tried}")
+    what = (
+        f"{set_name} group {group!r} ({composition}): work ratio (dE - W_force)/W_stress = {med:.4g} with the stress "
+        f"read as {d_unit} (median of {len(r)} pairs of nearly identical cells, 95% interval {c_lo:.3g}.."
+        f"{c_hi:.3g}, interquartile {q25:.3g}..{q75:.3g}); as {tried}"
+    )
     tight = spread <= MAX_SPREAD
     if tight and not STRESS_RATIO_LIMITS[0] <= ratio <= STRESS_RATIO_LIMITS[1]:
-        raise StressUnitError(f"{what}: the stored stresses are inconsistent with the energies under every "
-                              f"candidate unit (expected a ratio within [{lo}, {hi}], at worst "
-                              f"[{STRESS_RATIO_LIMITS[0]}, {STRESS_RATIO_LIMITS[1]}]). Check the stress sign "
-                              "convention and the StressStyle of these files.")
+        raise StressUnitError(
+            f"{what}: the stored stresses are inconsistent with the energies under every "
+            f"candidate unit (expected a ratio within [{lo}, {hi}], at worst "
+            f"[{STRESS_RATIO_LIMITS[0]}, {STRESS_RATIO_LIMITS[1]}]). Check the stress sign "
+            "convention and the StressStyle of these files."
+        )
     if tight and lo <= ratio <= hi:
-        row.update(status="checked",
-                   note="declared unit confirmed" if u == d_unit else f"stored in {u}, declared {d_unit}")
+        row.update(
+            status="checked", note="declared unit confirmed" if u == d_unit else f"stored in {u}, declared {d_unit}"
+        )
     elif c_lo > 0 and _nearest_unit(c_lo, d_unit)[0] == u == _nearest_unit(c_hi, d_unit)[0]:
-        row.update(status="noisy", note=(f"pair ratios scatter or miss [{lo}, {hi}] (median {med:.3g}, "
-                                         f"interquartile {q25:.3g}..{q75:.3g} read as {d_unit}) but the "
-                                         "median's 95% interval fixes the unit: "
-                                         + ("declared unit confirmed" if u == d_unit else f"stored in {u}, declared {d_unit}")))
+        row.update(
+            status="noisy",
+            note=(
+                f"pair ratios scatter or miss [{lo}, {hi}] (median {med:.3g}, "
+                f"interquartile {q25:.3g}..{q75:.3g} read as {d_unit}) but the "
+                "median's 95% interval fixes the unit: "
+                + ("declared unit confirmed" if u == d_unit else f"stored in {u}, declared {d_unit}")
+            ),
+        )
     elif c_hi <= 0:
-        raise StressUnitError(f"{what}: the stored stresses are inconsistent with the energies under every "
-                              "candidate unit (the work ratio is negative). Check the stress sign convention and "
-                              "the StressStyle of these files.")
+        raise StressUnitError(
+            f"{what}: the stored stresses are inconsistent with the energies under every "
+            "candidate unit (the work ratio is negative). Check the stress sign convention and "
+            "the StressStyle of these files."
+        )
     else:
-        row.update(unit=d_unit, ratio=nan, ratio_low=nan, ratio_high=nan, ratio_q25=nan, ratio_q75=nan,
-                   note=f"pair ratios too scattered to tell the unit (median interval {c_lo:.3g}..{c_hi:.3g} "
-                        f"read as {d_unit}) -- declared unit kept")
+        row.update(
+            unit=d_unit,
+            ratio=nan,
+            ratio_low=nan,
+            ratio_high=nan,
+            ratio_q25=nan,
+            ratio_q75=nan,
+            note=f"pair ratios too scattered to tell the unit (median interval {c_lo:.3g}..{c_hi:.3g} "
+            f"read as {d_unit}) -- declared unit kept",
+        )
     return row
 
 

@@ -1,4 +1,5 @@
 """The ensemble table layout (``ptrain/ytrain/ptest/ytest.csv`` + ``metadata.json``) and its loader."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,14 @@ from .. import io
 TABLES = ("ptrain.csv", "ytrain.csv", "ptest.csv", "ytest.csv")
 
 
-def write_ensemble(out_dir: str | os.PathLike, ptrain: pd.DataFrame, ytrain: pd.DataFrame, ptest: pd.DataFrame,
-                   ytest: pd.DataFrame, metadata: dict) -> None:
+def write_ensemble(
+    out_dir: str | os.PathLike,
+    ptrain: pd.DataFrame,
+    ytrain: pd.DataFrame,
+    ptest: pd.DataFrame,
+    ytest: pd.DataFrame,
+    metadata: dict,
+) -> None:
     out = Path(out_dir)
     for name, df in zip(TABLES, (ptrain, ytrain, ptest, ytest)):
         io.write_table(out / name, df)
@@ -26,8 +33,10 @@ def load_table_dataset(dir: str | os.PathLike):
     d = Path(dir)
     missing = [n for n in TABLES if not (d / n).is_file()]
     if missing:
-        raise FileNotFoundError(f"ensemble folder {d} lacks {', '.join(missing)}; build it first, e.g. "
-                                f"`snakemake {d / 'ytrain.csv'}` (rules in workflow/rules/data.smk)")
+        raise FileNotFoundError(
+            f"ensemble folder {d} lacks {', '.join(missing)}; build it first, e.g. "
+            f"`snakemake {d / 'ytrain.csv'}` (rules in workflow/rules/data.smk)"
+        )
     pt, yt, pe, ye = (pd.read_csv(d / n) for n in TABLES)
     if list(pt.columns) != list(pe.columns) or list(yt.columns) != list(ye.columns):
         raise ValueError(f"ensemble folder {d}: train and test tables have different columns")

@@ -1,6 +1,7 @@
 """The UCR time-series archive's text format (one series per line, class label first), parsed once for every
 reader: the acquisition step (:mod:`nnrds.data.acquire`, which writes ``train.csv`` / ``test.csv``) and the
 studies that read either the archive's text files or those CSVs (:func:`read_ucr`)."""
+
 from __future__ import annotations
 
 import io as _io

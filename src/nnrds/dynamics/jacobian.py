@@ -8,6 +8,7 @@ Its Jacobian at layer ``n`` and hidden state ``x_n`` is::
 :func:`preactivation_slopes` gives its two factors, which matrix-free code (:mod:`nnrds.dynamics.penalties`)
 uses without forming ``J``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -47,5 +48,3 @@ def layer_jacobians(net: ReplicaNet, u: torch.Tensor) -> torch.Tensor:
     """J_n(x_n) = diag(sigma'(z)) W(t_n) for every replica, layer and sample: (R, L, N, w, w)."""
     s, W = preactivation_slopes(net, u)
     return s[..., :, None] * W[:, :, None, :, :]
-
-

@@ -10,6 +10,7 @@ above. Squaring makes it smooth at zero and quadratic like L2, so the two streng
 comparable log grids. :func:`frobenius_penalty` (``h^2 ||J||_F^2``, exact and cheaper, a looser bound) is
 the alternative.
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,7 +49,7 @@ def frobenius_penalty(net: ReplicaNet, u: torch.Tensor) -> torch.Tensor:
     """Per-replica penalty (R,): mean over layers and samples of h^2 ||J||_F^2 = h^2 sum_i s_i^2 ||W_i,:||^2."""
     s, W = preactivation_slopes(net, u)
     row = W.pow(2).sum(-1)  # (R, L, w)
-    return (net.arch.h ** 2) * (s.pow(2) * row[:, :, None, :]).sum(-1).mean(dim=(1, 2))
+    return (net.arch.h**2) * (s.pow(2) * row[:, :, None, :]).sum(-1).mean(dim=(1, 2))
 
 
 def make_penalty(kind: str = "spectral_norm", power_iters: int = 5):

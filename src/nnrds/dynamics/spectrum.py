@@ -16,6 +16,7 @@ Metrics of one Jacobian with eigenvalues ``lambda_i`` (step ``h = T / L``), see 
 and the 90th percentile over samples (NaN-aware), then the max and the mean over layers. :func:`measure`
 does all of it for a network on given inputs.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ LAYER_AGGS = ("max", "mean")
 def eigenvalues(J: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
     """Complex eigenvalues of a batch of square matrices (..., w, w) -> (..., w), in chunks of matrices."""
     flat = J.detach().reshape(-1, J.shape[-2], J.shape[-1])
-    out = [torch.linalg.eigvals(flat[i:i + chunk]) for i in range(0, flat.shape[0], chunk)]
+    out = [torch.linalg.eigvals(flat[i : i + chunk]) for i in range(0, flat.shape[0], chunk)]
     return torch.cat(out).reshape(*J.shape[:-1])
 
 
@@ -61,8 +62,7 @@ def spectrum_metrics(lam: torch.Tensor, h: float) -> dict[str, torch.Tensor]:
 def aggregate(metric: torch.Tensor) -> dict[tuple[str, str], torch.Tensor]:
     """(R, L, N) -> {(sample_agg, layer_agg): (R,)}: median / 90th percentile over samples (ignoring NaN),
     then max / mean over layers (ignoring layers that are NaN for every sample)."""
-    per_layer = {"median": torch.nanquantile(metric, 0.5, dim=-1),
-                 "p90": torch.nanquantile(metric, 0.9, dim=-1)}
+    per_layer = {"median": torch.nanquantile(metric, 0.5, dim=-1), "p90": torch.nanquantile(metric, 0.9, dim=-1)}
     out = {}
     for sa, v in per_layer.items():
         finite = ~torch.isnan(v)
@@ -85,5 +85,3 @@ def measure(net: ReplicaNet, u: torch.Tensor, chunk: int = 65536) -> tuple[dict,
         for (sa, la), a in aggregate(v.float() if v.dtype == torch.float16 else v).items():
             out[(m, sa, la)] = a
     return out, lam
-
-

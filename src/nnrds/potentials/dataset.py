@@ -5,10 +5,11 @@ Jacobians H (P, D, 3) = dG_{i(p)}/dd_p (autograd, in chunks that bound the memor
 stacks them with the labels into one :class:`AtomsData`; :meth:`AtomsData.subset` takes configurations out
 of it without recomputing anything (training minibatches, splits).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -51,11 +52,15 @@ class AtomsData:
     def composition(self, n_elements: int) -> torch.Tensor:
         """(B, n_elements) atom counts of every element per configuration (float64)."""
         c = torch.zeros(self.n_configs, n_elements, dtype=torch.float64, device=self.atom_cfg.device)
-        return c.index_put_((self.atom_cfg, self.elem), torch.ones(len(self.elem), dtype=torch.float64,
-                                                                    device=c.device), accumulate=True)
+        return c.index_put_(
+            (self.atom_cfg, self.elem),
+            torch.ones(len(self.elem), dtype=torch.float64, device=c.device),
+            accumulate=True,
+        )
 
-    def to(self, device=None, dtype: torch.dtype | None = None) -> "AtomsData":
+    def to(self, device=None, dtype: torch.dtype | None = None) -> AtomsData:
         """Moved to ``device``; floating tensors (descriptors, Jacobians, targets) cast to ``dtype``."""
+
         def mv(v):
             if not isinstance(v, torch.Tensor):
                 return v
@@ -63,7 +68,7 @@ class AtomsData:
 
         return AtomsData(**{k: mv(v) for k, v in self.__dict__.items()})
 
-    def subset(self, idx) -> "AtomsData":
+    def subset(self, idx) -> AtomsData:
         """Configurations ``idx`` (positions 0..B-1) as a new dataset, in that order."""
         dev = self.G.device
         idx = torch.as_tensor(idx, dtype=torch.long).reshape(-1).to(dev)
@@ -80,11 +85,24 @@ class AtomsData:
         atom_new[atoms_sel] = torch.arange(len(atoms_sel), device=dev)
         pairs_sel = pm.nonzero().squeeze(1)
         il = idx.tolist()
-        return AtomsData(self.G[atoms_sel], self.H[pairs_sel], self.d[pairs_sel], atom_new[self.pair_i[pairs_sel]],
-                         atom_new[self.pair_j[pairs_sel]], new_pos[self.atom_cfg[atoms_sel]],
-                         new_pos[self.pair_cfg[pairs_sel]], self.natoms[idx], self.volume[idx], self.energy[idx],
-                         self.forces[atoms_sel], self.stress[idx], [self.groups[k] for k in il],
-                         [self.config_ids[k] for k in il], self.elem[atoms_sel], self.has_stress[idx])
+        return AtomsData(
+            self.G[atoms_sel],
+            self.H[pairs_sel],
+            self.d[pairs_sel],
+            atom_new[self.pair_i[pairs_sel]],
+            atom_new[self.pair_j[pairs_sel]],
+            new_pos[self.atom_cfg[atoms_sel]],
+            new_pos[self.pair_cfg[pairs_sel]],
+            self.natoms[idx],
+            self.volume[idx],
+            self.energy[idx],
+            self.forces[atoms_sel],
+            self.stress[idx],
+            [self.groups[k] for k in il],
+            [self.config_ids[k] for k in il],
+            self.elem[atoms_sel],
+            self.has_stress[idx],
+        )
 
 
 def _chunks(nbs: Sequence[Neighbors], chunk: int, max_triplets: int) -> list[tuple[int, int]]:
@@ -101,8 +119,9 @@ def _chunks(nbs: Sequence[Neighbors], chunk: int, max_triplets: int) -> list[tup
     return out
 
 
-def build_dataset(structs: Sequence[Structure], spec: DescriptorSpec, chunk: int = 64,
-                  max_triplets: int = 2_000_000) -> AtomsData:
+def build_dataset(
+    structs: Sequence[Structure], spec: DescriptorSpec, chunk: int = 64, max_triplets: int = 2_000_000
+) -> AtomsData:
     """Neighbour lists, descriptors and their pair-vector Jacobians for every configuration."""
     parts = []
     nbs = [neighbor_topology(s, spec.cutoff, spec) for s in structs]
@@ -137,11 +156,21 @@ def build_dataset(structs: Sequence[Structure], spec: DescriptorSpec, chunk: int
         pcfg.append(pc), elem.append(el)
         aoff += n
     f64 = torch.float64
-    return AtomsData(torch.cat(G), torch.cat(H), torch.cat(d), torch.cat(pi), torch.cat(pj), torch.cat(acfg),
-                     torch.cat(pcfg), torch.tensor([s.natoms for s in structs], dtype=f64),
-                     torch.tensor([s.volume for s in structs], dtype=f64),
-                     torch.tensor([s.energy for s in structs], dtype=f64),
-                     torch.as_tensor(np.concatenate([s.forces for s in structs]), dtype=f64),
-                     torch.as_tensor(np.stack([s.stress for s in structs]), dtype=f64),
-                     [s.group for s in structs], [s.config_id for s in structs], torch.cat(elem),
-                     torch.tensor([bool(np.any(s.stress != 0)) for s in structs]))
+    return AtomsData(
+        torch.cat(G),
+        torch.cat(H),
+        torch.cat(d),
+        torch.cat(pi),
+        torch.cat(pj),
+        torch.cat(acfg),
+        torch.cat(pcfg),
+        torch.tensor([s.natoms for s in structs], dtype=f64),
+        torch.tensor([s.volume for s in structs], dtype=f64),
+        torch.tensor([s.energy for s in structs], dtype=f64),
+        torch.as_tensor(np.concatenate([s.forces for s in structs]), dtype=f64),
+        torch.as_tensor(np.stack([s.stress for s in structs]), dtype=f64),
+        [s.group for s in structs],
+        [s.config_id for s in structs],
+        torch.cat(elem),
+        torch.tensor([bool(np.any(s.stress != 0)) for s in structs]),
+    )

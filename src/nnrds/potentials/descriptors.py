@@ -7,11 +7,12 @@ per dataset (each G_i depends only on the pair vectors centred at atom i), which
 route (:meth:`nnrds.potentials.potential.Potential.predict`) reuses at every training step. For several
 elements the descriptors are element-resolved (:class:`DescriptorSpec`).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -68,12 +69,12 @@ class DescriptorSpec:
         """(n_elements, n_elements) symmetric table: element pair -> its G4 block (a <= b, row-major)."""
         n = self.n_elements
         t = np.zeros((n, n), dtype=np.int64)
-        for c, (a, b) in enumerate((a, b) for a in range(n) for b in range(a, n)):
+        for c, (a, b) in enumerate((i, j) for i in range(n) for j in range(i, n)):
             t[a, b] = t[b, a] = c
         return t
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "DescriptorSpec":
+    def from_dict(cls, d: dict | None) -> DescriptorSpec:
         d = dict(d or {})
         for k in ("angular_etas", "zetas", "lambdas"):
             if k in d:
@@ -118,9 +119,16 @@ def angular_terms(da: torch.Tensor, db: torch.Tensor, spec: DescriptorSpec) -> t
     return torch.stack(cols, 1)
 
 
-def descriptors_from_pairs(d: torch.Tensor, pair_i: torch.Tensor, ta: torch.Tensor, tb: torch.Tensor,
-                           n_atoms: int, spec: DescriptorSpec, pair_el: torch.Tensor | None = None,
-                           trip_blk: torch.Tensor | None = None) -> torch.Tensor:
+def descriptors_from_pairs(
+    d: torch.Tensor,
+    pair_i: torch.Tensor,
+    ta: torch.Tensor,
+    tb: torch.Tensor,
+    n_atoms: int,
+    spec: DescriptorSpec,
+    pair_el: torch.Tensor | None = None,
+    trip_blk: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Symmetry functions (n_atoms, n_descriptors) from pair vectors d (P, 3) centred at ``pair_i``;
     triplets are pairs of pairs (ta, tb) with the same centre. With several elements, each pair's term goes
     to the block of its neighbour's element ``pair_el`` and each triplet's to its pair block ``trip_blk``
@@ -134,8 +142,14 @@ def descriptors_from_pairs(d: torch.Tensor, pair_i: torch.Tensor, ta: torch.Tens
     return torch.cat([G2, G4], 1)
 
 
-def descriptor_jacobian(d: torch.Tensor, ta: torch.Tensor, tb: torch.Tensor, spec: DescriptorSpec,
-                        pair_el: torch.Tensor | None = None, trip_blk: torch.Tensor | None = None) -> torch.Tensor:
+def descriptor_jacobian(
+    d: torch.Tensor,
+    ta: torch.Tensor,
+    tb: torch.Tensor,
+    spec: DescriptorSpec,
+    pair_el: torch.Tensor | None = None,
+    trip_blk: torch.Tensor | None = None,
+) -> torch.Tensor:
     """H (P, D, 3) = dG_{i(p)}/dd_p by autograd. G_i depends only on the pair vectors centred at i, so the
     gradient of the *sum over atoms* of one descriptor column with respect to d is that column's H.
     Element blocks: a pair enters only the G2 block of its neighbour's element (so its G2 rows are the
@@ -172,5 +186,5 @@ def descriptor_jacobian(d: torch.Tensor, ta: torch.Tensor, tb: torch.Tensor, spe
         Ja, Jb = torch.stack(Ja, -1), torch.stack(Jb, -1)  # (T, n_angular, 3)
         H4 = d.new_zeros(len(d) * nb, spec.n_angular, 3).index_add(0, ta * nb + trip_blk, Ja)
         H4 = H4.index_add(0, tb * nb + trip_blk, Jb).reshape(len(d), nb * spec.n_angular, 3)
-        H[:, ne * spec.n_radial:] = H4
+        H[:, ne * spec.n_radial :] = H4
     return H.detach()

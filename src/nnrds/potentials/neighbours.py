@@ -5,6 +5,7 @@ indices and integer cell shifts are fixed, so the pair vectors d_p = R_j - R_i +
 are differentiable in positions R, cell C and a homogeneous strain eps (R -> R (1 + eps), C -> C (1 + eps)).
 :func:`descriptors` builds a configuration's symmetry functions from them (:mod:`nnrds.potentials.descriptors`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,9 +51,10 @@ def neighbor_topology(s: Structure, cutoff: float, spec: DescriptorSpec | None =
             u, v = np.triu_indices(a1 - a0, k=1)
             ta.append(u + a0)
             tb.append(v + a0)
-    cat = (lambda x: np.concatenate(x) if x else np.zeros(0, int))
-    nb = Neighbors(i.astype(np.int64), j.astype(np.int64), S.astype(np.float64), cat(ta).astype(np.int64),
-                   cat(tb).astype(np.int64))
+    cat = lambda x: np.concatenate(x) if x else np.zeros(0, int)
+    nb = Neighbors(
+        i.astype(np.int64), j.astype(np.int64), S.astype(np.float64), cat(ta).astype(np.int64), cat(tb).astype(np.int64)
+    )
     if spec is None:  # every atom the same kind (a one-element DescriptorSpec)
         nb.elem, blocks = np.zeros(s.natoms, dtype=np.int64), np.zeros((1, 1), dtype=np.int64)
     else:
@@ -72,11 +74,20 @@ def pair_vectors(pos: torch.Tensor, cell: torch.Tensor, nb: Neighbors, strain: t
     return pos[j] - pos[i] + S @ cell
 
 
-def descriptors(pos: torch.Tensor, cell: torch.Tensor, nb: Neighbors, spec: DescriptorSpec,
-                strain: torch.Tensor | None = None) -> torch.Tensor:
+def descriptors(
+    pos: torch.Tensor, cell: torch.Tensor, nb: Neighbors, spec: DescriptorSpec, strain: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-atom descriptors (n, D), differentiable in positions, cell and strain (``nb`` from
     :func:`neighbor_topology` with the same ``spec`` when it has several elements)."""
     d = pair_vectors(pos, cell, nb, strain)
-    el = (lambda a: None if a is None else torch.as_tensor(a))
-    return descriptors_from_pairs(d, torch.as_tensor(nb.i), torch.as_tensor(nb.ta), torch.as_tensor(nb.tb),
-                                  pos.shape[0], spec, el(nb.pair_el), el(nb.trip_blk))
+    el = lambda a: None if a is None else torch.as_tensor(a)
+    return descriptors_from_pairs(
+        d,
+        torch.as_tensor(nb.i),
+        torch.as_tensor(nb.ta),
+        torch.as_tensor(nb.tb),
+        pos.shape[0],
+        spec,
+        el(nb.pair_el),
+        el(nb.trip_blk),
+    )

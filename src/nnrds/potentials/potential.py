@@ -10,9 +10,10 @@ descriptor Jacobian dG_i/dd_p of the dataset (:mod:`nnrds.potentials.dataset`), 
 rebuilt every step. tests/test_materials.py checks both routes against finite differences, for one element
 and for a binary cell.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -80,9 +81,12 @@ class Potential(torch.nn.Module):
     def dtype(self) -> torch.dtype:
         return self.g_mean.dtype
 
-    def atomic_energies(self, G: torch.Tensor, S: int, atomic: AtomicFn | None = None, elem: torch.Tensor | None = None):
+    def atomic_energies(
+        self, G: torch.Tensor, S: int, atomic: AtomicFn | None = None, elem: torch.Tensor | None = None
+    ):
         """(S, N) atomic energies and, per element k, (atom indices of k or None for all, the (S, n_k, D)
         standardized-input leaf they were computed from)."""
+
         def one(Gk, k):
             X = ((Gk.to(self.dtype) - self.g_mean[k]) / self.g_std[k]).unsqueeze(0).expand(S, -1, -1).clone()
             X.requires_grad_(True)
@@ -111,8 +115,15 @@ class Potential(torch.nn.Module):
             V = V.index_copy(1, idx, g / self.g_std[k])
         return V
 
-    def predict(self, data: AtomsData, atomic: AtomicFn | None = None, n: int | None = None,
-                create_graph: bool = False, forces: bool = True, stress: bool = True) -> dict[str, torch.Tensor]:
+    def predict(
+        self,
+        data: AtomsData,
+        atomic: AtomicFn | None = None,
+        n: int | None = None,
+        create_graph: bool = False,
+        forces: bool = True,
+        stress: bool = True,
+    ) -> dict[str, torch.Tensor]:
         """Energies (S, B), forces (S, N, 3), stresses (S, B, 6) by the chain rule (module docstring)."""
         S = n or self.n_replicas
         dt = self.dtype
@@ -135,8 +146,9 @@ class Potential(torch.nn.Module):
             out["stress"] = torch.stack([Wc[..., a, b] for a, b in VOIGT_IDX], -1)
         return out
 
-    def energy_autograd(self, s: Structure, atomic: AtomicFn | None = None, n: int | None = None,
-                        nb: Neighbors | None = None) -> dict[str, torch.Tensor]:
+    def energy_autograd(
+        self, s: Structure, atomic: AtomicFn | None = None, n: int | None = None, nb: Neighbors | None = None
+    ) -> dict[str, torch.Tensor]:
         """The reference route: descriptors built from (R, C, eps) in torch; F = -dE/dR, sigma = (1/V) dE/deps
         by autograd (per replica). Returns energy (S,), forces (S, n, 3), stress (S, 6)."""
         S = n or self.n_replicas

@@ -7,10 +7,11 @@ tidy tables every set is stored in (``configs.csv``: one row per configuration; 
 atom), the generated Al-EMT set (:mod:`nnrds.data.al_emt`) and the acquired FitSNAP sets
 (:mod:`nnrds.data.acquire`, read by :mod:`nnrds.data.fitsnap`) alike.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,8 +44,13 @@ class Structure:
 
 def from_atoms(atoms, group: str = "", config_id: int = 0, label: bool = True) -> Structure:
     """ASE Atoms (with a calculator when ``label``) -> :class:`Structure`."""
-    s = Structure(atoms.get_positions().copy(), np.asarray(atoms.get_cell()).copy(),
-                  list(atoms.get_chemical_symbols()), group=group, config_id=config_id)
+    s = Structure(
+        atoms.get_positions().copy(),
+        np.asarray(atoms.get_cell()).copy(),
+        list(atoms.get_chemical_symbols()),
+        group=group,
+        config_id=config_id,
+    )
     if label:
         s.energy = float(atoms.get_potential_energy())
         s.forces = atoms.get_forces().copy()
@@ -62,8 +68,13 @@ def to_tables(structs: Sequence[Structure]) -> tuple[pd.DataFrame, pd.DataFrame]
     """The tidy FitSNAP-style tables (configs.csv, atoms.csv)."""
     confs, atoms = [], []
     for s in structs:
-        row = {"config_id": s.config_id, "group": s.group, "natoms": s.natoms,
-               "species": " ".join(sorted(set(s.species))), "energy_eV": s.energy}
+        row = {
+            "config_id": s.config_id,
+            "group": s.group,
+            "natoms": s.natoms,
+            "species": " ".join(sorted(set(s.species))),
+            "energy_eV": s.energy,
+        }
         for k, lab in enumerate(VOIGT):
             row[f"stress_{lab}_eV_A3"] = float(s.stress[k])
         for i, v in enumerate("abc"):
@@ -71,9 +82,21 @@ def to_tables(structs: Sequence[Structure]) -> tuple[pd.DataFrame, pd.DataFrame]
                 row[f"cell_{v}{c}_A"] = float(s.cell[i, j])
         confs.append(row)
         p, f = s.positions, s.forces
-        atoms.append(pd.DataFrame({"config_id": s.config_id, "atom": np.arange(s.natoms), "species": s.species,
-                                   "x_A": p[:, 0], "y_A": p[:, 1], "z_A": p[:, 2],
-                                   "fx_eV_A": f[:, 0], "fy_eV_A": f[:, 1], "fz_eV_A": f[:, 2]}))
+        atoms.append(
+            pd.DataFrame(
+                {
+                    "config_id": s.config_id,
+                    "atom": np.arange(s.natoms),
+                    "species": s.species,
+                    "x_A": p[:, 0],
+                    "y_A": p[:, 1],
+                    "z_A": p[:, 2],
+                    "fx_eV_A": f[:, 0],
+                    "fy_eV_A": f[:, 1],
+                    "fz_eV_A": f[:, 2],
+                }
+            )
+        )
     return pd.DataFrame(confs), pd.concat(atoms, ignore_index=True)
 
 
@@ -84,8 +107,16 @@ def from_tables(conf: pd.DataFrame, atoms: pd.DataFrame) -> list[Structure]:
     for r in conf.itertuples(index=False):
         a = by_cfg[r.config_id].sort_values("atom")
         cell = np.array([[getattr(r, f"cell_{v}{c}_A") for c in "xyz"] for v in "abc"], float)
-        out.append(Structure(np.array(a[["x_A", "y_A", "z_A"]], dtype=float), cell, a["species"].astype(str).tolist(),
-                             float(r.energy_eV), np.array(a[["fx_eV_A", "fy_eV_A", "fz_eV_A"]], dtype=float),
-                             np.array([getattr(r, f"stress_{lab}_eV_A3") for lab in VOIGT], float),
-                             str(r.group), int(r.config_id)))
+        out.append(
+            Structure(
+                np.array(a[["x_A", "y_A", "z_A"]], dtype=float),
+                cell,
+                a["species"].astype(str).tolist(),
+                float(r.energy_eV),
+                np.array(a[["fx_eV_A", "fy_eV_A", "fz_eV_A"]], dtype=float),
+                np.array([getattr(r, f"stress_{lab}_eV_A3") for lab in VOIGT], float),
+                str(r.group),
+                int(r.config_id),
+            )
+        )
     return out

@@ -38,6 +38,7 @@ over all claims, intervals at the Holm step-down level:
   evaluated at ``max(depth_factors)`` L, the ResNet's test MSE is less than ``margin_depth`` (log ratio) above its
   test MSE at the trained depth (non-superiority).
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,7 +56,7 @@ from ..data import regression
 from ..data.oscillators import Oscillator, transition_pairs
 from ..guards import check_finite, current
 from ..models import Arch, ReplicaNet
-from ..train import fit, mse_per_replica, pick_device, seed_everything
+from ..train import fit, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def step_loss(scheme: str, dt: torch.Tensor, s_out: torch.Tensor):
 def h_ratios(cfg: dict) -> list[float]:
     """h / dt of the convergence sweep, largest first: the coarse factors (> 1), 1, then 2^-1 .. 2^-J."""
     coarse = sorted({float(f) for f in cfg["coarse_factors"] if f > 1}, reverse=True)
-    return coarse + [1.0] + [2.0 ** -j for j in range(1, int(cfg["refine_levels"]) + 1)]
+    return coarse + [1.0] + [2.0**-j for j in range(1, int(cfg["refine_levels"]) + 1)]
 
 
 def check_grid(cfg: dict) -> list[float]:
@@ -119,8 +120,10 @@ def check_grid(cfg: dict) -> list[float]:
         try:
             integrators.n_steps_for(float(cfg["t_end"]), h)
         except ValueError as e:
-            raise ValueError(f"continuous_depth.oscillator: {e}; choose t_end (config key "
-                             "`continuous_depth.oscillator.t_end`) as a multiple of every dt x coarse factor") from None
+            raise ValueError(
+                f"continuous_depth.oscillator: {e}; choose t_end (config key "
+                "`continuous_depth.oscillator.t_end`) as a multiple of every dt x coarse factor"
+            ) from None
     return hs
 
 
@@ -129,8 +132,12 @@ def systems(cfg: dict) -> dict[str, Oscillator]:
 
 
 def _replicas(cfg: dict) -> list[dict]:
-    return [{"system": s, "train_dt": float(dt), "seed": int(seed)}
-            for s in cfg["systems"] for dt in cfg["train_dts"] for seed in cfg["seeds"]]
+    return [
+        {"system": s, "train_dt": float(dt), "seed": int(seed)}
+        for s in cfg["systems"]
+        for dt in cfg["train_dts"]
+        for seed in cfg["seeds"]
+    ]
 
 
 def _eval_states(osc: Oscillator, n: int, t_end: float) -> tuple[np.ndarray, np.ndarray]:
@@ -139,8 +146,9 @@ def _eval_states(osc: Oscillator, n: int, t_end: float) -> tuple[np.ndarray, np.
     return osc.exact(t), osc.exact(t + t_end)
 
 
-def build_field(reps: list[dict], cfg: dict, base_seed: int, dtype: torch.dtype, dev: torch.device,
-                X: np.ndarray, Y: np.ndarray) -> LearnedField:
+def build_field(
+    reps: list[dict], cfg: dict, base_seed: int, dtype: torch.dtype, dev: torch.device, X: np.ndarray, Y: np.ndarray
+) -> LearnedField:
     """R replicas of G for the replica table ``reps`` with training pairs X, Y (R, N, 2): seed s initializes
     every replica of seed s identically (pairing across systems, dt's and schemes)."""
     osc = systems(cfg)
@@ -156,12 +164,19 @@ def build_field(reps: list[dict], cfg: dict, base_seed: int, dtype: torch.dtype,
 def _errors(xT, target, scale) -> np.ndarray:
     """RMS over start states and components of the state error in units of the amplitude: (R,) or scalar."""
     d = (np.asarray(xT) - target) / scale
-    return np.sqrt((d ** 2).mean(axis=(-2, -1)))
+    return np.sqrt((d**2).mean(axis=(-2, -1)))
 
 
-def train_oscillators(scheme: str, cfg: dict, *, base_seed: int = 0, device: str = "auto",
-                      dtype: str = "float64", reps: list[dict] | None = None, log_progress: bool = True
-                      ) -> tuple[LearnedField, list[dict], dict]:
+def train_oscillators(
+    scheme: str,
+    cfg: dict,
+    *,
+    base_seed: int = 0,
+    device: str = "auto",
+    dtype: str = "float64",
+    reps: list[dict] | None = None,
+    log_progress: bool = True,
+) -> tuple[LearnedField, list[dict], dict]:
     """Train G for every replica of ``reps`` (default: all systems x dt's x seeds) with one step of ``scheme``.
     Returns (field, reps, info) with the final training loss per replica in ``info["loss"]``."""
     dev = pick_device(device)
@@ -177,8 +192,18 @@ def train_oscillators(scheme: str, cfg: dict, *, base_seed: int = 0, device: str
     loss_fn = step_loss(scheme, dt, field.s_out)
     where = current()
     where = where.at(labels=[f"{r['system']} dt {r['train_dt']:g} seed {r['seed']}" for r in reps])
-    res = fit(field, Xt, Yt, epochs=int(cfg["epochs"]), lr=float(cfg["lr"]), lr_final=cfg.get("lr_final"),
-              seed=base_seed, loss_fn=loss_fn, where=where, progress_lines=10 if log_progress else 0)
+    res = fit(
+        field,
+        Xt,
+        Yt,
+        epochs=int(cfg["epochs"]),
+        lr=float(cfg["lr"]),
+        lr_final=cfg.get("lr_final"),
+        seed=base_seed,
+        loss_fn=loss_fn,
+        where=where,
+        progress_lines=10 if log_progress else 0,
+    )
     with torch.no_grad():
         final = loss_fn(field, Xt, Yt).cpu().numpy()
     return field, reps, {"loss": final, "wall_time_s": res.wall_time_s, "epochs": res.epochs}
@@ -211,18 +236,32 @@ def convergence_sweep(field: LearnedField, reps: list[dict], scheme: str, cfg: d
         n = integrators.n_steps_for(t_end, h)
         with torch.no_grad():
             xT = integrators.integrate(field, X0, h, n, scheme)
-        check_finite(xT, where=where.at(labels=[f"{r['system']} dt {r['train_dt']:g} seed {r['seed']}" for r in reps]),
-                     step=f"convergence sweep h = {h:g}", what="prediction")
+        check_finite(
+            xT,
+            where=where.at(labels=[f"{r['system']} dt {r['train_dt']:g} seed {r['seed']}" for r in reps]),
+            step=f"convergence sweep h = {h:g}",
+            what="prediction",
+        )
         err = _errors(xT.cpu().numpy(), tgt, scl)
         for i, q in wanted[h]:
             r = reps[i]
             rows.append({**r, "scheme": scheme, "h_over_dt": q, "h": h, "n_steps": n, "error": float(err[i])})
         if k % max(1, len(hs) // 4) == 0 or k == len(hs) - 1:
-            log.info("convergence sweep %s: h %d/%d = %.3g (%d steps), elapsed %.1f s", scheme, k + 1, len(hs), h, n,
-                     time.perf_counter() - t0)
+            log.info(
+                "convergence sweep %s: h %d/%d = %.3g (%d steps), elapsed %.1f s",
+                scheme,
+                k + 1,
+                len(hs),
+                h,
+                n,
+                time.perf_counter() - t0,
+            )
     cols = ["system", "scheme", "train_dt", "seed", "h_over_dt", "h", "n_steps", "error"]
-    return pd.DataFrame(rows)[cols].sort_values(["system", "train_dt", "seed", "h"], ascending=[True, True, True, False],
-                                                kind="stable").reset_index(drop=True)
+    return (
+        pd.DataFrame(rows)[cols]
+        .sort_values(["system", "train_dt", "seed", "h"], ascending=[True, True, True, False], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def reference_sweep(scheme: str, cfg: dict) -> pd.DataFrame:
@@ -236,16 +275,22 @@ def reference_sweep(scheme: str, cfg: dict) -> pd.DataFrame:
         for h in hs:
             n = integrators.n_steps_for(t_end, h)
             xT = integrators.integrate(o.field, x0, h, n, scheme)
-            rows.append({"system": name, "scheme": scheme, "h": h, "n_steps": n,
-                         "error": float(_errors(xT, tgt, o.scale()[None, :]))})
+            rows.append(
+                {
+                    "system": name,
+                    "scheme": scheme,
+                    "h": h,
+                    "n_steps": n,
+                    "error": float(_errors(xT, tgt, o.scale()[None, :])),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 RUN_COLUMNS = ["system", "scheme", "train_dt", "seed", "train_loss", "epochs"]
 
 
-def run_oscillator_cell(scheme: str, cfg: dict, *, base_seed: int = 0, device: str = "auto"
-                        ) -> dict[str, pd.DataFrame]:
+def run_oscillator_cell(scheme: str, cfg: dict, *, base_seed: int = 0, device: str = "auto") -> dict[str, pd.DataFrame]:
     """One training scheme: train every (system, dt, seed) as one replica batch, then the convergence sweep and
     its reference. Tables: runs, convergence, reference, timings."""
     seed_everything(base_seed)
@@ -254,23 +299,49 @@ def run_oscillator_cell(scheme: str, cfg: dict, *, base_seed: int = 0, device: s
     t0 = time.perf_counter()
     field, reps, info = train_oscillators(scheme, cfg, base_seed=base_seed, device=device, dtype=cfg["dtype"])
     t_train = time.perf_counter() - t0
-    runs = pd.DataFrame([{**r, "scheme": scheme, "train_loss": float(v), "epochs": info["epochs"]}
-                         for r, v in zip(reps, info["loss"])])[RUN_COLUMNS]
+    runs = pd.DataFrame(
+        [{**r, "scheme": scheme, "train_loss": float(v), "epochs": info["epochs"]} for r, v in zip(reps, info["loss"])]
+    )[RUN_COLUMNS]
     t1 = time.perf_counter()
     conv = convergence_sweep(field, reps, scheme, cfg)
     ref = reference_sweep(scheme, cfg)
     t_sweep = time.perf_counter() - t1
     log.info("%s: %d replicas trained in %.1f s, convergence sweep %.1f s", scheme, len(reps), t_train, t_sweep)
     dev = str(next(field.parameters()).device)
-    timings = pd.DataFrame([{"part": "oscillator", "cell": scheme, "replicas_in_batch": len(reps),
-                             "train_wall_time_s": t_train, "sweep_wall_time_s": t_sweep, "device": dev}])
+    timings = pd.DataFrame(
+        [
+            {
+                "part": "oscillator",
+                "cell": scheme,
+                "replicas_in_batch": len(reps),
+                "train_wall_time_s": t_train,
+                "sweep_wall_time_s": t_sweep,
+                "device": dev,
+            }
+        ]
+    )
     return {"runs": runs, "convergence": conv, "reference": ref, "timings": timings}
 
 
 # ------------------------------------------------------------------------------------------------ WP-ResNets
-WP_RUN_COLUMNS = ["dataset", "parameterization", "kind", "degree", "interp", "variant", "depth_train", "depth_eval",
-                  "depth_ratio", "h", "seed", "train_mse", "test_mse", "change_vs_trained", "change_vs_finest",
-                  "change_vs_next"]
+WP_RUN_COLUMNS = [
+    "dataset",
+    "parameterization",
+    "kind",
+    "degree",
+    "interp",
+    "variant",
+    "depth_train",
+    "depth_eval",
+    "depth_ratio",
+    "h",
+    "seed",
+    "train_mse",
+    "test_mse",
+    "change_vs_trained",
+    "change_vs_finest",
+    "change_vs_next",
+]
 
 
 def eval_depths(cfg: dict) -> list[int]:
@@ -293,8 +364,17 @@ def variants(kind: str, cfg: dict) -> list[str]:
     return list(cfg["interpolations"]) if kind == "nonpar" else ["basis"]
 
 
-def run_wp_cell(dataset: str, dspec: dict, pname: str, pspec: dict, cfg: dict, *, base_seed: int = 0,
-                device: str = "auto", dtype: str = "float32") -> dict[str, pd.DataFrame]:
+def run_wp_cell(
+    dataset: str,
+    dspec: dict,
+    pname: str,
+    pspec: dict,
+    cfg: dict,
+    *,
+    base_seed: int = 0,
+    device: str = "auto",
+    dtype: str = "float32",
+) -> dict[str, pd.DataFrame]:
     """Train the ResNet of one parameterization at depth L on ``dataset`` (all seeds one replica batch), then
     evaluate it at every depth L' of :func:`eval_depths` (h = T/L'). Tables: wp_runs, timings."""
     seed_everything(base_seed)
@@ -310,12 +390,27 @@ def run_wp_cell(dataset: str, dspec: dict, pname: str, pspec: dict, cfg: dict, *
 
     Xtr, Ytr, Xte, Yte = (stack(a) for a in ("X_train", "Y_train", "X_test", "Y_test"))
     L, T = int(cfg["depth"]), float(cfg["T"])
-    arch = Arch(d_in=Xtr.shape[-1], d_out=Ytr.shape[-1], width=int(cfg["width"]), depth=L, param=pspec["kind"],
-                degree=int(pspec.get("degree", 0)), T=T)
+    arch = Arch(
+        d_in=Xtr.shape[-1],
+        d_out=Ytr.shape[-1],
+        width=int(cfg["width"]),
+        depth=L,
+        param=pspec["kind"],
+        degree=int(pspec.get("degree", 0)),
+        T=T,
+    )
     net = ReplicaNet(arch, [1000 * s + base_seed for s in seeds], dtype=tdtype).to(dev)
-    res = fit(net, Xtr, Ytr, epochs=int(cfg["epochs"]), lr=float(cfg["lr"]), lr_final=cfg.get("lr_final"),
-              batch_size=cfg.get("batch_size"), seed=base_seed,
-              where=current().at(labels=[f"seed {s}" for s in seeds]))
+    res = fit(
+        net,
+        Xtr,
+        Ytr,
+        epochs=int(cfg["epochs"]),
+        lr=float(cfg["lr"]),
+        lr_final=cfg.get("lr_final"),
+        batch_size=cfg.get("batch_size"),
+        seed=base_seed,
+        where=current().at(labels=[f"seed {s}" for s in seeds]),
+    )
     t1 = time.perf_counter()
     depths = eval_depths(cfg)
     rows = []
@@ -335,28 +430,77 @@ def run_wp_cell(dataset: str, dspec: dict, pname: str, pspec: dict, cfg: dict, *
                 te = (pte - Yte).pow(2).mean(dim=(1, 2)).cpu().numpy()
                 ch_L = (pte - y_L).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy()
                 ch_f = (pte - y_fine).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy()
-                ch_n = ((pte - preds[depths[k + 1]][1]).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy()
-                        if k + 1 < len(depths) else np.full(len(seeds), np.nan))
+                ch_n = (
+                    (pte - preds[depths[k + 1]][1]).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy()
+                    if k + 1 < len(depths)
+                    else np.full(len(seeds), np.nan)
+                )
                 for r, s in enumerate(seeds):
-                    rows.append({"dataset": dataset, "parameterization": pname, "kind": arch.param,
-                                 "degree": arch.degree, "interp": interp,
-                                 "variant": pname if interp == "basis" else f"{pname}/{interp}",
-                                 "depth_train": L, "depth_eval": d, "depth_ratio": d / L, "h": T / d, "seed": s,
-                                 "train_mse": float(tr[r]), "test_mse": float(te[r]),
-                                 "change_vs_trained": float(ch_L[r]), "change_vs_finest": float(ch_f[r]),
-                                 "change_vs_next": float(ch_n[r])})
+                    rows.append(
+                        {
+                            "dataset": dataset,
+                            "parameterization": pname,
+                            "kind": arch.param,
+                            "degree": arch.degree,
+                            "interp": interp,
+                            "variant": pname if interp == "basis" else f"{pname}/{interp}",
+                            "depth_train": L,
+                            "depth_eval": d,
+                            "depth_ratio": d / L,
+                            "h": T / d,
+                            "seed": s,
+                            "train_mse": float(tr[r]),
+                            "test_mse": float(te[r]),
+                            "change_vs_trained": float(ch_L[r]),
+                            "change_vs_finest": float(ch_f[r]),
+                            "change_vs_next": float(ch_n[r]),
+                        }
+                    )
     t_eval = time.perf_counter() - t1
-    log.info("wp %s/%s: %d seeds trained in %.1f s, evaluated at depths %s in %.1f s", dataset, pname, len(seeds),
-             res.wall_time_s, depths, t_eval)
-    timings = pd.DataFrame([{"part": "wp", "cell": f"{dataset}/{pname}", "replicas_in_batch": len(seeds),
-                             "train_wall_time_s": res.wall_time_s, "sweep_wall_time_s": t_eval, "device": str(dev)}])
+    log.info(
+        "wp %s/%s: %d seeds trained in %.1f s, evaluated at depths %s in %.1f s",
+        dataset,
+        pname,
+        len(seeds),
+        res.wall_time_s,
+        depths,
+        t_eval,
+    )
+    timings = pd.DataFrame(
+        [
+            {
+                "part": "wp",
+                "cell": f"{dataset}/{pname}",
+                "replicas_in_batch": len(seeds),
+                "train_wall_time_s": res.wall_time_s,
+                "sweep_wall_time_s": t_eval,
+                "device": str(dev),
+            }
+        ]
+    )
     return {"wp_runs": pd.DataFrame(rows, columns=WP_RUN_COLUMNS), "timings": timings}
 
 
 # ----------------------------------------------------------------------------------------------- summaries
-MODEL_COLUMNS = ["system", "scheme", "order", "train_dt", "seed", "train_loss", "error_coarse", "error_train_dt",
-                 "error_fine", "ref_error_train_dt", "ref_error_fine", "refine_penalty_log10",
-                 "discrete_advantage_log10", "slope_coarse", "slope_fine", "ref_slope_coarse", "ref_slope_fine"]
+MODEL_COLUMNS = [
+    "system",
+    "scheme",
+    "order",
+    "train_dt",
+    "seed",
+    "train_loss",
+    "error_coarse",
+    "error_train_dt",
+    "error_fine",
+    "ref_error_train_dt",
+    "ref_error_fine",
+    "refine_penalty_log10",
+    "discrete_advantage_log10",
+    "slope_coarse",
+    "slope_fine",
+    "ref_slope_coarse",
+    "ref_slope_fine",
+]
 
 
 def _slope(g: pd.DataFrame, coarse: bool) -> float:
@@ -381,38 +525,82 @@ def per_model(runs: pd.DataFrame, conv: pd.DataFrame, ref: pd.DataFrame) -> pd.D
         r = ref[(ref.system == sy) & (ref.scheme == sc)].set_index("h").loc[g.h.to_numpy()].reset_index()
         r["h_over_dt"] = g.h_over_dt.to_numpy()
         r1 = float(refi.loc[(sy, sc, float(g.h[np.isclose(g.h_over_dt, 1.0)].iloc[0]))])
-        rows.append({"system": sy, "scheme": sc, "order": integrators.get(sc).order, "train_dt": dt, "seed": int(seed),
-                     "train_loss": float(loss.loc[(sy, sc, dt, seed)]), "error_coarse": ec, "error_train_dt": e1,
-                     "error_fine": ef, "ref_error_train_dt": r1, "ref_error_fine": float(r.error.iloc[-1]),
-                     "refine_penalty_log10": math.log10(ef / e1), "discrete_advantage_log10": math.log10(r1 / e1),
-                     "slope_coarse": _slope(g, True), "slope_fine": _slope(g, False),
-                     "ref_slope_coarse": _slope(r, True), "ref_slope_fine": _slope(r, False)})
+        rows.append(
+            {
+                "system": sy,
+                "scheme": sc,
+                "order": integrators.get(sc).order,
+                "train_dt": dt,
+                "seed": int(seed),
+                "train_loss": float(loss.loc[(sy, sc, dt, seed)]),
+                "error_coarse": ec,
+                "error_train_dt": e1,
+                "error_fine": ef,
+                "ref_error_train_dt": r1,
+                "ref_error_fine": float(r.error.iloc[-1]),
+                "refine_penalty_log10": math.log10(ef / e1),
+                "discrete_advantage_log10": math.log10(r1 / e1),
+                "slope_coarse": _slope(g, True),
+                "slope_fine": _slope(g, False),
+                "ref_slope_coarse": _slope(r, True),
+                "ref_slope_fine": _slope(r, False),
+            }
+        )
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
-SLOPE_COLUMNS = ["system", "scheme", "order", "train_dt", "n_seeds", "median_error_train_dt", "median_error_fine",
-                 "median_refine_penalty_log10", "median_slope_coarse", "median_slope_fine", "ref_slope_coarse",
-                 "ref_slope_fine"]
+SLOPE_COLUMNS = [
+    "system",
+    "scheme",
+    "order",
+    "train_dt",
+    "n_seeds",
+    "median_error_train_dt",
+    "median_error_fine",
+    "median_refine_penalty_log10",
+    "median_slope_coarse",
+    "median_slope_fine",
+    "ref_slope_coarse",
+    "ref_slope_fine",
+]
 
 
 def slopes(models: pd.DataFrame) -> pd.DataFrame:
     """Median over seeds, per (system, scheme, training dt), of the errors, the penalty and the fitted slopes."""
     rows = []
     for (sy, sc, dt), g in models.groupby(["system", "scheme", "train_dt"], sort=True):
-        rows.append({"system": sy, "scheme": sc, "order": int(g.order.iloc[0]), "train_dt": dt, "n_seeds": len(g),
-                     "median_error_train_dt": float(g.error_train_dt.median()),
-                     "median_error_fine": float(g.error_fine.median()),
-                     "median_refine_penalty_log10": float(g.refine_penalty_log10.median()),
-                     "median_slope_coarse": float(g.slope_coarse.median()),
-                     "median_slope_fine": float(g.slope_fine.median()),
-                     "ref_slope_coarse": float(g.ref_slope_coarse.iloc[0]),
-                     "ref_slope_fine": float(g.ref_slope_fine.iloc[0])})
+        rows.append(
+            {
+                "system": sy,
+                "scheme": sc,
+                "order": int(g.order.iloc[0]),
+                "train_dt": dt,
+                "n_seeds": len(g),
+                "median_error_train_dt": float(g.error_train_dt.median()),
+                "median_error_fine": float(g.error_fine.median()),
+                "median_refine_penalty_log10": float(g.refine_penalty_log10.median()),
+                "median_slope_coarse": float(g.slope_coarse.median()),
+                "median_slope_fine": float(g.slope_fine.median()),
+                "ref_slope_coarse": float(g.ref_slope_coarse.iloc[0]),
+                "ref_slope_fine": float(g.ref_slope_fine.iloc[0]),
+            }
+        )
     return pd.DataFrame(rows, columns=SLOPE_COLUMNS)
 
 
-WP_SUMMARY_COLUMNS = ["dataset", "variant", "kind", "interp", "seed", "test_mse_trained", "test_mse_finest",
-                      "log_test_ratio_finest", "max_abs_log_test_ratio_refined", "change_vs_trained_finest",
-                      "slope_change_vs_next"]
+WP_SUMMARY_COLUMNS = [
+    "dataset",
+    "variant",
+    "kind",
+    "interp",
+    "seed",
+    "test_mse_trained",
+    "test_mse_finest",
+    "log_test_ratio_finest",
+    "max_abs_log_test_ratio_refined",
+    "change_vs_trained_finest",
+    "slope_change_vs_next",
+]
 
 
 def wp_summary(wp_runs: pd.DataFrame) -> pd.DataFrame:
@@ -428,11 +616,21 @@ def wp_summary(wp_runs: pd.DataFrame) -> pd.DataFrame:
         t_f = float(g.test_mse.iloc[-1])
         fine = g[g.depth_eval >= L]
         sel = fine[np.isfinite(fine.change_vs_next) & (fine.change_vs_next > 0)]
-        rows.append({"dataset": ds, "variant": var, "kind": g.kind.iloc[0], "interp": g.interp.iloc[0], "seed": int(seed),
-                     "test_mse_trained": t_L, "test_mse_finest": t_f, "log_test_ratio_finest": math.log(t_f / t_L),
-                     "max_abs_log_test_ratio_refined": float(np.abs(np.log(fine.test_mse / t_L)).max()),
-                     "change_vs_trained_finest": float(g.change_vs_trained.iloc[-1]),
-                     "slope_change_vs_next": integrators.fitted_order(sel.h, sel.change_vs_next)})
+        rows.append(
+            {
+                "dataset": ds,
+                "variant": var,
+                "kind": g.kind.iloc[0],
+                "interp": g.interp.iloc[0],
+                "seed": int(seed),
+                "test_mse_trained": t_L,
+                "test_mse_finest": t_f,
+                "log_test_ratio_finest": math.log(t_f / t_L),
+                "max_abs_log_test_ratio_refined": float(np.abs(np.log(fine.test_mse / t_L)).max()),
+                "change_vs_trained_finest": float(g.change_vs_trained.iloc[-1]),
+                "slope_change_vs_next": integrators.fitted_order(sel.h, sel.change_vs_next),
+            }
+        )
     return pd.DataFrame(rows, columns=WP_SUMMARY_COLUMNS)
 
 
@@ -443,7 +641,7 @@ def _p_superiority(x: np.ndarray) -> float:
     if x.size < 2:
         return float("nan")
     if np.all(x == x[0]):
-        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5 ** x.size))
+        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5**x.size))
     return float(stats.ttest_1samp(x, 0.0).pvalue)
 
 
@@ -453,7 +651,7 @@ def _p_non_superiority(x: np.ndarray, margin: float) -> float:
     if x.size < 2:
         return float("nan")
     if np.all(x == x[0]):
-        return float(0.5 ** x.size) if x[0] < margin else 1.0
+        return float(0.5**x.size) if x[0] < margin else 1.0
     return float(stats.ttest_1samp(x, margin, alternative="less").pvalue)
 
 
@@ -480,8 +678,7 @@ def verdict_table(specs: list[dict], alpha: float) -> pd.DataFrame:
     for s in specs:
         x = np.asarray(s["x"], dtype=float)
         s["x"] = x[np.isfinite(x)]
-        s["p_value"] = (_p_superiority(s["x"]) if s["kind"] == "superiority"
-                        else _p_non_superiority(s["x"], s["margin"]))
+        s["p_value"] = _p_superiority(s["x"]) if s["kind"] == "superiority" else _p_non_superiority(s["x"], s["margin"])
     m = len(specs)
     if m == 0:
         return pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
@@ -497,14 +694,30 @@ def verdict_table(specs: list[dict], alpha: float) -> pd.DataFrame:
         x, kind, margin = s.pop("x"), s.pop("kind"), float(s["margin"])
         level = 1.0 - (a_j[i] if kind == "superiority" else 2.0 * a_j[i])
         eff, lo, hi = _interval(x, level)
-        v = (verdicts.superiority(lo, hi, margin=margin) if kind == "superiority"
-             else verdicts.non_superiority(lo, hi, margin))
-        test = (f"{'two-sided one-sample t test of mean 0' if kind == 'superiority' else f'one-sided t test of mean >= {margin:.3g} (non-superiority)'}"
-                f" over {x.size} units; Holm over {m} claims, interval at the Holm step-down level; "
-                f"{kind.replace('_', '-')} with margin {margin:.3g}")
-        out.append(verdicts.Claim(**{k: v_ for k, v_ in s.items() if k != "p_value"}, n_units=int(x.size),
-                                  effect=float(eff), ci_low=float(lo), ci_high=float(hi), ci_level=float(level),
-                                  p_value=float(s["p_value"]), p_adjusted=float(p_adj[i]), verdict=v, test=test))
+        v = (
+            verdicts.superiority(lo, hi, margin=margin)
+            if kind == "superiority"
+            else verdicts.non_superiority(lo, hi, margin)
+        )
+        test = (
+            f"{'two-sided one-sample t test of mean 0' if kind == 'superiority' else f'one-sided t test of mean >= {margin:.3g} (non-superiority)'}"
+            f" over {x.size} units; Holm over {m} claims, interval at the Holm step-down level; "
+            f"{kind.replace('_', '-')} with margin {margin:.3g}"
+        )
+        out.append(
+            verdicts.Claim(
+                **{k: v_ for k, v_ in s.items() if k != "p_value"},
+                n_units=int(x.size),
+                effect=float(eff),
+                ci_low=float(lo),
+                ci_high=float(hi),
+                ci_level=float(level),
+                p_value=float(s["p_value"]),
+                p_adjusted=float(p_adj[i]),
+                verdict=v,
+                test=test,
+            )
+        )
     return verdicts.claims_frame(out)
 
 
@@ -515,10 +728,12 @@ def claims(models: pd.DataFrame, wp_sum: pd.DataFrame, study: dict) -> pd.DataFr
     osc = part_config(study, "oscillator") if "oscillator" in study else {}
     wpc = part_config(study, "wp") if "wp" in study else {}
     mr, md = float(cfg["margin_refine"]), float(cfg["margin_depth"])
-    what_osc = (f"shallow tanh G ({osc.get('width')} hidden units) trained with one {{scheme}} step on exact pairs "
-                f"(x(t), x(t + dt)), dt in {osc.get('train_dts')}, {len(osc.get('seeds', []))} seeds, "
-                f"{osc.get('epochs')} epochs of Adam; frozen G integrated to t = {osc.get('t_end')} with h = dt x "
-                f"{h_ratios(osc) if osc else '?'}")
+    what_osc = (
+        f"shallow tanh G ({osc.get('width')} hidden units) trained with one {{scheme}} step on exact pairs "
+        f"(x(t), x(t + dt)), dt in {osc.get('train_dts')}, {len(osc.get('seeds', []))} seeds, "
+        f"{osc.get('epochs')} epochs of Adam; frozen G integrated to t = {osc.get('t_end')} with h = dt x "
+        f"{h_ratios(osc) if osc else '?'}"
+    )
     unit = "seed (initialization of G; the data are exact); effect averaged over the training dt's within a seed"
     specs = []
 
@@ -529,50 +744,87 @@ def claims(models: pd.DataFrame, wp_sum: pd.DataFrame, study: dict) -> pd.DataFr
     for sy in sorted(models.system.unique()) if len(models) else []:
         schemes_run = set(models[models.system == sy].scheme)
         if "euler" in schemes_run:
-            specs.append(dict(
-                study=STUDY, claim_id=f"euler_good_discrete:{sy}", kind="superiority", margin=mr,
-                claim=f"{sy}: at its training dt, the Euler-trained (ResNet) model is more accurate than forward Euler "
-                      "on the true vector field (a good discrete model)",
-                what_was_run=what_osc.format(scheme="euler"), unit=unit, x=per_seed(sy, "euler", "discrete_advantage_log10"),
-                effect_name="log10 [error of Euler on the true field at h = dt / error of the Euler model at h = dt]",
-                figure=FIGURES["oscillator"]))
-            specs.append(dict(
-                study=STUDY, claim_id=f"euler_not_continuous:{sy}", kind="superiority", margin=mr,
-                claim=f"{sy}: the Euler-trained (ResNet) model is not a continuous model: refining the step below its "
-                      "training dt raises its error",
-                what_was_run=what_osc.format(scheme="euler"), unit=unit, x=per_seed(sy, "euler", "refine_penalty_log10"),
-                effect_name="log10 [error at the finest h / error at h = dt] (refinement penalty)",
-                figure=FIGURES["oscillator"]))
+            specs.append(
+                dict(
+                    study=STUDY,
+                    claim_id=f"euler_good_discrete:{sy}",
+                    kind="superiority",
+                    margin=mr,
+                    claim=f"{sy}: at its training dt, the Euler-trained (ResNet) model is more accurate than forward Euler "
+                    "on the true vector field (a good discrete model)",
+                    what_was_run=what_osc.format(scheme="euler"),
+                    unit=unit,
+                    x=per_seed(sy, "euler", "discrete_advantage_log10"),
+                    effect_name="log10 [error of Euler on the true field at h = dt / error of the Euler model at h = dt]",
+                    figure=FIGURES["oscillator"],
+                )
+            )
+            specs.append(
+                dict(
+                    study=STUDY,
+                    claim_id=f"euler_not_continuous:{sy}",
+                    kind="superiority",
+                    margin=mr,
+                    claim=f"{sy}: the Euler-trained (ResNet) model is not a continuous model: refining the step below its "
+                    "training dt raises its error",
+                    what_was_run=what_osc.format(scheme="euler"),
+                    unit=unit,
+                    x=per_seed(sy, "euler", "refine_penalty_log10"),
+                    effect_name="log10 [error at the finest h / error at h = dt] (refinement penalty)",
+                    figure=FIGURES["oscillator"],
+                )
+            )
         for sc in sorted(schemes_run, key=lambda s: integrators.get(s).order):
             if integrators.get(sc).order <= 1:
                 continue
-            specs.append(dict(
-                study=STUDY, claim_id=f"{sc}_continuous:{sy}", kind="non_superiority", margin=mr,
-                claim=f"{sy}: the {sc}-trained model behaves like an integrator of a learned vector field: refining the "
-                      f"step below its training dt does not raise its error by more than a factor {10 ** mr:.3g}",
-                what_was_run=what_osc.format(scheme=sc), unit=unit, x=per_seed(sy, sc, "refine_penalty_log10"),
-                effect_name="log10 [error at the finest h / error at h = dt] (refinement penalty)",
-                figure=FIGURES["oscillator"]))
+            specs.append(
+                dict(
+                    study=STUDY,
+                    claim_id=f"{sc}_continuous:{sy}",
+                    kind="non_superiority",
+                    margin=mr,
+                    claim=f"{sy}: the {sc}-trained model behaves like an integrator of a learned vector field: refining the "
+                    f"step below its training dt does not raise its error by more than a factor {10**mr:.3g}",
+                    what_was_run=what_osc.format(scheme=sc),
+                    unit=unit,
+                    x=per_seed(sy, sc, "refine_penalty_log10"),
+                    effect_name="log10 [error at the finest h / error at h = dt] (refinement penalty)",
+                    figure=FIGURES["oscillator"],
+                )
+            )
     for (ds, var), g in wp_sum.groupby(["dataset", "variant"], sort=True):
         kind = g.kind.iloc[0]
-        how = ("its per-layer weights interpolated " + str(g.interp.iloc[0]) if kind == "nonpar"
-               else "its weight function W(t) evaluated at the new layer times")
-        specs.append(dict(
-            study=STUDY, claim_id=f"depth_refinement:{ds}:{var}", kind="non_superiority", margin=md,
-            claim=f"{ds}: the {var} ResNet trained at depth {wpc.get('depth')} is a continuous-in-depth model: evaluated "
-                  f"at depth {max(eval_depths(wpc)) if wpc else '?'} ({how}) its test MSE is at most a factor "
-                  f"{math.exp(md):.3g} above the test MSE at the trained depth",
-            what_was_run=(f"ResNet width {wpc.get('width')}, depth {wpc.get('depth')}, T = {wpc.get('T')}, "
-                          f"{len(wpc.get('seeds', []))} seeds (own data split each), {wpc.get('epochs')} epochs of Adam; "
-                          f"evaluated at depths {eval_depths(wpc) if wpc else '?'}"),
-            unit="seed (data split + initialization)", x=g.sort_values("seed").log_test_ratio_finest.to_numpy(),
-            effect_name="ln [test MSE at the deepest evaluation / test MSE at the trained depth]",
-            figure=FIGURES["wp"]))
+        how = (
+            "its per-layer weights interpolated " + str(g.interp.iloc[0])
+            if kind == "nonpar"
+            else "its weight function W(t) evaluated at the new layer times"
+        )
+        specs.append(
+            dict(
+                study=STUDY,
+                claim_id=f"depth_refinement:{ds}:{var}",
+                kind="non_superiority",
+                margin=md,
+                claim=f"{ds}: the {var} ResNet trained at depth {wpc.get('depth')} is a continuous-in-depth model: evaluated "
+                f"at depth {max(eval_depths(wpc)) if wpc else '?'} ({how}) its test MSE is at most a factor "
+                f"{math.exp(md):.3g} above the test MSE at the trained depth",
+                what_was_run=(
+                    f"ResNet width {wpc.get('width')}, depth {wpc.get('depth')}, T = {wpc.get('T')}, "
+                    f"{len(wpc.get('seeds', []))} seeds (own data split each), {wpc.get('epochs')} epochs of Adam; "
+                    f"evaluated at depths {eval_depths(wpc) if wpc else '?'}"
+                ),
+                unit="seed (data split + initialization)",
+                x=g.sort_values("seed").log_test_ratio_finest.to_numpy(),
+                effect_name="ln [test MSE at the deepest evaluation / test MSE at the trained depth]",
+                figure=FIGURES["wp"],
+            )
+        )
     return verdict_table(specs, float(cfg["alpha"]))
 
 
-def summarize(runs: pd.DataFrame, conv: pd.DataFrame, ref: pd.DataFrame, wp_runs: pd.DataFrame, study: dict
-              ) -> dict[str, pd.DataFrame]:
+def summarize(
+    runs: pd.DataFrame, conv: pd.DataFrame, ref: pd.DataFrame, wp_runs: pd.DataFrame, study: dict
+) -> dict[str, pd.DataFrame]:
     """Tables of the summary job: models, slopes, wp_summary, claims."""
     models = per_model(runs, conv, ref)
     wps = wp_summary(wp_runs)
@@ -605,7 +857,9 @@ def caption(tables: dict[str, pd.DataFrame], scale: str, study: dict, dataset_no
             f"dt {r.train_dt:g}: error at dt {_num(r.median_error_train_dt)}, at the finest h "
             f"{_num(r.median_error_fine)}, slope h ≥ dt {_num(r.median_slope_coarse, '.2f')} "
             f"(true field {_num(r.ref_slope_coarse, '.2f')}), h ≤ dt {_num(r.median_slope_fine, '.2f')} "
-            f"(true field {_num(r.ref_slope_fine, '.2f')})" for r in g.itertuples())
+            f"(true field {_num(r.ref_slope_fine, '.2f')})"
+            for r in g.itertuples()
+        )
         lines.append(f"* **{sy}, {sc}** (medians over seeds): {parts}.")
     lines += [
         "",
@@ -617,11 +871,13 @@ def caption(tables: dict[str, pd.DataFrame], scale: str, study: dict, dataset_no
         "(standardized outputs).",
         "",
     ]
-    for (ds, var), g in wps.groupby(["dataset", "variant"], sort=True):
-        lines.append(f"* **{var}**: test MSE at L {_num(g.test_mse_trained.median(), '.3g')}, at the deepest "
-                     f"L' {_num(g.test_mse_finest.median(), '.3g')} (medians over seeds); output change L → deepest "
-                     f"{_num(g.change_vs_trained_finest.median(), '.2g')}; slope of the change between consecutive "
-                     f"depths against h {_num(g.slope_change_vs_next.median(), '.2f')}.")
+    for (_ds, var), g in wps.groupby(["dataset", "variant"], sort=True):
+        lines.append(
+            f"* **{var}**: test MSE at L {_num(g.test_mse_trained.median(), '.3g')}, at the deepest "
+            f"L' {_num(g.test_mse_finest.median(), '.3g')} (medians over seeds); output change L → deepest "
+            f"{_num(g.change_vs_trained_finest.median(), '.2g')}; slope of the change between consecutive "
+            f"depths against h {_num(g.slope_change_vs_next.median(), '.2f')}."
+        )
     lines += [
         "",
         "The seed is the unit of replication (the oscillator data are exact; a seed's effect is averaged over the "
@@ -635,9 +891,11 @@ def caption(tables: dict[str, pd.DataFrame], scale: str, study: dict, dataset_no
         "",
     ]
     for r in claims_t.itertuples():
-        lines.append(f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} "
-                     f"[{_num(r.ci_low, '.3g')}, {_num(r.ci_high, '.3g')}] ({100 * r.ci_level:.1f}% interval, "
-                     f"{r.n_units} seeds, Holm-adjusted p = {_num(r.p_adjusted)}): **{r.verdict}**.")
+        lines.append(
+            f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} "
+            f"[{_num(r.ci_low, '.3g')}, {_num(r.ci_high, '.3g')}] ({100 * r.ci_level:.1f}% interval, "
+            f"{r.n_units} seeds, Holm-adjusted p = {_num(r.p_adjusted)}): **{r.verdict}**."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -647,16 +905,37 @@ def bench_batching(cfg: dict, scheme: str = "rk4", epochs: int = 200, base_seed:
     (same epochs), and the largest difference between the two final losses (replicas are independent: ~0)."""
     cfg = {**cfg, "epochs": int(epochs)}
     reps = _replicas(cfg)
-    train_oscillators(scheme, {**cfg, "epochs": 2}, base_seed=base_seed, device="cpu", dtype=cfg["dtype"],
-                      reps=reps[:1], log_progress=False)  # warm-up: one-time costs of the first fit count for neither
+    train_oscillators(
+        scheme,
+        {**cfg, "epochs": 2},
+        base_seed=base_seed,
+        device="cpu",
+        dtype=cfg["dtype"],
+        reps=reps[:1],
+        log_progress=False,
+    )  # warm-up: one-time costs of the first fit count for neither
     t0, c0 = time.perf_counter(), time.process_time()
-    _, _, batched = train_oscillators(scheme, cfg, base_seed=base_seed, device="cpu", dtype=cfg["dtype"],
-                                      reps=reps, log_progress=False)
+    _, _, batched = train_oscillators(
+        scheme, cfg, base_seed=base_seed, device="cpu", dtype=cfg["dtype"], reps=reps, log_progress=False
+    )
     t_b, c_b = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
-    loop = [train_oscillators(scheme, cfg, base_seed=base_seed, device="cpu", dtype=cfg["dtype"], reps=[r],
-                              log_progress=False)[2]["loss"][0] for r in reps]
+    loop = [
+        train_oscillators(
+            scheme, cfg, base_seed=base_seed, device="cpu", dtype=cfg["dtype"], reps=[r], log_progress=False
+        )[2]["loss"][0]
+        for r in reps
+    ]
     t_l, c_l = time.perf_counter() - t0, time.process_time() - c0
-    return {"scheme": scheme, "replicas": len(reps), "epochs": epochs, "batched_wall_s": t_b, "batched_cpu_s": c_b,
-            "loop_wall_s": t_l, "loop_cpu_s": c_l, "speedup_wall": t_l / t_b, "speedup_cpu": c_l / c_b,
-            "max_rel_loss_diff": float(np.max(np.abs(np.asarray(loop) - batched["loss"]) / np.asarray(loop)))}
+    return {
+        "scheme": scheme,
+        "replicas": len(reps),
+        "epochs": epochs,
+        "batched_wall_s": t_b,
+        "batched_cpu_s": c_b,
+        "loop_wall_s": t_l,
+        "loop_cpu_s": c_l,
+        "speedup_wall": t_l / t_b,
+        "speedup_cpu": c_l / c_b,
+        "max_rel_loss_diff": float(np.max(np.abs(np.asarray(loop) - batched["loss"]) / np.asarray(loop))),
+    }

@@ -22,6 +22,7 @@ per heartbeat by the archive):
   (lo, hi) = (min, max) of the training inputs (0 and 1 for digits)
 * ``fgsm``           x + ε sign(∇_x CE(net(x), y)), one gradient-sign step per replica (white box)
 """
+
 from __future__ import annotations
 
 import math
@@ -40,11 +41,28 @@ from ..train import fit
 MODELS = rnn.KINDS
 PERTURBATIONS = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
 #: figures behind the claims (rule noisy_rnn_figures)
-FIGURES = {"robust": "figures/noisy_rnn/robustness_advantage.png",
-           "comparisons": "figures/noisy_rnn/robustness_advantage.png"}
+FIGURES = {
+    "robust": "figures/noisy_rnn/robustness_advantage.png",
+    "comparisons": "figures/noisy_rnn/robustness_advantage.png",
+}
 
-RUN_COLUMNS = ["dataset", "split", "model", "variant", "noise_add", "noise_mult", "perturbation", "strength", "seed",
-               "accuracy", "clean_accuracy", "train_accuracy", "chance_accuracy", "n_params", "epochs"]
+RUN_COLUMNS = [
+    "dataset",
+    "split",
+    "model",
+    "variant",
+    "noise_add",
+    "noise_mult",
+    "perturbation",
+    "strength",
+    "seed",
+    "accuracy",
+    "clean_accuracy",
+    "train_accuracy",
+    "chance_accuracy",
+    "n_params",
+    "epochs",
+]
 _PERT_CODE = {k: i for i, k in enumerate(PERTURBATIONS)}
 
 
@@ -77,8 +95,15 @@ def fgsm(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> 
     return (xr + eps * grad.sign()).detach()
 
 
-def perturb(kind: str, x: torch.Tensor, strength: float, gen: torch.Generator, data: SeqData,
-            net: torch.nn.Module | None = None, y: torch.Tensor | None = None) -> torch.Tensor:
+def perturb(
+    kind: str,
+    x: torch.Tensor,
+    strength: float,
+    gen: torch.Generator,
+    data: SeqData,
+    net: torch.nn.Module | None = None,
+    y: torch.Tensor | None = None,
+) -> torch.Tensor:
     if strength == 0:
         return x
     if kind == "gaussian":
@@ -98,10 +123,20 @@ def variant_name(model: str, add: float = 0.0, mult: float = 0.0) -> str:
 
 
 def arch_for(model: str, data: SeqData, study: dict) -> rnn.RNNArch:
-    return rnn.RNNArch(kind=model, d_in=data.d_in, d_out=data.n_classes, seq_len=data.seq_len,
-                       hidden=study["hidden"], eps=study["eps"], beta=study["beta"], gamma_A=study["gamma_A"],
-                       gamma_W=study["gamma_W"], init_std=study["init_std"], eps_noise=study["eps_noise"],
-                       noise_sqrt_dt=study["noise_sqrt_dt"])
+    return rnn.RNNArch(
+        kind=model,
+        d_in=data.d_in,
+        d_out=data.n_classes,
+        seq_len=data.seq_len,
+        hidden=study["hidden"],
+        eps=study["eps"],
+        beta=study["beta"],
+        gamma_A=study["gamma_A"],
+        gamma_W=study["gamma_W"],
+        init_std=study["init_std"],
+        eps_noise=study["eps_noise"],
+        noise_sqrt_dt=study["noise_sqrt_dt"],
+    )
 
 
 def replicas(model: str, study: dict) -> list[tuple[int, float, float]]:
@@ -111,20 +146,32 @@ def replicas(model: str, study: dict) -> list[tuple[int, float, float]]:
     return [(s, a, m) for (a, m) in levels for s in study["seeds"]]
 
 
-def build_net(model: str, data: SeqData, study: dict, reps: list, base_seed: int,
-              rt: experiment.Runtime) -> torch.nn.Module:
+def build_net(
+    model: str, data: SeqData, study: dict, reps: list, base_seed: int, rt: experiment.Runtime
+) -> torch.nn.Module:
     """One replica per entry of ``reps``, initialised (and, for the noisy RNN, drawing its training noise) from
     :func:`nnrds.experiment.replica_seed` of its run seed -- the same for every model, so comparisons are paired.
     The noisy RNN's replicas of one seed at different noise levels therefore also share their noise draws
     (common random numbers: only the scale sigma_1, sigma_2 differs)."""
     noisy = model == "noisy"
-    return rnn.build(arch_for(model, data, study), [experiment.replica_seed(s, base_seed) for s, _, _ in reps],
-                     sigma_add=[a for _, a, _ in reps] if noisy else 0.0,
-                     sigma_mult=[m for _, _, m in reps] if noisy else 0.0, dtype=rt.dtype).to(rt.device)
+    return rnn.build(
+        arch_for(model, data, study),
+        [experiment.replica_seed(s, base_seed) for s, _, _ in reps],
+        sigma_add=[a for _, a, _ in reps] if noisy else 0.0,
+        sigma_mult=[m for _, _, m in reps] if noisy else 0.0,
+        dtype=rt.dtype,
+    ).to(rt.device)
 
 
-def perturbed_accuracy(net: torch.nn.Module, data: SeqData, X_test: torch.Tensor, y_test: torch.Tensor,
-                       clean: np.ndarray, study: dict, base_seed: int):
+def perturbed_accuracy(
+    net: torch.nn.Module,
+    data: SeqData,
+    X_test: torch.Tensor,
+    y_test: torch.Tensor,
+    clean: np.ndarray,
+    study: dict,
+    base_seed: int,
+):
     """Yield ``(perturbation, strength, accuracy per replica)`` for every perturbation and strength of the study.
 
     The perturbed test inputs of one (perturbation, strength) are drawn from a fixed seed, so every model and
@@ -141,8 +188,16 @@ def perturbed_accuracy(net: torch.nn.Module, data: SeqData, X_test: torch.Tensor
             yield kind, float(strength), acc
 
 
-def run_cell(dataset: str, model: str, study: dict, data_cfg: dict | None = None, *, base_seed: int = 0,
-             device: str = "auto", dtype: str = "float32") -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_cell(
+    dataset: str,
+    model: str,
+    study: dict,
+    data_cfg: dict | None = None,
+    *,
+    base_seed: int = 0,
+    device: str = "auto",
+    dtype: str = "float32",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train all seeds (x noise levels) of one dataset x model; evaluate clean and perturbed accuracy."""
     if model not in MODELS:
         raise ValueError(f"unknown noisy_rnn model {model!r}; expected one of {MODELS}")
@@ -152,24 +207,50 @@ def run_cell(dataset: str, model: str, study: dict, data_cfg: dict | None = None
     net = build_net(model, data, study, reps, base_seed, rt)
     Xtr, Xte = rt.tensor(data.X_train), rt.tensor(data.X_test)
     ytr, yte = rt.index(data.y_train).view(-1, 1), rt.index(data.y_test).view(-1, 1)
-    res = fit(net, Xtr, ytr, epochs=study["epochs"], lr=study["lr"], batch_size=study["batch_size"],
-              seed=base_seed, loss_fn=rnn.cross_entropy_per_replica)
+    res = fit(
+        net,
+        Xtr,
+        ytr,
+        epochs=study["epochs"],
+        lr=study["lr"],
+        batch_size=study["batch_size"],
+        seed=base_seed,
+        loss_fn=rnn.cross_entropy_per_replica,
+    )
     net.eval()
     t0 = time.perf_counter()
     train_acc = rnn.accuracy_per_replica(net, Xtr, ytr).cpu().numpy()
     clean = rnn.accuracy_per_replica(net, Xte, yte).cpu().numpy()
-    head = {"dataset": dataset, "split": data.split, "model": model,
-            "chance_accuracy": float(np.bincount(data.y_test).max() / len(data.y_test)),
-            "n_params": net.arch.n_params(), "epochs": res.epochs}
+    head = {
+        "dataset": dataset,
+        "split": data.split,
+        "model": model,
+        "chance_accuracy": float(np.bincount(data.y_test).max() / len(data.y_test)),
+        "n_params": net.arch.n_params(),
+        "epochs": res.epochs,
+    }
     own = [{"variant": variant_name(model, a, m), "noise_add": a, "noise_mult": m, "seed": s} for s, a, m in reps]
     rows = []
     for kind, strength, acc in perturbed_accuracy(net, data, Xte, yte, clean, study, base_seed):
-        rows += experiment.tabulate({**head, "perturbation": kind, "strength": strength}, own,
-                                    {"accuracy": acc, "clean_accuracy": clean, "train_accuracy": train_acc})
-    timings = [{"dataset": dataset, "model": model, "n_replicas": len(reps), "n_train": len(data.y_train),
-                "n_test": len(data.y_test), "seq_len": data.seq_len, "epochs": res.epochs,
-                "train_wall_time_s": res.wall_time_s, "eval_wall_time_s": time.perf_counter() - t0,
-                "device": str(rt.device)}]
+        rows += experiment.tabulate(
+            {**head, "perturbation": kind, "strength": strength},
+            own,
+            {"accuracy": acc, "clean_accuracy": clean, "train_accuracy": train_acc},
+        )
+    timings = [
+        {
+            "dataset": dataset,
+            "model": model,
+            "n_replicas": len(reps),
+            "n_train": len(data.y_train),
+            "n_test": len(data.y_test),
+            "seq_len": data.seq_len,
+            "epochs": res.epochs,
+            "train_wall_time_s": res.wall_time_s,
+            "eval_wall_time_s": time.perf_counter() - t0,
+            "device": str(rt.device),
+        }
+    ]
     return pd.DataFrame(rows, columns=RUN_COLUMNS), pd.DataFrame(timings)
 
 
@@ -180,17 +261,30 @@ GROUP = ["dataset", "model", "variant", "noise_add", "noise_mult", "perturbation
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std (ddof=1; 0 for a single seed) over seeds per model × dataset × perturbation × strength."""
     g = runs.groupby(GROUP, sort=True)
-    out = g.agg(n_seeds=("seed", "nunique"), accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
-                clean_accuracy_mean=("clean_accuracy", "mean"), clean_accuracy_std=("clean_accuracy", "std"),
-                train_accuracy_mean=("train_accuracy", "mean"), chance_accuracy=("chance_accuracy", "first"),
-                n_params=("n_params", "first")).reset_index()
+    out = g.agg(
+        n_seeds=("seed", "nunique"),
+        accuracy_mean=("accuracy", "mean"),
+        accuracy_std=("accuracy", "std"),
+        clean_accuracy_mean=("clean_accuracy", "mean"),
+        clean_accuracy_std=("clean_accuracy", "std"),
+        train_accuracy_mean=("train_accuracy", "mean"),
+        chance_accuracy=("chance_accuracy", "first"),
+        n_params=("n_params", "first"),
+    ).reset_index()
     for c in ("accuracy_std", "clean_accuracy_std"):
         out[c] = out[c].fillna(0.0)
     return out
 
 
-NOISE_CURVE_COLUMNS = ["dataset", "noise_mult", "noise_add", "n_seeds", "clean_accuracy_mean", "clean_accuracy_std",
-                       "train_accuracy_mean"]
+NOISE_CURVE_COLUMNS = [
+    "dataset",
+    "noise_mult",
+    "noise_add",
+    "n_seeds",
+    "clean_accuracy_mean",
+    "clean_accuracy_std",
+    "train_accuracy_mean",
+]
 
 
 def clean_vs_training_noise(runs: pd.DataFrame) -> pd.DataFrame:
@@ -205,8 +299,11 @@ def clean_vs_training_noise(runs: pd.DataFrame) -> pd.DataFrame:
         for mult, gm in g.groupby("noise_mult", sort=True):
             gm = pd.concat([lip, gm]).drop_duplicates(["variant", "seed"])
             t = gm.groupby("noise_add", sort=True).agg(
-                n_seeds=("seed", "nunique"), clean_accuracy_mean=("clean_accuracy", "mean"),
-                clean_accuracy_std=("clean_accuracy", "std"), train_accuracy_mean=("train_accuracy", "mean"))
+                n_seeds=("seed", "nunique"),
+                clean_accuracy_mean=("clean_accuracy", "mean"),
+                clean_accuracy_std=("clean_accuracy", "std"),
+                train_accuracy_mean=("train_accuracy", "mean"),
+            )
             parts.append(t.reset_index().assign(dataset=ds, noise_mult=float(mult)))
     if not parts:
         return pd.DataFrame(columns=NOISE_CURVE_COLUMNS)
@@ -219,8 +316,9 @@ def per_seed_scores(df: pd.DataFrame) -> pd.DataFrame:
     """Per seed of one (model variant, dataset, perturbation): clean accuracy, perturbed accuracy (mean over the
     strengths > 0) and the robustness *drop* = clean − perturbed (lower = more robust)."""
     d = df[df.strength > 0]
-    out = pd.DataFrame({"clean": df.groupby("seed").clean_accuracy.first(),
-                        "perturbed": d.groupby("seed").accuracy.mean()})
+    out = pd.DataFrame(
+        {"clean": df.groupby("seed").clean_accuracy.first(), "perturbed": d.groupby("seed").accuracy.mean()}
+    )
     out["drop"] = out.clean - out.perturbed
     return out
 
@@ -264,14 +362,28 @@ def compare(runs: pd.DataFrame, study: dict | None = None) -> pd.DataFrame:
         adv = (l["drop"] - n["drop"]).to_numpy(dtype=float)
         dcl = (n.clean - l.clean).to_numpy(dtype=float)
         cl_mean, cl_lo, cl_hi = verdicts.mean_ci(dcl, 1 - 2 * alpha)
-        rows.append({"dataset": ds, "variant": var, "noise_add": float(g.noise_add.iloc[0]),
-                     "noise_mult": float(g.noise_mult.iloc[0]), "perturbation": pert, "n_seeds": len(common),
-                     "lipschitz_clean_mean": float(l.clean.mean()), "noisy_clean_mean": float(n.clean.mean()),
-                     "clean_diff_mean": cl_mean, "clean_diff_ci_low": cl_lo, "clean_diff_ci_high": cl_hi,
-                     "clean_matched": bool(np.isfinite(cl_lo) and -tol < cl_lo and cl_hi < tol),
-                     "lipschitz_drop_mean": float(l["drop"].mean()), "noisy_drop_mean": float(n["drop"].mean()),
-                     "advantage_mean": float(adv.mean()), "seeds_noisy_better": int((adv > 0).sum()),
-                     "p_value": _t_p(adv), "_adv": adv})
+        rows.append(
+            {
+                "dataset": ds,
+                "variant": var,
+                "noise_add": float(g.noise_add.iloc[0]),
+                "noise_mult": float(g.noise_mult.iloc[0]),
+                "perturbation": pert,
+                "n_seeds": len(common),
+                "lipschitz_clean_mean": float(l.clean.mean()),
+                "noisy_clean_mean": float(n.clean.mean()),
+                "clean_diff_mean": cl_mean,
+                "clean_diff_ci_low": cl_lo,
+                "clean_diff_ci_high": cl_hi,
+                "clean_matched": bool(np.isfinite(cl_lo) and -tol < cl_lo and cl_hi < tol),
+                "lipschitz_drop_mean": float(l["drop"].mean()),
+                "noisy_drop_mean": float(n["drop"].mean()),
+                "advantage_mean": float(adv.mean()),
+                "seeds_noisy_better": int((adv > 0).sum()),
+                "p_value": _t_p(adv),
+                "_adv": adv,
+            }
+        )
     if not rows:
         return pd.DataFrame(columns=COMPARE_COLUMNS)
     m = len(rows)
@@ -284,14 +396,34 @@ def compare(runs: pd.DataFrame, study: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)[COMPARE_COLUMNS]
 
 
-COMPARE_COLUMNS = ["dataset", "variant", "noise_add", "noise_mult", "perturbation", "n_seeds", "lipschitz_clean_mean",
-                   "noisy_clean_mean", "clean_diff_mean", "clean_diff_ci_low", "clean_diff_ci_high", "clean_matched",
-                   "lipschitz_drop_mean", "noisy_drop_mean", "advantage_mean", "advantage_ci_low",
-                   "advantage_ci_high", "ci_level", "seeds_noisy_better", "p_value", "p_holm", "verdict"]
+COMPARE_COLUMNS = [
+    "dataset",
+    "variant",
+    "noise_add",
+    "noise_mult",
+    "perturbation",
+    "n_seeds",
+    "lipschitz_clean_mean",
+    "noisy_clean_mean",
+    "clean_diff_mean",
+    "clean_diff_ci_low",
+    "clean_diff_ci_high",
+    "clean_matched",
+    "lipschitz_drop_mean",
+    "noisy_drop_mean",
+    "advantage_mean",
+    "advantage_ci_low",
+    "advantage_ci_high",
+    "ci_level",
+    "seeds_noisy_better",
+    "p_value",
+    "p_holm",
+    "verdict",
+]
 
 
 def comparison_verdict(advantage: float, p_holm: float, clean_matched: bool, alpha: float = 0.05) -> str:
-    """"The noisy RNN is more robust (smaller accuracy drop) at matched clean accuracy", one comparison:
+    """ "The noisy RNN is more robust (smaller accuracy drop) at matched clean accuracy", one comparison:
     *supported* when the Holm-adjusted p < alpha and the mean advantage is > 0, *contradicted* when it is
     significant the other way (the noisy RNN loses more), *inconclusive* otherwise -- and always when the clean
     accuracies are not shown equal (then the comparison is not at matched clean accuracy)."""
@@ -306,8 +438,12 @@ def overall_advantage(runs: pd.DataFrame, comp: pd.DataFrame) -> pd.Series:
     vals = []
     base = runs[runs.model == "lipschitz"]
     for r in keep.itertuples():
-        g = runs[(runs.model == "noisy") & (runs.dataset == r.dataset) & (runs.variant == r.variant)
-                 & (runs.perturbation == r.perturbation)]
+        g = runs[
+            (runs.model == "noisy")
+            & (runs.dataset == r.dataset)
+            & (runs.variant == r.variant)
+            & (runs.perturbation == r.perturbation)
+        ]
         b = base[(base.dataset == r.dataset) & (base.perturbation == r.perturbation)]
         n, l = per_seed_scores(g), per_seed_scores(b)
         vals.append(l["drop"] - n["drop"])
@@ -327,9 +463,11 @@ def claims(runs: pd.DataFrame, comp: pd.DataFrame, study: dict) -> pd.DataFrame:
     alpha = float(study.get("claims", {}).get("alpha", 0.05))
     tol = float(study.get("equal_clean_tol", 0.02))
     seeds = sorted(runs.seed.unique())
-    run = (f"{runs.dataset.nunique()} datasets; Lipschitz RNN vs noisy RNN at {runs[runs.model == 'noisy'].variant.nunique()} "
-           f"training-noise levels; {len(seeds)} seeds; {study.get('epochs', '?')} epochs; "
-           f"{', '.join(sorted(runs.perturbation.unique()))} test perturbations")
+    run = (
+        f"{runs.dataset.nunique()} datasets; Lipschitz RNN vs noisy RNN at {runs[runs.model == 'noisy'].variant.nunique()} "
+        f"training-noise levels; {len(seeds)} seeds; {study.get('epochs', '?')} epochs; "
+        f"{', '.join(sorted(runs.perturbation.unique()))} test perturbations"
+    )
     rows = []
     if comp.empty:
         return pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
@@ -339,29 +477,50 @@ def claims(runs: pd.DataFrame, comp: pd.DataFrame, study: dict) -> pd.DataFrame:
     if np.isfinite(p):  # one-sided (H0: advantage <= 0) from the two-sided p
         p = p / 2 if est > 0 else 1 - p / 2
     n_match = int(comp.clean_matched.sum())
-    rows.append(verdicts.Claim(
-        study="noisy_rnn", claim_id="robust",
-        claim="The noisy RNN is more robust to input perturbations (smaller accuracy drop from clean) than the "
-              "Lipschitz RNN at matched clean accuracy.",
-        what_was_run=run + f"; averaged over the {n_match} of {len(comp)} comparisons with matched clean accuracy",
-        unit="seed (same initial weights and minibatches for both models)", n_units=len(ov),
-        effect_name="accuracy drop (Lipschitz) − accuracy drop (noisy), mean over matched comparisons",
-        effect=est, ci_low=lo, ci_high=hi, ci_level=1 - alpha, p_value=p, test="paired t-test, one-sided; t-interval",
-        verdict=verdicts.superiority(lo, hi), figure=FIGURES["robust"]))
+    rows.append(
+        verdicts.Claim(
+            study="noisy_rnn",
+            claim_id="robust",
+            claim="The noisy RNN is more robust to input perturbations (smaller accuracy drop from clean) than the "
+            "Lipschitz RNN at matched clean accuracy.",
+            what_was_run=run + f"; averaged over the {n_match} of {len(comp)} comparisons with matched clean accuracy",
+            unit="seed (same initial weights and minibatches for both models)",
+            n_units=len(ov),
+            effect_name="accuracy drop (Lipschitz) − accuracy drop (noisy), mean over matched comparisons",
+            effect=est,
+            ci_low=lo,
+            ci_high=hi,
+            ci_level=1 - alpha,
+            p_value=p,
+            test="paired t-test, one-sided; t-interval",
+            verdict=verdicts.superiority(lo, hi),
+            figure=FIGURES["robust"],
+        )
+    )
     for r in comp.itertuples():
-        rows.append(verdicts.Claim(
-            study="noisy_rnn", claim_id=f"robust/{r.dataset}/{r.variant}/{r.perturbation}",
-            claim=f"On {r.dataset}, the noisy RNN ({r.variant}) loses less accuracy under {r.perturbation} "
-                  "perturbations than the Lipschitz RNN at matched clean accuracy.",
-            what_was_run=f"{r.n_seeds} seeds; clean accuracy noisy − Lipschitz {r.clean_diff_mean:+.3f} "
-                         f"({1 - 2 * alpha:.0%} interval [{r.clean_diff_ci_low:+.3f}, {r.clean_diff_ci_high:+.3f}], "
-                         f"{'matched' if r.clean_matched else 'NOT matched'} within ±{tol:g})",
-            unit="seed", n_units=int(r.n_seeds),
-            effect_name="accuracy drop (Lipschitz) − accuracy drop (noisy)", effect=float(r.advantage_mean),
-            ci_low=float(r.advantage_ci_low), ci_high=float(r.advantage_ci_high), ci_level=float(r.ci_level),
-            p_value=float(r.p_value), p_adjusted=float(r.p_holm),
-            test=f"paired t-test, two-sided, Holm over {len(comp)} comparisons; Bonferroni-simultaneous interval",
-            verdict=r.verdict, figure=FIGURES["comparisons"]))
+        rows.append(
+            verdicts.Claim(
+                study="noisy_rnn",
+                claim_id=f"robust/{r.dataset}/{r.variant}/{r.perturbation}",
+                claim=f"On {r.dataset}, the noisy RNN ({r.variant}) loses less accuracy under {r.perturbation} "
+                "perturbations than the Lipschitz RNN at matched clean accuracy.",
+                what_was_run=f"{r.n_seeds} seeds; clean accuracy noisy − Lipschitz {r.clean_diff_mean:+.3f} "
+                f"({1 - 2 * alpha:.0%} interval [{r.clean_diff_ci_low:+.3f}, {r.clean_diff_ci_high:+.3f}], "
+                f"{'matched' if r.clean_matched else 'NOT matched'} within ±{tol:g})",
+                unit="seed",
+                n_units=int(r.n_seeds),
+                effect_name="accuracy drop (Lipschitz) − accuracy drop (noisy)",
+                effect=float(r.advantage_mean),
+                ci_low=float(r.advantage_ci_low),
+                ci_high=float(r.advantage_ci_high),
+                ci_level=float(r.ci_level),
+                p_value=float(r.p_value),
+                p_adjusted=float(r.p_holm),
+                test=f"paired t-test, two-sided, Holm over {len(comp)} comparisons; Bonferroni-simultaneous interval",
+                verdict=r.verdict,
+                figure=FIGURES["comparisons"],
+            )
+        )
     return verdicts.claims_frame(rows)
 
 
@@ -407,33 +566,46 @@ def caption(runs: pd.DataFrame, comp: pd.DataFrame, claims_df: pd.DataFrame, sca
     if len(head):
         r = head.iloc[0]
         if r.n_units > 0:
-            lines += [f"**Headline: {r.verdict}.** {r.claim} Mean advantage {r.effect:+.3f} accuracy, "
-                      f"{r.ci_level:.0%} interval {_ci(r.ci_low, r.ci_high)}, {r.n_units} seeds, one-sided p = "
-                      f"{_p(r.p_value)}; {r.what_was_run}.", ""]
+            lines += [
+                f"**Headline: {r.verdict}.** {r.claim} Mean advantage {r.effect:+.3f} accuracy, "
+                f"{r.ci_level:.0%} interval {_ci(r.ci_low, r.ci_high)}, {r.n_units} seeds, one-sided p = "
+                f"{_p(r.p_value)}; {r.what_was_run}.",
+                "",
+            ]
         else:
-            lines += [f"**Headline: {r.verdict}.** {r.claim} No comparison reached matched clean accuracy, so the "
-                      f"claim could not be tested at this scale ({r.what_was_run}).", ""]
+            lines += [
+                f"**Headline: {r.verdict}.** {r.claim} No comparison reached matched clean accuracy, so the "
+                f"claim could not be tested at this scale ({r.what_was_run}).",
+                "",
+            ]
     elif comp.empty:
         lines += ["No noisy-vs-Lipschitz comparison (one of the two models is not in this run).", ""]
     for ds, g in runs.groupby("dataset", sort=True):
         clean = g.drop_duplicates(["variant", "seed"]).groupby("variant").clean_accuracy.agg(["mean", "std"]).fillna(0)
         cl = ", ".join(f"{v} {r['mean']:.3f} ± {r['std']:.3f}" for v, r in clean.iterrows())
-        lines += [f"*{ds}* ({g.split.iloc[0]} train/test split; majority-class test accuracy "
-                  f"{g.chance_accuracy.iloc[0]:.3f}): clean test accuracy {cl}.", ""]
+        lines += [
+            f"*{ds}* ({g.split.iloc[0]} train/test split; majority-class test accuracy "
+            f"{g.chance_accuracy.iloc[0]:.3f}): clean test accuracy {cl}.",
+            "",
+        ]
         c = comp[comp.dataset == ds] if not comp.empty else comp
         for r in c.itertuples():
             match = "matched" if r.clean_matched else "not matched"
-            lines.append(f"* {ds}, {r.variant} vs lipschitz, {r.perturbation}: drop {r.noisy_drop_mean:.3f} vs "
-                         f"{r.lipschitz_drop_mean:.3f}, advantage {r.advantage_mean:+.3f} "
-                         f"{_ci(r.advantage_ci_low, r.advantage_ci_high)}, noisy better in "
-                         f"{r.seeds_noisy_better}/{r.n_seeds} seeds, Holm p = {_p(r.p_holm)}; clean difference "
-                         f"{r.clean_diff_mean:+.3f} {_ci(r.clean_diff_ci_low, r.clean_diff_ci_high)} ({match}) "
-                         f"→ **{r.verdict}**.")
+            lines.append(
+                f"* {ds}, {r.variant} vs lipschitz, {r.perturbation}: drop {r.noisy_drop_mean:.3f} vs "
+                f"{r.lipschitz_drop_mean:.3f}, advantage {r.advantage_mean:+.3f} "
+                f"{_ci(r.advantage_ci_low, r.advantage_ci_high)}, noisy better in "
+                f"{r.seeds_noisy_better}/{r.n_seeds} seeds, Holm p = {_p(r.p_holm)}; clean difference "
+                f"{r.clean_diff_mean:+.3f} {_ci(r.clean_diff_ci_low, r.clean_diff_ci_high)} ({match}) "
+                f"→ **{r.verdict}**."
+            )
         if len(c):
             lines.append("")
     if not comp.empty:
         counts = comp.verdict.value_counts()
-        lines += [f"**Overall**: of {len(comp)} comparisons ({int(comp.clean_matched.sum())} at matched clean "
-                  f"accuracy), {counts.get('supported', 0)} supported, {counts.get('contradicted', 0)} "
-                  f"contradicted, {counts.get('inconclusive', 0)} inconclusive after Holm's correction."]
+        lines += [
+            f"**Overall**: of {len(comp)} comparisons ({int(comp.clean_matched.sum())} at matched clean "
+            f"accuracy), {counts.get('supported', 0)} supported, {counts.get('contradicted', 0)} "
+            f"contradicted, {counts.get('inconclusive', 0)} inconclusive after Holm's correction."
+        ]
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ Intervals: Student t over seeds (distribution-free median interval when all seed
 of Holm's step-down procedure over all the study's claims, so an interval excludes the threshold exactly when
 the Holm-adjusted p-value (two-sided one-sample t test against the threshold) is <= alpha.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,12 +45,30 @@ STUDY = "pinn_failure"
 SWEPT = {"convection": "beta", "reaction": "rho", "reaction_diffusion": "nu"}
 ARCH = dict(d_in=2, d_out=1, width=50, depth=4, param="mlp", activation="tanh")
 CLAIM_DEFAULTS = {"alpha": 0.05, "fail_rel_error": 0.3, "min_orders": 1.0}
-FIGURES = {"plain_fails": "figures/pinn_failure/error_vs_coefficient.png",
-           "curriculum_improves": "figures/pinn_failure/error_vs_coefficient.png",
-           "seq2seq_improves": "figures/pinn_failure/error_vs_coefficient.png"}
+FIGURES = {
+    "plain_fails": "figures/pinn_failure/error_vs_coefficient.png",
+    "curriculum_improves": "figures/pinn_failure/error_vs_coefficient.png",
+    "seq2seq_improves": "figures/pinn_failure/error_vs_coefficient.png",
+}
 
-RUN_COLUMNS = ["problem", "mode", "coef_name", "coef", "beta", "nu", "rho", "seed", "rel_l2", "mean_abs_err",
-               "loss_final", "loss_ic", "loss_bc", "loss_residual", "iterations", "stages"]
+RUN_COLUMNS = [
+    "problem",
+    "mode",
+    "coef_name",
+    "coef",
+    "beta",
+    "nu",
+    "rho",
+    "seed",
+    "rel_l2",
+    "mean_abs_err",
+    "loss_final",
+    "loss_ic",
+    "loss_bc",
+    "loss_residual",
+    "iterations",
+    "stages",
+]
 
 
 def coefficients(problem: str, pspec: dict) -> list[dict]:
@@ -63,8 +82,16 @@ def coefficients(problem: str, pspec: dict) -> list[dict]:
     return out
 
 
-def run_cell(problem: str, mode: str, study: dict, *, base_seed: int = 0, device: str = "auto",
-             dtype: str = "float32", where=None) -> dict[str, pd.DataFrame]:
+def run_cell(
+    problem: str,
+    mode: str,
+    study: dict,
+    *,
+    base_seed: int = 0,
+    device: str = "auto",
+    dtype: str = "float32",
+    where=None,
+) -> dict[str, pd.DataFrame]:
     """Train every coefficient x seed of one (problem, mode). Returns the tables runs, history, fields, landscape,
     landscape_stats and timings."""
     seed_everything(base_seed)
@@ -75,9 +102,17 @@ def run_cell(problem: str, mode: str, study: dict, *, base_seed: int = 0, device
     cos = coefficients(problem, pspec)
     reps = [(co, s) for co in cos for s in seeds]  # replica order: coefficient-major
     coef_arr = {k: np.array([co[k] for co, _ in reps]) for k in pinn.COEFS}
-    setup = pinn.Setup(problem, coef_arr, [s for _, s in reps], int(study["n_collocation"]), int(study["iterations"]),
-                       lbfgs=dict(study.get("lbfgs") or {}), normalize=bool(study.get("normalize_inputs", True)),
-                       dtype=tdtype, device=dev)
+    setup = pinn.Setup(
+        problem,
+        coef_arr,
+        [s for _, s in reps],
+        int(study["n_collocation"]),
+        int(study["iterations"]),
+        lbfgs=dict(study.get("lbfgs") or {}),
+        normalize=bool(study.get("normalize_inputs", True)),
+        dtype=tdtype,
+        device=dev,
+    )
     net = ReplicaNet(Arch(**ARCH), [1000 * s + base_seed for _, s in reps], dtype=tdtype).to(dev)
     t0 = time.perf_counter()
     trained = pinn.train(net, setup, mode, study.get("curriculum"), where=where)
@@ -93,10 +128,22 @@ def run_cell(problem: str, mode: str, study: dict, *, base_seed: int = 0, device
     rows = []
     for r, (co, s) in enumerate(reps):
         tot = parts["loss_ic"][r] + parts["loss_bc"][r] + parts["loss_residual"][r]
-        rows.append({"problem": problem, "mode": mode, "coef_name": key, "coef": co[key], **co, "seed": s,
-                     "rel_l2": float(rel[r]), "mean_abs_err": float(mae[r]), "loss_final": float(tot),
-                     **{k: float(parts[k][r]) for k in ("loss_ic", "loss_bc", "loss_residual")},
-                     "iterations": setup.iterations, "stages": trained.stages})
+        rows.append(
+            {
+                "problem": problem,
+                "mode": mode,
+                "coef_name": key,
+                "coef": co[key],
+                **co,
+                "seed": s,
+                "rel_l2": float(rel[r]),
+                "mean_abs_err": float(mae[r]),
+                "loss_final": float(tot),
+                **{k: float(parts[k][r]) for k in ("loss_ic", "loss_bc", "loss_residual")},
+                "iterations": setup.iterations,
+                "stages": trained.stages,
+            }
+        )
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
 
     hist = pd.DataFrame(trained.history)
@@ -104,8 +151,9 @@ def run_cell(problem: str, mode: str, study: dict, *, base_seed: int = 0, device
     hist.insert(0, "coef", [reps[r][0][key] for r in hist["replica"]])
     hist.insert(0, "mode", mode)
     hist.insert(0, "problem", problem)
-    hist = hist.drop(columns=["replica"])[["problem", "mode", "coef", "seed", "stage", "iteration", "train_loss",
-                                           "loss_ic", "loss_bc", "loss_residual"]]
+    hist = hist.drop(columns=["replica"])[
+        ["problem", "mode", "coef", "seed", "stage", "iteration", "train_loss", "loss_ic", "loss_bc", "loss_residual"]
+    ]
 
     # fields for the heat maps: every coefficient, first seed, x subsampled by field_stride
     stride = int(study.get("field_stride", 2))
@@ -115,26 +163,65 @@ def run_cell(problem: str, mode: str, study: dict, *, base_seed: int = 0, device
         if s != seeds[0]:
             continue
         up, ue = trained.u[r][:, ::stride], exact[r][:, ::stride]
-        frames.append(pd.DataFrame({"problem": problem, "mode": mode, "coef": co[key], "seed": s, "x": X.ravel(),
-                                    "t": T.ravel(), "u_exact": ue.ravel(), "u_pred": up.ravel(),
-                                    "abs_err": np.abs(up - ue).ravel()}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "problem": problem,
+                    "mode": mode,
+                    "coef": co[key],
+                    "seed": s,
+                    "x": X.ravel(),
+                    "t": T.ravel(),
+                    "u_exact": ue.ravel(),
+                    "u_pred": up.ravel(),
+                    "abs_err": np.abs(up - ue).ravel(),
+                }
+            )
+        )
     fields = pd.concat(frames, ignore_index=True)
 
     land, lstats = _landscapes(net, setup, problem, mode, reps, study, coef_arr, base_seed)
-    timings = pd.DataFrame([{"problem": problem, "mode": mode, "replicas_in_batch": len(reps), "iterations":
-                             setup.iterations, "batch_wall_time_s": wall, "wall_time_s_per_replica": wall / len(reps),
-                             "device": str(dev)}])
-    return {"runs": runs, "history": hist, "fields": fields, "landscape": land, "landscape_stats": lstats,
-            "timings": timings}
+    timings = pd.DataFrame(
+        [
+            {
+                "problem": problem,
+                "mode": mode,
+                "replicas_in_batch": len(reps),
+                "iterations": setup.iterations,
+                "batch_wall_time_s": wall,
+                "wall_time_s_per_replica": wall / len(reps),
+                "device": str(dev),
+            }
+        ]
+    )
+    return {
+        "runs": runs,
+        "history": hist,
+        "fields": fields,
+        "landscape": land,
+        "landscape_stats": lstats,
+        "timings": timings,
+    }
 
 
 LAND_COLUMNS = ["problem", "mode", "coef", "seed", "a", "b", "loss"]
-LSTAT_COLUMNS = ["problem", "mode", "coef", "seed", "loss_center", "sharpness", "curv_a", "curv_b", "hess_max",
-                 "hess_min"]
+LSTAT_COLUMNS = [
+    "problem",
+    "mode",
+    "coef",
+    "seed",
+    "loss_center",
+    "sharpness",
+    "curv_a",
+    "curv_b",
+    "hess_max",
+    "hess_min",
+]
 
 
-def _landscapes(net, setup: pinn.Setup, problem: str, mode: str, reps, study: dict, coef_arr, base_seed: int
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _landscapes(
+    net, setup: pinn.Setup, problem: str, mode: str, reps, study: dict, coef_arr, base_seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Loss slices of the convection runs at the configured betas (all replicas in one batch; surfaces of the
     first seed kept for plotting, statistics of every seed)."""
     ls = study.get("landscape") or {}
@@ -144,8 +231,15 @@ def _landscapes(net, setup: pinn.Setup, problem: str, mode: str, reps, study: di
     loss = setup.loss(coef_arr, 0.0, 1.0, setup.tensor(np.broadcast_to(setup.u0, (len(reps), setup.nx)).copy()))
     t0 = time.perf_counter()
     surf, _, _ = landscape.loss_surface(net, loss.total, coords, seed=base_seed)
-    log.info("%s/%s: loss landscape %dx%d for %d replicas in %.1f s", problem, mode, len(coords), len(coords),
-             len(reps), time.perf_counter() - t0)
+    log.info(
+        "%s/%s: loss landscape %dx%d for %d replicas in %.1f s",
+        problem,
+        mode,
+        len(coords),
+        len(coords),
+        len(reps),
+        time.perf_counter() - t0,
+    )
     st = landscape.slice_stats(surf, coords)
     betas = {float(b) for b in ls.get("betas", [1, 20, 30, 40])}
     first = int(study["seeds"][0])
@@ -156,10 +250,23 @@ def _landscapes(net, setup: pinn.Setup, problem: str, mode: str, reps, study: di
             continue
         stat_rows.append({"problem": problem, "mode": mode, "coef": co["beta"], "seed": s, **st.iloc[r].to_dict()})
         if s == first:
-            land.append(pd.DataFrame({"problem": problem, "mode": mode, "coef": co["beta"], "seed": s, "a": A.ravel(),
-                                      "b": B.ravel(), "loss": surf[r].ravel()}))
-    return (pd.concat(land, ignore_index=True) if land else pd.DataFrame(columns=LAND_COLUMNS),
-            pd.DataFrame(stat_rows, columns=LSTAT_COLUMNS))
+            land.append(
+                pd.DataFrame(
+                    {
+                        "problem": problem,
+                        "mode": mode,
+                        "coef": co["beta"],
+                        "seed": s,
+                        "a": A.ravel(),
+                        "b": B.ravel(),
+                        "loss": surf[r].ravel(),
+                    }
+                )
+            )
+    return (
+        pd.concat(land, ignore_index=True) if land else pd.DataFrame(columns=LAND_COLUMNS),
+        pd.DataFrame(stat_rows, columns=LSTAT_COLUMNS),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- summary
@@ -172,15 +279,31 @@ def per_seed(runs: pd.DataFrame, study: dict) -> pd.DataFrame:
         big = g[g.coef >= large_from]
         plain = big[big["mode"] == "plain"]
         for s, gs in plain.groupby("seed"):
-            rows.append({"claim_id": f"plain_fails:{problem}", "problem": problem, "mode": "plain", "seed": int(s),
-                         "n_coefs": len(gs), "effect": float(np.log10(gs.rel_l2.min() / cfg["fail_rel_error"]))})
+            rows.append(
+                {
+                    "claim_id": f"plain_fails:{problem}",
+                    "problem": problem,
+                    "mode": "plain",
+                    "seed": int(s),
+                    "n_coefs": len(gs),
+                    "effect": float(np.log10(gs.rel_l2.min() / cfg["fail_rel_error"])),
+                }
+            )
         for mode in [m for m in big["mode"].unique() if m != "plain"]:
             kind = "curriculum_improves" if mode == "curriculum" else "seq2seq_improves"
             pair = plain.merge(big[big["mode"] == mode], on=["coef", "seed"], suffixes=("_plain", "_alt"))
             for s, gs in pair.groupby("seed"):
                 cid = f"{kind}:{problem}" + (f":{mode}" if kind == "seq2seq_improves" else "")
-                rows.append({"claim_id": cid, "problem": problem, "mode": mode, "seed": int(s), "n_coefs": len(gs),
-                             "effect": float(np.mean(np.log10(gs.rel_l2_plain / gs.rel_l2_alt)))})
+                rows.append(
+                    {
+                        "claim_id": cid,
+                        "problem": problem,
+                        "mode": mode,
+                        "seed": int(s),
+                        "n_coefs": len(gs),
+                        "effect": float(np.mean(np.log10(gs.rel_l2_plain / gs.rel_l2_alt))),
+                    }
+                )
     return pd.DataFrame(rows, columns=["claim_id", "problem", "mode", "seed", "n_coefs", "effect"])
 
 
@@ -189,7 +312,7 @@ def _p_value(x: np.ndarray) -> float:
     if x.size < 2:
         return float("nan")
     if np.all(x == x[0]):
-        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5 ** x.size))
+        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5**x.size))
     return float(stats.ttest_1samp(x, 0.0).pvalue)
 
 
@@ -218,10 +341,12 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
     cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
     alpha, thr_err, orders = float(cfg["alpha"]), float(cfg["fail_rel_error"]), float(cfg["min_orders"])
     n_seeds = len(study["seeds"])
-    what = (f"{n_seeds} seeds x coefficients "
-            + "; ".join(f"{p} {SWEPT[p]} {s['coefs']} ({', '.join(s['modes'])})" for p, s in study["problems"].items())
-            + f"; {study['iterations']} L-BFGS iterations per run in every mode, {study['n_collocation']} collocation "
-              "points per stage/window")
+    what = (
+        f"{n_seeds} seeds x coefficients "
+        + "; ".join(f"{p} {SWEPT[p]} {s['coefs']} ({', '.join(s['modes'])})" for p, s in study["problems"].items())
+        + f"; {study['iterations']} L-BFGS iterations per run in every mode, {study['n_collocation']} collocation "
+        "points per stage/window"
+    )
     rows = []
     for cid, g in seed_table.groupby("claim_id", sort=False):
         kind, problem = cid.split(":")[:2]
@@ -229,64 +354,105 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
         x = g["effect"].to_numpy(dtype=float)
         x = x[np.isfinite(x)]
         if kind == "plain_fails":
-            text = (f"{problem}: a plain PINN fails (relative L2 error of order 1, >= {thr_err:g}) at {key} >= {lf:g}")
+            text = f"{problem}: a plain PINN fails (relative L2 error of order 1, >= {thr_err:g}) at {key} >= {lf:g}"
             ename = f"mean over seeds of min over {key} >= {lf:g} of log10(rel. L2 error / {thr_err:g})"
             shift = 0.0
         else:
             mode = g["mode"].iloc[0]
-            text = (f"{problem}: {mode} training lowers the relative error of the plain PINN by at least "
-                    f"{orders:g} order(s) of magnitude at {key} >= {lf:g}")
+            text = (
+                f"{problem}: {mode} training lowers the relative error of the plain PINN by at least "
+                f"{orders:g} order(s) of magnitude at {key} >= {lf:g}"
+            )
             ename = f"mean over seeds of mean over {key} >= {lf:g} of log10(error plain / error {mode}) (orders)"
             shift = orders
-        rows.append({"study": STUDY, "claim_id": cid, "claim": text, "what_was_run": what,
-                     "unit": "seed (one initialization + collocation draw, shared by the modes; effect within seed)",
-                     "n_units": int(x.size), "effect_name": ename, "x": x, "shift": shift, "margin": shift,
-                     "p_value": _p_value(x - shift), "figure": FIGURES[kind]})
+        rows.append(
+            {
+                "study": STUDY,
+                "claim_id": cid,
+                "claim": text,
+                "what_was_run": what,
+                "unit": "seed (one initialization + collocation draw, shared by the modes; effect within seed)",
+                "n_units": int(x.size),
+                "effect_name": ename,
+                "x": x,
+                "shift": shift,
+                "margin": shift,
+                "p_value": _p_value(x - shift),
+                "figure": FIGURES[kind],
+            }
+        )
     m = len(rows)
     p_adj, level = holm_levels(np.array([r["p_value"] for r in rows], dtype=float), alpha)
     out = []
     for i, r in enumerate(rows):
         x, shift = r.pop("x"), r.pop("shift")
         eff, lo, hi = _interval(x, float(level[i])) if x.size else (float("nan"),) * 3
-        out.append(verdicts.Claim(
-            **r, effect=eff, ci_low=lo, ci_high=hi, ci_level=float(level[i]), p_adjusted=float(p_adj[i]),
-            verdict=verdicts.superiority(lo - shift, hi - shift),
-            test=(f"one-sample t over seeds against {shift:g} (two-sided; sign test if all seeds agree exactly); "
-                  f"Holm over {m} claims, interval at the Holm step-down level; supported when the interval lies "
-                  f"above {shift:g}, contradicted when below")))
+        out.append(
+            verdicts.Claim(
+                **r,
+                effect=eff,
+                ci_low=lo,
+                ci_high=hi,
+                ci_level=float(level[i]),
+                p_adjusted=float(p_adj[i]),
+                verdict=verdicts.superiority(lo - shift, hi - shift),
+                test=(
+                    f"one-sample t over seeds against {shift:g} (two-sided; sign test if all seeds agree exactly); "
+                    f"Holm over {m} claims, interval at the Holm step-down level; supported when the interval lies "
+                    f"above {shift:g}, contradicted when below"
+                ),
+            )
+        )
     return verdicts.claims_frame(out) if out else pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
 
 
 def error_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Median and range over seeds of the relative L2 error per problem, mode and coefficient."""
     g = runs.groupby(["problem", "mode", "coef"], sort=False).rel_l2
-    return pd.DataFrame({"n_seeds": g.size(), "median_rel_l2": g.median(), "min_rel_l2": g.min(),
-                         "max_rel_l2": g.max()}).reset_index()
+    return pd.DataFrame(
+        {"n_seeds": g.size(), "median_rel_l2": g.median(), "min_rel_l2": g.min(), "max_rel_l2": g.max()}
+    ).reset_index()
 
 
 def landscape_summary(lstats: pd.DataFrame) -> pd.DataFrame:
     """Median over seeds of the slice statistics per mode and beta."""
     if lstats.empty:
-        return pd.DataFrame(columns=["mode", "coef", "n_seeds", "median_loss_center", "median_sharpness",
-                                     "median_hess_max"])
+        return pd.DataFrame(
+            columns=["mode", "coef", "n_seeds", "median_loss_center", "median_sharpness", "median_hess_max"]
+        )
     g = lstats.groupby(["mode", "coef"], sort=True)
-    return pd.DataFrame({"n_seeds": g.size(), "median_loss_center": g.loss_center.median(),
-                         "median_sharpness": g.sharpness.median(), "median_hess_max": g.hess_max.median()}
-                        ).reset_index()
+    return pd.DataFrame(
+        {
+            "n_seeds": g.size(),
+            "median_loss_center": g.loss_center.median(),
+            "median_sharpness": g.sharpness.median(),
+            "median_hess_max": g.hess_max.median(),
+        }
+    ).reset_index()
 
 
 def _num(x: float, fmt: str = ".2g") -> str:
     return f"{x:{fmt}}" if np.isfinite(x) else "n/a"
 
 
-def caption(runs: pd.DataFrame, summary: pd.DataFrame, lsum: pd.DataFrame, claims_table: pd.DataFrame,
-            timings: pd.DataFrame, scale: str, study: dict) -> str:
+def caption(
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    lsum: pd.DataFrame,
+    claims_table: pd.DataFrame,
+    timings: pd.DataFrame,
+    scale: str,
+    study: dict,
+) -> str:
     cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
     cur = study.get("curriculum") or {}
     ls = study.get("landscape") or {}
-    probs = "; ".join(f"*{p}* {SWEPT[p]} ∈ {s['coefs']}" + (f" (ρ = {s.get('rho', 5)})" if p == "reaction_diffusion"
-                                                              else "") + f", modes {', '.join(s['modes'])}"
-                      for p, s in study["problems"].items())
+    probs = "; ".join(
+        f"*{p}* {SWEPT[p]} ∈ {s['coefs']}"
+        + (f" (ρ = {s.get('rho', 5)})" if p == "reaction_diffusion" else "")
+        + f", modes {', '.join(s['modes'])}"
+        for p, s in study["problems"].items()
+    )
     lines = [
         f"PINN failure modes, **{scale}** scale (Krishnapriyan et al., NeurIPS 2021): {probs}; seeds "
         f"{study['seeds']}. MLP 2 → 4 × 50 tanh → 1"
@@ -309,29 +475,41 @@ def caption(runs: pd.DataFrame, summary: pd.DataFrame, lsum: pd.DataFrame, claim
         "",
     ]
     for r in claims_table.itertuples():
-        lines.append(f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} [{_num(r.ci_low, '.3g')}, "
-                     f"{_num(r.ci_high, '.3g')}] ({100 * r.ci_level:.1f}% interval, {r.n_units} seeds, Holm-adjusted "
-                     f"p = {_num(r.p_adjusted)}): **{r.verdict}**.")
+        lines.append(
+            f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} [{_num(r.ci_low, '.3g')}, "
+            f"{_num(r.ci_high, '.3g')}] ({100 * r.ci_level:.1f}% interval, {r.n_units} seeds, Holm-adjusted "
+            f"p = {_num(r.p_adjusted)}): **{r.verdict}**."
+        )
     lines.append("")
     for (p, m), g in summary.groupby(["problem", "mode"], sort=False):
         meds = ", ".join(f"{c:g}: {v:.2g}" for c, v in zip(g.coef, g.median_rel_l2))
         lines.append(f"* {p}, {m}: median relative L2 error by {SWEPT[p]} — {meds}.")
     if not lsum.empty:
-        lines += ["", f"Loss landscapes (convection, β ∈ {ls.get('betas', [1, 20, 30, 40])}): slices of the loss "
-                  f"along two filter-normalized random directions (Li et al., NeurIPS 2018) on a "
-                  f"{ls.get('points', 11)} × {ls.get('points', 11)} grid of radius {ls.get('radius', 1.0):g}; "
-                  "sharpness = (max loss on the slice − loss at the centre) / (1 + loss at the centre), curvature = "
-                  "largest eigenvalue of the Hessian of a quadratic fitted to the slice; medians over seeds: "
-                  + "; ".join(f"{r.mode} β = {r.coef:g}: sharpness {r.median_sharpness:.3g}, curvature "
-                              f"{r.median_hess_max:.3g}" for r in lsum.itertuples()) + "."]
+        lines += [
+            "",
+            f"Loss landscapes (convection, β ∈ {ls.get('betas', [1, 20, 30, 40])}): slices of the loss "
+            f"along two filter-normalized random directions (Li et al., NeurIPS 2018) on a "
+            f"{ls.get('points', 11)} × {ls.get('points', 11)} grid of radius {ls.get('radius', 1.0):g}; "
+            "sharpness = (max loss on the slice − loss at the centre) / (1 + loss at the centre), curvature = "
+            "largest eigenvalue of the Hessian of a quadratic fitted to the slice; medians over seeds: "
+            + "; ".join(
+                f"{r.mode} β = {r.coef:g}: sharpness {r.median_sharpness:.3g}, curvature {r.median_hess_max:.3g}"
+                for r in lsum.itertuples()
+            )
+            + ".",
+        ]
     tot = float(timings.batch_wall_time_s.sum())
-    lines += ["", f"Training time: {tot:.0f} s summed over the {len(timings)} (problem, mode) jobs (wall time of the "
-                  "batched fits; the machine may have been shared)."]
+    lines += [
+        "",
+        f"Training time: {tot:.0f} s summed over the {len(timings)} (problem, mode) jobs (wall time of the "
+        "batched fits; the machine may have been shared).",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def summarize(runs: pd.DataFrame, lstats: pd.DataFrame, study: dict
-              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def summarize(
+    runs: pd.DataFrame, lstats: pd.DataFrame, study: dict
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(per-seed effects, error summary, landscape summary, claims)."""
     seed_table = per_seed(runs, study)
     return seed_table, error_summary(runs), landscape_summary(lstats), claims(seed_table, study)
@@ -349,13 +527,30 @@ def heatmap_cases(runs: pd.DataFrame) -> pd.DataFrame:
         for role, r in (("plain", plain), ("best alternative", alt)):
             if len(r):
                 x = r.iloc[0]
-                rows.append({"problem": problem, "coef": x.coef, "seed": int(x.seed), "mode": x["mode"], "role": role,
-                             "rel_l2": x.rel_l2})
+                rows.append(
+                    {
+                        "problem": problem,
+                        "coef": x.coef,
+                        "seed": int(x.seed),
+                        "mode": x["mode"],
+                        "role": role,
+                        "rel_l2": x.rel_l2,
+                    }
+                )
     return pd.DataFrame(rows, columns=["problem", "coef", "seed", "mode", "role", "rel_l2"])
 
 
-BENCH_DEFAULTS = {"problem": "convection", "coefs": [1, 20, 30, 40], "seeds": [0, 1, 2], "iterations": 50,
-                  "n_collocation": 500, "mode": "plain", "normalize_inputs": True, "threads": 1, "dtype": "float32"}
+BENCH_DEFAULTS = {
+    "problem": "convection",
+    "coefs": [1, 20, 30, 40],
+    "seeds": [0, 1, 2],
+    "iterations": 50,
+    "n_collocation": 500,
+    "mode": "plain",
+    "normalize_inputs": True,
+    "threads": 1,
+    "dtype": "float32",
+}
 
 
 def batching_benchmark(overrides: dict | None = None) -> pd.DataFrame:
@@ -370,8 +565,15 @@ def batching_benchmark(overrides: dict | None = None) -> pd.DataFrame:
 
     def train(sub):
         co = {k: np.array([c[k] for c, _ in sub]) for k in pinn.COEFS}
-        setup = pinn.Setup(problem, co, [s for _, s in sub], int(cfg["n_collocation"]), int(cfg["iterations"]),
-                           normalize=bool(cfg["normalize_inputs"]), dtype=getattr(torch, cfg["dtype"]))
+        setup = pinn.Setup(
+            problem,
+            co,
+            [s for _, s in sub],
+            int(cfg["n_collocation"]),
+            int(cfg["iterations"]),
+            normalize=bool(cfg["normalize_inputs"]),
+            dtype=getattr(torch, cfg["dtype"]),
+        )
         net = ReplicaNet(Arch(**ARCH), [1000 * s for _, s in sub], dtype=getattr(torch, cfg["dtype"]))
         tr = pinn.train(net, setup, cfg["mode"])
         exact = np.stack([pde.reference_solution(problem, c, setup.x, setup.t) for c, _ in sub])
@@ -384,10 +586,34 @@ def batching_benchmark(overrides: dict | None = None) -> pd.DataFrame:
     looped = np.concatenate([train([r]) for r in reps])
     t_loop, c_loop = time.perf_counter() - t0, time.process_time() - c0
     diff = float(np.max(np.abs(batched - looped) / looped))
-    base = {"problem": problem, "mode": cfg["mode"], "replicas": len(reps), "iterations": cfg["iterations"],
-            "n_collocation": cfg["n_collocation"], "threads": cfg["threads"], "dtype": cfg["dtype"]}
-    return pd.DataFrame([{**base, "how": "batched", "wall_s": t_batch, "cpu_s": c_batch,
-                          "speedup_wall": t_loop / t_batch, "speedup_cpu": c_loop / c_batch,
-                          "max_rel_diff_rel_l2": diff},
-                         {**base, "how": "loop", "wall_s": t_loop, "cpu_s": c_loop, "speedup_wall": 1.0,
-                          "speedup_cpu": 1.0, "max_rel_diff_rel_l2": diff}])
+    base = {
+        "problem": problem,
+        "mode": cfg["mode"],
+        "replicas": len(reps),
+        "iterations": cfg["iterations"],
+        "n_collocation": cfg["n_collocation"],
+        "threads": cfg["threads"],
+        "dtype": cfg["dtype"],
+    }
+    return pd.DataFrame(
+        [
+            {
+                **base,
+                "how": "batched",
+                "wall_s": t_batch,
+                "cpu_s": c_batch,
+                "speedup_wall": t_loop / t_batch,
+                "speedup_cpu": c_loop / c_batch,
+                "max_rel_diff_rel_l2": diff,
+            },
+            {
+                **base,
+                "how": "loop",
+                "wall_s": t_loop,
+                "cpu_s": c_loop,
+                "speedup_wall": 1.0,
+                "speedup_cpu": 1.0,
+                "max_rel_diff_rel_l2": diff,
+            },
+        ]
+    )

@@ -22,6 +22,7 @@ so each paired difference is averaged over them first. Each claim gets a Hodges-
 oriented effect and a verdict from it: (a) and (b1) are superiority claims; "no benefit over L2" (b2) is a null
 claim, tested for non-superiority against a stated relative test-MSE margin (``stiffness.claims.margin_rel``).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,19 +43,61 @@ from ..train import fit
 #: max over layers); the per-epoch table holds every combination
 RUN_AGG = ("median", "max")
 STIFF_METRICS = ("stiffness_ratio", "spectral_radius", "euler_index", "euler_amp", "euler_stable")
-RUN_COLUMNS = (["dataset", "parameterization", "kind", "degree", "depth", "width", "n_params", "seed",
-                "regularizer", "strength", "train_mse", "val_mse", "test_mse", "gap", "epochs"]
-               + list(STIFF_METRICS) + [f"{m}_init" for m in STIFF_METRICS])
-METRIC_COLUMNS = ["dataset", "parameterization", "seed", "regularizer", "strength", "epoch", "metric",
-                  "sample_agg", "layer_agg", "value"]
-EIG_COLUMNS = ["dataset", "parameterization", "seed", "regularizer", "strength", "epoch", "h", "layer",
-               "sample", "re", "im"]
+RUN_COLUMNS = (
+    [
+        "dataset",
+        "parameterization",
+        "kind",
+        "degree",
+        "depth",
+        "width",
+        "n_params",
+        "seed",
+        "regularizer",
+        "strength",
+        "train_mse",
+        "val_mse",
+        "test_mse",
+        "gap",
+        "epochs",
+    ]
+    + list(STIFF_METRICS)
+    + [f"{m}_init" for m in STIFF_METRICS]
+)
+METRIC_COLUMNS = [
+    "dataset",
+    "parameterization",
+    "seed",
+    "regularizer",
+    "strength",
+    "epoch",
+    "metric",
+    "sample_agg",
+    "layer_agg",
+    "value",
+]
+EIG_COLUMNS = [
+    "dataset",
+    "parameterization",
+    "seed",
+    "regularizer",
+    "strength",
+    "epoch",
+    "h",
+    "layer",
+    "sample",
+    "re",
+    "im",
+]
 
 
 def replica_layout(study: dict) -> list[tuple[str, float, int]]:
     """(regularizer, strength, seed) of every replica, in batch order."""
-    groups = [("none", 0.0)] + [("l2", float(s)) for s in study["l2_grid"]] + \
-             [("stiffness", float(s)) for s in study["penalty_grid"]]
+    groups = (
+        [("none", 0.0)]
+        + [("l2", float(s)) for s in study["l2_grid"]]
+        + [("stiffness", float(s)) for s in study["penalty_grid"]]
+    )
     return [(g, s, seed) for g, s in groups for seed in study["seeds"]]
 
 
@@ -71,11 +114,19 @@ def cell_data(dataset: str, dspec: dict, study: dict, layout: list, base_seed: i
     return data, val, test
 
 
-def build_net(data: experiment.ReplicaData, pname: str, pspec: dict, study: dict, layout: list, base_seed: int,
-              rt: experiment.Runtime) -> ReplicaNet:
+def build_net(
+    data: experiment.ReplicaData,
+    pname: str,
+    pspec: dict,
+    study: dict,
+    layout: list,
+    base_seed: int,
+    rt: experiment.Runtime,
+) -> ReplicaNet:
     """One ResNet replica per entry of the layout, initialised from its run seed (paired across regularizers)."""
-    arch = experiment.resnet_arch(data, pspec, width=study["width"], depth=study["depth"], T=study["T"],
-                                  activation=study["activation"])
+    arch = experiment.resnet_arch(
+        data, pspec, width=study["width"], depth=study["depth"], T=study["T"], activation=study["activation"]
+    )
     if arch.param == "mlp":
         raise ValueError(f"parameterization {pname!r} is an MLP; the stiffness study needs ResNets")
     return experiment.replica_net(arch, [s for _, _, s in layout], base_seed, rt)
@@ -88,13 +139,21 @@ class Tracker:
     run's when trained, and the unregularized run's also at initialization (the summary keeps the strengths
     selected on validation data)."""
 
-    def __init__(self, dataset: str, pname: str, study: dict, layout: list, X_track: torch.Tensor,
-                 pairs: dict[str, tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(
+        self,
+        dataset: str,
+        pname: str,
+        study: dict,
+        layout: list,
+        X_track: torch.Tensor,
+        pairs: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    ):
         self.head = {"dataset": dataset, "parameterization": pname}
         self.study, self.layout, self.X_track, self.pairs = study, layout, X_track, pairs
         first = study["seeds"][0]
-        self.keep_eigs = {r: ("init_and_final" if g == "none" else "final") for r, (g, _, s) in enumerate(layout)
-                          if s == first}
+        self.keep_eigs = {
+            r: ("init_and_final" if g == "none" else "final") for r, (g, _, s) in enumerate(layout) if s == first
+        }
         self.n_eig = min(study["eig_samples"], X_track.shape[1])
         self.metric_rows: list[dict] = []
         self.eig_parts: list[pd.DataFrame] = []
@@ -114,23 +173,35 @@ class Tracker:
             for (m, sa, la), v in agg_np.items():
                 self.metric_rows.append({**head, "metric": m, "sample_agg": sa, "layer_agg": la, "value": float(v[r])})
             for m, v in err_np.items():
-                self.metric_rows.append({**head, "metric": m, "sample_agg": "mean", "layer_agg": "output",
-                                         "value": float(v[r])})
+                self.metric_rows.append(
+                    {**head, "metric": m, "sample_agg": "mean", "layer_agg": "output", "value": float(v[r])}
+                )
         if epoch in (0, self.study["epochs"]):
             self.keep_eigenvalues(epoch, lam, net.arch)
 
     def keep_eigenvalues(self, epoch: int, lam: torch.Tensor, arch) -> None:
-        lam_np = lam[:, :, :self.n_eig].cpu().numpy()  # (R, L, n_eig, w)
-        layer, sample, _ = np.meshgrid(np.arange(arch.depth), np.arange(self.n_eig), np.arange(arch.width),
-                                       indexing="ij")
+        lam_np = lam[:, :, : self.n_eig].cpu().numpy()  # (R, L, n_eig, w)
+        layer, sample, _ = np.meshgrid(
+            np.arange(arch.depth), np.arange(self.n_eig), np.arange(arch.width), indexing="ij"
+        )
         for r, when in self.keep_eigs.items():
             if epoch == 0 and when != "init_and_final":
                 continue
             v = lam_np[r].ravel()
             head = self.replica_head(r, epoch)
-            self.eig_parts.append(pd.DataFrame({
-                **head, "h": arch.h, "layer": layer.ravel(), "sample": sample.ravel(),
-                "re": v.real.astype(np.float64), "im": v.imag.astype(np.float64)}, columns=EIG_COLUMNS))
+            self.eig_parts.append(
+                pd.DataFrame(
+                    {
+                        **head,
+                        "h": arch.h,
+                        "layer": layer.ravel(),
+                        "sample": sample.ravel(),
+                        "re": v.real.astype(np.float64),
+                        "im": v.imag.astype(np.float64),
+                    },
+                    columns=EIG_COLUMNS,
+                )
+            )
 
     def runs_table(self, dataset: str, pname: str, arch, epochs: int) -> pd.DataFrame:
         """One row per run: final errors, and the stiffness metrics (:data:`RUN_AGG`) at the end and at init."""
@@ -141,28 +212,61 @@ class Tracker:
         return pd.DataFrame(experiment.tabulate(head, own, {**e1, **stiff}), columns=RUN_COLUMNS)
 
 
-def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *, base_seed: int = 0,
-             device: str = "auto", dtype: str = "float32"):
+def run_cell(
+    dataset: str,
+    dspec: dict,
+    pname: str,
+    pspec: dict,
+    study: dict,
+    *,
+    base_seed: int = 0,
+    device: str = "auto",
+    dtype: str = "float32",
+):
     """Train every run of one dataset x parameterization. Returns (runs, metrics, eigenvalues, timings)."""
     rt = experiment.prepare(base_seed, device, dtype)
     layout = replica_layout(study)
     data, val, test = cell_data(dataset, dspec, study, layout, base_seed, rt)
     net = build_net(data, pname, pspec, study, layout, base_seed, rt)
-    ntrack = data.X_train.shape[1] if study["track_samples"] is None else min(study["track_samples"],
-                                                                              data.X_train.shape[1])
+    ntrack = (
+        data.X_train.shape[1] if study["track_samples"] is None else min(study["track_samples"], data.X_train.shape[1])
+    )
     pairs = {"train_mse": (data.X_train, data.Y_train), "val_mse": val, "test_mse": test}
     tracker = Tracker(dataset, pname, study, layout, data.X_train[:, :ntrack], pairs)
     pen = study["penalty"]
-    res = fit(net, data.X_train, data.Y_train, epochs=study["epochs"], lr=study["lr"], batch_size=study["batch_size"],
-              l2=[s if g == "l2" else 0.0 for g, s, _ in layout], penalty=make_penalty(pen["kind"], pen["power_iters"]),
-              penalty_weight=[s if g == "stiffness" else 0.0 for g, s, _ in layout], seed=base_seed,
-              log_every=study["track_every"], callback=tracker)
-    timings = pd.DataFrame([{"dataset": dataset, "parameterization": pname, "replicas_in_batch": len(layout),
-                             "tracked_samples": ntrack, "tracked_epochs": len(tracker.snapshots),
-                             "batch_wall_time_s": res.wall_time_s, "device": str(rt.device)}])
-    return (tracker.runs_table(dataset, pname, net.arch, res.epochs),
-            pd.DataFrame(tracker.metric_rows, columns=METRIC_COLUMNS),
-            pd.concat(tracker.eig_parts, ignore_index=True).reset_index(drop=True), timings)
+    res = fit(
+        net,
+        data.X_train,
+        data.Y_train,
+        epochs=study["epochs"],
+        lr=study["lr"],
+        batch_size=study["batch_size"],
+        l2=[s if g == "l2" else 0.0 for g, s, _ in layout],
+        penalty=make_penalty(pen["kind"], pen["power_iters"]),
+        penalty_weight=[s if g == "stiffness" else 0.0 for g, s, _ in layout],
+        seed=base_seed,
+        log_every=study["track_every"],
+        callback=tracker,
+    )
+    timings = pd.DataFrame(
+        [
+            {
+                "dataset": dataset,
+                "parameterization": pname,
+                "replicas_in_batch": len(layout),
+                "tracked_samples": ntrack,
+                "tracked_epochs": len(tracker.snapshots),
+                "batch_wall_time_s": res.wall_time_s,
+                "device": str(rt.device),
+            }
+        ]
+    )
+    return (
+        tracker.runs_table(dataset, pname, net.arch, res.epochs),
+        pd.DataFrame(tracker.metric_rows, columns=METRIC_COLUMNS),
+        pd.concat(tracker.eig_parts, ignore_index=True).reset_index(drop=True),
+        timings,
+    )
 
 
 # ----------------------------------------------------------------------------------------- summary
@@ -172,8 +276,10 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
 # points). Each claim's statistic is therefore averaged over parameterizations within (dataset, seed), and
 # the (dataset, seed) pairs are the independent units of the interval and the test.
 UNIT = ["dataset", "seed"]
-UNIT_TEXT = ("(dataset, seed) pairs: the paired difference of each (dataset, parameterization, seed) -- same data "
-             "split and initial weights -- averaged over parameterizations, which share the seed's data split")
+UNIT_TEXT = (
+    "(dataset, seed) pairs: the paired difference of each (dataset, parameterization, seed) -- same data "
+    "split and initial weights -- averaged over parameterizations, which share the seed's data split"
+)
 CLAIM_METRICS = ("stiffness_ratio", "spectral_radius", "euler_index", "euler_amp")
 
 
@@ -196,8 +302,13 @@ def interval_row(values: np.ndarray, level: float) -> dict:
     """n, Hodges-Lehmann estimate and its Wilcoxon interval, fraction of positive values."""
     v = np.asarray(values, dtype=float)
     est, lo, hi = verdicts.hodges_lehmann_ci(v, level) if len(v) else (math.nan, math.nan, math.nan)
-    return {"n_units": len(v), "estimate": est, "ci_low": lo, "ci_high": hi,
-            "frac_positive": float(np.mean(v > 0)) if len(v) else math.nan}
+    return {
+        "n_units": len(v),
+        "estimate": est,
+        "ci_low": lo,
+        "ci_high": hi,
+        "frac_positive": float(np.mean(v > 0)) if len(v) else math.nan,
+    }
 
 
 def growth(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -222,8 +333,15 @@ def claim_a(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         for scope, g in [("all", g_all)] + list(g_all.groupby("dataset", sort=True)):
             for reg in ("none", "l2", "stiffness"):
                 v = unit_means(g[g.regularizer == reg], "value").to_numpy()
-                out.append({"scope": scope, "regularizer": reg, "metric": m, **interval_row(v, level),
-                            "p_value": _one_sided_p(v)})
+                out.append(
+                    {
+                        "scope": scope,
+                        "regularizer": reg,
+                        "metric": m,
+                        **interval_row(v, level),
+                        "p_value": _one_sided_p(v),
+                    }
+                )
     return pd.DataFrame(out)
 
 
@@ -235,11 +353,21 @@ def select_strengths(runs: pd.DataFrame) -> pd.DataFrame:
         med = g.groupby("strength").val_mse.median()
         s = float(med.idxmin())
         sel = g[g.strength == s]
-        out.append({"dataset": ds, "parameterization": pn, "regularizer": reg, "selected_strength": s,
-                    "n_seeds": len(sel), "median_val_mse": float(sel.val_mse.median()),
-                    "median_test_mse": float(sel.test_mse.median()), "median_train_mse": float(sel.train_mse.median()),
-                    "median_gap": float(sel.gap.median()), "median_euler_index": float(sel.euler_index.median()),
-                    "median_stiffness_ratio": float(sel.stiffness_ratio.median())})
+        out.append(
+            {
+                "dataset": ds,
+                "parameterization": pn,
+                "regularizer": reg,
+                "selected_strength": s,
+                "n_seeds": len(sel),
+                "median_val_mse": float(sel.val_mse.median()),
+                "median_test_mse": float(sel.test_mse.median()),
+                "median_train_mse": float(sel.train_mse.median()),
+                "median_gap": float(sel.gap.median()),
+                "median_euler_index": float(sel.euler_index.median()),
+                "median_stiffness_ratio": float(sel.stiffness_ratio.median()),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -263,13 +391,24 @@ def gap_correlation(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     for ds, g in runs.groupby("dataset", sort=True):
         g = g[np.isfinite(g[metric].to_numpy(dtype=float))]
         rho, p = stats.spearmanr(g[metric], g.gap) if len(g) >= 2 else (math.nan, math.nan)
-        rows.append({"dataset": ds, "metric": metric, "n_runs": len(g), "spearman_rho": float(rho),
-                     "p_value": float(p)})
+        rows.append(
+            {"dataset": ds, "metric": metric, "n_runs": len(g), "spearman_rho": float(rho), "p_value": float(p)}
+        )
     return pd.DataFrame(rows, columns=GAP_CORRELATION_COLUMNS)
 
 
-EIGEN_PANEL_COLUMNS = ["dataset", "parameterization", "seed", "regularizer", "strength", "epoch", "h", "n_eigenvalues",
-                       "max_abs", "frac_in_euler_disc"]
+EIGEN_PANEL_COLUMNS = [
+    "dataset",
+    "parameterization",
+    "seed",
+    "regularizer",
+    "strength",
+    "epoch",
+    "h",
+    "n_eigenvalues",
+    "max_abs",
+    "frac_in_euler_disc",
+]
 
 
 def eigenvalue_panels(eigs: pd.DataFrame, parameterization: str) -> pd.DataFrame:
@@ -281,8 +420,15 @@ def eigenvalue_panels(eigs: pd.DataFrame, parameterization: str) -> pd.DataFrame
     for key, g in e.groupby(["dataset", "parameterization", "seed", "regularizer", "strength", "epoch"], sort=True):
         h = float(g.h.iloc[0])
         inside = np.hypot(1 + h * g.re.to_numpy(), h * g.im.to_numpy()) <= 1 + 1e-9
-        rows.append({**dict(zip(EIGEN_PANEL_COLUMNS, key)), "h": h, "n_eigenvalues": len(g),
-                     "max_abs": float(np.hypot(g.re, g.im).max()), "frac_in_euler_disc": float(inside.mean())})
+        rows.append(
+            {
+                **dict(zip(EIGEN_PANEL_COLUMNS, key)),
+                "h": h,
+                "n_eigenvalues": len(g),
+                "max_abs": float(np.hypot(g.re, g.im).max()),
+                "frac_in_euler_disc": float(inside.mean()),
+            }
+        )
     return pd.DataFrame(rows, columns=EIGEN_PANEL_COLUMNS)
 
 
@@ -323,13 +469,24 @@ def claim_b(runs: pd.DataFrame, sel: pd.DataFrame, level: float = 0.95) -> pd.Da
     for a, b in COMPARISONS:
         for col in ADVANTAGE:
             v = paired_advantage(runs, sel, a, b, col).to_numpy()
-            rows.append({"comparison": f"{a} vs {b}", "quantity": col, "advantage": ADVANTAGE[col][0],
-                         **interval_row(v, level), "p_value": _one_sided_p(v)})
+            rows.append(
+                {
+                    "comparison": f"{a} vs {b}",
+                    "quantity": col,
+                    "advantage": ADVANTAGE[col][0],
+                    **interval_row(v, level),
+                    "p_value": _one_sided_p(v),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-FIGURES = {"a": "figures/stiffness/metrics_vs_epoch.png", "b1": "figures/stiffness/stiffness_vs_gap.png",
-           "b1_test": "figures/stiffness/test_vs_strength.png", "b2": "figures/stiffness/test_vs_strength.png"}
+FIGURES = {
+    "a": "figures/stiffness/metrics_vs_epoch.png",
+    "b1": "figures/stiffness/stiffness_vs_gap.png",
+    "b1_test": "figures/stiffness/test_vs_strength.png",
+    "b2": "figures/stiffness/test_vs_strength.png",
+}
 
 
 def claims(runs: pd.DataFrame, sel: pd.DataFrame, study: dict) -> pd.DataFrame:
@@ -349,48 +506,89 @@ def claims(runs: pd.DataFrame, sel: pd.DataFrame, study: dict) -> pd.DataFrame:
     lv, lv_ns = 1 - alpha, 1 - 2 * alpha
     primary = study["primary_metric"]
     margin = math.log1p(margin_rel)
-    run = (f"{len(runs.dataset.unique())} datasets x {len(runs.parameterization.unique())} parameterizations x "
-           f"{runs.seed.nunique()} seeds; {study['epochs']} epochs; strengths selected on validation data")
+    run = (
+        f"{len(runs.dataset.unique())} datasets x {len(runs.parameterization.unique())} parameterizations x "
+        f"{runs.seed.nunique()} seeds; {study['epochs']} epochs; strengths selected on validation data"
+    )
     rows = []
 
     g = growth(runs, primary)
     v = unit_means(g[g.regularizer == "none"], "value").to_numpy()
     r = interval_row(v, lv)
-    rows.append(dict(claim_id="a", claim=f"Stiffness ({primary}) increases through training (unregularized runs).",
-                     effect_name=f"log10({primary} final / initial), Hodges-Lehmann",
-                     ci_level=lv, p_value=_one_sided_p(v), test="Wilcoxon signed-rank, one-sided; HL interval",
-                     verdict=verdicts.superiority(r["ci_low"], r["ci_high"]), **r))
+    rows.append(
+        dict(
+            claim_id="a",
+            claim=f"Stiffness ({primary}) increases through training (unregularized runs).",
+            effect_name=f"log10({primary} final / initial), Hodges-Lehmann",
+            ci_level=lv,
+            p_value=_one_sided_p(v),
+            test="Wilcoxon signed-rank, one-sided; HL interval",
+            verdict=verdicts.superiority(r["ci_low"], r["ci_high"]),
+            **r,
+        )
+    )
 
-    for cid, col, text in (("b1", "gap", "The stiffness penalty regularizes: lower generalization gap than no "
-                                          "regularization."),
-                           ("b1_test", "test_mse", "The stiffness penalty lowers the test MSE compared with no "
-                                                   "regularization.")):
+    for cid, col, text in (
+        ("b1", "gap", "The stiffness penalty regularizes: lower generalization gap than no regularization."),
+        ("b1_test", "test_mse", "The stiffness penalty lowers the test MSE compared with no regularization."),
+    ):
         v = paired_advantage(runs, sel, "stiffness", "none", col).to_numpy()
         r = interval_row(v, lv)
-        rows.append(dict(claim_id=cid, claim=text,
-                         effect_name=ADVANTAGE[col][0].replace(" of B", " (none)").replace(" of A", " (penalty)"),
-                         ci_level=lv, p_value=_one_sided_p(v), test="Wilcoxon signed-rank, one-sided; HL interval",
-                         verdict=verdicts.superiority(r["ci_low"], r["ci_high"]), **r))
+        rows.append(
+            dict(
+                claim_id=cid,
+                claim=text,
+                effect_name=ADVANTAGE[col][0].replace(" of B", " (none)").replace(" of A", " (penalty)"),
+                ci_level=lv,
+                p_value=_one_sided_p(v),
+                test="Wilcoxon signed-rank, one-sided; HL interval",
+                verdict=verdicts.superiority(r["ci_low"], r["ci_high"]),
+                **r,
+            )
+        )
 
     v = paired_advantage(runs, sel, "stiffness", "l2", "test_mse").to_numpy()
     r = interval_row(v, lv_ns)
-    rows.append(dict(claim_id="b2", claim="The stiffness penalty predicts no better than L2 regularization "
-                                          f"(test MSE advantage below {margin_rel:.0%}).",
-                     effect_name="ln(test MSE (L2) / test MSE (penalty))", ci_level=lv_ns, margin=margin,
-                     p_value=_one_sided_p(v, shift=margin, alternative="less"),
-                     test=f"non-superiority (one-sided alpha {alpha:g}, {lv_ns:.0%} HL interval), Wilcoxon "
-                          "signed-rank against the margin",
-                     verdict=verdicts.non_superiority(r["ci_low"], r["ci_high"], margin), **r))
+    rows.append(
+        dict(
+            claim_id="b2",
+            claim="The stiffness penalty predicts no better than L2 regularization "
+            f"(test MSE advantage below {margin_rel:.0%}).",
+            effect_name="ln(test MSE (L2) / test MSE (penalty))",
+            ci_level=lv_ns,
+            margin=margin,
+            p_value=_one_sided_p(v, shift=margin, alternative="less"),
+            test=f"non-superiority (one-sided alpha {alpha:g}, {lv_ns:.0%} HL interval), Wilcoxon "
+            "signed-rank against the margin",
+            verdict=verdicts.non_superiority(r["ci_low"], r["ci_high"], margin),
+            **r,
+        )
+    )
 
     padj = verdicts.holm([x["p_value"] for x in rows])
     out = []
     for x, pa in zip(rows, padj):
-        out.append(verdicts.Claim(
-            study="stiffness", claim_id=x["claim_id"], claim=x["claim"], what_was_run=run, unit=UNIT_TEXT,
-            n_units=int(x["n_units"]), effect_name=x["effect_name"], effect=float(x["estimate"]),
-            ci_low=float(x["ci_low"]), ci_high=float(x["ci_high"]), ci_level=float(x["ci_level"]),
-            margin=float(x.get("margin", math.nan)), p_value=float(x["p_value"]), p_adjusted=float(pa),
-            test=x["test"], verdict=x["verdict"], figure=FIGURES[x["claim_id"]]))
+        out.append(
+            verdicts.Claim(
+                study="stiffness",
+                claim_id=x["claim_id"],
+                claim=x["claim"],
+                what_was_run=run,
+                unit=UNIT_TEXT,
+                n_units=int(x["n_units"]),
+                effect_name=x["effect_name"],
+                effect=float(x["estimate"]),
+                ci_low=float(x["ci_low"]),
+                ci_high=float(x["ci_high"]),
+                ci_level=float(x["ci_level"]),
+                margin=float(x.get("margin", math.nan)),
+                p_value=float(x["p_value"]),
+                p_adjusted=float(pa),
+                test=x["test"],
+                verdict=x["verdict"],
+                figure=FIGURES[x["claim_id"]],
+            )
+        )
     return verdicts.claims_frame(out)
 
 
@@ -412,16 +610,26 @@ def _pct(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{math.expm1(x):+.1%}"
 
 
-def caption(claims_df: pd.DataFrame, ca: pd.DataFrame, cb: pd.DataFrame, sel: pd.DataFrame, scale: str,
-            study: dict, dataset_notes: dict[str, str]) -> str:
+def caption(
+    claims_df: pd.DataFrame,
+    ca: pd.DataFrame,
+    cb: pd.DataFrame,
+    sel: pd.DataFrame,
+    scale: str,
+    study: dict,
+    dataset_notes: dict[str, str],
+) -> str:
     """RST caption with the numbers, used by the report for every figure and table of this study."""
     pen = study["penalty"]
     cfg = study.get("claims", {})
     alpha, margin_rel = float(cfg.get("alpha", 0.05)), float(cfg.get("margin_rel", 0.05))
     n_runs = len(replica_layout(study))
     track = "all" if study["track_samples"] is None else "up to " + str(study["track_samples"])
-    pen_text = (f"mean (h·‖J‖₂)², spectral norm by {pen['power_iters']} power iterations"
-                if pen["kind"] == "spectral_norm" else "mean h²‖J‖_F²")
+    pen_text = (
+        f"mean (h·‖J‖₂)², spectral norm by {pen['power_iters']} power iterations"
+        if pen["kind"] == "spectral_norm"
+        else "mean h²‖J‖_F²"
+    )
     lines = [
         f"Stiffness of ResNets x_(n+1) = x_n + h tanh(W(t_n) x_n + b(t_n)), **{scale}** scale: depth "
         f"{study['depth']} (h = {study['T'] / study['depth']:.3g}), width {study['width']}, parameterizations "
@@ -457,32 +665,59 @@ def caption(claims_df: pd.DataFrame, ca: pd.DataFrame, cb: pd.DataFrame, sel: pd
         ci = _fmt_ci(r.ci_low, r.ci_high)
         head = f"* **({r.claim_id}) {r.verdict}**: {r.claim} "
         if r.claim_id == "a":
-            lines.append(head + f"Median log10(final/initial) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
-                                f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)}).")
+            lines.append(
+                head + f"Median log10(final/initial) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
+                f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+            )
         elif r.claim_id == "b1":
-            lines.append(head + f"Gap reduction (none − penalty) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
-                                f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)}).")
+            lines.append(
+                head + f"Gap reduction (none − penalty) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
+                f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+            )
         elif r.claim_id == "b1_test":
-            lines.append(head + f"Test MSE without regularization relative to the penalty: {_pct(r.effect)} "
-                                f"(ln ratio {r.effect:+.3g}, {r.ci_level:.0%} interval {ci}) over {r.n_units} units, "
-                                f"p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)}).")
+            lines.append(
+                head + f"Test MSE without regularization relative to the penalty: {_pct(r.effect)} "
+                f"(ln ratio {r.effect:+.3g}, {r.ci_level:.0%} interval {ci}) over {r.n_units} units, "
+                f"p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+            )
         else:
-            lines.append(head + f"Test MSE of L2 relative to the penalty: {_pct(r.effect)} (ln ratio "
-                                f"{r.effect:+.3g}, {r.ci_level:.0%} interval {ci}, margin {r.margin:+.3g}) over "
-                                f"{r.n_units} units, p = {_fmt_p(r.p_value)} against the margin.")
+            lines.append(
+                head + f"Test MSE of L2 relative to the penalty: {_pct(r.effect)} (ln ratio "
+                f"{r.effect:+.3g}, {r.ci_level:.0%} interval {ci}, margin {r.margin:+.3g}) over "
+                f"{r.n_units} units, p = {_fmt_p(r.p_value)} against the margin."
+            )
     g = cb.set_index(["comparison", "quantity"])
     if ("l2 vs none", "test_mse") in g.index:
         l2 = g.loc[("l2 vs none", "test_mse")]
-        lines += ["", f"For scale: L2 vs no regularization, test MSE of none relative to L2 {_pct(l2.estimate)} "
-                      f"(ln ratio {l2.estimate:+.3g}, {_fmt_ci(l2.ci_low, l2.ci_high)}, {int(l2.n_units)} units)."]
+        lines += [
+            "",
+            f"For scale: L2 vs no regularization, test MSE of none relative to L2 {_pct(l2.estimate)} "
+            f"(ln ratio {l2.estimate:+.3g}, {_fmt_ci(l2.ci_low, l2.ci_high)}, {int(l2.n_units)} units).",
+        ]
     others = ca[(ca.scope == "all") & (ca.regularizer == "none")]
-    lines += ["", "All stiffness measures, unregularized runs, median log10(final/initial) per unit with "
-              f"{1 - alpha:.0%} interval: " + "; ".join(
-                  f"{r.metric} {r.estimate:+.3g} {_fmt_ci(r.ci_low, r.ci_high)} (up in {r.frac_positive:.0%} of "
-                  f"{r.n_units})" for r in others.itertuples()) + "."]
-    lines += ["", "Selected strengths and median test MSE (none / L2 / penalty): " + "; ".join(
-        f"{ds}/{pn}: " + " / ".join(
-            f"{g.median_test_mse.iloc[0]:.3g}" + ("" if reg == "none" else f" (λ={g.selected_strength.iloc[0]:g})")
-            for reg in ("none", "l2", "stiffness") for g in [grp[grp.regularizer == reg]] if len(g))
-        for (ds, pn), grp in sel.groupby(["dataset", "parameterization"], sort=True)) + "."]
+    lines += [
+        "",
+        "All stiffness measures, unregularized runs, median log10(final/initial) per unit with "
+        f"{1 - alpha:.0%} interval: "
+        + "; ".join(
+            f"{r.metric} {r.estimate:+.3g} {_fmt_ci(r.ci_low, r.ci_high)} (up in {r.frac_positive:.0%} of {r.n_units})"
+            for r in others.itertuples()
+        )
+        + ".",
+    ]
+    lines += [
+        "",
+        "Selected strengths and median test MSE (none / L2 / penalty): "
+        + "; ".join(
+            f"{ds}/{pn}: "
+            + " / ".join(
+                f"{g.median_test_mse.iloc[0]:.3g}" + ("" if reg == "none" else f" (λ={g.selected_strength.iloc[0]:g})")
+                for reg in ("none", "l2", "stiffness")
+                for g in [grp[grp.regularizer == reg]]
+                if len(g)
+            )
+            for (ds, pn), grp in sel.groupby(["dataset", "parameterization"], sort=True)
+        )
+        + ".",
+    ]
     return "\n".join(lines) + "\n"

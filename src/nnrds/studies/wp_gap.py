@@ -15,10 +15,10 @@ mean over seeds. Several comparisons (claims x datasets) are Holm-corrected; eac
 level Holm's step-down uses for that comparison, so interval and adjusted p-value agree, and the verdict
 comes from :func:`nnrds.verdicts.superiority` with a smallest effect of interest (``wp_gap.claims``).
 """
+
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import pandas as pd
@@ -34,17 +34,37 @@ STUDY = "wp_gap"
 WP_KINDS = ("const", "monomial", "legendre")
 REFERENCE_KIND = "nonpar"
 #: figure of each claim (relative to the repository root)
-FIGURES = {"wp_vs_nonpar": "figures/wp_gap/gap_wp_vs_nonpar.png",
-           "gap_vs_nparams": "figures/wp_gap/gap_vs_nparams.png"}
+FIGURES = {"wp_vs_nonpar": "figures/wp_gap/gap_wp_vs_nonpar.png", "gap_vs_nparams": "figures/wp_gap/gap_vs_nparams.png"}
 #: defaults of ``wp_gap.claims`` (the schema holds the same)
 CLAIM_DEFAULTS = {"alpha": 0.05, "margin_rho": 0.1, "margin_gap": 0.05}
 
-RUN_COLUMNS = ["dataset", "parameterization", "kind", "degree", "depth", "width", "n_params", "seed",
-               "train_mse", "test_mse", "gap", "epochs"]
+RUN_COLUMNS = [
+    "dataset",
+    "parameterization",
+    "kind",
+    "degree",
+    "depth",
+    "width",
+    "n_params",
+    "seed",
+    "train_mse",
+    "test_mse",
+    "gap",
+    "epochs",
+]
 
 
-def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *, base_seed: int = 0,
-             device: str = "auto", dtype: str = "float32") -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_cell(
+    dataset: str,
+    dspec: dict,
+    pname: str,
+    pspec: dict,
+    study: dict,
+    *,
+    base_seed: int = 0,
+    device: str = "auto",
+    dtype: str = "float32",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every (depth, width, seed) of one dataset x parameterization. Returns (runs, timings)."""
     rt = experiment.prepare(base_seed, device, dtype)
     seeds = list(study["seeds"])
@@ -56,22 +76,53 @@ def run_cell(dataset: str, dspec: dict, pname: str, pspec: dict, study: dict, *,
             net = experiment.replica_net(arch, seeds, base_seed, rt)
             where = guards.current()  # the job's study/cell/config key; replicas labelled for a divergence message
             where = where.at(labels=[f"seed {s}, depth {depth}, width {width}" for s in seeds])
-            res = fit(net, data.X_train, data.Y_train, epochs=study["epochs"], lr=study["lr"],
-                      batch_size=study["batch_size"], seed=base_seed, where=where)
-            log.info("%s/%s depth %d width %d: %d seeds trained in %.1f s", dataset, pname, depth, width,
-                     len(seeds), res.wall_time_s)
-            err = experiment.errors(net, {"train_mse": (data.X_train, data.Y_train),
-                                          "test_mse": (data.X_test, data.Y_test)})
-            head = {"dataset": dataset, "parameterization": pname, **experiment.arch_columns(arch), "epochs": res.epochs}
+            res = fit(
+                net,
+                data.X_train,
+                data.Y_train,
+                epochs=study["epochs"],
+                lr=study["lr"],
+                batch_size=study["batch_size"],
+                seed=base_seed,
+                where=where,
+            )
+            log.info(
+                "%s/%s depth %d width %d: %d seeds trained in %.1f s",
+                dataset,
+                pname,
+                depth,
+                width,
+                len(seeds),
+                res.wall_time_s,
+            )
+            err = experiment.errors(
+                net, {"train_mse": (data.X_train, data.Y_train), "test_mse": (data.X_test, data.Y_test)}
+            )
+            head = {
+                "dataset": dataset,
+                "parameterization": pname,
+                **experiment.arch_columns(arch),
+                "epochs": res.epochs,
+            }
             rows += experiment.tabulate(head, [{"seed": s} for s in seeds], err)
-            timings += [{"dataset": dataset, "parameterization": pname, "depth": depth, "width": width, "seed": s,
-                         "wall_time_s": res.wall_time_s / len(seeds), "batch_wall_time_s": res.wall_time_s,
-                         "replicas_in_batch": len(seeds), "device": str(rt.device)} for s in seeds]
+            timings += [
+                {
+                    "dataset": dataset,
+                    "parameterization": pname,
+                    "depth": depth,
+                    "width": width,
+                    "seed": s,
+                    "wall_time_s": res.wall_time_s / len(seeds),
+                    "batch_wall_time_s": res.wall_time_s,
+                    "replicas_in_batch": len(seeds),
+                    "device": str(rt.device),
+                }
+                for s in seeds
+            ]
     return pd.DataFrame(rows, columns=RUN_COLUMNS), pd.DataFrame(timings)
 
 
-PER_SEED_COLUMNS = ["dataset", "seed", "n_runs", "spearman_rho_gap_vs_nparams", "n_pairs",
-                    "gap_diff_nonpar_minus_wp"]
+PER_SEED_COLUMNS = ["dataset", "seed", "n_runs", "spearman_rho_gap_vs_nparams", "n_pairs", "gap_diff_nonpar_minus_wp"]
 
 
 def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
@@ -88,8 +139,16 @@ def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
         ref = g[g.kind == REFERENCE_KIND].set_index(["depth", "width"])["gap"]
         wpr = g[g.kind.isin(WP_KINDS)]
         diffs = [ref.loc[(r.depth, r.width)] - r.gap for r in wpr.itertuples() if (r.depth, r.width) in ref.index]
-        rows.append({"dataset": ds, "seed": int(seed), "n_runs": len(g), "spearman_rho_gap_vs_nparams": float(rho),
-                     "n_pairs": len(diffs), "gap_diff_nonpar_minus_wp": float(np.mean(diffs)) if diffs else float("nan")})
+        rows.append(
+            {
+                "dataset": ds,
+                "seed": int(seed),
+                "n_runs": len(g),
+                "spearman_rho_gap_vs_nparams": float(rho),
+                "n_pairs": len(diffs),
+                "gap_diff_nonpar_minus_wp": float(np.mean(diffs)) if diffs else float("nan"),
+            }
+        )
     return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
 
 
@@ -104,7 +163,7 @@ def _p_value(x: np.ndarray) -> float:
     if x.size < 2:
         return float("nan")
     if _degenerate(x):
-        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5 ** x.size))
+        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5**x.size))
     return float(stats.ttest_1samp(x, 0.0).pvalue)
 
 
@@ -136,17 +195,29 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
     cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
     alpha = float(cfg["alpha"])
     params = ", ".join(study.get("parameterizations", []))
-    what = (f"{len(study['seeds'])} seeds x parameterizations [{params}] x depths {study['depths']} x widths "
-            f"{study['widths']}, {study['epochs']} epochs of Adam (lr {study['lr']}); every seed has its own data split")
+    what = (
+        f"{len(study['seeds'])} seeds x parameterizations [{params}] x depths {study['depths']} x widths "
+        f"{study['widths']}, {study['epochs']} epochs of Adam (lr {study['lr']}); every seed has its own data split"
+    )
     specs = [  # (claim id, per-seed column, margin, bounds of the effect, claim, effect name)
-        ("wp_vs_nonpar", "gap_diff_nonpar_minus_wp", float(cfg["margin_gap"]), None,
-         "{ds}: a weight parameterization with a depth-independent basis (const, monomial, Legendre) has a smaller "
-         "generalization gap than the non-parametric ResNet of the same depth and width",
-         "mean over seeds of [gap(nonpar) - gap(WP)] at equal depth/width, averaged over WP bases and architectures "
-         "(MSE, units of training-output variance)"),
-        ("gap_vs_nparams", "spearman_rho_gap_vs_nparams", float(cfg["margin_rho"]), (-1.0, 1.0),
-         "{ds}: the generalization gap grows with the number of trainable parameters",
-         "mean over seeds of the within-seed Spearman rho(gap, n_params) across architectures"),
+        (
+            "wp_vs_nonpar",
+            "gap_diff_nonpar_minus_wp",
+            float(cfg["margin_gap"]),
+            None,
+            "{ds}: a weight parameterization with a depth-independent basis (const, monomial, Legendre) has a smaller "
+            "generalization gap than the non-parametric ResNet of the same depth and width",
+            "mean over seeds of [gap(nonpar) - gap(WP)] at equal depth/width, averaged over WP bases and architectures "
+            "(MSE, units of training-output variance)",
+        ),
+        (
+            "gap_vs_nparams",
+            "spearman_rho_gap_vs_nparams",
+            float(cfg["margin_rho"]),
+            (-1.0, 1.0),
+            "{ds}: the generalization gap grows with the number of trainable parameters",
+            "mean over seeds of the within-seed Spearman rho(gap, n_params) across architectures",
+        ),
     ]
     rows = []
     for cid, col, margin, bounds, text, ename in specs:
@@ -155,10 +226,22 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
             x = x[np.isfinite(x)]
             if x.size == 0:
                 continue  # the study ran no such comparison (e.g. no nonpar)
-            rows.append({"study": STUDY, "claim_id": f"{cid}:{ds}", "claim": text.format(ds=ds), "what_was_run": what,
-                         "unit": "seed (one data split + initializations; effect computed within the seed)",
-                         "n_units": int(x.size), "effect_name": ename, "x": x, "margin": margin,
-                         "p_value": _p_value(x), "figure": FIGURES[cid], "bounds": bounds})
+            rows.append(
+                {
+                    "study": STUDY,
+                    "claim_id": f"{cid}:{ds}",
+                    "claim": text.format(ds=ds),
+                    "what_was_run": what,
+                    "unit": "seed (one data split + initializations; effect computed within the seed)",
+                    "n_units": int(x.size),
+                    "effect_name": ename,
+                    "x": x,
+                    "margin": margin,
+                    "p_value": _p_value(x),
+                    "figure": FIGURES[cid],
+                    "bounds": bounds,
+                }
+            )
     m = len(rows)
     p = np.array([r["p_value"] for r in rows], dtype=float)
     p_adj = verdicts.holm(p) if m else p
@@ -172,30 +255,55 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
     for i, r in enumerate(rows):
         x, bounds = r.pop("x"), r.pop("bounds")
         eff, lo, hi = _interval(x, float(level[i]), bounds)
-        out.append(verdicts.Claim(
-            **r, effect=eff, ci_low=lo, ci_high=hi, ci_level=float(level[i]), p_adjusted=float(p_adj[i]),
-            verdict=verdicts.superiority(lo, hi, margin=r["margin"]),
-            test=(f"one-sample t over seeds (two-sided; sign test if all seeds agree exactly); Holm over {m} "
-                  "comparisons (claims x datasets), "
-                  f"interval at the Holm step-down level; superiority with margin {r['margin']:g}")))
+        out.append(
+            verdicts.Claim(
+                **r,
+                effect=eff,
+                ci_low=lo,
+                ci_high=hi,
+                ci_level=float(level[i]),
+                p_adjusted=float(p_adj[i]),
+                verdict=verdicts.superiority(lo, hi, margin=r["margin"]),
+                test=(
+                    f"one-sample t over seeds (two-sided; sign test if all seeds agree exactly); Holm over {m} "
+                    "comparisons (claims x datasets), "
+                    f"interval at the Holm step-down level; superiority with margin {r['margin']:g}"
+                ),
+            )
+        )
     return verdicts.claims_frame(out) if out else pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
 
 
-def summarize(runs: pd.DataFrame, study: dict | None = None
-              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def summarize(runs: pd.DataFrame, study: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(per-seed effects, median gap per parameterization, claims table)."""
     seed_table = per_seed(runs)
     med = []
     for ds, g in runs.groupby("dataset", sort=True):
         for pn, gp in g.groupby("parameterization", sort=True):
-            med.append({"dataset": ds, "parameterization": pn, "n_runs": len(gp),
-                        "median_n_params": float(gp["n_params"].median()),
-                        "median_train_mse": float(gp["train_mse"].median()),
-                        "median_test_mse": float(gp["test_mse"].median()),
-                        "median_gap": float(gp["gap"].median()),
-                        "q25_gap": float(gp["gap"].quantile(0.25)), "q75_gap": float(gp["gap"].quantile(0.75))})
-    study = study if study is not None else {"seeds": sorted(runs.seed.unique()), "depths": sorted(runs.depth.unique()),
-                                             "widths": sorted(runs.width.unique()), "epochs": "?", "lr": "?"}
+            med.append(
+                {
+                    "dataset": ds,
+                    "parameterization": pn,
+                    "n_runs": len(gp),
+                    "median_n_params": float(gp["n_params"].median()),
+                    "median_train_mse": float(gp["train_mse"].median()),
+                    "median_test_mse": float(gp["test_mse"].median()),
+                    "median_gap": float(gp["gap"].median()),
+                    "q25_gap": float(gp["gap"].quantile(0.25)),
+                    "q75_gap": float(gp["gap"].quantile(0.75)),
+                }
+            )
+    study = (
+        study
+        if study is not None
+        else {
+            "seeds": sorted(runs.seed.unique()),
+            "depths": sorted(runs.depth.unique()),
+            "widths": sorted(runs.width.unique()),
+            "epochs": "?",
+            "lr": "?",
+        }
+    )
     return seed_table, pd.DataFrame(med), claims(seed_table, study)
 
 
@@ -203,8 +311,14 @@ def _num(x: float) -> str:
     return f"{x:.2g}" if np.isfinite(x) else "n/a"
 
 
-def caption(seed_table: pd.DataFrame, med: pd.DataFrame, claims_table: pd.DataFrame, scale: str, study: dict,
-            dataset_notes: dict[str, str]) -> str:
+def caption(
+    seed_table: pd.DataFrame,
+    med: pd.DataFrame,
+    claims_table: pd.DataFrame,
+    scale: str,
+    study: dict,
+    dataset_notes: dict[str, str],
+) -> str:
     """RST caption with the numbers, used by the report for every figure and table of this study."""
     cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
     lines = [
@@ -229,11 +343,15 @@ def caption(seed_table: pd.DataFrame, med: pd.DataFrame, claims_table: pd.DataFr
         meds = ", ".join(f"{x.parameterization} {x.median_gap:.3g}" for x in m.itertuples())
         rhos = ", ".join(_num(v) for v in g.spearman_rho_gap_vs_nparams)
         diffs = ", ".join(_num(v) for v in g.gap_diff_nonpar_minus_wp)
-        lines.append(f"* **{ds}**: per-seed Spearman ρ(gap, n_params) = {rhos}; per-seed mean gap(nonpar) − "
-                     f"gap(WP) = {diffs}; median gap by parameterization: {meds}.")
+        lines.append(
+            f"* **{ds}**: per-seed Spearman ρ(gap, n_params) = {rhos}; per-seed mean gap(nonpar) − "
+            f"gap(WP) = {diffs}; median gap by parameterization: {meds}."
+        )
     lines.append("")
     for r in claims_table.itertuples():
-        lines.append(f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} "
-                     f"[{_num(r.ci_low)}, {_num(r.ci_high)}] ({100 * r.ci_level:.1f}% interval, {r.n_units} seeds, "
-                     f"Holm-adjusted p = {_num(r.p_adjusted)}): **{r.verdict}**.")
+        lines.append(
+            f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} "
+            f"[{_num(r.ci_low)}, {_num(r.ci_high)}] ({100 * r.ci_level:.1f}% interval, {r.n_units} seeds, "
+            f"Holm-adjusted p = {_num(r.p_adjusted)}): **{r.verdict}**."
+        )
     return "\n".join(lines) + "\n"

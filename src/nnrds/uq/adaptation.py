@@ -11,10 +11,11 @@
 All of them work on a leading chain dimension C so that every chain of :class:`nnrds.uq.nuts.VectorizedNUTS`
 adapts its own step size (and, with a diagonal metric, its own mass matrix) in one batched operation.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -24,8 +25,9 @@ MIN_WARMUP_FOR_MASS = 20
 MIN_DA_ITERS = 10
 
 
-def adaptation_windows(num_warmup: int, init_buffer: int = 75, term_buffer: int = 50,
-                       base_window: int = 25) -> list[tuple[int, int]]:
+def adaptation_windows(
+    num_warmup: int, init_buffer: int = 75, term_buffer: int = 50, base_window: int = 25
+) -> list[tuple[int, int]]:
     """Stan's slow adaptation windows ``[(start, end), ...]`` (end exclusive) of a warm-up of ``num_warmup``
     iterations: after an initial buffer of ``init_buffer`` iterations (step size only), windows of
     ``base_window``, 2 x, 4 x, ... iterations, the last one stretched to end ``term_buffer`` iterations before
@@ -61,8 +63,9 @@ class DualAveraging:
     :attr:`final_step` exp(xbar_t) (the step to keep after warm-up). ``mu = log(10 eps0)``.
     """
 
-    def __init__(self, eps0: torch.Tensor, target: float = 0.8, gamma: float = 0.05, t0: float = 10.0,
-                 kappa: float = 0.75):
+    def __init__(
+        self, eps0: torch.Tensor, target: float = 0.8, gamma: float = 0.05, t0: float = 10.0, kappa: float = 0.75
+    ):
         self.target, self.gamma, self.t0, self.kappa = target, gamma, t0, kappa
         self.reset(eps0)
 
@@ -141,8 +144,9 @@ class WelfordCovariance:
         return 0.5 * (cov + cov.T)
 
 
-def find_reasonable_step_size(one_step_delta_h: Callable[[torch.Tensor], torch.Tensor], eps: torch.Tensor,
-                              max_iter: int = 100) -> torch.Tensor:
+def find_reasonable_step_size(
+    one_step_delta_h: Callable[[torch.Tensor], torch.Tensor], eps: torch.Tensor, max_iter: int = 100
+) -> torch.Tensor:
     """Hoffman & Gelman's (2014, Alg. 4) step-size heuristic, per chain: from ``eps`` (C,), double the step while
     the one-step acceptance probability exp(-dH) exceeds 0.5 (halve it while it is below) and return the first
     step at which it crosses 0.5. ``one_step_delta_h(eps)`` -> dH (C,) of one leapfrog step with fresh momenta

@@ -17,9 +17,10 @@ the per-item negative ELBO
 
 with the expectation estimated by ``particles`` reparameterized draws and the Gaussian KL in closed form.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -89,7 +90,7 @@ class BayesNetStack:
 
     def part(self, theta: torch.Tensor, k: int) -> torch.Tensor:
         """The weights of network k: theta[..., offsets[k]:offsets[k+1]]."""
-        return theta[..., self.offsets[k]:self.offsets[k + 1]]
+        return theta[..., self.offsets[k] : self.offsets[k + 1]]
 
     def flat_from_nets(self, nets) -> torch.Tensor:
         """ReplicaNets (one per part, R replicas each) -> theta (R, P)."""
@@ -100,10 +101,21 @@ class BayesNetStack:
         return replica_forward(self.parts[k], self.part(theta, k), X, shell)
 
 
-def run_bbb(bnet: BayesNet | BayesNetStack, nll: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], n_data: int, *,
-            init_theta: torch.Tensor, epochs: int = 200, lr: float = 1e-3, batch_size: int | None = None,
-            particles: int = 2, init_scale: float = 1e-3, kl_weight: float = 1.0, seed: int = 0,
-            log_every: int = 0) -> Posterior:
+def run_bbb(
+    bnet: BayesNet | BayesNetStack,
+    nll: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    n_data: int,
+    *,
+    init_theta: torch.Tensor,
+    epochs: int = 200,
+    lr: float = 1e-3,
+    batch_size: int | None = None,
+    particles: int = 2,
+    init_scale: float = 1e-3,
+    kl_weight: float = 1.0,
+    seed: int = 0,
+    log_every: int = 0,
+) -> Posterior:
     """Bayes-by-backprop (module docstring). ``nll(theta (S, P), idx (n,)) -> (S,)`` summed over the items
     ``idx`` of 0..n_data-1; ``init_theta`` (P,) is the initial mean (e.g. trained networks' weights);
     ``bnet`` is one BayesNet or a :class:`BayesNetStack` (P = the stack's total)."""
@@ -121,12 +133,28 @@ def run_bbb(bnet: BayesNet | BayesNetStack, nll: Callable[[torch.Tensor, torch.T
 
     from ..train import fit
 
-    res = fit(q, idx_all, idx_all, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, loss_fn=loss_fn,
-              log_every=log_every)
+    res = fit(
+        q,
+        idx_all,
+        idx_all,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        loss_fn=loss_fn,
+        log_every=log_every,
+    )
     loc, scale = q.loc.detach().cpu().clone(), q.scale.detach().cpu().clone()  # Posterior.draw samples on the CPU
-    info = {"epochs": epochs, "lr": lr, "particles": particles, "wall_s": res.wall_time_s, "kl_weight": kl_weight,
-            "final_loss": res.history[-1]["train_loss"] if res.history else float("nan"),
-            "guide_scale": "softplus", "mean_scale": float(scale.mean())}
+    info = {
+        "epochs": epochs,
+        "lr": lr,
+        "particles": particles,
+        "wall_s": res.wall_time_s,
+        "kl_weight": kl_weight,
+        "final_loss": res.history[-1]["train_loss"] if res.history else float("nan"),
+        "guide_scale": "softplus",
+        "mean_scale": float(scale.mean()),
+    }
     d_out = bnet.d_out if isinstance(bnet, BayesNetStack) else bnet.spec.d_out
     sigma = torch.zeros(1, d_out, dtype=bnet.dtype)  # log noise std placeholder: the caller's likelihood owns it
     post = Posterior("vi", bnet, loc[None], sigma, theta_scale=scale, info=info)

@@ -9,6 +9,7 @@ ESS/s = min bulk-ESS (ArviZ) over all parameters (and, separately, over the symm
 quantities) / wall time of the sampling phase. (b) vs (c): z-scores of posterior means and variances of the
 invariant quantities, with Monte-Carlo standard errors from the ESS.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,10 +22,29 @@ from . import diagnostics
 from .inference import Posterior, find_mode, initial_q, run_nuts, run_nuts_vanilla
 from .model import BayesNet, NetSpec
 
-DEFAULTS = {"n_train": 500, "kind": "legendre", "degree": 1, "width": 6, "depth": 4, "chains": 16, "warmup": 150,
-            "samples": 150, "max_tree_depth": 7, "vanilla_chains": 1, "vanilla_warmup": 50, "vanilla_samples": 50,
-            "init_steps": 500, "seed": 0, "n_check": 10, "dtype": "float32", "init": "laplace", "metric": "laplace",
-            "starts": 2, "mode_iters": 2000, "pca_variance": None}
+DEFAULTS = {
+    "n_train": 500,
+    "kind": "legendre",
+    "degree": 1,
+    "width": 6,
+    "depth": 4,
+    "chains": 16,
+    "warmup": 150,
+    "samples": 150,
+    "max_tree_depth": 7,
+    "vanilla_chains": 1,
+    "vanilla_warmup": 50,
+    "vanilla_samples": 50,
+    "init_steps": 500,
+    "seed": 0,
+    "n_check": 10,
+    "dtype": "float32",
+    "init": "laplace",
+    "metric": "laplace",
+    "starts": 2,
+    "mode_iters": 2000,
+    "pca_variance": None,
+}
 
 
 def _data(ensemble_dir: str, n_train: int, n_check: int, pca_variance: float | None = None):
@@ -58,7 +78,7 @@ def _numpyro(net: BayesNet, X, Y, q0: torch.Tensor, c: dict):
     act = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus}[s.activation]
 
     def potential(q):
-        th = q[:net.P]
+        th = q[: net.P]
         p = {k: th[v].reshape(sh[k]) for k, v in sl.items()}
         W = jnp.einsum("lk,kij->lij", phi, p["C"])
         b = phi @ p["c"]
@@ -67,7 +87,7 @@ def _numpyro(net: BayesNet, X, Y, q0: torch.Tensor, c: dict):
             z = x @ W[n].T + b[n]
             x = act(z) if s.kind == "mlp" else x + h * act(z)
         f = x @ p["A_out"] + p["a_out"]
-        ls = q[net.P:]
+        ls = q[net.P :]
         sig = jnp.exp(ls)
         N = X.shape[0]
         ll = -0.5 * jnp.sum(((Yj - f) / sig) ** 2) - N * jnp.sum(ls)
@@ -77,8 +97,14 @@ def _numpyro(net: BayesNet, X, Y, q0: torch.Tensor, c: dict):
         return -(ll + lp)
 
     kernel = NUTS(potential_fn=potential, max_tree_depth=c["max_tree_depth"], target_accept_prob=0.8)
-    mcmc = MCMC(kernel, num_warmup=c["warmup"], num_samples=c["samples"], num_chains=c["chains"],
-                chain_method="vectorized", progress_bar=False)
+    mcmc = MCMC(
+        kernel,
+        num_warmup=c["warmup"],
+        num_samples=c["samples"],
+        num_chains=c["chains"],
+        chain_method="vectorized",
+        progress_bar=False,
+    )
     key = jax.random.PRNGKey(c["seed"])
     init = jnp.asarray(q0.numpy(), dtype=dt)
     t0 = time.perf_counter()
@@ -98,33 +124,69 @@ def _row(engine: str, post: Posterior, Xc, wall_warm: float, wall_samp: float) -
     all_min = min(d["theta_ess_bulk_min"], d.get("sigma_ess_bulk_min", np.inf))
     w_all = diagnostics.within_chain_ess_min(idata, ("theta", "sigma"))
     w_inv = d.get("ess_bulk_within_invariant_min", float("nan"))  # summarize computed it
-    return ({"engine": engine, "chains": post.chains, "draws_per_chain": post.n_draws // post.chains,
-             "warmup_s": wall_warm, "sampling_s": wall_samp, "min_ess_bulk_all": all_min,
-             "min_ess_bulk_invariant": d["ess_bulk_invariant_min"], "ess_per_s_all": all_min / wall_samp,
-             "ess_per_s_invariant": d["ess_bulk_invariant_min"] / wall_samp,
-             "within_ess_all": w_all, "within_ess_invariant": w_inv, "within_ess_per_s_all": w_all / wall_samp,
-             "within_ess_per_s_invariant": w_inv / wall_samp,
-             "rhat_invariant_max": d["rhat_invariant_max"], "rhat_theta_max": d["theta_rhat_max"],
-             "divergences": d["divergences"]}, idata)
+    return (
+        {
+            "engine": engine,
+            "chains": post.chains,
+            "draws_per_chain": post.n_draws // post.chains,
+            "warmup_s": wall_warm,
+            "sampling_s": wall_samp,
+            "min_ess_bulk_all": all_min,
+            "min_ess_bulk_invariant": d["ess_bulk_invariant_min"],
+            "ess_per_s_all": all_min / wall_samp,
+            "ess_per_s_invariant": d["ess_bulk_invariant_min"] / wall_samp,
+            "within_ess_all": w_all,
+            "within_ess_invariant": w_inv,
+            "within_ess_per_s_all": w_all / wall_samp,
+            "within_ess_per_s_invariant": w_inv / wall_samp,
+            "rhat_invariant_max": d["rhat_invariant_max"],
+            "rhat_theta_max": d["theta_rhat_max"],
+            "divergences": d["divergences"],
+        },
+        idata,
+    )
 
 
 def run(ensemble_dir: str, overrides: dict | None = None, engines=("vanilla", "nnrds", "numpyro")) -> dict:
     c = {**DEFAULTS, **(overrides or {})}
     torch.set_num_threads(1)
     X, Y, Xc = _data(ensemble_dir, c["n_train"], c["n_check"], c["pca_variance"])
-    net = BayesNet(NetSpec(d_in=X.shape[1], d_out=Y.shape[1], kind=c["kind"], degree=c["degree"], width=c["width"],
-                           depth=c["depth"]))
+    net = BayesNet(
+        NetSpec(
+            d_in=X.shape[1], d_out=Y.shape[1], kind=c["kind"], degree=c["degree"], width=c["width"], depth=c["depth"]
+        )
+    )
     net_p = BayesNet(net.spec, dtype=getattr(torch, c["dtype"]))  # (a) and (c) in the precision (b) samples in
     rows, idatas = [], {}
     if "vanilla" in engines:
-        post = run_nuts_vanilla(net_p, X, Y, chains=c["vanilla_chains"], warmup=c["vanilla_warmup"],
-                                samples=c["vanilla_samples"], seed=c["seed"])
+        post = run_nuts_vanilla(
+            net_p,
+            X,
+            Y,
+            chains=c["vanilla_chains"],
+            warmup=c["vanilla_warmup"],
+            samples=c["vanilla_samples"],
+            seed=c["seed"],
+        )
         r, idatas["vanilla"] = _row("a_pyro_vanilla", post, Xc, post.info["warmup_s"], post.info["sampling_s"])
         rows.append(r)
     if "nnrds" in engines:
-        post = run_nuts(net, X, Y, chains=c["chains"], warmup=c["warmup"], samples=c["samples"], seed=c["seed"],
-                        max_tree_depth=c["max_tree_depth"], init_steps=c["init_steps"], dtype=c["dtype"],
-                        init=c["init"], metric=c["metric"], starts=c["starts"], mode_iters=c["mode_iters"])
+        post = run_nuts(
+            net,
+            X,
+            Y,
+            chains=c["chains"],
+            warmup=c["warmup"],
+            samples=c["samples"],
+            seed=c["seed"],
+            max_tree_depth=c["max_tree_depth"],
+            init_steps=c["init_steps"],
+            dtype=c["dtype"],
+            init=c["init"],
+            metric=c["metric"],
+            starts=c["starts"],
+            mode_iters=c["mode_iters"],
+        )
         r, idatas["nnrds"] = _row("b_nnrds", post, Xc, post.info["warmup_s"], post.info["sampling_s"])
         r["mean_tree_depth"] = post.info["mean_tree_depth"]
         r["n_grad_sampling"] = post.info["n_grad_sampling"]
@@ -149,10 +211,25 @@ def run(ensemble_dir: str, overrides: dict | None = None, engines=("vanilla", "n
             ma, mb = a.mean(("chain", "draw")), b.mean(("chain", "draw"))
             va, vb = a.var(("chain", "draw")), b.var(("chain", "draw"))
             se_m = np.sqrt(va / ea + vb / eb)
-            se_v = np.sqrt(2 * va ** 2 / ea + 2 * vb ** 2 / eb)  # Gaussian approximation of Var's MC error
-            for zm, zv, x1, x2, v1, v2 in zip(np.ravel((ma - mb) / se_m), np.ravel((va - vb) / se_v), np.ravel(ma),
-                                              np.ravel(mb), np.ravel(va), np.ravel(vb)):
-                agree.append({"quantity": var, "mean_b": float(x1), "mean_c": float(x2), "z_mean": float(zm),
-                              "var_b": float(v1), "var_c": float(v2), "z_var": float(zv)})
+            se_v = np.sqrt(2 * va**2 / ea + 2 * vb**2 / eb)  # Gaussian approximation of Var's MC error
+            for zm, zv, x1, x2, v1, v2 in zip(
+                np.ravel((ma - mb) / se_m),
+                np.ravel((va - vb) / se_v),
+                np.ravel(ma),
+                np.ravel(mb),
+                np.ravel(va),
+                np.ravel(vb),
+            ):
+                agree.append(
+                    {
+                        "quantity": var,
+                        "mean_b": float(x1),
+                        "mean_c": float(x2),
+                        "z_mean": float(zm),
+                        "var_b": float(v1),
+                        "var_c": float(v2),
+                        "z_var": float(zv),
+                    }
+                )
     meta = {"config": c, "n_params": net.P, "dim": net.dim, "torch_threads": torch.get_num_threads()}
     return {"table": table, "agreement": pd.DataFrame(agree), "meta": meta}

@@ -9,6 +9,7 @@ every chain's own split R-hat <= ``within_threshold`` and its invariant bulk ESS
 R-hat (a chain that never moved) always flags. :func:`classify` says why: chains still drifting, chains in
 different modes, or too few draws.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -23,7 +24,7 @@ with warnings.catch_warnings():
 INVARIANT = ("sigma", "pred")
 
 
-def to_inference_data(post, X_check=None) -> "az.InferenceData":
+def to_inference_data(post, X_check=None) -> az.InferenceData:
     """ArviZ InferenceData of an MCMC :class:`~nnrds.uq.inference.Posterior`: theta, sigma and
     pred = f(X_check) per draw, with ``diverging`` sample stats."""
     C = post.chains
@@ -74,8 +75,15 @@ def _per_var(idata, var: str) -> dict[str, float]:
 CONVERGED, DRIFTING, MODES, UNDERSAMPLED = "converged", "drifting", "modes", "undersampled"
 
 
-def classify(rhat_invariant: float, rhat_within: float, ess_bulk: float, *, rhat_threshold: float = 1.01,
-             within_threshold: float = 1.05, min_ess: float = 400.0) -> str:
+def classify(
+    rhat_invariant: float,
+    rhat_within: float,
+    ess_bulk: float,
+    *,
+    rhat_threshold: float = 1.01,
+    within_threshold: float = 1.05,
+    min_ess: float = 400.0,
+) -> str:
     """Why a run is (not) a converged posterior, from its invariant diagnostics.
 
     * ``drifting``: some chain is not stationary even alone (its split R-hat > ``within_threshold``, or not
@@ -107,8 +115,9 @@ def summarize(idata, rhat_threshold: float = 1.05, within_threshold: float = 1.0
                 out[f"{var}_{k}"] = v
     inv = [out[f"{v}_rhat_max"] for v in INVARIANT if f"{v}_rhat_max" in out]
     out["rhat_invariant_max"] = float(max(inv)) if inv else float("nan")
-    out["ess_bulk_invariant_min"] = float(min(out[f"{v}_ess_bulk_min"] for v in INVARIANT if f"{v}_ess_bulk_min" in out)) \
-        if inv else float("nan")
+    out["ess_bulk_invariant_min"] = (
+        float(min(out[f"{v}_ess_bulk_min"] for v in INVARIANT if f"{v}_ess_bulk_min" in out)) if inv else float("nan")
+    )
     # each chain alone (its split halves): stationary within its mode? (R-hat ~1 here but large across chains =
     # chains sit in different modes, not chains still drifting)
     if inv and idata.posterior.sizes["draw"] >= 8:
@@ -116,9 +125,14 @@ def summarize(idata, rhat_threshold: float = 1.05, within_threshold: float = 1.0
         out["ess_bulk_within_invariant_min"] = within_chain_ess_min(idata, INVARIANT)
     out["divergences"] = int(idata.sample_stats["diverging"].values.sum()) if "sample_stats" in idata.groups() else 0
     out["rhat_threshold"] = rhat_threshold
-    out["mixing"] = classify(out["rhat_invariant_max"], out.get("rhat_within_invariant_max", float("nan")),
-                             out["ess_bulk_invariant_min"], rhat_threshold=rhat_threshold,
-                             within_threshold=within_threshold, min_ess=min_ess)
+    out["mixing"] = classify(
+        out["rhat_invariant_max"],
+        out.get("rhat_within_invariant_max", float("nan")),
+        out["ess_bulk_invariant_min"],
+        rhat_threshold=rhat_threshold,
+        within_threshold=within_threshold,
+        min_ess=min_ess,
+    )
     out["flagged"] = out["mixing"] != CONVERGED
     return out
 
@@ -133,7 +147,7 @@ def within_chain_rhat_max(idata, var_names) -> float:
         vals = post[var].values
         h = vals.shape[1] // 2
         for c in range(post.sizes["chain"]):
-            halves = np.stack([vals[c, :h], vals[c, h:2 * h]])  # the chain's halves as two chains
+            halves = np.stack([vals[c, :h], vals[c, h : 2 * h]])  # the chain's halves as two chains
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 r = np.asarray(az.rhat(az.convert_to_dataset(halves))["x"].values, dtype=float)
@@ -170,7 +184,7 @@ def rhat_flag(chains: np.ndarray, rhat_threshold: float = 1.05) -> tuple[float, 
     return r, bool(not np.isfinite(r) or r > rhat_threshold)
 
 
-def trace_table(idata, n_weights: int = 3, n_pred: int = 2) -> "pd.DataFrame":
+def trace_table(idata, n_weights: int = 3, n_pred: int = 2) -> pd.DataFrame:  # noqa: F821 -- pandas is imported lazily in the body
     """Long table (chain, draw, name, value) of sigma, a few predictions and a few weights for trace/rank plots."""
     import pandas as pd
 
@@ -184,6 +198,14 @@ def trace_table(idata, n_weights: int = 3, n_pred: int = 2) -> "pd.DataFrame":
     picks += [(f"theta[{j}]", post["theta"].values[..., j]) for j in range(min(n_weights, post["theta"].shape[-1]))]
     for name, arr in picks:
         C, D = arr.shape
-        rows.append(pd.DataFrame({"chain": np.repeat(np.arange(C), D), "draw": np.tile(np.arange(D), C),
-                                  "name": name, "value": arr.reshape(-1)}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "chain": np.repeat(np.arange(C), D),
+                    "draw": np.tile(np.arange(D), C),
+                    "name": name,
+                    "value": arr.reshape(-1),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)

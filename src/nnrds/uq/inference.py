@@ -26,6 +26,7 @@
   MAP objective per replica: mse + noise_guess^2 / (N d_out) * sum_j (theta_j / s_j)^2, i.e. the negative
   log posterior divided by N d_out / noise_guess^2 with the noise std held at ``noise_guess``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,6 +54,7 @@ def _where(method: str, key: str, unit: str) -> guards.Where:
         base = dataclasses.replace(base, study="uq_elm", config_key=f"uq_elm.{method}.{key}")
     return dataclasses.replace(base, unit=unit)
 
+
 METHODS = ("nuts", "vi", "vi_lowrank", "ensemble", "map")
 
 
@@ -62,10 +64,10 @@ class Posterior:
 
     method: str
     net: BayesNet
-    theta: torch.Tensor                # (S, P): MCMC draws (chain-major), members, the MAP, or the VI mean
-    sigma: torch.Tensor                # (S, d_out) noise std per draw/member (VI: log-normal loc of log sigma)
-    chains: int = 1                    # MCMC: theta is (chains * draws, P), chain-major
-    theta_scale: torch.Tensor | None = None   # VI: std of theta (P,)
+    theta: torch.Tensor  # (S, P): MCMC draws (chain-major), members, the MAP, or the VI mean
+    sigma: torch.Tensor  # (S, d_out) noise std per draw/member (VI: log-normal loc of log sigma)
+    chains: int = 1  # MCMC: theta is (chains * draws, P), chain-major
+    theta_scale: torch.Tensor | None = None  # VI: std of theta (P,)
     theta_factor: torch.Tensor | None = None  # low-rank VI: covariance factor W (P, rank)
     log_sigma_scale: torch.Tensor | None = None  # VI: std of log sigma (d_out,)
     info: dict = field(default_factory=dict)  # timings, diagnostics, settings
@@ -108,7 +110,7 @@ class Posterior:
         w = w / w.sum()
         raw = n * w
         counts = np.floor(raw).astype(int)
-        for c in np.argsort(-(raw - counts), kind="stable")[:n - counts.sum()]:
+        for c in np.argsort(-(raw - counts), kind="stable")[: n - counts.sum()]:
             counts[c] += 1
         idx = []
         for c, m in enumerate(counts):
@@ -119,8 +121,9 @@ class Posterior:
         return self.theta[idx], self.sigma[idx]
 
 
-def predictive_samples(post: Posterior, X, n_samples: int = 200, seed: int = 0, noise: bool = True,
-                       return_f: bool = False):
+def predictive_samples(
+    post: Posterior, X, n_samples: int = 200, seed: int = 0, noise: bool = True, return_f: bool = False
+):
     """Posterior-predictive samples at inputs X (N, d_in): numpy array (n_samples, N, d_out).
 
     ``noise=False`` gives samples of the regression function only; ``return_f=True`` returns (y, f)."""
@@ -163,13 +166,26 @@ def initial_q(net: BayesNet, seeds, Y=None) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- NUTS
-def lbfgs_mode(net: BayesNet, Xt: torch.Tensor, Yt: torch.Tensor, q0: torch.Tensor, max_iter: int = 2000,
-               ) -> tuple[torch.Tensor, float, float]:
+def lbfgs_mode(
+    net: BayesNet,
+    Xt: torch.Tensor,
+    Yt: torch.Tensor,
+    q0: torch.Tensor,
+    max_iter: int = 2000,
+) -> tuple[torch.Tensor, float, float]:
     """L-BFGS (strong Wolfe line search) on the potential from q0 (dim,): (mode, potential, gradient norm).
     Unlike a few hundred Adam steps this reaches a true local mode (gradient norm ~1e-3 on the ELM posterior)."""
     q = q0.detach().clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([q], lr=1, max_iter=max_iter, max_eval=int(1.25 * max_iter), tolerance_grad=1e-7,
-                            tolerance_change=1e-12, history_size=50, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [q],
+        lr=1,
+        max_iter=max_iter,
+        max_eval=int(1.25 * max_iter),
+        tolerance_grad=1e-7,
+        tolerance_change=1e-12,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()
@@ -181,7 +197,7 @@ def lbfgs_mode(net: BayesNet, Xt: torch.Tensor, Yt: torch.Tensor, q0: torch.Tens
     q = q.detach()
     qg = q.clone().requires_grad_(True)
     u = net.potential(qg, Xt, Yt)
-    g, = torch.autograd.grad(u, qg)
+    (g,) = torch.autograd.grad(u, qg)
     return q, float(u.detach()), float(g.norm())
 
 
@@ -196,8 +212,9 @@ def laplace_factor(net: BayesNet, Xt: torch.Tensor, Yt: torch.Tensor, q: torch.T
     return V * ev.rsqrt()[None, :]  # L L^T = V diag(1/ev) V^T (a square root; not triangular)
 
 
-def laplace_start(net: BayesNet, X, Y, *, starts: int, seed: int, init_steps: int, mode_iters: int,
-                  chains: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+def laplace_start(
+    net: BayesNet, X, Y, *, starts: int, seed: int, init_steps: int, mode_iters: int, chains: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
     """Mode search that reaches a mode: ``starts`` backbone inits, ``init_steps`` batched Adam steps, then
     L-BFGS on each; the best (lowest potential) mode m and its Laplace factor L. Chains start at m + L z_c,
     z_c ~ N(0, I) (one mode with jitter at the scale of the posterior). Float64 throughout."""
@@ -222,10 +239,27 @@ def laplace_start(net: BayesNet, X, Y, *, starts: int, seed: int, init_steps: in
 NUTS_METRICS = ("diag", "dense", "laplace", "laplace_dense")
 
 
-def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples: int = 200, seed: int = 0,
-             max_tree_depth: int = 8, target_accept: float = 0.8, init: str = "mode", init_steps: int = 500,
-             engine: str = "vectorized", jit: bool = False, full_mass: bool = False,
-             dtype: str = "float64", starts: int = 4, mode_iters: int = 2000, metric: str = "diag") -> Posterior:
+def run_nuts(
+    net: BayesNet,
+    X,
+    Y,
+    *,
+    chains: int = 4,
+    warmup: int = 200,
+    samples: int = 200,
+    seed: int = 0,
+    max_tree_depth: int = 8,
+    target_accept: float = 0.8,
+    init: str = "mode",
+    init_steps: int = 500,
+    engine: str = "vectorized",
+    jit: bool = False,
+    full_mass: bool = False,
+    dtype: str = "float64",
+    starts: int = 4,
+    mode_iters: int = 2000,
+    metric: str = "diag",
+) -> Posterior:
     """Fast NUTS (see module docstring).
 
     ``init="laplace"``: the chains start at Laplace draws around the best of ``starts`` true modes
@@ -259,16 +293,30 @@ def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples
     if init == "mode":
         q0 = find_mode(net, X, Y, q0, steps=init_steps)
     elif init == "laplace":
-        m64, L64, z, extra_info = laplace_start(net, X, Y, starts=starts, seed=seed, init_steps=init_steps,
-                                                mode_iters=mode_iters, chains=chains)
+        m64, L64, z, extra_info = laplace_start(
+            net, X, Y, starts=starts, seed=seed, init_steps=init_steps, mode_iters=mode_iters, chains=chains
+        )
         q0 = (z if laplace_metric else m64 + z @ L64.T).to(net.dtype)
     elif init != "prior":
         raise ValueError(f"NUTS init must be 'mode', 'laplace' or 'prior', got {init!r}")
     t_init = time.perf_counter() - t_init
-    info = {"chains": chains, "warmup": warmup, "samples": samples, "init": init, "init_s": t_init,
-            "max_tree_depth": max_tree_depth, "engine": engine, "metric": metric, **extra_info}
-    log.info("NUTS init %r: %.1f s%s", init, t_init, f"; mode potentials {np.round(extra_info['mode_potentials'], 1)}"
-             if extra_info else "")
+    info = {
+        "chains": chains,
+        "warmup": warmup,
+        "samples": samples,
+        "init": init,
+        "init_s": t_init,
+        "max_tree_depth": max_tree_depth,
+        "engine": engine,
+        "metric": metric,
+        **extra_info,
+    }
+    log.info(
+        "NUTS init %r: %.1f s%s",
+        init,
+        t_init,
+        f"; mode potentials {np.round(extra_info['mode_potentials'], 1)}" if extra_info else "",
+    )
     if engine == "vectorized":
         from .nuts import VectorizedNUTS
 
@@ -279,29 +327,43 @@ def run_nuts(net: BayesNet, X, Y, *, chains: int = 4, warmup: int = 200, samples
             def U(z):
                 return net.potential(mf + z @ Lf.T, Xt, Yt)
         else:
+
             def U(q):
                 return net.potential(q, Xt, Yt)
 
         Uj = torch.compile(U, dynamic=False) if jit else U
-        res = VectorizedNUTS(Uj, max_tree_depth=max_tree_depth, target_accept=target_accept, seed=seed,
-                             metric="dense" if metric.endswith("dense") else "diag",
-                             ).run(q0, warmup, samples, where=_where("nuts", "target_accept", "chain"))
+        res = VectorizedNUTS(
+            Uj,
+            max_tree_depth=max_tree_depth,
+            target_accept=target_accept,
+            seed=seed,
+            metric="dense" if metric.endswith("dense") else "diag",
+        ).run(q0, warmup, samples, where=_where("nuts", "target_accept", "chain"))
         q = res["draws"].to(out_net.dtype)  # (C, D, dim)
         if laplace_metric:
             q = m64.to(out_net.dtype) + q @ L64.T.to(out_net.dtype)
-        info.update(warmup_s=res["warmup_s"], sampling_s=res["sampling_s"], divergent=res["divergent"],
-                    accept_rate=res["accept"].mean(1).tolist(), step_size=res["step_size"].tolist(),
-                    mean_tree_depth=float(res["tree_depth"].mean()), jit=jit,
-                    n_grad_warmup=res["n_grad_warmup"], n_grad_sampling=res["n_grad_sampling"],
-                    chain_log_density=(-res["potential"].astype(np.float64)).mean(1).tolist())
+        info.update(
+            warmup_s=res["warmup_s"],
+            sampling_s=res["sampling_s"],
+            divergent=res["divergent"],
+            accept_rate=res["accept"].mean(1).tolist(),
+            step_size=res["step_size"].tolist(),
+            mean_tree_depth=float(res["tree_depth"].mean()),
+            jit=jit,
+            n_grad_warmup=res["n_grad_warmup"],
+            n_grad_sampling=res["n_grad_sampling"],
+            chain_log_density=(-res["potential"].astype(np.float64)).mean(1).tolist(),
+        )
     elif engine == "pyro":
-        q, extra = _pyro_nuts_potential(net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth, target_accept,
-                                        jit, full_mass)
+        q, extra = _pyro_nuts_potential(
+            net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth, target_accept, jit, full_mass
+        )
         info.update(extra)
     else:
         raise ValueError(f"NUTS engine must be 'vectorized' or 'pyro', got {engine!r}")
-    check_finite(q, where=_where("nuts", "target_accept", "chain"), step=f"the {samples} kept draws",
-                 what="posterior draw")
+    check_finite(
+        q, where=_where("nuts", "target_accept", "chain"), step=f"the {samples} kept draws", what="posterior draw"
+    )
     theta, sigma = out_net.split_q(q.reshape(-1, out_net.dim))
     return Posterior("nuts", out_net, theta, sigma, chains=chains, info=info)
 
@@ -321,16 +383,28 @@ def _pyro_nuts_potential(net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth
     draws, divs, acc, warm_s, samp_s, steps = [], [], [], 0.0, 0.0, []
     for c in range(len(seeds)):
         pyro.set_rng_seed(seeds[c])
-        kernel = NUTS(potential_fn=potential_fn, adapt_step_size=True, adapt_mass_matrix=True, full_mass=full_mass,
-                      max_tree_depth=max_tree_depth, target_accept_prob=target_accept)
+        kernel = NUTS(
+            potential_fn=potential_fn,
+            adapt_step_size=True,
+            adapt_mass_matrix=True,
+            full_mass=full_mass,
+            max_tree_depth=max_tree_depth,
+            target_accept_prob=target_accept,
+        )
         clock = {}
 
         def hook(kernel, params, stage, i, clock=clock):
             if stage == "Sample" and "t_sample" not in clock:
                 clock["t_sample"] = time.perf_counter()
 
-        mcmc = MCMC(kernel, num_samples=samples, warmup_steps=warmup, initial_params={"q": q0[c].clone()},
-                    disable_progbar=True, hook_fn=hook)
+        mcmc = MCMC(
+            kernel,
+            num_samples=samples,
+            warmup_steps=warmup,
+            initial_params={"q": q0[c].clone()},
+            disable_progbar=True,
+            hook_fn=hook,
+        )
         t0 = time.perf_counter()
         mcmc.run()
         t1 = time.perf_counter()
@@ -340,17 +414,33 @@ def _pyro_nuts_potential(net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth
         draws.append(mcmc.get_samples()["q"].detach())
         d = mcmc.diagnostics()
         dv = np.zeros(samples, dtype=bool)
-        for k, v in d.get("divergences", {}).items():
+        for v in d.get("divergences", {}).values():
             dv[np.asarray(v, dtype=int)] = True
         divs.append(dv)
         acc.append(float(next(iter(d.get("acceptance rate", {"x": float("nan")}).values()))))
         steps.append(float(kernel.step_size))
-    return torch.stack(draws), {"warmup_s": warm_s, "sampling_s": samp_s, "divergent": np.stack(divs),
-                                "accept_rate": acc, "step_size": steps, "jit": jit}
+    return torch.stack(draws), {
+        "warmup_s": warm_s,
+        "sampling_s": samp_s,
+        "divergent": np.stack(divs),
+        "accept_rate": acc,
+        "step_size": steps,
+        "jit": jit,
+    }
 
 
-def run_nuts_vanilla(net: BayesNet, X, Y, *, chains: int = 2, warmup: int = 200, samples: int = 200,
-                     seed: int = 0, jit: bool = False, max_tree_depth: int = 10) -> Posterior:
+def run_nuts_vanilla(
+    net: BayesNet,
+    X,
+    Y,
+    *,
+    chains: int = 2,
+    warmup: int = 200,
+    samples: int = 200,
+    seed: int = 0,
+    jit: bool = False,
+    max_tree_depth: int = 10,
+) -> Posterior:
     """Pyro NUTS on the Pyro model with Pyro's defaults (init_to_uniform, diagonal mass, tree depth 10)."""
     import pyro
     from pyro.infer import MCMC, NUTS
@@ -375,14 +465,24 @@ def run_nuts_vanilla(net: BayesNet, X, Y, *, chains: int = 2, warmup: int = 200,
         samp_s += t1 - ts
         s = mcmc.get_samples()
         draws_t.append(s["theta"].detach())
-        draws_s.append(s["sigma"].detach() if "sigma" in s else
-                       torch.full((samples, net.spec.d_out), float(net.spec.noise_fixed), dtype=net.dtype))
+        draws_s.append(
+            s["sigma"].detach()
+            if "sigma" in s
+            else torch.full((samples, net.spec.d_out), float(net.spec.noise_fixed), dtype=net.dtype)
+        )
         dv = np.zeros(samples, dtype=bool)
-        for k, v in mcmc.diagnostics().get("divergences", {}).items():
+        for v in mcmc.diagnostics().get("divergences", {}).values():
             dv[np.asarray(v, dtype=int)] = True
         divs.append(dv)
-    info = {"chains": chains, "warmup": warmup, "samples": samples, "warmup_s": warm_s, "sampling_s": samp_s,
-            "divergent": np.stack(divs), "jit": jit}
+    info = {
+        "chains": chains,
+        "warmup": warmup,
+        "samples": samples,
+        "warmup_s": warm_s,
+        "sampling_s": samp_s,
+        "divergent": np.stack(divs),
+        "jit": jit,
+    }
     return Posterior("nuts_vanilla", net, torch.cat(draws_t), torch.cat(draws_s), chains=chains, info=info)
 
 
@@ -391,9 +491,21 @@ def _softplus_inv(x: float) -> float:
     return x + math.log(-math.expm1(-x))
 
 
-def run_vi(net: BayesNet, X, Y, *, steps: int = 2000, lr: float = 0.01, particles: int = 4, seed: int = 0,
-           init_scale: float = 1e-2, init_steps: int = 0, final_lr_frac: float = 0.01, guide: str = "meanfield",
-           rank: int = 10) -> Posterior:
+def run_vi(
+    net: BayesNet,
+    X,
+    Y,
+    *,
+    steps: int = 2000,
+    lr: float = 0.01,
+    particles: int = 4,
+    seed: int = 0,
+    init_scale: float = 1e-2,
+    init_steps: int = 0,
+    final_lr_frac: float = 0.01,
+    guide: str = "meanfield",
+    rank: int = 10,
+) -> Posterior:
     """Bayes-by-backprop with Pyro SVI and Trace_ELBO: ``guide="meanfield"`` (Normal, softplus scales) or
     ``"lowrank"`` (LowRankMultivariateNormal, ``rank`` columns in the covariance factor, started at
     ``init_scale`` / sqrt(rank) times seeded standard normals; softplus diagonal)."""
@@ -410,11 +522,12 @@ def run_vi(net: BayesNet, X, Y, *, steps: int = 2000, lr: float = 0.01, particle
     q0 = initial_q(net, [seed * 1000 + 7], Y)
     if init_steps:
         q0 = find_mode(net, X, Y, q0, steps=init_steps)
-    theta0 = q0[0, :net.P]
+    theta0 = q0[0, : net.P]
     rho0 = _softplus_inv(init_scale)
     r = max(1, min(int(rank), net.P))
-    W0 = torch.randn(net.P, r, generator=torch.Generator().manual_seed(seed * 1000 + 11),
-                     dtype=net.dtype) * (init_scale / math.sqrt(r))
+    W0 = torch.randn(net.P, r, generator=torch.Generator().manual_seed(seed * 1000 + 11), dtype=net.dtype) * (
+        init_scale / math.sqrt(r)
+    )
 
     def guide_fn(X, Y=None):
         loc = pyro.param("theta_loc", theta0.clone())
@@ -425,14 +538,17 @@ def run_vi(net: BayesNet, X, Y, *, steps: int = 2000, lr: float = 0.01, particle
         else:
             pyro.sample("theta", dist.Normal(loc, torch.nn.functional.softplus(rho)).to_event(1))
         if net.n_noise:
-            sl = pyro.param("log_sigma_loc", q0[0, net.P:].clone())
+            sl = pyro.param("log_sigma_loc", q0[0, net.P :].clone())
             sr = pyro.param("log_sigma_rho", torch.full_like(sl, rho0))
             pyro.sample("sigma", dist.LogNormal(sl, torch.nn.functional.softplus(sr)).to_event(1))
 
     # learning rate decays geometrically to lr * final_lr_frac over the run (reduces the SGD noise at the end)
-    svi = SVI(net.pyro_model, guide_fn, ClippedAdam({"lr": lr, "clip_norm": 10.0,
-                                                   "lrd": final_lr_frac ** (1.0 / max(steps, 1))}),
-              loss=Trace_ELBO(num_particles=particles, vectorize_particles=True, max_plate_nesting=0))
+    svi = SVI(
+        net.pyro_model,
+        guide_fn,
+        ClippedAdam({"lr": lr, "clip_norm": 10.0, "lrd": final_lr_frac ** (1.0 / max(steps, 1))}),
+        loss=Trace_ELBO(num_particles=particles, vectorize_particles=True, max_plate_nesting=0),
+    )
     t0 = time.perf_counter()
     losses = []
     where = _where("vi_lowrank" if guide == "lowrank" else "vi", "lr", "run")
@@ -445,16 +561,33 @@ def run_vi(net: BayesNet, X, Y, *, steps: int = 2000, lr: float = 0.01, particle
                 raise
             losses.append(float("nan"))
         if not math.isfinite(losses[-1]):
-            check_finite(torch.tensor([losses[-1]]), where=where, step=f"step {i + 1} of {steps}",
-                         what="VI loss (negative ELBO)", batch_dim=None)
+            check_finite(
+                torch.tensor([losses[-1]]),
+                where=where,
+                step=f"step {i + 1} of {steps}",
+                what="VI loss (negative ELBO)",
+                batch_dim=None,
+            )
         if (i + 1) % every == 0 or i + 1 == steps:
             el = time.perf_counter() - t0
-            log.info("VI (%s) %d/%d: loss %.4g, %.0f s elapsed, ~%.0f s left", guide, i + 1, steps,
-                     float(np.mean(losses[-every:])), el, el / (i + 1) * (steps - i - 1))
+            log.info(
+                "VI (%s) %d/%d: loss %.4g, %.0f s elapsed, ~%.0f s left",
+                guide,
+                i + 1,
+                steps,
+                float(np.mean(losses[-every:])),
+                el,
+                el / (i + 1) * (steps - i - 1),
+            )
     wall = time.perf_counter() - t0
     ps = pyro.get_param_store()
-    check_finite({k: ps[k].detach() for k in ps.keys()}, where=where, step=f"the end ({steps} steps)",
-                 what="VI parameter", batch_dim=None)
+    check_finite(
+        {k: ps[k].detach() for k in ps.keys()},
+        where=where,
+        step=f"the end ({steps} steps)",
+        what="VI parameter",
+        batch_dim=None,
+    )
     loc = ps["theta_loc"].detach().clone()
     scale = torch.nn.functional.softplus(ps["theta_rho"].detach())
     if net.n_noise:
@@ -463,14 +596,21 @@ def run_vi(net: BayesNet, X, Y, *, steps: int = 2000, lr: float = 0.01, particle
     else:
         sloc = torch.full((1, net.spec.d_out), math.log(net.spec.noise_fixed), dtype=net.dtype)
         sscale = None
-    info = {"steps": steps, "lr": lr, "particles": particles, "wall_s": wall,
-            "final_elbo_loss": float(np.mean(losses[-max(1, steps // 20):])), "guide_scale": "softplus",
-            "guide": guide}
+    info = {
+        "steps": steps,
+        "lr": lr,
+        "particles": particles,
+        "wall_s": wall,
+        "final_elbo_loss": float(np.mean(losses[-max(1, steps // 20) :])),
+        "guide_scale": "softplus",
+        "guide": guide,
+    }
     factor = ps["theta_factor"].detach().clone() if guide == "lowrank" else None
     if factor is not None:
         info["rank"] = r
-    return Posterior("vi", net, loc[None], sloc, theta_scale=scale, theta_factor=factor, log_sigma_scale=sscale,
-                     info=info)
+    return Posterior(
+        "vi", net, loc[None], sloc, theta_scale=scale, theta_factor=factor, log_sigma_scale=sscale, info=info
+    )
 
 
 def run_vi_lowrank(net: BayesNet, X, Y, **kw) -> Posterior:
@@ -479,8 +619,18 @@ def run_vi_lowrank(net: BayesNet, X, Y, **kw) -> Posterior:
 
 
 # ----------------------------------------------------------------------------------------------- ensembles
-def run_ensemble(net: BayesNet, X, Y, *, members: int = 5, epochs: int = 2000, lr: float = 0.01, seed: int = 0,
-                 noise_guess: float = 0.1, method: str = "ensemble") -> Posterior:
+def run_ensemble(
+    net: BayesNet,
+    X,
+    Y,
+    *,
+    members: int = 5,
+    epochs: int = 2000,
+    lr: float = 0.01,
+    seed: int = 0,
+    noise_guess: float = 0.1,
+    method: str = "ensemble",
+) -> Posterior:
     """Deep ensemble: ``members`` replicas of :class:`~nnrds.models.ReplicaNet` trained at once by
     :func:`nnrds.train.fit` on the MAP objective (independent inits); ``members=1`` is the MAP."""
     from ..models import ReplicaNet
@@ -495,14 +645,26 @@ def run_ensemble(net: BayesNet, X, Y, *, members: int = 5, epochs: int = 2000, l
     where = _where(method, "lr", "member")
     ctx = guards.job(where) if hasattr(guards, "job") else contextlib.nullcontext()
     with ctx:  # fit's own finite checks name this study, job, method and its learning-rate key
-        res = fit(rnet, Xt, Yt, epochs=epochs, lr=lr, penalty=net.prior_penalty,
-                  penalty_weight=noise_guess ** 2 / (N * d), seed=seed)
+        res = fit(
+            rnet,
+            Xt,
+            Yt,
+            epochs=epochs,
+            lr=lr,
+            penalty=net.prior_penalty,
+            penalty_weight=noise_guess**2 / (N * d),
+            seed=seed,
+        )
     theta = net.flat_from_net(rnet)
     with torch.no_grad():
         resid = net.forward(theta, Xt) - Yt
     # (the training loop itself is guarded by nnrds.train.fit) every member's weights and fit must be finite
-    check_finite({"weights": theta, "training residual": resid}, where=where,
-                 step=f"the end of training ({epochs} epochs)", what="ensemble")
+    check_finite(
+        {"weights": theta, "training residual": resid},
+        where=where,
+        step=f"the end of training ({epochs} epochs)",
+        what="ensemble",
+    )
     sigma = resid.pow(2).mean(1).sqrt().clamp_min(1e-6)  # (M, d) training-residual noise std
     info = {"members": members, "epochs": epochs, "lr": lr, "wall_s": res.wall_time_s, "noise_guess": noise_guess}
     return Posterior(method, net, theta, sigma, info=info)
@@ -515,8 +677,14 @@ def run_map(net: BayesNet, X, Y, **kw) -> Posterior:
 
 def run_method(method: str, net: BayesNet, X, Y, settings: dict, seed: int = 0) -> Posterior:
     """Dispatch by name with a settings dict (the config's per-method slice)."""
-    fn = {"nuts": run_nuts, "vi": run_vi, "vi_lowrank": run_vi_lowrank, "ensemble": run_ensemble, "map": run_map,
-          "nuts_vanilla": run_nuts_vanilla}.get(method)
+    fn = {
+        "nuts": run_nuts,
+        "vi": run_vi,
+        "vi_lowrank": run_vi_lowrank,
+        "ensemble": run_ensemble,
+        "map": run_map,
+        "nuts_vanilla": run_nuts_vanilla,
+    }.get(method)
     if fn is None:
         raise ValueError(f"unknown UQ method {method!r}; expected one of {METHODS}")
     return fn(net, X, Y, seed=seed, **settings)

@@ -5,6 +5,7 @@ sample (empirical) predictive distribution; empirical coverage and mean width of
 calibration curve (observed vs nominal central coverage). All averaged over points and outputs unless
 ``per_output``.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,10 +56,12 @@ def gaussian_nll(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
 def summary(samples: np.ndarray, y: np.ndarray, levels=LEVELS) -> dict[str, float]:
     """One row of metrics (averaged over points and outputs)."""
     samples, y = np.asarray(samples, dtype=float), np.asarray(y, dtype=float)
-    out = {"rmse": float(np.sqrt(np.mean((samples.mean(0) - y) ** 2))),
-           "nll": float(gaussian_nll(samples, y).mean()),
-           "crps": float(crps_samples(samples, y).mean()),
-           "pred_std": float(samples.std(0).mean())}
+    out = {
+        "rmse": float(np.sqrt(np.mean((samples.mean(0) - y) ** 2))),
+        "nll": float(gaussian_nll(samples, y).mean()),
+        "crps": float(crps_samples(samples, y).mean()),
+        "pred_std": float(samples.std(0).mean()),
+    }
     for l in levels:
         lo, hi = interval(samples, l)
         k = int(round(100 * l))

@@ -21,10 +21,11 @@ Unconstrained coordinates for HMC: q = [theta, log sigma]; :meth:`BayesNet.poten
 -log p(q | data) including the log-Jacobian of sigma = exp(log sigma), identical (tested) to the
 potential Pyro derives from :meth:`BayesNet.pyro_model`.
 """
+
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -46,19 +47,36 @@ class NetSpec:
     degree: int = 0
     T: float = 1.0
     activation: str = "tanh"
-    prior_scale: float = 1.0   # multiplies the fan-in scales of the weights
-    bias_scale: float = 1.0    # prior std of the biases
-    noise_scale: float = 1.0   # HalfNormal scale of the per-output noise std
+    prior_scale: float = 1.0  # multiplies the fan-in scales of the weights
+    bias_scale: float = 1.0  # prior std of the biases
+    noise_scale: float = 1.0  # HalfNormal scale of the per-output noise std
     noise_fixed: float | None = None  # known noise std (conjugate toy); None = inferred
 
     @classmethod
-    def from_arch(cls, arch: Arch, **prior) -> "NetSpec":
-        return cls(d_in=arch.d_in, d_out=arch.d_out, kind=arch.param, width=arch.width, depth=arch.depth,
-                   degree=arch.degree, T=arch.T, activation=arch.activation, **prior)
+    def from_arch(cls, arch: Arch, **prior) -> NetSpec:
+        return cls(
+            d_in=arch.d_in,
+            d_out=arch.d_out,
+            kind=arch.param,
+            width=arch.width,
+            depth=arch.depth,
+            degree=arch.degree,
+            T=arch.T,
+            activation=arch.activation,
+            **prior,
+        )
 
     def arch(self) -> Arch:
-        return Arch(d_in=self.d_in, d_out=self.d_out, width=self.width, depth=self.depth, param=self.kind,
-                    degree=self.degree, T=self.T, activation=self.activation)
+        return Arch(
+            d_in=self.d_in,
+            d_out=self.d_out,
+            width=self.width,
+            depth=self.depth,
+            param=self.kind,
+            degree=self.degree,
+            T=self.T,
+            activation=self.activation,
+        )
 
 
 class BayesNet:
@@ -74,16 +92,30 @@ class BayesNet:
             self.K = 0
         else:
             arch = spec.arch()  # validates kind / activation
-            phi = torch.eye(s.depth, dtype=torch.float64) if s.kind == "mlp" else wp.basis_matrix(
-                s.kind, s.depth, s.degree, s.T)
+            phi = (
+                torch.eye(s.depth, dtype=torch.float64)
+                if s.kind == "mlp"
+                else wp.basis_matrix(s.kind, s.depth, s.degree, s.T)
+            )
             self.phi = phi.to(dtype)
             K = self.K = arch.n_basis
             coef_std = (1.0 / torch.sqrt(w * K * phi.pow(2).mean(0).clamp_min(1e-12))).to(dtype)
-            shapes = {"A_in": (s.d_in, w), "a_in": (w,), "C": (K, w, w), "c": (K, w), "A_out": (w, s.d_out),
-                      "a_out": (s.d_out,)}
-            scales = {"A_in": s.prior_scale / math.sqrt(s.d_in), "a_in": s.bias_scale,
-                      "C": s.prior_scale * coef_std[:, None, None].expand(K, w, w), "c": s.bias_scale,
-                      "A_out": s.prior_scale / math.sqrt(w), "a_out": s.bias_scale}
+            shapes = {
+                "A_in": (s.d_in, w),
+                "a_in": (w,),
+                "C": (K, w, w),
+                "c": (K, w),
+                "A_out": (w, s.d_out),
+                "a_out": (s.d_out,),
+            }
+            scales = {
+                "A_in": s.prior_scale / math.sqrt(s.d_in),
+                "a_in": s.bias_scale,
+                "C": s.prior_scale * coef_std[:, None, None].expand(K, w, w),
+                "c": s.bias_scale,
+                "A_out": s.prior_scale / math.sqrt(w),
+                "a_out": s.bias_scale,
+            }
         self.shapes = shapes
         self.slices: dict[str, slice] = {}
         parts, i = [], 0
@@ -120,7 +152,9 @@ class BayesNet:
         """The backbone's initialization (fan-in Gaussians, zero biases) for each seed, shape (len(seeds), P)."""
         if self.spec.kind == "linear":
             g = [torch.Generator().manual_seed(int(s)) for s in seeds]
-            return torch.stack([torch.randn(self.P, generator=gi, dtype=torch.float64) * 0.1 for gi in g]).to(self.dtype)
+            return torch.stack([torch.randn(self.P, generator=gi, dtype=torch.float64) * 0.1 for gi in g]).to(
+                self.dtype
+            )
         from ..models import ReplicaNet
 
         net = ReplicaNet(self.spec.arch(), list(seeds), dtype=torch.float64)
@@ -151,9 +185,9 @@ class BayesNet:
     # ------------------------------------------------------------------ densities
     def split_q(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Unconstrained q (..., dim) -> theta (..., P), sigma (..., d_out)."""
-        theta = q[..., :self.P]
+        theta = q[..., : self.P]
         if self.n_noise:
-            sigma = q[..., self.P:].exp()
+            sigma = q[..., self.P :].exp()
         else:
             sigma = torch.full((*q.shape[:-1], self.spec.d_out), float(self.spec.noise_fixed), dtype=q.dtype)
         return theta, sigma
@@ -170,8 +204,11 @@ class BayesNet:
         if self.n_noise:
             tau = self.spec.noise_scale
             # HalfNormal(tau) log density + log|d sigma / d log sigma| = log sigma
-            lp = lp + (0.5 * math.log(2.0 / math.pi) - math.log(tau) - 0.5 * (sigma / tau).pow(2)).sum(-1) \
+            lp = (
+                lp
+                + (0.5 * math.log(2.0 / math.pi) - math.log(tau) - 0.5 * (sigma / tau).pow(2)).sum(-1)
                 + sigma.log().sum(-1)
+            )
         return ll + lp
 
     def potential(self, q: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
@@ -189,8 +226,10 @@ class BayesNet:
 
         theta = pyro.sample("theta", dist.Normal(torch.zeros_like(self.prior_std), self.prior_std).to_event(1))
         if self.n_noise:
-            sigma = pyro.sample("sigma", dist.HalfNormal(torch.full((self.spec.d_out,), self.spec.noise_scale,
-                                                                    dtype=self.dtype)).to_event(1))
+            sigma = pyro.sample(
+                "sigma",
+                dist.HalfNormal(torch.full((self.spec.d_out,), self.spec.noise_scale, dtype=self.dtype)).to_event(1),
+            )
         else:
             sigma = torch.full((self.spec.d_out,), float(self.spec.noise_fixed), dtype=self.dtype)
         f = self.forward(theta, X)

@@ -16,19 +16,27 @@ draws pooled over all chains (shrunk toward its diagonal and regularized). Both 
 draw, so the kept draws are a correct HMC chain with a fixed kernel. Device-agnostic: the sampler runs where
 ``q0`` lives (CPU or CUDA), its random numbers come from a generator on that device.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
 from ..guards import Where, check_finite
-from .adaptation import (MIN_DA_ITERS, MIN_WARMUP_FOR_MASS, DualAveraging, WelfordCovariance,  # noqa: F401
-                         WelfordVariance, adaptation_windows, find_reasonable_step_size)
+from .adaptation import (  # noqa: F401
+    MIN_DA_ITERS,
+    MIN_WARMUP_FOR_MASS,
+    DualAveraging,
+    WelfordCovariance,
+    WelfordVariance,
+    adaptation_windows,
+    find_reasonable_step_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +54,9 @@ class _Tree:
     q_prop: torch.Tensor
     U_prop: torch.Tensor
     g_prop: torch.Tensor
-    log_w: torch.Tensor      # log sum of exp(-H) relative to the initial H (C,)
+    log_w: torch.Tensor  # log sum of exp(-H) relative to the initial H (C,)
     r_sum: torch.Tensor
-    turning: torch.Tensor    # (C,) bool
+    turning: torch.Tensor  # (C,) bool
     diverging: torch.Tensor  # (C,) bool
     sum_accept: torch.Tensor
     n_prop: torch.Tensor
@@ -58,24 +66,38 @@ def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     return torch.where(mask.view(-1, *([1] * (a.dim() - 1))), a, b)
 
 
-def _edge(fwd: torch.Tensor, t: "_Tree"):
+def _edge(fwd: torch.Tensor, t: _Tree):
     """(q, p, g) at the end of tree t in each chain's direction (right end where fwd, else left)."""
     return _where(fwd, t.q_r, t.q_l), _where(fwd, t.p_r, t.p_l), _where(fwd, t.g_r, t.g_l)
 
 
-def _join_ends(fwd: torch.Tensor, old: "_Tree", new: "_Tree"):
+def _join_ends(fwd: torch.Tensor, old: _Tree, new: _Tree):
     """Ends (q_l, p_l, g_l, q_r, p_r, g_r) of ``old`` extended by ``new`` (built beyond old's end in each
     chain's direction) and the summed momentum."""
-    return (_where(fwd, old.q_l, new.q_l), _where(fwd, old.p_l, new.p_l), _where(fwd, old.g_l, new.g_l),
-            _where(fwd, new.q_r, old.q_r), _where(fwd, new.p_r, old.p_r), _where(fwd, new.g_r, old.g_r),
-            old.r_sum + new.r_sum)
+    return (
+        _where(fwd, old.q_l, new.q_l),
+        _where(fwd, old.p_l, new.p_l),
+        _where(fwd, old.g_l, new.g_l),
+        _where(fwd, new.q_r, old.q_r),
+        _where(fwd, new.p_r, old.p_r),
+        _where(fwd, new.g_r, old.g_r),
+        old.r_sum + new.r_sum,
+    )
 
 
 class VectorizedNUTS:
     """NUTS over C chains at once for a batched potential ``U(q: (C, dim)) -> (C,)``."""
 
-    def __init__(self, potential: Callable[[torch.Tensor], torch.Tensor], *, max_tree_depth: int = 8,
-                 target_accept: float = 0.8, max_delta_energy: float = 1000.0, seed: int = 0, metric: str = "diag"):
+    def __init__(
+        self,
+        potential: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        max_tree_depth: int = 8,
+        target_accept: float = 0.8,
+        max_delta_energy: float = 1000.0,
+        seed: int = 0,
+        metric: str = "diag",
+    ):
         if metric not in METRICS:
             raise ValueError(f"VectorizedNUTS metric must be one of {METRICS}, got {metric!r}")
         self.U = potential
@@ -111,7 +133,7 @@ class VectorizedNUTS:
         q = q.detach().requires_grad_(True)
         with torch.enable_grad():
             u = self.U(q)
-            g, = torch.autograd.grad(u.sum(), q)
+            (g,) = torch.autograd.grad(u.sum(), q)
         return u.detach(), g.detach()
 
     def _leapfrog(self, q, p, g, eps):  # eps (C,) signed step size
@@ -141,8 +163,7 @@ class VectorizedNUTS:
             div = dH > self.max_dE
             acc = torch.clamp(torch.exp(-dH), max=1.0)
             one = torch.ones_like(H0)
-            return _Tree(q1, p1, g1, q1, p1, g1, q1, U1, g1, -dH, p1.clone(),
-                         torch.zeros_like(div), div, acc, one)
+            return _Tree(q1, p1, g1, q1, p1, g1, q1, U1, g1, -dH, p1.clone(), torch.zeros_like(div), div, acc, one)
         a = self._build(q, p, g, direction, depth - 1, H0, eps)
         fwd = direction > 0
         b = self._build(*_edge(fwd, a), direction, depth - 1, H0, eps)
@@ -152,22 +173,53 @@ class VectorizedNUTS:
         take_b = take_b & ok
         q_l, p_l, g_l, q_r, p_r, g_r, r_sum = _join_ends(fwd, a, b)
         turning = b.turning | self._turning(p_l, p_r, r_sum)
-        out = _Tree(q_l, p_l, g_l, q_r, p_r, g_r,
-                    _where(take_b, b.q_prop, a.q_prop), torch.where(take_b, b.U_prop, a.U_prop),
-                    _where(take_b, b.g_prop, a.g_prop), log_w, r_sum, turning, b.diverging,
-                    a.sum_accept + b.sum_accept, a.n_prop + b.n_prop)
+        out = _Tree(
+            q_l,
+            p_l,
+            g_l,
+            q_r,
+            p_r,
+            g_r,
+            _where(take_b, b.q_prop, a.q_prop),
+            torch.where(take_b, b.U_prop, a.U_prop),
+            _where(take_b, b.g_prop, a.g_prop),
+            log_w,
+            r_sum,
+            turning,
+            b.diverging,
+            a.sum_accept + b.sum_accept,
+            a.n_prop + b.n_prop,
+        )
         # chains whose first half already stopped keep the first half unchanged
-        return _Tree(*[(_where(ok, x, y) if x.dim() > 1 else torch.where(ok, x, y))
-                       for x, y in zip(out.__dict__.values(), a.__dict__.values())])
+        return _Tree(
+            *[
+                (_where(ok, x, y) if x.dim() > 1 else torch.where(ok, x, y))
+                for x, y in zip(out.__dict__.values(), a.__dict__.values())
+            ]
+        )
 
     def step(self, q, U, g, eps):
         """One NUTS transition for every chain. Returns q, U, g, mean accept prob, diverging, tree depth."""
         C, dtype, dev = q.shape[0], q.dtype, q.device
         p = self._momentum(q.shape, dtype)
         H0 = U + self._kinetic(p)
-        tree = _Tree(q, p, g, q, p, g, q, U, g, torch.zeros_like(U), p.clone(),
-                     torch.zeros(C, dtype=torch.bool, device=dev), torch.zeros(C, dtype=torch.bool, device=dev),
-                     torch.zeros_like(U), torch.zeros_like(U))
+        tree = _Tree(
+            q,
+            p,
+            g,
+            q,
+            p,
+            g,
+            q,
+            U,
+            g,
+            torch.zeros_like(U),
+            p.clone(),
+            torch.zeros(C, dtype=torch.bool, device=dev),
+            torch.zeros(C, dtype=torch.bool, device=dev),
+            torch.zeros_like(U),
+            torch.zeros_like(U),
+        )
         active = torch.ones(C, dtype=torch.bool, device=dev)
         depth_used = torch.zeros(C, dtype=torch.long, device=dev)
         diverged = torch.zeros(C, dtype=torch.bool, device=dev)
@@ -179,15 +231,31 @@ class VectorizedNUTS:
             # biased progressive sampling at the top level
             take = good & (self._uniform(C, dtype) < torch.exp(new.log_w - tree.log_w).clamp(max=1.0))
             q_l, p_l, g_l, q_r, p_r, g_r, r_sum = _join_ends(fwd, tree, new)
-            merged = _Tree(q_l, p_l, g_l, q_r, p_r, g_r,
-                           _where(take, new.q_prop, tree.q_prop), torch.where(take, new.U_prop, tree.U_prop),
-                           _where(take, new.g_prop, tree.g_prop), torch.logaddexp(tree.log_w, new.log_w), r_sum,
-                           self._turning(p_l, p_r, r_sum), new.diverging,
-                           tree.sum_accept + new.sum_accept, tree.n_prop + new.n_prop)
+            merged = _Tree(
+                q_l,
+                p_l,
+                g_l,
+                q_r,
+                p_r,
+                g_r,
+                _where(take, new.q_prop, tree.q_prop),
+                torch.where(take, new.U_prop, tree.U_prop),
+                _where(take, new.g_prop, tree.g_prop),
+                torch.logaddexp(tree.log_w, new.log_w),
+                r_sum,
+                self._turning(p_l, p_r, r_sum),
+                new.diverging,
+                tree.sum_accept + new.sum_accept,
+                tree.n_prop + new.n_prop,
+            )
             # accept statistics count every leapfrog step of an active chain (as Stan / Pyro)
             upd_stats = active
-            tree = _Tree(*[(_where(good, x, y) if x.dim() > 1 else torch.where(good, x, y))
-                           for x, y in zip(merged.__dict__.values(), tree.__dict__.values())])
+            tree = _Tree(
+                *[
+                    (_where(good, x, y) if x.dim() > 1 else torch.where(good, x, y))
+                    for x, y in zip(merged.__dict__.values(), tree.__dict__.values())
+                ]
+            )
             tree.sum_accept = torch.where(upd_stats & ~good, tree.sum_accept + new.sum_accept, tree.sum_accept)
             tree.n_prop = torch.where(upd_stats & ~good, tree.n_prop + new.n_prop, tree.n_prop)
             diverged = diverged | (active & new.diverging)
@@ -201,11 +269,13 @@ class VectorizedNUTS:
     # ---------------------------------------------------------------------------------- sampling
     def _one_step_delta_h(self, q, U, g):
         """dH(eps) of one leapfrog step from (q, U, g) with fresh momenta (for the step-size heuristic)."""
+
         def dh(eps):
             p = self._momentum(q.shape, q.dtype)
             H0 = U + self._kinetic(p)
             _, p1, _, U1 = self._leapfrog(q, p, g, eps)
             return (U1 + self._kinetic(p1)) - H0
+
         return dh
 
     def _end_window(self, est, q, U, g, eps):
@@ -223,16 +293,23 @@ class VectorizedNUTS:
         (``where`` names the study, job and config key). Progress goes to :mod:`logging` ~10 times per run."""
         C, D = q0.shape
         dtype, dev = q0.dtype, q0.device
-        where = where if where is not None else Where(study="nuts", cell="-", config_key="max_tree_depth / init",
-                                                      unit="chain")
+        where = (
+            where
+            if where is not None
+            else Where(study="nuts", cell="-", config_key="max_tree_depth / init", unit="chain")
+        )
         self.gen = torch.Generator(device=dev).manual_seed(self.seed)
         self.n_grad = 0
-        self.set_metric(torch.eye(D, dtype=dtype, device=dev) if self.metric == "dense"
-                        else torch.ones(C, D, dtype=dtype, device=dev))
+        self.set_metric(
+            torch.eye(D, dtype=dtype, device=dev)
+            if self.metric == "dense"
+            else torch.ones(C, D, dtype=dtype, device=dev)
+        )
         q = q0.clone()
         U, g = self._value_and_grad(q)
-        check_finite({"potential": U, "position": q, "gradient": g}, where=where, step="the initial point",
-                     what="NUTS state")
+        check_finite(
+            {"potential": U, "position": q, "gradient": g}, where=where, step="the initial point", what="NUTS state"
+        )
         eps = find_reasonable_step_size(self._one_step_delta_h(q, U, g), torch.full((C,), 0.1, dtype=dtype, device=dev))
         da = DualAveraging(eps, target=self.target)
         windows = adaptation_windows(warmup)
@@ -256,14 +333,29 @@ class VectorizedNUTS:
                 n_grad_warm = self.n_grad
             q, U, g, acc, dv, dep = self.step(q, U, g, eps)
             phase = "warm-up" if it < warmup else "sampling"
-            check_finite({"potential": U, "position": q}, where=where, step=f"iteration {it + 1} of {total} ({phase})",
-                         what="NUTS draw")
+            check_finite(
+                {"potential": U, "position": q},
+                where=where,
+                step=f"iteration {it + 1} of {total} ({phase})",
+                what="NUTS draw",
+            )
             acc_run, dep_run, n_run = acc_run + acc, dep_run + float(dep.float().mean()), n_run + 1
             if (it + 1) % every == 0 or it + 1 == total:
                 el = time.perf_counter() - t_start
-                log.info("NUTS %d/%d (%s): accept %.2f, tree depth %.1f, step %.2g-%.2g, %d chains, %.0f s elapsed, "
-                         "~%.0f s left", it + 1, total, phase, float(acc_run.mean()) / n_run, dep_run / n_run,
-                         float(eps.min()), float(eps.max()), C, el, el / (it + 1) * (total - it - 1))
+                log.info(
+                    "NUTS %d/%d (%s): accept %.2f, tree depth %.1f, step %.2g-%.2g, %d chains, %.0f s elapsed, "
+                    "~%.0f s left",
+                    it + 1,
+                    total,
+                    phase,
+                    float(acc_run.mean()) / n_run,
+                    dep_run / n_run,
+                    float(eps.min()),
+                    float(eps.max()),
+                    C,
+                    el,
+                    el / (it + 1) * (total - it - 1),
+                )
                 acc_run, dep_run, n_run = torch.zeros(C, dtype=dtype, device=dev), 0.0, 0
             if it < warmup:
                 eps = da.update(acc)
@@ -283,8 +375,16 @@ class VectorizedNUTS:
         t_end = time.perf_counter()
         if t_sample is None:
             t_sample, n_grad_warm = t_end, self.n_grad
-        return {"draws": draws.transpose(0, 1).contiguous(), "divergent": div.T.cpu().numpy(),
-                "tree_depth": depths.T.cpu().numpy(), "accept": acc_keep.T.cpu().numpy(),
-                "potential": pot.T.cpu().numpy(), "step_size": eps.cpu().numpy(), "inv_mass": self.minv.clone(),
-                "warmup_s": t_sample - t_start, "sampling_s": t_end - t_sample,
-                "n_grad_warmup": n_grad_warm * C, "n_grad_sampling": (self.n_grad - n_grad_warm) * C}
+        return {
+            "draws": draws.transpose(0, 1).contiguous(),
+            "divergent": div.T.cpu().numpy(),
+            "tree_depth": depths.T.cpu().numpy(),
+            "accept": acc_keep.T.cpu().numpy(),
+            "potential": pot.T.cpu().numpy(),
+            "step_size": eps.cpu().numpy(),
+            "inv_mass": self.minv.clone(),
+            "warmup_s": t_sample - t_start,
+            "sampling_s": t_end - t_sample,
+            "n_grad_warmup": n_grad_warm * C,
+            "n_grad_sampling": (self.n_grad - n_grad_warm) * C,
+        }

@@ -7,6 +7,7 @@ Predictions are lifted back with y = mean + z V_k^T; with ``noise=True`` the d -
 added as independent Gaussian noise with their training variances, so predictive intervals in output space
 keep the variance the reduction discarded instead of silently losing it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,13 +17,13 @@ import numpy as np
 
 @dataclass
 class OutputPCA:
-    mean: np.ndarray        # (d,)
+    mean: np.ndarray  # (d,)
     components: np.ndarray  # (d, d) rows = principal axes, by decreasing variance
-    variances: np.ndarray   # (d,) training variance of each component's score
-    k: int                  # retained components
+    variances: np.ndarray  # (d,) training variance of each component's score
+    k: int  # retained components
 
     @classmethod
-    def fit(cls, Y: np.ndarray, variance: float) -> "OutputPCA":
+    def fit(cls, Y: np.ndarray, variance: float) -> OutputPCA:
         """Keep the fewest components whose cumulative explained-variance ratio reaches ``variance``."""
         from sklearn.decomposition import PCA
 
@@ -40,17 +41,17 @@ class OutputPCA:
 
     @property
     def retained_variance(self) -> float:
-        return float(self.variances[:self.k].sum() / self.variances.sum())
+        return float(self.variances[: self.k].sum() / self.variances.sum())
 
     def transform(self, Y: np.ndarray) -> np.ndarray:
         """(..., d) outputs -> (..., k) scores."""
-        return (np.asarray(Y) - self.mean) @ self.components[:self.k].T
+        return (np.asarray(Y) - self.mean) @ self.components[: self.k].T
 
     def lift(self, Z: np.ndarray, noise: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
         """(..., k) scores -> (..., d) outputs; ``noise`` adds the dropped components' variance."""
-        Y = self.mean + np.asarray(Z) @ self.components[:self.k]
+        Y = self.mean + np.asarray(Z) @ self.components[: self.k]
         if noise and self.k < len(self.variances):
             rng = rng if rng is not None else np.random.default_rng(0)
-            e = rng.standard_normal((*Y.shape[:-1], len(self.variances) - self.k)) * np.sqrt(self.variances[self.k:])
-            Y = Y + e @ self.components[self.k:]
+            e = rng.standard_normal((*Y.shape[:-1], len(self.variances) - self.k)) * np.sqrt(self.variances[self.k :])
+            Y = Y + e @ self.components[self.k :]
         return Y

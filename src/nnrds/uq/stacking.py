@@ -11,6 +11,7 @@ with p_k(y_i | y_{-i}) the PSIS-LOO predictive density of observation i under ch
 (:func:`loo_lpd`). The stacked predictive is the mixture of the chains' predictives with weights w -- a
 predictive distribution, *not* the exact posterior, which is what a caption must say.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -86,5 +87,9 @@ def stack_chains(net, post, X, Y) -> dict:
     lpd = np.stack(lpd)
     w = stacking_weights(lpd)
     score = lambda ww: float(logsumexp(np.log(np.clip(ww, 1e-300, None))[:, None] + lpd, axis=0).sum())
-    return {"weights": w, "pareto_k_max": kmax, "lpd_loo_stacked": score(w),
-            "lpd_loo_equal": score(np.full(C, 1.0 / C))}
+    return {
+        "weights": w,
+        "pareto_k_max": kmax,
+        "lpd_loo_stacked": score(w),
+        "lpd_loo_equal": score(np.full(C, 1.0 / C)),
+    }

@@ -1,4 +1,5 @@
 """The one UCR parser (nnrds.data.ucr) and the sequence datasets built on it (nnrds.data.sequences)."""
+
 import numpy as np
 import pytest
 
@@ -47,8 +48,11 @@ def test_official_test_is_found_next_to_the_training_file(tmp_path):
 
 def _ecg_like(path, per_class=(20, 10, 10, 5, 5), length=7, seed=0):
     rng = np.random.default_rng(seed)
-    lines = [" ".join([str(k + 1)] + [f"{v:.3f}" for v in rng.normal(size=length)])
-             for k, n in enumerate(per_class) for _ in range(n)]
+    lines = [
+        " ".join([str(k + 1)] + [f"{v:.3f}" for v in rng.normal(size=length)])
+        for k, n in enumerate(per_class)
+        for _ in range(n)
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -25,8 +25,12 @@ def test_message_names_everything():
 
 def test_chain_dim_and_scalar():
     with pytest.raises(NonFiniteError, match=r"chain\(s\) \[1\]"):
-        check_finite(torch.tensor([[0.0, 1.0], [np.nan, 0.0]]), where=Where("uq_elm", "j", "uq_elm.x", "chain"),
-                     step="iteration 3", what="draw")
+        check_finite(
+            torch.tensor([[0.0, 1.0], [np.nan, 0.0]]),
+            where=Where("uq_elm", "j", "uq_elm.x", "chain"),
+            step="iteration 3",
+            what="draw",
+        )
     with pytest.raises(NonFiniteError, match="all replicas"):
         check_finite(float("inf"), where=W, step="epoch 2", batch_dim=None)
 
@@ -36,8 +40,9 @@ def test_check_table_names_table_column_and_rows():
 
     from nnrds.guards import check_table
 
-    df = pd.DataFrame({"dataset": ["d", "d", "d"], "seed": [0, 1, 2], "train_mse": [0.1, np.nan, 0.3],
-                       "test_mse": [0.2, 0.3, np.inf]})
+    df = pd.DataFrame(
+        {"dataset": ["d", "d", "d"], "seed": [0, 1, 2], "train_mse": [0.1, np.nan, 0.3], "test_mse": [0.2, 0.3, np.inf]}
+    )
     with pytest.raises(NonFiniteError) as e:
         check_table(df, table="runs", where=W)
     msg = str(e.value)
@@ -54,11 +59,17 @@ def test_cell_job_writes_no_table_when_one_holds_nonfinite_values(tmp_path):
 
     from nnrds.commands.common import cell_job
 
-    args = argparse.Namespace(config_json={"torch_threads": 1, "study": {"seeds": [0], "lr": 0.1}},
-                              runs=str(tmp_path / "runs.csv"), timings=str(tmp_path / "timings.csv"),
-                              provenance=str(tmp_path / "provenance.json"))
-    with pytest.raises(NonFiniteError, match=r"`test_mse` in table `runs` of study `wp_gap`, cell `diabetes/const`.*"
-                                             r"`wp_gap.lr`"):
+    args = argparse.Namespace(
+        config_json={"torch_threads": 1, "study": {"seeds": [0], "lr": 0.1}},
+        runs=str(tmp_path / "runs.csv"),
+        timings=str(tmp_path / "timings.csv"),
+        provenance=str(tmp_path / "provenance.json"),
+    )
+    with pytest.raises(
+        NonFiniteError,
+        match=r"`test_mse` in table `runs` of study `wp_gap`, cell `diabetes/const`.*"
+        r"`wp_gap.lr`",
+    ):
         with cell_job(args, "wp_gap/diabetes/const") as out:
             from nnrds.guards import current
 

@@ -4,7 +4,7 @@ import pytest
 
 from nnrds import config
 
-MIRROR = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
+MIRROR = (Path(__file__).resolve().parents[3] / ".." / "shared" / "data").resolve()
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +18,10 @@ def raw_cfg(**over) -> dict:
     """``data`` section with overrides (and an empty ``sets``), validated (defaults filled) against its own part of
     the schema, so other studies' required keys do not matter here."""
     full = config.load_schema()
-    schema = {"type": "object", "additionalProperties": False, "$defs": full["$defs"],
-              "properties": {"data": full["properties"]["data"]}}
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "$defs": full["$defs"],
+        "properties": {"data": full["properties"]["data"]},
+    }
     return config.validate({"data": {"sets": {}, **over}}, schema=schema)["data"]

@@ -1,4 +1,5 @@
 """Acquisition of the real datasets from the mirror: verification, failure modes, parsers."""
+
 import io as _io
 import shutil
 import tarfile
@@ -73,8 +74,15 @@ def test_corrupt_ecg_fails_via_cli_with_one_line(mirror, tmp_path, capsys):
     data[100] = ord("7") if data[100] != ord("7") else ord("8")
     (tmp_path / "m" / ECG["file"]).write_bytes(bytes(data))
     out = tmp_path / "out"
-    rc = cli.main(["data-acquire", "--out-dir", str(out), "--config-json",
-                   dumps({"mirror": str(tmp_path / "m"), "timeout_s": 5, "cell": {"dataset": "ecg5000"}})])
+    rc = cli.main(
+        [
+            "data-acquire",
+            "--out-dir",
+            str(out),
+            "--config-json",
+            dumps({"mirror": str(tmp_path / "m"), "timeout_s": 5, "cell": {"dataset": "ecg5000"}}),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "ecg5000" in err and ECG["sha256"] in err and ECG["file"] in err
@@ -93,8 +101,9 @@ def test_no_network_no_mirror_gives_message(tmp_path):
     assert ECG["sha256"] in str(e.value)
     if shutil.which("git"):
         with pytest.raises(acquire.AcquisitionError, match="fitsnap_Ta: download failed") as e:
-            acquire.acquire("fitsnap_Ta", tmp_path / "o2", None, timeout=20,
-                            fitsnap_repo=str(tmp_path / "no-such-repo"))
+            acquire.acquire(
+                "fitsnap_Ta", tmp_path / "o2", None, timeout=20, fitsnap_repo=str(tmp_path / "no-such-repo")
+            )
         assert TA["content_digest"] in str(e.value)
     assert _no_leftovers(tmp_path / "o1") == [] and _no_leftovers(tmp_path / "o2") == []
 
@@ -121,8 +130,9 @@ def test_unknown_dataset():
 
 
 # ------------------------------------------------------------------------------ FitSNAP stress units
-def _emt_tables(stored: dict[str, str], declared: str = "bar", noise_eV: float = 0.0, seed: int = 0,
-                pressure_sign: bool = True):
+def _emt_tables(
+    stored: dict[str, str], declared: str = "bar", noise_eV: float = 0.0, seed: int = 0, pressure_sign: bool = True
+):
     """Tidy tables (as parse_fitsnap builds them before the unit check: stress read as ``declared``) of EMT
     configurations in three groups: ``eos`` (fcc Cu, lattice scaled), ``elastic`` (random small strains of
     a Cu3Au cell: 4 atoms, another composition), ``md`` (rattled atoms, one fixed cell: no strain). The stress
@@ -140,8 +150,13 @@ def _emt_tables(stored: dict[str, str], declared: str = "bar", noise_eV: float =
         s = at.get_stress(voigt=True)  # ASE: sigma = (1/V) dE/deps, eV/A^3
         stored_val = (-s if pressure_sign else s) / f[stored[group]]  # what the file holds
         as_read = stored_val * f[declared]  # what the parser makes of it
-        row = {"config_id": cid, "group": group, "natoms": len(at), "species": " ".join(sorted(set(at.get_chemical_symbols()))),
-               "energy_eV": at.get_potential_energy() + noise_eV * rng.standard_normal()}
+        row = {
+            "config_id": cid,
+            "group": group,
+            "natoms": len(at),
+            "species": " ".join(sorted(set(at.get_chemical_symbols()))),
+            "energy_eV": at.get_potential_energy() + noise_eV * rng.standard_normal(),
+        }
         for k, lab in enumerate(["xx", "yy", "zz", "yz", "xz", "xy"]):
             row[f"stress_{lab}_eV_A3"] = as_read[k]
         cell = np.asarray(at.get_cell())
@@ -150,9 +165,21 @@ def _emt_tables(stored: dict[str, str], declared: str = "bar", noise_eV: float =
                 row[f"cell_{v}{c}_A"] = cell[i, j]
         confs.append(row)
         p, fr = at.get_positions(), at.get_forces()
-        atoms.append(pd.DataFrame({"config_id": cid, "atom": np.arange(len(at)), "species": at.get_chemical_symbols(),
-                                   "x_A": p[:, 0], "y_A": p[:, 1], "z_A": p[:, 2],
-                                   "fx_eV_A": fr[:, 0], "fy_eV_A": fr[:, 1], "fz_eV_A": fr[:, 2]}))
+        atoms.append(
+            pd.DataFrame(
+                {
+                    "config_id": cid,
+                    "atom": np.arange(len(at)),
+                    "species": at.get_chemical_symbols(),
+                    "x_A": p[:, 0],
+                    "y_A": p[:, 1],
+                    "z_A": p[:, 2],
+                    "fx_eV_A": fr[:, 0],
+                    "fy_eV_A": fr[:, 1],
+                    "fz_eV_A": fr[:, 2],
+                }
+            )
+        )
 
     for a in np.linspace(3.5, 3.75, 11):
         add(bulk("Cu", "fcc", a=a, cubic=True), "eos")
@@ -182,13 +209,16 @@ def test_stress_units_detected_per_group_from_thermodynamic_consistency():
     for g in ("eos", "elastic"):
         assert 0.9 < u[g][2] < 1.1  # EMT is exactly consistent: only the trapezoid rule's error
         assert t.set_index("group").loc[g, "ratio_declared"] == pytest.approx(
-            u[g][2] * stress_units.STRESS_TO_EV_A3[u[g][0]] / stress_units.STRESS_TO_EV_A3["bar"])
+            u[g][2] * stress_units.STRESS_TO_EV_A3[u[g][0]] / stress_units.STRESS_TO_EV_A3["bar"]
+        )
     # the fixed-cell group has no strained pairs: declared unit kept, recorded as unchecked
     assert u["md"][:2] == ("bar", "unchecked") and np.isnan(u["md"][2])
     assert t.set_index("group").loc["elastic", "composition"] == "Au1Cu3" and t["n_pairs"].min() == 0
     # applying the table converts each group by its own factor (and records the unit per row)
     conv = stress_units.apply_stress_units(conf, atoms, t)
-    ratio = conv[stress_units.STRESS_COLUMNS].to_numpy() / conf[stress_units.STRESS_COLUMNS].replace(0, np.nan).to_numpy()
+    ratio = (
+        conv[stress_units.STRESS_COLUMNS].to_numpy() / conf[stress_units.STRESS_COLUMNS].replace(0, np.nan).to_numpy()
+    )
     for g, fac in (("eos", 1e3), ("elastic", 1e4), ("md", 1.0)):
         r = ratio[conf["group"] == g]
         assert np.nanmax(np.abs(r - fac)) < 1e-9 * fac
@@ -213,7 +243,9 @@ def test_stress_units_declared_right_is_confirmed_and_mixed_compositions_are_sep
 def test_stress_units_inconsistent_under_every_unit_fails_with_a_clear_message():
     conf, atoms = _emt_tables({"eos": "kbar", "elastic": "bar", "md": "bar"})
     conf.loc[conf["group"] == "eos", stress_units.STRESS_COLUMNS] *= 37.0  # no candidate unit is 37x off
-    with pytest.raises(stress_units.StressUnitError, match=r"group 'eos' \(Cu4\).*inconsistent.*every candidate unit") as e:
+    with pytest.raises(
+        stress_units.StressUnitError, match=r"group 'eos' \(Cu4\).*inconsistent.*every candidate unit"
+    ) as e:
         stress_units.stress_unit_table(conf, atoms, "bar", set_name="synthetic")
     msg = str(e.value)
     assert "synthetic" in msg and "pairs" in msg and "kbar: 0.02" in msg and "StressStyle" in msg
@@ -229,12 +261,15 @@ def test_stress_units_noisy_energies_still_fix_the_order_of_magnitude():
     conf, atoms = _emt_tables({"eos": "kbar", "elastic": "kbar", "md": "kbar"}, noise_eV=3e-2, seed=1)
     t = stress_units.stress_unit_table(conf, atoms, "bar").set_index("group")
     assert tuple(t.loc["elastic", ["unit", "status"]]) == ("kbar", "noisy") and t.loc["elastic", "spread"] > 3
-    assert t.loc["elastic", "ratio_low"] > 10 ** -1.5 and t.loc["elastic", "ratio_high"] < 10 ** 0.5
+    assert t.loc["elastic", "ratio_low"] > 10**-1.5 and t.loc["elastic", "ratio_high"] < 10**0.5
     assert tuple(t.loc["eos", ["unit", "status"]]) == ("kbar", "checked")
     # with 50 meV the interval no longer decides: the declared unit is kept and the group recorded unchecked
     conf, atoms = _emt_tables({"eos": "kbar", "elastic": "kbar", "md": "kbar"}, noise_eV=5e-2, seed=1)
     t = stress_units.stress_unit_table(conf, atoms, "bar").set_index("group")
-    assert tuple(t.loc["elastic", ["unit", "status"]]) == ("bar", "unchecked") and "too scattered" in t.loc["elastic", "note"]
+    assert (
+        tuple(t.loc["elastic", ["unit", "status"]]) == ("bar", "unchecked")
+        and "too scattered" in t.loc["elastic", "note"]
+    )
 
 
 def test_fitsnap_stress_units_on_the_mirror(mirror):

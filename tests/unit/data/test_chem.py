@@ -1,4 +1,5 @@
 """Robertson stiff kinetics: reference solution, conservation, stiffness, ensemble layout."""
+
 import numpy as np
 import pytest
 
@@ -7,8 +8,7 @@ from nnrds.data import chem, ensembles
 from .conftest import raw_cfg
 
 # Hairer & Wanner, Solving ODEs II (Robertson problem), 7 significant digits
-REFERENCE = {0.4: (0.9851721, 3.386395e-05, 0.01479402),
-             40.0: (0.7158271, 9.185535e-06, 0.2841637)}
+REFERENCE = {0.4: (0.9851721, 3.386395e-05, 0.01479402), 40.0: (0.7158271, 9.185535e-06, 0.2841637)}
 
 
 def test_matches_reference_solution():
@@ -46,8 +46,14 @@ def test_system_is_stiff():
 def test_ensemble_layout_and_determinism():
     cfg = raw_cfg(chem={"n_train": 5, "n_test": 3, "n_jobs": 1, "times": [1.0, 100.0]})["chem"]
     a, b = ensembles.build_chem(cfg), ensembles.build_chem(cfg)
-    assert list(a["ytrain"].columns) == ["log10_y1_t1", "log10_y2_t1", "log10_y3_t1",
-                                         "log10_y1_t100", "log10_y2_t100", "log10_y3_t100"]
+    assert list(a["ytrain"].columns) == [
+        "log10_y1_t1",
+        "log10_y2_t1",
+        "log10_y3_t1",
+        "log10_y1_t100",
+        "log10_y2_t100",
+        "log10_y3_t100",
+    ]
     assert a["ptrain"].shape == (5, 6) and a["ytest"].shape == (3, 6)
     assert a["ytrain"].equals(b["ytrain"]) and np.isfinite(a["ytrain"].to_numpy()).all()
 

@@ -1,4 +1,5 @@
 """Simplified ELM-style land model: conservation, process checks, spin-up, determinism, table layout."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -72,7 +73,7 @@ def test_spinup_reaches_equilibrium():
     m.spin_up(4, 2)
     res = m.run_cycle(daily=True)
     soc = res["daily"]["somc"]
-    end_of_year = soc[elm.DAYS - 1::elm.DAYS]                  # soil C on 31 Dec of each recorded year
+    end_of_year = soc[elm.DAYS - 1 :: elm.DAYS]  # soil C on 31 Dec of each recorded year
     rel = np.abs(np.diff(end_of_year, axis=0)) / end_of_year[:-1]
     assert rel.max() < 2e-3, rel
     start = soc[0]
@@ -116,8 +117,20 @@ def test_cli_tables_byte_identical_and_loadable(tmp_path):
     assert np.all((Xtr >= lo) & (Xtr <= hi))
     assert not list(tmp_path.glob("**/.*.tmp"))
     # the figure command reads the folder it is given and writes fixed names into its out-dir
-    assert cli.main(["data-figure", "--config-json", dumps({"cell": {"ensemble": "elm"}}), "--in-dir",
-                     str(tmp_path / "a"), "--out-dir", str(tmp_path / "fig")]) == 0
+    assert (
+        cli.main(
+            [
+                "data-figure",
+                "--config-json",
+                dumps({"cell": {"ensemble": "elm"}}),
+                "--in-dir",
+                str(tmp_path / "a"),
+                "--out-dir",
+                str(tmp_path / "fig"),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["elm.pdf", "elm.png"]
 
 

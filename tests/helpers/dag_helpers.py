@@ -1,4 +1,5 @@
 """Run the workflow in a scratch copy of the repository (tests never write into the checkout)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles"]
 
 
@@ -25,8 +26,14 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(wd: Path, *args: str, check: bool = True, timeout: int = 900, env=None,
-              configfiles: tuple[str, ...] = ("config/smoke.yaml",)) -> subprocess.CompletedProcess:
+def snakemake(
+    wd: Path,
+    *args: str,
+    check: bool = True,
+    timeout: int = 900,
+    env=None,
+    configfiles: tuple[str, ...] = ("config/smoke.yaml",),
+) -> subprocess.CompletedProcess:
     """Run snakemake in ``wd`` with the smoke config (``configfiles``: later files override keys of earlier ones)."""
     cmd = [sys.executable, "-m", "snakemake", "--configfile", *configfiles, *args]
     out = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=timeout, env=env)

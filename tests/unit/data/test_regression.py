@@ -1,4 +1,5 @@
 """Regression datasets and seeded splits (nnrds.data.regression): known answers on synthetic pools."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,8 +61,14 @@ def test_unknown_kind_and_ensemble_without_folder():
 
 def test_ensemble_pool_reads_only_its_folder(tmp_path):
     f = lambda a, c: pd.DataFrame(a, columns=[f"{c}{i}" for i in range(a.shape[1])])  # noqa: E731
-    write_ensemble(tmp_path, f(np.ones((4, 2)), "p"), f(np.zeros((4, 1)), "y"), f(2 * np.ones((3, 2)), "p"),
-                   f(np.ones((3, 1)), "y"), {})
+    write_ensemble(
+        tmp_path,
+        f(np.ones((4, 2)), "p"),
+        f(np.zeros((4, 1)), "y"),
+        f(2 * np.ones((3, 2)), "p"),
+        f(np.ones((3, 1)), "y"),
+        {},
+    )
     X, Y = regression.load_pool({"kind": "ensemble", "source": "elm", "data_dir": str(tmp_path)})
     assert X.shape == (7, 2) and Y.shape == (7, 1) and X[-1, 0] == 2.0  # train rows then test rows
     files = regression.input_files({"kind": "ensemble", "source": "elm"}, "results/data")

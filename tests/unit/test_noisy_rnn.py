@@ -1,5 +1,6 @@
 """Noisy-RNN study: A/W structure and eigenvalue bounds, noise switch, determinism, perturbation
 statistics, replica independence, and a tiny end-to-end cell + summary."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,18 @@ T, D_IN, D_OUT = 12, 2, 3
 
 
 def arch(kind="lipschitz", **kw):
-    base = dict(kind=kind, d_in=D_IN, d_out=D_OUT, seq_len=T, hidden=16, eps=0.1, beta=0.75,
-                gamma_A=1e-3, gamma_W=1e-3, init_std=4.0)
+    base = dict(
+        kind=kind,
+        d_in=D_IN,
+        d_out=D_OUT,
+        seq_len=T,
+        hidden=16,
+        eps=0.1,
+        beta=0.75,
+        gamma_A=1e-3,
+        gamma_W=1e-3,
+        init_std=4.0,
+    )
     base.update(kw)
     return rnn.RNNArch(**base)
 
@@ -114,7 +125,7 @@ def test_euler_maruyama_increment_variance():
         net.eval()
         h_det = net.hidden_states(x)
     var = (h_noisy - h_det).var().item()
-    expected = (2.0 * 0.04 ** 0.5 * 0.5) ** 2
+    expected = (2.0 * 0.04**0.5 * 0.5) ** 2
     assert abs(var / expected - 1) < 0.03
 
 
@@ -175,8 +186,10 @@ def test_fgsm_moves_each_value_by_eps_and_raises_loss():
     assert xa.shape == (2, 40, T * D_IN)
     assert torch.allclose((xa - x).abs(), torch.full_like(xa, 0.05))
     with torch.no_grad():
-        assert torch.all(rnn.cross_entropy_per_replica(net, xa, y.unsqueeze(0).expand(2, 40, 1))
-                         > rnn.cross_entropy_per_replica(net, x, y))
+        assert torch.all(
+            rnn.cross_entropy_per_replica(net, xa, y.unsqueeze(0).expand(2, 40, 1))
+            > rnn.cross_entropy_per_replica(net, x, y)
+        )
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -184,11 +197,24 @@ def small_study(**over):
     frag = yaml.safe_load((cfgmod.SCHEMA_PATH.parent / "studies" / "noisy_rnn.schema.yaml").read_text())
     cfg = cfgmod.validate({}, schema={"type": "object", **frag})  # this study's defaults only
     data = {"mirror": str(cfgmod.REPO_ROOT / ".." / "shared" / "data")}
-    study = cfgmod.deep_merge(cfg["noisy_rnn"], dict(
-        hidden=8, epochs=1, seeds=[0, 1], max_train=60, max_test=40, batch_size=30,
-        noise_levels=[{"add": 0.1, "mult": 0.0}],
-        perturbations={"gaussian": [0.0, 0.2], "multiplicative": [0.0, 0.5], "salt_pepper": [0.0, 0.1],
-                       "fgsm": [0.0, 0.05]}))
+    study = cfgmod.deep_merge(
+        cfg["noisy_rnn"],
+        dict(
+            hidden=8,
+            epochs=1,
+            seeds=[0, 1],
+            max_train=60,
+            max_test=40,
+            batch_size=30,
+            noise_levels=[{"add": 0.1, "mult": 0.0}],
+            perturbations={
+                "gaussian": [0.0, 0.2],
+                "multiplicative": [0.0, 0.5],
+                "salt_pepper": [0.0, 0.1],
+                "fgsm": [0.0, 0.05],
+            },
+        ),
+    )
     return cfgmod.deep_merge(study, over), data
 
 
@@ -233,8 +259,19 @@ def test_cell_and_summary_tables(tmp_path):
 
 
 # ------------------------------------------------------------ robustness verdicts on synthetic runs (known answers)
-def synth_runs(*, clean_l=0.9, clean_n=0.9, drop_l=0.3, drop_n=0.3, noise=0.01, seeds=8, rng_seed=0,
-               variants=((0.1, 0.0),), perts=("gaussian", "fgsm"), datasets=("digits",)):
+def synth_runs(
+    *,
+    clean_l=0.9,
+    clean_n=0.9,
+    drop_l=0.3,
+    drop_n=0.3,
+    noise=0.01,
+    seeds=8,
+    rng_seed=0,
+    variants=((0.1, 0.0),),
+    perts=("gaussian", "fgsm"),
+    datasets=("digits",),
+):
     """Runs with a known truth: per seed, clean accuracy clean_x + N(0, noise), perturbed accuracy (every
     strength > 0) clean − drop_x + N(0, noise)."""
     rng = np.random.default_rng(rng_seed)
@@ -247,11 +284,25 @@ def synth_runs(*, clean_l=0.9, clean_n=0.9, drop_l=0.3, drop_n=0.3, noise=0.01, 
                 for pert in perts:
                     for strength in (0.0, 0.1, 0.2):
                         acc = c if strength == 0 else c - drop + rng.normal(0, noise)
-                        rows.append({"dataset": ds, "split": "stratified", "model": model,
-                                     "variant": nr.variant_name(model, a, m), "noise_add": a, "noise_mult": m,
-                                     "perturbation": pert, "strength": strength, "seed": s, "accuracy": acc,
-                                     "clean_accuracy": c, "train_accuracy": 1.0, "chance_accuracy": 0.1,
-                                     "n_params": 10, "epochs": 1})
+                        rows.append(
+                            {
+                                "dataset": ds,
+                                "split": "stratified",
+                                "model": model,
+                                "variant": nr.variant_name(model, a, m),
+                                "noise_add": a,
+                                "noise_mult": m,
+                                "perturbation": pert,
+                                "strength": strength,
+                                "seed": s,
+                                "accuracy": acc,
+                                "clean_accuracy": c,
+                                "train_accuracy": 1.0,
+                                "chance_accuracy": 0.1,
+                                "n_params": 10,
+                                "epochs": 1,
+                            }
+                        )
     return pd.DataFrame(rows, columns=nr.RUN_COLUMNS)
 
 
@@ -276,8 +327,11 @@ def test_robustness_contradicted_when_noisy_loses_more():
 
 
 def test_robustness_inconclusive_on_noise():
-    comp, c = _verdicts(synth_runs(drop_l=0.2, drop_n=0.2, noise=0.003, rng_seed=3) .assign(
-        accuracy=lambda d: d.accuracy + np.where(d.strength > 0, np.random.default_rng(1).normal(0, 0.2, len(d)), 0)))
+    comp, c = _verdicts(
+        synth_runs(drop_l=0.2, drop_n=0.2, noise=0.003, rng_seed=3).assign(
+            accuracy=lambda d: d.accuracy + np.where(d.strength > 0, np.random.default_rng(1).normal(0, 0.2, len(d)), 0)
+        )
+    )
     assert (comp.verdict == "inconclusive").all() and c.loc["robust", "verdict"] == "inconclusive"
 
 
@@ -297,10 +351,22 @@ def test_unmatched_clean_accuracy_is_never_supported():
 
 def test_holm_over_the_comparison_family():
     """Many comparisons with one modest true effect: the unadjusted p would pass, Holm's does not."""
-    runs = synth_runs(drop_l=0.2, drop_n=0.2, noise=0.02, seeds=5, perts=("gaussian", "multiplicative", "fgsm"),
-                      variants=((0.1, 0.0), (0.3, 0.0), (0.3, 0.3)), datasets=("digits", "ecg5000"))
-    sel = (runs.model == "noisy") & (runs.perturbation == "gaussian") & (runs.dataset == "digits") \
-        & (runs.noise_add == 0.1) & (runs.strength > 0)
+    runs = synth_runs(
+        drop_l=0.2,
+        drop_n=0.2,
+        noise=0.02,
+        seeds=5,
+        perts=("gaussian", "multiplicative", "fgsm"),
+        variants=((0.1, 0.0), (0.3, 0.0), (0.3, 0.3)),
+        datasets=("digits", "ecg5000"),
+    )
+    sel = (
+        (runs.model == "noisy")
+        & (runs.perturbation == "gaussian")
+        & (runs.dataset == "digits")
+        & (runs.noise_add == 0.1)
+        & (runs.strength > 0)
+    )
     runs.loc[sel, "accuracy"] += 0.025  # a small advantage in one of 18 comparisons
     comp, c = _verdicts(runs)
     assert len(comp) == 18
@@ -315,28 +381,50 @@ def test_holm_over_the_comparison_family():
     assert claims.p_adjusted.iloc[1:].tolist() == pytest.approx(comp.p_holm.tolist())
 
 
-@pytest.mark.parametrize("adv,p,matched,verdict", [(0.1, 0.01, True, "supported"), (-0.1, 0.01, True, "contradicted"),
-                                                   (0.1, 0.2, True, "inconclusive"), (0.1, 0.01, False, "inconclusive"),
-                                                   (0.1, float("nan"), True, "inconclusive")])
+@pytest.mark.parametrize(
+    "adv,p,matched,verdict",
+    [
+        (0.1, 0.01, True, "supported"),
+        (-0.1, 0.01, True, "contradicted"),
+        (0.1, 0.2, True, "inconclusive"),
+        (0.1, 0.01, False, "inconclusive"),
+        (0.1, float("nan"), True, "inconclusive"),
+    ],
+)
 def test_comparison_verdict(adv, p, matched, verdict):
     assert nr.comparison_verdict(adv, p, matched, 0.05) == verdict
 
 
 def test_clean_vs_training_noise_curves_start_at_the_lipschitz_rnn():
     rows = []
-    for model, a, m, accs in (("lipschitz", 0.0, 0.0, [0.8, 0.9]), ("noisy", 0.1, 0.0, [0.7, 0.7]),
-                              ("noisy", 0.1, 0.3, [0.6, 0.5]), ("lstm", 0.0, 0.0, [0.1, 0.1])):
+    for model, a, m, accs in (
+        ("lipschitz", 0.0, 0.0, [0.8, 0.9]),
+        ("noisy", 0.1, 0.0, [0.7, 0.7]),
+        ("noisy", 0.1, 0.3, [0.6, 0.5]),
+        ("lstm", 0.0, 0.0, [0.1, 0.1]),
+    ):
         for seed, acc in enumerate(accs):
             for strength in (0.0, 0.5):  # one row per perturbation strength: counted once
-                rows.append({"dataset": "d", "model": model, "variant": nr.variant_name(model, a, m), "noise_add": a,
-                             "noise_mult": m, "seed": seed, "strength": strength, "clean_accuracy": acc,
-                             "train_accuracy": 1.0})
+                rows.append(
+                    {
+                        "dataset": "d",
+                        "model": model,
+                        "variant": nr.variant_name(model, a, m),
+                        "noise_add": a,
+                        "noise_mult": m,
+                        "seed": seed,
+                        "strength": strength,
+                        "clean_accuracy": acc,
+                        "train_accuracy": 1.0,
+                    }
+                )
     t = nr.clean_vs_training_noise(pd.DataFrame(rows))
     assert list(t.columns) == nr.NOISE_CURVE_COLUMNS
     assert list(zip(t.noise_mult, t.noise_add)) == [(0.0, 0.0), (0.0, 0.1), (0.3, 0.0), (0.3, 0.1)]
     assert t.clean_accuracy_mean.tolist() == pytest.approx([0.85, 0.7, 0.85, 0.55])
-    assert t.clean_accuracy_std.tolist() == pytest.approx([np.std([0.8, 0.9], ddof=1), 0.0, np.std([0.8, 0.9], ddof=1),
-                                                           np.std([0.6, 0.5], ddof=1)])
+    assert t.clean_accuracy_std.tolist() == pytest.approx(
+        [np.std([0.8, 0.9], ddof=1), 0.0, np.std([0.8, 0.9], ddof=1), np.std([0.6, 0.5], ddof=1)]
+    )
     assert t.n_seeds.tolist() == [2, 2, 2, 2] and (t.train_accuracy_mean == 1.0).all()
 
 
@@ -352,12 +440,22 @@ def test_train_command_reads_ecg_from_the_folder_it_is_given(tmp_path, monkeypat
     text = "\n".join(" ".join([str(k % 3 + 1)] + [f"{v:.3f}" for v in rng.normal(size=6)]) for k in range(30))
     ucr.parse_ucr(text, "toy").to_csv(tmp_path / "train.csv", index=False)
     study, _ = small_study(max_train=None, max_test=None, ecg_path="/nonexistent/ECG.txt", seeds=[0])
-    cfg = {"study": study, "data": {"mirror": None}, "ecg_file": "train.csv", "seed": 0, "device": "cpu",
-           "dtype": "float32", "torch_threads": 1, "cell": {"dataset": "ecg5000", "model": "lipschitz"}}
+    cfg = {
+        "study": study,
+        "data": {"mirror": None},
+        "ecg_file": "train.csv",
+        "seed": 0,
+        "device": "cpu",
+        "dtype": "float32",
+        "torch_threads": 1,
+        "cell": {"dataset": "ecg5000", "model": "lipschitz"},
+    }
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
-    assert main(["noisy-rnn-train", "--config-json", json.dumps(cfg), "--in-dir", str(tmp_path),
-                 "--out-dir", str(out)]) == 0
+    assert (
+        main(["noisy-rnn-train", "--config-json", json.dumps(cfg), "--in-dir", str(tmp_path), "--out-dir", str(out)])
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["provenance.json", "runs.csv", "timings.csv"]
     runs = pd.read_csv(out / "runs.csv")
     assert set(runs.dataset) == {"ecg5000"} and (runs.chance_accuracy > 0).all()

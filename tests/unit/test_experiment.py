@@ -1,4 +1,5 @@
 """Building blocks of a training cell (nnrds.experiment): known answers on small synthetic data."""
+
 import numpy as np
 import pytest
 import torch
@@ -54,8 +55,16 @@ def test_arch_and_replica_net_are_paired_by_run_seed():
     rt = experiment.prepare(0, "cpu", "float64")
     d = experiment.regression_data(SPEC, [0, 1], 0, rt)
     arch = experiment.resnet_arch(d, {"kind": "legendre", "degree": 2}, width=4, depth=3, T=2.0, activation="relu")
-    assert (arch.d_in, arch.d_out, arch.width, arch.depth, arch.param, arch.degree, arch.T, arch.activation) == \
-        (3, 1, 4, 3, "legendre", 2, 2.0, "relu")
+    assert (arch.d_in, arch.d_out, arch.width, arch.depth, arch.param, arch.degree, arch.T, arch.activation) == (
+        3,
+        1,
+        4,
+        3,
+        "legendre",
+        2,
+        2.0,
+        "relu",
+    )
     assert experiment.resnet_arch(d, {"kind": "nonpar"}, width=4, depth=3, T=1.0).degree == 0
     pair = experiment.replica_net(arch, [0, 1], 5, rt)
     alone = ReplicaNet(arch, [experiment.replica_seed(1, 5)], dtype=torch.float64)
@@ -86,8 +95,13 @@ def test_errors_are_per_replica_mses():
 
 
 def test_tabulate_rows_and_gap():
-    rows = experiment.tabulate({"dataset": "d"}, [{"seed": 0}, {"seed": 1}],
-                               {"train_mse": np.array([0.5, 1.0]), "test_mse": np.array([2.0, 1.5])})
-    assert rows == [{"dataset": "d", "seed": 0, "train_mse": 0.5, "test_mse": 2.0, "gap": 1.5},
-                    {"dataset": "d", "seed": 1, "train_mse": 1.0, "test_mse": 1.5, "gap": 0.5}]
+    rows = experiment.tabulate(
+        {"dataset": "d"},
+        [{"seed": 0}, {"seed": 1}],
+        {"train_mse": np.array([0.5, 1.0]), "test_mse": np.array([2.0, 1.5])},
+    )
+    assert rows == [
+        {"dataset": "d", "seed": 0, "train_mse": 0.5, "test_mse": 2.0, "gap": 1.5},
+        {"dataset": "d", "seed": 1, "train_mse": 1.0, "test_mse": 1.5, "gap": 0.5},
+    ]
     assert "gap" not in experiment.tabulate({}, [{}], {"accuracy": np.array([0.9])})[0]

@@ -9,38 +9,12 @@ fail on any docutils system message (report level 1 = info and above):
 * slow: every ``results/*/caption.rst`` that the smoke-scale DAG writes (wp_gap, stiffness, noisy_rnn, uq_elm,
   materials: each study's own builder through its summarize command), the ledger caption, and the report.
 """
+
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import pandas as pd
 import pytest
-
-
-def rst_problems(text: str, jinja: bool = True) -> list[str]:
-    """System messages of ``text`` rendered as the report renders a caption (Jinja, then docutils)."""
-    from docutils import nodes
-    from docutils.core import publish_doctree
-    from jinja2 import Environment
-
-    class _Snakemake:
-        config = {"scale": "smoke"}
-
-    rendered = Environment(trim_blocks=True, lstrip_blocks=True).from_string(text).render(
-        snakemake=_Snakemake, categories={}, files=[]) if jinja else text
-    stream = io.StringIO()
-    doctree = publish_doctree(rendered, settings_overrides={"report_level": 1, "halt_level": 5,
-                                                            "warning_stream": stream})
-    msgs = [m.astext() for m in doctree.findall(nodes.system_message)]
-    if stream.getvalue().strip():
-        msgs.append(stream.getvalue().strip())
-    return msgs
-
-
-def assert_clean(text: str, what: str) -> None:
-    problems = rst_problems(text)
-    assert not problems, f"{what}: docutils reports\n" + "\n".join(problems) + "\n--- caption ---\n" + text
+from captions import assert_clean, rst_problems
 
 
 def test_checker_catches_the_known_defects():
@@ -52,14 +26,34 @@ def test_checker_catches_the_known_defects():
 
 
 # ------------------------------------------------------------------------------- stiffness captions
-STIFF_STUDY = {"depth": 3, "width": 4, "T": 1.0, "parameterizations": ["p1", "p2"], "seeds": [0, 1, 2, 3, 4],
-               "epochs": 10, "lr": 0.01, "track_every": 5, "track_samples": None, "l2_grid": [0.1],
-               "penalty_grid": [10.0], "penalty": {"kind": "spectral_norm", "power_iters": 3}, "val_fraction": 0.5,
-               "primary_metric": "stiffness_ratio", "claims": {"alpha": 0.05, "margin_rel": 0.05}}
+STIFF_STUDY = {
+    "depth": 3,
+    "width": 4,
+    "T": 1.0,
+    "parameterizations": ["p1", "p2"],
+    "seeds": [0, 1, 2, 3, 4],
+    "epochs": 10,
+    "lr": 0.01,
+    "track_every": 5,
+    "track_samples": None,
+    "l2_grid": [0.1],
+    "penalty_grid": [10.0],
+    "penalty": {"kind": "spectral_norm", "power_iters": 3},
+    "val_fraction": 0.5,
+    "primary_metric": "stiffness_ratio",
+    "claims": {"alpha": 0.05, "margin_rel": 0.05},
+}
 
 
-@pytest.mark.parametrize("kw", [dict(growth=0.5, noise=0.05), dict(growth=-0.3, pen_vs_l2=0.3, noise=0.02),
-                                dict(noise=0.5), dict(datasets=1, seeds=3)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(growth=0.5, noise=0.05),
+        dict(growth=-0.3, pen_vs_l2=0.3, noise=0.02),
+        dict(noise=0.5),
+        dict(datasets=1, seeds=3),
+    ],
+)
 def test_stiffness_caption_renders_cleanly(kw):
     from test_stiffness import synth_runs
 
@@ -68,20 +62,47 @@ def test_stiffness_caption_renders_cleanly(kw):
     runs = synth_runs(**kw)
     sel = S.select_strengths(runs)
     claims = S.claims(runs, sel, STIFF_STUDY)
-    text = S.caption(claims, S.claim_a(runs), S.claim_b(runs, sel), sel, "smoke", STIFF_STUDY,
-                     {"d0": "a synthetic *test* set | with odd_characters_"})
+    text = S.caption(
+        claims,
+        S.claim_a(runs),
+        S.claim_b(runs, sel),
+        sel,
+        "smoke",
+        STIFF_STUDY,
+        {"d0": "a synthetic *test* set | with odd_characters_"},
+    )
     assert_clean(text, "stiffness caption")
     assert text.count("* **(") == len(claims)
 
 
 # ------------------------------------------------------------------------------- noisy-RNN captions
-NRN_STUDY = {"hidden": 8, "eps": 0.1, "beta": 0.75, "gamma_A": 1e-3, "gamma_W": 1e-3, "epochs": 2, "lr": 0.01,
-             "batch_size": 50, "seeds": list(range(8)), "eps_noise": 1.0, "noise_sqrt_dt": True,
-             "equal_clean_tol": 0.02, "claims": {"alpha": 0.05}}
+NRN_STUDY = {
+    "hidden": 8,
+    "eps": 0.1,
+    "beta": 0.75,
+    "gamma_A": 1e-3,
+    "gamma_W": 1e-3,
+    "epochs": 2,
+    "lr": 0.01,
+    "batch_size": 50,
+    "seeds": list(range(8)),
+    "eps_noise": 1.0,
+    "noise_sqrt_dt": True,
+    "equal_clean_tol": 0.02,
+    "claims": {"alpha": 0.05},
+}
 
 
-@pytest.mark.parametrize("kw", [dict(drop_l=0.3, drop_n=0.15), dict(drop_l=0.1, drop_n=0.3),
-                                dict(clean_l=0.8, clean_n=0.9), dict(seeds=1), dict(variants=())])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(drop_l=0.3, drop_n=0.15),
+        dict(drop_l=0.1, drop_n=0.3),
+        dict(clean_l=0.8, clean_n=0.9),
+        dict(seeds=1),
+        dict(variants=()),
+    ],
+)
 def test_noisy_rnn_caption_renders_cleanly(kw):
     from test_noisy_rnn import synth_runs
 
@@ -112,9 +133,9 @@ def test_report_front_page_embeds_the_ledger(repo):
     """workflow.rst puts the ledger's rendered caption (category '0 Claims ledger') on the report's front page."""
     from docutils.core import publish_parts
     from jinja2 import Environment
+    from test_ledger import claim_table
 
     from nnrds.commands import claims as L
-    from test_ledger import claim_table
 
     class Cat:
         def __init__(self, name):
@@ -124,9 +145,15 @@ def test_report_front_page_embeds_the_ledger(repo):
         caption = publish_parts(L.caption(L.build([claim_table("stiffness", 2)]), "smoke"), writer="html")["body"]
 
     text = (repo / "workflow/report/workflow.rst").read_text()
-    rendered = Environment(trim_blocks=True, lstrip_blocks=True).from_string(text).render(
-        snakemake=type("S", (), {"config": {"scale": "smoke"}}), categories={Cat("0 Claims ledger"): {Cat("t"): [Res()]}},
-        files=[])
+    rendered = (
+        Environment(trim_blocks=True, lstrip_blocks=True)
+        .from_string(text)
+        .render(
+            snakemake=type("S", (), {"config": {"scale": "smoke"}}),
+            categories={Cat("0 Claims ledger"): {Cat("t"): [Res()]}},
+            files=[],
+        )
+    )
     assert ".. raw:: html" in rendered and "<table" in rendered
     assert not rst_problems(rendered, jinja=False)
     html = publish_parts(rendered, writer="html")["body"]

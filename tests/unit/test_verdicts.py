@@ -1,4 +1,5 @@
 """Verdict functions and intervals on synthetic data whose answer is known."""
+
 import numpy as np
 import pytest
 
@@ -49,6 +50,7 @@ def test_median_ci_coverage_and_small_n():
 
 def test_signed_rank_cdf_matches_enumeration():
     import itertools
+
     n = 8
     sums = [sum(r for r, keep in zip(range(1, n + 1), bits) if keep) for bits in itertools.product([0, 1], repeat=n)]
     brute = np.cumsum(np.bincount(sums, minlength=n * (n + 1) // 2 + 1)) / 2**n
@@ -75,8 +77,21 @@ def test_holm_known_values():
 
 
 def test_claims_frame_rejects_bad_verdict():
-    row = dict(study="s", claim_id="a", claim="c", what_was_run="w", unit="seed", n_units=3, effect_name="e",
-               effect=1.0, ci_low=0.0, ci_high=2.0, ci_level=0.95, verdict="held", test="t")
+    row = dict(
+        study="s",
+        claim_id="a",
+        claim="c",
+        what_was_run="w",
+        unit="seed",
+        n_units=3,
+        effect_name="e",
+        effect=1.0,
+        ci_low=0.0,
+        ci_high=2.0,
+        ci_level=0.95,
+        verdict="held",
+        test="t",
+    )
     with pytest.raises(ValueError):
         V.claims_frame([row])
     row["verdict"] = V.INCONCLUSIVE

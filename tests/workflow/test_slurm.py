@@ -4,6 +4,7 @@ Two fake GPUs (character devices in gres.conf) let SLURM hand out CUDA_VISIBLE_D
 sees no GPU, so results must equal the local run byte for byte. Skipped (with the reason) where slurm
 is not installed; under CI=true a skip is a failure.
 """
+
 import json
 import os
 import sys
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from dag_helpers import copy_workflow, snakemake, table_digests
 from slurm_cluster import local_slurm_cluster, slurm_missing_reason
 
@@ -31,10 +31,22 @@ def test_smoke_dag_on_real_slurm(tmp_path, smoke_run):
     with local_slurm_cluster(tmp_path / "slurm", n_gpus=2) as cluster:
         env = cluster.client_env()
         env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-        snakemake(wd, "--profile", "profiles/slurm", "--jobs", "4",
-                  "--slurm-status-command", "squeue", "--slurm-no-account",
-                  "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "5",
-                  env=env, timeout=1200)
+        snakemake(
+            wd,
+            "--profile",
+            "profiles/slurm",
+            "--jobs",
+            "4",
+            "--slurm-status-command",
+            "squeue",
+            "--slurm-no-account",
+            "--slurm-init-seconds-before-status-checks",
+            "1",
+            "--latency-wait",
+            "5",
+            env=env,
+            timeout=1200,
+        )
     cells = sorted((wd / "results/wp_gap/cells").rglob("provenance.json"))
     assert len(cells) == 9
     for p in cells:  # GPU-requesting training jobs: SLURM set CUDA_VISIBLE_DEVICES

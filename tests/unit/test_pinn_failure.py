@@ -1,5 +1,6 @@
 """PINN failure-mode study: reference solutions, PINN residual, per-replica L-BFGS, training-mode hand-offs, loss
 landscapes, claims."""
+
 from __future__ import annotations
 
 import math
@@ -17,13 +18,16 @@ from nnrds.train import fit
 
 
 # ------------------------------------------------------------------------------------------- reference solutions
-@pytest.mark.parametrize("problem, coef, nx, tol", [
-    ("convection", {"beta": 40.0}, 512, 1e-6),
-    ("convection", {"beta": 1.0}, 256, 1e-6),
-    ("reaction", {"rho": 10.0}, 256, 1e-7),
-    ("reaction_diffusion", {"rho": 5.0, "nu": 6.0}, 512, 1e-5),
-    ("reaction_diffusion", {"rho": 10.0, "nu": 2.0}, 512, 1e-5),
-])
+@pytest.mark.parametrize(
+    "problem, coef, nx, tol",
+    [
+        ("convection", {"beta": 40.0}, 512, 1e-6),
+        ("convection", {"beta": 1.0}, 256, 1e-6),
+        ("reaction", {"rho": 10.0}, 256, 1e-7),
+        ("reaction_diffusion", {"rho": 5.0, "nu": 6.0}, 512, 1e-5),
+        ("reaction_diffusion", {"rho": 10.0, "nu": 2.0}, 512, 1e-5),
+    ],
+)
 def test_reference_matches_method_of_lines(problem, coef, nx, tol):
     """Exact / closed-form / splitting references agree with an independent finite-difference + solve_ivp
     solver on a finer grid to a relative L2 tolerance of 1e-5 (1e-6 for convection)."""
@@ -36,16 +40,21 @@ def test_reference_matches_method_of_lines(problem, coef, nx, tol):
 
 def test_references_closed_forms():
     x, t = pde.grid()
-    np.testing.assert_allclose(pde.reference_solution("convection", {"beta": 30.0}, x, t),
-                               np.sin(x[None, :] - 30.0 * t[:, None]), atol=1e-10)
+    np.testing.assert_allclose(
+        pde.reference_solution("convection", {"beta": 30.0}, x, t), np.sin(x[None, :] - 30.0 * t[:, None]), atol=1e-10
+    )
     u = pde.reference_solution("reaction", {"rho": 7.0}, x, t)
     # the logistic ODE holds pointwise (central differences in t)
     dudt = (u[2:] - u[:-2]) / (t[2:] - t[:-2])[:, None]
     np.testing.assert_allclose(dudt, 7.0 * u[1:-1] * (1 - u[1:-1]), atol=2e-2)
     # splitting converges at second order in the substep
-    e = [np.abs(pde.reaction_diffusion_solution(pde.gaussian_ic(x), t[:11], 5.0, 3.0, substeps=s)
-                - pde.reaction_diffusion_solution(pde.gaussian_ic(x), t[:11], 5.0, 3.0, substeps=64)).max()
-         for s in (1, 2)]
+    e = [
+        np.abs(
+            pde.reaction_diffusion_solution(pde.gaussian_ic(x), t[:11], 5.0, 3.0, substeps=s)
+            - pde.reaction_diffusion_solution(pde.gaussian_ic(x), t[:11], 5.0, 3.0, substeps=64)
+        ).max()
+        for s in (1, 2)
+    ]
     assert 3.0 < e[0] / e[1] < 5.0
     with pytest.raises(ValueError, match="unknown PDE problem"):
         pde.reference_solution("burgers", {}, x, t)
@@ -55,8 +64,13 @@ def test_references_closed_forms():
 def test_residual_matches_analytic():
     """u = sin(x) exp(-t) + x^2 t: u_t = -sin x e^-t + x^2, u_x = cos x e^-t + 2 x t, u_xx = -sin x e^-t + 2 t."""
     g = torch.Generator().manual_seed(0)
-    X = torch.stack([torch.rand(2, 50, generator=g, dtype=torch.float64) * 2 * math.pi,
-                     torch.rand(2, 50, generator=g, dtype=torch.float64)], -1)
+    X = torch.stack(
+        [
+            torch.rand(2, 50, generator=g, dtype=torch.float64) * 2 * math.pi,
+            torch.rand(2, 50, generator=g, dtype=torch.float64),
+        ],
+        -1,
+    )
 
     def u_fn(Z):
         x, t = Z[..., 0], Z[..., 1]
@@ -66,8 +80,11 @@ def test_residual_matches_analytic():
     r = pinn.residual(u_fn, X, beta, nu, rho)
     x, t = X[..., 0], X[..., 1]
     u = torch.sin(x) * torch.exp(-t) + x**2 * t
-    ut, ux, uxx = -torch.sin(x) * torch.exp(-t) + x**2, torch.cos(x) * torch.exp(-t) + 2 * x * t, \
-        -torch.sin(x) * torch.exp(-t) + 2 * t
+    ut, ux, uxx = (
+        -torch.sin(x) * torch.exp(-t) + x**2,
+        torch.cos(x) * torch.exp(-t) + 2 * x * t,
+        -torch.sin(x) * torch.exp(-t) + 2 * t,
+    )
     expect = ut + beta[:, None] * ux - nu[:, None] * uxx - rho[:, None] * u * (1 - u)
     torch.testing.assert_close(r, expect, rtol=1e-12, atol=1e-12)
     # and a wrong coefficient gives a different residual (the test can fail)
@@ -76,8 +93,9 @@ def test_residual_matches_analytic():
 
 def test_pinn_loss_is_zero_on_exact_solution():
     """The convection solution sin(x - beta t) has zero IC, BC and residual loss."""
-    setup = pinn.Setup("convection", {"beta": np.array([5.0]), "nu": np.zeros(1), "rho": np.zeros(1)}, [0], 64, 1,
-                       dtype=torch.float64)
+    setup = pinn.Setup(
+        "convection", {"beta": np.array([5.0]), "nu": np.zeros(1), "rho": np.zeros(1)}, [0], 64, 1, dtype=torch.float64
+    )
     loss = setup.loss(setup.coefs, 0.0, 1.0, setup.tensor(setup.u0[None]))
 
     def exact(Z):
@@ -116,7 +134,7 @@ def test_lbfgs_matches_torch_and_batch_companions_do_not_matter():
 
         opt.step(closure)
         torch.testing.assert_close(out[r], p.detach(), rtol=0, atol=1e-10)
-        alone = lbfgs.minimize(_evaluate, x0[r:r + 1], o)
+        alone = lbfgs.minimize(_evaluate, x0[r : r + 1], o)
         assert torch.equal(out[r], alone[0])
     assert float(_rosen(out[1])) < 1e-3 * float(_rosen(x0[1]))  # it does minimize
 
@@ -183,7 +201,12 @@ def test_time_marching_hands_over_end_state():
     setup = _small_setup("reaction", 6, rho=3.0)
     net = ReplicaNet(Arch(2, 1, 6, 2, param="mlp"), [0, 1], dtype=torch.float64)
     seen = []
-    tr = pinn.train(net, setup, "seq2seq_0.5", hook=lambda k, n, info: seen.append((k, info, {a: b.clone() for a, b in n.state_dict().items()})))
+    tr = pinn.train(
+        net,
+        setup,
+        "seq2seq_0.5",
+        hook=lambda k, n, info: seen.append((k, info, {a: b.clone() for a, b in n.state_dict().items()})),
+    )
     assert [(s[1]["t_a"], s[1]["t_b"]) for s in seen] == [(0.0, 0.5), (0.5, 1.0)]
     np.testing.assert_array_equal(seen[0][1]["u_ic"].numpy(), np.broadcast_to(setup.u0, (2, 32)))
     # the second window's initial condition is the net's prediction at t = 0.5 after the first window
@@ -235,8 +258,12 @@ def test_landscape_on_known_quadratic():
                 assert surf[r, i, j] == pytest.approx(want, rel=1e-12)
     st = landscape.slice_stats(surf, coords)
     for r in range(2):
-        H = 2 * np.array([[float((d["C"][r] * d["C"][r]).sum()), float((d["C"][r] * e["C"][r]).sum())],
-                          [float((d["C"][r] * e["C"][r]).sum()), float((e["C"][r] * e["C"][r]).sum())]])
+        H = 2 * np.array(
+            [
+                [float((d["C"][r] * d["C"][r]).sum()), float((d["C"][r] * e["C"][r]).sum())],
+                [float((d["C"][r] * e["C"][r]).sum()), float((e["C"][r] * e["C"][r]).sum())],
+            ]
+        )
         ev = np.linalg.eigvalsh(H)
         assert st.hess_max[r] == pytest.approx(ev[-1], rel=1e-8)
         assert st.hess_min[r] == pytest.approx(ev[0], rel=1e-8)
@@ -266,10 +293,16 @@ def test_landscape_on_replicanet_resnet():
 
 
 # ------------------------------------------------------------------------------------------------------- claims
-STUDY = {"seeds": [0, 1, 2, 3, 4, 5], "iterations": 10, "n_collocation": 10,
-         "problems": {"convection": {"coefs": [1, 20, 40], "modes": ["plain", "curriculum"], "large_from": 20},
-                      "reaction": {"coefs": [5, 10], "modes": ["plain", "seq2seq_0.1"], "large_from": 10}},
-         "claims": {"alpha": 0.05, "fail_rel_error": 0.3, "min_orders": 1.0}}
+STUDY = {
+    "seeds": [0, 1, 2, 3, 4, 5],
+    "iterations": 10,
+    "n_collocation": 10,
+    "problems": {
+        "convection": {"coefs": [1, 20, 40], "modes": ["plain", "curriculum"], "large_from": 20},
+        "reaction": {"coefs": [5, 10], "modes": ["plain", "seq2seq_0.1"], "large_from": 10},
+    },
+    "claims": {"alpha": 0.05, "fail_rel_error": 0.3, "min_orders": 1.0},
+}
 
 
 def _runs(err):
@@ -279,8 +312,7 @@ def _runs(err):
         for m in s["modes"]:
             for c in s["coefs"]:
                 for seed in STUDY["seeds"]:
-                    rows.append({"problem": p, "mode": m, "coef": float(c), "seed": seed,
-                                 "rel_l2": err(p, m, c, seed)})
+                    rows.append({"problem": p, "mode": m, "coef": float(c), "seed": seed, "rel_l2": err(p, m, c, seed)})
     return pd.DataFrame(rows)
 
 
@@ -322,10 +354,19 @@ def test_holm_levels():
 
 
 # ------------------------------------------------------------------------------------------------ cell and DAG
-TINY = {"seeds": [0, 1], "iterations": 4, "n_collocation": 24, "normalize_inputs": True, "field_stride": 8,
-        "curriculum": {"start": 1.0, "stages": 2}, "landscape": {"betas": [1, 20], "points": 3, "radius": 0.5},
-        "problems": {"convection": {"coefs": [1, 20], "modes": ["plain", "curriculum"], "large_from": 20},
-                     "reaction_diffusion": {"coefs": [2], "modes": ["seq2seq_0.5"], "large_from": 2, "rho": 5.0}}}
+TINY = {
+    "seeds": [0, 1],
+    "iterations": 4,
+    "n_collocation": 24,
+    "normalize_inputs": True,
+    "field_stride": 8,
+    "curriculum": {"start": 1.0, "stages": 2},
+    "landscape": {"betas": [1, 20], "points": 3, "radius": 0.5},
+    "problems": {
+        "convection": {"coefs": [1, 20], "modes": ["plain", "curriculum"], "large_from": 20},
+        "reaction_diffusion": {"coefs": [2], "modes": ["seq2seq_0.5"], "large_from": 2, "rho": 5.0},
+    },
+}
 
 
 def test_run_cell_deterministic_and_independent_of_batch_companions():
@@ -336,9 +377,12 @@ def test_run_cell_deterministic_and_independent_of_batch_companions():
     assert set(a["runs"].columns) == set(pf.RUN_COLUMNS) and len(a["runs"]) == 4
     assert len(a["landscape_stats"]) == 4 and len(a["landscape"]) == 2 * 9
     # seed 1 alone (one coefficient) gives the numbers it gives among the other replicas
-    solo = pf.run_cell("convection", "curriculum", {**TINY, "seeds": [1],
-                                                    "problems": {"convection": {**TINY["problems"]["convection"],
-                                                                                "coefs": [20]}}}, device="cpu")
+    solo = pf.run_cell(
+        "convection",
+        "curriculum",
+        {**TINY, "seeds": [1], "problems": {"convection": {**TINY["problems"]["convection"], "coefs": [20]}}},
+        device="cpu",
+    )
     r_all = a["runs"].set_index(["coef", "seed"]).loc[(20.0, 1)]
     r_solo = solo["runs"].set_index(["coef", "seed"]).loc[(20.0, 1)]
     assert r_solo.rel_l2 == pytest.approx(r_all.rel_l2, rel=1e-4)
@@ -364,14 +408,25 @@ def pf_figs():
 
 
 def test_caption_renders_without_docutils_messages():
-    from test_captions import rst_problems
+    from captions import rst_problems
 
     rng = np.random.default_rng(1)
     runs = _runs(lambda p, m, c, s: float(np.exp(rng.normal(-1, 0.5))))
     runs["iterations"] = 10
-    lstats = pd.DataFrame({"problem": "convection", "mode": ["plain", "curriculum"], "coef": [20.0, 20.0], "seed": 0,
-                           "loss_center": 0.1, "sharpness": [3.0, 1.0], "curv_a": 1.0, "curv_b": 1.0,
-                           "hess_max": [5.0, 2.0], "hess_min": 0.5})
+    lstats = pd.DataFrame(
+        {
+            "problem": "convection",
+            "mode": ["plain", "curriculum"],
+            "coef": [20.0, 20.0],
+            "seed": 0,
+            "loss_center": 0.1,
+            "sharpness": [3.0, 1.0],
+            "curv_a": 1.0,
+            "curv_b": 1.0,
+            "hess_max": [5.0, 2.0],
+            "hess_min": 0.5,
+        }
+    )
     seed_table, summary, lsum, cl = pf.summarize(runs, lstats, STUDY)
     timings = pd.DataFrame({"batch_wall_time_s": [1.0, 2.0]})
     text = pf.caption(runs, summary, lsum, cl, timings, "smoke", STUDY)

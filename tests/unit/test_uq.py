@@ -1,5 +1,6 @@
 """Bayesian UQ core (src/nnrds/uq): model density, conjugate recovery by NUTS and VI, the predictive-sample
 contract, metrics against closed forms, R-hat flagging, and a smoke-scale study job."""
+
 from __future__ import annotations
 
 import math
@@ -44,9 +45,11 @@ def test_pyro_log_density_equals_hand_computed():
     cond = poutine.condition(net.pyro_model, data={"theta": theta, "sigma": sigma})
     lp = poutine.trace(cond).get_trace(X, Y).log_prob_sum()
     f = net.forward(theta, X).numpy()
-    hand = (stats.norm.logpdf(Y.numpy(), f, sigma.numpy()).sum()
-            + stats.norm.logpdf(theta.numpy(), 0, net.prior_std.numpy()).sum()
-            + stats.halfnorm.logpdf(sigma.numpy(), scale=1.0).sum())
+    hand = (
+        stats.norm.logpdf(Y.numpy(), f, sigma.numpy()).sum()
+        + stats.norm.logpdf(theta.numpy(), 0, net.prior_std.numpy()).sum()
+        + stats.halfnorm.logpdf(sigma.numpy(), scale=1.0).sum()
+    )
     assert float(lp) == pytest.approx(hand, rel=1e-10)
     # the HMC potential is Pyro's own potential in unconstrained space (log sigma, with the Jacobian)
     from pyro.infer.mcmc.util import initialize_model
@@ -65,9 +68,9 @@ def _conjugate(correlated: bool = False):
     Y = X @ np.array([[1.0], [-0.5], [0.3]]) + 0.2 + sig * rng.standard_normal((N, 1))
     net = BayesNet(NetSpec(d_in=d, d_out=1, kind="linear", noise_fixed=sig))
     Phi = np.hstack([X, np.ones((N, 1))])
-    Lam = Phi.T @ Phi / sig ** 2 + np.diag(1 / net.prior_std.numpy() ** 2)
+    Lam = Phi.T @ Phi / sig**2 + np.diag(1 / net.prior_std.numpy() ** 2)
     Sig = np.linalg.inv(Lam)
-    return net, X, Y, Sig @ Phi.T @ Y[:, 0] / sig ** 2, Sig, Lam
+    return net, X, Y, Sig @ Phi.T @ Y[:, 0] / sig**2, Sig, Lam
 
 
 def test_nuts_recovers_conjugate_posterior():
@@ -94,12 +97,11 @@ def test_vi_lowrank_recovers_full_conjugate_covariance():
     """With rank = P the low-rank-plus-diagonal guide contains the exact (Gaussian) posterior: it must find its
     mean, variances and the correlations that mean-field cannot represent."""
     net, X, Y, mu, Sig, Lam = _conjugate(correlated=True)
-    post = run_vi(net, X, Y, steps=700, lr=0.05, particles=8, seed=0, final_lr_frac=0.01, guide="lowrank",
-                  rank=net.P)
+    post = run_vi(net, X, Y, steps=700, lr=0.05, particles=8, seed=0, final_lr_frac=0.01, guide="lowrank", rank=net.P)
     sd = np.sqrt(np.diag(Sig))
     assert np.all(np.abs(post.theta[0].numpy() - mu) < 0.3 * sd)
     W, s = post.theta_factor.numpy(), post.theta_scale.numpy()
-    cov = W @ W.T + np.diag(s ** 2)
+    cov = W @ W.T + np.diag(s**2)
     assert np.allclose(np.diag(cov), np.diag(Sig), rtol=0.35)
     corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
     corr_true = Sig / np.outer(sd, sd)
@@ -127,14 +129,17 @@ def test_output_pca_round_trip_retained_variance_and_lifted_noise():
         OutputPCA.fit(Y, 1.5)
 
 
-@pytest.mark.parametrize("method,settings", [
-    ("nuts", {"chains": 2, "warmup": 10, "samples": 10, "max_tree_depth": 3, "init_steps": 5}),
-    ("nuts", {"chains": 2, "warmup": 10, "samples": 10, "max_tree_depth": 3, "init_steps": 5, "dtype": "float32"}),
-    ("vi", {"steps": 5, "particles": 2}),
-    ("vi_lowrank", {"steps": 5, "particles": 2, "rank": 3}),
-    ("ensemble", {"members": 3, "epochs": 5}),
-    ("map", {"epochs": 5}),
-])
+@pytest.mark.parametrize(
+    "method,settings",
+    [
+        ("nuts", {"chains": 2, "warmup": 10, "samples": 10, "max_tree_depth": 3, "init_steps": 5}),
+        ("nuts", {"chains": 2, "warmup": 10, "samples": 10, "max_tree_depth": 3, "init_steps": 5, "dtype": "float32"}),
+        ("vi", {"steps": 5, "particles": 2}),
+        ("vi_lowrank", {"steps": 5, "particles": 2, "rank": 3}),
+        ("ensemble", {"members": 3, "epochs": 5}),
+        ("map", {"epochs": 5}),
+    ],
+)
 def test_predictive_samples_shape_contract(method, settings):
     net = _tiny()
     X, Y = _data(12)
@@ -207,15 +212,34 @@ def test_study_job_smoke(tmp_path, monkeypatch):
     from nnrds.data import ensembles, write_ensemble
     from nnrds.studies import uq_elm
 
-    cfg = config.load(config.REPO_ROOT / "config" / "smoke.yaml", {
-        "data": {"elm": {"n_train": 24, "n_test": 8, "years": 1, "spinup_cycles": 1, "analytic_jumps": 1}},
-        "uq_elm": {"n_train": 24, "n_test": 8, "width": 3, "depth": 2, "n_pred_samples": 20,
-                   "nuts": {"chains": 2, "warmup": 10, "samples": 10, "max_tree_depth": 3, "init_steps": 10,
-                            "starts": 2, "mode_iters": 30},
-                   "vi": {"steps": 20, "particles": 2}, "vi_lowrank": {"steps": 20, "particles": 2, "rank": 2},
-                   "ensemble": {"members": 2, "epochs": 20},
-                   "map": {"epochs": 20}, "slices": {"n_points": 3, "inputs": ["nue"]},
-                   "extrapolation": {"fraction": 0.9}}})
+    cfg = config.load(
+        config.REPO_ROOT / "config" / "smoke.yaml",
+        {
+            "data": {"elm": {"n_train": 24, "n_test": 8, "years": 1, "spinup_cycles": 1, "analytic_jumps": 1}},
+            "uq_elm": {
+                "n_train": 24,
+                "n_test": 8,
+                "width": 3,
+                "depth": 2,
+                "n_pred_samples": 20,
+                "nuts": {
+                    "chains": 2,
+                    "warmup": 10,
+                    "samples": 10,
+                    "max_tree_depth": 3,
+                    "init_steps": 10,
+                    "starts": 2,
+                    "mode_iters": 30,
+                },
+                "vi": {"steps": 20, "particles": 2},
+                "vi_lowrank": {"steps": 20, "particles": 2, "rank": 2},
+                "ensemble": {"members": 2, "epochs": 20},
+                "map": {"epochs": 20},
+                "slices": {"n_points": 3, "inputs": ["nue"]},
+                "extrapolation": {"fraction": 0.9},
+            },
+        },
+    )
     res = ensembles.build_elm(cfg["data"]["elm"])
     write_ensemble(tmp_path, res["ptrain"], res["ytrain"], res["ptest"], res["ytest"], res["meta"])
     assert cfg["uq_elm"]["architectures"]["linear_pca"]["pca_variance"] == 0.99
@@ -229,8 +253,10 @@ def test_study_job_smoke(tmp_path, monkeypatch):
     assert {"crps", "cov90", "rhat_invariant_max", "flagged"} <= set(m.columns)
     # the net fits fewer PCA scores than QoIs; predictions and slices are lifted back to all 10 QoIs
     assert (m.n_fit_outputs < 10).all() and (m.pca_retained_variance >= 0.99).all()
-    assert set(out["predictions"].output.unique()) == set(out["slices"].output.unique()) and \
-        out["predictions"].output.nunique() == 10
+    assert (
+        set(out["predictions"].output.unique()) == set(out["slices"].output.unique())
+        and out["predictions"].output.nunique() == 10
+    )
     assert len(out["slices"]) == 5 * 3 * 10 and len(out["trace"]) > 0
     cap = uq_elm.caption(m, "smoke", cfg["uq_elm"])
     assert "interpolation" in cap and "PCA" in cap and "low-rank VI" in cap
@@ -279,8 +305,11 @@ def test_nan_rhat_of_a_stuck_chain_flags():
     assert d["rhat_within_invariant_max"] == np.inf and d["mixing"] == diagnostics.DRIFTING and d["flagged"]
     r, flag = diagnostics.rhat_flag(np.full((2, 50), 1.0))
     assert r == np.inf and flag
-    ok = diagnostics.summarize(az.from_dict(posterior={"sigma": np.exp(0.1 * rng.standard_normal((4, 500, 2)))}),
-                               rhat_threshold=1.01, min_ess=400)
+    ok = diagnostics.summarize(
+        az.from_dict(posterior={"sigma": np.exp(0.1 * rng.standard_normal((4, 500, 2)))}),
+        rhat_threshold=1.01,
+        min_ess=400,
+    )
     assert ok["mixing"] == diagnostics.CONVERGED and not ok["flagged"] and ok["rhat_invariant_max"] < 1.01
 
 
@@ -316,6 +345,7 @@ def test_two_mode_target_one_mode_with_jitter_vs_independent_starts():
     jitter are stationary and agree (converged *within* that mode); chains started in both modes are each
     stationary but disagree -> 'modes', not 'drifting'."""
     import arviz as az
+
     from nnrds.uq.nuts import VectorizedNUTS
 
     mu = torch.tensor([[-6.0, 0.0], [6.0, 0.0]], dtype=torch.float64)
@@ -326,8 +356,10 @@ def test_two_mode_target_one_mode_with_jitter_vs_independent_starts():
 
     gen = torch.Generator().manual_seed(0)
     jitter = 0.1 * torch.randn(4, 2, generator=gen, dtype=torch.float64)
-    for starts, want in ((mu[[0, 0, 0, 0]] + jitter, diagnostics.CONVERGED),
-                         (mu[[0, 0, 1, 1]] + jitter, diagnostics.MODES)):
+    for starts, want in (
+        (mu[[0, 0, 0, 0]] + jitter, diagnostics.CONVERGED),
+        (mu[[0, 0, 1, 1]] + jitter, diagnostics.MODES),
+    ):
         res = VectorizedNUTS(U, max_tree_depth=5, seed=1).run(starts, 150, 400)
         x = res["draws"].numpy()
         d = diagnostics.summarize(az.from_dict(posterior={"pred": x}), rhat_threshold=1.01, min_ess=400)
@@ -347,8 +379,7 @@ def test_short_warmup_ends_with_an_adapted_step_size():
         return 0.5 * ((q / s) ** 2).sum(-1)
 
     for warmup in list(range(6, 21)) + [25, 40]:
-        res = VectorizedNUTS(U, max_tree_depth=6, seed=1).run(torch.full((4, 5), 1e-3, dtype=torch.float64),
-                                                              warmup, 40)
+        res = VectorizedNUTS(U, max_tree_depth=6, seed=1).run(torch.full((4, 5), 1e-3, dtype=torch.float64), warmup, 40)
         eps = res["step_size"]
         assert np.all(eps != 1.0), (warmup, eps)
         # the step in the scale of the target: between 0.05 and 2.5 leapfrog steps per standard deviation
@@ -372,7 +403,7 @@ def test_non_finite_draws_and_losses_fail_with_one_message():
 
     def U(q):  # finite at the start, NaN once chain 1 leaves the ball of radius 3
         bad = (q.detach().norm(dim=-1) > 3) & (torch.arange(len(q)) == 1)
-        return 0.5 * (q ** 2).sum(-1) + torch.where(bad, float("nan"), 0.0).to(q.dtype)
+        return 0.5 * (q**2).sum(-1) + torch.where(bad, float("nan"), 0.0).to(q.dtype)
 
     class Jumpy(VectorizedNUTS):  # a (buggy) kernel that returns its proposals without the accept step
         def step(self, q, U_, g, eps):
@@ -430,8 +461,9 @@ def test_weighted_chain_draws_follow_the_stacking_weights():
     C, D = 3, 50
     th = torch.zeros(C * D, net.P, dtype=torch.float64)
     th[:, 0] = torch.arange(C).repeat_interleave(D).double()  # chain id in the first weight
-    post = Posterior("nuts", net, th, torch.ones(C * D, 2, dtype=torch.float64), chains=C,
-                     chain_weights=np.array([0.5, 0.0, 0.5]))
+    post = Posterior(
+        "nuts", net, th, torch.ones(C * D, 2, dtype=torch.float64), chains=C, chain_weights=np.array([0.5, 0.0, 0.5])
+    )
     t, _ = post.draw(100, torch.Generator().manual_seed(0))
     counts = np.bincount(t[:, 0].long().numpy(), minlength=3)
     assert counts.tolist() == [50, 0, 50]
@@ -446,11 +478,22 @@ def test_claims_verdicts_from_nuts_diagnostics():
 
     def frame(ok_by_job):
         kinds = {"mlp": "mlp", "nonpar": "nonpar", "linear": "legendre", "linear_pca": "legendre"}
-        return pd.DataFrame([{"job": j, "method": "nuts", "kind": kinds[j], "status": "ok" if ok else "flagged",
-                              "rhat_invariant_max": 1.005 if ok else 1.8, "rhat_within_invariant_max": 1.01 if ok else 1.4,
-                              "ess_bulk_invariant_min": 500 if ok else 20, "mixing": "converged" if ok else "drifting"}
-                             for j, ok in ok_by_job.items()] +
-                            [{"job": "linear", "method": "vi", "kind": "legendre", "status": "ok"}])
+        return pd.DataFrame(
+            [
+                {
+                    "job": j,
+                    "method": "nuts",
+                    "kind": kinds[j],
+                    "status": "ok" if ok else "flagged",
+                    "rhat_invariant_max": 1.005 if ok else 1.8,
+                    "rhat_within_invariant_max": 1.01 if ok else 1.4,
+                    "ess_bulk_invariant_min": 500 if ok else 20,
+                    "mixing": "converged" if ok else "drifting",
+                }
+                for j, ok in ok_by_job.items()
+            ]
+            + [{"job": "linear", "method": "vi", "kind": "legendre", "status": "ok"}]
+        )
 
     def verdict(df, cid):
         c = uq_elm.claims(df, "smoke", study)
@@ -488,8 +531,19 @@ def test_vectorized_nuts_agrees_with_pyro_nuts_on_a_converging_posterior():
     Xc = np.array([[-1.5], [0.0], [1.5]])
     out = {}
     for engine in ("vectorized", "pyro"):
-        post = run_nuts(net, X, Y, chains=4, warmup=200, samples=300, init="prior", engine=engine, max_tree_depth=6,
-                        seed=1, target_accept=0.9)
+        post = run_nuts(
+            net,
+            X,
+            Y,
+            chains=4,
+            warmup=200,
+            samples=300,
+            init="prior",
+            engine=engine,
+            max_tree_depth=6,
+            seed=1,
+            target_accept=0.9,
+        )
         idata = diagnostics.to_inference_data(post, Xc)
         d = diagnostics.summarize(idata, rhat_threshold=1.01, within_threshold=1.05, min_ess=400)
         assert d["mixing"] == diagnostics.CONVERGED, (engine, d)
@@ -552,8 +606,9 @@ def test_welford_variance_and_pooled_covariance_equal_numpy():
     n = 30
     np.testing.assert_allclose(v.variance().numpy(), n / (n + 5) * x.var(0, ddof=1) + 1e-3 * 5 / (n + 5), rtol=1e-10)
     pooled = x.reshape(-1, 4)
-    np.testing.assert_allclose(c.covariance(regularize=False, shrink_to_diag=False).numpy(), np.cov(pooled.T),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        c.covariance(regularize=False, shrink_to_diag=False).numpy(), np.cov(pooled.T), rtol=1e-10
+    )
     lam = 90 / (90 + 4)  # off-diagonal weight n / (n + D)
     S = np.cov(pooled.T)
     want = lam * S + (1 - lam) * np.diag(np.diag(S))
@@ -581,7 +636,7 @@ def test_step_size_heuristic_doubles_or_halves_to_the_crossing():
     halves to 0.625; each chain on its own."""
     from nnrds.uq.adaptation import find_reasonable_step_size
 
-    eps = find_reasonable_step_size(lambda e: e ** 2, torch.tensor([0.1, 10.0, 0.8], dtype=torch.float64))
+    eps = find_reasonable_step_size(lambda e: e**2, torch.tensor([0.1, 10.0, 0.8], dtype=torch.float64))
     np.testing.assert_allclose(eps.numpy(), [1.6, 0.625, 1.6])
 
 
@@ -592,15 +647,17 @@ def test_vectorized_nuts_on_a_banana_with_known_moments(metric):
     curvature changes along it; the sampler's means are within 4 Monte-Carlo errors and its variances within
     15% (both metrics)."""
     import arviz as az
+
     from nnrds.uq.nuts import VectorizedNUTS
 
     a, b = 1.0, 0.5
 
     def U(q):
-        return 0.5 * (q[:, 0] / a) ** 2 + 0.5 * (q[:, 1] - b * (q[:, 0] ** 2 - a ** 2)) ** 2
+        return 0.5 * (q[:, 0] / a) ** 2 + 0.5 * (q[:, 1] - b * (q[:, 0] ** 2 - a**2)) ** 2
 
-    res = VectorizedNUTS(U, max_tree_depth=6, seed=3, metric=metric).run(torch.zeros(4, 2, dtype=torch.float64),
-                                                                         300, 1000)
+    res = VectorizedNUTS(U, max_tree_depth=6, seed=3, metric=metric).run(
+        torch.zeros(4, 2, dtype=torch.float64), 300, 1000
+    )
     x = res["draws"].numpy()
     ess = np.asarray(az.ess(az.convert_to_dataset(x))["x"].values)
     flat = x.reshape(-1, 2)
@@ -626,8 +683,9 @@ def test_dense_adaptation_learns_a_correlated_gaussian():
 
     out = {}
     for metric in ("diag", "dense"):
-        res = VectorizedNUTS(U, max_tree_depth=8, seed=0, metric=metric).run(torch.zeros(8, D, dtype=torch.float64),
-                                                                              400, 300)
+        res = VectorizedNUTS(U, max_tree_depth=8, seed=0, metric=metric).run(
+            torch.zeros(8, D, dtype=torch.float64), 400, 300
+        )
         out[metric] = res
     dense = out["dense"]
     assert dense["inv_mass"].shape == (D, D)
@@ -649,7 +707,7 @@ def test_vectorized_nuts_keeps_every_tensor_on_the_device_of_q0():
 
     def U(q):
         seen.add(q.device)
-        return 0.5 * (q ** 2).sum(-1)
+        return 0.5 * (q**2).sum(-1)
 
     for metric in ("diag", "dense"):
         s = VectorizedNUTS(U, max_tree_depth=4, seed=0, metric=metric)
@@ -663,7 +721,7 @@ def test_vectorized_nuts_on_cuda():
     from nnrds.uq.nuts import VectorizedNUTS
 
     q0 = torch.zeros(4, 3, dtype=torch.float64, device="cuda")
-    res = VectorizedNUTS(lambda q: 0.5 * (q ** 2).sum(-1), max_tree_depth=5, seed=0, metric="dense").run(q0, 100, 200)
+    res = VectorizedNUTS(lambda q: 0.5 * (q**2).sum(-1), max_tree_depth=5, seed=0, metric="dense").run(q0, 100, 200)
     assert res["draws"].is_cuda
     assert abs(float(res["draws"].var()) - 1.0) < 0.3
 
@@ -685,8 +743,19 @@ def test_depth_sweep_claim_known_answers():
                 for depth in (2, 8, 16):
                     for name, wp in (("mlp", False), ("nonpar", False), ("const", True), ("legendre1", True)):
                         e = 1e-3 * (factor if wp else 1.0) * 10 ** (noise * rng.standard_normal())
-                        rows.append({"n_train": n, "seed": s, "depth": depth, "parameterization": name, "wp": wp,
-                                     "dim": 50, "ess_per_grad": e, "converged": False, "rhat_invariant": rhat})
+                        rows.append(
+                            {
+                                "n_train": n,
+                                "seed": s,
+                                "depth": depth,
+                                "parameterization": name,
+                                "wp": wp,
+                                "dim": 50,
+                                "ess_per_grad": e,
+                                "converged": False,
+                                "rhat_invariant": rhat,
+                            }
+                        )
         return pd.DataFrame(rows)
 
     c = uq_elm.depth_claim(runs(10.0), "default", study)

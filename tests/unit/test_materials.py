@@ -1,5 +1,6 @@
 """Interatomic potentials (src/nnrds/potentials/), their data (src/nnrds/data/al_emt.py, fitsnap.py) and the
 materials study (src/nnrds/studies/materials.py): derivatives, invariances, units, data, BBB."""
+
 import json
 
 import numpy as np
@@ -9,12 +10,12 @@ import torch
 
 from nnrds.data.al_emt import generate_al_emt
 from nnrds.data.stress_units import stress_to_ev_a3
+from nnrds.models import Arch, ReplicaNet
 from nnrds.potentials.dataset import build_dataset
 from nnrds.potentials.descriptors import DescriptorSpec, descriptor_terms
 from nnrds.potentials.neighbours import descriptors, neighbor_topology, pair_vectors
 from nnrds.potentials.potential import Potential, fit_reference_energies
 from nnrds.potentials.structures import VOIGT_IDX, Structure, from_atoms, from_tables, to_tables
-from nnrds.models import Arch, ReplicaNet
 
 SPEC = DescriptorSpec(cutoff=4.5, n_radial=5, angular_etas=(0.01,), zetas=(1.0, 2.0), lambdas=(1.0, -1.0))
 
@@ -23,8 +24,10 @@ def _cell(seed=0, rattle=0.1, repeat=(2, 1, 1)):
     from ase.build import bulk
 
     at = bulk("Al", "fcc", a=4.05, cubic=True).repeat(repeat)
-    at.set_cell(np.asarray(at.get_cell()) @ (np.eye(3) + np.array([[0.01, 0.02, 0], [0.02, -0.01, 0.01], [0, 0.01, 0.005]])),
-                scale_atoms=True)
+    at.set_cell(
+        np.asarray(at.get_cell()) @ (np.eye(3) + np.array([[0.01, 0.02, 0], [0.02, -0.01, 0.01], [0, 0.01, 0.005]])),
+        scale_atoms=True,
+    )
     at.rattle(rattle, seed=seed)
     return from_atoms(at, label=False)
 
@@ -97,8 +100,9 @@ def test_chain_rule_route_equals_autograd_route():
     sub = data.subset([2, 0])
     q = pot.predict(sub)
     np.testing.assert_allclose(q["energy"].detach(), p["energy"][:, [2, 0]].detach(), rtol=1e-12)
-    np.testing.assert_allclose(q["forces"][:, sub.atom_cfg == 0].detach(), p["forces"][:, data.atom_cfg == 2].detach(),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        q["forces"][:, sub.atom_cfg == 0].detach(), p["forces"][:, data.atom_cfg == 2].detach(), atol=1e-12
+    )
 
 
 def _desc(s):
@@ -131,8 +135,11 @@ def test_descriptors_invariant_to_rotation_translation_permutation_and_supercell
     p.positions = p.positions[perm]
     np.testing.assert_allclose(_desc(p), G[perm], atol=1e-10)
     # a 2x1x2 supercell has the same per-atom descriptors, tiled
-    sup = Structure(np.concatenate([s.positions + i * s.cell[0] + k * s.cell[2] for i in range(2) for k in range(2)]),
-                      s.cell * np.array([[2], [1], [2]]), s.species * 4)
+    sup = Structure(
+        np.concatenate([s.positions + i * s.cell[0] + k * s.cell[2] for i in range(2) for k in range(2)]),
+        s.cell * np.array([[2], [1], [2]]),
+        s.species * 4,
+    )
     np.testing.assert_allclose(_desc(sup), np.tile(G, (4, 1)), atol=1e-10)
 
 
@@ -184,10 +191,23 @@ def test_ensemble_and_bbb_train_and_improve():
     seed_everything(0)
     structs = generate_al_emt(14, seed=0, md_temperatures=(300,), md_steps=2)
     data = build_dataset(structs, SPEC)
-    study = {"net": {"width": 8, "depth": 2, "param": "legendre", "degree": 1}, "epochs": 15, "lr": 0.01,
-             "batch_size": 7, "l2": 0.0, "loss_weights": {"energy": 1.0, "forces": 1.0, "stress": 0.1},
-             "bbb": {"epochs": 3, "lr": 1e-3, "particles": 2, "init_scale": 1e-3, "kl_weight": 1.0, "prior_scale": 1.0,
-                     "n_samples": 4}}
+    study = {
+        "net": {"width": 8, "depth": 2, "param": "legendre", "degree": 1},
+        "epochs": 15,
+        "lr": 0.01,
+        "batch_size": 7,
+        "l2": 0.0,
+        "loss_weights": {"energy": 1.0, "forces": 1.0, "stress": 0.1},
+        "bbb": {
+            "epochs": 3,
+            "lr": 1e-3,
+            "particles": 2,
+            "init_scale": 1e-3,
+            "kl_weight": 1.0,
+            "prior_scale": 1.0,
+            "n_samples": 4,
+        },
+    }
     pot, scales = materials.make_potential(study, SPEC, data, [0, 1], torch.float64)
     res = materials.train_ensemble(pot, data, study, scales, seed=0)
     first = [h["train_loss"] for h in res.history if h["epoch"] == 0]
@@ -202,8 +222,9 @@ def test_ensemble_and_bbb_train_and_improve():
 
 
 # ------------------------------------------------------------------------------ several elements (W-Be)
-SPEC2 = DescriptorSpec(cutoff=4.5, n_radial=5, angular_etas=(0.01,), zetas=(1.0, 2.0), lambdas=(1.0, -1.0),
-                         elements=("Au", "Cu"))
+SPEC2 = DescriptorSpec(
+    cutoff=4.5, n_radial=5, angular_etas=(0.01,), zetas=(1.0, 2.0), lambdas=(1.0, -1.0), elements=("Au", "Cu")
+)
 AU = [1, 2, 4]  # atoms of the 8-atom fcc Cu cell that are Au
 
 
@@ -216,8 +237,10 @@ def _binary(seed=0, rattle=0.1):
     for k in AU:
         sym[k] = "Au"
     at.set_chemical_symbols(sym)
-    at.set_cell(np.asarray(at.get_cell()) @ (np.eye(3) + np.array([[0.01, 0.02, 0], [0.02, -0.01, 0.01], [0, 0.01, 0.005]])),
-                scale_atoms=True)
+    at.set_cell(
+        np.asarray(at.get_cell()) @ (np.eye(3) + np.array([[0.01, 0.02, 0], [0.02, -0.01, 0.01], [0, 0.01, 0.005]])),
+        scale_atoms=True,
+    )
     at.rattle(rattle, seed=seed)
     return from_atoms(at, label=False)
 
@@ -300,10 +323,30 @@ def test_single_element_descriptors_are_the_original_ones():
     g2, g4 = descriptor_terms(d, ta, tb, SPEC)
     old = torch.cat([d.new_zeros(s.natoms, 5).index_add(0, i, g2), d.new_zeros(s.natoms, 4).index_add(0, i[ta], g4)], 1)
     np.testing.assert_array_equal(G, old.numpy())
-    frozen = [[1.4094069648369028, 3.175416331934604, 2.832288137826144, 1.087682543518645, 0.23857125698095707,
-               0.7852675572289107, 0.26213670460926136, 0.5924777591880117, 0.06934690656836238],
-              [1.398103051707601, 3.227885575184889, 2.900247580684955, 1.0949330662818926, 0.23117048079715344,
-               0.7923513219234749, 0.26572775747800753, 0.5971667373518441, 0.07054317290637685]]  # before W-Be
+    frozen = [
+        [
+            1.4094069648369028,
+            3.175416331934604,
+            2.832288137826144,
+            1.087682543518645,
+            0.23857125698095707,
+            0.7852675572289107,
+            0.26213670460926136,
+            0.5924777591880117,
+            0.06934690656836238,
+        ],
+        [
+            1.398103051707601,
+            3.227885575184889,
+            2.900247580684955,
+            1.0949330662818926,
+            0.23117048079715344,
+            0.7923513219234749,
+            0.26572775747800753,
+            0.5971667373518441,
+            0.07054317290637685,
+        ],
+    ]  # before W-Be
     np.testing.assert_allclose(G[[0, 5]], frozen, rtol=1e-12)
 
 
@@ -352,8 +395,13 @@ def _wbe_tables(tmp_path, per_group=3):
             pytest.fail(f"CI=true but the W-Be mirror file {tar} is missing")
         pytest.skip(f"W-Be mirror file {tar} not present")
     files = read_fitsnap_tar(tar, "WBe_PRB2019")
-    want = {"ElasticDeform_Vol": per_group, "ElasticDeform_Shear": per_group,
-            "Elast_BCC_Vol": per_group, "surface": per_group, "slice_sample": per_group}
+    want = {
+        "ElasticDeform_Vol": per_group,
+        "ElasticDeform_Shear": per_group,
+        "Elast_BCC_Vol": per_group,
+        "surface": per_group,
+        "slice_sample": per_group,
+    }
     # six neighbouring points of the hcp Be EOS: nearly identical cells, so their stress unit can be checked
     pick = [f"EOS_HCP/EOS_HCP_{k}.json" for k in range(12, 18)]
     for rel in sorted(files):
@@ -393,10 +441,18 @@ def test_wbe_parse_and_train_smoke(tmp_path):
     frag = yaml.safe_load((cfgmod.SCHEMA_PATH.parent / "studies" / "materials.schema.yaml").read_text())
     study = cfgmod.validate({}, schema={"type": "object", **frag})["materials"]  # this study's defaults
     assert "wbe" in study["sets"]
-    study = cfgmod.deep_merge(study, {
-        "splits": ["group"], "seeds": [0, 1], "epochs": 3, "batch_size": 6, "net": {"width": 6, "depth": 2, "degree": 1},
-        "descriptors": {"n_radial": 4, "angular_etas": [0.01], "zetas": [1.0]},
-        "bbb": {"epochs": 2, "n_samples": 3}})
+    study = cfgmod.deep_merge(
+        study,
+        {
+            "splits": ["group"],
+            "seeds": [0, 1],
+            "epochs": 3,
+            "batch_size": 6,
+            "net": {"width": 6, "depth": 2, "degree": 1},
+            "descriptors": {"n_radial": 4, "angular_etas": [0.01], "zetas": [1.0]},
+            "bbb": {"epochs": 2, "n_samples": 3},
+        },
+    )
     dspec = {**study["wbe"], "kind": "wbe", "max_configs": 15, "min_per_group": 2, "heldout_groups": ["surface"]}
     tables = materials.run_cell("wbe", dspec, study, str(data_dir), dtype="float64")
     info = tables["info"].iloc[0]
@@ -422,11 +478,27 @@ def test_bbb_likelihood_std_is_tempered_noise():
 
 def _tiny_study(epochs, batch_size, forces_weight):
     """A study config small enough for a unit test: two members, two BBB epochs, three posterior draws."""
-    return {"net": {"width": 6, "depth": 2, "param": "legendre", "degree": 1}, "epochs": epochs, "lr": 0.01,
-            "batch_size": batch_size, "l2": 0.0, "loss_weights": {"energy": 1.0, "forces": forces_weight, "stress": 0.1},
-            "seeds": [0, 1], "test_fraction": 0.25, "max_prediction_rows": 100,
-            "bbb": {"enabled": True, "epochs": 2, "lr": 1e-3, "particles": 1, "init_scale": 1e-3, "kl_weight": 1.0,
-                    "prior_scale": 1.0, "n_samples": 3}}
+    return {
+        "net": {"width": 6, "depth": 2, "param": "legendre", "degree": 1},
+        "epochs": epochs,
+        "lr": 0.01,
+        "batch_size": batch_size,
+        "l2": 0.0,
+        "loss_weights": {"energy": 1.0, "forces": forces_weight, "stress": 0.1},
+        "seeds": [0, 1],
+        "test_fraction": 0.25,
+        "max_prediction_rows": 100,
+        "bbb": {
+            "enabled": True,
+            "epochs": 2,
+            "lr": 1e-3,
+            "particles": 1,
+            "init_scale": 1e-3,
+            "kl_weight": 1.0,
+            "prior_scale": 1.0,
+            "n_samples": 3,
+        },
+    }
 
 
 @pytest.mark.parametrize("tempered", [False, True])
@@ -468,8 +540,10 @@ def test_bbb_fitted_and_predictive_noise_models_are_the_same(monkeypatch, temper
         nll = float(seen["nll"](seen["init"][None], torch.arange(train.n_configs))[0])
     with torch.enable_grad():
         pred = pot.predict(train)
-    want = sum(0.5 * float(((p[0] - y) ** 2).sum()) / seen["var"][q]
-               for q, (p, y) in materials.per_quantity({k: v.detach() for k, v in pred.items()}, train).items())
+    want = sum(
+        0.5 * float(((p[0] - y) ** 2).sum()) / seen["var"][q]
+        for q, (p, y) in materials.per_quantity({k: v.detach() for k, v in pred.items()}, train).items()
+    )
     assert nll == pytest.approx(want, rel=1e-6)
     lik = json.loads(out["info"]["bbb_likelihood_std"].iloc[0])
     assert {q: v**2 for q, v in lik.items()} == pytest.approx(seen["var"])
@@ -494,10 +568,22 @@ def test_lr_schedule_splits_epochs_and_decays():
 def _cerr(errs: dict[str, list[float]], method="ensemble", subset="test", split="random", f_err=0.05):
     rows = []
     for g, es in errs.items():
-        for k, e in enumerate(es):
-            rows.append({"dataset": "fitsnap", "split": split, "method": method, "subset": subset,
-                         "config_id": len(rows), "group": g, "natoms": 2, "energy_err_eV_per_atom": e,
-                         "force_abs_sum_eV_A": f_err * 6, "force_sq_sum_eV2_A2": f_err**2 * 6, "n_force_components": 6})
+        for e in es:
+            rows.append(
+                {
+                    "dataset": "fitsnap",
+                    "split": split,
+                    "method": method,
+                    "subset": subset,
+                    "config_id": len(rows),
+                    "group": g,
+                    "natoms": 2,
+                    "energy_err_eV_per_atom": e,
+                    "force_abs_sum_eV_A": f_err * 6,
+                    "force_sq_sum_eV2_A2": f_err**2 * 6,
+                    "n_force_components": 6,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -506,13 +592,25 @@ def test_group_metrics_aggregate_exactly_and_join_the_reference():
 
     c = _cerr({"A": [0.01, -0.03], "B": [0.002]})
     c.loc[1, ["force_abs_sum_eV_A", "force_sq_sum_eV2_A2", "n_force_components"]] = [3.0, 9.0, 3]
-    ref = pd.DataFrame({"dataset": ["fitsnap"] * 2, "group": ["A", "A"], "quantity": ["energy", "forces"],
-                        "mae": [0.02, 0.1], "rmse": [0.03, 0.2], "n": [5, 30]})
+    ref = pd.DataFrame(
+        {
+            "dataset": ["fitsnap"] * 2,
+            "group": ["A", "A"],
+            "quantity": ["energy", "forces"],
+            "mae": [0.02, 0.1],
+            "rmse": [0.03, 0.2],
+            "n": [5, 30],
+        }
+    )
     g = group_metrics(c, ref).set_index(["group", "quantity"])
-    assert g.loc[("A", "energy"), "mae"] == pytest.approx(0.02) and g.loc[("A", "energy"), "rmse"] == pytest.approx(np.sqrt(0.0005))
+    assert g.loc[("A", "energy"), "mae"] == pytest.approx(0.02) and g.loc[("A", "energy"), "rmse"] == pytest.approx(
+        np.sqrt(0.0005)
+    )
     assert g.loc[("A", "forces"), "mae"] == pytest.approx((0.3 + 3.0) / 9) and g.loc[("A", "forces"), "n_items"] == 9
     assert g.loc[("A", "forces"), "rmse"] == pytest.approx(np.sqrt((0.015 + 9.0) / 9))
-    assert g.loc[("A", "energy"), "mae_over_snap"] == pytest.approx(1.0) and np.isnan(g.loc[("B", "energy"), "snap_mae"])
+    assert g.loc[("A", "energy"), "mae_over_snap"] == pytest.approx(1.0) and np.isnan(
+        g.loc[("B", "energy"), "snap_mae"]
+    )
     assert g.loc[("*ALL", "energy"), "n_configs"] == 3
 
 
@@ -521,19 +619,34 @@ def test_snap_claims_verdicts_on_known_answers():
     from nnrds.verdicts import CLAIM_COLUMNS
 
     rng = np.random.default_rng(0)
-    ref = pd.DataFrame({"dataset": "fitsnap", "group": ["Good", "Good", "Bad", "Bad", "Few", "Few", "Wide", "Wide"],
-                        "quantity": ["energy", "forces"] * 4, "mae": [0.01, 0.1] * 4, "rmse": [0.02, 0.2] * 4, "n": 9})
-    c = _cerr({"Good": list(0.002 * rng.standard_normal(30)),  # |err| ~ 1.6 meV << 10 meV: beats SNAP
-               "Bad": list(0.05 + 0.002 * rng.standard_normal(30)),  # 50 meV >> 10 meV: contradicted
-               "Few": [0.001],  # one held-out configuration: no interval
-               "Wide": [0.0, 0.001, 0.2]})  # mean 67 meV but 3 configurations: the interval straddles
+    ref = pd.DataFrame(
+        {
+            "dataset": "fitsnap",
+            "group": ["Good", "Good", "Bad", "Bad", "Few", "Few", "Wide", "Wide"],
+            "quantity": ["energy", "forces"] * 4,
+            "mae": [0.01, 0.1] * 4,
+            "rmse": [0.02, 0.2] * 4,
+            "n": 9,
+        }
+    )
+    c = _cerr(
+        {
+            "Good": list(0.002 * rng.standard_normal(30)),  # |err| ~ 1.6 meV << 10 meV: beats SNAP
+            "Bad": list(0.05 + 0.002 * rng.standard_normal(30)),  # 50 meV >> 10 meV: contradicted
+            "Few": [0.001],  # one held-out configuration: no interval
+            "Wide": [0.0, 0.001, 0.2],
+        }
+    )  # mean 67 meV but 3 configurations: the interval straddles
     raw = snap_claims(c, ref, groups=("Good", "Bad", "Few", "Wide"))
     assert list(raw.columns) == CLAIM_COLUMNS
     cl = raw.set_index("claim_id")
     v = cl["verdict"].to_dict()
     assert v["ta_snap_Good_energy"] == "supported" and v["ta_snap_Bad_energy"] == "contradicted"
     assert v["ta_snap_Few_energy"] == "inconclusive" and v["ta_snap_Wide_energy"] == "inconclusive"
-    assert cl.loc["ta_snap_Good_energy", "unit"] == "held-out configuration" and cl.loc["ta_snap_Good_energy", "n_units"] == 30
+    assert (
+        cl.loc["ta_snap_Good_energy", "unit"] == "held-out configuration"
+        and cl.loc["ta_snap_Good_energy", "n_units"] == 30
+    )
     assert cl["ci_level"].iloc[0] == pytest.approx(1 - 0.05 / 8)  # Bonferroni over the 8 claims
     # forces: every configuration has |err| 0.05 < 0.1 exactly (no spread): no interval, inconclusive
     assert v["ta_snap_Good_forces"] == "inconclusive"
@@ -564,39 +677,115 @@ def test_divergence_fails_naming_the_cell_and_config_key(key):
 def test_caption_with_every_branch_renders_without_docutils_messages():
     """The caption with unit table, per-group lines, claims and E-V lines (the ``|x|`` of an absolute value
     would be an undefined RST substitution) renders cleanly, as the report renders it."""
-    import sys
-    from pathlib import Path
+
+    from captions import rst_problems
 
     from nnrds.studies import materials
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_captions import rst_problems
-
     rng = np.random.default_rng(1)
     c = _cerr({g: list(0.003 * rng.standard_normal(4)) for g in materials.TA_NEAR_EQUILIBRIUM})
-    ref = pd.DataFrame([{"dataset": "fitsnap", "group": g, "quantity": q, "mae": 0.01, "rmse": 0.02, "n": 9}
-                        for g in materials.TA_NEAR_EQUILIBRIUM for q in ("energy", "forces")])
+    ref = pd.DataFrame(
+        [
+            {"dataset": "fitsnap", "group": g, "quantity": q, "mae": 0.01, "rmse": 0.02, "n": 9}
+            for g in materials.TA_NEAR_EQUILIBRIUM
+            for q in ("energy", "forces")
+        ]
+    )
     groups, claims = materials.group_metrics(c, ref), materials.snap_claims(c, ref)
-    metrics = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "method": m, "subset": "all", "quantity": q,
-                             "n": 5, "mae": 0.1, "rmse": 0.2, "nll": 0.0, "mean_std": 0.1, "cov50": 0.5, "cov90": 0.9,
-                             "cov95": 0.95, "spearman_std_abs_err": 0.5} for m in ("ensemble", "bbb") for q in materials.QUANTITIES])
+    metrics = pd.DataFrame(
+        [
+            {
+                "dataset": "fitsnap",
+                "split": "random",
+                "method": m,
+                "subset": "all",
+                "quantity": q,
+                "n": 5,
+                "mae": 0.1,
+                "rmse": 0.2,
+                "nll": 0.0,
+                "mean_std": 0.1,
+                "cov50": 0.5,
+                "cov90": 0.9,
+                "cov95": 0.95,
+                "spearman_std_abs_err": 0.5,
+            }
+            for m in ("ensemble", "bbb")
+            for q in materials.QUANTITIES
+        ]
+    )
     info = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "n_train": 10, "n_test": 5, "n_heldout": 0}])
-    timings = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "n_train": 10, "n_train_atoms": 40, "device": "cpu"}])
-    evs = pd.DataFrame([{"dataset": "fitsnap", "split": "random", "method": "ensemble", "volume_min": 10.0,
-                         "volume_max": 20.0, "n_points_in_range": 5, "max_abs_dev_in_range_eV_per_atom": 0.1,
-                         "mean_abs_dev_in_range_eV_per_atom": 0.05, "n_points": 7, "max_abs_dev_eV_per_atom": 0.2,
-                         "ref_energy_span_in_range_eV_per_atom": 1.0, "pred_energy_span_in_range_eV_per_atom": 0.9}])
-    table = [{"group": "EOS", "composition": "Be2", "declared_unit": "bar", "unit": "kbar", "status": "checked",
-              "ratio": 1.02, "n_labelled": 3},
-             {"group": "Elast", "composition": "Be2", "declared_unit": "bar", "unit": "kbar", "status": "noisy",
-              "ratio": 0.5, "n_labelled": 3},
-             {"group": "MD", "composition": "Be2", "declared_unit": "bar", "unit": "bar", "status": "unchecked",
-              "ratio": float("nan"), "n_labelled": 3}]
-    study = {"net": {"param": "legendre", "width": 4, "depth": 2}, "descriptors": {"cutoff": 4.5}, "seeds": [0],
-             "epochs": 3, "lr": 0.01, "loss_weights": {"energy": 1.0, "forces": 1.0, "stress": 0.1},
-             "bbb": {"epochs": 2, "n_samples": 3}}
-    text = materials.caption(metrics, info, timings, "smoke", study, {"fitsnap": "Ta"}, groups, claims, evs,
-                     {"WBe": {"stress_units": {"table": table}}})
+    timings = pd.DataFrame(
+        [{"dataset": "fitsnap", "split": "random", "n_train": 10, "n_train_atoms": 40, "device": "cpu"}]
+    )
+    evs = pd.DataFrame(
+        [
+            {
+                "dataset": "fitsnap",
+                "split": "random",
+                "method": "ensemble",
+                "volume_min": 10.0,
+                "volume_max": 20.0,
+                "n_points_in_range": 5,
+                "max_abs_dev_in_range_eV_per_atom": 0.1,
+                "mean_abs_dev_in_range_eV_per_atom": 0.05,
+                "n_points": 7,
+                "max_abs_dev_eV_per_atom": 0.2,
+                "ref_energy_span_in_range_eV_per_atom": 1.0,
+                "pred_energy_span_in_range_eV_per_atom": 0.9,
+            }
+        ]
+    )
+    table = [
+        {
+            "group": "EOS",
+            "composition": "Be2",
+            "declared_unit": "bar",
+            "unit": "kbar",
+            "status": "checked",
+            "ratio": 1.02,
+            "n_labelled": 3,
+        },
+        {
+            "group": "Elast",
+            "composition": "Be2",
+            "declared_unit": "bar",
+            "unit": "kbar",
+            "status": "noisy",
+            "ratio": 0.5,
+            "n_labelled": 3,
+        },
+        {
+            "group": "MD",
+            "composition": "Be2",
+            "declared_unit": "bar",
+            "unit": "bar",
+            "status": "unchecked",
+            "ratio": float("nan"),
+            "n_labelled": 3,
+        },
+    ]
+    study = {
+        "net": {"param": "legendre", "width": 4, "depth": 2},
+        "descriptors": {"cutoff": 4.5},
+        "seeds": [0],
+        "epochs": 3,
+        "lr": 0.01,
+        "loss_weights": {"energy": 1.0, "forces": 1.0, "stress": 0.1},
+        "bbb": {"epochs": 2, "n_samples": 3},
+    }
+    text = materials.caption(
+        metrics,
+        info,
+        timings,
+        "smoke",
+        study,
+        {"fitsnap": "Ta"},
+        groups,
+        claims,
+        evs,
+        {"WBe": {"stress_units": {"table": table}}},
+    )
     assert "stored in kbar" in text and "largest deviation" in text and "Claim per group" in text
     assert rst_problems(text) == []
 
@@ -617,8 +806,13 @@ def test_quantity_rows_subsets_metrics_and_calibration_on_known_values():
     assert m["heldout"]["mae"] == pytest.approx(3.0) and m["in_distribution"]["mae"] == pytest.approx(0.75)
     assert m["heldout"]["cov95"] == 0.0 and m["in_distribution"]["cov95"] == 1.0  # 1.96 std: 3 out, 1 and 0.5 in
     assert m["all"]["rmse"] == pytest.approx(np.sqrt(np.mean(mu**2)))
-    assert len(calib) == 3 * len(CURVE_LEVELS) and list(calib[0])[:5] == ["dataset", "split", "method", "subset",
-                                                                           "quantity"]
+    assert len(calib) == 3 * len(CURVE_LEVELS) and list(calib[0])[:5] == [
+        "dataset",
+        "split",
+        "method",
+        "subset",
+        "quantity",
+    ]
     # no held-out flags (random split): subset all only; an empty subset is skipped
     metrics, _ = quantity_rows(lab, "forces", mu, sd, y, None)
     assert [r["subset"] for r in metrics] == ["all"]
@@ -635,7 +829,9 @@ def test_prediction_table_caps_rows_with_a_sorted_seeded_subset():
     t = prediction_table({"quantity": "forces"}, items, y + 1, np.ones(n), np.ones(n), y, 7, np.random.default_rng(0))
     assert len(t) == 7 and t["target"].is_monotonic_increasing and set(t["target"]) <= set(y)
     assert (t["mean"] - t["target"] == 1).all() and (t["config_id"] == (t["target"] // 3).astype(int)).all()
-    again = prediction_table({"quantity": "forces"}, items, y + 1, np.ones(n), np.ones(n), y, 7, np.random.default_rng(0))
+    again = prediction_table(
+        {"quantity": "forces"}, items, y + 1, np.ones(n), np.ones(n), y, 7, np.random.default_rng(0)
+    )
     pd.testing.assert_frame_equal(t, again)
     full = prediction_table({"quantity": "forces"}, items, y, np.ones(n), np.ones(n), y, n, np.random.default_rng(0))
     assert len(full) == n
@@ -647,8 +843,11 @@ def test_train_bulk_volume_range_leaves_out_surfaces_and_gsf():
     from nnrds.studies.materials import train_bulk_volume_range
 
     spec = DescriptorSpec()  # one element: only the groups decide
-    train = SimpleNamespace(volume=torch.tensor([40.0, 80.0, 100.0, 36.0]), natoms=torch.tensor([4.0, 4.0, 4.0, 4.0]),
-                            groups=["strain", "surf111", "GSF_110", "md300K"])
+    train = SimpleNamespace(
+        volume=torch.tensor([40.0, 80.0, 100.0, 36.0]),
+        natoms=torch.tensor([4.0, 4.0, 4.0, 4.0]),
+        groups=["strain", "surf111", "GSF_110", "md300K"],
+    )
     assert train_bulk_volume_range(train, spec, None) == (9.0, 10.0)
     train.groups = ["Surface", "surf100", "GSF_112", "surf111"]
     lo, hi = train_bulk_volume_range(train, spec, None)
@@ -672,15 +871,28 @@ def test_caption_pieces_on_known_tables():
 
     assert materials._caption_ev(None) == [] and materials._caption_ev(pd.DataFrame()) == []
     info = pd.DataFrame([{"dataset": "al_emt", "split": "group", "n_train": 8, "n_test": 4, "n_heldout": 2}])
-    assert materials._caption_splits(info) == ["* **al_emt / group split**: 8 training, 4 test configurations "
-                                               "(2 in held-out groups)."]
+    assert materials._caption_splits(info) == [
+        "* **al_emt / group split**: 8 training, 4 test configurations (2 in held-out groups)."
+    ]
     assert materials._caption_datasets({"al_emt": "Al"}, info) == ["Datasets: *al_emt*: Al."]
     info["elements"], info["reference_energies_eV"] = "Be W", json.dumps({"Be": -3.75, "W": -12.9})
     lines = materials._caption_datasets({"wbe": "W-Be"}, info)
     assert len(lines) == 3 and "al_emt: Be -3.750 eV, W -12.900 eV" in lines[1] and lines[2] == ""
-    metrics = pd.DataFrame([{"dataset": "d", "split": sp, "method": "ensemble", "subset": sub, "quantity": "energy",
-                             "rmse": 0.01234, "cov95": 0.9, "spearman_std_abs_err": float("nan")}
-                            for sp, sub in (("random", "all"), ("group", "all"), ("group", "heldout"))])
+    metrics = pd.DataFrame(
+        [
+            {
+                "dataset": "d",
+                "split": sp,
+                "method": "ensemble",
+                "subset": sub,
+                "quantity": "energy",
+                "rmse": 0.01234,
+                "cov95": 0.9,
+                "spearman_std_abs_err": float("nan"),
+            }
+            for sp, sub in (("random", "all"), ("group", "all"), ("group", "heldout"))
+        ]
+    )
     lines = materials._caption_metrics(metrics)
     assert len(lines) == 2 and "group / ensemble / heldout: energy RMSE 0.0123 eV/atom" in lines[0]
     assert "ρ(std,|err|) nan" in lines[1]
@@ -700,10 +912,14 @@ def test_fcc_ev_structures_are_emt_labelled_with_a_minimum_near_a0():
 def test_al_emt_tables_reject_heldout_groups_that_are_not_generated():
     from nnrds.data import al_emt
 
-    conf, atoms, meta = al_emt.tables({"n_configs": 14, "md_temperatures": [300], "md_steps": 2,
-                                       "heldout_groups": ["surf111"]}, seed=0)
-    assert meta["n_configs"] == len(conf) == 14 and meta["generator"] == {"n_configs": 14, "md_temperatures": [300],
-                                                                          "md_steps": 2}
+    conf, atoms, meta = al_emt.tables(
+        {"n_configs": 14, "md_temperatures": [300], "md_steps": 2, "heldout_groups": ["surf111"]}, seed=0
+    )
+    assert meta["n_configs"] == len(conf) == 14 and meta["generator"] == {
+        "n_configs": 14,
+        "md_temperatures": [300],
+        "md_steps": 2,
+    }
     with pytest.raises(ValueError, match=r"heldout_groups \['md900K'\] are not generated"):
         al_emt.tables({"n_configs": 14, "md_temperatures": [300], "md_steps": 2, "heldout_groups": ["md900K"]}, seed=0)
 
@@ -713,9 +929,18 @@ def test_fitsnap_reading_flips_the_stress_sign_filters_and_drops_unchecked_stres
 
     structs = []
     for k, (g, n) in enumerate([("A", 2), ("A", 2), ("B", 2), ("B", 5), ("EOS", 2), ("EOS", 2)]):
-        structs.append(Structure(4 * np.random.default_rng(k).random((n, 3)), np.eye(3) * 5.0, ["Ta"] * n,
-                                 energy=-10.0 * n + (2.0 if k == 1 else 0.0), forces=np.full((n, 3), 0.1 * k),
-                                 stress=np.full(6, 0.01 * (k + 1)), group=g, config_id=k))
+        structs.append(
+            Structure(
+                4 * np.random.default_rng(k).random((n, 3)),
+                np.eye(3) * 5.0,
+                ["Ta"] * n,
+                energy=-10.0 * n + (2.0 if k == 1 else 0.0),
+                forces=np.full((n, 3), 0.1 * k),
+                stress=np.full(6, 0.01 * (k + 1)),
+                group=g,
+                config_id=k,
+            )
+        )
     conf, atoms = to_tables(structs)
     conf["stress_unit_status"] = ["checked", "noisy", "unchecked", "checked", "checked", "checked"]
     conf.to_csv(tmp_path / "configs.csv", index=False)
@@ -740,8 +965,12 @@ def test_summary_input_folders_are_told_apart_by_their_files(tmp_path):
     from nnrds.commands.materials import REFERENCE_TABLE, input_folders
 
     dirs = {}
-    for name, files in {"cell_a": ["metrics.csv", "provenance.json"], "ref": [REFERENCE_TABLE, "other.csv"],
-                        "cell_b": ["metrics.csv"], "ta": ["metadata.json", "provenance.json"]}.items():
+    for name, files in {
+        "cell_a": ["metrics.csv", "provenance.json"],
+        "ref": [REFERENCE_TABLE, "other.csv"],
+        "cell_b": ["metrics.csv"],
+        "ta": ["metadata.json", "provenance.json"],
+    }.items():
         dirs[name] = tmp_path / name
         dirs[name].mkdir()
         for f in files:
@@ -788,8 +1017,9 @@ def test_margin_t_test_on_known_values():
     assert p == pytest.approx(st.t.sf((0.25 + 0.05) / (eff.std(ddof=1) / 2), 3))
     assert all(np.isnan(margin_t_test(np.array([0.2, 0.2, 0.2]), 0.05, 0.95)))  # no spread
     assert all(np.isnan(margin_t_test(np.array([0.2]), 0.05, 0.95)))
-    c = pd.DataFrame({"energy_err_eV_per_atom": [-0.2, 0.1], "force_abs_sum_eV_A": [3.0, 6.0],
-                      "n_force_components": [6, 12]})
+    c = pd.DataFrame(
+        {"energy_err_eV_per_atom": [-0.2, 0.1], "force_abs_sum_eV_A": [3.0, 6.0], "n_force_components": [6, 12]}
+    )
     np.testing.assert_allclose(per_config_abs_error(c, "energy"), [0.2, 0.1])
     np.testing.assert_allclose(per_config_abs_error(c, "forces"), [0.5, 0.5])
 

@@ -1,4 +1,5 @@
 """The workflow end to end at smoke scale: dry-runs, a full run, determinism, kill -9 and rerun, report."""
+
 import os
 import signal
 import subprocess
@@ -6,7 +7,6 @@ import sys
 import time
 
 import pytest
-
 from dag_helpers import copy_workflow, snakemake, table_digests
 
 pytestmark = pytest.mark.slow
@@ -15,8 +15,12 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("scale", ["smoke", "config", "paper"])
 def test_dry_run_every_scale(tmp_path, scale):
     wd = copy_workflow(tmp_path / "wf")
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", f"config/{scale}.yaml"],
-                         cwd=wd, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", f"config/{scale}.yaml"],
+        cwd=wd,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "wp_gap_train" in out.stdout
     assert not (wd / "results").exists() or not any((wd / "results").rglob("*.csv"))
@@ -43,15 +47,29 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
     assert "Spearman" in (wd / "results/wp_gap/caption.rst").read_text()
 
 
-@pytest.mark.parametrize("study,figs", [
-    ("stiffness", ["metrics_vs_epoch", "test_vs_strength", "stiffness_vs_gap", "eigenvalues"]),
-    ("noisy_rnn", ["robustness_advantage", "accuracy_vs_strength", "clean_vs_training_noise"]),
-    ("uq_elm", ["parity", "calibration", "coverage_crps", "slices", "extrapolation", "nuts_trace", "flagged",
-                "depth_feasibility"]),
-    ("materials", ["parity", "calibration", "std_vs_error", "ev_curve", "group_errors"]),
-    ("continuous_depth", ["error_vs_h", "refinement_penalty", "wp_depth_convergence"]),
-    ("pinn_failure", ["error_vs_coefficient", "heatmaps", "loss_curves", "landscapes"]),
-])
+@pytest.mark.parametrize(
+    "study,figs",
+    [
+        ("stiffness", ["metrics_vs_epoch", "test_vs_strength", "stiffness_vs_gap", "eigenvalues"]),
+        ("noisy_rnn", ["robustness_advantage", "accuracy_vs_strength", "clean_vs_training_noise"]),
+        (
+            "uq_elm",
+            [
+                "parity",
+                "calibration",
+                "coverage_crps",
+                "slices",
+                "extrapolation",
+                "nuts_trace",
+                "flagged",
+                "depth_feasibility",
+            ],
+        ),
+        ("materials", ["parity", "calibration", "std_vs_error", "ev_curve", "group_errors"]),
+        ("continuous_depth", ["error_vs_h", "refinement_penalty", "wp_depth_convergence"]),
+        ("pinn_failure", ["error_vs_coefficient", "heatmaps", "loss_curves", "landscapes"]),
+    ],
+)
 def test_smoke_dag_runs_every_study(smoke_run, study, figs):
     import json
 
@@ -84,10 +102,15 @@ def test_report_has_every_figure(smoke_run):
 def test_kill_and_rerun_completes_with_same_results(smoke_run, tmp_path):
     """kill -9 early in a second run, unlock, rerun: no half-written files, and every table byte-identical to the
     first run. The kill comes after the first training cell, so nearly every job runs again in the second
-    directory: this is also the two-independent-runs determinism check (tests/test_slurm.py is a third run)."""
+    directory: this is also the two-independent-runs determinism check (tests/workflow/test_slurm.py is a third run)."""
     wd = copy_workflow(tmp_path / "wf")
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml"],
-                            cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml"],
+        cwd=wd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     first = wd / "results/wp_gap/cells"
     deadline = time.time() + 300
     while time.time() < deadline and not any(first.rglob("runs.csv")):

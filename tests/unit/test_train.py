@@ -1,4 +1,5 @@
 """The shared training loop: batched replicas train exactly as they would alone."""
+
 import torch
 
 from nnrds.models import Arch, ReplicaNet
@@ -71,6 +72,7 @@ def _nan_after(calls: int, replica: int):
             if n["calls"] >= calls:
                 loss = loss + torch.tensor([float("nan") if r == replica else 0.0 for r in range(len(loss))])
         return loss
+
     return loss_fn
 
 
@@ -103,8 +105,11 @@ def test_fit_takes_the_job_where_by_default():
     X, Y = _data(5)
     net = ReplicaNet(Arch(3, 1, 6, 2, "const"), seeds=[0, 1])
     with guards.job(Where("stiffness", "chem/legendre3", "stiffness.lr")):
-        with pytest.raises(NonFiniteError, match=r"`stiffness`, cell `chem/legendre3`, replica\(s\) \[0\].*"
-                                                 r"epoch 1 of 3.*`stiffness.lr`"):
+        with pytest.raises(
+            NonFiniteError,
+            match=r"`stiffness`, cell `chem/legendre3`, replica\(s\) \[0\].*"
+            r"epoch 1 of 3.*`stiffness.lr`",
+        ):
             fit(net, X.float(), Y.float(), epochs=3, loss_fn=_nan_after(1, replica=0))
     assert guards.current() == Where()
 
@@ -139,32 +144,39 @@ def _cell_config(study, **study_over):
 
     cfg = C.load(C.REPO_ROOT / "config" / "smoke.yaml")
     sc = {**cfg[study], "seeds": [0], **study_over}
-    return {**{k: cfg[k] for k in ("seed", "device", "dtype", "torch_threads")}, "study": sc,
-            "dataset": {"kind": "ensemble", "source": "toy", "n_train": 20, "n_test": 12},
-            "parameterization": {"kind": "legendre", "degree": 1}}
-
-
-#: commands on the one convention (--config-json / --in-dir / --out-dir, the cell in the config slice)
-SHAPED = {"wp-gap-train", "stiffness-train"}
+    return {
+        **{k: cfg[k] for k in ("seed", "device", "dtype", "torch_threads")},
+        "study": sc,
+        "dataset": {"kind": "ensemble", "source": "toy", "n_train": 20, "n_test": 12},
+        "parameterization": {"kind": "legendre", "degree": 1},
+    }
 
 
 def _job_args(command, cfg, data, out, tables):
     """Arguments of a train command on a toy cell with its data folder ``data`` (None: no folder given)."""
-    if command in SHAPED:
-        cfg = {**cfg, "cell": {"dataset": "toy", "param": "leg1"}}
-        return [command, "--config-json", json.dumps(cfg), *(["--in-dir", str(data)] if data else []),
-                "--out-dir", str(out)]
-    return [command, "--dataset", "toy", "--param", "leg1", *(["--data-dir", str(data)] if data else []),
-            "--config-json", json.dumps(cfg),
-            *[a for t in tables for a in (f"--{t}", str(out / f"{t}.csv"))],
-            "--timings", str(out / "timings.csv"), "--provenance", str(out / "provenance.json")]
+    cfg = {**cfg, "cell": {"dataset": "toy", "param": "leg1"}}
+    return [
+        command,
+        "--config-json",
+        json.dumps(cfg),
+        *(["--in-dir", str(data)] if data else []),
+        "--out-dir",
+        str(out),
+    ]
 
 
-@pytest.mark.parametrize("command,study,tables,over", [
-    ("wp-gap-train", "wp_gap", ["runs"], {"depths": [2], "widths": [4], "epochs": 3}),
-    ("stiffness-train", "stiffness", ["runs", "metrics", "eigenvalues"],
-     {"epochs": 3, "track_every": 3, "l2_grid": [0.01], "penalty_grid": [1.0], "width": 4, "depth": 2}),
-])
+@pytest.mark.parametrize(
+    "command,study,tables,over",
+    [
+        ("wp-gap-train", "wp_gap", ["runs"], {"depths": [2], "widths": [4], "epochs": 3}),
+        (
+            "stiffness-train",
+            "stiffness",
+            ["runs", "metrics", "eigenvalues"],
+            {"epochs": 3, "track_every": 3, "l2_grid": [0.01], "penalty_grid": [1.0], "width": 4, "depth": 2},
+        ),
+    ],
+)
 def test_train_command_reads_only_the_data_folder_it_is_given(tmp_path, monkeypatch, command, study, tables, over):
     """The ensemble lies in an arbitrary folder (not results/data/<source>), the job runs from another cwd."""
     from nnrds import cli
@@ -195,5 +207,11 @@ def test_train_command_exits_nonzero_on_divergence_and_writes_nothing(tmp_path, 
     err = capsys.readouterr().err
     assert rc == cli.EXIT_NONFINITE
     lines = [ln for ln in err.splitlines() if "error:" in ln]
-    assert len(lines) == 1 and "(seed 0, depth 2, width 4)" in lines[0] and "`wp_gap`" in lines[0] and "`toy/leg1`" in lines[0] and "`wp_gap.lr`" in lines[0]
+    assert (
+        len(lines) == 1
+        and "(seed 0, depth 2, width 4)" in lines[0]
+        and "`wp_gap`" in lines[0]
+        and "`toy/leg1`" in lines[0]
+        and "`wp_gap.lr`" in lines[0]
+    )
     assert not out.exists() or not any(out.iterdir())

@@ -1,4 +1,5 @@
 """The claims ledger (nnrds.commands.claims): concatenation, checks and caption, on synthetic claim tables."""
+
 from __future__ import annotations
 
 import math
@@ -18,15 +19,30 @@ def claim_table(study: str, n: int, nasty: bool = False) -> pd.DataFrame:
     rows = []
     for i in range(n):
         verdict = V.VERDICTS[i % 3]
-        txt = f"claim {i} of {study}" + (" with |bars|, *stars*, trailing_ under_score, `tick`, {{ jinja }}, {# c #}"
-                                         if nasty else "")
-        rows.append(V.Claim(study=study, claim_id=f"c{i}" if not nasty else f"robust/x_{i}/y", claim=txt + ".",
-                            what_was_run="- 3 seeds" if nasty else "3 seeds", unit="seed", n_units=3 + i,
-                            effect_name="Δ accuracy", effect=0.1 * (i - 1),
-                            ci_low=math.nan if i == 2 else 0.1 * (i - 1) - 0.05, ci_high=math.nan if i == 2 else 0.1 * i,
-                            ci_level=0.95, verdict=verdict, test="paired t-test", figure=f"figures/{study}/f{i}.png",
-                            margin=0.05 if i == 1 else math.nan, p_value=0.01 * (i + 1),
-                            p_adjusted=math.nan if i else 0.03))
+        txt = f"claim {i} of {study}" + (
+            " with |bars|, *stars*, trailing_ under_score, `tick`, {{ jinja }}, {# c #}" if nasty else ""
+        )
+        rows.append(
+            V.Claim(
+                study=study,
+                claim_id=f"c{i}" if not nasty else f"robust/x_{i}/y",
+                claim=txt + ".",
+                what_was_run="- 3 seeds" if nasty else "3 seeds",
+                unit="seed",
+                n_units=3 + i,
+                effect_name="Δ accuracy",
+                effect=0.1 * (i - 1),
+                ci_low=math.nan if i == 2 else 0.1 * (i - 1) - 0.05,
+                ci_high=math.nan if i == 2 else 0.1 * i,
+                ci_level=0.95,
+                verdict=verdict,
+                test="paired t-test",
+                figure=f"figures/{study}/f{i}.png",
+                margin=0.05 if i == 1 else math.nan,
+                p_value=0.01 * (i + 1),
+                p_adjusted=math.nan if i else 0.03,
+            )
+        )
     return V.claims_frame(rows)
 
 
@@ -40,15 +56,18 @@ def test_build_concatenates_in_order_with_claim_columns():
     assert len(L.build([claim_table("a", 2), claim_table("b", 1).iloc[:0]])) == 2
 
 
-@pytest.mark.parametrize("damage,message", [
-    (lambda d: d.drop(columns="verdict"), "missing \\['verdict'\\]"),
-    (lambda d: d.assign(extra=1), "unexpected \\['extra'\\]"),
-    (lambda d: d[V.CLAIM_COLUMNS[::-1]], "wrong order"),
-    (lambda d: d.assign(verdict=["held"] + d.verdict.tolist()[1:]), "verdict 'held'"),
-    (lambda d: d.assign(study=["a"] + ["b"] * (len(d) - 1)), "exactly one study"),
-    (lambda d: d.assign(claim_id="same"), "duplicate claim_id"),
-    (lambda d: d.assign(claim=" "), "sentence"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda d: d.drop(columns="verdict"), "missing \\['verdict'\\]"),
+        (lambda d: d.assign(extra=1), "unexpected \\['extra'\\]"),
+        (lambda d: d[V.CLAIM_COLUMNS[::-1]], "wrong order"),
+        (lambda d: d.assign(verdict=["held"] + d.verdict.tolist()[1:]), "verdict 'held'"),
+        (lambda d: d.assign(study=["a"] + ["b"] * (len(d) - 1)), "exactly one study"),
+        (lambda d: d.assign(claim_id="same"), "duplicate claim_id"),
+        (lambda d: d.assign(claim=" "), "sentence"),
+    ],
+)
 def test_bad_tables_fail_with_the_file_named(damage, message):
     with pytest.raises(L.LedgerError, match=message) as e:
         L.build([claim_table("stiffness", 3), damage(claim_table("noisy_rnn", 3))], ["s.csv", "results/nrn/claims.csv"])
@@ -92,7 +111,20 @@ def test_cli_writes_ledger_and_caption(tmp_path):
     assert list(led.columns) == V.CLAIM_COLUMNS and len(led) == 5
     assert "Claims ledger" in cap.read_text()
     # a missing table is one clear error, nothing written
-    r = subprocess.run([sys.executable, "-m", "nnrds", "claims-ledger", "--tables", str(tmp_path / "nope.csv"),
-                        "--out", str(tmp_path / "o.csv"), "--caption", str(tmp_path / "c.rst")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nnrds",
+            "claims-ledger",
+            "--tables",
+            str(tmp_path / "nope.csv"),
+            "--out",
+            str(tmp_path / "o.csv"),
+            "--caption",
+            str(tmp_path / "c.rst"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "nope.csv does not exist" in r.stderr and not (tmp_path / "o.csv").exists()

@@ -1,4 +1,5 @@
 """Model math: bases, parameter counts, nonpar indexing, forward Euler, replica independence."""
+
 import numpy as np
 import pytest
 import torch
@@ -37,8 +38,9 @@ def test_shifted_legendre_orthogonal_on_0_T():
     T = 2.5
     x, w = np.polynomial.legendre.leggauss(20)
     t, w = (x + 1) * T / 2, w * T / 2
-    G = np.array([[np.sum(w * wp.shifted_legendre(i, t, T) * wp.shifted_legendre(j, t, T))
-                   for j in range(6)] for i in range(6)])
+    G = np.array(
+        [[np.sum(w * wp.shifted_legendre(i, t, T) * wp.shifted_legendre(j, t, T)) for j in range(6)] for i in range(6)]
+    )
     np.testing.assert_allclose(G, np.diag([T / (2 * k + 1) for k in range(6)]), atol=1e-12)
 
 
@@ -102,8 +104,16 @@ def test_unknown_parameterization_is_rejected():
 
 
 # ---------------------------------------------------------------- initialization (issue 11, item 5)
-INIT_KINDS = [("nonpar", 0), ("mlp", 0), ("const", 0), ("monomial", 1), ("monomial", 3), ("legendre", 1),
-              ("legendre", 3), ("legendre", 5)]
+INIT_KINDS = [
+    ("nonpar", 0),
+    ("mlp", 0),
+    ("const", 0),
+    ("monomial", 1),
+    ("monomial", 3),
+    ("legendre", 1),
+    ("legendre", 3),
+    ("legendre", 5),
+]
 
 
 @pytest.mark.parametrize("kind,degree", INIT_KINDS)
@@ -128,8 +138,10 @@ def test_every_layer_starts_with_variance_one_over_width(kind, degree, depth):
 @pytest.mark.parametrize("depth", [2, 3, 4, 8, 16])
 def test_monomial_and_legendre_start_from_the_same_network(degree, depth):
     u = torch.randn(9, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    nets = [ReplicaNet(Arch(3, 2, 6, depth, kind, degree), seeds=[4, 17], dtype=torch.float64)
-            for kind in ("monomial", "legendre")]
+    nets = [
+        ReplicaNet(Arch(3, 2, 6, depth, kind, degree), seeds=[4, 17], dtype=torch.float64)
+        for kind in ("monomial", "legendre")
+    ]
     Wm, Wl = (n.layer_weights()[0] for n in nets)
     torch.testing.assert_close(Wm, Wl, rtol=0, atol=1e-12)
     torch.testing.assert_close(nets[0](u), nets[1](u), rtol=0, atol=1e-12)
@@ -141,12 +153,16 @@ def test_bases_of_one_span_start_alike():
     """Spans decide the start: const/linear/cubic/Legendre-3 at depth 16 (all start constant in t) share the
     initial network; nonpar and Legendre of degree L-1 (both span every function on L nodes) share theirs."""
     u = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    small = [ReplicaNet(Arch(3, 1, 5, 16, k, d), seeds=[3], dtype=torch.float64)(u)
-             for k, d in (("const", 0), ("monomial", 1), ("monomial", 3), ("legendre", 3))]
+    small = [
+        ReplicaNet(Arch(3, 1, 5, 16, k, d), seeds=[3], dtype=torch.float64)(u)
+        for k, d in (("const", 0), ("monomial", 1), ("monomial", 3), ("legendre", 3))
+    ]
     for y in small[1:]:
         torch.testing.assert_close(y, small[0], rtol=0, atol=1e-12)
-    full = [ReplicaNet(Arch(3, 1, 5, 4, k, d), seeds=[3], dtype=torch.float64)
-            for k, d in (("nonpar", 0), ("legendre", 3), ("monomial", 3))]
+    full = [
+        ReplicaNet(Arch(3, 1, 5, 4, k, d), seeds=[3], dtype=torch.float64)
+        for k, d in (("nonpar", 0), ("legendre", 3), ("monomial", 3))
+    ]
     for net in full[1:]:
         torch.testing.assert_close(net.layer_weights()[0], full[0].layer_weights()[0], rtol=0, atol=1e-10)
     # a constant start really is constant in t; a full-span start is not

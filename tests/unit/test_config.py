@@ -1,8 +1,8 @@
 """Schema validation: defaults filled, one clear message for bad keys/types, all scales valid."""
+
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,11 +14,19 @@ SCALES = ["config/smoke.yaml", "config/config.yaml", "config/paper.yaml"]
 
 def minimal(**extra):
     """Smallest valid config: only wp_gap enabled (other studies' schema fragments disabled)."""
-    studies = {k: {"enabled": False} for k, v in C.load_schema()["$defs"].items()
-               if k in C.load_schema()["properties"] and "enabled" in v.get("properties", {})}
-    return {**studies, "scale": "smoke", "data": {"sets": {"d": {"kind": "friedman1"}}},
-            "parameterizations": {"p": {"kind": "const"}},
-            "wp_gap": {"datasets": ["d"], "parameterizations": ["p"]}, **extra}
+    studies = {
+        k: {"enabled": False}
+        for k, v in C.load_schema()["$defs"].items()
+        if k in C.load_schema()["properties"] and "enabled" in v.get("properties", {})
+    }
+    return {
+        **studies,
+        "scale": "smoke",
+        "data": {"sets": {"d": {"kind": "friedman1"}}},
+        "parameterizations": {"p": {"kind": "const"}},
+        "wp_gap": {"datasets": ["d"], "parameterizations": ["p"]},
+        **extra,
+    }
 
 
 def test_disabled_study_references_are_not_checked():
@@ -41,17 +49,23 @@ def test_defaults_are_filled():
     assert cfg["wp_gap"]["epochs"] == 1000
 
 
-@pytest.mark.parametrize("patch,expected", [
-    ({"wp_gap": {"depths": [2, "four"]}}, "`wp_gap.depths[1]` must be of type integer, got 'four' (str)"),
-    ({"wp_gap": {"epoch": 3}}, "unknown key `wp_gap.epoch`; allowed keys here:"),
-    ({"bogus": 1}, "unknown key `bogus`"),
-    ({"seed": "zero"}, "`seed` must be of type integer"),
-    ({"resources": {"gpu": 1.5}}, "`resources.gpu` must be of type integer, got 1.5 (float)"),
-    ({"data": {"sets": {"d": {"kind": "mnist"}}}}, "`data.sets.d.kind` must be one of"),
-    ({"data": {"raw": 1}}, "unknown key `data.raw`; allowed keys here: acquire, chem, elm, mirror, sets"),
-    ({"datasets": {"d": {"kind": "friedman1"}}}, "unknown key `datasets`"),
-    ({"wp_gap": {"datasets": ["nope"]}}, "`wp_gap.datasets[0]` names 'nope', which is not defined under `data.sets`"),
-])
+@pytest.mark.parametrize(
+    "patch,expected",
+    [
+        ({"wp_gap": {"depths": [2, "four"]}}, "`wp_gap.depths[1]` must be of type integer, got 'four' (str)"),
+        ({"wp_gap": {"epoch": 3}}, "unknown key `wp_gap.epoch`; allowed keys here:"),
+        ({"bogus": 1}, "unknown key `bogus`"),
+        ({"seed": "zero"}, "`seed` must be of type integer"),
+        ({"resources": {"gpu": 1.5}}, "`resources.gpu` must be of type integer, got 1.5 (float)"),
+        ({"data": {"sets": {"d": {"kind": "mnist"}}}}, "`data.sets.d.kind` must be one of"),
+        ({"data": {"raw": 1}}, "unknown key `data.raw`; allowed keys here: acquire, chem, elm, mirror, sets"),
+        ({"datasets": {"d": {"kind": "friedman1"}}}, "unknown key `datasets`"),
+        (
+            {"wp_gap": {"datasets": ["nope"]}},
+            "`wp_gap.datasets[0]` names 'nope', which is not defined under `data.sets`",
+        ),
+    ],
+)
 def test_bad_config_gives_one_message_with_key_path(patch, expected):
     with pytest.raises(C.ConfigError) as e:
         C.validate(C.deep_merge(minimal(), patch), source="my.yaml")
@@ -77,8 +91,12 @@ def test_snakemake_rejects_bad_config_before_writing_anything(tmp_path, repo):
     cfg["wp_gap"]["widths"] = "eight"
     (wd / "bad.yaml").write_text(yaml.safe_dump(cfg))
     before = {p for p in wd.rglob("*")}
-    out = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", "bad.yaml", "--cores", "1"],
-                         cwd=wd, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--configfile", "bad.yaml", "--cores", "1"],
+        cwd=wd,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "`wp_gap.widths` must be of type array, got 'eight' (str)" in text
@@ -121,8 +139,23 @@ def test_installed_package_validates_config_without_the_checkout(tmp_path, repo)
     shutil.copytree(repo / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(repo / "workflow" / "schemas", src / "workflow" / "schemas")
     target = tmp_path / "site"
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
-                          "--target", str(target), str(src)], capture_output=True, text=True, cwd=tmp_path)
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert pip.returncode == 0, pip.stderr[-3000:]
     shutil.rmtree(src)  # the sources are gone: only the installed package remains
     cwd = tmp_path / "elsewhere"
@@ -130,12 +163,18 @@ def test_installed_package_validates_config_without_the_checkout(tmp_path, repo)
     cfg = tmp_path / "smoke.yaml"
     shutil.copy2(repo / "config" / "smoke.yaml", cfg)
     env = {**os.environ, "PYTHONPATH": str(target)}
-    probe = subprocess.run([sys.executable, "-c", "import nnrds.config as c; print(c.__file__); print(c.SCHEMA_PATH)"],
-                           cwd=cwd, env=env, capture_output=True, text=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import nnrds.config as c; print(c.__file__); print(c.SCHEMA_PATH)"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert probe.returncode == 0, probe.stderr[-3000:]
     mod, schema = probe.stdout.split()
     assert mod.startswith(str(target)) and schema.startswith(str(target)), probe.stdout
-    out = subprocess.run([sys.executable, "-m", "nnrds", "validate-config", str(cfg)], cwd=cwd, env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "nnrds", "validate-config", str(cfg)], cwd=cwd, env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert '"scale": "smoke"' in out.stdout

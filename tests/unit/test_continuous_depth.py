@@ -1,6 +1,7 @@
 """Continuous-in-depth study: exact oscillator solutions against solve_ivp, integrator orders (slopes 1, 2, 4), the
 depth resampling of a trained ResNet's weights, the convergence test on models with a known answer, and the
 claims on synthetic cases (supported, contradicted, inconclusive)."""
+
 import math
 
 import numpy as np
@@ -16,9 +17,24 @@ from nnrds.guards import NonFiniteError
 from nnrds.models import Arch, ReplicaNet
 from nnrds.studies import continuous_depth as cd
 
-OSC = dict(systems=["pendulum", "harmonic"], g=9.81, q0=3 * math.pi / 4, schemes=["euler", "midpoint", "rk4"],
-           train_dts=[0.05, 0.1], n_pairs=16, width=8, seeds=[0, 1], epochs=20, lr=0.01, lr_final=1e-3, t_end=1.2,
-           coarse_factors=[4, 2], refine_levels=3, n_eval_states=4, dtype="float64")
+OSC = dict(
+    systems=["pendulum", "harmonic"],
+    g=9.81,
+    q0=3 * math.pi / 4,
+    schemes=["euler", "midpoint", "rk4"],
+    train_dts=[0.05, 0.1],
+    n_pairs=16,
+    width=8,
+    seeds=[0, 1],
+    epochs=20,
+    lr=0.01,
+    lr_final=1e-3,
+    t_end=1.2,
+    coarse_factors=[4, 2],
+    refine_levels=3,
+    n_eval_states=4,
+    dtype="float64",
+)
 
 
 # ------------------------------------------------------------------------------------------ exact solutions
@@ -26,8 +42,7 @@ OSC = dict(systems=["pendulum", "harmonic"], g=9.81, q0=3 * math.pi / 4, schemes
 def test_exact_solution_matches_tight_solve_ivp(kind):
     osc = Oscillator(kind)
     t = np.linspace(0.0, 3 * osc.period, 241)
-    sol = solve_ivp(lambda _, x: osc.field(x), (0.0, t[-1]), osc.x0, method="DOP853", rtol=1e-12, atol=1e-12,
-                    t_eval=t)
+    sol = solve_ivp(lambda _, x: osc.field(x), (0.0, t[-1]), osc.x0, method="DOP853", rtol=1e-12, atol=1e-12, t_eval=t)
     assert sol.success
     assert np.abs(sol.y.T - osc.exact(t)).max() < 1e-8
     e = osc.energy(osc.exact(t))
@@ -61,8 +76,7 @@ def test_transition_pairs_are_exact_flow_steps():
 def _observed_orders(f, x0, exact_T, T=1.0, hs=(0.02, 0.01, 0.005, 0.0025)):
     out = {}
     for name in integrators.SCHEMES:
-        err = [np.abs(integrators.integrate(f, x0, h, integrators.n_steps_for(T, h), name) - exact_T).max()
-               for h in hs]
+        err = [np.abs(integrators.integrate(f, x0, h, integrators.n_steps_for(T, h), name) - exact_T).max() for h in hs]
         out[name] = integrators.fitted_order(hs, err)
     return out
 
@@ -86,8 +100,13 @@ def test_integrator_orders_on_a_nonlinear_field_in_torch_with_per_replica_steps(
         errs = []
         hs = [0.02, 0.01, 0.005]
         for h in hs:
-            x = integrators.integrate(lambda x: x * x, x0, torch.full((2, 1, 1), h, dtype=torch.float64),
-                                      integrators.n_steps_for(1.0, h), name)
+            x = integrators.integrate(
+                lambda x: x * x,
+                x0,
+                torch.full((2, 1, 1), h, dtype=torch.float64),
+                integrators.n_steps_for(1.0, h),
+                name,
+            )
             errs.append(float((x - exact).abs().max()))
         assert integrators.fitted_order(hs, errs) == pytest.approx(s.order, abs=0.15), name
 
@@ -108,7 +127,7 @@ def test_a_wrong_tableau_shows_its_true_order():
 
 def test_fitted_order_and_step_count():
     h = np.array([0.1, 0.05, 0.025])
-    assert integrators.fitted_order(h, 3 * h ** 2.5) == pytest.approx(2.5)
+    assert integrators.fitted_order(h, 3 * h**2.5) == pytest.approx(2.5)
     assert np.isnan(integrators.fitted_order([0.1], [1.0]))
     assert integrators.n_steps_for(1.2, 0.4) == 3
     with pytest.raises(ValueError, match="whole number"):
@@ -207,11 +226,13 @@ def test_training_batch_equals_training_each_replica_alone():
     field, reps, info = cd.train_oscillators("midpoint", cfg, device="cpu", dtype="float64", log_progress=False)
     assert len(reps) == 2 * 2 * 2 and info["loss"].shape == (8,)
     for i in (0, 5):
-        _, _, one = cd.train_oscillators("midpoint", cfg, device="cpu", dtype="float64", reps=[reps[i]],
-                                         log_progress=False)
+        _, _, one = cd.train_oscillators(
+            "midpoint", cfg, device="cpu", dtype="float64", reps=[reps[i]], log_progress=False
+        )
         assert one["loss"][0] == pytest.approx(info["loss"][i], rel=1e-9)
-    _, _, zero = cd.train_oscillators("midpoint", {**cfg, "epochs": 1, "lr_final": None}, device="cpu",
-                                      dtype="float64", log_progress=False)
+    _, _, zero = cd.train_oscillators(
+        "midpoint", {**cfg, "epochs": 1, "lr_final": None}, device="cpu", dtype="float64", log_progress=False
+    )
     assert (info["loss"] < zero["loss"]).all()
 
 
@@ -223,22 +244,43 @@ def _models(pen, adv, seeds=range(6), rng_seed=0):
     for sc in ("euler", "midpoint", "rk4"):
         for dt in (0.05, 0.1):
             for s in seeds:
-                rows.append({"system": "pendulum", "scheme": sc, "order": integrators.get(sc).order, "train_dt": dt,
-                             "seed": s, "refine_penalty_log10": pen[sc](s, rng),
-                             "discrete_advantage_log10": adv(s, rng)})
+                rows.append(
+                    {
+                        "system": "pendulum",
+                        "scheme": sc,
+                        "order": integrators.get(sc).order,
+                        "train_dt": dt,
+                        "seed": s,
+                        "refine_penalty_log10": pen[sc](s, rng),
+                        "discrete_advantage_log10": adv(s, rng),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def _wp(ratio, seeds=range(6), rng_seed=1):
     rng = np.random.default_rng(rng_seed)
-    return pd.DataFrame([{"dataset": "elm", "variant": v, "kind": k, "interp": i, "seed": s,
-                          "log_test_ratio_finest": ratio[v](s, rng)}
-                         for v, k, i in (("legendre3", "legendre", "basis"), ("nonpar/constant", "nonpar", "constant"))
-                         for s in seeds])
+    return pd.DataFrame(
+        [
+            {
+                "dataset": "elm",
+                "variant": v,
+                "kind": k,
+                "interp": i,
+                "seed": s,
+                "log_test_ratio_finest": ratio[v](s, rng),
+            }
+            for v, k, i in (("legendre3", "legendre", "basis"), ("nonpar/constant", "nonpar", "constant"))
+            for s in seeds
+        ]
+    )
 
 
-STUDY = {"seeds": list(range(6)), "oscillator": {k: v for k, v in OSC.items() if k != "seeds"},
-         "wp": {"dataset": "elm", "depth": 8, "width": 16, "T": 1.0, "epochs": 10, "depth_factors": [0.25, 1, 16]}}
+STUDY = {
+    "seeds": list(range(6)),
+    "oscillator": {k: v for k, v in OSC.items() if k != "seeds"},
+    "wp": {"dataset": "elm", "depth": 8, "width": 16, "T": 1.0, "epochs": 10, "depth_factors": [0.25, 1, 16]},
+}
 
 
 def _verdicts(t):
@@ -246,8 +288,14 @@ def _verdicts(t):
 
 
 def test_claims_supported_on_the_expected_pattern():
-    models = _models({"euler": lambda s, r: 1.5 + r.normal(0, 0.1), "midpoint": lambda s, r: r.normal(0, 0.02),
-                      "rk4": lambda s, r: r.normal(0, 0.01)}, lambda s, r: 1.0 + r.normal(0, 0.1))
+    models = _models(
+        {
+            "euler": lambda s, r: 1.5 + r.normal(0, 0.1),
+            "midpoint": lambda s, r: r.normal(0, 0.02),
+            "rk4": lambda s, r: r.normal(0, 0.01),
+        },
+        lambda s, r: 1.0 + r.normal(0, 0.1),
+    )
     wps = _wp({"legendre3": lambda s, r: r.normal(0, 0.005), "nonpar/constant": lambda s, r: r.normal(0, 0.005)})
     t = cd.claims(models, wps, STUDY)
     assert list(t.columns) == verdicts.CLAIM_COLUMNS
@@ -257,9 +305,17 @@ def test_claims_supported_on_the_expected_pattern():
 
 
 def test_claims_contradicted_when_euler_converges_and_rk4_does_not():
-    models = _models({"euler": lambda s, r: -1.0 + r.normal(0, 0.05), "midpoint": lambda s, r: 1.0 + r.normal(0, 0.05),
-                      "rk4": lambda s, r: 1.2 + r.normal(0, 0.05)}, lambda s, r: -1.0 + r.normal(0, 0.05))
-    wps = _wp({"legendre3": lambda s, r: 0.5 + r.normal(0, 0.02), "nonpar/constant": lambda s, r: 0.4 + r.normal(0, 0.02)})
+    models = _models(
+        {
+            "euler": lambda s, r: -1.0 + r.normal(0, 0.05),
+            "midpoint": lambda s, r: 1.0 + r.normal(0, 0.05),
+            "rk4": lambda s, r: 1.2 + r.normal(0, 0.05),
+        },
+        lambda s, r: -1.0 + r.normal(0, 0.05),
+    )
+    wps = _wp(
+        {"legendre3": lambda s, r: 0.5 + r.normal(0, 0.02), "nonpar/constant": lambda s, r: 0.4 + r.normal(0, 0.02)}
+    )
     v = _verdicts(cd.claims(models, wps, STUDY))
     assert set(v.values()) == {"contradicted"}, v
 
@@ -267,21 +323,45 @@ def test_claims_contradicted_when_euler_converges_and_rk4_does_not():
 def test_claims_inconclusive_on_noise_around_the_margin():
     m = cd.CLAIM_DEFAULTS["margin_refine"]
     noisy = lambda s, r: m + r.normal(0, 1.0)  # noqa: E731
-    models = _models({"euler": noisy, "midpoint": noisy, "rk4": noisy}, lambda s, r: r.normal(0, 1.0),
-                     seeds=range(3))
-    wps = _wp({"legendre3": lambda s, r: r.normal(0, 1.0), "nonpar/constant": lambda s, r: r.normal(0, 1.0)},
-              seeds=range(3))
+    models = _models({"euler": noisy, "midpoint": noisy, "rk4": noisy}, lambda s, r: r.normal(0, 1.0), seeds=range(3))
+    wps = _wp(
+        {"legendre3": lambda s, r: r.normal(0, 1.0), "nonpar/constant": lambda s, r: r.normal(0, 1.0)}, seeds=range(3)
+    )
     v = _verdicts(cd.claims(models, wps, STUDY))
     assert set(v.values()) == {"inconclusive"}, v
 
 
 def test_verdict_table_holm_levels_and_interval_sides():
     x_sup = np.array([1.0, 1.1, 0.9, 1.05, 0.95])
-    t = cd.verdict_table([
-        dict(study="s", claim_id="a", claim="", what_was_run="", unit="seed", effect_name="", figure="",
-             kind="superiority", margin=0.1, x=x_sup),
-        dict(study="s", claim_id="b", claim="", what_was_run="", unit="seed", effect_name="", figure="",
-             kind="non_superiority", margin=0.3, x=np.array([0.0, 0.01, -0.01, 0.02, -0.02]))], alpha=0.05)
+    t = cd.verdict_table(
+        [
+            dict(
+                study="s",
+                claim_id="a",
+                claim="",
+                what_was_run="",
+                unit="seed",
+                effect_name="",
+                figure="",
+                kind="superiority",
+                margin=0.1,
+                x=x_sup,
+            ),
+            dict(
+                study="s",
+                claim_id="b",
+                claim="",
+                what_was_run="",
+                unit="seed",
+                effect_name="",
+                figure="",
+                kind="non_superiority",
+                margin=0.3,
+                x=np.array([0.0, 0.01, -0.01, 0.02, -0.02]),
+            ),
+        ],
+        alpha=0.05,
+    )
     a, b = t.set_index("claim_id").loc["a"], t.set_index("claim_id").loc["b"]
     assert a.verdict == b.verdict == "supported"
     # both rejected; b has the smaller p (t ~ -40): alpha_b = alpha/2 with a (1 - 2 alpha_b) interval, a gets
@@ -294,10 +374,16 @@ def test_verdict_table_holm_levels_and_interval_sides():
 
 
 def test_caption_renders_without_docutils_messages():
-    from test_captions import rst_problems
+    from captions import rst_problems
 
-    models = _models({"euler": lambda s, r: 1.5 + r.normal(0, 0.1), "midpoint": lambda s, r: r.normal(0, 0.02),
-                      "rk4": lambda s, r: r.normal(0, 0.01)}, lambda s, r: 1.0 + r.normal(0, 0.1))
+    models = _models(
+        {
+            "euler": lambda s, r: 1.5 + r.normal(0, 0.1),
+            "midpoint": lambda s, r: r.normal(0, 0.02),
+            "rk4": lambda s, r: r.normal(0, 0.01),
+        },
+        lambda s, r: 1.0 + r.normal(0, 0.1),
+    )
     for c in ("error_train_dt", "error_fine", "slope_coarse", "slope_fine", "ref_slope_coarse", "ref_slope_fine"):
         models[c] = 0.01
     wps = _wp({"legendre3": lambda s, r: r.normal(0, 0.005), "nonpar/constant": lambda s, r: r.normal(0, 0.005)})
@@ -327,24 +413,38 @@ def test_smoke_dag_target_tables_figures_and_determinism(tmp_path):
     claims = pd.read_csv(res / "claims.csv")
     assert list(claims.columns) == verdicts.CLAIM_COLUMNS and set(claims.verdict) <= set(verdicts.VERDICTS)
     assert {"euler_not_continuous:pendulum", "rk4_continuous:harmonic", "depth_refinement:elm:legendre3"} <= set(
-        claims.claim_id)
+        claims.claim_id
+    )
     conv = pd.read_csv(res / "convergence.csv")
     assert set(conv.scheme) == {"euler", "midpoint", "rk4"} and set(conv.seed) == {0, 1, 2}
     assert len(pd.read_csv(res / "models.csv")) == 3 * 2 * 2 * 3  # schemes x systems x dt's x seeds
     wpr = pd.read_csv(res / "wp_runs.csv")
-    assert set(wpr.variant) == {"legendre3", "nonpar/constant", "nonpar/linear"} and set(wpr.depth_eval) == {2, 4, 8, 16}
+    assert set(wpr.variant) == {"legendre3", "nonpar/constant", "nonpar/linear"} and set(wpr.depth_eval) == {
+        2,
+        4,
+        8,
+        16,
+    }
     for f in figs:
         assert (wd / f).stat().st_size > 1000 and (wd / f).with_suffix(".pdf").exists()
     prov = json.loads((res / "provenance.json").read_text())
     assert prov["config"]["scale"] == "smoke" and len(prov["jobs"]) == 5
     assert "INFO nnrds.train" in (res / "logs/oscillator_rk4.log").read_text()
     assert len(list((res / "benchmarks").glob("*.tsv"))) == 5
-    from test_captions import rst_problems
+    from captions import rst_problems
 
     assert rst_problems((res / "caption.rst").read_text()) == []
     first = {k: v for k, v in table_digests(wd).items() if "continuous_depth" in k}
-    snakemake(wd, "--cores", "2", "--forcerun", "continuous_depth_oscillator", "continuous_depth_wp", "--",
-              "results/continuous_depth/provenance.json")
+    snakemake(
+        wd,
+        "--cores",
+        "2",
+        "--forcerun",
+        "continuous_depth_oscillator",
+        "continuous_depth_wp",
+        "--",
+        "results/continuous_depth/provenance.json",
+    )
     assert {k: v for k, v in table_digests(wd).items() if "continuous_depth" in k} == first
 
 

@@ -1,4 +1,5 @@
 """Jacobians, spectra and penalties (nnrds.dynamics) and the stiffness study (nnrds.studies.stiffness)."""
+
 import json
 import math
 import subprocess
@@ -130,33 +131,68 @@ def test_mlp_is_rejected():
         jacobian.layer_jacobians(_net(param="mlp"), torch.zeros(2, 4, dtype=torch.float64))
 
 
-TINY_STUDY = {"enabled": True, "datasets": ["tiny"], "parameterizations": ["nonpar"], "depth": 3, "width": 6,
-              "T": 1.0, "activation": "tanh", "seeds": [0, 1, 2], "epochs": 12, "lr": 0.02, "batch_size": None,
-              "l2_grid": [0.001, 0.1], "penalty_grid": [1.0, 100.0],
-              "penalty": {"kind": "spectral_norm", "power_iters": 3}, "track_every": 6, "track_samples": 8,
-              "eig_samples": 4, "eig_chunk": 1000, "val_fraction": 0.5, "primary_metric": "stiffness_ratio",
-              "claims": {"alpha": 0.05, "margin_rel": 0.05}}
+TINY_STUDY = {
+    "enabled": True,
+    "datasets": ["tiny"],
+    "parameterizations": ["nonpar"],
+    "depth": 3,
+    "width": 6,
+    "T": 1.0,
+    "activation": "tanh",
+    "seeds": [0, 1, 2],
+    "epochs": 12,
+    "lr": 0.02,
+    "batch_size": None,
+    "l2_grid": [0.001, 0.1],
+    "penalty_grid": [1.0, 100.0],
+    "penalty": {"kind": "spectral_norm", "power_iters": 3},
+    "track_every": 6,
+    "track_samples": 8,
+    "eig_samples": 4,
+    "eig_chunk": 1000,
+    "val_fraction": 0.5,
+    "primary_metric": "stiffness_ratio",
+    "claims": {"alpha": 0.05, "margin_rel": 0.05},
+}
 TINY_DATA = {"kind": "smooth_synthetic", "n_features": 5, "noise": 0.1, "n_train": 20, "n_test": 30}
 
 
 def test_study_cli_train_and_summarize(tmp_path):
     """stiffness-train for two cells, then stiffness-summarize (in-process): tables, claims and caption."""
-    from nnrds.studies.stiffness import replica_layout
-
     from nnrds.cli import main
+    from nnrds.studies.stiffness import replica_layout
 
     cells = []
     for pname, pspec in (("nonpar", {"kind": "nonpar"}), ("leg", {"kind": "legendre", "degree": 1})):
         d = tmp_path / "cells" / pname
-        cfg = {"study": TINY_STUDY, "dataset": TINY_DATA, "parameterization": pspec, "seed": 0,
-               "device": "cpu", "dtype": "float32", "torch_threads": 1, "cell": {"dataset": "tiny", "param": pname}}
+        cfg = {
+            "study": TINY_STUDY,
+            "dataset": TINY_DATA,
+            "parameterization": pspec,
+            "seed": 0,
+            "device": "cpu",
+            "dtype": "float32",
+            "torch_threads": 1,
+            "cell": {"dataset": "tiny", "param": pname},
+        }
         assert main(["stiffness-train", "--config-json", json.dumps(cfg), "--out-dir", str(d)]) == 0
-        assert {p.name for p in d.iterdir()} == {"runs.csv", "metrics.csv", "eigenvalues.csv", "timings.csv",
-                                                 "provenance.json"}
+        assert {p.name for p in d.iterdir()} == {
+            "runs.csv",
+            "metrics.csv",
+            "eigenvalues.csv",
+            "timings.csv",
+            "provenance.json",
+        }
         cells.append(d)
-    args = ["stiffness-summarize", "--config-json",
-            json.dumps({"scale": "smoke", "study": TINY_STUDY, "datasets": {"tiny": TINY_DATA}}),
-            "--in-dir", *map(str, cells), "--out-dir", str(tmp_path / "sum")]
+    args = [
+        "stiffness-summarize",
+        "--config-json",
+        json.dumps({"scale": "smoke", "study": TINY_STUDY, "datasets": {"tiny": TINY_DATA}}),
+        "--in-dir",
+        *map(str, cells),
+        "--out-dir",
+        str(tmp_path / "sum"),
+    ]
     assert main(args) == 0
     out = tmp_path / "sum"
     runs = pd.read_csv(out / "runs.csv")
@@ -166,8 +202,9 @@ def test_study_cli_train_and_summarize(tmp_path):
     assert runs.groupby(["parameterization", "seed"]).euler_index_init.nunique().eq(1).all()
     met = pd.read_csv(out / "metrics.csv")
     assert sorted(met.epoch.unique()) == [0, 6, 12]
-    assert {"stiffness_ratio", "spectral_radius", "euler_index", "euler_amp", "euler_stable",
-            "test_mse"} <= set(met.metric)
+    assert {"stiffness_ratio", "spectral_radius", "euler_index", "euler_amp", "euler_stable", "test_mse"} <= set(
+        met.metric
+    )
     eig = pd.read_csv(out / "eigenvalues.csv")
     assert set(eig.regularizer) == {"none", "l2", "stiffness"} and set(eig.epoch) == {0, 12}
     assert eig.groupby(["parameterization", "regularizer"]).strength.nunique().eq(1).all()  # selected only
@@ -201,22 +238,41 @@ def test_rules_dry_run(tmp_path):
     snakefile = wd / "Snakefile"
     text = snakefile.read_text()
     if "rules/stiffness.smk" not in text:
-        snakefile.write_text(text.replace('include: "workflow/rules/wp_gap.smk"',
-                                          'include: "workflow/rules/wp_gap.smk"\ninclude: "workflow/rules/stiffness.smk"'))
+        snakefile.write_text(
+            text.replace(
+                'include: "workflow/rules/wp_gap.smk"',
+                'include: "workflow/rules/wp_gap.smk"\ninclude: "workflow/rules/stiffness.smk"',
+            )
+        )
     cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
     cfg["data"]["sets"].setdefault("tiny", TINY_DATA)
     cfg["stiffness"] = {**{k: v for k, v in TINY_STUDY.items() if k != "datasets"}, "datasets": ["tiny"]}
     (wd / "config/stiffness_test.yaml").write_text(yaml.safe_dump(cfg))
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/stiffness_test.yaml"],
-                         cwd=wd, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", "config/stiffness_test.yaml"],
+        cwd=wd,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     for rule in ("stiffness_train", "stiffness_summarize", "stiffness_figures"):
         assert rule in out.stdout
 
 
 # --------------------------------------------------------------------- claims on synthetic runs (known answers)
-def synth_runs(*, growth=0.0, gap_adv=0.0, pen_vs_l2=0.0, none_vs_pen=0.0, noise=0.01, datasets=4, seeds=5,
-               params=("p1", "p2"), rng_seed=0, param_noise=True):
+def synth_runs(
+    *,
+    growth=0.0,
+    gap_adv=0.0,
+    pen_vs_l2=0.0,
+    none_vs_pen=0.0,
+    noise=0.01,
+    datasets=4,
+    seeds=5,
+    params=("p1", "p2"),
+    rng_seed=0,
+    param_noise=True,
+):
     """A runs table with a known truth. Per (dataset, seed) unit: log10(final/initial) of every metric =
     ``growth``; gap(none) - gap(penalty) = ``gap_adv``; ln(test L2 / test penalty) = ``pen_vs_l2``;
     ln(test none / test penalty) = ``none_vs_pen``; each plus N(0, noise) per unit (and per parameterization
@@ -231,16 +287,32 @@ def synth_runs(*, growth=0.0, gap_adv=0.0, pen_vs_l2=0.0, none_vs_pen=0.0, noise
             for p in params:
                 e = rng.normal(0, noise, size=4) if param_noise else np.zeros(4)
                 pen_test = 0.5 * np.exp(rng.normal(0, 0.3))
-                tests = {"stiffness": pen_test, "l2": pen_test * np.exp(pen_vs_l2 + u[0] + e[0]),
-                         "none": pen_test * np.exp(none_vs_pen + u[1] + e[1])}
+                tests = {
+                    "stiffness": pen_test,
+                    "l2": pen_test * np.exp(pen_vs_l2 + u[0] + e[0]),
+                    "none": pen_test * np.exp(none_vs_pen + u[1] + e[1]),
+                }
                 gap_pen = 0.2 + rng.normal(0, 0.05)
                 gaps = {"stiffness": gap_pen, "l2": gap_pen, "none": gap_pen + gap_adv + u[2] + e[2]}
                 init = 10 ** rng.normal(1, 0.5)
                 for reg, strength in (("none", 0.0), ("l2", 0.1), ("stiffness", 10.0)):
-                    row = {"dataset": f"d{d}", "parameterization": p, "kind": "nonpar", "degree": 0, "depth": 3,
-                           "width": 4, "n_params": 10, "seed": s, "regularizer": reg, "strength": strength,
-                           "test_mse": tests[reg], "val_mse": tests[reg], "gap": gaps[reg],
-                           "train_mse": tests[reg] - gaps[reg], "epochs": 10}
+                    row = {
+                        "dataset": f"d{d}",
+                        "parameterization": p,
+                        "kind": "nonpar",
+                        "degree": 0,
+                        "depth": 3,
+                        "width": 4,
+                        "n_params": 10,
+                        "seed": s,
+                        "regularizer": reg,
+                        "strength": strength,
+                        "test_mse": tests[reg],
+                        "val_mse": tests[reg],
+                        "gap": gaps[reg],
+                        "train_mse": tests[reg] - gaps[reg],
+                        "epochs": 10,
+                    }
                     for m in STIFF_METRICS:
                         row[f"{m}_init"] = init
                         row[m] = init * 10 ** (growth + u[3] + e[3])
@@ -300,12 +372,12 @@ def test_claims_unit_is_dataset_seed_not_run():
     assert (one.n_units == 4 * 5).all() and (two.n_units == 4 * 5).all()
     for cid in ("a", "b1", "b1_test", "b2"):
         assert two.loc[cid, "ci_high"] - two.loc[cid, "ci_low"] == pytest.approx(
-            one.loc[cid, "ci_high"] - one.loc[cid, "ci_low"], rel=1e-9)
+            one.loc[cid, "ci_high"] - one.loc[cid, "ci_low"], rel=1e-9
+        )
 
 
 def test_claims_table_columns_and_holm():
     from nnrds import verdicts as V
-
     from nnrds.studies import stiffness as S
 
     runs = synth_runs(growth=0.5, noise=0.05)
@@ -325,9 +397,13 @@ def test_gap_correlation_per_dataset_known_answers():
     from nnrds.studies import stiffness as S
 
     n = 6
-    runs = pd.DataFrame({"dataset": ["a"] * n + ["b"] * n,
-                         "stiffness_ratio": [1, 2, 3, 4, 5, np.nan] + [1, 2, 3, 4, 5, 6],
-                         "gap": [0.1, 0.2, 0.3, 0.4, 0.5, 9.0] + [6, 5, 4, 3, 2, 1]})
+    runs = pd.DataFrame(
+        {
+            "dataset": ["a"] * n + ["b"] * n,
+            "stiffness_ratio": [1, 2, 3, 4, 5, np.nan] + [1, 2, 3, 4, 5, 6],
+            "gap": [0.1, 0.2, 0.3, 0.4, 0.5, 9.0] + [6, 5, 4, 3, 2, 1],
+        }
+    )
     c = S.gap_correlation(runs, "stiffness_ratio")
     assert list(c.columns) == S.GAP_CORRELATION_COLUMNS and c.dataset.tolist() == ["a", "b"]
     assert c.n_runs.tolist() == [5, 6]  # the NaN ratio (no eigenvalue with Re < 0) is left out
@@ -340,9 +416,25 @@ def test_eigenvalue_panels_max_abs_and_euler_disc():
 
     h = 0.5  # disc |1 + h lam| <= 1: centre -2, radius 2
     lam = [(-1.0, 0.0), (-4.0, 0.0), (0.0, 3.0), (-5.0, 0.0)]  # inside, on the edge, outside, outside
-    e = pd.DataFrame([{"dataset": "d", "parameterization": p, "seed": 0, "regularizer": "none", "strength": 0.0,
-                       "epoch": 10, "h": h, "layer": 0, "sample": i, "re": re, "im": im}
-                      for p in ("nonpar", "legendre3") for i, (re, im) in enumerate(lam)])
+    e = pd.DataFrame(
+        [
+            {
+                "dataset": "d",
+                "parameterization": p,
+                "seed": 0,
+                "regularizer": "none",
+                "strength": 0.0,
+                "epoch": 10,
+                "h": h,
+                "layer": 0,
+                "sample": i,
+                "re": re,
+                "im": im,
+            }
+            for p in ("nonpar", "legendre3")
+            for i, (re, im) in enumerate(lam)
+        ]
+    )
     t = S.eigenvalue_panels(e, "legendre3")
     assert list(t.columns) == S.EIGEN_PANEL_COLUMNS and len(t) == 1
     r = t.iloc[0]

@@ -1,5 +1,6 @@
 """WP-gap claims (issue 11, item 12): the seed is the unit of replication; verdicts on synthetic runs with a
 known answer (supported, contradicted, inconclusive), Holm-consistent intervals, clean RST caption."""
+
 import io
 
 import numpy as np
@@ -26,15 +27,34 @@ def synthetic_runs(gap_fn, seeds, datasets=("a",), rng_seed=0) -> pd.DataFrame:
                     n = Arch(10, 1, width, depth, kind, deg).n_params()
                     for s in seeds:
                         gap = gap_fn(np.log(n), kind, s, rng, ds)
-                        rows.append({"dataset": ds, "parameterization": pname, "kind": kind, "degree": deg,
-                                     "depth": depth, "width": width, "n_params": n, "seed": s, "train_mse": 0.2,
-                                     "test_mse": 0.2 + gap, "gap": gap, "epochs": 10})
+                        rows.append(
+                            {
+                                "dataset": ds,
+                                "parameterization": pname,
+                                "kind": kind,
+                                "degree": deg,
+                                "depth": depth,
+                                "width": width,
+                                "n_params": n,
+                                "seed": s,
+                                "train_mse": 0.2,
+                                "test_mse": 0.2 + gap,
+                                "gap": gap,
+                                "epochs": 10,
+                            }
+                        )
     return pd.DataFrame(rows, columns=wp_gap.RUN_COLUMNS)
 
 
 def study(seeds):
-    return {"seeds": list(seeds), "depths": DEPTHS, "widths": WIDTHS, "epochs": 10, "lr": 0.01,
-            "parameterizations": list(PARAMS)}
+    return {
+        "seeds": list(seeds),
+        "depths": DEPTHS,
+        "widths": WIDTHS,
+        "epochs": 10,
+        "lr": 0.01,
+        "parameterizations": list(PARAMS),
+    }
 
 
 def verdict_of(claims: pd.DataFrame) -> dict[str, str]:
@@ -92,8 +112,10 @@ def test_one_seed_is_inconclusive():
 
 def test_per_seed_paired_difference_by_hand():
     """gap(nonpar) - gap(WP) pairs runs of the same depth, width and seed; MLP runs are not WP."""
+
     def gap(ln, kind, s, r, ds):
         return {"nonpar": 1.0 + s, "const": 0.25, "monomial": 0.75, "mlp": 9.0}[kind]
+
     per_seed = wp_gap.per_seed(synthetic_runs(gap, [0, 1]))
     np.testing.assert_allclose(per_seed.gap_diff_nonpar_minus_wp, [0.5, 1.5])
     assert per_seed.n_pairs.tolist() == [12, 12]  # 2 WP bases x 3 depths x 2 widths
@@ -106,8 +128,9 @@ def test_holm_interval_agrees_with_adjusted_p(rng_seed):
     and the step-down levels are between Bonferroni's and alpha's."""
     eff = {"a": 0.0, "b": 0.005, "c": 0.01, "d": 0.05}
     seeds = range(4)
-    runs = synthetic_runs(lambda ln, k, s, r, ds: eff[ds] * ln + r.normal(0, 0.05), seeds,
-                          datasets=tuple(eff), rng_seed=rng_seed)
+    runs = synthetic_runs(
+        lambda ln, k, s, r, ds: eff[ds] * ln + r.normal(0, 0.05), seeds, datasets=tuple(eff), rng_seed=rng_seed
+    )
     _, _, claims = wp_gap.summarize(runs, study(seeds))
     m = len(claims)
     assert m == 8
@@ -126,8 +149,9 @@ def test_caption_renders_as_clean_rst():
 
     text = wp_gap.caption(per_seed, med, claims, "smoke", study(seeds), dict(DESCRIPTIONS))
     warnings = io.StringIO()
-    html = docutils_core.publish_string(text, writer="html", settings_overrides={
-        "warning_stream": warnings, "report_level": 1, "halt_level": 5})
+    html = docutils_core.publish_string(
+        text, writer="html", settings_overrides={"warning_stream": warnings, "report_level": 1, "halt_level": 5}
+    )
     assert warnings.getvalue() == "" and b"System Message" not in html
     for c in claims.itertuples():
         assert c.claim_id in text and c.verdict in text
@@ -136,10 +160,12 @@ def test_caption_renders_as_clean_rst():
 def test_identical_seeds_need_enough_seeds():
     """Tied per-seed effects (zero spread) are not certainty: 2 equal seeds are inconclusive (the smoke DAG's
     diabetes had rho = 0.93, 0.93), 10 equal seeds are supported by the sign test; rho intervals stay in [-1, 1]."""
+
     def claims_for(n):
         seeds = range(n)
         runs = synthetic_runs(lambda ln, k, s, r, ds: 0.1 * ln, seeds)  # per seed: rho = 1 exactly
         return wp_gap.summarize(runs, study(seeds))[2].set_index("claim_id").loc["gap_vs_nparams:a"]
+
     two, ten = claims_for(2), claims_for(10)
     assert two.verdict == "inconclusive" and np.isnan(two.ci_low) and two.p_value == 0.5
     assert ten.verdict == "supported" and ten.ci_low == ten.ci_high == 1.0 and ten.p_value == 2 * 0.5**10

@@ -1,4 +1,5 @@
 """Provenance contents and atomic writes."""
+
 import json
 
 import pandas as pd
