@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -103,10 +104,13 @@ def test_cli_writes_ledger_and_caption(tmp_path):
         p.parent.mkdir()
         claim_table(study, n).to_csv(p, index=False)
         paths.append(str(p))
-    out, cap = tmp_path / "claims.csv", tmp_path / "cap.rst"
+    out, cap = tmp_path / "claims.csv", tmp_path / "claims_caption.rst"
     from nnrds.cli import main
 
-    assert main(["claims-ledger", "--tables", *paths, "--out", str(out), "--caption", str(cap), "--scale", "x"]) == 0
+    dirs = [str(Path(p).parent) for p in paths]
+    assert (
+        main(["claims-ledger", "--config-json", '{"scale": "x"}', "--in-dir", *dirs, "--out-dir", str(tmp_path)]) == 0
+    )
     led = pd.read_csv(out)
     assert list(led.columns) == V.CLAIM_COLUMNS and len(led) == 5
     assert "Claims ledger" in cap.read_text()
@@ -117,14 +121,14 @@ def test_cli_writes_ledger_and_caption(tmp_path):
             "-m",
             "nnrds",
             "claims-ledger",
-            "--tables",
-            str(tmp_path / "nope.csv"),
-            "--out",
-            str(tmp_path / "o.csv"),
-            "--caption",
-            str(tmp_path / "c.rst"),
+            "--config-json",
+            "{}",
+            "--in-dir",
+            str(tmp_path / "nope"),
+            "--out-dir",
+            str(tmp_path / "o"),
         ],
         capture_output=True,
         text=True,
     )
-    assert r.returncode == 2 and "nope.csv does not exist" in r.stderr and not (tmp_path / "o.csv").exists()
+    assert r.returncode == 2 and "nope/claims.csv does not exist" in r.stderr and not (tmp_path / "o").exists()

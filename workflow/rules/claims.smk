@@ -18,10 +18,11 @@ rule claims_ledger:
     resources:
         **cluster_resources(),
     params:
-        scale=SCALE,
+        cfg=cfg_arg({"scale": SCALE}),
+        in_dirs=in_dirs_of("tables"),
+        out_dir=out_dir_of("ledger"),
     shell:
-        "$NNRDS_PYTHON -m nnrds claims-ledger --tables {input.tables} --out {output.ledger} "
-        "--caption {output.caption} --scale {params.scale} > {log} 2>&1"
+        nnrds_shell("claims-ledger")
 
 
 ALL_TARGETS += [LEDGER]

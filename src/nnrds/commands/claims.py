@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import io, verdicts
+from .common import add_job_args, in_tables
 
 TEXT_COLUMNS = ["study", "claim_id", "claim", "what_was_run", "unit", "effect_name", "test", "verdict", "figure"]
 
@@ -164,25 +165,28 @@ def caption(ledger: pd.DataFrame, scale: str = "") -> str:
 
 
 # ------------------------------------------------------------------------------------------ command
+#: fixed names of the ledger and its report caption in the job's --out-dir
+LEDGER_TABLE, LEDGER_CAPTION = "claims.csv", "claims_caption.rst"
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "claims-ledger",
         help="concatenate the studies' claims.csv into the checked ledger results/claims.csv and "
         "write its report caption (RST table)",
     )
-    p.add_argument("--tables", nargs="*", default=[], help="each enabled study's claims.csv")
-    p.add_argument("--out", required=True, help="output CSV (the ledger)")
-    p.add_argument("--caption", required=True, help="output RST caption")
-    p.add_argument("--scale", default="")
+    add_job_args(p, "{scale}; --in-dir: each enabled study's results folder (its claims.csv)")
     p.set_defaults(func=_ledger)
 
 
 def _ledger(args) -> int:
-    for t in args.tables:
+    tables = [str(p) for p in in_tables(args, "claims.csv")]
+    for t in tables:
         if not Path(t).exists():
             raise LedgerError(f"claims table {t} does not exist")
-    frames = [pd.read_csv(t, keep_default_na=True) for t in args.tables]
-    led = build(frames, list(args.tables))
-    io.write_table(args.out, led)
-    io.write_text(args.caption, caption(led, args.scale))
+    frames = [pd.read_csv(t, keep_default_na=True) for t in tables]
+    led = build(frames, tables)
+    out = Path(args.out_dir)
+    io.write_table(out / LEDGER_TABLE, led)
+    io.write_text(out / LEDGER_CAPTION, caption(led, args.config_json.get("scale", "")))
     return 0
