@@ -52,7 +52,7 @@ def read_tables(args, name: str, sort_by: list[str] | None = None) -> pd.DataFra
 
 
 def dataset_spec(args) -> dict:
-    """The job's dataset spec (``config_json["dataset"]``) with the folder the rule gave (``--data-dir``), so
+    """The job's dataset spec (``config_json["dataset"]``) with the folder the rule gave (the first ``--in-dir``), so
     the loader reads only the rule's inputs (see :func:`nnrds.data.regression.load_pool`)."""
     spec = dict(args.config_json["dataset"])
     data_dir = args.in_dir[0] if args.in_dir else None

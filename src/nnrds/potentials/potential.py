@@ -7,7 +7,7 @@ per-element reference energies (least squares of the total energies on the compo
 by autograd (:meth:`Potential.energy_autograd`). For training and batch prediction the same derivatives are
 split by the chain rule (:meth:`Potential.predict`): dE/dG from autograd through the networks, times the
 descriptor Jacobian dG_i/dd_p of the dataset (:mod:`nnrds.potentials.dataset`), so the descriptor graph is not
-rebuilt every step. tests/test_materials.py checks both routes against finite differences, for one element
+rebuilt every step. tests/unit/test_materials.py checks both routes against finite differences, for one element
 and for a binary cell.
 """
 

@@ -533,7 +533,7 @@ def _p(p: float) -> str:
 
 
 def caption(runs: pd.DataFrame, comp: pd.DataFrame, claims_df: pd.DataFrame, scale: str, study: dict) -> str:
-    """RST caption (checked by tests/test_captions.py: no docutils system message)."""
+    """RST caption (checked by tests/workflow/test_captions.py: no docutils system message)."""
     tol = study["equal_clean_tol"]
     alpha = float(study.get("claims", {}).get("alpha", 0.05))
     lines = [
