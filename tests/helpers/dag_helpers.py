@@ -43,9 +43,9 @@ def snakemake(
 
 
 def table_digests(wd: Path) -> dict[str, str]:
-    """sha256 of every deterministic table under results/ (timings and provenance hold wall times)."""
+    """sha256 of every deterministic table under results/ (``*timings.csv`` and provenance hold wall times)."""
     out = {}
     for p in sorted((wd / "results").rglob("*")):
-        if p.suffix in (".csv", ".rst") and p.name != "timings.csv" and "logs" not in p.parts:
+        if p.suffix in (".csv", ".rst") and not p.name.endswith("timings.csv") and "logs" not in p.parts:
             out[str(p.relative_to(wd))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
