@@ -391,11 +391,9 @@ def test_run_cell_deterministic_and_independent_of_batch_companions():
 
 
 @pytest.mark.slow
-def test_smoke_dag_builds_pinn_failure(tmp_path):
-    from dag_helpers import copy_workflow, snakemake
-
-    wd = copy_workflow(tmp_path / "wd")
-    snakemake(wd, "-j2", "figures/pinn_failure/landscapes.png", "results/pinn_failure/provenance.json")
+def test_smoke_dag_builds_pinn_failure(smoke_run):
+    """The study in the shared smoke-scale run of the whole DAG (tests/conftest.py)."""
+    wd = smoke_run
     cl = pd.read_csv(wd / "results/pinn_failure/claims.csv")
     assert list(cl.columns) == verdicts.CLAIM_COLUMNS and set(cl.verdict) <= set(verdicts.VERDICTS)
     assert {"plain_fails:convection", "curriculum_improves:convection"} <= set(cl.claim_id)
