@@ -1163,7 +1163,7 @@ def _caption_training_sets(timings: pd.DataFrame) -> list[str]:
         per = ", ".join(f"{r.split}: {r.n_train} configurations, {r.n_train_atoms} atoms" for r in g.itertuples())
         out.append(
             f"* training sets ({ds}, {g.device.iloc[0]}): {per}; wall times per step in "
-            "results/materials/timings.csv (kept out of this caption so it is reproducible)."
+            "the study's timings.csv (kept out of this caption so it is reproducible)."
         )
     return out
 
