@@ -14,9 +14,11 @@ replica) are zero, as in Li et al. The fan-in dimension of a ReplicaNet paramete
 parameters with >= 2 dimensions besides the replica use their last dimension.
 
 Statistics of a slice (:func:`slice_stats`, per replica): the loss at the centre; the Keskar et al. (2017)
-style sharpness on the slice, (max L - L(0)) / (1 + L(0)); the central second differences along both directions;
-and the eigenvalues of the Hessian of a least-squares quadratic fit over the whole slice (exact for a quadratic
-loss), whose largest is the curvature statistic.
+style sharpness on the slice, (max L - L(0)) / (1 + L(0)); the mean relative loss increase over the slice,
+mean over all (a, b) of (L(a, b) - L(0)) / (1 + L(0)) (:func:`mean_increase`: the average of the slice rather than
+its worst corner; for L = L(0) + k (a^2 + b^2) / 2 it is k mean(a^2) / (1 + L(0))); the central second differences
+along both directions; and the eigenvalues of the Hessian of a least-squares quadratic fit over the whole slice
+(exact for a quadratic loss), whose largest is the curvature statistic.
 """
 
 from __future__ import annotations
@@ -84,20 +86,36 @@ def loss_surface(
     return out, delta, eta
 
 
-def slice_stats(surface: np.ndarray, coords: np.ndarray) -> pd.DataFrame:
-    """Per replica (rows in replica order): loss_center, sharpness, curv_a, curv_b (central second differences),
-    hess_max, hess_min (eigenvalues of the fitted quadratic's Hessian). ``coords`` must be symmetric around 0 and
-    contain 0."""
-    coords = np.asarray(coords, dtype=float)
+def _centre(coords: np.ndarray) -> int:
+    """Index of 0 in slice coordinates that must be symmetric around 0 and contain it."""
     c = int(np.argmin(np.abs(coords)))
     if abs(coords[c]) > 1e-12 or not np.allclose(coords, -coords[::-1]):
         raise ValueError("slice coordinates must be symmetric around 0 and contain 0")
+    return c
+
+
+def mean_increase(surface: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Per replica: mean over the slice's grid of (L(a, b) - L(0, 0)) / (1 + L(0, 0)), shape (R,). Smaller = a
+    smoother (flatter) neighbourhood at the slice's radius; 0 for a constant loss."""
+    surface = np.asarray(surface, dtype=float)
+    c = _centre(np.asarray(coords, dtype=float))
+    L0 = surface[:, c, c]
+    return (surface.mean(axis=(1, 2)) - L0) / (1.0 + L0)
+
+
+def slice_stats(surface: np.ndarray, coords: np.ndarray) -> pd.DataFrame:
+    """Per replica (rows in replica order): loss_center, sharpness, mean_increase (:func:`mean_increase`), curv_a,
+    curv_b (central second differences), hess_max, hess_min (eigenvalues of the fitted quadratic's Hessian).
+    ``coords`` must be symmetric around 0 and contain 0."""
+    coords = np.asarray(coords, dtype=float)
+    c = _centre(coords)
+    mean_inc = mean_increase(surface, coords)
     h = coords[c + 1] - coords[c]
     A, B = np.meshgrid(coords, coords, indexing="ij")
     a, b = A.ravel(), B.ravel()
     design = np.stack([np.ones_like(a), a, b, a * a, a * b, b * b], 1)
     rows = []
-    for S in surface:
+    for r, S in enumerate(surface):
         L0 = S[c, c]
         coef, *_ = np.linalg.lstsq(design, S.ravel(), rcond=None)
         H = np.array([[2 * coef[3], coef[4]], [coef[4], 2 * coef[5]]])
@@ -106,6 +124,7 @@ def slice_stats(surface: np.ndarray, coords: np.ndarray) -> pd.DataFrame:
             {
                 "loss_center": L0,
                 "sharpness": (S.max() - L0) / (1 + L0),
+                "mean_increase": float(mean_inc[r]),
                 "curv_a": (S[c + 1, c] - 2 * L0 + S[c - 1, c]) / h**2,
                 "curv_b": (S[c, c + 1] - 2 * L0 + S[c, c - 1]) / h**2,
                 "hess_max": float(ev[-1]),

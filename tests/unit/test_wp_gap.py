@@ -173,3 +173,124 @@ def test_identical_seeds_need_enough_seeds():
     runs = synthetic_runs(lambda ln, k, s, r, ds: (0.1 if s else -0.1) * ln + r.normal(0, 0.01), seeds)
     c = wp_gap.summarize(runs, study(seeds))[2].set_index("claim_id").loc["gap_vs_nparams:a"]
     assert -1.0 <= c.ci_low < c.ci_high <= 1.0
+
+
+# ---------------------------------------------------------------------------------------------- loss landscapes
+def quadratic_surface(curvatures, coords, L0=0.1):
+    """Surfaces (R, n, n) of L = L0 + k (a^2 + b^2) / 2, one k per replica."""
+    A, B = np.meshgrid(coords, coords, indexing="ij")
+    return np.stack([L0 + 0.5 * k * (A**2 + B**2) for k in curvatures])
+
+
+def test_mean_increase_known_answer_on_quadratics():
+    """On L = L0 + k (a^2 + b^2) / 2 the statistic is k mean(a^2) / (1 + L0) and the fitted curvature is k; a
+    flatter quadratic comes out smoother; a constant loss has statistic 0."""
+    from nnrds import landscape
+
+    coords = np.linspace(-0.5, 0.5, 11)
+    surf = quadratic_surface([4.0, 1.0, 0.0], coords)
+    st = landscape.slice_stats(surf, coords)
+    want = np.array([4.0, 1.0, 0.0]) * np.mean(coords**2) / 1.1
+    np.testing.assert_allclose(st.mean_increase, want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(landscape.mean_increase(surf, coords), want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(st.hess_max, [4.0, 1.0, 0.0], atol=1e-10)
+    assert st.mean_increase[1] < st.mean_increase[0]
+    with pytest.raises(ValueError, match="symmetric"):
+        landscape.mean_increase(surf, np.linspace(0, 1, 11))
+
+
+def landscape_stats(k_ref, k_wp, seeds, noise=0.0, rng_seed=0, wp="legendre3"):
+    """Landscape-job statistics of quadratic slices: the reference (mlp) with curvature k_ref, the WP net k_wp,
+    each seed's curvatures multiplied by exp(N(0, noise))."""
+    rng = np.random.default_rng(rng_seed)
+    coords = np.linspace(-0.5, 0.5, 5)
+    rows = []
+    for pn, kind, k in (("mlp", "mlp", k_ref), (wp, "legendre", k_wp)):
+        ks = k * np.exp(rng.normal(0, noise, len(seeds))) if noise else np.full(len(seeds), k)
+        from nnrds import landscape
+
+        st = landscape.slice_stats(quadratic_surface(ks, coords), coords)
+        for i, s in enumerate(seeds):
+            rows.append(
+                {
+                    "dataset": "elm",
+                    "parameterization": pn,
+                    "kind": kind,
+                    "degree": 0,
+                    "depth": 4,
+                    "width": 8,
+                    "n_params": 100,
+                    "seed": s,
+                    "train_mse": 0.1,
+                    "test_mse": 0.2,
+                    "gap": 0.1,
+                    **st.iloc[i].to_dict(),
+                }
+            )
+    return pd.DataFrame(rows, columns=wp_gap.LANDSCAPE_STAT_COLUMNS)
+
+
+def landscape_verdict(k_ref, k_wp, n_seeds, noise, rng_seed=0):
+    seeds = range(n_seeds)
+    runs = synthetic_runs(lambda ln, k, s, r, ds: 0.1 * ln + r.normal(0, 0.05), seeds)
+    cfg = {**study(seeds), "landscape": {"nets": {"mlp": {"depth": 4, "width": 8}}, "points": 5, "radius": 0.5}}
+    claims = wp_gap.summarize(runs, cfg, landscape_stats(k_ref, k_wp, seeds, noise, rng_seed))[2]
+    return claims.set_index("claim_id").loc["smoother_landscape:elm:legendre3"]
+
+
+def test_landscape_claim_supported_contradicted_inconclusive():
+    """Per-seed log ratios: WP 3x flatter -> supported (effect log 3); WP as sharp as the MLP with little noise ->
+    contradicted by the margin (effect ~0); WP 3x sharper -> contradicted; 2 noisy seeds -> inconclusive."""
+    sup = landscape_verdict(3.0, 1.0, 10, 0.1)
+    assert sup.verdict == "supported" and sup.ci_low < np.log(3.0) < sup.ci_high and sup.n_units == 10
+    assert landscape_verdict(1.0, 1.0, 10, 0.02).verdict == "contradicted"
+    assert landscape_verdict(1.0, 3.0, 10, 0.1).verdict == "contradicted"
+    inc = landscape_verdict(1.5, 1.0, 2, 0.5)
+    assert inc.verdict == "inconclusive" and inc.ci_low < 0 < inc.ci_high
+
+
+def test_landscape_claims_join_the_holm_family():
+    """The landscape comparison counts in Holm's m with the sweep's claims (2 claims x 1 dataset + 1)."""
+    c = landscape_verdict(3.0, 1.0, 10, 0.1)
+    assert "Holm over 3 comparisons" in c.test
+    seeds = range(10)
+    runs = synthetic_runs(lambda ln, k, s, r, ds: 0.1 * ln + r.normal(0, 0.05), seeds)
+    assert "Holm over 2 comparisons" in wp_gap.summarize(runs, study(seeds))[2].test.iloc[0]
+
+
+def test_landscape_effect_by_hand_and_nonpositive_statistic():
+    st = landscape_stats(2.0, 1.0, [0, 1])
+    eff = wp_gap.landscape_effects(st, {"reference": "mlp"})
+    np.testing.assert_allclose(eff.log_ratio_ref_over_wp, np.log(2.0), rtol=1e-12)
+    st.loc[(st.parameterization == "legendre3") & (st.seed == 1), "mean_increase"] = -0.01  # not a minimum
+    eff = wp_gap.landscape_effects(st, {"reference": "mlp"})
+    assert np.isfinite(eff.log_ratio_ref_over_wp.iloc[0]) and np.isnan(eff.log_ratio_ref_over_wp.iloc[1])
+
+
+def test_study_for_applies_per_dataset_sweep():
+    s = {**study([0]), "per_dataset": {"elm": {"depths": [2], "parameterizations": ["mlp"]}}}
+    e = wp_gap.study_for(s, "elm")
+    assert e["depths"] == [2] and e["parameterizations"] == ["mlp"] and e["widths"] == WIDTHS
+    assert "per_dataset" not in e and wp_gap.study_for(s, "other")["depths"] == DEPTHS
+
+
+def test_run_landscape_tiny_replicanet():
+    """The landscape job end to end on a tiny synthetic regression: tables of the right shape, centre loss equals
+    the training MSE, statistics positive at a trained point, parameters untouched by slicing (train MSE)."""
+    spec = {"kind": "friedman1", "n_features": 5, "noise": 0.1, "n_train": 20, "n_test": 20}
+    st = {
+        **study([0, 1]),
+        "epochs": 30,
+        "batch_size": None,
+        "T": 1.0,
+        "landscape": {"nets": {"mlp": {"depth": 2, "width": 4}, "const": {"depth": 2, "width": 4}}, "points": 3},
+    }
+    surf, stats_, tim = wp_gap.run_landscape(
+        "f", spec, {"mlp": {"kind": "mlp"}, "const": {"kind": "const"}}, st, dtype="float64"
+    )
+    assert len(surf) == 2 * 9 and len(stats_) == 4 and len(tim) == 2
+    np.testing.assert_allclose(stats_.loss_center, stats_.train_mse, rtol=1e-10)
+    centre = surf[(surf.a == 0) & (surf.b == 0)].set_index("parameterization").loss
+    first = stats_[stats_.seed == 0].set_index("parameterization").train_mse
+    np.testing.assert_allclose(centre.loc[first.index], first, rtol=1e-10)
+    assert (stats_.mean_increase > 0).all()

@@ -33,18 +33,23 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
 
     wd = smoke_run
     runs = pd.read_csv(wd / "results/wp_gap/runs.csv")
-    assert len(runs) == 3 * 3 * 2 * 1 * 2  # datasets x parameterizations x depths x widths x seeds
+    # (datasets x parameterizations, elm: wp_gap.per_dataset with 2) x depths x widths x seeds
+    assert len(runs) == (2 * 3 + 2) * 2 * 1 * 2
     assert ((runs.gap - (runs.test_mse - runs.train_mse)).abs() < 1e-8).all()  # 10 significant digits in CSV
     wp = runs[runs.parameterization != "nonpar"]
     assert wp.groupby(["dataset", "parameterization"]).n_params.nunique().eq(1).all()  # depth-independent
-    for f in ("gap_vs_nparams", "nparams_vs_depth", "test_vs_depth"):
+    for f in ("gap_vs_nparams", "nparams_vs_depth", "test_vs_depth", "gap_vs_depth", "landscape"):
         for ext in ("png", "pdf"):
             assert (wd / f"figures/wp_gap/{f}.{ext}").stat().st_size > 1000
     assert (wd / "results/notebooks/wp_gap.ipynb").exists()
     prov = json.loads((wd / "results/wp_gap/provenance.json").read_text())
     assert prov["config"]["scale"] == "smoke" and prov["seeds"] == [0, 1]
-    assert len(prov["jobs"]) == 9 and all(j["device"]["device"] == "cpu" for j in prov["jobs"])
+    assert len(prov["jobs"]) == 9 and all(j["device"]["device"] == "cpu" for j in prov["jobs"])  # 8 cells + landscape
     assert "Spearman" in (wd / "results/wp_gap/caption.rst").read_text()
+    claims = pd.read_csv(wd / "results/wp_gap/claims.csv")
+    assert "smoother_landscape:elm:legendre3" in set(claims.claim_id)
+    stats = pd.read_csv(wd / "results/wp_gap/landscape_stats.csv")
+    assert set(stats.parameterization) == {"mlp", "legendre3"} and len(stats) == 2 * 2
 
 
 @pytest.mark.parametrize(

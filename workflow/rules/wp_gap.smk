@@ -1,12 +1,17 @@
 # Weight-parameterization generalization-gap study (src/nnrds/studies/wp_gap.py, commands/wp_gap.py).
-# One training job per dataset x parameterization; all depths, widths and seeds of a cell train in that
-# job, seeds batched as replicas. Then one summary job (per-seed effects, claims.csv with verdicts) and one
+# One training job per dataset x parameterization (a dataset's own sweep: wp_gap.per_dataset); all depths, widths
+# and seeds of a cell train in that job, seeds batched as replicas. One loss-landscape job (wp_gap.landscape). Then one summary job (per-seed effects, claims.csv with verdicts) and one
 # papermill notebook for the figures. Rules name folders; the commands write fixed table names.
+
+from nnrds.studies.wp_gap import study_for
 
 WPG = config["wp_gap"]
 WPG_DIR = "results/wp_gap"
-WPG_CELLS = expand("{dataset}/{param}", dataset=WPG["datasets"], param=WPG["parameterizations"])
-WPG_FIGS = ["gap_vs_nparams", "gap_wp_vs_nonpar", "nparams_vs_depth", "test_vs_depth"]
+WPG_CELLS = [f"{d}/{p}" for d in WPG["datasets"] for p in study_for(WPG, d)["parameterizations"]]
+WPG_LAND = WPG["landscape"]
+WPG_FIGS = ["gap_vs_nparams", "gap_wp_vs_nonpar", "nparams_vs_depth", "test_vs_depth", "gap_vs_depth"] + (
+    ["landscape"] if WPG_LAND["enabled"] else []
+)
 WPG_CAPTION = f"../../{WPG_DIR}/caption.rst"
 
 
@@ -28,7 +33,7 @@ rule wp_gap_train:
         cfg=lambda wc: cfg_arg(
             {
                 **job_env(),
-                "study": WPG,
+                "study": study_for(WPG, wc.dataset),
                 "dataset": dataset_spec(wc.dataset),
                 "parameterization": config["parameterizations"][wc.param],
                 "cell": {"dataset": wc.dataset, "param": wc.param},
@@ -40,10 +45,42 @@ rule wp_gap_train:
         nnrds_shell("wp-gap-train")
 
 
+rule wp_gap_landscape:
+    input:
+        data=dataset_inputs(WPG_LAND["dataset"]),
+    output:
+        **table_outputs(f"{WPG_DIR}/landscape", ["landscape", "landscape_stats", "timings"]),
+    log:
+        f"{WPG_DIR}/logs/landscape.log",
+    benchmark:
+        f"{WPG_DIR}/benchmarks/landscape.tsv"
+    threads: config["torch_threads"]
+    resources:
+        **train_resources(1000),
+    params:
+        cfg=cfg_arg(
+            {
+                **job_env(),
+                "study": study_for(WPG, WPG_LAND["dataset"]),
+                "dataset": dataset_spec(WPG_LAND["dataset"]),
+                "parameterizations": {p: config["parameterizations"][p] for p in WPG_LAND["nets"]},
+            }
+        ),
+        in_dirs=in_dirs_of("data"),
+        out_dir=out_dir_of("provenance"),
+    shell:
+        nnrds_shell("wp-gap-landscape")
+
+
 rule wp_gap_summarize:
     input:
         cells=expand(
             f"{WPG_DIR}/cells/{{cell}}/{{t}}", cell=WPG_CELLS, t=["runs.csv", "timings.csv", "provenance.json"]
+        ),
+        landscape=(
+            [f"{WPG_DIR}/landscape/{t}" for t in ("landscape.csv", "landscape_stats.csv", "provenance.json")]
+            if WPG_LAND["enabled"]
+            else []
         ),
     output:
         runs=report(
@@ -68,6 +105,14 @@ rule wp_gap_summarize:
         claims=report(
             f"{WPG_DIR}/claims.csv", category="WP generalization gap", subcategory="tables", caption=WPG_CAPTION
         ),
+        landscape=f"{WPG_DIR}/landscape.csv",
+        landscape_stats=report(
+            f"{WPG_DIR}/landscape_stats.csv",
+            category="WP generalization gap",
+            subcategory="tables",
+            caption=WPG_CAPTION,
+        ),
+        landscape_effects=f"{WPG_DIR}/landscape_effects.csv",
         caption=f"{WPG_DIR}/caption.rst",
         provenance=f"{WPG_DIR}/provenance.json",
     log:
@@ -76,7 +121,7 @@ rule wp_gap_summarize:
         **cluster_resources(),
     params:
         cfg=cfg_arg({"scale": SCALE, "study": WPG, "datasets": {d: dataset_spec(d) for d in WPG["datasets"]}}),
-        in_dirs=in_dirs_of("cells"),
+        in_dirs=in_dirs_of("cells", "landscape"),
         out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("wp-gap-summarize")
@@ -85,7 +130,18 @@ rule wp_gap_summarize:
 use rule study_figures as wp_gap_figures with:
     input:
         notebook="workflow/notebooks/wp_gap.ipynb",
-        tables=[f"{WPG_DIR}/{t}.csv" for t in ("runs", "gap_by_parameterization", "gap_correlation", "claims")],
+        tables=[
+            f"{WPG_DIR}/{t}.csv"
+            for t in (
+                "runs",
+                "gap_by_parameterization",
+                "gap_correlation",
+                "claims",
+                "landscape",
+                "landscape_stats",
+                "landscape_effects",
+            )
+        ],
     output:
         **figure_outputs("wp_gap", WPG_FIGS, "WP generalization gap", WPG_CAPTION),
     log:

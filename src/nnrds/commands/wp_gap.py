@@ -2,10 +2,18 @@
 
 ``wp-gap-train``: one dataset x parameterization cell (config ``cell: {dataset, param}``); reads the dataset's
 tables from ``--in-dir`` when it has files; writes :data:`CELL_TABLES` to ``--out-dir``.
-``wp-gap-summarize``: reads the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES` and ``caption.rst``.
+``wp-gap-landscape``: the loss-landscape job (config ``study.landscape``, ``parameterizations`` of its nets); reads the
+dataset like a cell; writes :data:`LANDSCAPE_TABLES`.
+``wp-gap-summarize``: reads the cells' folders and the landscape folder when there is one (``--in-dir``; told apart
+by their files), writes :data:`SUMMARY_TABLES` and ``caption.rst``.
 """
 
 from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
 
 from ..data import regression
 from ..studies import wp_gap
@@ -14,7 +22,18 @@ from .common import add_job_args, cell_job, dataset_spec, read_tables, write_sum
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs"]
 #: tables of the summary
-SUMMARY_TABLES = ["runs", "timings", "gap_correlation", "gap_by_parameterization", "claims"]
+SUMMARY_TABLES = [
+    "runs",
+    "timings",
+    "gap_correlation",
+    "gap_by_parameterization",
+    "claims",
+    "landscape",
+    "landscape_stats",
+    "landscape_effects",
+]
+#: tables of the landscape job (besides timings.csv and provenance.json)
+LANDSCAPE_TABLES = ["landscape", "landscape_stats"]
 RUN_KEYS = ["dataset", "parameterization", "depth", "width", "seed"]
 
 
@@ -23,11 +42,20 @@ def register(sub) -> None:
     add_job_args(p, "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}")
     p.set_defaults(func=_train)
 
+    p = sub.add_parser("wp-gap-landscape", help="WP-ResNets vs MLP: 2-D loss slices and their smoothness statistics")
+    add_job_args(p, "{seed, device, dtype, torch_threads, study, dataset, parameterizations}")
+    p.set_defaults(func=_landscape)
+
     p = sub.add_parser(
         "wp-gap-summarize", help="concatenate cells; per-seed effects, median gaps, claims table; caption"
     )
     add_job_args(p, "{scale, study, datasets}")
     p.set_defaults(func=_summarize)
+
+
+def _runtime(c: dict) -> dict:
+    """The job-wide keyword arguments of a training function: base seed, device, dtype."""
+    return {"base_seed": c["seed"], "device": c["device"], "dtype": c["dtype"]}
 
 
 def _train(args) -> int:
@@ -40,28 +68,53 @@ def _train(args) -> int:
             param,
             c["parameterization"],
             c["study"],
-            base_seed=c["seed"],
-            device=c["device"],
-            dtype=c["dtype"],
+            **_runtime(c),
+        )
+    return 0
+
+
+def _landscape(args) -> int:
+    c = args.config_json
+    ds = wp_gap.landscape_config(c["study"])["dataset"]
+    with cell_job(args, f"wp_gap/landscape {ds}") as out:
+        out["landscape"], out["landscape_stats"], out["timings"] = wp_gap.run_landscape(
+            ds,
+            dataset_spec(args),
+            c["parameterizations"],
+            c["study"],
+            **_runtime(c),
         )
     return 0
 
 
 def _summarize(args) -> int:
     c = args.config_json
-    runs = read_tables(args, "runs", RUN_KEYS)
-    per_seed, med, claims = wp_gap.summarize(runs, c["study"])
+    land_dirs = [d for d in args.in_dir if (Path(d) / "landscape_stats.csv").exists()]
+    cells = argparse.Namespace(**{**vars(args), "in_dir": [d for d in args.in_dir if d not in land_dirs]})
+    runs = read_tables(cells, "runs", RUN_KEYS)
+    land = argparse.Namespace(**{**vars(args), "in_dir": land_dirs})
+    surfaces = read_tables(land, "landscape") if land_dirs else pd.DataFrame(columns=wp_gap.LANDSCAPE_COLUMNS)
+    lstats = read_tables(land, "landscape_stats") if land_dirs else None
+    per_seed, med, claims = wp_gap.summarize(runs, c["study"], lstats)
+    effects = (
+        wp_gap.landscape_effects(lstats, wp_gap.landscape_config(c["study"]))
+        if lstats is not None
+        else pd.DataFrame(columns=wp_gap.LANDSCAPE_EFFECT_COLUMNS)
+    )
     notes = {name: regression.DESCRIPTIONS[spec["kind"]] for name, spec in c["datasets"].items()}
     write_summary(
         args,
         "wp_gap/summarize",
         {
             "runs": runs,
-            "timings": read_tables(args, "timings"),
+            "timings": read_tables(cells, "timings"),
             "gap_correlation": per_seed,
             "gap_by_parameterization": med,
             "claims": claims,
+            "landscape": surfaces,
+            "landscape_stats": lstats if lstats is not None else pd.DataFrame(columns=wp_gap.LANDSCAPE_STAT_COLUMNS),
+            "landscape_effects": effects,
         },
-        wp_gap.caption(per_seed, med, claims, c["scale"], c["study"], notes),
+        wp_gap.caption(per_seed, med, claims, c["scale"], c["study"], notes, effects),
     )
     return 0
