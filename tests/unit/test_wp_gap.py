@@ -294,3 +294,25 @@ def test_run_landscape_tiny_replicanet():
     first = stats_[stats_.seed == 0].set_index("parameterization").train_mse
     np.testing.assert_allclose(centre.loc[first.index], first, rtol=1e-10)
     assert (stats_.mean_increase > 0).all()
+
+
+def test_caption_with_landscape_and_per_dataset_renders_as_clean_rst():
+    docutils_core = pytest.importorskip("docutils.core")
+    seeds = range(3)
+    runs = synthetic_runs(lambda ln, k, s, r, ds: 0.1 * ln + r.normal(0, 0.05), seeds)
+    cfg = {
+        **study(seeds),
+        "per_dataset": {"a": {"depths": [2, 4]}},
+        "landscape": {"dataset": "elm", "nets": {"mlp": {"depth": 4, "width": 8}}, "points": 5, "radius": 0.5},
+    }
+    stats_ = landscape_stats(2.0, 1.0, seeds, 0.1)
+    per_seed, med, claims = wp_gap.summarize(runs, cfg, stats_)
+    eff = wp_gap.landscape_effects(stats_, cfg["landscape"])
+    text = wp_gap.caption(per_seed, med, claims, "smoke", cfg, {"a": "synthetic"}, eff)
+    warnings = io.StringIO()
+    html = docutils_core.publish_string(
+        text, writer="html", settings_overrides={"warning_stream": warnings, "report_level": 1, "halt_level": 5}
+    )
+    assert warnings.getvalue() == "" and b"System Message" not in html
+    assert "smoother_landscape:elm:legendre3" in text and "mean relative loss increase" in text
+    assert "Datasets with their own (thinner) sweep: *a*" in text
