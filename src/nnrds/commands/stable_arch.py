@@ -87,18 +87,10 @@ def _reversibility(args) -> int:
 def _multilevel(args) -> int:
     c = args.config_json
     cfg = sa.part_config(c["study"], "multilevel")
-    param = c["cell"]["param"]
+    param, pspec = c["cell"]["param"], c["parameterization"]
     with cell_job(args, f"{sa.STUDY}/multilevel/{param}", config_key=f"{sa.STUDY}.multilevel.lr") as out:
         out.update(
-            sa.run_multilevel_cell(
-                cfg["dataset"],
-                dataset_spec(args),
-                param,
-                c["parameterization"],
-                cfg,
-                base_seed=c["seed"],
-                device=c["device"],
-            )
+            sa.run_multilevel_cell(param, pspec, dataset_spec(args), cfg, base_seed=c["seed"], device=c["device"])
         )
     return 0
 
