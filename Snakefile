@@ -31,6 +31,13 @@ config.update(_validated)
 include: "workflow/rules/common.smk"
 
 
+envvars:
+    "NNRDS_PYTHON",  # set by common.smk: the interpreter running Snakemake
+
+
+include: "workflow/rules/figures.smk"
+
+
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
     param=r"[A-Za-z0-9_\-]+",
