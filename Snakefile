@@ -47,6 +47,7 @@ include: "workflow/rules/uq_elm.smk"
 include: "workflow/rules/materials.smk"
 include: "workflow/rules/continuous_depth.smk"
 include: "workflow/rules/pinn_failure.smk"
+include: "workflow/rules/stable_arch.smk"
 include: "workflow/rules/claims.smk"  # last: it reads CLAIM_TABLES
 
 
