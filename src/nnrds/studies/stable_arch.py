@@ -821,7 +821,12 @@ def run_bases_cell(problem: str, dspec: dict | None, cfg: dict, *, base_seed: in
     seeds = [int(s) for s in cfg["seeds"]]
     Xtr, Ytr, Xte, Yte, d_in, d_out, loss_fn, loss_name, err_fn = _bases_data(problem, dspec, cfg, seeds, base_seed, rt)
     depth, width, epochs = int(cfg["depth"]), int(cfg["width"]), int(cfg["epochs"])
-    every = max(1, epochs // int(cfg["curve_points"]))
+    opts = {
+        "epochs": epochs,
+        "lr": float(cfg["lr"]),
+        "seed": base_seed,
+        "log_every": max(1, epochs // int(cfg["curve_points"])),
+    }
     rows, curves = [], []
     t0 = time.perf_counter()
     grid = [(int(d), float(T), b) for d in cfg["degrees"] for T in cfg["Ts"] for b in cfg["bases"]]
@@ -832,18 +837,7 @@ def run_bases_cell(problem: str, dspec: dict | None, cfg: dict, *, base_seed: in
         arch = Arch(d_in, d_out, width, depth, basis, degree, T)
         net = experiment.replica_net(arch, seeds, base_seed, rt)
         where = current().at(labels=[f"{basis} degree {degree} T {T:g} seed {s}" for s in seeds])
-        res = fit(
-            net,
-            Xtr,
-            Ytr,
-            epochs=epochs,
-            lr=float(cfg["lr"]),
-            seed=base_seed,
-            loss_fn=loss_fn,
-            where=where,
-            log_every=every,
-            progress_lines=0,
-        )
+        res = fit(net, Xtr, Ytr, loss_fn=loss_fn, where=where, progress_lines=0, **opts)
         head = {"problem": problem, "basis": basis, "degree": degree, "T": T}
         curves += [
             {**head, "seed": seeds[h["replica"]], "epoch": h["epoch"], "train_loss": h["train_loss"]}
