@@ -50,11 +50,6 @@ if STA_BASES_ON:
     STA_FIGS += ["bases_loss_curves", "bases_final_error", "bases_gram_condition"]
 
 
-def sta_bases_dataset(problem):
-    """The regression dataset's config slice for its bases job; nothing for a 2-D problem."""
-    return {"dataset": dataset_spec(problem)} if problem == STA_BASES["dataset"] else {}
-
-
 rule stable_arch_bases:
     input:
         data=lambda wc: dataset_inputs(wc.problem) if wc.problem == STA_BASES["dataset"] else [],
@@ -70,8 +65,14 @@ rule stable_arch_bases:
     resources:
         **train_resources(1000),
     params:
+        # the regression dataset's spec for its job; a 2-D problem (nnrds.data.toy2d) needs none
         cfg=lambda wc: cfg_arg(
-            {**job_env(), "study": STA, **sta_bases_dataset(wc.problem), "cell": {"problem": wc.problem}}
+            {
+                **job_env(),
+                "study": STA,
+                **({"dataset": dataset_spec(wc.problem)} if wc.problem == STA_BASES["dataset"] else {}),
+                "cell": {"problem": wc.problem},
+            }
         ),
         in_dirs=in_dirs_of("data"),
         out_dir=out_dir_of("provenance"),
