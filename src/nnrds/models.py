@@ -11,7 +11,7 @@ every layer's W(t_n) ~ N(0, 1/width) entrywise -- exactly, at every node, for ev
 A basis that spans every function on the layer grid (nonpar, MLP) starts with independent layers; a
 smaller basis (const, polynomials of degree < L-1) starts from the constant weight function W(t) = Z
 (equal per-layer variance forces this for a polynomial of degree d at depth L >= 2d+2), its higher
-coefficients at 0. Bases of one span (monomial and Legendre of one degree) therefore start from the
+coefficients at 0. Bases of one span (monomial, Legendre and Chebyshev of one degree) therefore start from the
 same network function given the same seed.
 
 ResNet:  x_0 = A_in u + a_in,  x_{n+1} = x_n + h * sigma(W(t_n) x_n + b(t_n)),  y = A_out x_L + a_out
@@ -53,7 +53,7 @@ class Arch:
     d_out: int
     width: int
     depth: int
-    param: str = "nonpar"  # nonpar | const | monomial | legendre | mlp
+    param: str = "nonpar"  # nonpar | const | monomial | legendre | chebyshev | mlp
     degree: int = 0
     T: float = 1.0
     activation: str = "tanh"

@@ -24,6 +24,9 @@ PARAM_COLORS = {
     "legendre5": "#8c564b",
 }
 _FALLBACK = plt.get_cmap("tab20").colors
+#: display names and colours of the polynomial weight bases (``nnrds.wp.POLY_KINDS``), every study
+BASIS_NAMES = {"monomial": "monomial (t/T)ᵏ", "legendre": "shifted Legendre", "chebyshev": "shifted Chebyshev"}
+BASIS_COLORS = {"monomial": "#d62728", "legendre": "#ff7f0e", "chebyshev": "#2ca02c"}
 #: one colour per UQ method (ELM UQ study)
 UQ_METHOD_COLORS = {
     "nuts": "#d62728",

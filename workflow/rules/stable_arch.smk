@@ -28,6 +28,56 @@ STA_PART_DIRS = (
     + [f"{STA_DIR}/cells/reversibility"]
     + [f"{STA_DIR}/cells/multilevel/{p}" for p in STA_ML["parameterizations"]]
 )
+# weight bases step: one job per problem (the regression dataset and the 2-D problems), its figures
+STA_BASES = STA["bases"]
+STA_BASES_ON = STA["enabled"] and STA_BASES["enabled"]
+STA_BASES_PROBLEMS = [STA_BASES["dataset"], *STA_BASES["problems"]] if STA_BASES_ON else []
+STA_BASES_TABLES = (
+    ["bases_runs", "bases_curves", "bases_summary", "bases_effects", "bases_gram"] if STA_BASES_ON else []
+)
+if STA_BASES_ON:
+    if STA_BASES["dataset"] not in config["data"]["sets"]:
+        raise SystemExit(
+            f"\nnnrds: `stable_arch.bases.dataset` names {STA_BASES['dataset']!r}, which is not defined under "
+            "`data.sets`\n"
+        )
+    if "monomial" not in STA_BASES["bases"] or max(STA_BASES["degrees"]) >= STA_BASES["depth"] - 1:
+        raise SystemExit(
+            "\nnnrds: `stable_arch.bases.bases` must list monomial (the claims compare with it) and every "
+            "`stable_arch.bases.degrees` must be below `stable_arch.bases.depth` - 1\n"
+        )
+    STA_PART_DIRS += [f"{STA_DIR}/cells/bases/{p}" for p in STA_BASES_PROBLEMS]
+    STA_FIGS += ["bases_loss_curves", "bases_final_error", "bases_gram_condition"]
+
+
+rule stable_arch_bases:
+    input:
+        data=lambda wc: dataset_inputs(wc.problem) if wc.problem == STA_BASES["dataset"] else [],
+    output:
+        **table_outputs(f"{STA_DIR}/cells/bases/{{problem}}", ["bases_runs", "bases_curves", "timings"]),
+    log:
+        f"{STA_DIR}/logs/bases_{{problem}}.log",
+    benchmark:
+        f"{STA_DIR}/benchmarks/bases_{{problem}}.tsv"
+    group:
+        "stable_arch_train"
+    threads: config["torch_threads"]
+    resources:
+        **train_resources(1000),
+    params:
+        # the regression dataset's spec for its job; a 2-D problem (nnrds.data.toy2d) needs none
+        cfg=lambda wc: cfg_arg(
+            {
+                **job_env(),
+                "study": STA,
+                **({"dataset": dataset_spec(wc.problem)} if wc.problem == STA_BASES["dataset"] else {}),
+                "cell": {"problem": wc.problem},
+            }
+        ),
+        in_dirs=in_dirs_of("data"),
+        out_dir=out_dir_of("provenance"),
+    shell:
+        nnrds_shell("stable-arch-bases")
 
 
 rule stable_arch_stability:
@@ -106,7 +156,8 @@ rule stable_arch_summarize:
     output:
         **table_outputs(
             STA_DIR,
-            ["runs", "spectra", "reversibility", "multilevel", "timings", "summary", "multilevel_summary"],
+            ["runs", "spectra", "reversibility", "multilevel", "timings", "summary", "multilevel_summary"]
+            + STA_BASES_TABLES,
         ),
         claims=report(f"{STA_DIR}/claims.csv", category=STA_CATEGORY, subcategory="tables", caption=STA_CAPTION),
         caption=f"{STA_DIR}/caption.rst",
@@ -127,7 +178,8 @@ use rule study_figures as stable_arch_figures with:
         notebook="workflow/notebooks/stable_arch.ipynb",
         tables=[
             f"{STA_DIR}/{t}.csv"
-            for t in ("runs", "spectra", "reversibility", "multilevel", "summary", "multilevel_summary", "claims")
+            for t in ["runs", "spectra", "reversibility", "multilevel", "summary", "multilevel_summary", "claims"]
+            + STA_BASES_TABLES
         ],
     output:
         **figure_outputs("stable_arch", STA_FIGS, STA_CATEGORY, STA_CAPTION),

@@ -3,9 +3,10 @@
 ``stable-arch-stability``: one architecture (config ``cell: {arch}``) on every 2-D problem x step x depth; writes
 :data:`STABILITY_TABLES`. ``stable-arch-reversibility``: random Verlet nets and the linear test; writes
 ``reversibility``. ``stable-arch-multilevel``: one parameterization (config ``cell: {param}``) on the study's
-regression dataset; writes ``multilevel``. ``stable-arch-summarize``: reads every part's folder (``--in-dir``; a
-table is read from each folder that holds it, so further parts add folders), writes :data:`SUMMARY_TABLES` and
-``caption.rst``.
+regression dataset; writes ``multilevel``. ``stable-arch-bases``: one problem (config ``cell: {problem}``), every
+weight basis x degree x T; writes ``bases_runs``, ``bases_curves``. ``stable-arch-summarize``: reads every part's
+folder (``--in-dir``; a table is read from each folder that holds it, so further parts add folders), writes
+:data:`SUMMARY_TABLES` and ``caption.rst``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def register(sub) -> None:
     )
     add_command(
         sub,
+        "stable-arch-bases",
+        _bases,
+        "train WP-ResNets in the monomial, Legendre and Chebyshev bases (degree x T) on one problem",
+        "{seed, device, dtype, torch_threads, study, dataset (regression problem only), cell: {problem}}",
+    )
+    add_command(
+        sub,
         "stable-arch-summarize",
         _summarize,
         "concatenate the parts; summaries, claims, caption",
@@ -92,6 +100,16 @@ def _multilevel(args) -> int:
         out.update(
             sa.run_multilevel_cell(param, pspec, dataset_spec(args), cfg, base_seed=c["seed"], device=c["device"])
         )
+    return 0
+
+
+def _bases(args) -> int:
+    c = args.config_json
+    cfg = sa.part_config(c["study"], "bases")
+    problem = c["cell"]["problem"]
+    dspec = dataset_spec(args) if problem == cfg["dataset"] else None  # else a 2-D problem (nnrds.data.toy2d)
+    with cell_job(args, f"{sa.STUDY}/bases/{problem}", config_key=f"{sa.STUDY}.bases.lr") as out:
+        out.update(sa.run_bases_cell(problem, dspec, cfg, base_seed=c["seed"], device=c["device"]))
     return 0
 
 
