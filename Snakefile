@@ -31,6 +31,13 @@ config.update(_validated)
 include: "workflow/rules/common.smk"
 
 
+envvars:
+    "NNRDS_PYTHON",  # set by common.smk: the interpreter running Snakemake
+
+
+include: "workflow/rules/figures.smk"
+
+
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
     param=r"[A-Za-z0-9_\-]+",
@@ -47,6 +54,7 @@ include: "workflow/rules/uq_elm.smk"
 include: "workflow/rules/materials.smk"
 include: "workflow/rules/continuous_depth.smk"
 include: "workflow/rules/pinn_failure.smk"
+include: "workflow/rules/stable_arch.smk"
 include: "workflow/rules/claims.smk"  # last: it reads CLAIM_TABLES
 
 

@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "nnrds.commands.materials",
     "nnrds.commands.continuous_depth",
     "nnrds.commands.pinn_failure",
+    "nnrds.commands.stable_arch",
     "nnrds.commands.claims",
 ]
 

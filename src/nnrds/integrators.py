@@ -136,3 +136,34 @@ def fitted_order(h: Sequence[float], err: Sequence[float]) -> float:
     if ok.sum() < 2:
         return float("nan")
     return float(np.polyfit(np.log(h[ok]), np.log(e[ok]), 1)[0])
+
+
+# ------------------------------------------------------------------------------------- linear stability
+#: stability functions xi(z), z = h lambda, of the schemes a network block can use: the largest modulus of the
+#: roots of the scheme's characteristic polynomial on y' = lambda y (|xi| <= 1: stable). The two-step leapfrog
+#: (explicit midpoint) rule y_{n+1} = y_{n-1} + 2 z y_n has xi^2 - 2 z xi - 1 = 0 (stable exactly on the imaginary
+#: segment |z| <= 1, z = i a: xi = i a +- sqrt(1 - a^2), |xi| > 1 once a^2 > 1). Verlet / leapfrog on a separable
+#: linear system (x' = w z, z' = -w x; eigenvalues z = +-i h w) has xi^2 - (2 + z^2) xi + 1 = 0 (stable on
+#: |z| <= 2 of the imaginary axis). Neither is a one-step method of this module's ``step(f, x, h)`` form (one is
+#: two-step, the other partitioned), so their steps live in the network blocks of :mod:`nnrds.models`.
+_CHAR_POLY = {
+    "leapfrog": lambda z: (np.ones_like(z), -2.0 * z, -np.ones_like(z)),
+    "verlet": lambda z: (np.ones_like(z), -(2.0 + z * z), np.ones_like(z)),
+}
+_RK_POLY = {"euler": 1, "midpoint": 2, "rk4": 4}  # explicit RK with s = p stages: truncated exponential
+
+
+def amplification(scheme: str, z) -> np.ndarray:
+    """max |xi(z)| of ``scheme`` at z = h lambda (complex array): the growth per step of the mode lambda."""
+    z = np.asarray(z, dtype=complex)
+    if scheme in _RK_POLY:
+        term, total = np.ones_like(z), np.ones_like(z)
+        for k in range(1, _RK_POLY[scheme] + 1):
+            term = term * z / k
+            total = total + term
+        return np.abs(total)
+    if scheme in _CHAR_POLY:
+        a, b, c = _CHAR_POLY[scheme](z)
+        disc = np.sqrt(b * b - 4 * a * c)
+        return np.maximum(np.abs((-b + disc) / (2 * a)), np.abs((-b - disc) / (2 * a)))
+    raise ValueError(f"no stability function for scheme {scheme!r}; known: {sorted(_RK_POLY) + sorted(_CHAR_POLY)}")

@@ -11,11 +11,22 @@ every layer's W(t_n) ~ N(0, 1/width) entrywise -- exactly, at every node, for ev
 A basis that spans every function on the layer grid (nonpar, MLP) starts with independent layers; a
 smaller basis (const, polynomials of degree < L-1) starts from the constant weight function W(t) = Z
 (equal per-layer variance forces this for a polynomial of degree d at depth L >= 2d+2), its higher
-coefficients at 0. Bases of one span (monomial and Legendre of one degree) therefore start from the
+coefficients at 0. Bases of one span (monomial, Legendre and Chebyshev of one degree) therefore start from the
 same network function given the same seed.
 
 ResNet:  x_0 = A_in u + a_in,  x_{n+1} = x_n + h * sigma(W(t_n) x_n + b(t_n)),  y = A_out x_L + a_out
 MLP:     x_{n+1} = sigma(W_n x_n + b_n)   (no skip, one weight per layer)
+
+Stable blocks (``Arch.block``; Haber & Ruthotto 2017, Chang et al. 2018), same parameters and initialization:
+
+* ``antisymmetric``: x' = sigma((W - W^T - gamma I) x + b); ``scheme="euler"`` (a ResNet unit with an antisymmetric
+  weight) or ``scheme="leapfrog"``, the two-step explicit midpoint rule x_{n+1} = x_{n-1} + 2 h f_n(x_n) (first step
+  Euler). The Jacobian diag(sigma') (W - W^T) is similar to an antisymmetric matrix, so its eigenvalues are purely
+  imaginary (gamma = 0): forward Euler amplifies every such mode by |1 + h lambda| > 1 at every step, whereas the
+  leapfrog rule's stability region is the imaginary segment |h lambda| < 1, where it neither grows nor decays.
+* ``hamiltonian`` (``scheme="verlet"``): states (x, z), z_{-1/2} = 0,
+  z_{n+1/2} = z_{n-1/2} - h sigma(W_n^T x_n + b_n),  x_{n+1} = x_n + h sigma(W_n z_{n+1/2} + b_n);
+  algebraically invertible (:meth:`ReplicaNet.verlet_inverse`); the readout reads x_L.
 """
 
 from __future__ import annotations
@@ -30,6 +41,8 @@ from torch import nn
 from . import wp
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "softplus": nn.functional.softplus}
+#: block type -> the integration schemes it can use (the first is the default)
+BLOCKS = {"resnet": ("euler",), "antisymmetric": ("euler", "leapfrog"), "hamiltonian": ("verlet",)}
 
 
 @dataclass(frozen=True)
@@ -40,12 +53,21 @@ class Arch:
     d_out: int
     width: int
     depth: int
-    param: str = "nonpar"  # nonpar | const | monomial | legendre | mlp
+    param: str = "nonpar"  # nonpar | const | monomial | legendre | chebyshev | mlp
     degree: int = 0
     T: float = 1.0
     activation: str = "tanh"
+    block: str = "resnet"  # resnet | antisymmetric | hamiltonian (see BLOCKS)
+    scheme: str = "euler"  # euler | leapfrog (antisymmetric) | verlet (hamiltonian)
+    gamma: float = 0.0  # antisymmetric block: W - W^T - gamma I
 
     def __post_init__(self) -> None:
+        if self.block not in BLOCKS:
+            raise ValueError(f"unknown block {self.block!r}; expected one of {list(BLOCKS)}")
+        if self.scheme not in BLOCKS[self.block]:
+            raise ValueError(f"block {self.block!r} integrates with {BLOCKS[self.block]}, not {self.scheme!r}")
+        if self.block != "resnet" and self.param == "mlp":
+            raise ValueError(f"an MLP has no {self.block} block")
         if self.param != "mlp" and self.param not in wp.KINDS:
             raise ValueError(f"unknown parameterization {self.param!r}; expected mlp or one of {wp.KINDS}")
         if self.activation not in ACTIVATIONS:
@@ -130,12 +152,68 @@ class ReplicaNet(nn.Module):
             depth, h = phi.shape[0], self.arch.T / phi.shape[0]
         W, b = self.layer_weights(phi)
         x = self.embed(u)
+        if self.arch.block != "resnet":
+            return self._stable_trajectory(x, W, b, h, depth)[0]
         xs = [x]
         for n in range(depth):
             z = torch.einsum("rnj,rij->rni", x, W[:, n]) + b[:, n, None, :]
             x = sigma(z) if self.arch.param == "mlp" else x + h * sigma(z)
             xs.append(x)
         return xs
+
+    def layer_matrix(self, W: torch.Tensor) -> torch.Tensor:
+        """The matrix a block applies to its state: W (resnet, hamiltonian), W - W^T - gamma I (antisymmetric)."""
+        if self.arch.block != "antisymmetric":
+            return W
+        eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
+        return W - W.transpose(-1, -2) - self.arch.gamma * eye
+
+    def vector_field(self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """f(x) = sigma(A x + b) of one layer (A = :meth:`layer_matrix` of W (R, w, w); b (R, w); x (R, N, w))."""
+        z = torch.einsum("rnj,rij->rni", x, self.layer_matrix(W)) + b[:, None, :]
+        return ACTIVATIONS[self.arch.activation](z)
+
+    def _stable_trajectory(
+        self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, h: float, depth: int
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """States x_0..x_L of an antisymmetric or Hamiltonian block, and the z_{n+1/2} of the latter ([] else)."""
+        xs, zs = [x], []
+        if self.arch.block == "hamiltonian":
+            z = torch.zeros_like(x)
+            for n in range(depth):
+                z = z - h * self.vector_field(x, W[:, n].transpose(-1, -2), b[:, n])
+                x = x + h * self.vector_field(z, W[:, n], b[:, n])
+                xs.append(x)
+                zs.append(z)
+            return xs, zs
+        for n in range(depth):
+            f = self.vector_field(x, W[:, n], b[:, n])
+            if self.arch.scheme == "leapfrog" and n > 0:
+                x = xs[-2] + 2.0 * h * f
+            else:
+                x = x + h * f
+            xs.append(x)
+        return xs, zs
+
+    def verlet_states(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_0, x_L, z_{L-1/2}) of a Hamiltonian network: its input state and the final pair."""
+        if self.arch.block != "hamiltonian":
+            raise ValueError("verlet_states needs block 'hamiltonian'")
+        W, b = self.layer_weights()
+        x0 = self.embed(u)
+        xs, zs = self._stable_trajectory(x0, W, b, self.arch.h, self.arch.depth)
+        return x0, xs[-1], zs[-1]
+
+    def verlet_inverse(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the Verlet network backwards from (x_L, z_{L-1/2}): x_n = x_{n+1} - h sigma(W_n z_{n+1/2} + b_n),
+        z_{n-1/2} = z_{n+1/2} + h sigma(W_n^T x_n + b_n). Returns (x_0, z_{-1/2}) (exactly (x_0, 0) in exact
+        arithmetic)."""
+        W, b = self.layer_weights()
+        h = self.arch.h
+        for n in reversed(range(self.arch.depth)):
+            x = x - h * self.vector_field(z, W[:, n], b[:, n])
+            z = z + h * self.vector_field(x, W[:, n].transpose(-1, -2), b[:, n])
+        return x, z
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("rnj,rjo->rno", x, self.A_out) + self.a_out[:, None, :]

@@ -24,6 +24,9 @@ PARAM_COLORS = {
     "legendre5": "#8c564b",
 }
 _FALLBACK = plt.get_cmap("tab20").colors
+#: display names and colours of the polynomial weight bases (``nnrds.wp.POLY_KINDS``), every study
+BASIS_NAMES = {"monomial": "monomial (t/T)ᵏ", "legendre": "shifted Legendre", "chebyshev": "shifted Chebyshev"}
+BASIS_COLORS = {"monomial": "#d62728", "legendre": "#ff7f0e", "chebyshev": "#2ca02c"}
 #: one colour per UQ method (ELM UQ study)
 UQ_METHOD_COLORS = {
     "nuts": "#d62728",
@@ -134,3 +137,15 @@ MATERIALS_QUANTITIES = {
 #: display names and colours of the UQ methods of the materials study; colours of in-distribution / held-out items
 UQ_METHODS = {"ensemble": ("deep ensemble", "#2ca02c"), "bbb": ("Bayes-by-backprop", "#9467bd")}
 HELDOUT_COLORS = {False: "#1f77b4", True: "#d62728"}
+
+
+# ------------------------------------------------ stable architectures (workflow/notebooks/stable_arch.ipynb)
+#: display name and colour of every architecture (block + scheme) and of the stability region of each scheme
+STABLE_ARCHS = {
+    "resnet": ("ResNet (Euler)", "#7f7f7f"),
+    "antisym_euler": ("antisymmetric, Euler", "#d62728"),
+    "antisym_leapfrog": ("antisymmetric, leapfrog", "#2ca02c"),
+    "hamiltonian": ("Hamiltonian, Verlet", "#1f77b4"),
+}
+STABLE_SCHEMES = {"euler": "forward Euler", "leapfrog": "leapfrog (2-step midpoint)", "verlet": "Verlet"}
+TOY2D_NAMES = {"peaks": "peaks (5 classes)", "ellipses": "ellipses (3 rings)", "swiss_roll": "Swiss roll (2 arms)"}

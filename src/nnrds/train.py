@@ -77,6 +77,14 @@ def mse_per_replica(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor) -> t
     return (pred - Y).pow(2).mean(dim=(1, 2))
 
 
+def cross_entropy_per_replica(net: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of every replica, shape (R,): the net's outputs are class logits; ``Y`` holds integer
+    labels, (N, 1) shared or (R, N, 1). Pass as ``fit(..., loss_fn=cross_entropy_per_replica)``."""
+    logits = net(X)
+    y = Y[..., 0].expand(logits.shape[:2])
+    return torch.nn.functional.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(dim=1)
+
+
 def fit(
     net: torch.nn.Module,
     X: torch.Tensor,

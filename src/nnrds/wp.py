@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from numpy.polynomial import chebyshev as _cheb
 from numpy.polynomial import legendre as _leg
 
-KINDS = ("nonpar", "const", "monomial", "legendre")
+KINDS = ("nonpar", "const", "monomial", "legendre", "chebyshev")
+#: the polynomial bases of one degree (same span: the same initial network, different optimization geometry)
+POLY_KINDS = ("monomial", "legendre", "chebyshev")
 
 
 def layer_times(depth: int, T: float = 1.0) -> np.ndarray:
@@ -24,7 +27,7 @@ def n_basis(kind: str, depth: int, degree: int = 0) -> int:
         return depth
     if kind == "const":
         return 1
-    if kind in ("monomial", "legendre"):
+    if kind in POLY_KINDS:
         return degree + 1
     raise ValueError(f"unknown parameterization {kind!r}; expected one of {KINDS}")
 
@@ -36,6 +39,7 @@ def basis_matrix(
 
     monomial: phi_k(t) = (t/T)^k (scaled to [0, 1] for conditioning; spans the same polynomials).
     legendre: phi_k(t) = P_k(2 t/T - 1), the shifted Legendre polynomials on [0, T].
+    chebyshev: phi_k(t) = T_k(2 t/T - 1), the shifted Chebyshev polynomials (first kind) on [0, T].
     """
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
@@ -48,6 +52,8 @@ def basis_matrix(
         phi = np.stack([(t / T) ** k for k in range(degree + 1)], axis=1)
     elif kind == "legendre":
         phi = _leg.legvander(2.0 * t / T - 1.0, degree)
+    elif kind == "chebyshev":
+        phi = _cheb.chebvander(2.0 * t / T - 1.0, degree)
     else:
         raise ValueError(f"unknown parameterization {kind!r}; expected one of {KINDS}")
     return torch.as_tensor(phi, dtype=dtype)
@@ -57,6 +63,41 @@ def shifted_legendre(k: int, t: np.ndarray, T: float = 1.0) -> np.ndarray:
     c = np.zeros(k + 1)
     c[k] = 1.0
     return _leg.legval(2.0 * np.asarray(t) / T - 1.0, c)
+
+
+def gram(kind: str, depth: int, degree: int = 0, T: float = 1.0) -> np.ndarray:
+    """Gram matrix of a basis on the layer grid, (K, K): ``G[j, k] = sum_n h phi_j(t_n) phi_k(t_n)`` with
+    t_n = n h, h = T/L -- the left Riemann sum of the continuous inner product ``int_0^T phi_j phi_k dt``
+    (:func:`gram_continuous`), i.e. the geometry in which the network sees its coefficients: W(t_n) enters layer n
+    with weight h, so a coefficient perturbation dC changes the layers by ``sum_n h |phi(t_n) dC|^2 = dC^T G dC``."""
+    phi = basis_matrix(kind, depth, degree, T).numpy()
+    return (T / depth) * phi.T @ phi
+
+
+def gram_continuous(kind: str, degree: int = 0, T: float = 1.0) -> np.ndarray:
+    """Gram matrix under the continuous inner product ``int_0^T phi_j(t) phi_k(t) dt`` of a polynomial basis (and
+    ``const``), by Gauss-Legendre quadrature with degree + 1 nodes (exact for the degree-2d products)."""
+    if kind not in ("const", *POLY_KINDS):
+        raise ValueError(f"no continuous Gram matrix for {kind!r}; expected const or one of {POLY_KINDS}")
+    x, w = _leg.leggauss(degree + 1)
+    t, w = (x + 1.0) * T / 2.0, w * T / 2.0
+    if kind == "const":
+        phi = np.ones((t.size, 1))
+    elif kind == "monomial":
+        phi = np.stack([(t / T) ** k for k in range(degree + 1)], axis=1)
+    elif kind == "legendre":
+        phi = _leg.legvander(x, degree)
+    else:
+        phi = _cheb.chebvander(x, degree)
+    return (phi * w[:, None]).T @ phi
+
+
+def gram_condition(kind: str, depth: int, degree: int = 0, T: float = 1.0) -> float:
+    """2-norm condition number of :func:`gram` on the layer grid (``inf`` when the basis is rank-deficient on it,
+    e.g. degree >= depth). Scaling the inner product (h, T) leaves it unchanged: it measures the basis, not T."""
+    if kind in POLY_KINDS and degree + 1 > depth:
+        return float("inf")
+    return float(np.linalg.cond(gram(kind, depth, degree, T)))
 
 
 def init_map(phi: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -161,7 +161,7 @@ def test_report_front_page_embeds_the_ledger(repo):
 
 
 # ------------------------------------------------------------------------------- every study, smoke DAG
-STUDIES = ["wp_gap", "stiffness", "noisy_rnn", "uq_elm", "materials", "continuous_depth"]
+STUDIES = ["wp_gap", "stiffness", "noisy_rnn", "uq_elm", "materials", "continuous_depth", "stable_arch"]
 
 
 @pytest.mark.slow

@@ -73,6 +73,11 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
         ("materials", ["parity", "calibration", "std_vs_error", "ev_curve", "group_errors"]),
         ("continuous_depth", ["error_vs_h", "refinement_penalty", "wp_depth_convergence"]),
         ("pinn_failure", ["error_vs_coefficient", "heatmaps", "loss_curves", "landscapes"]),
+        (
+            "stable_arch",
+            ["accuracy_vs_depth", "perturbation_growth", "eigenvalues_stability", "reversibility", "multilevel"]
+            + ["bases_loss_curves", "bases_final_error", "bases_gram_condition"],
+        ),
     ],
 )
 def test_smoke_dag_runs_every_study(smoke_run, study, figs):

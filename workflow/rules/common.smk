@@ -1,4 +1,4 @@
-# Helpers shared by every rule file (included first by the Snakefile): how rules call the package, the
+# Helpers shared by every rules file (included first by the Snakefile). They say how rules call the package, the
 # config slice every job gets, cluster resources, and the files a dataset needs from other rules.
 import os
 import shlex
@@ -8,12 +8,9 @@ from pathlib import Path
 SCALE = config["scale"]
 CLAIM_TABLES = []  # every enabled study that tests claims appends its claims.csv (ledger: workflow/rules/claims.smk)
 # Rules run the package CLI as `$NNRDS_PYTHON -m nnrds ...`: the interpreter that runs Snakemake (works without
-# an activated venv; set here, in every Snakemake process, so cluster jobs get their own interpreter too).
+# an activated venv; set here, in every Snakemake process, so cluster jobs get their own interpreter too; the
+# Snakefile declares it in `envvars:`).
 os.environ["NNRDS_PYTHON"] = sys.executable
-
-
-envvars:
-    "NNRDS_PYTHON",
 
 
 def nnrds_shell(command):
@@ -21,7 +18,7 @@ def nnrds_shell(command):
     input folders (``params.in_dirs``; may be empty) and output folder (``params.out_dir``), logging to the rule's
     log. Rules only name folders; the command knows its fixed table names (src/nnrds/commands/common.py)."""
     return (
-        "$NNRDS_PYTHON -m nnrds " + command + " --config-json {params.cfg} --in-dir {params.in_dirs} "
+        f"$NNRDS_PYTHON -m nnrds {command} --config-json {{params.cfg}} --in-dir {{params.in_dirs}} "
         "--out-dir {params.out_dir} > {log} 2>&1"
     )
 
@@ -32,6 +29,11 @@ def table_outputs(folder, tables, provenance=True):
     if provenance:
         out["provenance"] = f"{folder}/provenance.json"
     return out
+
+
+def report_tables(folder, tables, category, caption):
+    """Named outputs ``<folder>/<table>.csv`` shown in the report under ``category`` (subcategory "tables")."""
+    return {t: report(f"{folder}/{t}.csv", category=category, subcategory="tables", caption=caption) for t in tables}
 
 
 def in_dirs_of(*keys):
@@ -130,24 +132,13 @@ def materials_data_dir(s):
     return "results/materials/data/al_emt" if s == "al_emt" else f"results/data/{m[s]['source']}"
 
 
-# The figures rule of every study is this template (`use rule study_figures as <key>_figures with:` giving
-# input: notebook + the tables it plots, all in one results folder; output: figure_outputs(...); log:). A
-# notebook takes exactly three parameters: results_dir (the folder of its tables, fixed names), fig_dir, scale.
-rule study_figures:
-    input:
-        notebook="workflow/notebooks/{key}.ipynb",
-        tables=[],
-    output:
-        notebook="results/notebooks/{key}.template.ipynb",
-        png=[],
-    log:
-        "results/logs/{key}.template.log",
-    resources:
-        **cluster_resources(),
-    params:
-        results_dir=lambda wildcards, input: os.path.dirname(input.tables[0]),
-        fig_dir=fig_dir,
-        scale=SCALE,
-    shell:
-        "$NNRDS_PYTHON -m papermill {input.notebook} {output.notebook} --kernel python3 --no-progress-bar "
-        "-p results_dir {params.results_dir} -p fig_dir {params.fig_dir} -p scale {params.scale} > {log} 2>&1"
+def acquire_cfg(wildcards):
+    """The config slice of a data-acquisition job (workflow/rules/data.smk): mirror (absolute; null = download),
+    timeout, and the dataset."""
+    return cfg_arg(
+        {
+            "mirror": mirror_path(),
+            "timeout_s": config["data"]["acquire"]["timeout_s"],
+            "cell": {"dataset": wildcards.dataset},
+        }
+    )

@@ -66,13 +66,6 @@ rule data_figure:
         nnrds_shell("data-figure")
 
 
-def acquire_cfg(wildcards):
-    """The acquisition job's slice: mirror (absolute; null = download), timeout, and the dataset."""
-    return cfg_arg(
-        {"mirror": mirror_path(), "timeout_s": RAW["acquire"]["timeout_s"], "cell": {"dataset": wildcards.dataset}}
-    )
-
-
 rule data_acquire_fitsnap:
     output:
         configs=f"{RAW_DIR}/{{dataset}}/configs.csv",

@@ -12,10 +12,6 @@ STF_CELL_TABLES = ["runs", "metrics", "eigenvalues", "timings"]
 STF_CAPTION = f"../../{STF_DIR}/caption.rst"
 
 
-def stf_report(name):
-    return report(f"{STF_DIR}/{name}.csv", category="Stiffness", subcategory="tables", caption=STF_CAPTION)
-
-
 rule stiffness_train:
     input:
         data=lambda wc: dataset_inputs(wc.dataset),
@@ -54,7 +50,7 @@ rule stiffness_summarize:
             t=[f"{t}.csv" for t in STF_CELL_TABLES] + ["provenance.json"],
         ),
     output:
-        **{t: stf_report(t) for t in ("claims", "claim_a", "claim_b", "selected", "runs")},
+        **report_tables(STF_DIR, ["claims", "claim_a", "claim_b", "selected", "runs"], "Stiffness", STF_CAPTION),
         **table_outputs(STF_DIR, ["metrics", "eigenvalues", "timings", "gap_correlation", "eigenvalue_panels"]),
         caption=f"{STF_DIR}/caption.rst",
     log:

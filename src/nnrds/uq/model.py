@@ -41,7 +41,7 @@ class NetSpec:
 
     d_in: int
     d_out: int
-    kind: str = "nonpar"  # linear | mlp | nonpar | const | monomial | legendre
+    kind: str = "nonpar"  # linear | mlp | nonpar | const | monomial | legendre | chebyshev
     width: int = 8
     depth: int = 2
     degree: int = 0
