@@ -277,10 +277,10 @@ def test_study_for_applies_per_dataset_sweep():
 def test_run_landscape_tiny_replicanet():
     """The landscape job end to end on a tiny synthetic regression: tables of the right shape, centre loss equals
     the training MSE, statistics positive at a trained point, parameters untouched by slicing (train MSE)."""
-    spec = {"kind": "friedman1", "n_features": 5, "noise": 0.1, "n_train": 20, "n_test": 20}
+    spec = {"kind": "friedman1", "n_features": 5, "noise": 0.1, "n_train": 12, "n_test": 8}
     st = {
         **study([0, 1]),
-        "epochs": 30,
+        "epochs": 15,
         "batch_size": None,
         "T": 1.0,
         "landscape": {"nets": {"mlp": {"depth": 2, "width": 4}, "const": {"depth": 2, "width": 4}}, "points": 3},
