@@ -3,7 +3,10 @@
 A study's cell job is *prepare -> build -> train -> evaluate -> tabulate*; the pieces every study repeats
 live here, the study keeps only what is its own (its replica layout, what it tracks, its tables):
 
-* :func:`prepare` fixes the seeds and picks device and dtype (:class:`Runtime`);
+* :class:`Cell` is what a study's cell function gets (its identity, the study's settings, seed, device, dtype,
+  dataset spec, parameterization, input folders), made from the job's config by
+  :func:`nnrds.commands.common.cell_of`; :meth:`Cell.prepare` / :func:`prepare` fix the seeds and pick device and
+  dtype (:class:`Runtime`);
 * :func:`regression_data` draws one standardized split per run seed (:func:`nnrds.data.regression.seeded_splits`)
   and stacks them as tensors with a leading seed -- or, given ``replica_seed_index``, replica -- dimension
   (:class:`ReplicaData`), so runs of one seed see the same data in every cell of a dataset;
@@ -17,7 +20,8 @@ A core module: it knows models, training and data, never a study.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +51,37 @@ def prepare(base_seed: int, device: str = "auto", dtype: str = "float32") -> Run
     """Seed python, numpy and torch with ``base_seed`` (deterministic kernels) and pick the device."""
     seed_everything(base_seed)
     return Runtime(pick_device(device), getattr(torch, dtype))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell job of a study: what its ``run_cell`` function needs, in one object.
+
+    ``id`` is the cell's identity (config ``cell``, e.g. ``{"dataset": "chem", "param": "wp"}``; ``cell["dataset"]``
+    reads it), ``study`` the study's settings (config ``study``, or the part of it the cell runs), ``dataset`` the
+    dataset spec with the folder the rule gave (``data_dir``), ``parameterization`` the spec of ``id["param"]``,
+    ``in_dirs`` the rule's input folders and ``data`` the config's raw-data section (e.g. its ``mirror``)."""
+
+    id: Mapping[str, Any]
+    study: Mapping[str, Any]
+    base_seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    dataset: Mapping[str, Any] | None = None
+    parameterization: Mapping[str, Any] | None = None
+    in_dirs: tuple[str, ...] = field(default=())
+    data: Mapping[str, Any] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.id[key]
+
+    def prepare(self) -> Runtime:
+        """Seed everything with the cell's base seed; its device and dtype (:func:`prepare`)."""
+        return prepare(self.base_seed, self.device, self.dtype)
+
+    def but(self, **changes) -> Cell:
+        """A copy with ``changes`` (e.g. another study part, dtype or dataset spec)."""
+        return replace(self, **changes)
 
 
 def replica_seed(seed: int, base_seed: int) -> int:

@@ -105,3 +105,70 @@ def test_tabulate_rows_and_gap():
         {"dataset": "d", "seed": 1, "train_mse": 1.0, "test_mse": 1.5, "gap": 0.5},
     ]
     assert "gap" not in experiment.tabulate({}, [{}], {"accuracy": np.array([0.9])})[0]
+
+
+def test_cell_reads_its_identity_and_prepares_like_prepare():
+    cell = experiment.Cell(
+        {"dataset": "chem", "param": "wp"}, {"seeds": [0]}, base_seed=7, device="cpu", dtype="float64"
+    )
+    assert cell["dataset"] == "chem" and cell["param"] == "wp"
+    with pytest.raises(KeyError):
+        cell["model"]
+    rt = cell.prepare()
+    a = torch.rand(3)
+    assert rt == experiment.prepare(7, "cpu", "float64") and torch.equal(a, torch.rand(3))
+    other = cell.but(dtype="float32", study={"seeds": [1]})
+    assert other.dtype == "float32" and other.study == {"seeds": [1]} and cell.dtype == "float64"
+    assert other.id == cell.id and other.base_seed == 7
+
+
+def test_cell_of_builds_the_cell_from_the_job_config(tmp_path):
+    import argparse
+
+    from nnrds.commands.common import cell_of
+
+    cfg = {
+        "seed": 3,
+        "device": "cpu",
+        "dtype": "float64",
+        "torch_threads": 1,
+        "study": {"seeds": [0, 1]},
+        "dataset": {"kind": "chem"},
+        "parameterization": {"kind": "legendre", "degree": 2},
+        "cell": {"dataset": "chem", "param": "leg2"},
+    }
+    args = argparse.Namespace(config_json=cfg, in_dir=[str(tmp_path)], out_dir=str(tmp_path / "out"))
+    cell = cell_of(args)
+    assert cell.id == {"dataset": "chem", "param": "leg2"} and cell.study == {"seeds": [0, 1]}
+    assert (cell.base_seed, cell.device, cell.dtype) == (3, "cpu", "float64")
+    assert cell.dataset == {"kind": "chem", "data_dir": str(tmp_path)}  # the rule's folder, not a config path
+    assert cell.parameterization == {"kind": "legendre", "degree": 2} and cell.in_dirs == (str(tmp_path),)
+    assert cell.data is None
+    # a slice without dataset / parameterization / cell (e.g. uq_elm's): identity given by the command
+    bare = argparse.Namespace(config_json={"seed": 0, "study": {}}, in_dir=[], out_dir="x")
+    c2 = cell_of(bare, id={"job": "linear"}, dtype="float32")
+    assert c2.id == {"job": "linear"} and c2.dataset is None and c2.device == "auto" and c2.in_dirs == ()
+
+
+def test_run_cell_job_names_the_job_and_writes_what_run_cell_returns(tmp_path):
+    import argparse
+    import json
+
+    import pandas as pd
+
+    from nnrds.commands.common import run_cell_job
+    from nnrds.guards import current
+
+    seen = {}
+
+    def run(cell):
+        seen["cell"], seen["where"] = cell, current()
+        return {"runs": pd.DataFrame({"seed": [0], "x": [1.0]}), "timings": pd.DataFrame({"device": ["cpu"]})}
+
+    cfg = {"seed": 0, "torch_threads": 1, "study": {"seeds": [0], "lr": 0.1}, "cell": {"dataset": "d", "param": "p"}}
+    args = argparse.Namespace(config_json=cfg, in_dir=[], out_dir=str(tmp_path))
+    assert run_cell_job(args, "wp_gap", run, dtype="float64") == 0
+    assert seen["cell"].dtype == "float64" and seen["cell"]["param"] == "p"
+    assert (seen["where"].study, seen["where"].cell, seen["where"].config_key) == ("wp_gap", "d/p", "wp_gap.lr")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["provenance.json", "runs.csv", "timings.csv"]
+    assert json.loads((tmp_path / "provenance.json").read_text())["job"] == "wp_gap/d/p"

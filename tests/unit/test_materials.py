@@ -10,6 +10,7 @@ import torch
 
 from nnrds.data.al_emt import generate_al_emt
 from nnrds.data.stress_units import stress_to_ev_a3
+from nnrds.experiment import Cell
 from nnrds.models import Arch, ReplicaNet
 from nnrds.potentials.dataset import build_dataset
 from nnrds.potentials.descriptors import DescriptorSpec, descriptor_terms
@@ -454,7 +455,7 @@ def test_wbe_parse_and_train_smoke(tmp_path):
         },
     )
     dspec = {**study["wbe"], "kind": "wbe", "max_configs": 15, "min_per_group": 2, "heldout_groups": ["surface"]}
-    tables = materials.run_cell("wbe", dspec, study, str(data_dir), dtype="float64")
+    tables = materials.run_cell(Cell({"set": "wbe"}, study, dtype="float64", dataset=dspec, in_dirs=(str(data_dir),)))
     info = tables["info"].iloc[0]
     assert info["elements"] == "Be W" and info["n_heldout"] == 2 and info["n_configs"] <= 15
     assert info["n_descriptors"] == 2 * 4 + 3 * 2

@@ -12,6 +12,7 @@ import torch
 
 from nnrds import landscape, lbfgs, pinn, verdicts
 from nnrds.data import pde
+from nnrds.experiment import Cell
 from nnrds.models import Arch, ReplicaNet
 from nnrds.studies import pinn_failure as pf
 from nnrds.train import fit
@@ -370,23 +371,24 @@ TINY = {
 
 
 def test_run_cell_deterministic_and_independent_of_batch_companions():
-    a = pf.run_cell("convection", "curriculum", TINY, device="cpu")
-    b = pf.run_cell("convection", "curriculum", TINY, device="cpu")
+    a = pf.run_cell(Cell({"problem": "convection", "mode": "curriculum"}, TINY, device="cpu"))
+    b = pf.run_cell(Cell({"problem": "convection", "mode": "curriculum"}, TINY, device="cpu"))
     for k in ("runs", "history", "fields", "landscape", "landscape_stats"):
         pd.testing.assert_frame_equal(a[k], b[k])
     assert set(a["runs"].columns) == set(pf.RUN_COLUMNS) and len(a["runs"]) == 4
     assert len(a["landscape_stats"]) == 4 and len(a["landscape"]) == 2 * 9
     # seed 1 alone (one coefficient) gives the numbers it gives among the other replicas
     solo = pf.run_cell(
-        "convection",
-        "curriculum",
-        {**TINY, "seeds": [1], "problems": {"convection": {**TINY["problems"]["convection"], "coefs": [20]}}},
-        device="cpu",
+        Cell(
+            {"problem": "convection", "mode": "curriculum"},
+            {**TINY, "seeds": [1], "problems": {"convection": {**TINY["problems"]["convection"], "coefs": [20]}}},
+            device="cpu",
+        )
     )
     r_all = a["runs"].set_index(["coef", "seed"]).loc[(20.0, 1)]
     r_solo = solo["runs"].set_index(["coef", "seed"]).loc[(20.0, 1)]
     assert r_solo.rel_l2 == pytest.approx(r_all.rel_l2, rel=1e-4)
-    c = pf.run_cell("reaction_diffusion", "seq2seq_0.5", TINY, device="cpu")
+    c = pf.run_cell(Cell({"problem": "reaction_diffusion", "mode": "seq2seq_0.5"}, TINY, device="cpu"))
     assert c["landscape"].empty and set(c["history"]["stage"]) == {0, 1}
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from scipy import stats
 
+from nnrds.experiment import Cell
 from nnrds.models import Arch, ReplicaNet
 from nnrds.uq import BayesNet, NetSpec, diagnostics, metrics, predictive_samples, run_method, run_nuts, run_vi
 
@@ -243,7 +244,7 @@ def test_study_job_smoke(tmp_path, monkeypatch):
     res = ensembles.build_elm(cfg["data"]["elm"])
     write_ensemble(tmp_path, res["ptrain"], res["ytrain"], res["ptest"], res["ytest"], res["meta"])
     assert cfg["uq_elm"]["architectures"]["linear_pca"]["pca_variance"] == 0.99
-    out = uq_elm.run_job("linear_pca", str(tmp_path), cfg["uq_elm"])
+    out = uq_elm.run_job(Cell({"job": "linear_pca"}, cfg["uq_elm"], in_dirs=(str(tmp_path),)))
     m = out["metrics"]
     assert list(m.method) == ["nuts", "vi", "vi_lowrank", "ensemble", "map"]
     # 2 chains x 10 draws cannot reach ESS 400: the NUTS run is flagged and kept apart, the others are ok
@@ -265,7 +266,9 @@ def test_study_job_smoke(tmp_path, monkeypatch):
     assert pooled and all("nuts" not in ln for ln in pooled)
     assert any(ln.startswith("* **FLAGGED") and "linear_pca/nuts" in ln for ln in cap.splitlines())
     small = {**cfg["uq_elm"], "nuts": {**cfg["uq_elm"]["nuts"], "max_params": 10}}
-    skipped = uq_elm.run_job("linear", str(tmp_path), {**small, "methods": ["nuts", "map"]})["metrics"]
+    skipped = uq_elm.run_job(Cell({"job": "linear"}, {**small, "methods": ["nuts", "map"]}, in_dirs=(str(tmp_path),)))[
+        "metrics"
+    ]
     assert skipped.status.tolist() == ["skipped", "ok"] and "max_params" in skipped.note.iloc[0]
     assert "not run" in uq_elm.caption(skipped, "smoke", small)
     # chains that are each stationary but apart ("modes") also get the stacked predictive, labelled as such
@@ -275,7 +278,9 @@ def test_study_job_smoke(tmp_path, monkeypatch):
         return {**real(*a, **k), "mixing": diagnostics.MODES, "flagged": True}
 
     monkeypatch.setattr(diagnostics, "summarize", as_modes)
-    st = uq_elm.run_job("linear", str(tmp_path), {**cfg["uq_elm"], "methods": ["nuts"]})["metrics"]
+    st = uq_elm.run_job(Cell({"job": "linear"}, {**cfg["uq_elm"], "methods": ["nuts"]}, in_dirs=(str(tmp_path),)))[
+        "metrics"
+    ]
     assert st.method.tolist() == ["nuts", "nuts_stacked"] and st.status.tolist() == ["flagged", "stacked"]
     assert "Yao, Vehtari & Gelman" in st.note.iloc[1]
     cap = uq_elm.caption(st, "smoke", cfg["uq_elm"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pandas as pd
 
 from .. import guards, io
 from ..cli import json_arg
+from ..experiment import Cell
 
 
 def add_job_args(p, config_help: str = "validated config slice of the job") -> None:
@@ -59,6 +60,26 @@ def dataset_spec(args) -> dict:
     if data_dir:
         spec["data_dir"] = data_dir
     return spec
+
+
+def cell_of(args, **changes) -> Cell:
+    """The :class:`~nnrds.experiment.Cell` of a cell job from its config slice: ``cell`` (identity), ``study``,
+    ``seed``, ``device``, ``dtype``, ``dataset`` (with the rule's folder, :func:`dataset_spec`), ``parameterization``
+    and ``data`` when the slice has them, and the ``--in-dir`` folders; ``changes`` override fields (e.g. the study
+    part a cell runs)."""
+    c = args.config_json
+    cell = Cell(
+        id=c.get("cell", {}),
+        study=c["study"],
+        base_seed=c["seed"],
+        device=c.get("device", "auto"),
+        dtype=c.get("dtype", "float32"),
+        dataset=dataset_spec(args) if "dataset" in c else None,
+        parameterization=c.get("parameterization"),
+        in_dirs=tuple(args.in_dir),
+        data=c.get("data"),
+    )
+    return cell.but(**changes) if changes else cell
 
 
 def job_where(args, job: str, config_key: str | None = None) -> guards.Where:
@@ -108,6 +129,25 @@ def cell_job(
             job=job,
         ),
     )
+
+
+def run_cell_job(
+    args,
+    prefix: str,
+    run_cell: Callable[[Cell], Mapping[str, pd.DataFrame]],
+    *,
+    config_key: str | None = None,
+    allow_nonfinite: Mapping[str, Iterable[str]] | None = None,
+    **changes,
+) -> int:
+    """The body of every ``<study>-train`` command: ``run_cell(cell_of(args, **changes))`` inside :func:`cell_job`
+    named ``<prefix>/<cell id values...>`` (e.g. ``wp_gap/chem/wp``); the tables it returns are written."""
+    cell = cell_of(args, **changes)
+    with cell_job(
+        args, "/".join([prefix, *map(str, cell.id.values())]), config_key=config_key, allow_nonfinite=allow_nonfinite
+    ) as out:
+        out.update(run_cell(cell))
+    return 0
 
 
 def concat(paths: list[str], sort_by: list[str] | None = None) -> pd.DataFrame:

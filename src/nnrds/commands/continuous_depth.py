@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..data import regression
 from ..studies import continuous_depth as cd
-from .common import add_job_args, cell_job, concat, dataset_spec, in_tables, write_summary
+from .common import add_job_args, concat, in_tables, run_cell_job, write_summary
 
 #: tables of an oscillator cell and of a WP cell (besides timings.csv and provenance.json)
 OSC_TABLES = ["runs", "convergence", "reference"]
@@ -45,39 +45,21 @@ def register(sub) -> None:
     p.set_defaults(func=_summarize)
 
 
+def _part_job(args, part: str, run_cell, **kw) -> int:
+    """A cell of one part (``oscillator`` or ``wp``): the part's settings and dtype, its job name and config key."""
+    cfg = cd.part_config(args.config_json["study"], part)
+    return run_cell_job(
+        args, f"{cd.STUDY}/{part}", run_cell, config_key=f"{cd.STUDY}.{part}.lr", study=cfg, dtype=cfg["dtype"], **kw
+    )
+
+
 def _oscillator(args) -> int:
-    c = args.config_json
-    scheme = c["cell"]["scheme"]
-    with cell_job(args, f"{cd.STUDY}/oscillator/{scheme}", config_key=f"{cd.STUDY}.oscillator.lr") as out:
-        out.update(
-            cd.run_oscillator_cell(
-                scheme, cd.part_config(c["study"], "oscillator"), base_seed=c["seed"], device=c["device"]
-            )
-        )
-    return 0
+    return _part_job(args, "oscillator", cd.run_oscillator_cell)
 
 
 def _wp(args) -> int:
-    c = args.config_json
-    cfg = cd.part_config(c["study"], "wp")
-    param = c["cell"]["param"]
     # change_vs_next is NaN by definition at the deepest evaluation (there is no deeper one)
-    with cell_job(
-        args, f"{cd.STUDY}/wp/{param}", config_key=f"{cd.STUDY}.wp.lr", allow_nonfinite={"wp_runs": ["change_vs_next"]}
-    ) as out:
-        out.update(
-            cd.run_wp_cell(
-                cfg["dataset"],
-                dataset_spec(args),
-                param,
-                c["parameterization"],
-                cfg,
-                base_seed=c["seed"],
-                device=c["device"],
-                dtype=cfg["dtype"],
-            )
-        )
-    return 0
+    return _part_job(args, "wp", cd.run_wp_cell, allow_nonfinite={"wp_runs": ["change_vs_next"]})
 
 
 def _read(args, name: str, expected: int, sort_by: list[str]) -> pd.DataFrame:

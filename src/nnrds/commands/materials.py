@@ -21,7 +21,7 @@ from pathlib import Path
 from .. import io
 from ..data import al_emt
 from ..studies import materials
-from .common import add_job_args, cell_job, concat, write_summary
+from .common import add_job_args, concat, run_cell_job, write_summary
 
 #: tables of the generated Al-EMT set (besides metadata.json and provenance.json)
 DATA_TABLES = ["configs", "atoms"]
@@ -73,19 +73,8 @@ def _data(args) -> int:
 def _train(args) -> int:
     c = args.config_json
     mset = c["cell"]["set"]
-    with cell_job(args, f"materials/{mset}", allow_nonfinite=NAN_BY_DESIGN) as out:
-        out.update(
-            materials.run_cell(
-                mset,
-                {**c["study"][mset], "kind": mset},
-                c["study"],
-                args.in_dir[0],
-                base_seed=c["seed"],
-                device=c["device"],
-                dtype=c["dtype"],
-            )
-        )
-    return 0
+    dspec = {**c["study"][mset], "kind": mset}
+    return run_cell_job(args, "materials", materials.run_cell, allow_nonfinite=NAN_BY_DESIGN, dataset=dspec)
 
 
 def input_folders(in_dirs: list[str]) -> tuple[list[Path], Path | None, list[Path]]:

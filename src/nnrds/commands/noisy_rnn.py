@@ -8,7 +8,7 @@ the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES`, ``caption.rst`
 
 from __future__ import annotations
 
-from .common import add_command, cell_job, in_tables, read_tables, write_summary
+from .common import add_command, in_tables, read_tables, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs"]
@@ -42,15 +42,10 @@ def _train(args) -> int:
     from ..studies import noisy_rnn
 
     c = args.config_json
-    ds, model = c["cell"]["dataset"], c["cell"]["model"]
     study = dict(c["study"])
     if args.in_dir:  # the ECG5000 file the rule gives (its folder), not a path of the config
         study["ecg_path"] = str(in_tables(args, c.get("ecg_file", "train.csv"))[0])
-    with cell_job(args, f"noisy_rnn/{ds}/{model}") as out:
-        out["runs"], out["timings"] = noisy_rnn.run_cell(
-            ds, model, study, c.get("data"), base_seed=c["seed"], device=c["device"], dtype=c["dtype"]
-        )
-    return 0
+    return run_cell_job(args, "noisy_rnn", noisy_rnn.run_cell, study=study)
 
 
 def _summarize(args) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import io
 from ..studies import pinn_failure
-from .common import add_job_args, cell_job, read_tables, write_summary
+from .common import add_job_args, read_tables, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs", "history", "fields", "landscape", "landscape_stats"]
@@ -48,13 +48,7 @@ def register(sub) -> None:
 
 
 def _train(args) -> int:
-    c = args.config_json
-    problem, mode = c["cell"]["problem"], c["cell"]["mode"]
-    with cell_job(args, f"pinn_failure/{problem}/{mode}", config_key="pinn_failure.lbfgs") as out:
-        out.update(
-            pinn_failure.run_cell(problem, mode, c["study"], base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
-        )
-    return 0
+    return run_cell_job(args, "pinn_failure", pinn_failure.run_cell, config_key="pinn_failure.lbfgs")
 
 
 def _summarize(args) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..data import regression
 from ..studies import stiffness
-from .common import add_command, cell_job, dataset_spec, read_tables, write_summary
+from .common import add_command, read_tables, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs", "metrics", "eigenvalues"]
@@ -50,22 +50,9 @@ def register(sub) -> None:
 
 
 def _train(args) -> int:
-    c = args.config_json
-    ds, param = c["cell"]["dataset"], c["cell"]["param"]
     # the stiffness ratio is NaN by definition when no eigenvalue has Re < 0 (max|Re| / min|Re| over Re < 0)
     nan_ok = {"runs": ["stiffness_ratio", "stiffness_ratio_init"], "metrics": ["value"]}
-    with cell_job(args, f"stiffness/{ds}/{param}", allow_nonfinite=nan_ok) as out:
-        out["runs"], out["metrics"], out["eigenvalues"], out["timings"] = stiffness.run_cell(
-            ds,
-            dataset_spec(args),
-            param,
-            c["parameterization"],
-            c["study"],
-            base_seed=c["seed"],
-            device=c["device"],
-            dtype=c["dtype"],
-        )
-    return 0
+    return run_cell_job(args, "stiffness", stiffness.run_cell, allow_nonfinite=nan_ok)
 
 
 def _summarize(args) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import guards, io
-from .common import add_job_args, in_tables
+from .common import add_job_args, cell_of, in_tables
 
 JOB_TABLES = ("metrics", "calibration", "predictions", "slices", "trace", "timings")
 DEPTH_TABLES = ("depth_runs", "depth_timings")
@@ -54,7 +54,9 @@ def register(sub) -> None:
     p.set_defaults(func=_bench)
 
 
-def _job(args, name: str, fn) -> dict:
+def _job(args, name: str, run, **cell_id) -> dict:
+    """Run ``run(cell)`` (the cell's identity ``cell_id``, see :func:`~nnrds.commands.common.cell_of`) and write
+    its tables and provenance."""
     import torch
 
     c = args.config_json
@@ -62,7 +64,7 @@ def _job(args, name: str, fn) -> dict:
     t0 = time.perf_counter()
     where = guards.Where(study="uq_elm", cell=name, config_key="uq_elm")
     with guards.job(where):  # loops name this study and job when they diverge (nnrds.uq.inference sets the key)
-        res = fn(c)
+        res = run(cell_of(args, id=cell_id))
     out = Path(args.out_dir)
     for k, df in res.items():
         io.write_table(out / f"{k}.csv", df)
@@ -77,7 +79,7 @@ def _fit(args) -> int:
     from ..studies import uq_elm
 
     job = args.config_json["job"]
-    _job(args, job, lambda c: uq_elm.run_job(job, args.in_dir[0], c["study"], base_seed=c["seed"]))
+    _job(args, job, uq_elm.run_job, job=job)
     return 0
 
 
@@ -85,7 +87,7 @@ def _depth(args) -> int:
     from ..studies import uq_elm
 
     n = int(args.config_json["n_train"])
-    _job(args, f"depth_n{n}", lambda c: uq_elm.run_depth_cell(n, args.in_dir[0], c["study"], base_seed=c["seed"]))
+    _job(args, f"depth_n{n}", uq_elm.run_depth_cell, n_train=n)
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..data import regression
 from ..studies import wp_gap
-from .common import add_job_args, cell_job, dataset_spec, read_tables, write_summary
+from .common import add_job_args, read_tables, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs"]
@@ -31,20 +31,7 @@ def register(sub) -> None:
 
 
 def _train(args) -> int:
-    c = args.config_json
-    ds, param = c["cell"]["dataset"], c["cell"]["param"]
-    with cell_job(args, f"wp_gap/{ds}/{param}") as out:
-        out["runs"], out["timings"] = wp_gap.run_cell(
-            ds,
-            dataset_spec(args),
-            param,
-            c["parameterization"],
-            c["study"],
-            base_seed=c["seed"],
-            device=c["device"],
-            dtype=c["dtype"],
-        )
-    return 0
+    return run_cell_job(args, "wp_gap", wp_gap.run_cell)
 
 
 def _summarize(args) -> int:

@@ -51,8 +51,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from .. import integrators, verdicts, wp
-from ..data import regression
+from .. import experiment, integrators, verdicts, wp
 from ..data.oscillators import Oscillator, transition_pairs
 from ..guards import check_finite, current
 from ..models import Arch, ReplicaNet
@@ -290,14 +289,16 @@ def reference_sweep(scheme: str, cfg: dict) -> pd.DataFrame:
 RUN_COLUMNS = ["system", "scheme", "train_dt", "seed", "train_loss", "epochs"]
 
 
-def run_oscillator_cell(scheme: str, cfg: dict, *, base_seed: int = 0, device: str = "auto") -> dict[str, pd.DataFrame]:
-    """One training scheme: train every (system, dt, seed) as one replica batch, then the convergence sweep and
-    its reference. Tables: runs, convergence, reference, timings."""
-    seed_everything(base_seed)
+def run_oscillator_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """One training scheme (``cell["scheme"]``; ``cell.study`` is the ``oscillator`` part): train every (system,
+    dt, seed) as one replica batch, then the convergence sweep and its reference. Tables: runs, convergence,
+    reference, timings."""
+    scheme, cfg = cell["scheme"], cell.study
+    seed_everything(cell.base_seed)
     integrators.get(scheme)
     check_grid(cfg)
     t0 = time.perf_counter()
-    field, reps, info = train_oscillators(scheme, cfg, base_seed=base_seed, device=device, dtype=cfg["dtype"])
+    field, reps, info = train_oscillators(scheme, cfg, base_seed=cell.base_seed, device=cell.device, dtype=cell.dtype)
     t_train = time.perf_counter() - t0
     runs = pd.DataFrame(
         [{**r, "scheme": scheme, "train_loss": float(v), "epochs": info["epochs"]} for r, v in zip(reps, info["loss"])]
@@ -364,42 +365,22 @@ def variants(kind: str, cfg: dict) -> list[str]:
     return list(cfg["interpolations"]) if kind == "nonpar" else ["basis"]
 
 
-def run_wp_cell(
-    dataset: str,
-    dspec: dict,
-    pname: str,
-    pspec: dict,
-    cfg: dict,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-) -> dict[str, pd.DataFrame]:
-    """Train the ResNet of one parameterization at depth L on ``dataset`` (all seeds one replica batch), then
-    evaluate it at every depth L' of :func:`eval_depths` (h = T/L'). Tables: wp_runs, timings."""
-    seed_everything(base_seed)
-    dev = pick_device(device)
-    tdtype = getattr(torch, dtype)
+def run_wp_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Train the ResNet of one parameterization (``cell["param"]``; ``cell.study`` is the ``wp`` part) at depth L
+    on its dataset (all seeds one replica batch), then evaluate it at every depth L' of :func:`eval_depths`
+    (h = T/L'). Tables: wp_runs, timings."""
+    cfg, pname, pspec, base_seed = cell.study, cell["param"], cell.parameterization, cell.base_seed
+    dataset = cfg["dataset"]
+    rt = cell.prepare()
+    dev, tdtype = rt.device, rt.dtype
     seeds = [int(s) for s in cfg["seeds"]]
     if pspec["kind"] == "mlp":
         raise ValueError("continuous_depth.wp.parameterizations: an MLP has no W(t) and no depth limit; use ResNets")
-    splits = regression.seeded_splits(dspec, seeds, base_seed)
-
-    def stack(attr: str) -> torch.Tensor:
-        return torch.as_tensor(np.stack([getattr(s, attr) for s in splits]), dtype=tdtype, device=dev)
-
-    Xtr, Ytr, Xte, Yte = (stack(a) for a in ("X_train", "Y_train", "X_test", "Y_test"))
+    data = experiment.regression_data(cell.dataset, seeds, base_seed, rt)
+    Xtr, Ytr, Xte, Yte = data.X_train, data.Y_train, data.X_test, data.Y_test
     L, T = int(cfg["depth"]), float(cfg["T"])
-    arch = Arch(
-        d_in=Xtr.shape[-1],
-        d_out=Ytr.shape[-1],
-        width=int(cfg["width"]),
-        depth=L,
-        param=pspec["kind"],
-        degree=int(pspec.get("degree", 0)),
-        T=T,
-    )
-    net = ReplicaNet(arch, [1000 * s + base_seed for s in seeds], dtype=tdtype).to(dev)
+    arch = experiment.resnet_arch(data, pspec, width=int(cfg["width"]), depth=L, T=T)
+    net = experiment.replica_net(arch, seeds, base_seed, rt)
     res = fit(
         net,
         Xtr,

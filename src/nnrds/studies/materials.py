@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .. import guards
+from .. import experiment, guards
 from ..config import deep_merge
 from ..data import al_emt, fitsnap
 from ..models import Arch, ReplicaNet
@@ -511,23 +511,15 @@ def build_cell_data(
     return CellData(data, ev_data, spec, t_desc)
 
 
-def run_cell(
-    dataset: str,
-    dspec: dict,
-    study: dict,
-    data_dir: str,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-) -> dict[str, pd.DataFrame]:
-    """Every split of one dataset (descriptors built once): tables metrics, predictions, calibration, ev,
-    history, info, timings, config_errors.
+def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Every split of one dataset (``cell["set"]``, spec ``cell.dataset``, tables in ``cell.in_dirs[0]``;
+    descriptors built once): tables metrics, predictions, calibration, ev, history, info, timings, config_errors.
 
-    ``dspec["training"]`` (optional) overrides the study's training settings for this set (e.g. epochs, lr,
+    ``cell.dataset["training"]`` (optional) overrides the study's training settings for this set (e.g. epochs, lr,
     lr_stages, loss_weights, net, bbb)."""
-    study = deep_merge(study, dspec.get("training") or {})
-    dev = pick_device(device)
+    dataset, dspec, data_dir, base_seed, dtype = cell["set"], cell.dataset, cell.in_dirs[0], cell.base_seed, cell.dtype
+    study = deep_merge(cell.study, dspec.get("training") or {})
+    dev = pick_device(cell.device)
     cell = build_cell_data(
         dataset, dspec, study, data_dir, base_seed=base_seed, device=dev, dtype=getattr(torch, dtype)
     )

@@ -188,21 +188,14 @@ def perturbed_accuracy(
             yield kind, float(strength), acc
 
 
-def run_cell(
-    dataset: str,
-    model: str,
-    study: dict,
-    data_cfg: dict | None = None,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train all seeds (x noise levels) of one dataset x model; evaluate clean and perturbed accuracy."""
+def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Train all seeds (x noise levels) of one dataset x model (``cell["dataset"]``, ``cell["model"]``; raw data
+    from ``cell.data``); evaluate clean and perturbed accuracy. Returns the tables runs and timings."""
+    dataset, model, study, base_seed = cell["dataset"], cell["model"], cell.study, cell.base_seed
     if model not in MODELS:
         raise ValueError(f"unknown noisy_rnn model {model!r}; expected one of {MODELS}")
-    rt = experiment.prepare(base_seed, device, dtype)
-    data = load_dataset(dataset, study, data_cfg, seed=base_seed)
+    rt = cell.prepare()
+    data = load_dataset(dataset, study, cell.data, seed=base_seed)
     reps = replicas(model, study)
     net = build_net(model, data, study, reps, base_seed, rt)
     Xtr, Xte = rt.tensor(data.X_train), rt.tensor(data.X_test)
@@ -251,7 +244,7 @@ def run_cell(
             "device": str(rt.device),
         }
     ]
-    return pd.DataFrame(rows, columns=RUN_COLUMNS), pd.DataFrame(timings)
+    return {"runs": pd.DataFrame(rows, columns=RUN_COLUMNS), "timings": pd.DataFrame(timings)}
 
 
 # ------------------------------------------------------------------------------------------ summary

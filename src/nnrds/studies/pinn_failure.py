@@ -33,10 +33,9 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .. import landscape, pinn, verdicts
+from .. import experiment, landscape, pinn, verdicts
 from ..data import pde
 from ..models import Arch, ReplicaNet
-from ..train import pick_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -82,21 +81,12 @@ def coefficients(problem: str, pspec: dict) -> list[dict]:
     return out
 
 
-def run_cell(
-    problem: str,
-    mode: str,
-    study: dict,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-    where=None,
-) -> dict[str, pd.DataFrame]:
-    """Train every coefficient x seed of one (problem, mode). Returns the tables runs, history, fields, landscape,
-    landscape_stats and timings."""
-    seed_everything(base_seed)
-    dev = pick_device(device)
-    tdtype = getattr(torch, dtype)
+def run_cell(cell: experiment.Cell, where=None) -> dict[str, pd.DataFrame]:
+    """Train every coefficient x seed of one (problem, mode) (``cell["problem"]``, ``cell["mode"]``). Returns the
+    tables runs, history, fields, landscape, landscape_stats and timings."""
+    problem, mode, study, base_seed = cell["problem"], cell["mode"], cell.study, cell.base_seed
+    rt = cell.prepare()
+    dev, tdtype = rt.device, rt.dtype
     pspec = study["problems"][problem]
     seeds = [int(s) for s in study["seeds"]]
     cos = coefficients(problem, pspec)
@@ -113,7 +103,7 @@ def run_cell(
         dtype=tdtype,
         device=dev,
     )
-    net = ReplicaNet(Arch(**ARCH), [1000 * s + base_seed for _, s in reps], dtype=tdtype).to(dev)
+    net = experiment.replica_net(Arch(**ARCH), [s for _, s in reps], base_seed, rt)
     t0 = time.perf_counter()
     trained = pinn.train(net, setup, mode, study.get("curriculum"), where=where)
     wall = time.perf_counter() - t0

@@ -212,22 +212,14 @@ class Tracker:
         return pd.DataFrame(experiment.tabulate(head, own, {**e1, **stiff}), columns=RUN_COLUMNS)
 
 
-def run_cell(
-    dataset: str,
-    dspec: dict,
-    pname: str,
-    pspec: dict,
-    study: dict,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-):
-    """Train every run of one dataset x parameterization. Returns (runs, metrics, eigenvalues, timings)."""
-    rt = experiment.prepare(base_seed, device, dtype)
+def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Train every run of one dataset x parameterization (``cell["dataset"]``, ``cell["param"]``). Returns the
+    tables runs, metrics, eigenvalues and timings."""
+    dataset, pname, study, base_seed = cell["dataset"], cell["param"], cell.study, cell.base_seed
+    rt = cell.prepare()
     layout = replica_layout(study)
-    data, val, test = cell_data(dataset, dspec, study, layout, base_seed, rt)
-    net = build_net(data, pname, pspec, study, layout, base_seed, rt)
+    data, val, test = cell_data(dataset, cell.dataset, study, layout, base_seed, rt)
+    net = build_net(data, pname, cell.parameterization, study, layout, base_seed, rt)
     ntrack = (
         data.X_train.shape[1] if study["track_samples"] is None else min(study["track_samples"], data.X_train.shape[1])
     )
@@ -261,12 +253,12 @@ def run_cell(
             }
         ]
     )
-    return (
-        tracker.runs_table(dataset, pname, net.arch, res.epochs),
-        pd.DataFrame(tracker.metric_rows, columns=METRIC_COLUMNS),
-        pd.concat(tracker.eig_parts, ignore_index=True).reset_index(drop=True),
-        timings,
-    )
+    return {
+        "runs": tracker.runs_table(dataset, pname, net.arch, res.epochs),
+        "metrics": pd.DataFrame(tracker.metric_rows, columns=METRIC_COLUMNS),
+        "eigenvalues": pd.concat(tracker.eig_parts, ignore_index=True).reset_index(drop=True),
+        "timings": timings,
+    }
 
 
 # ----------------------------------------------------------------------------------------- summary
