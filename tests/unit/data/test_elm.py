@@ -110,6 +110,9 @@ def test_cli_tables_byte_identical_and_loadable(tmp_path):
         assert cli.main(["data-elm", "--config-json", cfg, "--out-dir", str(tmp_path / d)]) == 0
     for f in ("ptrain.csv", "ytrain.csv", "ptest.csv", "ytest.csv", "metadata.json", "trajectories.csv"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    timings = pd.read_csv(tmp_path / "a" / "timings.csv")  # wall clock in timings.csv, like every command's
+    assert timings.job.tolist() == ["data/elm"] and timings.members.tolist() == [12]
+    assert not (tmp_path / "a" / "timing.json").exists()
     Xtr, Ytr, Xte, Yte, xn, yn = load_table_dataset(tmp_path / "a")
     assert Xtr.shape == (8, 15) and Ytr.shape == (8, 10) and Xte.shape == (4, 15) and Yte.shape == (4, 10)
     assert xn == list(elm.PERTURBED) and yn == list(elm.QOIS) and Xtr.dtype == np.float64
