@@ -9,6 +9,7 @@ tables it produces and how to compute them."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -40,6 +41,24 @@ def add_command(sub, name: str, func, help: str, config_help: str) -> None:
     p = sub.add_parser(name, help=help)
     add_job_args(p, config_help)
     p.set_defaults(func=func)
+
+
+def add_commands(sub, commands: Mapping[str, Callable]) -> None:
+    """Register ``nnrds <name>`` for every ``name: func`` of ``commands`` (:func:`add_command`); the help texts are
+    the function's docstring (:func:`command_help`), so a study's commands are one dict."""
+    for name, func in commands.items():
+        add_command(sub, name, func, *command_help(func))
+
+
+def command_help(func) -> tuple[str, str]:
+    """(help, config help) of a command function from its docstring: the first paragraph says what the command
+    does, the paragraph starting ``Config:`` what its ``--config-json`` slice holds (default: "validated config
+    slice of the job")."""
+    paras = [" ".join(p.split()) for p in (inspect.getdoc(func) or "").split("\n\n") if p.strip()]
+    if not paras or paras[0].startswith("Config:"):
+        raise ValueError(f"command function {func.__name__} needs a docstring saying what the command does")
+    conf = [p.removeprefix("Config:").strip() for p in paras[1:] if p.startswith("Config:")]
+    return paras[0], conf[0] if conf else "validated config slice of the job"
 
 
 def in_tables(args, name: str) -> list[Path]:

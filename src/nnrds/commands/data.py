@@ -14,45 +14,19 @@ from pathlib import Path
 import pandas as pd
 
 from .. import io
-from .common import add_command
+from .common import add_commands
 
 
 def register(sub) -> None:
-    add_command(
+    add_commands(
         sub,
-        "data-elm",
-        _elm,
-        "land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv",
-        "validated data.elm slice",
-    )
-    add_command(
-        sub,
-        "data-chem",
-        _chem,
-        "stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv",
-        "validated data.chem slice",
-    )
-    add_command(
-        sub,
-        "data-al-emt",
-        _al_emt,
-        "generate the Al-EMT configurations (ASE + EMT) -> configs.csv, atoms.csv, metadata.json",
-        "{seed, spec} (spec = materials.al_emt)",
-    )
-    add_command(
-        sub,
-        "data-acquire",
-        _acquire,
-        "copy (mirror) or download a real dataset, verify it, parse it",
-        '{"mirror": folder or null, "timeout_s": seconds, "cell": {"dataset": fitsnap_Ta | fitsnap_WBe | ecg5000}}',
-    )
-    add_command(
-        sub,
-        "data-figure",
-        _figure,
-        "figure of an ensemble: trajectories (land model) and output marginals; "
-        "reads the ensemble folder (--in-dir), writes <out-dir>/<ensemble>.png/.pdf",
-        '{"cell": {"ensemble": elm | chem}}',
+        {
+            "data-elm": _elm,
+            "data-chem": _chem,
+            "data-al-emt": _al_emt,
+            "data-acquire": _acquire,
+            "data-figure": _figure,
+        },
     )
 
 
@@ -80,6 +54,9 @@ def _write(out: Path, res: dict, cfg: dict, job: str, t0: float) -> None:
 
 
 def _elm(args) -> int:
+    """land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv
+
+    Config: validated data.elm slice"""
     from ..data import ensembles
 
     t0 = time.perf_counter()
@@ -88,6 +65,9 @@ def _elm(args) -> int:
 
 
 def _chem(args) -> int:
+    """stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv
+
+    Config: validated data.chem slice"""
     from ..data import ensembles
 
     t0 = time.perf_counter()
@@ -96,6 +76,9 @@ def _chem(args) -> int:
 
 
 def _al_emt(args) -> int:
+    """generate the Al-EMT configurations (ASE + EMT) -> configs.csv, atoms.csv, metadata.json
+
+    Config: {seed, spec} (spec = materials.al_emt)"""
     from ..data import al_emt
 
     c, out = args.config_json, Path(args.out_dir)
@@ -109,6 +92,10 @@ def _al_emt(args) -> int:
 
 
 def _acquire(args) -> int:
+    """copy (mirror) or download a real dataset, verify it, parse it
+
+    Config: {"mirror": folder or null, "timeout_s": seconds, "cell": {"dataset": fitsnap_Ta | fitsnap_WBe |
+    ecg5000}}"""
     from ..data import acquire
 
     c = args.config_json
@@ -124,6 +111,10 @@ def _acquire(args) -> int:
 
 
 def _figure(args) -> int:
+    """figure of an ensemble: trajectories (land model) and output marginals; reads the ensemble folder (--in-dir),
+    writes <out-dir>/<ensemble>.png/.pdf
+
+    Config: {"cell": {"ensemble": elm | chem}}"""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from ..studies import materials
-from .common import add_job_args, concat, run_cell_job, write_summary
+from .common import add_commands, concat, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["metrics", "predictions", "calibration", "ev", "history", "info", "config_errors"]
@@ -31,22 +31,13 @@ NAN_BY_DESIGN = {"metrics": ["spearman_std_abs_err"], "info": ["train_bulk_volum
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "materials-train", help="train ensemble + Bayes-by-backprop potentials on every split of one set"
-    )
-    add_job_args(p, "{seed, device, dtype, torch_threads, study, cell: {set}} (set: al_emt, fitsnap (Ta), wbe (W-Be))")
-    p.set_defaults(func=_train)
-
-    p = sub.add_parser(
-        "materials-summarize",
-        help="concatenate sets; per-group errors beside linear SNAP, claims; "
-        "caption with accuracy, calibration, timings",
-    )
-    add_job_args(p, "{scale, seed, study}")
-    p.set_defaults(func=_summarize)
+    add_commands(sub, {"materials-train": _train, "materials-summarize": _summarize})
 
 
 def _train(args) -> int:
+    """train ensemble + Bayes-by-backprop potentials on every split of one set
+
+    Config: {seed, device, dtype, torch_threads, study, cell: {set}} (set: al_emt, fitsnap (Ta), wbe (W-Be))"""
     c = args.config_json
     mset = c["cell"]["set"]
     dspec = {**c["study"][mset], "kind": mset}
@@ -65,6 +56,9 @@ def input_folders(in_dirs: list[str]) -> tuple[list[Path], Path | None, list[Pat
 
 
 def _summarize(args) -> int:
+    """concatenate sets; per-group errors beside linear SNAP, claims; caption with accuracy, calibration, timings
+
+    Config: {scale, seed, study}"""
     c = args.config_json
     cells, ref_dir, data_dirs = input_folders(args.in_dir)
     t = {name: concat([str(d / f"{name}.csv") for d in cells]) for name in CELL_TABLES}

@@ -8,7 +8,7 @@ the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES`, ``caption.rst`
 
 from __future__ import annotations
 
-from .common import add_command, in_tables, read_tables, run_cell_job, write_summary
+from .common import add_commands, in_tables, read_tables, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs"]
@@ -18,27 +18,15 @@ RUN_KEYS = ["dataset", "model", "variant", "perturbation", "strength", "seed"]
 
 
 def register(sub) -> None:
-    add_command(
-        sub,
-        "noisy-rnn-train",
-        _train,
-        "train one dataset x model cell (all seeds and noise levels as replicas) and evaluate it under every "
-        "test-time perturbation",
-        "{seed, device, dtype, torch_threads, study, data: {mirror}, ecg_file, "
-        "cell: {dataset: digits | digits_permuted | ecg5000, model: lipschitz | noisy | antisymmetric | lstm}}",
-    )
-    add_command(
-        sub,
-        "noisy-rnn-summarize",
-        _summarize,
-        "concatenate cells; mean ± std over seeds; paired noisy-vs-Lipschitz robustness (accuracy drop, "
-        "matched clean accuracy, Holm); writes runs, timings, summary, robustness_comparison, claims, "
-        "clean_vs_training_noise, caption.rst, provenance.json",
-        "{scale, study}",
-    )
+    add_commands(sub, {"noisy-rnn-train": _train, "noisy-rnn-summarize": _summarize})
 
 
 def _train(args) -> int:
+    """train one dataset x model cell (all seeds and noise levels as replicas) and evaluate it under every
+    test-time perturbation
+
+    Config: {seed, device, dtype, torch_threads, study, data: {mirror}, ecg_file, cell: {dataset: digits |
+    digits_permuted | ecg5000, model: lipschitz | noisy | antisymmetric | lstm}}"""
     from ..studies import noisy_rnn
 
     c = args.config_json
@@ -49,6 +37,11 @@ def _train(args) -> int:
 
 
 def _summarize(args) -> int:
+    """concatenate cells; mean ± std over seeds; paired noisy-vs-Lipschitz robustness (accuracy drop, matched clean
+    accuracy, Holm); writes runs, timings, summary, robustness_comparison, claims, clean_vs_training_noise,
+    caption.rst, provenance.json
+
+    Config: {scale, study}"""
     from ..studies import noisy_rnn
 
     c = args.config_json
