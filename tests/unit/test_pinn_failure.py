@@ -346,14 +346,6 @@ def test_claims_supported_contradicted_inconclusive():
     assert cl2.loc["curriculum_improves:convection", "verdict"] == "inconclusive"
 
 
-def test_holm_levels():
-    p_adj, level = pf.holm_levels(np.array([0.001, 0.04, 0.5]), 0.05)
-    np.testing.assert_allclose(p_adj, [0.003, 0.08, 0.5])
-    np.testing.assert_allclose(level, [1 - 0.05 / 3] * 3)  # Holm stops at 0.04: the rest keep Bonferroni's level
-    p_adj, level = pf.holm_levels(np.array([0.02, 0.001, 0.01]), 0.05)
-    np.testing.assert_allclose(level, [1 - 0.05, 1 - 0.05 / 3, 1 - 0.05 / 2])
-
-
 # ------------------------------------------------------------------------------------------------ cell and DAG
 TINY = {
     "seeds": [0, 1],

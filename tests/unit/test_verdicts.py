@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from nnrds import verdicts as V
 
@@ -74,6 +75,42 @@ def test_holm_known_values():
     # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.06
     np.testing.assert_allclose(V.holm(p), [0.03, 0.06, 0.06, 0.02])
     assert np.isnan(V.holm([np.nan, 0.5])[0])
+
+
+def test_holm_alphas_step_down_levels():
+    p_adj, a = V.holm_alphas([0.001, 0.04, 0.5], 0.05)
+    np.testing.assert_allclose(p_adj, [0.003, 0.08, 0.5])
+    np.testing.assert_allclose(a, [0.05 / 3] * 3)  # Holm stops at 0.04: the rest keep Bonferroni's level
+    p_adj, a = V.holm_alphas([0.02, 0.001, 0.01], 0.05)  # all rejected: alpha/3, alpha/2, alpha by rank
+    np.testing.assert_allclose(a, [0.05, 0.05 / 3, 0.05 / 2])
+    assert (p_adj <= 0.05).all()
+    p_adj, a = V.holm_alphas([float("nan"), 0.001], 0.05)  # NaN sorts last, keeps Bonferroni's level
+    np.testing.assert_allclose(a, [0.05 / 2, 0.05 / 2])
+    assert np.isnan(p_adj[0]) and p_adj[1] == pytest.approx(0.001)
+    p_adj, a = V.holm_alphas([], 0.05)
+    assert a.size == 0 and p_adj.size == 0
+
+
+def test_one_sample_p_t_test_and_sign_test():
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 1.0, 12)
+    assert V.one_sample_p(x) == pytest.approx(stats.ttest_1samp(x, 0.0).pvalue)
+    assert V.one_sample_p(np.full(6, 0.3)) == pytest.approx(2 * 0.5**6)  # every unit agrees: exact sign test
+    assert V.one_sample_p(np.full(6, 0.0)) == 1.0 and V.one_sample_p(np.full(1, 2.0)) != V.one_sample_p(x)
+    assert np.isnan(V.one_sample_p(np.array([1.0])))
+
+
+def test_t_or_sign_ci_three_verdicts():
+    rng = np.random.default_rng(1)
+    up, down, flat = rng.normal(2.0, 0.5, 10), rng.normal(-2.0, 0.5, 10), rng.normal(0.0, 1.0, 10)
+    assert V.superiority(*V.t_or_sign_ci(up, 0.95)[1:]) == V.SUPPORTED
+    assert V.superiority(*V.t_or_sign_ci(down, 0.95)[1:]) == V.CONTRADICTED
+    assert V.superiority(*V.t_or_sign_ci(flat, 0.95)[1:]) == V.INCONCLUSIVE
+    assert V.t_or_sign_ci(up, 0.9) == V.mean_ci(up, 0.9)
+    # identical values: the median interval, not the zero-width t interval (inconclusive with 5 units at 95%)
+    eff, lo, hi = V.t_or_sign_ci(np.full(5, 0.4), 0.95)
+    assert eff == 0.4 and np.isnan(lo) and np.isnan(hi)
+    assert V.t_or_sign_ci(np.full(8, 0.4), 0.95) == (0.4, 0.4, 0.4)
 
 
 def test_claims_frame_rejects_bad_verdict():

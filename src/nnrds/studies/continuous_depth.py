@@ -616,16 +616,6 @@ def wp_summary(wp_runs: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------- claims
-def _p_superiority(x: np.ndarray) -> float:
-    """Two-sided one-sample t-test of mean 0 (dual of the two-sided t interval); identical values: exact sign
-    test."""
-    if x.size < 2:
-        return float("nan")
-    if np.all(x == x[0]):
-        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5**x.size))
-    return float(stats.ttest_1samp(x, 0.0).pvalue)
-
-
 def _p_non_superiority(x: np.ndarray, margin: float) -> float:
     """One-sided t-test of H0: mean >= margin against mean < margin (dual of the upper end of the (1 - 2 alpha)
     t interval); identical values: exact sign test."""
@@ -634,15 +624,6 @@ def _p_non_superiority(x: np.ndarray, margin: float) -> float:
     if np.all(x == x[0]):
         return float(0.5**x.size) if x[0] < margin else 1.0
     return float(stats.ttest_1samp(x, margin, alternative="less").pvalue)
-
-
-def _interval(x: np.ndarray, level: float) -> tuple[float, float, float]:
-    """Student t interval of the mean; identical values: the distribution-free median interval (NaN when too few
-    units for the level)."""
-    if x.size >= 2 and np.all(x == x[0]):
-        _, lo, hi = verdicts.median_ci(x, level=level)
-        return float(x[0]), lo, hi
-    return verdicts.mean_ci(x, level=level)
 
 
 def verdict_table(specs: list[dict], alpha: float) -> pd.DataFrame:
@@ -659,22 +640,18 @@ def verdict_table(specs: list[dict], alpha: float) -> pd.DataFrame:
     for s in specs:
         x = np.asarray(s["x"], dtype=float)
         s["x"] = x[np.isfinite(x)]
-        s["p_value"] = _p_superiority(s["x"]) if s["kind"] == "superiority" else _p_non_superiority(s["x"], s["margin"])
+        s["p_value"] = (
+            verdicts.one_sample_p(s["x"]) if s["kind"] == "superiority" else _p_non_superiority(s["x"], s["margin"])
+        )
     m = len(specs)
     if m == 0:
         return pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
-    p = np.array([s["p_value"] for s in specs], dtype=float)
-    p_adj = verdicts.holm(p)
-    a_j = np.full(m, alpha / m)
-    for j, i in enumerate(np.argsort(np.where(np.isfinite(p), p, np.inf), kind="stable")):
-        if not (np.isfinite(p_adj[i]) and p_adj[i] <= alpha):
-            break
-        a_j[i] = alpha / (m - j)
+    p_adj, a_j = verdicts.holm_alphas([s["p_value"] for s in specs], alpha)
     out = []
     for i, s in enumerate(specs):
         x, kind, margin = s.pop("x"), s.pop("kind"), float(s["margin"])
         level = 1.0 - (a_j[i] if kind == "superiority" else 2.0 * a_j[i])
-        eff, lo, hi = _interval(x, level)
+        eff, lo, hi = verdicts.t_or_sign_ci(x, level)
         v = (
             verdicts.superiority(lo, hi, margin=margin)
             if kind == "superiority"
@@ -702,77 +679,71 @@ def verdict_table(specs: list[dict], alpha: float) -> pd.DataFrame:
     return verdicts.claims_frame(out)
 
 
-def claims(models: pd.DataFrame, wp_sum: pd.DataFrame, study: dict) -> pd.DataFrame:
-    """The study's claims (see the module docstring): per-seed effects averaged over training dt's (oscillators),
-    per-seed log test-MSE ratios (WP)."""
-    cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
-    osc = part_config(study, "oscillator") if "oscillator" in study else {}
-    wpc = part_config(study, "wp") if "wp" in study else {}
-    mr, md = float(cfg["margin_refine"]), float(cfg["margin_depth"])
-    what_osc = (
+#: effect of the refinement claims of the oscillators
+REFINE_EFFECT = "log10 [error at the finest h / error at h = dt] (refinement penalty)"
+
+
+def oscillator_specs(models: pd.DataFrame, osc: dict, margin: float) -> list[dict]:
+    """Claim specs of the oscillators (:func:`verdict_table`), per system: the Euler-trained model is a good discrete
+    model and not a continuous one; a model trained with a higher-order scheme is continuous (non-superiority of
+    the refinement penalty with ``margin``). Units: seeds, effects averaged over the training dt's."""
+    what = (
         f"shallow tanh G ({osc.get('width')} hidden units) trained with one {{scheme}} step on exact pairs "
         f"(x(t), x(t + dt)), dt in {osc.get('train_dts')}, {len(osc.get('seeds', []))} seeds, "
         f"{osc.get('epochs')} epochs of Adam; frozen G integrated to t = {osc.get('t_end')} with h = dt x "
         f"{h_ratios(osc) if osc else '?'}"
     )
     unit = "seed (initialization of G; the data are exact); effect averaged over the training dt's within a seed"
-    specs = []
 
-    def per_seed(sy: str, sc: str, col: str) -> np.ndarray:
+    def spec(sy: str, sc: str, cid: str, kind: str, claim: str, col: str, effect_name: str) -> dict:
         g = models[(models.system == sy) & (models.scheme == sc)]
-        return g.groupby("seed", sort=True)[col].mean().to_numpy()
+        x = g.groupby("seed", sort=True)[col].mean().to_numpy()
+        fixed = dict(study=STUDY, kind=kind, margin=margin, unit=unit, figure=FIGURES["oscillator"])
+        return dict(
+            fixed,
+            claim_id=f"{cid}:{sy}",
+            claim=claim,
+            what_was_run=what.format(scheme=sc),
+            x=x,
+            effect_name=effect_name,
+        )
 
+    specs = []
     for sy in sorted(models.system.unique()) if len(models) else []:
         schemes_run = set(models[models.system == sy].scheme)
         if "euler" in schemes_run:
-            specs.append(
-                dict(
-                    study=STUDY,
-                    claim_id=f"euler_good_discrete:{sy}",
-                    kind="superiority",
-                    margin=mr,
-                    claim=f"{sy}: at its training dt, the Euler-trained (ResNet) model is more accurate than forward Euler "
-                    "on the true vector field (a good discrete model)",
-                    what_was_run=what_osc.format(scheme="euler"),
-                    unit=unit,
-                    x=per_seed(sy, "euler", "discrete_advantage_log10"),
-                    effect_name="log10 [error of Euler on the true field at h = dt / error of the Euler model at h = dt]",
-                    figure=FIGURES["oscillator"],
-                )
+            good = (
+                f"{sy}: at its training dt, the Euler-trained (ResNet) model is more accurate than forward Euler on the "
+                "true vector field (a good discrete model)"
+            )
+            adv = "log10 [error of Euler on the true field at h = dt / error of the Euler model at h = dt]"
+            specs.append(spec(sy, "euler", "euler_good_discrete", "superiority", good, "discrete_advantage_log10", adv))
+            not_cont = (
+                f"{sy}: the Euler-trained (ResNet) model is not a continuous model: refining the step below its "
+                "training dt raises its error"
             )
             specs.append(
-                dict(
-                    study=STUDY,
-                    claim_id=f"euler_not_continuous:{sy}",
-                    kind="superiority",
-                    margin=mr,
-                    claim=f"{sy}: the Euler-trained (ResNet) model is not a continuous model: refining the step below its "
-                    "training dt raises its error",
-                    what_was_run=what_osc.format(scheme="euler"),
-                    unit=unit,
-                    x=per_seed(sy, "euler", "refine_penalty_log10"),
-                    effect_name="log10 [error at the finest h / error at h = dt] (refinement penalty)",
-                    figure=FIGURES["oscillator"],
+                spec(
+                    sy, "euler", "euler_not_continuous", "superiority", not_cont, "refine_penalty_log10", REFINE_EFFECT
                 )
             )
         for sc in sorted(schemes_run, key=lambda s: integrators.get(s).order):
             if integrators.get(sc).order <= 1:
                 continue
-            specs.append(
-                dict(
-                    study=STUDY,
-                    claim_id=f"{sc}_continuous:{sy}",
-                    kind="non_superiority",
-                    margin=mr,
-                    claim=f"{sy}: the {sc}-trained model behaves like an integrator of a learned vector field: refining the "
-                    f"step below its training dt does not raise its error by more than a factor {10**mr:.3g}",
-                    what_was_run=what_osc.format(scheme=sc),
-                    unit=unit,
-                    x=per_seed(sy, sc, "refine_penalty_log10"),
-                    effect_name="log10 [error at the finest h / error at h = dt] (refinement penalty)",
-                    figure=FIGURES["oscillator"],
-                )
+            cont = (
+                f"{sy}: the {sc}-trained model behaves like an integrator of a learned vector field: refining the step "
+                f"below its training dt does not raise its error by more than a factor {10**margin:.3g}"
             )
+            specs.append(
+                spec(sy, sc, f"{sc}_continuous", "non_superiority", cont, "refine_penalty_log10", REFINE_EFFECT)
+            )
+    return specs
+
+
+def wp_specs(wp_sum: pd.DataFrame, wpc: dict, margin: float) -> list[dict]:
+    """Claim specs of the WP-ResNets (:func:`verdict_table`), per dataset and variant: the network trained at depth L
+    is continuous in depth (non-superiority of the log test-MSE ratio at the deepest evaluation, ``margin``)."""
+    specs = []
     for (ds, var), g in wp_sum.groupby(["dataset", "variant"], sort=True):
         kind = g.kind.iloc[0]
         how = (
@@ -785,10 +756,10 @@ def claims(models: pd.DataFrame, wp_sum: pd.DataFrame, study: dict) -> pd.DataFr
                 study=STUDY,
                 claim_id=f"depth_refinement:{ds}:{var}",
                 kind="non_superiority",
-                margin=md,
-                claim=f"{ds}: the {var} ResNet trained at depth {wpc.get('depth')} is a continuous-in-depth model: evaluated "
-                f"at depth {max(eval_depths(wpc)) if wpc else '?'} ({how}) its test MSE is at most a factor "
-                f"{math.exp(md):.3g} above the test MSE at the trained depth",
+                margin=margin,
+                claim=f"{ds}: the {var} ResNet trained at depth {wpc.get('depth')} is a continuous-in-depth model: "
+                f"evaluated at depth {max(eval_depths(wpc)) if wpc else '?'} ({how}) its test MSE is at most a factor "
+                f"{math.exp(margin):.3g} above the test MSE at the trained depth",
                 what_was_run=(
                     f"ResNet width {wpc.get('width')}, depth {wpc.get('depth')}, T = {wpc.get('T')}, "
                     f"{len(wpc.get('seeds', []))} seeds (own data split each), {wpc.get('epochs')} epochs of Adam; "
@@ -800,6 +771,18 @@ def claims(models: pd.DataFrame, wp_sum: pd.DataFrame, study: dict) -> pd.DataFr
                 figure=FIGURES["wp"],
             )
         )
+    return specs
+
+
+def claims(models: pd.DataFrame, wp_sum: pd.DataFrame, study: dict) -> pd.DataFrame:
+    """The study's claims (see the module docstring): per-seed effects averaged over training dt's (oscillators,
+    :func:`oscillator_specs`), per-seed log test-MSE ratios (WP, :func:`wp_specs`); Holm over all of them."""
+    cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
+    osc = part_config(study, "oscillator") if "oscillator" in study else {}
+    wpc = part_config(study, "wp") if "wp" in study else {}
+    specs = oscillator_specs(models, osc, float(cfg["margin_refine"])) + wp_specs(
+        wp_sum, wpc, float(cfg["margin_depth"])
+    )
     return verdict_table(specs, float(cfg["alpha"]))
 
 

@@ -31,7 +31,6 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 from .. import experiment, landscape, pinn, verdicts
 from ..data import pde
@@ -297,35 +296,6 @@ def per_seed(runs: pd.DataFrame, study: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["claim_id", "problem", "mode", "seed", "n_coefs", "effect"])
 
 
-def _p_value(x: np.ndarray) -> float:
-    """Two-sided one-sample t test of mean 0; the exact sign test when all values are equal."""
-    if x.size < 2:
-        return float("nan")
-    if np.all(x == x[0]):
-        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5**x.size))
-    return float(stats.ttest_1samp(x, 0.0).pvalue)
-
-
-def _interval(x: np.ndarray, level: float) -> tuple[float, float, float]:
-    if x.size >= 2 and np.all(x == x[0]):
-        _, lo, hi = verdicts.median_ci(x, level=level)
-        return float(x[0]), lo, hi
-    return verdicts.mean_ci(x, level=level)
-
-
-def holm_levels(p: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """(Holm-adjusted p-values, interval level of every comparison at Holm's step-down)."""
-    m = len(p)
-    p_adj = verdicts.holm(p) if m else p
-    level = np.full(m, 1.0 - alpha / max(m, 1))
-    order = np.argsort(np.where(np.isfinite(p), p, np.inf), kind="stable")
-    for j, i in enumerate(order):
-        if not (np.isfinite(p_adj[i]) and p_adj[i] <= alpha):
-            break
-        level[i] = 1.0 - alpha / (m - j)
-    return p_adj, level
-
-
 def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
     """The claims table (:data:`nnrds.verdicts.CLAIM_COLUMNS`)."""
     cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
@@ -367,32 +337,24 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
                 "x": x,
                 "shift": shift,
                 "margin": shift,
-                "p_value": _p_value(x - shift),
+                "p_value": verdicts.one_sample_p(x - shift),
                 "figure": FIGURES[kind],
             }
         )
     m = len(rows)
-    p_adj, level = holm_levels(np.array([r["p_value"] for r in rows], dtype=float), alpha)
+    p_adj, a = verdicts.holm_alphas([r["p_value"] for r in rows], alpha)
     out = []
     for i, r in enumerate(rows):
-        x, shift = r.pop("x"), r.pop("shift")
-        eff, lo, hi = _interval(x, float(level[i])) if x.size else (float("nan"),) * 3
-        out.append(
-            verdicts.Claim(
-                **r,
-                effect=eff,
-                ci_low=lo,
-                ci_high=hi,
-                ci_level=float(level[i]),
-                p_adjusted=float(p_adj[i]),
-                verdict=verdicts.superiority(lo - shift, hi - shift),
-                test=(
-                    f"one-sample t over seeds against {shift:g} (two-sided; sign test if all seeds agree exactly); "
-                    f"Holm over {m} claims, interval at the Holm step-down level; supported when the interval lies "
-                    f"above {shift:g}, contradicted when below"
-                ),
-            )
+        x, shift, level = r.pop("x"), r.pop("shift"), float(1.0 - a[i])
+        eff, lo, hi = verdicts.t_or_sign_ci(x, level) if x.size else (float("nan"),) * 3
+        test = (
+            f"one-sample t over seeds against {shift:g} (two-sided; sign test if all seeds agree exactly); Holm over "
+            f"{m} claims, interval at the Holm step-down level; supported when the interval lies above {shift:g}, "
+            "contradicted when below"
         )
+        verdict = verdicts.superiority(lo - shift, hi - shift)
+        r.update(effect=eff, ci_low=lo, ci_high=hi, ci_level=level, p_adjusted=float(p_adj[i]), verdict=verdict)
+        out.append(verdicts.Claim(**r, test=test))
     return verdicts.claims_frame(out) if out else pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
 
 

@@ -150,31 +150,11 @@ def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
 
 
-def _degenerate(x: np.ndarray) -> bool:
-    """All units equal (e.g. tied rank correlations of a tiny sweep): the t interval would have width 0."""
-    return x.size >= 2 and bool(np.all(x == x[0]))
-
-
-def _p_value(x: np.ndarray) -> float:
-    """Two-sided one-sample t-test of mean 0 (the dual of :func:`nnrds.verdicts.mean_ci`); for identical
-    values, the exact sign test (the dual of :func:`nnrds.verdicts.median_ci`, used for them)."""
-    if x.size < 2:
-        return float("nan")
-    if _degenerate(x):
-        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5**x.size))
-    return float(stats.ttest_1samp(x, 0.0).pvalue)
-
-
 def _interval(x: np.ndarray, level: float, bounds: tuple[float, float] | None) -> tuple[float, float, float]:
-    """(mean, low, high): Student t over units; identical values (zero spread says nothing about the spread
-    of the population) get the distribution-free median interval instead (NaN, i.e. inconclusive, when
-    there are too few units for the level). A bounded effect (a correlation) has its interval clipped to
-    the bounds, which the mean cannot leave."""
-    if _degenerate(x):
-        _, lo, hi = verdicts.median_ci(x, level=level)
-        eff = float(x[0])
-    else:
-        eff, lo, hi = verdicts.mean_ci(x, level=level)
+    """(mean, low, high) of :func:`nnrds.verdicts.t_or_sign_ci` (Student t over units; the median interval when all
+    units agree). A bounded effect (a correlation) has its interval clipped to the bounds, which the mean cannot
+    leave."""
+    eff, lo, hi = verdicts.t_or_sign_ci(x, level)
     if bounds is not None and np.isfinite(lo):
         lo, hi = float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
     return eff, lo, hi
@@ -235,20 +215,14 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
                     "effect_name": ename,
                     "x": x,
                     "margin": margin,
-                    "p_value": _p_value(x),
+                    "p_value": verdicts.one_sample_p(x),
                     "figure": FIGURES[cid],
                     "bounds": bounds,
                 }
             )
     m = len(rows)
-    p = np.array([r["p_value"] for r in rows], dtype=float)
-    p_adj = verdicts.holm(p) if m else p
-    level = np.full(m, 1.0 - alpha / max(m, 1))
-    order = np.argsort(np.where(np.isfinite(p), p, np.inf), kind="stable")
-    for j, i in enumerate(order):
-        if not (np.isfinite(p_adj[i]) and p_adj[i] <= alpha):
-            break  # Holm stops at the first non-rejection: the rest keep the Bonferroni level
-        level[i] = 1.0 - alpha / (m - j)
+    p_adj, a = verdicts.holm_alphas([r["p_value"] for r in rows], alpha)
+    level = 1.0 - a  # the interval of each comparison at Holm's step-down level
     out = []
     for i, r in enumerate(rows):
         x, bounds = r.pop("x"), r.pop("bounds")
