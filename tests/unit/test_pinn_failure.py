@@ -362,6 +362,22 @@ TINY = {
 }
 
 
+def test_replica_setup_orders_coefficients_and_seeds_like_the_replicas():
+    reps = [(co, s) for co in pf.coefficients("convection", {"coefs": [1, 20]}) for s in (0, 1)]
+    coefs, setup = pf.replica_setup("convection", reps, {"n_collocation": 7, "iterations": 3}, torch.float64)
+    np.testing.assert_array_equal(coefs["beta"], [1, 1, 20, 20])
+    assert list(setup.seeds) == [0, 1, 0, 1] and setup.R == 4 and setup.n_collocation == 7 and setup.iterations == 3
+    assert setup.normalize and setup.lbfgs == {} and setup.dtype == torch.float64 and setup.device.type == "cpu"
+    _, s2 = pf.replica_setup(
+        "convection",
+        reps[:1],
+        {"n_collocation": 7, "iterations": 3, "normalize_inputs": False},
+        torch.float32,
+        lbfgs={"history": 5},
+    )
+    assert not s2.normalize and s2.lbfgs == {"history": 5} and s2.R == 1
+
+
 def test_run_cell_deterministic_and_independent_of_batch_companions():
     a = pf.run_cell(Cell({"problem": "convection", "mode": "curriculum"}, TINY, device="cpu"))
     b = pf.run_cell(Cell({"problem": "convection", "mode": "curriculum"}, TINY, device="cpu"))

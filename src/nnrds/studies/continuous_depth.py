@@ -166,6 +166,22 @@ def _errors(xT, target, scale) -> np.ndarray:
     return np.sqrt((d**2).mean(axis=(-2, -1)))
 
 
+def fit_part(net: nn.Module, X: torch.Tensor, Y: torch.Tensor, cfg: dict, base_seed: int, where, **kw):
+    """:func:`nnrds.train.fit` with a part's training settings (``epochs``, ``lr``, ``lr_final``); ``where`` labels
+    the replicas for a divergence message."""
+    return fit(
+        net,
+        X,
+        Y,
+        epochs=int(cfg["epochs"]),
+        lr=float(cfg["lr"]),
+        lr_final=cfg.get("lr_final"),
+        seed=base_seed,
+        where=where,
+        **kw,
+    )
+
+
 def train_oscillators(
     scheme: str,
     cfg: dict,
@@ -191,18 +207,7 @@ def train_oscillators(
     loss_fn = step_loss(scheme, dt, field.s_out)
     where = current()
     where = where.at(labels=[f"{r['system']} dt {r['train_dt']:g} seed {r['seed']}" for r in reps])
-    res = fit(
-        field,
-        Xt,
-        Yt,
-        epochs=int(cfg["epochs"]),
-        lr=float(cfg["lr"]),
-        lr_final=cfg.get("lr_final"),
-        seed=base_seed,
-        loss_fn=loss_fn,
-        where=where,
-        progress_lines=10 if log_progress else 0,
-    )
+    res = fit_part(field, Xt, Yt, cfg, base_seed, where, loss_fn=loss_fn, progress_lines=10 if log_progress else 0)
     with torch.no_grad():
         final = loss_fn(field, Xt, Yt).cpu().numpy()
     return field, reps, {"loss": final, "wall_time_s": res.wall_time_s, "epochs": res.epochs}
@@ -381,21 +386,11 @@ def run_wp_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
     L, T = int(cfg["depth"]), float(cfg["T"])
     arch = experiment.resnet_arch(data, pspec, width=int(cfg["width"]), depth=L, T=T)
     net = experiment.replica_net(arch, seeds, base_seed, rt)
-    res = fit(
-        net,
-        Xtr,
-        Ytr,
-        epochs=int(cfg["epochs"]),
-        lr=float(cfg["lr"]),
-        lr_final=cfg.get("lr_final"),
-        batch_size=cfg.get("batch_size"),
-        seed=base_seed,
-        where=current().at(labels=[f"seed {s}" for s in seeds]),
-    )
+    where = current().at(labels=[f"seed {s}" for s in seeds])
+    res = fit_part(net, Xtr, Ytr, cfg, base_seed, where, batch_size=cfg.get("batch_size"))
     t1 = time.perf_counter()
     depths = eval_depths(cfg)
     rows = []
-    where = current().at(labels=[f"seed {s}" for s in seeds])
     with torch.no_grad():
         for interp in variants(arch.param, cfg):
             preds = {}

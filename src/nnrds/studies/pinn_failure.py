@@ -80,6 +80,31 @@ def coefficients(problem: str, pspec: dict) -> list[dict]:
     return out
 
 
+def replica_setup(
+    problem: str,
+    reps: list,
+    cfg: dict,
+    dtype: torch.dtype,
+    device: torch.device | None = None,
+    lbfgs: dict | None = None,
+) -> tuple[dict[str, np.ndarray], pinn.Setup]:
+    """Coefficient arrays (one entry per replica) and the :class:`nnrds.pinn.Setup` of replicas ``reps`` =
+    ``[(coefficients, seed), ...]`` with ``cfg``'s ``n_collocation``, ``iterations`` and ``normalize_inputs``."""
+    coef_arr = {k: np.array([co[k] for co, _ in reps]) for k in pinn.COEFS}
+    setup = pinn.Setup(
+        problem,
+        coef_arr,
+        [s for _, s in reps],
+        int(cfg["n_collocation"]),
+        int(cfg["iterations"]),
+        lbfgs=dict(lbfgs or {}),
+        normalize=bool(cfg.get("normalize_inputs", True)),
+        dtype=dtype,
+        device=torch.device("cpu") if device is None else device,
+    )
+    return coef_arr, setup
+
+
 def run_cell(cell: experiment.Cell, where=None) -> dict[str, pd.DataFrame]:
     """Train every coefficient x seed of one (problem, mode) (``cell["problem"]``, ``cell["mode"]``). Returns the
     tables runs, history, fields, landscape, landscape_stats and timings."""
@@ -90,18 +115,7 @@ def run_cell(cell: experiment.Cell, where=None) -> dict[str, pd.DataFrame]:
     seeds = [int(s) for s in study["seeds"]]
     cos = coefficients(problem, pspec)
     reps = [(co, s) for co in cos for s in seeds]  # replica order: coefficient-major
-    coef_arr = {k: np.array([co[k] for co, _ in reps]) for k in pinn.COEFS}
-    setup = pinn.Setup(
-        problem,
-        coef_arr,
-        [s for _, s in reps],
-        int(study["n_collocation"]),
-        int(study["iterations"]),
-        lbfgs=dict(study.get("lbfgs") or {}),
-        normalize=bool(study.get("normalize_inputs", True)),
-        dtype=tdtype,
-        device=dev,
-    )
+    coef_arr, setup = replica_setup(problem, reps, study, tdtype, dev, lbfgs=study.get("lbfgs"))
     net = experiment.replica_net(Arch(**ARCH), [s for _, s in reps], base_seed, rt)
     t0 = time.perf_counter()
     trained = pinn.train(net, setup, mode, study.get("curriculum"), where=where)
@@ -515,16 +529,7 @@ def batching_benchmark(overrides: dict | None = None) -> pd.DataFrame:
     reps = [(co, int(s)) for co in coefficients(problem, spec) for s in cfg["seeds"]]
 
     def train(sub):
-        co = {k: np.array([c[k] for c, _ in sub]) for k in pinn.COEFS}
-        setup = pinn.Setup(
-            problem,
-            co,
-            [s for _, s in sub],
-            int(cfg["n_collocation"]),
-            int(cfg["iterations"]),
-            normalize=bool(cfg["normalize_inputs"]),
-            dtype=getattr(torch, cfg["dtype"]),
-        )
+        _, setup = replica_setup(problem, sub, cfg, getattr(torch, cfg["dtype"]))
         net = ReplicaNet(Arch(**ARCH), [1000 * s for _, s in sub], dtype=getattr(torch, cfg["dtype"]))
         tr = pinn.train(net, setup, cfg["mode"])
         exact = np.stack([pde.reference_solution(problem, c, setup.x, setup.t) for c, _ in sub])
