@@ -165,8 +165,12 @@ def errors(net: torch.nn.Module, pairs: Mapping[str, tuple[torch.Tensor, torch.T
     return {name: mse_per_replica(net, X, Y).cpu().double().numpy() for name, (X, Y) in pairs.items()}
 
 
+#: the architecture columns of a run row (:func:`arch_columns`), in table order
+ARCH_COLUMNS = ["kind", "degree", "depth", "width", "n_params"]
+
+
 def arch_columns(arch: Arch) -> dict:
-    """The architecture columns of a run row."""
+    """The architecture columns of a run row (:data:`ARCH_COLUMNS`)."""
     return {
         "kind": arch.param,
         "degree": arch.degree,

@@ -36,6 +36,13 @@ def test_forward_is_the_backbone():
     assert torch.allclose(rn(X), net.forward(net.flat_from_net(rn), X), atol=1e-12)
 
 
+def test_netspec_and_arch_round_trip():
+    arch = Arch(d_in=3, d_out=2, width=4, depth=3, param="legendre", degree=1, T=2.0, activation="relu")
+    spec = NetSpec.from_arch(arch, prior_scale=0.5)
+    assert spec.kind == "legendre" and spec.T == 2.0 and spec.activation == "relu" and spec.prior_scale == 0.5
+    assert spec.arch() == arch and NetSpec.from_arch(spec.arch()) == NetSpec.from_arch(arch)
+
+
 def test_pyro_log_density_equals_hand_computed():
     import pyro.poutine as poutine
 

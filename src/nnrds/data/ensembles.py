@@ -29,6 +29,18 @@ def elm_forcing(cfg: dict) -> elm.Forcing:
     return elm.synthetic_forcing(site, cfg["forcing_seed"], tau)
 
 
+def _split(ptrain: pd.DataFrame, ptest: pd.DataFrame, y: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """ptrain, ytrain, ptest, ytest of an ensemble run on the training then the test design (outputs ``y``, one row
+    per member in that order)."""
+    n = len(ptrain)
+    return {
+        "ptrain": ptrain,
+        "ytrain": y.iloc[:n].reset_index(drop=True),
+        "ptest": ptest,
+        "ytest": y.iloc[n:].reset_index(drop=True),
+    }
+
+
 def build_elm(cfg: dict) -> dict:
     """ptrain, ytrain, ptest, ytest, trajectories, metadata and timing for ``data.elm``."""
     _counts(cfg, "data.elm")
@@ -87,15 +99,7 @@ def build_elm(cfg: dict) -> dict:
         "runs_per_s": n / wall if wall > 0 else None,
         "simulated_days_per_member": forcing.n_days * (cfg["spinup_cycles"] + 1),
     }
-    return {
-        "ptrain": ptrain,
-        "ytrain": y.iloc[: len(ptrain)].reset_index(drop=True),
-        "ptest": ptest,
-        "ytest": y.iloc[len(ptrain) :].reset_index(drop=True),
-        "traj": traj,
-        "meta": meta,
-        "timing": timing,
-    }
+    return {**_split(ptrain, ptest, y), "traj": traj, "meta": meta, "timing": timing}
 
 
 def build_chem(cfg: dict) -> dict:
@@ -133,11 +137,4 @@ def build_chem(cfg: dict) -> dict:
         "mean_rhs_evaluations": float(diag["nfev"].mean()),
     }
     timing = {"members": n, "wall_s": wall, "runs_per_s": n / wall if wall > 0 else None, "n_jobs": cfg["n_jobs"]}
-    return {
-        "ptrain": ptrain,
-        "ytrain": y.iloc[: len(ptrain)].reset_index(drop=True),
-        "ptest": ptest,
-        "ytest": y.iloc[len(ptrain) :].reset_index(drop=True),
-        "meta": meta,
-        "timing": timing,
-    }
+    return {**_split(ptrain, ptest, y), "meta": meta, "timing": timing}

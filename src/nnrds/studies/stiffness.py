@@ -43,52 +43,19 @@ from ..train import fit
 #: max over layers); the per-epoch table holds every combination
 RUN_AGG = ("median", "max")
 STIFF_METRICS = ("stiffness_ratio", "spectral_radius", "euler_index", "euler_amp", "euler_stable")
-RUN_COLUMNS = (
-    [
-        "dataset",
-        "parameterization",
-        "kind",
-        "degree",
-        "depth",
-        "width",
-        "n_params",
-        "seed",
-        "regularizer",
-        "strength",
-        "train_mse",
-        "val_mse",
-        "test_mse",
-        "gap",
-        "epochs",
-    ]
-    + list(STIFF_METRICS)
-    + [f"{m}_init" for m in STIFF_METRICS]
-)
-METRIC_COLUMNS = [
+#: what names one run (one replica of a cell)
+RUN_KEY = ["dataset", "parameterization", "seed", "regularizer", "strength"]
+RUN_COLUMNS = [
     "dataset",
     "parameterization",
-    "seed",
-    "regularizer",
-    "strength",
-    "epoch",
-    "metric",
-    "sample_agg",
-    "layer_agg",
-    "value",
+    *experiment.ARCH_COLUMNS,
+    *RUN_KEY[2:],
+    *["train_mse", "val_mse", "test_mse", "gap", "epochs"],
+    *STIFF_METRICS,
+    *[f"{m}_init" for m in STIFF_METRICS],
 ]
-EIG_COLUMNS = [
-    "dataset",
-    "parameterization",
-    "seed",
-    "regularizer",
-    "strength",
-    "epoch",
-    "h",
-    "layer",
-    "sample",
-    "re",
-    "im",
-]
+METRIC_COLUMNS = [*RUN_KEY, "epoch", "metric", "sample_agg", "layer_agg", "value"]
+EIG_COLUMNS = [*RUN_KEY, "epoch", "h", "layer", "sample", "re", "im"]
 
 
 def replica_layout(study: dict) -> list[tuple[str, float, int]]:
@@ -389,18 +356,7 @@ def gap_correlation(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=GAP_CORRELATION_COLUMNS)
 
 
-EIGEN_PANEL_COLUMNS = [
-    "dataset",
-    "parameterization",
-    "seed",
-    "regularizer",
-    "strength",
-    "epoch",
-    "h",
-    "n_eigenvalues",
-    "max_abs",
-    "frac_in_euler_disc",
-]
+EIGEN_PANEL_COLUMNS = [*RUN_KEY, "epoch", "h", "n_eigenvalues", "max_abs", "frac_in_euler_disc"]
 
 
 def eigenvalue_panels(eigs: pd.DataFrame, parameterization: str) -> pd.DataFrame:

@@ -41,11 +41,7 @@ CLAIM_DEFAULTS = {"alpha": 0.05, "margin_rho": 0.1, "margin_gap": 0.05}
 RUN_COLUMNS = [
     "dataset",
     "parameterization",
-    "kind",
-    "degree",
-    "depth",
-    "width",
-    "n_params",
+    *experiment.ARCH_COLUMNS,
     "seed",
     "train_mse",
     "test_mse",

@@ -172,3 +172,11 @@ def test_forcing_file_roundtrip(tmp_path):
     pd.DataFrame({"tmin": f.tmin[:100], "tmax": f.tmax[:100], "rad": f.rad[:100]}).to_csv(p, index=False)
     with pytest.raises(ValueError, match="365-day years"):
         elm.forcing_from_file(p, SITE["latitude"], SITE["co2"])
+
+
+def test_split_puts_the_first_rows_with_the_training_design():
+    ptr, pte = pd.DataFrame({"a": [1.0, 2.0]}), pd.DataFrame({"a": [3.0]})
+    y = pd.DataFrame({"q": [10.0, 20.0, 30.0]}, index=[5, 6, 7])
+    out = ensembles._split(ptr, pte, y)
+    assert out["ytrain"].q.tolist() == [10.0, 20.0] and out["ytest"].q.tolist() == [30.0]
+    assert list(out["ytest"].index) == [0] and out["ptrain"] is ptr and out["ptest"] is pte
