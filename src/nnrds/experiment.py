@@ -28,7 +28,7 @@ import torch
 
 from .data import regression
 from .models import Arch, ReplicaNet
-from .train import mse_per_replica, pick_device, seed_everything
+from .train import fit, mse_per_replica, pick_device, seed_everything
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,21 @@ def resnet_arch(data: ReplicaData, pspec: dict, *, width: int, depth: int, T: fl
 def replica_net(arch: Arch, seeds: Sequence[int], base_seed: int, rt: Runtime) -> ReplicaNet:
     """One replica per entry of ``seeds`` (run seeds, repeated for replicas of one seed), on the cell's device."""
     return ReplicaNet(arch, [replica_seed(s, base_seed) for s in seeds], dtype=rt.dtype).to(rt.device)
+
+
+def train_replicas(net: torch.nn.Module, data: ReplicaData, study: Mapping, base_seed: int, **kw):
+    """:func:`nnrds.train.fit` of ``net`` on the cell's training data with the study's ``epochs``, ``lr`` and
+    ``batch_size``, seeded with ``base_seed``; ``kw`` the rest (e.g. ``where``, ``l2``, ``penalty``, ``callback``)."""
+    return fit(
+        net,
+        data.X_train,
+        data.Y_train,
+        epochs=study["epochs"],
+        lr=study["lr"],
+        batch_size=study["batch_size"],
+        seed=base_seed,
+        **kw,
+    )
 
 
 @torch.no_grad()

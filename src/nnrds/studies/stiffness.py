@@ -37,7 +37,6 @@ from .. import experiment, verdicts
 from ..dynamics.penalties import make_penalty
 from ..dynamics.spectrum import measure
 from ..models import ReplicaNet
-from ..train import fit
 
 #: the per-network aggregate used in the runs table, the claims and the scatter (median over samples,
 #: max over layers); the per-epoch table holds every combination
@@ -193,17 +192,14 @@ def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
     pairs = {"train_mse": (data.X_train, data.Y_train), "val_mse": val, "test_mse": test}
     tracker = Tracker(dataset, pname, study, layout, data.X_train[:, :ntrack], pairs)
     pen = study["penalty"]
-    res = fit(
+    res = experiment.train_replicas(
         net,
-        data.X_train,
-        data.Y_train,
-        epochs=study["epochs"],
-        lr=study["lr"],
-        batch_size=study["batch_size"],
+        data,
+        study,
+        base_seed,
         l2=[s if g == "l2" else 0.0 for g, s, _ in layout],
         penalty=make_penalty(pen["kind"], pen["power_iters"]),
         penalty_weight=[s if g == "stiffness" else 0.0 for g, s, _ in layout],
-        seed=base_seed,
         log_every=study["track_every"],
         callback=tracker,
     )

@@ -25,7 +25,6 @@ import pandas as pd
 from scipy import stats
 
 from .. import experiment, guards, verdicts
-from ..train import fit
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +69,7 @@ def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
             net = experiment.replica_net(arch, seeds, base_seed, rt)
             where = guards.current()  # the job's study/cell/config key; replicas labelled for a divergence message
             where = where.at(labels=[f"seed {s}, depth {depth}, width {width}" for s in seeds])
-            res = fit(
-                net,
-                data.X_train,
-                data.Y_train,
-                epochs=study["epochs"],
-                lr=study["lr"],
-                batch_size=study["batch_size"],
-                seed=base_seed,
-                where=where,
-            )
+            res = experiment.train_replicas(net, data, study, base_seed, where=where)
             log.info(
                 "%s/%s depth %d width %d: %d seeds trained in %.1f s",
                 dataset,
