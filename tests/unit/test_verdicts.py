@@ -25,24 +25,27 @@ def test_non_superiority_three_outcomes():
         V.non_superiority(0, 1, margin=0)
 
 
-def test_mean_ci_matches_t_interval_and_covers():
-    rng = np.random.default_rng(0)
+@pytest.mark.parametrize(
+    "ci, draw, truth, reps, seed, low, high",
+    [
+        (lambda x: V.mean_ci(x, 0.9), lambda r: r.normal(1.0, 2.0, size=12), 1.0, 400, 0, 0.85, 0.95),
+        (lambda x: V.median_ci(x, 0.95), lambda r: r.standard_cauchy(size=20) + 3.0, 3.0, 400, 1, 0.93, 1.0),
+        (lambda x: V.hodges_lehmann_ci(x, 0.95), lambda r: r.laplace(0.5, 1.0, size=15), 0.5, 300, 2, 0.92, 0.99),
+    ],
+    ids=["mean_ci", "median_ci", "hodges_lehmann_ci"],
+)
+def test_interval_coverage(ci, draw, truth, reps, seed, low, high):
+    """Each interval covers the true location at about its level (mean: normal data; median: Cauchy data, where
+    the t interval fails; Hodges-Lehmann: symmetric Laplace differences)."""
+    rng = np.random.default_rng(seed)
     hits = 0
-    for _ in range(400):
-        x = rng.normal(1.0, 2.0, size=12)
-        m, lo, hi = V.mean_ci(x, 0.9)
-        hits += lo <= 1.0 <= hi
-    assert 0.85 <= hits / 400 <= 0.95
+    for _ in range(reps):
+        _, lo, hi = ci(draw(rng))
+        hits += lo <= truth <= hi
+    assert low <= hits / reps <= high
 
 
-def test_median_ci_coverage_and_small_n():
-    rng = np.random.default_rng(1)
-    hits = 0
-    for _ in range(400):
-        x = rng.standard_cauchy(size=20) + 3.0
-        _, lo, hi = V.median_ci(x, 0.95)
-        hits += lo <= 3.0 <= hi
-    assert hits / 400 >= 0.93
+def test_median_ci_small_n():
     _, lo, hi = V.median_ci([1, 2, 3, 4, 5], 0.95)  # n = 5 cannot reach 95%: no interval
     assert np.isnan(lo) and np.isnan(hi)
     _, lo, hi = V.median_ci(np.arange(1, 7), 0.95)  # n = 6: [x_(1), x_(6)], coverage 1 - 2/64
@@ -58,14 +61,7 @@ def test_signed_rank_cdf_matches_enumeration():
     np.testing.assert_allclose(V._signed_rank_cdf(n), brute)
 
 
-def test_hodges_lehmann_ci_coverage_and_shift():
-    rng = np.random.default_rng(2)
-    hits = 0
-    for _ in range(300):
-        d = rng.laplace(0.5, 1.0, size=15)
-        est, lo, hi = V.hodges_lehmann_ci(d, 0.95)
-        hits += lo <= 0.5 <= hi
-    assert 0.92 <= hits / 300 <= 0.99
+def test_hodges_lehmann_ci_small_n():
     _, lo, hi = V.hodges_lehmann_ci([0.1, 0.2, 0.3, 0.4, 0.5], 0.95)  # n = 5: min p = 1/16 > 0.025
     assert np.isnan(lo)
 
