@@ -910,6 +910,25 @@ def test_fcc_ev_structures_are_emt_labelled_with_a_minimum_near_a0():
     assert abs(grid[np.argmin(e)] - A0) <= 0.05 and e[0] > e.min() and e[-1] > e.min()
 
 
+def test_table_columns_of_one_configuration():
+    from nnrds.potentials.structures import atoms_frame, cell_columns, stress_columns
+
+    st = stress_columns(np.arange(6.0))
+    assert (
+        list(st) == [f"stress_{k}_eV_A3" for k in ("xx", "yy", "zz", "yz", "xz", "xy")] and st["stress_xy_eV_A3"] == 5.0
+    )
+    with pytest.raises(ValueError):
+        stress_columns(np.arange(5.0))
+    cell = np.arange(9.0).reshape(3, 3)
+    cc = cell_columns(cell)
+    assert len(cc) == 9 and cc["cell_ax_A"] == 0.0 and cc["cell_bz_A"] == 5.0 and cc["cell_cy_A"] == 7.0
+    pos, frc = np.arange(6.0).reshape(2, 3), -np.arange(6.0).reshape(2, 3)
+    a = atoms_frame(7, ["Al", "Cu"], pos, frc)
+    assert a.atom.tolist() == [0, 1] and (a.config_id == 7).all() and a.species.tolist() == ["Al", "Cu"]
+    np.testing.assert_array_equal(a[["x_A", "y_A", "z_A"]].to_numpy(), pos)
+    np.testing.assert_array_equal(a[["fx_eV_A", "fy_eV_A", "fz_eV_A"]].to_numpy(), frc)
+
+
 def test_al_emt_tables_reject_heldout_groups_that_are_not_generated():
     from nnrds.data import al_emt
 
