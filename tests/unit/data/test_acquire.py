@@ -268,6 +268,30 @@ def test_stress_units_detected_per_group_from_thermodynamic_consistency():
     assert again.set_index("group").loc[["eos", "elastic"], "ratio"].between(0.9, 1.1).all()
 
 
+def test_stress_work_pair_pieces():
+    conf, atoms = _emt_tables({"eos": "bar", "elastic": "bar", "md": "bar"})
+    conf.loc[0, stress_units.STRESS_COLUMNS] = 0.0  # an unlabelled configuration is never paired
+    # atoms stored configuration by configuration in another order are put in the configurations' order
+    shuffled = pd.concat([g for _, g in atoms.groupby("config_id")][::-1], ignore_index=True)
+    arr = stress_units.ConfigArrays.of(conf, shuffled)
+    assert np.array_equal(arr.spc, atoms["species"].to_numpy()) and arr.start[-1] == len(atoms)
+    np.testing.assert_array_equal(arr.frc, atoms[["fx_eV_A", "fy_eV_A", "fz_eV_A"]].to_numpy())
+    np.testing.assert_allclose(arr.vol[1], 3.525**3)  # eos: cubic fcc Cu, a = 3.5 + 0.025
+    buckets = dict(stress_units.pair_buckets(conf, arr))
+    assert sorted(g for g, _ in buckets) == ["elastic", "eos", "md"] and 0 not in buckets[("eos", ("Cu",) * 4)]
+    assert len(buckets[("elastic", ("Au", "Cu", "Cu", "Cu"))]) == 12
+    # nearest cells: the eos cells are a chain, each paired with its PAIR_NEIGHBOURS nearest
+    eos = buckets[("eos", ("Cu",) * 4)]
+    pairs = stress_units.neighbour_pairs(arr.cells[eos], arr.vol[eos])
+    assert (0, 1) in pairs and (0, 9) not in pairs and all(b - a <= stress_units.PAIR_NEIGHBOURS for a, b in pairs)
+    # a strained EMT pair in the right unit: ratio ~ 1 (trapezoid error only); equal cells do no stress work
+    w = stress_units.pair_work(arr, eos[0], eos[1])
+    assert w is not None and 0.9 < w["ratio"] < 1.1 and w["max_strain"] == pytest.approx(0.025 / 3.525, rel=1e-6)
+    assert stress_units.pair_work(arr, eos[0], eos[0]) is None
+    md = buckets[("md", ("Cu",) * 32)]
+    assert stress_units.pair_work(arr, md[0], md[1]) is None  # fixed cell: no strain
+
+
 def test_stress_units_declared_right_is_confirmed_and_mixed_compositions_are_separate():
     conf, atoms = _emt_tables({"eos": "bar", "elastic": "bar", "md": "bar"})
     u = _units(stress_units.stress_unit_table(conf, atoms, "bar"))
