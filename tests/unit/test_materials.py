@@ -284,6 +284,30 @@ def test_binary_forces_stress_by_finite_differences_and_chain_rule_route():
     np.testing.assert_allclose(pot.predict(sub)["energy"].detach(), p["energy"][:, [3, 1]].detach(), rtol=1e-12)
 
 
+def test_dataset_blocks_join_like_one_block():
+    from nnrds.potentials.dataset import block_descriptors, block_graph, label_tensors
+    from nnrds.potentials.neighbours import neighbor_topology
+
+    structs = [_cell(seed=k, repeat=(1 + k % 2, 1, 1)) for k in range(3)]
+    for t in structs:
+        t.energy, t.forces, t.stress = -1.0, np.ones((t.natoms, 3)), np.arange(6.0)
+    nbs = [neighbor_topology(t, SPEC.cutoff, SPEC) for t in structs]
+    g = block_graph(structs[1:], nbs[1:], 1)
+    n1 = structs[1].natoms
+    assert g.n_atoms == n1 + structs[2].natoms and g.atom_cfg.tolist() == [1] * n1 + [2] * structs[2].natoms
+    assert g.pi[len(nbs[1].i) :].min() >= n1  # the second configuration's atoms come after the first's
+    assert (g.pair_cfg == 1).sum() == len(nbs[1].i) and len(g.d) == len(g.pi) == len(nbs[1].i) + len(nbs[2].i)
+    G, H = block_descriptors(g, SPEC)
+    assert G.shape == (g.n_atoms, SPEC.n_descriptors) and H.shape == (len(g.d), SPEC.n_descriptors, 3)
+    lab = label_tensors(structs)
+    assert lab["natoms"].tolist() == [t.natoms for t in structs] and lab["has_stress"].all()
+    # one configuration per block gives the same dataset as one block
+    one, many = build_dataset(structs, SPEC), build_dataset(structs, SPEC, chunk=1)
+    for f in ("G", "H", "d", "pair_i", "pair_j", "atom_cfg", "pair_cfg", "elem", "forces", "stress"):
+        assert torch.equal(getattr(one, f), getattr(many, f)), f
+    torch.testing.assert_close(one.G[structs[0].natoms :], G, rtol=1e-12, atol=0)  # the block's rows of the set
+
+
 def test_binary_descriptors_invariances_and_element_blocks():
     s = _binary(rattle=0.15)
     G = _desc2(s)
