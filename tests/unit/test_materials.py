@@ -222,6 +222,31 @@ def test_ensemble_and_bbb_train_and_improve():
     assert torch.isfinite(pred["stress"]).all() and pred["energy"].std(0).max() > 0
 
 
+def test_bbb_stack_starts_at_member_zero_and_nll_is_the_gaussian_misfit():
+    from nnrds.data.al_emt import generate_al_emt
+    from nnrds.studies import materials
+
+    structs = generate_al_emt(8, seed=2, md_temperatures=(300,), md_steps=2)
+    data = build_dataset(structs, SPEC)
+    study = {"net": {"width": 5, "depth": 2, "param": "legendre", "degree": 1}, "l2": 0.0}
+    pot, _ = materials.make_potential(study, SPEC, data, [0, 1], torch.float64)
+    stack, init, shells = materials.bbb_stack(pot, {"prior_scale": 0.5})
+    assert len(shells) == len(pot.nets) and init.shape == (stack.P,)
+
+    def atomic(X, k):
+        return stack.forward_part(k, init[None], X, shells[k])
+
+    member0 = pot.predict(data)["energy"][0]
+    torch.testing.assert_close(pot.predict(data, atomic=atomic, n=1)["energy"][0], member0)
+    w = {"energy": 1.0, "forces": 0.0, "stress": 0.0}
+    nll = materials.bbb_nll(pot, data, stack, shells, w, {"energy": 0.5, "forces": 1.0, "stress": 1.0})
+    idx = torch.tensor([0, 3, 5])
+    y = data.energy[idx] / data.natoms[idx]
+    by_hand = 0.5 * (((member0[idx] / data.natoms[idx]) - y) / 0.5).pow(2).sum()
+    torch.testing.assert_close(nll(init[None], idx), by_hand[None])
+    assert nll(torch.stack([init, init + 0.05]), idx).shape == (2,)
+
+
 # ------------------------------------------------------------------------------ several elements (W-Be)
 SPEC2 = DescriptorSpec(
     cutoff=4.5, n_radial=5, angular_etas=(0.01,), zetas=(1.0, 2.0), lambdas=(1.0, -1.0), elements=("Au", "Cu")
