@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from .. import experiment, guards, verdicts
+from ..train import fit
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,11 @@ CLAIM_DEFAULTS = {"alpha": 0.05, "margin_rho": 0.1, "margin_gap": 0.05}
 RUN_COLUMNS = [
     "dataset",
     "parameterization",
-    *experiment.ARCH_COLUMNS,
+    "kind",
+    "degree",
+    "depth",
+    "width",
+    "n_params",
     "seed",
     "train_mse",
     "test_mse",
@@ -52,14 +57,8 @@ RUN_COLUMNS = [
 def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
     """Train every (depth, width, seed) of one dataset x parameterization (``cell["dataset"]``, ``cell["param"]``).
     Returns the tables runs and timings."""
-    dataset, pname, pspec, study, base_seed = (
-        cell["dataset"],
-        cell["param"],
-        cell.parameterization,
-        cell.study,
-        cell.base_seed,
-    )
-    rt = cell.prepare()
+    dataset, pname, pspec, study = cell["dataset"], cell["param"], cell.parameterization, cell.study
+    base_seed, rt = cell.base_seed, cell.prepare()
     seeds = list(study["seeds"])
     data = experiment.regression_data(cell.dataset, seeds, base_seed, rt)
     rows, timings = [], []
@@ -69,7 +68,16 @@ def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
             net = experiment.replica_net(arch, seeds, base_seed, rt)
             where = guards.current()  # the job's study/cell/config key; replicas labelled for a divergence message
             where = where.at(labels=[f"seed {s}, depth {depth}, width {width}" for s in seeds])
-            res = experiment.train_replicas(net, data, study, base_seed, where=where)
+            res = fit(
+                net,
+                data.X_train,
+                data.Y_train,
+                epochs=study["epochs"],
+                lr=study["lr"],
+                batch_size=study["batch_size"],
+                seed=base_seed,
+                where=where,
+            )
             log.info(
                 "%s/%s depth %d width %d: %d seeds trained in %.1f s",
                 dataset,
@@ -136,11 +144,31 @@ def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
 
 
+def _degenerate(x: np.ndarray) -> bool:
+    """All units equal (e.g. tied rank correlations of a tiny sweep): the t interval would have width 0."""
+    return x.size >= 2 and bool(np.all(x == x[0]))
+
+
+def _p_value(x: np.ndarray) -> float:
+    """Two-sided one-sample t-test of mean 0 (the dual of :func:`nnrds.verdicts.mean_ci`); for identical
+    values, the exact sign test (the dual of :func:`nnrds.verdicts.median_ci`, used for them)."""
+    if x.size < 2:
+        return float("nan")
+    if _degenerate(x):
+        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5**x.size))
+    return float(stats.ttest_1samp(x, 0.0).pvalue)
+
+
 def _interval(x: np.ndarray, level: float, bounds: tuple[float, float] | None) -> tuple[float, float, float]:
-    """(mean, low, high) of :func:`nnrds.verdicts.t_or_sign_ci` (Student t over units; the median interval when all
-    units agree). A bounded effect (a correlation) has its interval clipped to the bounds, which the mean cannot
-    leave."""
-    eff, lo, hi = verdicts.t_or_sign_ci(x, level)
+    """(mean, low, high): Student t over units; identical values (zero spread says nothing about the spread
+    of the population) get the distribution-free median interval instead (NaN, i.e. inconclusive, when
+    there are too few units for the level). A bounded effect (a correlation) has its interval clipped to
+    the bounds, which the mean cannot leave."""
+    if _degenerate(x):
+        _, lo, hi = verdicts.median_ci(x, level=level)
+        eff = float(x[0])
+    else:
+        eff, lo, hi = verdicts.mean_ci(x, level=level)
     if bounds is not None and np.isfinite(lo):
         lo, hi = float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
     return eff, lo, hi
@@ -201,14 +229,20 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
                     "effect_name": ename,
                     "x": x,
                     "margin": margin,
-                    "p_value": verdicts.one_sample_p(x),
+                    "p_value": _p_value(x),
                     "figure": FIGURES[cid],
                     "bounds": bounds,
                 }
             )
     m = len(rows)
-    p_adj, a = verdicts.holm_alphas([r["p_value"] for r in rows], alpha)
-    level = 1.0 - a  # the interval of each comparison at Holm's step-down level
+    p = np.array([r["p_value"] for r in rows], dtype=float)
+    p_adj = verdicts.holm(p) if m else p
+    level = np.full(m, 1.0 - alpha / max(m, 1))
+    order = np.argsort(np.where(np.isfinite(p), p, np.inf), kind="stable")
+    for j, i in enumerate(order):
+        if not (np.isfinite(p_adj[i]) and p_adj[i] <= alpha):
+            break  # Holm stops at the first non-rejection: the rest keep the Bonferroni level
+        level[i] = 1.0 - alpha / (m - j)
     out = []
     for i, r in enumerate(rows):
         x, bounds = r.pop("x"), r.pop("bounds")
