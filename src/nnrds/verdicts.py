@@ -241,6 +241,20 @@ class Claim:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
+def claim_bullet(r, ci_fmt: str = ".2g") -> str:
+    """One row ``r`` of a claims table (:data:`CLAIM_COLUMNS`, e.g. from ``itertuples``) as a caption bullet (RST):
+    id, claim, effect with its interval (ends formatted ``ci_fmt``; "n/a" when not finite), level, units (seeds),
+    Holm-adjusted p-value and verdict."""
+
+    def num(x: float, fmt: str = ".2g") -> str:
+        return format(x, fmt) if np.isfinite(x) else "n/a"
+
+    return (
+        f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} [{num(r.ci_low, ci_fmt)}, {num(r.ci_high, ci_fmt)}] "
+        f"({100 * r.ci_level:.1f}% interval, {r.n_units} seeds, Holm-adjusted p = {num(r.p_adjusted)}): **{r.verdict}**."
+    )
+
+
 def claims_frame(rows: Iterable[Claim | dict]) -> pd.DataFrame:
     """A claims table with exactly :data:`CLAIM_COLUMNS`, validated verdicts."""
     recs = [asdict(r) if isinstance(r, Claim) else dict(r) for r in rows]

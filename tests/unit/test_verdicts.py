@@ -109,6 +109,27 @@ def test_t_or_sign_ci_three_verdicts():
     assert V.t_or_sign_ci(np.full(8, 0.4), 0.95) == (0.4, 0.4, 0.4)
 
 
+def test_claim_bullet_text():
+    from types import SimpleNamespace
+
+    r = SimpleNamespace(
+        claim_id="a:x",
+        claim="A beats B",
+        effect=0.12345,
+        ci_low=0.01234,
+        ci_high=float("nan"),
+        ci_level=0.975,
+        n_units=5,
+        p_adjusted=0.0321,
+        verdict="inconclusive",
+    )
+    assert V.claim_bullet(r) == (
+        "* Claim ``a:x`` — A beats B: effect 0.123 [0.012, n/a] (97.5% interval, 5 seeds, Holm-adjusted p = 0.032): "
+        "**inconclusive**."
+    )
+    assert "[0.0123, n/a]" in V.claim_bullet(r, ".3g")
+
+
 def test_claims_frame_rejects_bad_verdict():
     row = dict(
         study="s",

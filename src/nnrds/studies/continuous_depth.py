@@ -849,12 +849,7 @@ def caption(tables: dict[str, pd.DataFrame], scale: str, study: dict, dataset_no
         f"{cfg['margin_depth']:.3g}).",
         "",
     ]
-    for r in claims_t.itertuples():
-        lines.append(
-            f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} "
-            f"[{_num(r.ci_low, '.3g')}, {_num(r.ci_high, '.3g')}] ({100 * r.ci_level:.1f}% interval, "
-            f"{r.n_units} seeds, Holm-adjusted p = {_num(r.p_adjusted)}): **{r.verdict}**."
-        )
+    lines += [verdicts.claim_bullet(r, ".3g") for r in claims_t.itertuples()]
     return "\n".join(lines) + "\n"
 
 
