@@ -780,3 +780,10 @@ def test_depth_sweep_claim_known_answers():
     # chains that have not mixed (R-hat 1.5): their ESS decides nothing, whatever the interval says
     unmixed = uq_elm.depth_claim(runs(10.0, rhat=1.5), "default", study)
     assert unmixed.verdict == verdicts.INCONCLUSIVE and unmixed.ci_low > 0
+
+
+def test_bench_settings_are_defaults():
+    from nnrds.uq import bench
+
+    assert {f"vanilla_{k}" for k in bench.VANILLA_SETTINGS} <= set(bench.DEFAULTS)
+    assert set(bench.NNRDS_SETTINGS) <= set(bench.DEFAULTS)
