@@ -344,19 +344,16 @@ def train_bbb(pot: Potential, train: AtomsData, study: dict, noise_std: dict, se
     nll = bbb_nll(pot, train, stack, shells, bbb_weights(study), noise_std)
     where = guards.current()
     with guards.job(where.at(cell=f"{where.cell} bayes-by-backprop", config_key="materials.bbb.lr", unit="draw")):
+        settings = {k: b[k] for k in ("epochs", "lr", "particles", "init_scale", "kl_weight")}
         post = run_bbb(
             stack,
             nll,
             train.n_configs,
             init_theta=init,
-            epochs=b["epochs"],
-            lr=b["lr"],
             batch_size=study["batch_size"],
-            particles=b["particles"],
-            init_scale=b["init_scale"],
-            kl_weight=b["kl_weight"],
             seed=seed,
             log_every=max(1, b["epochs"] // 10),
+            **settings,
         )
         gen = torch.Generator().manual_seed(seed + 11)
         theta, _ = post.draw(b["n_samples"], gen)

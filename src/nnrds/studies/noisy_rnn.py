@@ -122,20 +122,18 @@ def variant_name(model: str, add: float = 0.0, mult: float = 0.0) -> str:
     return f"noisy_add{add:g}_mult{mult:g}" if model == "noisy" else model
 
 
+#: the study settings that are fields of :class:`nnrds.rnn.RNNArch`
+ARCH_SETTINGS = ("hidden", "eps", "beta", "gamma_A", "gamma_W", "init_std", "eps_noise", "noise_sqrt_dt")
+
+
 def arch_for(model: str, data: SeqData, study: dict) -> rnn.RNNArch:
+    """The architecture of ``model`` for ``data`` with the study's settings (:data:`ARCH_SETTINGS`)."""
     return rnn.RNNArch(
         kind=model,
         d_in=data.d_in,
         d_out=data.n_classes,
         seq_len=data.seq_len,
-        hidden=study["hidden"],
-        eps=study["eps"],
-        beta=study["beta"],
-        gamma_A=study["gamma_A"],
-        gamma_W=study["gamma_W"],
-        init_std=study["init_std"],
-        eps_noise=study["eps_noise"],
-        noise_sqrt_dt=study["noise_sqrt_dt"],
+        **{k: study[k] for k in ARCH_SETTINGS},
     )
 
 
