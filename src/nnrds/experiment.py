@@ -162,16 +162,8 @@ def replica_net(arch: Arch, seeds: Sequence[int], base_seed: int, rt: Runtime) -
 def train_replicas(net: torch.nn.Module, data: ReplicaData, study: Mapping, base_seed: int, **kw):
     """:func:`nnrds.train.fit` of ``net`` on the cell's training data with the study's ``epochs``, ``lr`` and
     ``batch_size``, seeded with ``base_seed``; ``kw`` the rest (e.g. ``where``, ``l2``, ``penalty``, ``callback``)."""
-    return fit(
-        net,
-        data.X_train,
-        data.Y_train,
-        epochs=study["epochs"],
-        lr=study["lr"],
-        batch_size=study["batch_size"],
-        seed=base_seed,
-        **kw,
-    )
+    settings = {k: study[k] for k in ("epochs", "lr", "batch_size")}
+    return fit(net, data.X_train, data.Y_train, seed=base_seed, **settings, **kw)
 
 
 @torch.no_grad()
