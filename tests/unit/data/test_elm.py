@@ -180,3 +180,21 @@ def test_split_puts_the_first_rows_with_the_training_design():
     out = ensembles._split(ptr, pte, y)
     assert out["ytrain"].q.tolist() == [10.0, 20.0] and out["ytest"].q.tolist() == [30.0]
     assert list(out["ytest"].index) == [0] and out["ptrain"] is ptr and out["ptest"] is pte
+
+
+def test_elm_metadata_pieces():
+    rows = ensembles.elm_input_rows([next(iter(elm.PERTURBED)), "tsoil_tau"], [0.1, 2.0], [0.3, 4.0])
+    k = next(iter(elm.PERTURBED))
+    assert (
+        rows[0]["name"] == k
+        and rows[0]["unit"] == elm.PERTURBED[k][1]
+        and (rows[0]["low"], rows[0]["high"]) == (0.1, 0.3)
+    )
+    assert rows[1]["unit"] == "-" and rows[1]["description"] == "fixed constant"
+    assert rows[1]["default"] == elm.FIXED["tsoil_tau"]
+    cfg = raw_cfg(elm=SMALL)["elm"]
+    forcing = ensembles.elm_forcing(cfg)
+    y = pd.DataFrame({"gpp": [1.0, 1.0, 0.001, 2.0]})  # one collapsed member (< 1% of the median)
+    meta = ensembles.elm_metadata(cfg, [k], [0.1], [0.3], forcing, y)
+    assert meta["collapsed_members"] == 1 and meta["recorded_years"] == forcing.n_days // elm.DAYS
+    assert meta["seeds"]["design_test"] == cfg["seed"] + 1 and [q["name"] for q in meta["outputs"]] == list(elm.QOIS)
