@@ -454,41 +454,23 @@ def claims(runs: pd.DataFrame, sel: pd.DataFrame, study: dict) -> pd.DataFrame:
         f"{len(runs.dataset.unique())} datasets x {len(runs.parameterization.unique())} parameterizations x "
         f"{runs.seed.nunique()} seeds; {study['epochs']} epochs; strengths selected on validation data"
     )
-    rows = []
-
     g = growth(runs, primary)
-    v = unit_means(g[g.regularizer == "none"], "value").to_numpy()
-    r = interval_row(v, lv)
-    rows.append(
-        dict(
-            claim_id="a",
-            claim=f"Stiffness ({primary}) increases through training (unregularized runs).",
-            effect_name=f"log10({primary} final / initial), Hodges-Lehmann",
-            ci_level=lv,
-            p_value=_one_sided_p(v),
-            test="Wilcoxon signed-rank, one-sided; HL interval",
-            verdict=verdicts.superiority(r["ci_low"], r["ci_high"]),
-            **r,
+    rows = [
+        superiority_row(
+            "a",
+            f"Stiffness ({primary}) increases through training (unregularized runs).",
+            f"log10({primary} final / initial), Hodges-Lehmann",
+            unit_means(g[g.regularizer == "none"], "value").to_numpy(),
+            lv,
         )
-    )
-
+    ]
     for cid, col, text in (
         ("b1", "gap", "The stiffness penalty regularizes: lower generalization gap than no regularization."),
         ("b1_test", "test_mse", "The stiffness penalty lowers the test MSE compared with no regularization."),
     ):
-        v = paired_advantage(runs, sel, "stiffness", "none", col).to_numpy()
-        r = interval_row(v, lv)
+        ename = ADVANTAGE[col][0].replace(" of B", " (none)").replace(" of A", " (penalty)")
         rows.append(
-            dict(
-                claim_id=cid,
-                claim=text,
-                effect_name=ADVANTAGE[col][0].replace(" of B", " (none)").replace(" of A", " (penalty)"),
-                ci_level=lv,
-                p_value=_one_sided_p(v),
-                test="Wilcoxon signed-rank, one-sided; HL interval",
-                verdict=verdicts.superiority(r["ci_low"], r["ci_high"]),
-                **r,
-            )
+            superiority_row(cid, text, ename, paired_advantage(runs, sel, "stiffness", "none", col).to_numpy(), lv)
         )
 
     v = paired_advantage(runs, sel, "stiffness", "l2", "test_mse").to_numpy()
@@ -508,7 +490,28 @@ def claims(runs: pd.DataFrame, sel: pd.DataFrame, study: dict) -> pd.DataFrame:
             **r,
         )
     )
+    return holm_claims(rows, run)
 
+
+def superiority_row(claim_id: str, claim: str, effect_name: str, v: np.ndarray, level: float) -> dict:
+    """A superiority claim from per-unit effects ``v``: one-sided Wilcoxon signed-rank p-value, Hodges-Lehmann
+    interval at ``level`` (:func:`interval_row`), verdict :func:`nnrds.verdicts.superiority`."""
+    r = interval_row(v, level)
+    return dict(
+        claim_id=claim_id,
+        claim=claim,
+        effect_name=effect_name,
+        ci_level=level,
+        p_value=_one_sided_p(v),
+        test="Wilcoxon signed-rank, one-sided; HL interval",
+        verdict=verdicts.superiority(r["ci_low"], r["ci_high"]),
+        **r,
+    )
+
+
+def holm_claims(rows: list[dict], run: str) -> pd.DataFrame:
+    """The claims table of the study's claim rows (:func:`superiority_row` and the like), p-values Holm-adjusted
+    over all of them; ``run`` says what was run."""
     padj = verdicts.holm([x["p_value"] for x in rows])
     out = []
     for x, pa in zip(rows, padj):
