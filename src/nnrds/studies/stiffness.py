@@ -557,16 +557,9 @@ def _pct(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{math.expm1(x):+.1%}"
 
 
-def caption(
-    claims_df: pd.DataFrame,
-    ca: pd.DataFrame,
-    cb: pd.DataFrame,
-    sel: pd.DataFrame,
-    scale: str,
-    study: dict,
-    dataset_notes: dict[str, str],
-) -> str:
-    """RST caption with the numbers, used by the report for every figure and table of this study."""
+def design_paragraphs(scale: str, study: dict, dataset_notes: dict[str, str]) -> list[str]:
+    """The caption's paragraphs on the design: networks, metrics, regularizers and selection, datasets,
+    statistics."""
     pen = study["penalty"]
     cfg = study.get("claims", {})
     alpha, margin_rel = float(cfg.get("alpha", 0.05)), float(cfg.get("margin_rel", 0.05))
@@ -577,7 +570,7 @@ def caption(
         if pen["kind"] == "spectral_norm"
         else "mean h²‖J‖_F²"
     )
-    lines = [
+    return [
         f"Stiffness of ResNets x_(n+1) = x_n + h tanh(W(t_n) x_n + b(t_n)), **{scale}** scale: depth "
         f"{study['depth']} (h = {study['T'] / study['depth']:.3g}), width {study['width']}, parameterizations "
         f"{', '.join(study['parameterizations'])}, seeds {', '.join(map(str, study['seeds']))}, {study['epochs']} "
@@ -608,31 +601,39 @@ def caption(
         "``stiffness.claims.margin_rel``) is excluded, never because a test is not significant.",
         "",
     ]
-    for r in claims_df.itertuples():
-        ci = _fmt_ci(r.ci_low, r.ci_high)
-        head = f"* **({r.claim_id}) {r.verdict}**: {r.claim} "
-        if r.claim_id == "a":
-            lines.append(
-                head + f"Median log10(final/initial) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
-                f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
-            )
-        elif r.claim_id == "b1":
-            lines.append(
-                head + f"Gap reduction (none − penalty) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
-                f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
-            )
-        elif r.claim_id == "b1_test":
-            lines.append(
-                head + f"Test MSE without regularization relative to the penalty: {_pct(r.effect)} "
-                f"(ln ratio {r.effect:+.3g}, {r.ci_level:.0%} interval {ci}) over {r.n_units} units, "
-                f"p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
-            )
-        else:
-            lines.append(
-                head + f"Test MSE of L2 relative to the penalty: {_pct(r.effect)} (ln ratio "
-                f"{r.effect:+.3g}, {r.ci_level:.0%} interval {ci}, margin {r.margin:+.3g}) over "
-                f"{r.n_units} units, p = {_fmt_p(r.p_value)} against the margin."
-            )
+
+
+def claim_line(r) -> str:
+    """The caption line of one claim (a row of the claims table): verdict, claim, effect with its interval."""
+    ci = _fmt_ci(r.ci_low, r.ci_high)
+    head = f"* **({r.claim_id}) {r.verdict}**: {r.claim} "
+    if r.claim_id == "a":
+        return head + (
+            f"Median log10(final/initial) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
+            f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+        )
+    if r.claim_id == "b1":
+        return head + (
+            f"Gap reduction (none − penalty) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
+            f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+        )
+    if r.claim_id == "b1_test":
+        return head + (
+            f"Test MSE without regularization relative to the penalty: {_pct(r.effect)} "
+            f"(ln ratio {r.effect:+.3g}, {r.ci_level:.0%} interval {ci}) over {r.n_units} units, "
+            f"p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+        )
+    return head + (
+        f"Test MSE of L2 relative to the penalty: {_pct(r.effect)} (ln ratio "
+        f"{r.effect:+.3g}, {r.ci_level:.0%} interval {ci}, margin {r.margin:+.3g}) over "
+        f"{r.n_units} units, p = {_fmt_p(r.p_value)} against the margin."
+    )
+
+
+def number_paragraphs(ca: pd.DataFrame, cb: pd.DataFrame, sel: pd.DataFrame, alpha: float) -> list[str]:
+    """The caption's paragraphs after the claims: L2 vs none for scale, every stiffness measure's growth, the
+    selected strengths with their median test MSE."""
+    lines: list[str] = []
     g = cb.set_index(["comparison", "quantity"])
     if ("l2 vs none", "test_mse") in g.index:
         l2 = g.loc[("l2 vs none", "test_mse")]
@@ -667,4 +668,23 @@ def caption(
         )
         + ".",
     ]
+    return lines
+
+
+def caption(
+    claims_df: pd.DataFrame,
+    ca: pd.DataFrame,
+    cb: pd.DataFrame,
+    sel: pd.DataFrame,
+    scale: str,
+    study: dict,
+    dataset_notes: dict[str, str],
+) -> str:
+    """RST caption with the numbers, used by the report for every figure and table of this study: the design
+    (:func:`design_paragraphs`), one line per claim (:func:`claim_line`), the other numbers
+    (:func:`number_paragraphs`)."""
+    alpha = float(study.get("claims", {}).get("alpha", 0.05))
+    lines = design_paragraphs(scale, study, dataset_notes)
+    lines += [claim_line(r) for r in claims_df.itertuples()]
+    lines += number_paragraphs(ca, cb, sel, alpha)
     return "\n".join(lines) + "\n"
