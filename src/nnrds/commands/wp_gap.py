@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..data import regression
 from ..studies import wp_gap
-from .common import add_job_args, cell_job, dataset_spec, read_tables, write_summary
+from .common import add_commands, read_tables, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs"]
@@ -19,35 +19,20 @@ RUN_KEYS = ["dataset", "parameterization", "depth", "width", "seed"]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("wp-gap-train", help="train one dataset x parameterization cell of the sweep")
-    add_job_args(p, "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}")
-    p.set_defaults(func=_train)
-
-    p = sub.add_parser(
-        "wp-gap-summarize", help="concatenate cells; per-seed effects, median gaps, claims table; caption"
-    )
-    add_job_args(p, "{scale, study, datasets}")
-    p.set_defaults(func=_summarize)
+    add_commands(sub, {"wp-gap-train": _train, "wp-gap-summarize": _summarize})
 
 
 def _train(args) -> int:
-    c = args.config_json
-    ds, param = c["cell"]["dataset"], c["cell"]["param"]
-    with cell_job(args, f"wp_gap/{ds}/{param}") as out:
-        out["runs"], out["timings"] = wp_gap.run_cell(
-            ds,
-            dataset_spec(args),
-            param,
-            c["parameterization"],
-            c["study"],
-            base_seed=c["seed"],
-            device=c["device"],
-            dtype=c["dtype"],
-        )
-    return 0
+    """train one dataset x parameterization cell of the sweep
+
+    Config: {seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}"""
+    return run_cell_job(args, "wp_gap", wp_gap.run_cell)
 
 
 def _summarize(args) -> int:
+    """concatenate cells; per-seed effects, median gaps, claims table; caption
+
+    Config: {scale, study, datasets}"""
     c = args.config_json
     runs = read_tables(args, "runs", RUN_KEYS)
     per_seed, med, claims = wp_gap.summarize(runs, c["study"])

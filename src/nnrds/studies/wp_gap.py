@@ -54,21 +54,13 @@ RUN_COLUMNS = [
 ]
 
 
-def run_cell(
-    dataset: str,
-    dspec: dict,
-    pname: str,
-    pspec: dict,
-    study: dict,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train every (depth, width, seed) of one dataset x parameterization. Returns (runs, timings)."""
-    rt = experiment.prepare(base_seed, device, dtype)
+def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Train every (depth, width, seed) of one dataset x parameterization (``cell["dataset"]``, ``cell["param"]``).
+    Returns the tables runs and timings."""
+    dataset, pname, pspec, study = cell["dataset"], cell["param"], cell.parameterization, cell.study
+    base_seed, rt = cell.base_seed, cell.prepare()
     seeds = list(study["seeds"])
-    data = experiment.regression_data(dspec, seeds, base_seed, rt)
+    data = experiment.regression_data(cell.dataset, seeds, base_seed, rt)
     rows, timings = [], []
     for depth in study["depths"]:
         for width in study["widths"]:
@@ -119,7 +111,7 @@ def run_cell(
                 }
                 for s in seeds
             ]
-    return pd.DataFrame(rows, columns=RUN_COLUMNS), pd.DataFrame(timings)
+    return {"runs": pd.DataFrame(rows, columns=RUN_COLUMNS), "timings": pd.DataFrame(timings)}
 
 
 PER_SEED_COLUMNS = ["dataset", "seed", "n_runs", "spearman_rho_gap_vs_nparams", "n_pairs", "gap_diff_nonpar_minus_wp"]
