@@ -9,6 +9,9 @@ STAMP := $(VENV)/.nnrds-installed
 CONFIG ?= config/config.yaml
 PROFILE ?= profiles/default
 ARGS ?=
+# `make test` runs the suite on PYTEST_WORKERS processes (pytest-xdist); the tests that read the shared smoke-scale
+# DAG run stay on one worker (xdist group "smoke", tests/conftest.py). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: reproduce test smoke report venv clean format
 
@@ -28,7 +31,7 @@ smoke:
 	$(MAKE) reproduce CONFIG=config/smoke.yaml
 
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(ARGS)
 
 format: $(STAMP)  # apply the style the tests check (tests/unit/test_style.py)
 	$(VENV)/bin/ruff check --fix src tests workflow

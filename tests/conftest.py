@@ -12,6 +12,14 @@ def pytest_configure(config):
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) every test that reads the shared smoke-scale DAG
+    run goes to one worker (group "smoke"), so the DAG runs once per session; the rest spread over the workers."""
+    for item in items:
+        if "smoke_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("smoke"))
+
+
 @pytest.fixture
 def repo():
     return REPO

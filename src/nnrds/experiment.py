@@ -3,7 +3,10 @@
 A study's cell job is *prepare -> build -> train -> evaluate -> tabulate*; the pieces every study repeats
 live here, the study keeps only what is its own (its replica layout, what it tracks, its tables):
 
-* :func:`prepare` fixes the seeds and picks device and dtype (:class:`Runtime`);
+* :class:`Cell` is what a study's cell function gets (its identity, the study's settings, seed, device, dtype,
+  dataset spec, parameterization, input folders), made from the job's config by
+  :func:`nnrds.commands.common.cell_of`; :meth:`Cell.prepare` / :func:`prepare` fix the seeds and pick device and
+  dtype (:class:`Runtime`);
 * :func:`regression_data` draws one standardized split per run seed (:func:`nnrds.data.regression.seeded_splits`)
   and stacks them as tensors with a leading seed -- or, given ``replica_seed_index``, replica -- dimension
   (:class:`ReplicaData`), so runs of one seed see the same data in every cell of a dataset;
@@ -17,14 +20,15 @@ A core module: it knows models, training and data, never a study.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
 
 from .data import regression
 from .models import Arch, ReplicaNet
-from .train import mse_per_replica, pick_device, seed_everything
+from .train import fit, mse_per_replica, pick_device, seed_everything
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,37 @@ def prepare(base_seed: int, device: str = "auto", dtype: str = "float32") -> Run
     """Seed python, numpy and torch with ``base_seed`` (deterministic kernels) and pick the device."""
     seed_everything(base_seed)
     return Runtime(pick_device(device), getattr(torch, dtype))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell job of a study: what its ``run_cell`` function needs, in one object.
+
+    ``id`` is the cell's identity (config ``cell``, e.g. ``{"dataset": "chem", "param": "wp"}``; ``cell["dataset"]``
+    reads it), ``study`` the study's settings (config ``study``, or the part of it the cell runs), ``dataset`` the
+    dataset spec with the folder the rule gave (``data_dir``), ``parameterization`` the spec of ``id["param"]``,
+    ``in_dirs`` the rule's input folders and ``data`` the config's raw-data section (e.g. its ``mirror``)."""
+
+    id: Mapping[str, Any]
+    study: Mapping[str, Any]
+    base_seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    dataset: Mapping[str, Any] | None = None
+    parameterization: Mapping[str, Any] | None = None
+    in_dirs: tuple[str, ...] = field(default=())
+    data: Mapping[str, Any] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.id[key]
+
+    def prepare(self) -> Runtime:
+        """Seed everything with the cell's base seed; its device and dtype (:func:`prepare`)."""
+        return prepare(self.base_seed, self.device, self.dtype)
+
+    def but(self, **changes) -> Cell:
+        """A copy with ``changes`` (e.g. another study part, dtype or dataset spec)."""
+        return replace(self, **changes)
 
 
 def replica_seed(seed: int, base_seed: int) -> int:
@@ -124,14 +159,25 @@ def replica_net(arch: Arch, seeds: Sequence[int], base_seed: int, rt: Runtime) -
     return ReplicaNet(arch, [replica_seed(s, base_seed) for s in seeds], dtype=rt.dtype).to(rt.device)
 
 
+def train_replicas(net: torch.nn.Module, data: ReplicaData, study: Mapping, base_seed: int, **kw):
+    """:func:`nnrds.train.fit` of ``net`` on the cell's training data with the study's ``epochs``, ``lr`` and
+    ``batch_size``, seeded with ``base_seed``; ``kw`` the rest (e.g. ``where``, ``l2``, ``penalty``, ``callback``)."""
+    settings = {k: study[k] for k in ("epochs", "lr", "batch_size")}
+    return fit(net, data.X_train, data.Y_train, seed=base_seed, **settings, **kw)
+
+
 @torch.no_grad()
 def errors(net: torch.nn.Module, pairs: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, np.ndarray]:
     """Per-replica MSE of each named ``(X, Y)`` pair as float64 arrays ``(R,)``."""
     return {name: mse_per_replica(net, X, Y).cpu().double().numpy() for name, (X, Y) in pairs.items()}
 
 
+#: the architecture columns of a run row (:func:`arch_columns`), in table order
+ARCH_COLUMNS = ["kind", "degree", "depth", "width", "n_params"]
+
+
 def arch_columns(arch: Arch) -> dict:
-    """The architecture columns of a run row."""
+    """The architecture columns of a run row (:data:`ARCH_COLUMNS`)."""
     return {
         "kind": arch.param,
         "degree": arch.degree,

@@ -15,8 +15,10 @@ oriented so that a positive value is what the claim asserts:
 
 Intervals: :func:`mean_ci` (Student t), :func:`median_ci` (distribution-free, from order statistics and
 the binomial distribution -- the sign-test interval, exact coverage >= level), and
-:func:`hodges_lehmann_ci` (paired Wilcoxon / Walsh-average interval). Multiplicity: :func:`holm`
-(Holm-Bonferroni step-down adjusted p-values, familywise error control).
+:func:`hodges_lehmann_ci` (paired Wilcoxon / Walsh-average interval); :func:`t_or_sign_ci` (Student t, or the
+median interval when every unit agrees) with its test :func:`one_sample_p`. Multiplicity: :func:`holm`
+(Holm-Bonferroni step-down adjusted p-values, familywise error control) and :func:`holm_alphas` (the level of
+each comparison's interval at Holm's step-down, so interval and adjusted p-value agree).
 
 Every study writes its claims as a table with :data:`CLAIM_COLUMNS` (use :func:`claims_frame`); the
 ledger rule concatenates them into ``results/claims.csv``.
@@ -176,6 +178,42 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
+def holm_alphas(pvalues: Sequence[float], alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(Holm-adjusted p-values, per-comparison level alpha_j of Holm's step-down): the j-th smallest p-value
+    (0-based) gets alpha / (m - j) while it and all smaller ones are rejected; from the first non-rejection on, every
+    comparison keeps the Bonferroni alpha / m. An interval at level 1 - alpha_j then excludes the null exactly when
+    the adjusted p-value is <= alpha. NaN p-values sort last."""
+    p = np.asarray(pvalues, dtype=float)
+    m = len(p)
+    p_adj = holm(p) if m else p
+    a = np.full(m, alpha / max(m, 1))
+    for j, i in enumerate(np.argsort(np.where(np.isfinite(p), p, np.inf), kind="stable")):
+        if not (np.isfinite(p_adj[i]) and p_adj[i] <= alpha):
+            break  # Holm stops at the first non-rejection: the rest keep the Bonferroni level
+        a[i] = alpha / (m - j)
+    return p_adj, a
+
+
+def one_sample_p(x: np.ndarray) -> float:
+    """Two-sided one-sample t-test of mean 0 (the dual of :func:`mean_ci`); when all values are identical, the
+    exact sign test (the dual of :func:`median_ci`, see :func:`t_or_sign_ci`). NaN for fewer than 2 values."""
+    if x.size < 2:
+        return float("nan")
+    if np.all(x == x[0]):
+        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5**x.size))
+    return float(stats.ttest_1samp(x, 0.0).pvalue)
+
+
+def t_or_sign_ci(x: np.ndarray, level: float) -> tuple[float, float, float]:
+    """(mean, low, high): :func:`mean_ci`; identical values (zero spread says nothing about the population's
+    spread) get their value and the distribution-free :func:`median_ci` instead (NaN, i.e. inconclusive, when
+    there are too few units for the level)."""
+    if x.size >= 2 and np.all(x == x[0]):
+        _, lo, hi = median_ci(x, level=level)
+        return float(x[0]), lo, hi
+    return mean_ci(x, level=level)
+
+
 @dataclass
 class Claim:
     """One row of a claims table (see :data:`CLAIM_COLUMNS`)."""
@@ -201,6 +239,20 @@ class Claim:
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+def claim_bullet(r, ci_fmt: str = ".2g") -> str:
+    """One row ``r`` of a claims table (:data:`CLAIM_COLUMNS`, e.g. from ``itertuples``) as a caption bullet (RST):
+    id, claim, effect with its interval (ends formatted ``ci_fmt``; "n/a" when not finite), level, units (seeds),
+    Holm-adjusted p-value and verdict."""
+
+    def num(x: float, fmt: str = ".2g") -> str:
+        return format(x, fmt) if np.isfinite(x) else "n/a"
+
+    return (
+        f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} [{num(r.ci_low, ci_fmt)}, {num(r.ci_high, ci_fmt)}] "
+        f"({100 * r.ci_level:.1f}% interval, {r.n_units} seeds, Holm-adjusted p = {num(r.p_adjusted)}): **{r.verdict}**."
+    )
 
 
 def claims_frame(rows: Iterable[Claim | dict]) -> pd.DataFrame:

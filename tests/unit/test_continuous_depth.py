@@ -287,7 +287,9 @@ def _verdicts(t):
     return dict(zip(t.claim_id, t.verdict))
 
 
-def test_claims_supported_on_the_expected_pattern():
+def _expected_pattern():
+    """(models, wp summary) of the pattern the study expects: the Euler model a good discrete but no continuous
+    model, midpoint and RK4 models continuous, both WP variants continuous in depth."""
     models = _models(
         {
             "euler": lambda s, r: 1.5 + r.normal(0, 0.1),
@@ -297,6 +299,11 @@ def test_claims_supported_on_the_expected_pattern():
         lambda s, r: 1.0 + r.normal(0, 0.1),
     )
     wps = _wp({"legendre3": lambda s, r: r.normal(0, 0.005), "nonpar/constant": lambda s, r: r.normal(0, 0.005)})
+    return models, wps
+
+
+def test_claims_supported_on_the_expected_pattern():
+    models, wps = _expected_pattern()
     t = cd.claims(models, wps, STUDY)
     assert list(t.columns) == verdicts.CLAIM_COLUMNS
     assert set(_verdicts(t).values()) == {"supported"}, _verdicts(t)
@@ -333,32 +340,11 @@ def test_claims_inconclusive_on_noise_around_the_margin():
 
 def test_verdict_table_holm_levels_and_interval_sides():
     x_sup = np.array([1.0, 1.1, 0.9, 1.05, 0.95])
+    blank = dict(study="s", claim="", what_was_run="", unit="seed", effect_name="", figure="")
     t = cd.verdict_table(
         [
-            dict(
-                study="s",
-                claim_id="a",
-                claim="",
-                what_was_run="",
-                unit="seed",
-                effect_name="",
-                figure="",
-                kind="superiority",
-                margin=0.1,
-                x=x_sup,
-            ),
-            dict(
-                study="s",
-                claim_id="b",
-                claim="",
-                what_was_run="",
-                unit="seed",
-                effect_name="",
-                figure="",
-                kind="non_superiority",
-                margin=0.3,
-                x=np.array([0.0, 0.01, -0.01, 0.02, -0.02]),
-            ),
+            dict(blank, claim_id="a", kind="superiority", margin=0.1, x=x_sup),
+            dict(blank, claim_id="b", kind="non_superiority", margin=0.3, x=np.array([0.0, 0.01, -0.01, 0.02, -0.02])),
         ],
         alpha=0.05,
     )
@@ -376,17 +362,9 @@ def test_verdict_table_holm_levels_and_interval_sides():
 def test_caption_renders_without_docutils_messages():
     from captions import rst_problems
 
-    models = _models(
-        {
-            "euler": lambda s, r: 1.5 + r.normal(0, 0.1),
-            "midpoint": lambda s, r: r.normal(0, 0.02),
-            "rk4": lambda s, r: r.normal(0, 0.01),
-        },
-        lambda s, r: 1.0 + r.normal(0, 0.1),
-    )
+    models, wps = _expected_pattern()
     for c in ("error_train_dt", "error_fine", "slope_coarse", "slope_fine", "ref_slope_coarse", "ref_slope_fine"):
         models[c] = 0.01
-    wps = _wp({"legendre3": lambda s, r: r.normal(0, 0.005), "nonpar/constant": lambda s, r: r.normal(0, 0.005)})
     for c in ("test_mse_trained", "test_mse_finest", "change_vs_trained_finest", "slope_change_vs_next"):
         wps[c] = np.nan if c == "slope_change_vs_next" else 0.5
     tables = {"slopes": cd.slopes(models), "claims": cd.claims(models, wps, STUDY), "wp_summary": wps}

@@ -85,6 +85,24 @@ class _Const(torch.nn.Module):
         return self.c[:, None, None].expand(R, X.shape[-2], 1)
 
 
+def test_train_replicas_is_fit_with_the_study_settings():
+    from nnrds.train import fit
+
+    rt = experiment.prepare(0, "cpu", "float64")
+    d = experiment.regression_data(SPEC, [0, 1], 0, rt)
+    arch = experiment.resnet_arch(d, {"kind": "const"}, width=3, depth=2, T=1.0)
+    study = {"epochs": 3, "lr": 0.05, "batch_size": 4}
+    a, b = (experiment.replica_net(arch, [0, 1], 0, rt) for _ in range(2))
+    ra = experiment.train_replicas(a, d, study, 5, l2=[0.0, 0.1])
+    rb = fit(b, d.X_train, d.Y_train, epochs=3, lr=0.05, batch_size=4, seed=5, l2=[0.0, 0.1])
+    assert ra.epochs == rb.epochs == 3
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    c = experiment.replica_net(arch, [0, 1], 0, rt)
+    experiment.train_replicas(c, d, {**study, "lr": 0.2}, 5, l2=[0.0, 0.1])  # the study's lr is used
+    assert not all(torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+
+
 def test_errors_are_per_replica_mses():
     X = torch.zeros(2, 4, 3, dtype=torch.float64)
     Y = torch.tensor([[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 0.0, 2.0]], dtype=torch.float64)[..., None]
@@ -105,3 +123,18 @@ def test_tabulate_rows_and_gap():
         {"dataset": "d", "seed": 1, "train_mse": 1.0, "test_mse": 1.5, "gap": 0.5},
     ]
     assert "gap" not in experiment.tabulate({}, [{}], {"accuracy": np.array([0.9])})[0]
+
+
+def test_cell_reads_its_identity_and_prepares_like_prepare():
+    cell = experiment.Cell(
+        {"dataset": "chem", "param": "wp"}, {"seeds": [0]}, base_seed=7, device="cpu", dtype="float64"
+    )
+    assert cell["dataset"] == "chem" and cell["param"] == "wp"
+    with pytest.raises(KeyError):
+        cell["model"]
+    rt = cell.prepare()
+    a = torch.rand(3)
+    assert rt == experiment.prepare(7, "cpu", "float64") and torch.equal(a, torch.rand(3))
+    other = cell.but(dtype="float32", study={"seeds": [1]})
+    assert other.dtype == "float32" and other.study == {"seeds": [1]} and cell.dtype == "float64"
+    assert other.id == cell.id and other.base_seed == 7

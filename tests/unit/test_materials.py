@@ -10,6 +10,7 @@ import torch
 
 from nnrds.data.al_emt import generate_al_emt
 from nnrds.data.stress_units import stress_to_ev_a3
+from nnrds.experiment import Cell
 from nnrds.models import Arch, ReplicaNet
 from nnrds.potentials.dataset import build_dataset
 from nnrds.potentials.descriptors import DescriptorSpec, descriptor_terms
@@ -221,6 +222,31 @@ def test_ensemble_and_bbb_train_and_improve():
     assert torch.isfinite(pred["stress"]).all() and pred["energy"].std(0).max() > 0
 
 
+def test_bbb_stack_starts_at_member_zero_and_nll_is_the_gaussian_misfit():
+    from nnrds.data.al_emt import generate_al_emt
+    from nnrds.studies import materials
+
+    structs = generate_al_emt(8, seed=2, md_temperatures=(300,), md_steps=2)
+    data = build_dataset(structs, SPEC)
+    study = {"net": {"width": 5, "depth": 2, "param": "legendre", "degree": 1}, "l2": 0.0}
+    pot, _ = materials.make_potential(study, SPEC, data, [0, 1], torch.float64)
+    stack, init, shells = materials.bbb_stack(pot, {"prior_scale": 0.5})
+    assert len(shells) == len(pot.nets) and init.shape == (stack.P,)
+
+    def atomic(X, k):
+        return stack.forward_part(k, init[None], X, shells[k])
+
+    member0 = pot.predict(data)["energy"][0]
+    torch.testing.assert_close(pot.predict(data, atomic=atomic, n=1)["energy"][0], member0)
+    w = {"energy": 1.0, "forces": 0.0, "stress": 0.0}
+    nll = materials.bbb_nll(pot, data, stack, shells, w, {"energy": 0.5, "forces": 1.0, "stress": 1.0})
+    idx = torch.tensor([0, 3, 5])
+    y = data.energy[idx] / data.natoms[idx]
+    by_hand = 0.5 * (((member0[idx] / data.natoms[idx]) - y) / 0.5).pow(2).sum()
+    torch.testing.assert_close(nll(init[None], idx), by_hand[None])
+    assert nll(torch.stack([init, init + 0.05]), idx).shape == (2,)
+
+
 # ------------------------------------------------------------------------------ several elements (W-Be)
 SPEC2 = DescriptorSpec(
     cutoff=4.5, n_radial=5, angular_etas=(0.01,), zetas=(1.0, 2.0), lambdas=(1.0, -1.0), elements=("Au", "Cu")
@@ -281,6 +307,30 @@ def test_binary_forces_stress_by_finite_differences_and_chain_rule_route():
     p = _assert_routes_agree(pot, structs, data)
     sub = data.subset([3, 1])
     np.testing.assert_allclose(pot.predict(sub)["energy"].detach(), p["energy"][:, [3, 1]].detach(), rtol=1e-12)
+
+
+def test_dataset_blocks_join_like_one_block():
+    from nnrds.potentials.dataset import block_descriptors, block_graph, label_tensors
+    from nnrds.potentials.neighbours import neighbor_topology
+
+    structs = [_cell(seed=k, repeat=(1 + k % 2, 1, 1)) for k in range(3)]
+    for t in structs:
+        t.energy, t.forces, t.stress = -1.0, np.ones((t.natoms, 3)), np.arange(6.0)
+    nbs = [neighbor_topology(t, SPEC.cutoff, SPEC) for t in structs]
+    g = block_graph(structs[1:], nbs[1:], 1)
+    n1 = structs[1].natoms
+    assert g.n_atoms == n1 + structs[2].natoms and g.atom_cfg.tolist() == [1] * n1 + [2] * structs[2].natoms
+    assert g.pi[len(nbs[1].i) :].min() >= n1  # the second configuration's atoms come after the first's
+    assert (g.pair_cfg == 1).sum() == len(nbs[1].i) and len(g.d) == len(g.pi) == len(nbs[1].i) + len(nbs[2].i)
+    G, H = block_descriptors(g, SPEC)
+    assert G.shape == (g.n_atoms, SPEC.n_descriptors) and H.shape == (len(g.d), SPEC.n_descriptors, 3)
+    lab = label_tensors(structs)
+    assert lab["natoms"].tolist() == [t.natoms for t in structs] and lab["has_stress"].all()
+    # one configuration per block gives the same dataset as one block
+    one, many = build_dataset(structs, SPEC), build_dataset(structs, SPEC, chunk=1)
+    for f in ("G", "H", "d", "pair_i", "pair_j", "atom_cfg", "pair_cfg", "elem", "forces", "stress"):
+        assert torch.equal(getattr(one, f), getattr(many, f)), f
+    torch.testing.assert_close(one.G[structs[0].natoms :], G, rtol=1e-12, atol=0)  # the block's rows of the set
 
 
 def test_binary_descriptors_invariances_and_element_blocks():
@@ -454,7 +504,7 @@ def test_wbe_parse_and_train_smoke(tmp_path):
         },
     )
     dspec = {**study["wbe"], "kind": "wbe", "max_configs": 15, "min_per_group": 2, "heldout_groups": ["surface"]}
-    tables = materials.run_cell("wbe", dspec, study, str(data_dir), dtype="float64")
+    tables = materials.run_cell(Cell({"set": "wbe"}, study, dtype="float64", dataset=dspec, in_dirs=(str(data_dir),)))
     info = tables["info"].iloc[0]
     assert info["elements"] == "Be W" and info["n_heldout"] == 2 and info["n_configs"] <= 15
     assert info["n_descriptors"] == 2 * 4 + 3 * 2
@@ -907,6 +957,25 @@ def test_fcc_ev_structures_are_emt_labelled_with_a_minimum_near_a0():
     np.testing.assert_allclose([s.volume / s.natoms for s in ev], grid**3 / 4)
     e = np.array([s.energy / s.natoms for s in ev])
     assert abs(grid[np.argmin(e)] - A0) <= 0.05 and e[0] > e.min() and e[-1] > e.min()
+
+
+def test_table_columns_of_one_configuration():
+    from nnrds.potentials.structures import atoms_frame, cell_columns, stress_columns
+
+    st = stress_columns(np.arange(6.0))
+    assert (
+        list(st) == [f"stress_{k}_eV_A3" for k in ("xx", "yy", "zz", "yz", "xz", "xy")] and st["stress_xy_eV_A3"] == 5.0
+    )
+    with pytest.raises(ValueError):
+        stress_columns(np.arange(5.0))
+    cell = np.arange(9.0).reshape(3, 3)
+    cc = cell_columns(cell)
+    assert len(cc) == 9 and cc["cell_ax_A"] == 0.0 and cc["cell_bz_A"] == 5.0 and cc["cell_cy_A"] == 7.0
+    pos, frc = np.arange(6.0).reshape(2, 3), -np.arange(6.0).reshape(2, 3)
+    a = atoms_frame(7, ["Al", "Cu"], pos, frc)
+    assert a.atom.tolist() == [0, 1] and (a.config_id == 7).all() and a.species.tolist() == ["Al", "Cu"]
+    np.testing.assert_array_equal(a[["x_A", "y_A", "z_A"]].to_numpy(), pos)
+    np.testing.assert_array_equal(a[["fx_eV_A", "fy_eV_A", "fz_eV_A"]].to_numpy(), frc)
 
 
 def test_al_emt_tables_reject_heldout_groups_that_are_not_generated():

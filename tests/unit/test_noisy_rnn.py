@@ -12,6 +12,7 @@ import yaml
 from nnrds import config as cfgmod
 from nnrds import rnn
 from nnrds.data import sequences
+from nnrds.experiment import Cell
 from nnrds.studies import noisy_rnn as nr
 from nnrds.train import fit
 
@@ -239,10 +240,11 @@ def test_cell_and_summary_tables(tmp_path):
     study, data = small_study()
     runs = []
     for model in ("lipschitz", "noisy"):
-        r, tim = nr.run_cell("digits", model, study, data, base_seed=0, device="cpu")
+        out = nr.run_cell(Cell({"dataset": "digits", "model": model}, study, device="cpu", data=data))
+        r, tim = out["runs"], out["timings"]
         runs.append(r)
         assert list(r.columns) == nr.RUN_COLUMNS and len(tim) == 1
-    again, _ = nr.run_cell("digits", "noisy", study, data, base_seed=0, device="cpu")
+    again = nr.run_cell(Cell({"dataset": "digits", "model": "noisy"}, study, device="cpu", data=data))["runs"]
     pd.testing.assert_frame_equal(runs[1], again)  # reproducible, training noise included
     runs = pd.concat(runs, ignore_index=True)
     assert len(runs) == 2 * 2 * 4 * 2

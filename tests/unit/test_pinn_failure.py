@@ -12,6 +12,7 @@ import torch
 
 from nnrds import landscape, lbfgs, pinn, verdicts
 from nnrds.data import pde
+from nnrds.experiment import Cell
 from nnrds.models import Arch, ReplicaNet
 from nnrds.studies import pinn_failure as pf
 from nnrds.train import fit
@@ -345,14 +346,6 @@ def test_claims_supported_contradicted_inconclusive():
     assert cl2.loc["curriculum_improves:convection", "verdict"] == "inconclusive"
 
 
-def test_holm_levels():
-    p_adj, level = pf.holm_levels(np.array([0.001, 0.04, 0.5]), 0.05)
-    np.testing.assert_allclose(p_adj, [0.003, 0.08, 0.5])
-    np.testing.assert_allclose(level, [1 - 0.05 / 3] * 3)  # Holm stops at 0.04: the rest keep Bonferroni's level
-    p_adj, level = pf.holm_levels(np.array([0.02, 0.001, 0.01]), 0.05)
-    np.testing.assert_allclose(level, [1 - 0.05, 1 - 0.05 / 3, 1 - 0.05 / 2])
-
-
 # ------------------------------------------------------------------------------------------------ cell and DAG
 TINY = {
     "seeds": [0, 1],
@@ -369,24 +362,41 @@ TINY = {
 }
 
 
+def test_replica_setup_orders_coefficients_and_seeds_like_the_replicas():
+    reps = [(co, s) for co in pf.coefficients("convection", {"coefs": [1, 20]}) for s in (0, 1)]
+    coefs, setup = pf.replica_setup("convection", reps, {"n_collocation": 7, "iterations": 3}, torch.float64)
+    np.testing.assert_array_equal(coefs["beta"], [1, 1, 20, 20])
+    assert list(setup.seeds) == [0, 1, 0, 1] and setup.R == 4 and setup.n_collocation == 7 and setup.iterations == 3
+    assert setup.normalize and setup.lbfgs == {} and setup.dtype == torch.float64 and setup.device.type == "cpu"
+    _, s2 = pf.replica_setup(
+        "convection",
+        reps[:1],
+        {"n_collocation": 7, "iterations": 3, "normalize_inputs": False},
+        torch.float32,
+        lbfgs={"history": 5},
+    )
+    assert not s2.normalize and s2.lbfgs == {"history": 5} and s2.R == 1
+
+
 def test_run_cell_deterministic_and_independent_of_batch_companions():
-    a = pf.run_cell("convection", "curriculum", TINY, device="cpu")
-    b = pf.run_cell("convection", "curriculum", TINY, device="cpu")
+    a = pf.run_cell(Cell({"problem": "convection", "mode": "curriculum"}, TINY, device="cpu"))
+    b = pf.run_cell(Cell({"problem": "convection", "mode": "curriculum"}, TINY, device="cpu"))
     for k in ("runs", "history", "fields", "landscape", "landscape_stats"):
         pd.testing.assert_frame_equal(a[k], b[k])
     assert set(a["runs"].columns) == set(pf.RUN_COLUMNS) and len(a["runs"]) == 4
     assert len(a["landscape_stats"]) == 4 and len(a["landscape"]) == 2 * 9
     # seed 1 alone (one coefficient) gives the numbers it gives among the other replicas
     solo = pf.run_cell(
-        "convection",
-        "curriculum",
-        {**TINY, "seeds": [1], "problems": {"convection": {**TINY["problems"]["convection"], "coefs": [20]}}},
-        device="cpu",
+        Cell(
+            {"problem": "convection", "mode": "curriculum"},
+            {**TINY, "seeds": [1], "problems": {"convection": {**TINY["problems"]["convection"], "coefs": [20]}}},
+            device="cpu",
+        )
     )
     r_all = a["runs"].set_index(["coef", "seed"]).loc[(20.0, 1)]
     r_solo = solo["runs"].set_index(["coef", "seed"]).loc[(20.0, 1)]
     assert r_solo.rel_l2 == pytest.approx(r_all.rel_l2, rel=1e-4)
-    c = pf.run_cell("reaction_diffusion", "seq2seq_0.5", TINY, device="cpu")
+    c = pf.run_cell(Cell({"problem": "reaction_diffusion", "mode": "seq2seq_0.5"}, TINY, device="cpu"))
     assert c["landscape"].empty and set(c["history"]["stage"]) == {0, 1}
 
 

@@ -440,3 +440,33 @@ def test_eigenvalue_panels_max_abs_and_euler_disc():
     r = t.iloc[0]
     assert r.parameterization == "legendre3" and r.n_eigenvalues == 4
     assert r.max_abs == pytest.approx(5.0) and r.frac_in_euler_disc == pytest.approx(0.5)
+
+
+def test_superiority_row_and_holm_claims_known_answers():
+    from nnrds.studies import stiffness as st
+
+    rng = np.random.default_rng(0)
+    up, down, flat = rng.normal(1.0, 0.2, 12), rng.normal(-1.0, 0.2, 12), rng.normal(0.0, 1.0, 12)
+    rows = [st.superiority_row(cid, "c", "e", v, 0.95) for cid, v in (("a", up), ("b1", down), ("b1_test", flat))]
+    assert [r["verdict"] for r in rows] == ["supported", "contradicted", "inconclusive"]
+    assert rows[0]["n_units"] == 12 and rows[0]["p_value"] < 0.01 < rows[1]["p_value"]
+    t = st.holm_claims(rows, "what was run")
+    assert list(t.claim_id) == ["a", "b1", "b1_test"] and (t.p_adjusted >= t.p_value).all()
+    assert t.p_adjusted.iloc[0] == pytest.approx(min(1.0, 3 * rows[0]["p_value"]))
+    assert (t.study == "stiffness").all() and t.margin.isna().all() and (t.what_was_run == "what was run").all()
+
+
+def test_caption_pieces():
+    from types import SimpleNamespace
+
+    from nnrds.studies import stiffness as st
+
+    base = dict(claim="C.", effect=0.5, ci_low=0.1, ci_high=0.9, ci_level=0.95, n_units=6, p_value=0.01)
+    lines = {
+        cid: st.claim_line(SimpleNamespace(claim_id=cid, verdict="supported", p_adjusted=0.04, margin=0.05, **base))
+        for cid in ("a", "b1", "b1_test", "b2")
+    }
+    assert all(v.startswith(f"* **({k}) supported**: C. ") for k, v in lines.items())
+    assert "Median log10(final/initial) = +0.5" in lines["a"] and "Gap reduction" in lines["b1"]
+    assert "Holm" in lines["b1_test"] and "margin +0.05" in lines["b2"] and "against the margin" in lines["b2"]
+    assert "Holm" not in lines["b2"]

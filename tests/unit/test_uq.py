@@ -11,6 +11,7 @@ import pytest
 import torch
 from scipy import stats
 
+from nnrds.experiment import Cell
 from nnrds.models import Arch, ReplicaNet
 from nnrds.uq import BayesNet, NetSpec, diagnostics, metrics, predictive_samples, run_method, run_nuts, run_vi
 
@@ -33,6 +34,13 @@ def test_forward_is_the_backbone():
     X = torch.randn(7, 3, dtype=torch.float64)
     assert net.P == arch.n_params()
     assert torch.allclose(rn(X), net.forward(net.flat_from_net(rn), X), atol=1e-12)
+
+
+def test_netspec_and_arch_round_trip():
+    arch = Arch(d_in=3, d_out=2, width=4, depth=3, param="legendre", degree=1, T=2.0, activation="relu")
+    spec = NetSpec.from_arch(arch, prior_scale=0.5)
+    assert spec.kind == "legendre" and spec.T == 2.0 and spec.activation == "relu" and spec.prior_scale == 0.5
+    assert spec.arch() == arch and NetSpec.from_arch(spec.arch()) == NetSpec.from_arch(arch)
 
 
 def test_pyro_log_density_equals_hand_computed():
@@ -243,7 +251,7 @@ def test_study_job_smoke(tmp_path, monkeypatch):
     res = ensembles.build_elm(cfg["data"]["elm"])
     write_ensemble(tmp_path, res["ptrain"], res["ytrain"], res["ptest"], res["ytest"], res["meta"])
     assert cfg["uq_elm"]["architectures"]["linear_pca"]["pca_variance"] == 0.99
-    out = uq_elm.run_job("linear_pca", str(tmp_path), cfg["uq_elm"])
+    out = uq_elm.run_job(Cell({"job": "linear_pca"}, cfg["uq_elm"], in_dirs=(str(tmp_path),)))
     m = out["metrics"]
     assert list(m.method) == ["nuts", "vi", "vi_lowrank", "ensemble", "map"]
     # 2 chains x 10 draws cannot reach ESS 400: the NUTS run is flagged and kept apart, the others are ok
@@ -265,7 +273,9 @@ def test_study_job_smoke(tmp_path, monkeypatch):
     assert pooled and all("nuts" not in ln for ln in pooled)
     assert any(ln.startswith("* **FLAGGED") and "linear_pca/nuts" in ln for ln in cap.splitlines())
     small = {**cfg["uq_elm"], "nuts": {**cfg["uq_elm"]["nuts"], "max_params": 10}}
-    skipped = uq_elm.run_job("linear", str(tmp_path), {**small, "methods": ["nuts", "map"]})["metrics"]
+    skipped = uq_elm.run_job(Cell({"job": "linear"}, {**small, "methods": ["nuts", "map"]}, in_dirs=(str(tmp_path),)))[
+        "metrics"
+    ]
     assert skipped.status.tolist() == ["skipped", "ok"] and "max_params" in skipped.note.iloc[0]
     assert "not run" in uq_elm.caption(skipped, "smoke", small)
     # chains that are each stationary but apart ("modes") also get the stacked predictive, labelled as such
@@ -275,7 +285,9 @@ def test_study_job_smoke(tmp_path, monkeypatch):
         return {**real(*a, **k), "mixing": diagnostics.MODES, "flagged": True}
 
     monkeypatch.setattr(diagnostics, "summarize", as_modes)
-    st = uq_elm.run_job("linear", str(tmp_path), {**cfg["uq_elm"], "methods": ["nuts"]})["metrics"]
+    st = uq_elm.run_job(Cell({"job": "linear"}, {**cfg["uq_elm"], "methods": ["nuts"]}, in_dirs=(str(tmp_path),)))[
+        "metrics"
+    ]
     assert st.method.tolist() == ["nuts", "nuts_stacked"] and st.status.tolist() == ["flagged", "stacked"]
     assert "Yao, Vehtari & Gelman" in st.note.iloc[1]
     cap = uq_elm.caption(st, "smoke", cfg["uq_elm"])
@@ -681,12 +693,12 @@ def test_dense_adaptation_learns_a_correlated_gaussian():
     def U(q):
         return 0.5 * ((q @ P) * q).sum(-1)
 
-    out = {}
-    for metric in ("diag", "dense"):
-        res = VectorizedNUTS(U, max_tree_depth=8, seed=0, metric=metric).run(
-            torch.zeros(8, D, dtype=torch.float64), 400, 300
-        )
-        out[metric] = res
+    # the diagonal run only shows its small step and deep trees (a short run); the dense one is checked in full
+    q0 = torch.zeros(8, D, dtype=torch.float64)
+    out = {
+        "diag": VectorizedNUTS(U, max_tree_depth=8, seed=0, metric="diag").run(q0, 200, 50),
+        "dense": VectorizedNUTS(U, max_tree_depth=8, seed=0, metric="dense").run(q0, 400, 200),
+    }
     dense = out["dense"]
     assert dense["inv_mass"].shape == (D, D)
     np.testing.assert_allclose(dense["inv_mass"].numpy(), S.numpy(), atol=0.15)
@@ -768,3 +780,10 @@ def test_depth_sweep_claim_known_answers():
     # chains that have not mixed (R-hat 1.5): their ESS decides nothing, whatever the interval says
     unmixed = uq_elm.depth_claim(runs(10.0, rhat=1.5), "default", study)
     assert unmixed.verdict == verdicts.INCONCLUSIVE and unmixed.ci_low > 0
+
+
+def test_bench_settings_are_defaults():
+    from nnrds.uq import bench
+
+    assert {f"vanilla_{k}" for k in bench.VANILLA_SETTINGS} <= set(bench.DEFAULTS)
+    assert set(bench.NNRDS_SETTINGS) <= set(bench.DEFAULTS)

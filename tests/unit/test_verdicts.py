@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from nnrds import verdicts as V
 
@@ -24,24 +25,27 @@ def test_non_superiority_three_outcomes():
         V.non_superiority(0, 1, margin=0)
 
 
-def test_mean_ci_matches_t_interval_and_covers():
-    rng = np.random.default_rng(0)
+@pytest.mark.parametrize(
+    "ci, draw, truth, reps, seed, low, high",
+    [
+        (lambda x: V.mean_ci(x, 0.9), lambda r: r.normal(1.0, 2.0, size=12), 1.0, 400, 0, 0.85, 0.95),
+        (lambda x: V.median_ci(x, 0.95), lambda r: r.standard_cauchy(size=20) + 3.0, 3.0, 400, 1, 0.93, 1.0),
+        (lambda x: V.hodges_lehmann_ci(x, 0.95), lambda r: r.laplace(0.5, 1.0, size=15), 0.5, 300, 2, 0.92, 0.99),
+    ],
+    ids=["mean_ci", "median_ci", "hodges_lehmann_ci"],
+)
+def test_interval_coverage(ci, draw, truth, reps, seed, low, high):
+    """Each interval covers the true location at about its level (mean: normal data; median: Cauchy data, where
+    the t interval fails; Hodges-Lehmann: symmetric Laplace differences)."""
+    rng = np.random.default_rng(seed)
     hits = 0
-    for _ in range(400):
-        x = rng.normal(1.0, 2.0, size=12)
-        m, lo, hi = V.mean_ci(x, 0.9)
-        hits += lo <= 1.0 <= hi
-    assert 0.85 <= hits / 400 <= 0.95
+    for _ in range(reps):
+        _, lo, hi = ci(draw(rng))
+        hits += lo <= truth <= hi
+    assert low <= hits / reps <= high
 
 
-def test_median_ci_coverage_and_small_n():
-    rng = np.random.default_rng(1)
-    hits = 0
-    for _ in range(400):
-        x = rng.standard_cauchy(size=20) + 3.0
-        _, lo, hi = V.median_ci(x, 0.95)
-        hits += lo <= 3.0 <= hi
-    assert hits / 400 >= 0.93
+def test_median_ci_small_n():
     _, lo, hi = V.median_ci([1, 2, 3, 4, 5], 0.95)  # n = 5 cannot reach 95%: no interval
     assert np.isnan(lo) and np.isnan(hi)
     _, lo, hi = V.median_ci(np.arange(1, 7), 0.95)  # n = 6: [x_(1), x_(6)], coverage 1 - 2/64
@@ -57,14 +61,7 @@ def test_signed_rank_cdf_matches_enumeration():
     np.testing.assert_allclose(V._signed_rank_cdf(n), brute)
 
 
-def test_hodges_lehmann_ci_coverage_and_shift():
-    rng = np.random.default_rng(2)
-    hits = 0
-    for _ in range(300):
-        d = rng.laplace(0.5, 1.0, size=15)
-        est, lo, hi = V.hodges_lehmann_ci(d, 0.95)
-        hits += lo <= 0.5 <= hi
-    assert 0.92 <= hits / 300 <= 0.99
+def test_hodges_lehmann_ci_small_n():
     _, lo, hi = V.hodges_lehmann_ci([0.1, 0.2, 0.3, 0.4, 0.5], 0.95)  # n = 5: min p = 1/16 > 0.025
     assert np.isnan(lo)
 
@@ -74,6 +71,63 @@ def test_holm_known_values():
     # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.06
     np.testing.assert_allclose(V.holm(p), [0.03, 0.06, 0.06, 0.02])
     assert np.isnan(V.holm([np.nan, 0.5])[0])
+
+
+def test_holm_alphas_step_down_levels():
+    p_adj, a = V.holm_alphas([0.001, 0.04, 0.5], 0.05)
+    np.testing.assert_allclose(p_adj, [0.003, 0.08, 0.5])
+    np.testing.assert_allclose(a, [0.05 / 3] * 3)  # Holm stops at 0.04: the rest keep Bonferroni's level
+    p_adj, a = V.holm_alphas([0.02, 0.001, 0.01], 0.05)  # all rejected: alpha/3, alpha/2, alpha by rank
+    np.testing.assert_allclose(a, [0.05, 0.05 / 3, 0.05 / 2])
+    assert (p_adj <= 0.05).all()
+    p_adj, a = V.holm_alphas([float("nan"), 0.001], 0.05)  # NaN sorts last, keeps Bonferroni's level
+    np.testing.assert_allclose(a, [0.05 / 2, 0.05 / 2])
+    assert np.isnan(p_adj[0]) and p_adj[1] == pytest.approx(0.001)
+    p_adj, a = V.holm_alphas([], 0.05)
+    assert a.size == 0 and p_adj.size == 0
+
+
+def test_one_sample_p_t_test_and_sign_test():
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 1.0, 12)
+    assert V.one_sample_p(x) == pytest.approx(stats.ttest_1samp(x, 0.0).pvalue)
+    assert V.one_sample_p(np.full(6, 0.3)) == pytest.approx(2 * 0.5**6)  # every unit agrees: exact sign test
+    assert V.one_sample_p(np.full(6, 0.0)) == 1.0 and V.one_sample_p(np.full(1, 2.0)) != V.one_sample_p(x)
+    assert np.isnan(V.one_sample_p(np.array([1.0])))
+
+
+def test_t_or_sign_ci_three_verdicts():
+    rng = np.random.default_rng(1)
+    up, down, flat = rng.normal(2.0, 0.5, 10), rng.normal(-2.0, 0.5, 10), rng.normal(0.0, 1.0, 10)
+    assert V.superiority(*V.t_or_sign_ci(up, 0.95)[1:]) == V.SUPPORTED
+    assert V.superiority(*V.t_or_sign_ci(down, 0.95)[1:]) == V.CONTRADICTED
+    assert V.superiority(*V.t_or_sign_ci(flat, 0.95)[1:]) == V.INCONCLUSIVE
+    assert V.t_or_sign_ci(up, 0.9) == V.mean_ci(up, 0.9)
+    # identical values: the median interval, not the zero-width t interval (inconclusive with 5 units at 95%)
+    eff, lo, hi = V.t_or_sign_ci(np.full(5, 0.4), 0.95)
+    assert eff == 0.4 and np.isnan(lo) and np.isnan(hi)
+    assert V.t_or_sign_ci(np.full(8, 0.4), 0.95) == (0.4, 0.4, 0.4)
+
+
+def test_claim_bullet_text():
+    from types import SimpleNamespace
+
+    r = SimpleNamespace(
+        claim_id="a:x",
+        claim="A beats B",
+        effect=0.12345,
+        ci_low=0.01234,
+        ci_high=float("nan"),
+        ci_level=0.975,
+        n_units=5,
+        p_adjusted=0.0321,
+        verdict="inconclusive",
+    )
+    assert V.claim_bullet(r) == (
+        "* Claim ``a:x`` — A beats B: effect 0.123 [0.012, n/a] (97.5% interval, 5 seeds, Holm-adjusted p = 0.032): "
+        "**inconclusive**."
+    )
+    assert "[0.0123, n/a]" in V.claim_bullet(r, ".3g")
 
 
 def test_claims_frame_rejects_bad_verdict():

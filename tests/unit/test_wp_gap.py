@@ -285,9 +285,13 @@ def test_run_landscape_tiny_replicanet():
         "T": 1.0,
         "landscape": {"nets": {"mlp": {"depth": 2, "width": 4}, "const": {"depth": 2, "width": 4}}, "points": 3},
     }
-    surf, stats_, tim = wp_gap.run_landscape(
-        "f", spec, {"mlp": {"kind": "mlp"}, "const": {"kind": "const"}}, st, dtype="float64"
+    from nnrds.experiment import Cell
+
+    st["landscape"]["dataset"] = "f"
+    out = wp_gap.run_landscape(
+        Cell(id={}, study=st, dtype="float64", dataset=spec), {"mlp": {"kind": "mlp"}, "const": {"kind": "const"}}
     )
+    surf, stats_, tim = out["landscape"], out["landscape_stats"], out["timings"]
     assert len(surf) == 2 * 9 and len(stats_) == 4 and len(tim) == 2
     np.testing.assert_allclose(stats_.loss_center, stats_.train_mse, rtol=1e-10)
     centre = surf[(surf.a == 0) & (surf.b == 0)].set_index("parameterization").loss

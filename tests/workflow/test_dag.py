@@ -100,6 +100,11 @@ def test_smoke_dag_builds_raw_data(smoke_run):
         assert meta and (smoke_run / f"figures/data/{name}.png").exists()
     for name in ("fitsnap_Ta", "ecg5000"):
         assert (smoke_run / f"results/data/{name}/provenance.json").exists()
+    for name in ("elm", "chem", "al_emt", "fitsnap_Ta", "ecg5000"):  # every data job: timings.csv in its folder
+        assert (smoke_run / f"results/data/{name}/timings.csv").exists()
+    assert (smoke_run / "results/data/al_emt/configs.csv").exists() and not (
+        smoke_run / "results/materials/data"
+    ).exists()
 
 
 def test_report_has_every_figure(smoke_run):

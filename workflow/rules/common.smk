@@ -129,7 +129,7 @@ def mirror_path():
 def materials_data_dir(s):
     """Folder of a materials set: generated Al-EMT, or the acquired FitSNAP set named by its `source`."""
     m = config["materials"]
-    return "results/materials/data/al_emt" if s == "al_emt" else f"results/data/{m[s]['source']}"
+    return "results/data/al_emt" if s == "al_emt" else f"results/data/{m[s]['source']}"
 
 
 def acquire_cfg(wildcards):

@@ -1,5 +1,5 @@
-# Raw-data layer (src/nnrds/data/, commands in src/nnrds/commands/data.py): simulator ensembles and
-# verified acquisition of the real datasets. Config: `data` (workflow/schemas/studies/data.schema.yaml): `data.elm`,
+# Raw-data layer (src/nnrds/data/, commands in src/nnrds/commands/data.py): simulator ensembles, the generated
+# Al-EMT set and verified acquisition of the real datasets, each in results/data/<name>/ with timings.csv. Config: `data` (workflow/schemas/studies/data.schema.yaml): `data.elm`,
 # `data.chem`, `data.acquire`, and `data.mirror` (null = download from the pinned origin). Rules name folders; the
 # commands write fixed file names.
 RAW = config["data"]
@@ -9,9 +9,8 @@ RAW_TABLES = ["ptrain", "ytrain", "ptest", "ytest"]
 
 rule data_elm:
     output:
-        **table_outputs(f"{RAW_DIR}/elm", RAW_TABLES + ["trajectories"]),
+        **table_outputs(f"{RAW_DIR}/elm", RAW_TABLES + ["trajectories"] + ["timings"]),
         metadata=f"{RAW_DIR}/elm/metadata.json",
-        timing=f"{RAW_DIR}/elm/timing.json",
     log:
         f"{RAW_DIR}/logs/elm.log",
     benchmark:
@@ -21,16 +20,15 @@ rule data_elm:
     params:
         cfg=cfg_arg(RAW["elm"]),
         in_dirs="",
-        out_dir=out_dir_of("timing"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("data-elm")
 
 
 rule data_chem:
     output:
-        **table_outputs(f"{RAW_DIR}/chem", RAW_TABLES),
+        **table_outputs(f"{RAW_DIR}/chem", RAW_TABLES + ["timings"]),
         metadata=f"{RAW_DIR}/chem/metadata.json",
-        timing=f"{RAW_DIR}/chem/timing.json",
     log:
         f"{RAW_DIR}/logs/chem.log",
     benchmark:
@@ -41,9 +39,27 @@ rule data_chem:
     params:
         cfg=cfg_arg(RAW["chem"]),
         in_dirs="",
-        out_dir=out_dir_of("timing"),
+        out_dir=out_dir_of("provenance"),
     shell:
         nnrds_shell("data-chem")
+
+
+rule data_al_emt:
+    output:
+        **table_outputs(f"{RAW_DIR}/al_emt", ["configs", "atoms", "timings"]),
+        metadata=f"{RAW_DIR}/al_emt/metadata.json",
+    log:
+        f"{RAW_DIR}/logs/al_emt.log",
+    benchmark:
+        f"{RAW_DIR}/benchmarks/al_emt.tsv"
+    resources:
+        **cluster_resources(),
+    params:
+        cfg=cfg_arg({"seed": config["seed"], "spec": config["materials"]["al_emt"]}),
+        in_dirs="",
+        out_dir=out_dir_of("provenance"),
+    shell:
+        nnrds_shell("data-al-emt")
 
 
 rule data_figure:
@@ -71,6 +87,7 @@ rule data_acquire_fitsnap:
         configs=f"{RAW_DIR}/{{dataset}}/configs.csv",
         atoms=f"{RAW_DIR}/{{dataset}}/atoms.csv",
         metadata=f"{RAW_DIR}/{{dataset}}/metadata.json",
+        timings=f"{RAW_DIR}/{{dataset}}/timings.csv",
         provenance=f"{RAW_DIR}/{{dataset}}/provenance.json",
     log:
         f"{RAW_DIR}/logs/acquire_{{dataset}}.log",
@@ -90,6 +107,7 @@ rule data_acquire_ecg5000:
     output:
         train=f"{RAW_DIR}/{{dataset}}/train.csv",
         metadata=f"{RAW_DIR}/{{dataset}}/metadata.json",
+        timings=f"{RAW_DIR}/{{dataset}}/timings.csv",
         provenance=f"{RAW_DIR}/{{dataset}}/provenance.json",
     log:
         f"{RAW_DIR}/logs/acquire_{{dataset}}.log",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import io, verdicts
-from .common import add_job_args, in_tables
+from .common import add_commands, in_tables
 
 TEXT_COLUMNS = ["study", "claim_id", "claim", "what_was_run", "unit", "effect_name", "test", "verdict", "figure"]
 
@@ -170,16 +170,14 @@ LEDGER_TABLE, LEDGER_CAPTION = "claims.csv", "claims_caption.rst"
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "claims-ledger",
-        help="concatenate the studies' claims.csv into the checked ledger results/claims.csv and "
-        "write its report caption (RST table)",
-    )
-    add_job_args(p, "{scale}; --in-dir: each enabled study's results folder (its claims.csv)")
-    p.set_defaults(func=_ledger)
+    add_commands(sub, {"claims-ledger": _ledger})
 
 
 def _ledger(args) -> int:
+    """concatenate the studies' claims.csv into the checked ledger results/claims.csv and write its report caption
+    (RST table)
+
+    Config: {scale}; --in-dir: each enabled study's results folder (its claims.csv)"""
     tables = [str(p) for p in in_tables(args, "claims.csv")]
     for t in tables:
         if not Path(t).exists():

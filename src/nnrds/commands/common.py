@@ -9,9 +9,10 @@ tables it produces and how to compute them."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pandas as pd
 
 from .. import guards, io
 from ..cli import json_arg
+from ..experiment import Cell
 
 
 def add_job_args(p, config_help: str = "validated config slice of the job") -> None:
@@ -41,6 +43,24 @@ def add_command(sub, name: str, func, help: str, config_help: str) -> None:
     p.set_defaults(func=func)
 
 
+def add_commands(sub, commands: Mapping[str, Callable]) -> None:
+    """Register ``nnrds <name>`` for every ``name: func`` of ``commands`` (:func:`add_command`); the help texts are
+    the function's docstring (:func:`command_help`), so a study's commands are one dict."""
+    for name, func in commands.items():
+        add_command(sub, name, func, *command_help(func))
+
+
+def command_help(func) -> tuple[str, str]:
+    """(help, config help) of a command function from its docstring: the first paragraph says what the command
+    does, the paragraph starting ``Config:`` what its ``--config-json`` slice holds (default: "validated config
+    slice of the job")."""
+    paras = [" ".join(p.split()) for p in (inspect.getdoc(func) or "").split("\n\n") if p.strip()]
+    if not paras or paras[0].startswith("Config:"):
+        raise ValueError(f"command function {func.__name__} needs a docstring saying what the command does")
+    conf = [p.removeprefix("Config:").strip() for p in paras[1:] if p.startswith("Config:")]
+    return paras[0], conf[0] if conf else "validated config slice of the job"
+
+
 def in_tables(args, name: str) -> list[Path]:
     """``<in-dir>/<name>`` of every input folder, in the rule's order (``name`` includes the suffix)."""
     return [Path(d) / name for d in args.in_dir]
@@ -59,6 +79,26 @@ def dataset_spec(args) -> dict:
     if data_dir:
         spec["data_dir"] = data_dir
     return spec
+
+
+def cell_of(args, **changes) -> Cell:
+    """The :class:`~nnrds.experiment.Cell` of a cell job from its config slice: ``cell`` (identity), ``study``,
+    ``seed``, ``device``, ``dtype``, ``dataset`` (with the rule's folder, :func:`dataset_spec`), ``parameterization``
+    and ``data`` when the slice has them, and the ``--in-dir`` folders; ``changes`` override fields (e.g. the study
+    part a cell runs)."""
+    c = args.config_json
+    cell = Cell(
+        id=c.get("cell", {}),
+        study=c["study"],
+        base_seed=c["seed"],
+        device=c.get("device", "auto"),
+        dtype=c.get("dtype", "float32"),
+        dataset=dataset_spec(args) if "dataset" in c else None,
+        parameterization=c.get("parameterization"),
+        in_dirs=tuple(args.in_dir),
+        data=c.get("data"),
+    )
+    return cell.but(**changes) if changes else cell
 
 
 def job_where(args, job: str, config_key: str | None = None) -> guards.Where:
@@ -108,6 +148,25 @@ def cell_job(
             job=job,
         ),
     )
+
+
+def run_cell_job(
+    args,
+    prefix: str,
+    run_cell: Callable[[Cell], Mapping[str, pd.DataFrame]],
+    *,
+    config_key: str | None = None,
+    allow_nonfinite: Mapping[str, Iterable[str]] | None = None,
+    **changes,
+) -> int:
+    """The body of every ``<study>-train`` command: ``run_cell(cell_of(args, **changes))`` inside :func:`cell_job`
+    named ``<prefix>/<cell id values...>`` (e.g. ``wp_gap/chem/wp``); the tables it returns are written."""
+    cell = cell_of(args, **changes)
+    with cell_job(
+        args, "/".join([prefix, *map(str, cell.id.values())]), config_key=config_key, allow_nonfinite=allow_nonfinite
+    ) as out:
+        out.update(run_cell(cell))
+    return 0
 
 
 def concat(paths: list[str], sort_by: list[str] | None = None) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..data import regression
 from ..studies import continuous_depth as cd
-from .common import add_job_args, cell_job, concat, dataset_spec, in_tables, write_summary
+from .common import add_commands, concat, in_tables, run_cell_job, write_summary
 
 #: tables of an oscillator cell and of a WP cell (besides timings.csv and provenance.json)
 OSC_TABLES = ["runs", "convergence", "reference"]
@@ -24,60 +24,37 @@ SUMMARY_TABLES = ["runs", "convergence", "reference", "wp_runs", "timings", "mod
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "continuous-depth-oscillator",
-        help="train G with one scheme (systems x dt's x seeds as one replica batch); convergence sweep",
+    add_commands(
+        sub,
+        {
+            "continuous-depth-oscillator": _oscillator,
+            "continuous-depth-wp": _wp,
+            "continuous-depth-summarize": _summarize,
+        },
     )
-    add_job_args(p, "{seed, device, dtype, torch_threads, study, cell: {scheme}}")
-    p.set_defaults(func=_oscillator)
 
-    p = sub.add_parser(
-        "continuous-depth-wp", help="train one ResNet parameterization at depth L; evaluate it at depths L'"
-    )
-    add_job_args(p, "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {param}}")
-    p.set_defaults(func=_wp)
 
-    p = sub.add_parser(
-        "continuous-depth-summarize",
-        help="concatenate cells; per-model errors and slopes, WP depth convergence, claims; caption",
+def _part_job(args, part: str, run_cell, **kw) -> int:
+    """A cell of one part (``oscillator`` or ``wp``): the part's settings and dtype, its job name and config key."""
+    cfg = cd.part_config(args.config_json["study"], part)
+    return run_cell_job(
+        args, f"{cd.STUDY}/{part}", run_cell, config_key=f"{cd.STUDY}.{part}.lr", study=cfg, dtype=cfg["dtype"], **kw
     )
-    add_job_args(p, "{scale, study, dataset: the WP dataset's spec}")
-    p.set_defaults(func=_summarize)
 
 
 def _oscillator(args) -> int:
-    c = args.config_json
-    scheme = c["cell"]["scheme"]
-    with cell_job(args, f"{cd.STUDY}/oscillator/{scheme}", config_key=f"{cd.STUDY}.oscillator.lr") as out:
-        out.update(
-            cd.run_oscillator_cell(
-                scheme, cd.part_config(c["study"], "oscillator"), base_seed=c["seed"], device=c["device"]
-            )
-        )
-    return 0
+    """train G with one scheme (systems x dt's x seeds as one replica batch); convergence sweep
+
+    Config: {seed, device, dtype, torch_threads, study, cell: {scheme}}"""
+    return _part_job(args, "oscillator", cd.run_oscillator_cell)
 
 
 def _wp(args) -> int:
-    c = args.config_json
-    cfg = cd.part_config(c["study"], "wp")
-    param = c["cell"]["param"]
+    """train one ResNet parameterization at depth L; evaluate it at depths L'
+
+    Config: {seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {param}}"""
     # change_vs_next is NaN by definition at the deepest evaluation (there is no deeper one)
-    with cell_job(
-        args, f"{cd.STUDY}/wp/{param}", config_key=f"{cd.STUDY}.wp.lr", allow_nonfinite={"wp_runs": ["change_vs_next"]}
-    ) as out:
-        out.update(
-            cd.run_wp_cell(
-                cfg["dataset"],
-                dataset_spec(args),
-                param,
-                c["parameterization"],
-                cfg,
-                base_seed=c["seed"],
-                device=c["device"],
-                dtype=cfg["dtype"],
-            )
-        )
-    return 0
+    return _part_job(args, "wp", cd.run_wp_cell, allow_nonfinite={"wp_runs": ["change_vs_next"]})
 
 
 def _read(args, name: str, expected: int, sort_by: list[str]) -> pd.DataFrame:
@@ -93,6 +70,9 @@ def _read(args, name: str, expected: int, sort_by: list[str]) -> pd.DataFrame:
 
 
 def _summarize(args) -> int:
+    """concatenate cells; per-model errors and slopes, WP depth convergence, claims; caption
+
+    Config: {scale, study, dataset: the WP dataset's spec}"""
     c = args.config_json
     study = c["study"]
     n_osc, n_wp = len(study["oscillator"]["schemes"]), len(study["wp"]["parameterizations"])

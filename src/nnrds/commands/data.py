@@ -1,47 +1,41 @@
-"""Commands of the raw-data layer: simulator ensembles and verified acquisition (rules: workflow/rules/data.smk).
+"""Commands of the raw-data layer: simulator ensembles, the Al-EMT set and verified acquisition (rules:
+workflow/rules/data.smk), each writing its folder ``results/data/<name>/``.
 
-Every command takes ``--config-json`` (its slice of config ``data``; the dataset or ensemble in ``cell``),
-``--in-dir`` (only ``data-figure``: the ensemble's folder) and ``--out-dir`` (fixed file names)."""
+Every command takes ``--config-json`` (its slice of config ``data``, or ``{seed, spec}`` of ``materials.al_emt``;
+the dataset or ensemble in ``cell``), ``--in-dir`` (only ``data-figure``: the ensemble's folder) and ``--out-dir``
+(fixed file names). Every command but the figure writes ``timings.csv`` (one row: job and wall time; not
+byte-reproducible) and ``provenance.json`` beside its tables."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from .. import io
-from .common import add_command
+from .common import add_commands
 
 
 def register(sub) -> None:
-    add_command(
+    add_commands(
         sub,
-        "data-elm",
-        _elm,
-        "land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv",
-        "validated data.elm slice",
+        {
+            "data-elm": _elm,
+            "data-chem": _chem,
+            "data-al-emt": _al_emt,
+            "data-acquire": _acquire,
+            "data-figure": _figure,
+        },
     )
-    add_command(
-        sub,
-        "data-chem",
-        _chem,
-        "stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv",
-        "validated data.chem slice",
-    )
-    add_command(
-        sub,
-        "data-acquire",
-        _acquire,
-        "copy (mirror) or download a real dataset, verify it, parse it",
-        '{"mirror": folder or null, "timeout_s": seconds, "cell": {"dataset": fitsnap_Ta | fitsnap_WBe | ecg5000}}',
-    )
-    add_command(
-        sub,
-        "data-figure",
-        _figure,
-        "figure of an ensemble: trajectories (land model) and output marginals; "
-        "reads the ensemble folder (--in-dir), writes <out-dir>/<ensemble>.png/.pdf",
-        '{"cell": {"ensemble": elm | chem}}',
-    )
+
+
+def write_timings_and_provenance(out: Path, cfg: dict, job: str, t0: float, timing: dict | None = None, **prov) -> None:
+    """``timings.csv`` -- one row: ``job``, ``wall_time_s`` (since ``t0``) and the generator's own ``timing``
+    entries -- and ``provenance.json`` (``prov``: its extra entries) of a data job."""
+    wall = time.perf_counter() - t0
+    io.write_table(out / "timings.csv", pd.DataFrame([{"job": job, "wall_time_s": wall, **(timing or {})}]))
+    io.write_json(out / "provenance.json", io.provenance(cfg, wall_time_s=wall, job=job, **prov))
 
 
 def _write(out: Path, res: dict, cfg: dict, job: str, t0: float) -> None:
@@ -50,16 +44,8 @@ def _write(out: Path, res: dict, cfg: dict, job: str, t0: float) -> None:
     write_ensemble(out, res["ptrain"], res["ytrain"], res["ptest"], res["ytest"], res["meta"])
     if res.get("traj") is not None:
         io.write_table(out / "trajectories.csv", res["traj"])
-    io.write_json(out / "timing.json", res["timing"])  # wall clock: not byte-reproducible
-    io.write_json(
-        out / "provenance.json",
-        io.provenance(
-            cfg,
-            seeds=res["meta"]["seeds"],
-            wall_time_s=time.perf_counter() - t0,
-            job=job,
-            runs_per_s=res["timing"]["runs_per_s"],
-        ),
+    write_timings_and_provenance(
+        out, cfg, job, t0, res["timing"], seeds=res["meta"]["seeds"], runs_per_s=res["timing"]["runs_per_s"]
     )
     print(
         f"{job}: {res['timing']['members']} runs in {res['timing']['wall_s']:.2f} s "
@@ -68,6 +54,9 @@ def _write(out: Path, res: dict, cfg: dict, job: str, t0: float) -> None:
 
 
 def _elm(args) -> int:
+    """land-model (simplified ELM) ensemble -> ptrain/ytrain/ptest/ytest.csv
+
+    Config: validated data.elm slice"""
     from ..data import ensembles
 
     t0 = time.perf_counter()
@@ -76,6 +65,9 @@ def _elm(args) -> int:
 
 
 def _chem(args) -> int:
+    """stiff-chemistry (Robertson) ensemble -> ptrain/ytrain/ptest/ytest.csv
+
+    Config: validated data.chem slice"""
     from ..data import ensembles
 
     t0 = time.perf_counter()
@@ -83,17 +75,34 @@ def _chem(args) -> int:
     return 0
 
 
+def _al_emt(args) -> int:
+    """generate the Al-EMT configurations (ASE + EMT) -> configs.csv, atoms.csv, metadata.json
+
+    Config: {seed, spec} (spec = materials.al_emt)"""
+    from ..data import al_emt
+
+    c, out = args.config_json, Path(args.out_dir)
+    t0 = time.perf_counter()
+    conf, atoms, meta = al_emt.tables(c["spec"], c["seed"])
+    io.write_table(out / "configs.csv", conf)
+    io.write_table(out / "atoms.csv", atoms)
+    io.write_json(out / "metadata.json", meta)
+    write_timings_and_provenance(out, c, "data/al_emt", t0, {"configurations": len(conf)}, seeds=[c["seed"]])
+    return 0
+
+
 def _acquire(args) -> int:
+    """copy (mirror) or download a real dataset, verify it, parse it
+
+    Config: {"mirror": folder or null, "timeout_s": seconds, "cell": {"dataset": fitsnap_Ta | fitsnap_WBe |
+    ecg5000}}"""
     from ..data import acquire
 
     c = args.config_json
     name = c["cell"]["dataset"]
     t0 = time.perf_counter()
     meta = acquire.acquire(name, args.out_dir, c.get("mirror"), timeout=c.get("timeout_s", 300))
-    io.write_json(
-        Path(args.out_dir) / "provenance.json",
-        io.provenance(c, wall_time_s=time.perf_counter() - t0, job=f"data/{name}", verification=meta["verification"]),
-    )
+    write_timings_and_provenance(Path(args.out_dir), c, f"data/{name}", t0, verification=meta["verification"])
     print(
         f"data/{name}: verified ({meta['verification']['check']} {meta['verification']['digest']}) "
         f"from {meta['verification']['source']}"
@@ -102,6 +111,10 @@ def _acquire(args) -> int:
 
 
 def _figure(args) -> int:
+    """figure of an ensemble: trajectories (land model) and output marginals; reads the ensemble folder (--in-dir),
+    writes <out-dir>/<ensemble>.png/.pdf
+
+    Config: {"cell": {"ensemble": elm | chem}}"""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -2,10 +2,9 @@
 workflow/rules/materials.smk). Every command takes ``--config-json``, ``--in-dir``, ``--out-dir`` and writes
 fixed table names (src/nnrds/commands/common.py).
 
-``materials-data``: generates the Al-EMT set (config ``{seed, spec}``); writes :data:`DATA_TABLES`,
-``metadata.json`` and ``provenance.json``.
 ``materials-train``: one set (config ``cell: {set}``), every split; reads ``configs.csv`` / ``atoms.csv`` from
-its ``--in-dir``; writes :data:`CELL_TABLES` and ``timings.csv``.
+its ``--in-dir`` (the data layer's folder: ``data-al-emt`` or ``data-acquire``); writes :data:`CELL_TABLES` and
+``timings.csv``.
 ``materials-summarize``: reads the cells' folders, the folder of the linear-SNAP reference
 (:data:`REFERENCE_TABLE`) and the acquired FitSNAP sets' folders (their ``metadata.json``: detected stress
 units), told apart by the files they hold; writes :data:`SUMMARY_TABLES` and ``caption.rst``.
@@ -15,16 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-from .. import io
-from ..data import al_emt
 from ..studies import materials
-from .common import add_job_args, cell_job, concat, write_summary
+from .common import add_commands, concat, run_cell_job, write_summary
 
-#: tables of the generated Al-EMT set (besides metadata.json and provenance.json)
-DATA_TABLES = ["configs", "atoms"]
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["metrics", "predictions", "calibration", "ev", "history", "info", "config_errors"]
 #: tables of the summary
@@ -37,55 +31,17 @@ NAN_BY_DESIGN = {"metrics": ["spearman_std_abs_err"], "info": ["train_bulk_volum
 
 
 def register(sub) -> None:
-    p = sub.add_parser("materials-data", help="generate the Al-EMT configurations (ASE + EMT) as tidy tables")
-    add_job_args(p, "{seed, spec} (spec = materials.al_emt)")
-    p.set_defaults(func=_data)
-
-    p = sub.add_parser(
-        "materials-train", help="train ensemble + Bayes-by-backprop potentials on every split of one set"
-    )
-    add_job_args(p, "{seed, device, dtype, torch_threads, study, cell: {set}} (set: al_emt, fitsnap (Ta), wbe (W-Be))")
-    p.set_defaults(func=_train)
-
-    p = sub.add_parser(
-        "materials-summarize",
-        help="concatenate sets; per-group errors beside linear SNAP, claims; "
-        "caption with accuracy, calibration, timings",
-    )
-    add_job_args(p, "{scale, seed, study}")
-    p.set_defaults(func=_summarize)
-
-
-def _data(args) -> int:
-    c, out = args.config_json, Path(args.out_dir)
-    t0 = time.perf_counter()
-    conf, atoms, meta = al_emt.tables(c["spec"], c["seed"])
-    io.write_table(out / "configs.csv", conf)
-    io.write_table(out / "atoms.csv", atoms)
-    io.write_json(out / "metadata.json", meta)
-    io.write_json(
-        out / "provenance.json",
-        io.provenance(c, seeds=[c["seed"]], wall_time_s=time.perf_counter() - t0, job="materials/data"),
-    )
-    return 0
+    add_commands(sub, {"materials-train": _train, "materials-summarize": _summarize})
 
 
 def _train(args) -> int:
+    """train ensemble + Bayes-by-backprop potentials on every split of one set
+
+    Config: {seed, device, dtype, torch_threads, study, cell: {set}} (set: al_emt, fitsnap (Ta), wbe (W-Be))"""
     c = args.config_json
     mset = c["cell"]["set"]
-    with cell_job(args, f"materials/{mset}", allow_nonfinite=NAN_BY_DESIGN) as out:
-        out.update(
-            materials.run_cell(
-                mset,
-                {**c["study"][mset], "kind": mset},
-                c["study"],
-                args.in_dir[0],
-                base_seed=c["seed"],
-                device=c["device"],
-                dtype=c["dtype"],
-            )
-        )
-    return 0
+    dspec = {**c["study"][mset], "kind": mset}
+    return run_cell_job(args, "materials", materials.run_cell, allow_nonfinite=NAN_BY_DESIGN, dataset=dspec)
 
 
 def input_folders(in_dirs: list[str]) -> tuple[list[Path], Path | None, list[Path]]:
@@ -100,6 +56,9 @@ def input_folders(in_dirs: list[str]) -> tuple[list[Path], Path | None, list[Pat
 
 
 def _summarize(args) -> int:
+    """concatenate sets; per-group errors beside linear SNAP, claims; caption with accuracy, calibration, timings
+
+    Config: {scale, seed, study}"""
     c = args.config_json
     cells, ref_dir, data_dirs = input_folders(args.in_dir)
     t = {name: concat([str(d / f"{name}.csv") for d in cells]) for name in CELL_TABLES}

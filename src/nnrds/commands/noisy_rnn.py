@@ -8,7 +8,7 @@ the cells' folders (``--in-dir``), writes :data:`SUMMARY_TABLES`, ``caption.rst`
 
 from __future__ import annotations
 
-from .common import add_command, cell_job, in_tables, read_tables, write_summary
+from .common import add_commands, in_tables, read_tables, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs"]
@@ -18,42 +18,30 @@ RUN_KEYS = ["dataset", "model", "variant", "perturbation", "strength", "seed"]
 
 
 def register(sub) -> None:
-    add_command(
-        sub,
-        "noisy-rnn-train",
-        _train,
-        "train one dataset x model cell (all seeds and noise levels as replicas) and evaluate it under every "
-        "test-time perturbation",
-        "{seed, device, dtype, torch_threads, study, data: {mirror}, ecg_file, "
-        "cell: {dataset: digits | digits_permuted | ecg5000, model: lipschitz | noisy | antisymmetric | lstm}}",
-    )
-    add_command(
-        sub,
-        "noisy-rnn-summarize",
-        _summarize,
-        "concatenate cells; mean ± std over seeds; paired noisy-vs-Lipschitz robustness (accuracy drop, "
-        "matched clean accuracy, Holm); writes runs, timings, summary, robustness_comparison, claims, "
-        "clean_vs_training_noise, caption.rst, provenance.json",
-        "{scale, study}",
-    )
+    add_commands(sub, {"noisy-rnn-train": _train, "noisy-rnn-summarize": _summarize})
 
 
 def _train(args) -> int:
+    """train one dataset x model cell (all seeds and noise levels as replicas) and evaluate it under every
+    test-time perturbation
+
+    Config: {seed, device, dtype, torch_threads, study, data: {mirror}, ecg_file, cell: {dataset: digits |
+    digits_permuted | ecg5000, model: lipschitz | noisy | antisymmetric | lstm}}"""
     from ..studies import noisy_rnn
 
     c = args.config_json
-    ds, model = c["cell"]["dataset"], c["cell"]["model"]
     study = dict(c["study"])
     if args.in_dir:  # the ECG5000 file the rule gives (its folder), not a path of the config
         study["ecg_path"] = str(in_tables(args, c.get("ecg_file", "train.csv"))[0])
-    with cell_job(args, f"noisy_rnn/{ds}/{model}") as out:
-        out["runs"], out["timings"] = noisy_rnn.run_cell(
-            ds, model, study, c.get("data"), base_seed=c["seed"], device=c["device"], dtype=c["dtype"]
-        )
-    return 0
+    return run_cell_job(args, "noisy_rnn", noisy_rnn.run_cell, study=study)
 
 
 def _summarize(args) -> int:
+    """concatenate cells; mean ± std over seeds; paired noisy-vs-Lipschitz robustness (accuracy drop, matched clean
+    accuracy, Holm); writes runs, timings, summary, robustness_comparison, claims, clean_vs_training_noise,
+    caption.rst, provenance.json
+
+    Config: {scale, study}"""
     from ..studies import noisy_rnn
 
     c = args.config_json

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import io
 from ..studies import pinn_failure
-from .common import add_job_args, cell_job, read_tables, write_summary
+from .common import add_commands, read_tables, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs", "history", "fields", "landscape", "landscape_stats"]
@@ -32,32 +32,22 @@ RUN_KEYS = ["problem", "mode", "coef", "seed"]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("pinn-failure-train", help="train one problem x training-mode cell (all coefficients and seeds)")
-    add_job_args(p, "{seed, device, dtype, torch_threads, study, cell: {problem, mode}}")
-    p.set_defaults(func=_train)
-
-    p = sub.add_parser("pinn-failure-summarize", help="concatenate cells; per-seed effects, claims table; caption")
-    add_job_args(p, "{scale, study}")
-    p.set_defaults(func=_summarize)
-
-    p = sub.add_parser(
-        "pinn-failure-bench", help="speed-up of replica batching over a loop (benchmarks/pinn_batching.md)"
+    add_commands(
+        sub, {"pinn-failure-train": _train, "pinn-failure-summarize": _summarize, "pinn-failure-bench": _bench}
     )
-    add_job_args(p, "overrides of nnrds.studies.pinn_failure.BENCH_DEFAULTS")
-    p.set_defaults(func=_bench)
 
 
 def _train(args) -> int:
-    c = args.config_json
-    problem, mode = c["cell"]["problem"], c["cell"]["mode"]
-    with cell_job(args, f"pinn_failure/{problem}/{mode}", config_key="pinn_failure.lbfgs") as out:
-        out.update(
-            pinn_failure.run_cell(problem, mode, c["study"], base_seed=c["seed"], device=c["device"], dtype=c["dtype"])
-        )
-    return 0
+    """train one problem x training-mode cell (all coefficients and seeds)
+
+    Config: {seed, device, dtype, torch_threads, study, cell: {problem, mode}}"""
+    return run_cell_job(args, "pinn_failure", pinn_failure.run_cell, config_key="pinn_failure.lbfgs")
 
 
 def _summarize(args) -> int:
+    """concatenate cells; per-seed effects, claims table; caption
+
+    Config: {scale, study}"""
     c = args.config_json
     runs = read_tables(args, "runs", RUN_KEYS)
     order = {p: i for i, p in enumerate(c["study"]["problems"])}
@@ -89,6 +79,9 @@ def _summarize(args) -> int:
 
 
 def _bench(args) -> int:
+    """speed-up of replica batching over a loop (benchmarks/pinn_batching.md)
+
+    Config: overrides of nnrds.studies.pinn_failure.BENCH_DEFAULTS"""
     from pathlib import Path
 
     table = pinn_failure.batching_benchmark(args.config_json)

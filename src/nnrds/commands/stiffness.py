@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..data import regression
 from ..studies import stiffness
-from .common import add_command, cell_job, dataset_spec, read_tables, write_summary
+from .common import add_commands, read_tables, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs", "metrics", "eigenvalues"]
@@ -31,44 +31,24 @@ RUN_KEYS = ["dataset", "parameterization", "regularizer", "strength", "seed"]
 
 
 def register(sub) -> None:
-    add_command(
-        sub,
-        "stiffness-train",
-        _train,
-        "train one dataset x parameterization cell (none / L2 grid / penalty grid x seeds as one replica "
-        "batch), tracking Jacobian-spectrum metrics",
-        "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}",
-    )
-    add_command(
-        sub,
-        "stiffness-summarize",
-        _summarize,
-        "concatenate cells; claims (a) and (b) with intervals and verdicts (claims.csv); stiffness-gap "
-        "correlation, eigenvalue panels; caption",
-        "{scale, study, datasets}",
-    )
+    add_commands(sub, {"stiffness-train": _train, "stiffness-summarize": _summarize})
 
 
 def _train(args) -> int:
-    c = args.config_json
-    ds, param = c["cell"]["dataset"], c["cell"]["param"]
+    """train one dataset x parameterization cell (none / L2 grid / penalty grid x seeds as one replica batch),
+    tracking Jacobian-spectrum metrics
+
+    Config: {seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}"""
     # the stiffness ratio is NaN by definition when no eigenvalue has Re < 0 (max|Re| / min|Re| over Re < 0)
     nan_ok = {"runs": ["stiffness_ratio", "stiffness_ratio_init"], "metrics": ["value"]}
-    with cell_job(args, f"stiffness/{ds}/{param}", allow_nonfinite=nan_ok) as out:
-        out["runs"], out["metrics"], out["eigenvalues"], out["timings"] = stiffness.run_cell(
-            ds,
-            dataset_spec(args),
-            param,
-            c["parameterization"],
-            c["study"],
-            base_seed=c["seed"],
-            device=c["device"],
-            dtype=c["dtype"],
-        )
-    return 0
+    return run_cell_job(args, "stiffness", stiffness.run_cell, allow_nonfinite=nan_ok)
 
 
 def _summarize(args) -> int:
+    """concatenate cells; claims (a) and (b) with intervals and verdicts (claims.csv); stiffness-gap correlation,
+    eigenvalue panels; caption
+
+    Config: {scale, study, datasets}"""
     c = args.config_json
     study = c["study"]
     runs = read_tables(args, "runs", RUN_KEYS)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import guards, io
-from .common import add_job_args, in_tables
+from .common import add_commands, cell_of, in_tables
 
 JOB_TABLES = ("metrics", "calibration", "predictions", "slices", "trace", "timings")
 DEPTH_TABLES = ("depth_runs", "depth_timings")
@@ -29,32 +29,21 @@ SUMMARY_TABLES = (*JOB_TABLES, "coverage_crps", "claims", *DEPTH_TABLES)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("uq-elm-fit", help="ELM surrogate UQ: every method for one architecture (or extrapolation)")
-    add_job_args(p, "{job, study, seed, device, dtype, torch_threads}; --in-dir: the ELM ensemble folder")
-    p.set_defaults(func=_fit)
-
-    p = sub.add_parser("uq-elm-depth", help="ELM surrogate UQ: NUTS feasibility over depth for one training size")
-    add_job_args(p, "{n_train, study, seed, torch_threads}; --in-dir: the ELM ensemble folder")
-    p.set_defaults(func=_depth)
-
-    p = sub.add_parser("uq-elm-truth", help="the simulator along the 1-D slices of the ELM UQ study")
-    add_job_args(p, "{elm: data.elm, slices: uq_elm.slices}; --in-dir: the ELM ensemble folder")
-    p.set_defaults(func=_truth)
-
-    p = sub.add_parser("uq-elm-summarize", help="concatenate the fit jobs and depth cells; caption, claims")
-    add_job_args(p, "{scale, seed, study}; --in-dir: the fit jobs' and depth cells' folders")
-    p.set_defaults(func=_summarize)
-
-    p = sub.add_parser("uq-bench", help="NUTS ESS/s on the ELM WP-ResNet posterior: vanilla Pyro vs nnrds vs NumPyro")
-    add_job_args(
-        p,
-        "overrides of nnrds.uq.bench.DEFAULTS (n_train, width, depth, warmup, samples, engines, ...); "
-        "--in-dir: the ELM ensemble folder",
+    add_commands(
+        sub,
+        {
+            "uq-elm-fit": _fit,
+            "uq-elm-depth": _depth,
+            "uq-elm-truth": _truth,
+            "uq-elm-summarize": _summarize,
+            "uq-bench": _bench,
+        },
     )
-    p.set_defaults(func=_bench)
 
 
-def _job(args, name: str, fn) -> dict:
+def _job(args, name: str, run, **cell_id) -> dict:
+    """Run ``run(cell)`` (the cell's identity ``cell_id``, see :func:`~nnrds.commands.common.cell_of`) and write
+    its tables and provenance."""
     import torch
 
     c = args.config_json
@@ -62,7 +51,7 @@ def _job(args, name: str, fn) -> dict:
     t0 = time.perf_counter()
     where = guards.Where(study="uq_elm", cell=name, config_key="uq_elm")
     with guards.job(where):  # loops name this study and job when they diverge (nnrds.uq.inference sets the key)
-        res = fn(c)
+        res = run(cell_of(args, id=cell_id))
     out = Path(args.out_dir)
     for k, df in res.items():
         io.write_table(out / f"{k}.csv", df)
@@ -74,22 +63,31 @@ def _job(args, name: str, fn) -> dict:
 
 
 def _fit(args) -> int:
+    """ELM surrogate UQ: every method for one architecture (or extrapolation)
+
+    Config: {job, study, seed, device, dtype, torch_threads}; --in-dir: the ELM ensemble folder"""
     from ..studies import uq_elm
 
     job = args.config_json["job"]
-    _job(args, job, lambda c: uq_elm.run_job(job, args.in_dir[0], c["study"], base_seed=c["seed"]))
+    _job(args, job, uq_elm.run_job, job=job)
     return 0
 
 
 def _depth(args) -> int:
+    """ELM surrogate UQ: NUTS feasibility over depth for one training size
+
+    Config: {n_train, study, seed, torch_threads}; --in-dir: the ELM ensemble folder"""
     from ..studies import uq_elm
 
     n = int(args.config_json["n_train"])
-    _job(args, f"depth_n{n}", lambda c: uq_elm.run_depth_cell(n, args.in_dir[0], c["study"], base_seed=c["seed"]))
+    _job(args, f"depth_n{n}", uq_elm.run_depth_cell, n_train=n)
     return 0
 
 
 def _truth(args) -> int:
+    """the simulator along the 1-D slices of the ELM UQ study
+
+    Config: {elm: data.elm, slices: uq_elm.slices}; --in-dir: the ELM ensemble folder"""
     from ..data import read_metadata
     from ..studies import uq_elm
 
@@ -108,6 +106,9 @@ def _concat(args, name: str) -> pd.DataFrame:
 
 
 def _summarize(args) -> int:
+    """concatenate the fit jobs and depth cells; caption, claims
+
+    Config: {scale, seed, study}; --in-dir: the fit jobs' and depth cells' folders"""
     from ..studies import uq_elm
 
     c = args.config_json
@@ -157,6 +158,10 @@ def _summarize(args) -> int:
 
 
 def _bench(args) -> int:
+    """NUTS ESS/s on the ELM WP-ResNet posterior: vanilla Pyro vs nnrds vs NumPyro
+
+    Config: overrides of nnrds.uq.bench.DEFAULTS (n_train, width, depth, warmup, samples, engines, ...); --in-dir:
+    the ELM ensemble folder"""
     from ..uq import bench
 
     c = dict(args.config_json)

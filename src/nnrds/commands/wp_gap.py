@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..data import regression
 from ..studies import wp_gap
-from .common import add_job_args, cell_job, dataset_spec, read_tables, write_summary
+from .common import add_commands, read_tables, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["runs"]
@@ -38,56 +38,28 @@ RUN_KEYS = ["dataset", "parameterization", "depth", "width", "seed"]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("wp-gap-train", help="train one dataset x parameterization cell of the sweep")
-    add_job_args(p, "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}")
-    p.set_defaults(func=_train)
-
-    p = sub.add_parser("wp-gap-landscape", help="WP-ResNets vs MLP: 2-D loss slices and their smoothness statistics")
-    add_job_args(p, "{seed, device, dtype, torch_threads, study, dataset, parameterizations}")
-    p.set_defaults(func=_landscape)
-
-    p = sub.add_parser(
-        "wp-gap-summarize", help="concatenate cells; per-seed effects, median gaps, claims table; caption"
-    )
-    add_job_args(p, "{scale, study, datasets}")
-    p.set_defaults(func=_summarize)
-
-
-def _runtime(c: dict) -> dict:
-    """The job-wide keyword arguments of a training function: base seed, device, dtype."""
-    return {"base_seed": c["seed"], "device": c["device"], "dtype": c["dtype"]}
+    add_commands(sub, {"wp-gap-train": _train, "wp-gap-landscape": _landscape, "wp-gap-summarize": _summarize})
 
 
 def _train(args) -> int:
-    c = args.config_json
-    ds, param = c["cell"]["dataset"], c["cell"]["param"]
-    with cell_job(args, f"wp_gap/{ds}/{param}") as out:
-        out["runs"], out["timings"] = wp_gap.run_cell(
-            ds,
-            dataset_spec(args),
-            param,
-            c["parameterization"],
-            c["study"],
-            **_runtime(c),
-        )
-    return 0
+    """train one dataset x parameterization cell of the sweep
+
+    Config: {seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {dataset, param}}"""
+    return run_cell_job(args, "wp_gap", wp_gap.run_cell)
 
 
 def _landscape(args) -> int:
-    c = args.config_json
-    ds = wp_gap.landscape_config(c["study"])["dataset"]
-    with cell_job(args, f"wp_gap/landscape {ds}") as out:
-        out["landscape"], out["landscape_stats"], out["timings"] = wp_gap.run_landscape(
-            ds,
-            dataset_spec(args),
-            c["parameterizations"],
-            c["study"],
-            **_runtime(c),
-        )
-    return 0
+    """WP-ResNets vs MLP: 2-D loss slices and their smoothness statistics
+
+    Config: {seed, device, dtype, torch_threads, study, dataset, parameterizations}"""
+    pspecs = args.config_json["parameterizations"]
+    return run_cell_job(args, "wp_gap/landscape", lambda cell: wp_gap.run_landscape(cell, pspecs))
 
 
 def _summarize(args) -> int:
+    """concatenate cells; per-seed effects, median gaps, claims table; caption
+
+    Config: {scale, study, datasets}"""
     c = args.config_json
     land_dirs = [d for d in args.in_dir if (Path(d) / "landscape_stats.csv").exists()]
     cells = argparse.Namespace(**{**vars(args), "in_dir": [d for d in args.in_dir if d not in land_dirs]})

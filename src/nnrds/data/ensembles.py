@@ -29,6 +29,59 @@ def elm_forcing(cfg: dict) -> elm.Forcing:
     return elm.synthetic_forcing(site, cfg["forcing_seed"], tau)
 
 
+def _split(ptrain: pd.DataFrame, ptest: pd.DataFrame, y: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """ptrain, ytrain, ptest, ytest of an ensemble run on the training then the test design (outputs ``y``, one row
+    per member in that order)."""
+    n = len(ptrain)
+    return {
+        "ptrain": ptrain,
+        "ytrain": y.iloc[:n].reset_index(drop=True),
+        "ptest": ptest,
+        "ytest": y.iloc[n:].reset_index(drop=True),
+    }
+
+
+def elm_input_rows(names: list[str], lo, hi) -> list[dict]:
+    """Metadata of the land model's design inputs: name, unit, range, default and description (a fixed constant
+    of the model has no unit of its own: "-")."""
+    return [
+        {
+            "name": k,
+            "unit": elm.PERTURBED[k][1] if k in elm.PERTURBED else "-",
+            "low": float(a),
+            "high": float(b),
+            "default": elm.PERTURBED.get(k, (elm.FIXED.get(k),))[0],
+            "description": elm.PERTURBED.get(k, (None, None, "fixed constant"))[2],
+        }
+        for k, a, b in zip(names, lo, hi)
+    ]
+
+
+def elm_metadata(cfg: dict, names: list[str], lo, hi, forcing: elm.Forcing, y: pd.DataFrame) -> dict:
+    """``metadata.json`` of a land-model ensemble: inputs (:func:`elm_input_rows`), outputs, design, seeds,
+    forcing, spin-up, and the members whose vegetation collapsed (GPP < 1% of the median)."""
+    collapsed = int((y["gpp"] < 0.01 * max(float(y["gpp"].median()), 1e-12)).sum())
+    return {
+        "model": "simplified ELM-style daily carbon-cycle model (nnrds.data.elm)",
+        "inputs": elm_input_rows(names, lo, hi),
+        "outputs": [{"name": k, "unit": u, "description": d} for k, (u, d) in elm.QOIS.items()],
+        "n_train": cfg["n_train"],
+        "n_test": cfg["n_test"],
+        "design": cfg["design"],
+        "seeds": {"design_train": cfg["seed"], "design_test": cfg["seed"] + 1, "forcing": cfg["forcing_seed"]},
+        "forcing": cfg["forcing_file"] or "synthetic seeded climatology",
+        "recorded_years": forcing.n_days // elm.DAYS,
+        "spinup": {
+            "cycles": cfg["spinup_cycles"],
+            "analytic_jumps": cfg["analytic_jumps"],
+            "years": cfg["spinup_cycles"] * forcing.n_days // elm.DAYS,
+        },
+        "collapsed_members": collapsed,
+        "collapsed_note": "members whose vegetation dies out (GPP < 1% of the median): a genuine model outcome",
+        "fixed_overrides": cfg["fixed"],
+    }
+
+
 def build_elm(cfg: dict) -> dict:
     """ptrain, ytrain, ptest, ytest, trajectories, metadata and timing for ``data.elm``."""
     _counts(cfg, "data.elm")
@@ -50,52 +103,14 @@ def build_elm(cfg: dict) -> dict:
     )
     wall = time.perf_counter() - t0
     n = len(both)
-    collapsed = int((y["gpp"] < 0.01 * max(float(y["gpp"].median()), 1e-12)).sum())
-    units = {k: elm.PERTURBED[k][1] if k in elm.PERTURBED else "-" for k in names}
-    meta = {
-        "model": "simplified ELM-style daily carbon-cycle model (nnrds.data.elm)",
-        "inputs": [
-            {
-                "name": k,
-                "unit": units[k],
-                "low": float(a),
-                "high": float(b),
-                "default": elm.PERTURBED.get(k, (elm.FIXED.get(k),))[0],
-                "description": elm.PERTURBED.get(k, (None, None, "fixed constant"))[2],
-            }
-            for k, a, b in zip(names, lo, hi)
-        ],
-        "outputs": [{"name": k, "unit": u, "description": d} for k, (u, d) in elm.QOIS.items()],
-        "n_train": cfg["n_train"],
-        "n_test": cfg["n_test"],
-        "design": cfg["design"],
-        "seeds": {"design_train": cfg["seed"], "design_test": cfg["seed"] + 1, "forcing": cfg["forcing_seed"]},
-        "forcing": cfg["forcing_file"] or "synthetic seeded climatology",
-        "recorded_years": forcing.n_days // elm.DAYS,
-        "spinup": {
-            "cycles": cfg["spinup_cycles"],
-            "analytic_jumps": cfg["analytic_jumps"],
-            "years": cfg["spinup_cycles"] * forcing.n_days // elm.DAYS,
-        },
-        "collapsed_members": collapsed,
-        "collapsed_note": "members whose vegetation dies out (GPP < 1% of the median): a genuine model outcome",
-        "fixed_overrides": cfg["fixed"],
-    }
+    meta = elm_metadata(cfg, names, lo, hi, forcing, y)
     timing = {
         "members": n,
         "wall_s": wall,
         "runs_per_s": n / wall if wall > 0 else None,
         "simulated_days_per_member": forcing.n_days * (cfg["spinup_cycles"] + 1),
     }
-    return {
-        "ptrain": ptrain,
-        "ytrain": y.iloc[: len(ptrain)].reset_index(drop=True),
-        "ptest": ptest,
-        "ytest": y.iloc[len(ptrain) :].reset_index(drop=True),
-        "traj": traj,
-        "meta": meta,
-        "timing": timing,
-    }
+    return {**_split(ptrain, ptest, y), "traj": traj, "meta": meta, "timing": timing}
 
 
 def build_chem(cfg: dict) -> dict:
@@ -133,11 +148,4 @@ def build_chem(cfg: dict) -> dict:
         "mean_rhs_evaluations": float(diag["nfev"].mean()),
     }
     timing = {"members": n, "wall_s": wall, "runs_per_s": n / wall if wall > 0 else None, "n_jobs": cfg["n_jobs"]}
-    return {
-        "ptrain": ptrain,
-        "ytrain": y.iloc[: len(ptrain)].reset_index(drop=True),
-        "ptest": ptest,
-        "ytest": y.iloc[len(ptrain) :].reset_index(drop=True),
-        "meta": meta,
-        "timing": timing,
-    }
+    return {**_split(ptrain, ptest, y), "meta": meta, "timing": timing}

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..potentials.potential import fit_reference_energies
-from ..potentials.structures import Structure, from_tables
+from ..potentials.structures import VOIGT_IDX, Structure, atoms_frame, cell_columns, from_tables, stress_columns
 from .stress_units import (
     CANDIDATE_STRESS_UNITS,
     MAX_SPREAD,
@@ -56,76 +57,46 @@ def parse_fitsnap_json(text: str) -> tuple[dict, dict]:
     return data[0], {k: v for k, v in ds.items() if k != "Data"}
 
 
-def parse_files(
-    files: dict[str, bytes], set_name: str, path: str | os.PathLike
-) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Tidy store of the files of a FitSNAP set (path relative to the set's folder -> content; ``path`` names
-    their source in errors): one row per configuration (energy, stress in eV/A^3, cell, group) and one per atom.
-
-    The stress is converted from the unit the data are *in*, not the one the files declare: every (group,
-    composition) gets its unit from the thermodynamic consistency of its stresses and energies
-    (:func:`stress_unit_table`; e.g. WBe_PRB2019 declares ``StressStyle: bar`` everywhere but stores kbar in its
-    EOS and elastic groups). The table, with its evidence, goes into the metadata (``stress_units``); every row
-    of ``configs.csv`` carries its ``stress_unit`` and ``stress_unit_status`` (checked / noisy / unchecked)."""
-    confs, atoms = [], []
-    styles: dict[str, int] = {}
-    declared: list[str] = []
-    for cid, rel in enumerate(sorted(files, key=lambda p: p.encode())):
-        try:
-            d, meta = parse_fitsnap_json(files[rel].decode())
-        except (ValueError, KeyError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: {set_name}/{rel} is not a FitSNAP JSON configuration ({e})") from None
-        style = meta.get("StressStyle", "bar")
-        if style not in STRESS_TO_EV_A3:
-            raise ValueError(f"{set_name}/{rel}: unknown StressStyle {style!r}; known {sorted(STRESS_TO_EV_A3)}")
-        styles[style] = styles.get(style, 0) + 1
-        declared.append(style)
-        pos, frc = np.asarray(d["Positions"], float), np.asarray(d["Forces"], float)
-        n = int(d.get("NumAtoms", len(pos)))
-        if pos.shape != (n, 3) or frc.shape != (n, 3) or len(d["AtomTypes"]) != n:
-            raise ValueError(
-                f"{set_name}/{rel}: NumAtoms={n} but positions {pos.shape}, forces {frc.shape}, "
-                f"{len(d['AtomTypes'])} atom types"
-            )
-        st = np.asarray(d["Stress"], float) * STRESS_TO_EV_A3[style]
-        cell = np.asarray(d["Lattice"], float)
-        group = rel.split("/", 1)[0] if "/" in rel else ""
-        row = {
-            "config_id": cid,
-            "group": group,
-            "file": rel,
-            "natoms": n,
-            "species": " ".join(sorted(set(d["AtomTypes"]))),
-            "energy_eV": float(d["Energy"]),
-        }
-        for (i, j), lab in zip(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)), ("xx", "yy", "zz", "yz", "xz", "xy")):
-            row[f"stress_{lab}_eV_A3"] = st[i, j]
-        for i, v in enumerate("abc"):
-            for j, c in enumerate("xyz"):
-                row[f"cell_{v}{c}_A"] = cell[i, j]
-        confs.append(row)
-        atoms.append(
-            pd.DataFrame(
-                {
-                    "config_id": cid,
-                    "atom": np.arange(n),
-                    "species": d["AtomTypes"],
-                    "x_A": pos[:, 0],
-                    "y_A": pos[:, 1],
-                    "z_A": pos[:, 2],
-                    "fx_eV_A": frc[:, 0],
-                    "fy_eV_A": frc[:, 1],
-                    "fz_eV_A": frc[:, 2],
-                }
-            )
+def read_config(content: bytes, rel: str, set_name: str, path: str | os.PathLike) -> tuple[dict, str]:
+    """One file of a FitSNAP set (``rel`` relative to the set's folder; ``path`` names the source in errors): its
+    configuration and the stress unit it declares (``StressStyle``, default bar), checked: a known unit, and
+    ``NumAtoms`` agreeing with the positions, forces and atom types."""
+    try:
+        d, meta = parse_fitsnap_json(content.decode())
+    except (ValueError, KeyError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: {set_name}/{rel} is not a FitSNAP JSON configuration ({e})") from None
+    style = meta.get("StressStyle", "bar")
+    if style not in STRESS_TO_EV_A3:
+        raise ValueError(f"{set_name}/{rel}: unknown StressStyle {style!r}; known {sorted(STRESS_TO_EV_A3)}")
+    pos, frc = np.asarray(d["Positions"], float), np.asarray(d["Forces"], float)
+    n = int(d.get("NumAtoms", len(pos)))
+    if pos.shape != (n, 3) or frc.shape != (n, 3) or len(d["AtomTypes"]) != n:
+        raise ValueError(
+            f"{set_name}/{rel}: NumAtoms={n} but positions {pos.shape}, forces {frc.shape}, "
+            f"{len(d['AtomTypes'])} atom types"
         )
-    conf = pd.DataFrame(confs)
-    atoms = pd.concat(atoms, ignore_index=True)
-    log.info(
-        "%s: %d configurations parsed; checking the stress units of every (group, composition)", set_name, len(conf)
-    )
-    table = stress_unit_table(conf, atoms, pd.Series(declared), set_name=set_name)
-    conf = apply_stress_units(conf, atoms, table)
+    return d, style
+
+
+def config_tables(cid: int, rel: str, d: dict, style: str) -> tuple[dict, pd.DataFrame]:
+    """The ``configs.csv`` row (group = the file's top folder, stress converted from the declared unit ``style``
+    to eV/A^3) and the ``atoms.csv`` rows of configuration ``d`` (file ``rel``, id ``cid``)."""
+    pos, frc = np.asarray(d["Positions"], float), np.asarray(d["Forces"], float)
+    st = np.asarray(d["Stress"], float) * STRESS_TO_EV_A3[style]
+    row = {
+        "config_id": cid,
+        "group": rel.split("/", 1)[0] if "/" in rel else "",
+        "file": rel,
+        "natoms": int(d.get("NumAtoms", len(pos))),
+        "species": " ".join(sorted(set(d["AtomTypes"]))),
+        "energy_eV": float(d["Energy"]),
+    }
+    row |= stress_columns([st[i, j] for i, j in VOIGT_IDX]) | cell_columns(np.asarray(d["Lattice"], float))
+    return row, atoms_frame(cid, d["AtomTypes"], pos, frc)
+
+
+def log_unit_changes(set_name: str, table: pd.DataFrame) -> None:
+    """Log every (group, composition) whose detected stress unit differs from the declared one, and the counts."""
     for r in table[table["unit"] != table["declared_unit"]].itertuples():
         log.info(
             "%s: %s (%s) stores %s though declared %s (%s, ratio %.3g from %d pairs)",
@@ -139,30 +110,41 @@ def parse_files(
             r.n_pairs,
         )
     log.info("%s: stress units %s", set_name, ", ".join(f"{n} {k}" for k, n in table["status"].value_counts().items()))
-    meta = {
+
+
+#: how the stress units were detected (metadata ``stress_units.method``)
+STRESS_UNIT_METHOD = (
+    "thermodynamic consistency per (group, composition): pairs of nearly identical cells "  # noqa: UP031 -- one template, values below
+    "(strain %g..%g, non-affine displacement <= %g A, |dE - W_force| >= %g eV, %d nearest "
+    "cells each); ratio = (dE - W_force) / W_stress, 1 in the right unit; checked: >= %d pairs, "
+    "q75/q25 <= %g, ratio in [%g, %g]; error: agreeing ratios outside [%g, %g] in every unit; "
+    "noisy: scattered ratios (or between tolerance and limits), unit from the 95%% interval of "
+    "the median; unchecked: declared unit kept"
+    % (
+        PAIR_MIN_STRAIN,
+        PAIR_MAX_STRAIN,
+        PAIR_MAX_DISPLACEMENT,
+        PAIR_MIN_WORK,
+        PAIR_NEIGHBOURS,
+        MIN_PAIRS,
+        MAX_SPREAD,
+        *STRESS_RATIO_TOLERANCE,
+        *STRESS_RATIO_LIMITS,
+    )
+)
+
+
+def set_metadata(set_name: str, conf: pd.DataFrame, styles: dict[str, int], table: pd.DataFrame) -> dict:
+    """``metadata.json`` of a parsed set: sizes, groups, the declared stress styles (``styles``: unit -> files),
+    the stress-unit table with its method (``stress_units``) and the units of every column."""
+    return {
         "set": set_name,
         "n_configs": len(conf),
         "n_atoms": int(conf["natoms"].sum()),
         "groups": {g: int(c) for g, c in conf["group"].value_counts().sort_index().items()},
         "stress_style_in_source": styles,
         "stress_units": {
-            "method": "thermodynamic consistency per (group, composition): pairs of nearly identical cells "  # noqa: UP031 -- one template, values below
-            "(strain %g..%g, non-affine displacement <= %g A, |dE - W_force| >= %g eV, %d nearest "
-            "cells each); ratio = (dE - W_force) / W_stress, 1 in the right unit; checked: >= %d pairs, "
-            "q75/q25 <= %g, ratio in [%g, %g]; error: agreeing ratios outside [%g, %g] in every unit; "
-            "noisy: scattered ratios (or between tolerance and limits), unit from the 95%% interval of "
-            "the median; unchecked: declared unit kept"
-            % (
-                PAIR_MIN_STRAIN,
-                PAIR_MAX_STRAIN,
-                PAIR_MAX_DISPLACEMENT,
-                PAIR_MIN_WORK,
-                PAIR_NEIGHBOURS,
-                MIN_PAIRS,
-                MAX_SPREAD,
-                *STRESS_RATIO_TOLERANCE,
-                *STRESS_RATIO_LIMITS,
-            ),
+            "method": STRESS_UNIT_METHOD,
             "candidates": list(CANDIDATE_STRESS_UNITS),
             "table": json.loads(table.to_json(orient="records", double_precision=6)),
         },
@@ -174,7 +156,37 @@ def parse_files(
             "cell": "A, rows are cell vectors a, b, c",
         },
     }
-    return conf, atoms, meta
+
+
+def parse_files(
+    files: dict[str, bytes], set_name: str, path: str | os.PathLike
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Tidy store of the files of a FitSNAP set (path relative to the set's folder -> content; ``path`` names
+    their source in errors): one row per configuration (energy, stress in eV/A^3, cell, group) and one per atom
+    (:func:`read_config`, :func:`config_tables`).
+
+    The stress is converted from the unit the data are *in*, not the one the files declare: every (group,
+    composition) gets its unit from the thermodynamic consistency of its stresses and energies
+    (:func:`stress_unit_table`; e.g. WBe_PRB2019 declares ``StressStyle: bar`` everywhere but stores kbar in its
+    EOS and elastic groups). The table, with its evidence, goes into the metadata (``stress_units``,
+    :func:`set_metadata`); every row of ``configs.csv`` carries its ``stress_unit`` and ``stress_unit_status``
+    (checked / noisy / unchecked)."""
+    confs, atoms, declared = [], [], []
+    for cid, rel in enumerate(sorted(files, key=lambda p: p.encode())):
+        d, style = read_config(files[rel], rel, set_name, path)
+        declared.append(style)
+        row, at = config_tables(cid, rel, d, style)
+        confs.append(row)
+        atoms.append(at)
+    conf = pd.DataFrame(confs)
+    atoms = pd.concat(atoms, ignore_index=True)
+    log.info(
+        "%s: %d configurations parsed; checking the stress units of every (group, composition)", set_name, len(conf)
+    )
+    table = stress_unit_table(conf, atoms, pd.Series(declared), set_name=set_name)
+    conf = apply_stress_units(conf, atoms, table)
+    log_unit_changes(set_name, table)
+    return conf, atoms, set_metadata(set_name, conf, dict(Counter(declared)), table)
 
 
 # ------------------------------------------------------------------------------------------- reading

@@ -9,6 +9,8 @@ Used when a set is acquired (:func:`nnrds.data.fitsnap.parse_files`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -66,6 +68,111 @@ def _stress_tensors(conf: pd.DataFrame) -> np.ndarray:
     return t
 
 
+@dataclass
+class ConfigArrays:
+    """The arrays of a set that the pairs need: per atom (rows of configuration ``i`` are ``start[i]:start[i+1]``)
+    positions, forces and species; per configuration cells (rows are cell vectors), volumes, stress tensors
+    (stored sign, eV/A^3), energies."""
+
+    start: np.ndarray
+    pos: np.ndarray
+    frc: np.ndarray
+    spc: np.ndarray
+    cells: np.ndarray
+    vol: np.ndarray
+    st: np.ndarray
+    energy: np.ndarray
+
+    @classmethod
+    def of(cls, conf: pd.DataFrame, atoms: pd.DataFrame) -> ConfigArrays:
+        """From the tidy tables (``conf`` with a fresh 0..n-1 index; ``atoms`` put in ``conf``'s order if needed)."""
+        nat = conf["natoms"].to_numpy(int)
+        start = np.r_[0, np.cumsum(nat)]
+        if len(atoms) != start[-1] or not np.array_equal(
+            atoms["config_id"].to_numpy(), np.repeat(conf["config_id"].to_numpy(), nat)
+        ):
+            atoms = atoms.set_index("config_id").loc[conf["config_id"]].reset_index()
+        cells = conf[[f"cell_{v}{c}_A" for v in "abc" for c in "xyz"]].to_numpy(float).reshape(-1, 3, 3)
+        return cls(
+            start=start,
+            pos=atoms[["x_A", "y_A", "z_A"]].to_numpy(float),
+            frc=atoms[["fx_eV_A", "fy_eV_A", "fz_eV_A"]].to_numpy(float),
+            spc=atoms["species"].astype(str).to_numpy(),
+            cells=cells,
+            vol=np.abs(np.linalg.det(cells)),
+            st=_stress_tensors(conf),
+            energy=conf["energy_eV"].to_numpy(float),
+        )
+
+    def atoms_of(self, a: np.ndarray, i: int) -> np.ndarray:
+        """The rows of per-atom array ``a`` of configuration ``i``."""
+        return a[self.start[i] : self.start[i + 1]]
+
+
+def pair_buckets(conf: pd.DataFrame, arr: ConfigArrays) -> list[tuple[tuple[str, tuple], list[int]]]:
+    """Configurations that can be paired, by (group, species sequence), in a fixed order (group, number of atoms,
+    sequence): only those with a stress label (not six zeros)."""
+    labelled = np.abs(arr.st).reshape(len(conf), -1).max(1) > 0
+    buckets: dict[tuple, list[int]] = {}
+    for i in np.flatnonzero(labelled):
+        buckets.setdefault((conf.at[i, "group"], tuple(arr.atoms_of(arr.spc, i))), []).append(int(i))
+    return sorted(buckets.items(), key=lambda kv: (kv[0][0], len(kv[0][1]), kv[0][1]))
+
+
+def neighbour_pairs(cells: np.ndarray, vol: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs (a < b) of configurations whose cells are among each other's :data:`PAIR_NEIGHBOURS` nearest (cell
+    matrices scaled by the mean cube root of the volume), positions into ``cells``."""
+    from scipy.spatial import cKDTree
+
+    feats = cells.reshape(len(cells), 9) / np.cbrt(vol).mean()
+    _, nn = cKDTree(feats).query(feats, k=min(PAIR_NEIGHBOURS + 1, len(cells)))
+    return sorted({(min(a, b), max(a, b)) for a in range(len(cells)) for b in np.atleast_1d(nn[a])[1:] if b != a})
+
+
+def pair_work(arr: ConfigArrays, i: int, j: int) -> dict | None:
+    """Strain, non-affine displacement and works of configurations ``i`` -> ``j`` (see :func:`stress_work_pairs`);
+    None when the pair is outside the PAIR_* limits (strain, displacement, work) or does no stress work."""
+    M = np.linalg.solve(arr.cells[i], arr.cells[j])
+    eps = 0.5 * (M + M.T) - np.eye(3)
+    emax = float(np.abs(eps).max())
+    if not PAIR_MIN_STRAIN <= emax <= PAIR_MAX_STRAIN:
+        return None
+    si = np.linalg.solve(arr.cells[i].T, arr.atoms_of(arr.pos, i).T).T
+    sj = np.linalg.solve(arr.cells[j].T, arr.atoms_of(arr.pos, j).T).T
+    ds = sj - si
+    u = (ds - np.round(ds)) @ arr.cells[j]
+    umax = float(np.abs(u).max())
+    if umax > PAIR_MAX_DISPLACEMENT:
+        return None
+    w_force = float(-0.5 * np.sum((arr.atoms_of(arr.frc, i) + arr.atoms_of(arr.frc, j)) * u))
+    w_stress = float(-0.5 * (arr.vol[i] * np.sum(arr.st[i] * eps) + arr.vol[j] * np.sum(arr.st[j] * eps)))
+    d_e = float(arr.energy[j] - arr.energy[i])
+    if abs(d_e - w_force) < PAIR_MIN_WORK or w_stress == 0:
+        return None
+    return {
+        "max_strain": emax,
+        "max_displacement_A": umax,
+        "dE_eV": d_e,
+        "w_force_eV": w_force,
+        "w_stress_eV": w_stress,
+        "ratio": (d_e - w_force) / w_stress,
+    }
+
+
+PAIR_COLUMNS = [
+    "group",
+    "composition",
+    "config_i",
+    "config_j",
+    "max_strain",
+    "max_displacement_A",
+    "dE_eV",
+    "w_force_eV",
+    "w_stress_eV",
+    "ratio",
+]
+
+
 def stress_work_pairs(conf: pd.DataFrame, atoms: pd.DataFrame) -> pd.DataFrame:
     """Thermodynamic-consistency pairs (one row per pair of nearly identical cells, see the PAIR_* constants).
 
@@ -76,83 +183,23 @@ def stress_work_pairs(conf: pd.DataFrame, atoms: pd.DataFrame) -> pd.DataFrame:
     W_stress = -(V_i s_i + V_j s_j)/2 : eps, where s is the *stored* stress (FitSNAP/VASP pressure sign, positive
     under compression) as read from the tables (eV/A^3 converted from the declared unit). The column ``ratio``
     = (dE - W_force) / W_stress is then 1 when the declared unit is right and f_true / f_declared otherwise
-    (e.g. ~1000 for kbar stored as bar). Configurations with no stress (six zeros) are not paired."""
-    from scipy.spatial import cKDTree
+    (e.g. ~1000 for kbar stored as bar). Configurations with no stress (six zeros) are not paired.
 
+    Pieces: :class:`ConfigArrays`, :func:`pair_buckets`, :func:`neighbour_pairs`, :func:`pair_work`."""
     conf = conf.reset_index(drop=True)
-    nat = conf["natoms"].to_numpy(int)
-    start = np.r_[0, np.cumsum(nat)]
-    if len(atoms) != start[-1] or not np.array_equal(
-        atoms["config_id"].to_numpy(), np.repeat(conf["config_id"].to_numpy(), nat)
-    ):
-        atoms = atoms.set_index("config_id").loc[conf["config_id"]].reset_index()
-    pos = atoms[["x_A", "y_A", "z_A"]].to_numpy(float)
-    frc = atoms[["fx_eV_A", "fy_eV_A", "fz_eV_A"]].to_numpy(float)
-    spc = atoms["species"].astype(str).to_numpy()
-    cells = conf[[f"cell_{v}{c}_A" for v in "abc" for c in "xyz"]].to_numpy(float).reshape(-1, 3, 3)
-    vol = np.abs(np.linalg.det(cells))
-    st = _stress_tensors(conf)
-    energy = conf["energy_eV"].to_numpy(float)
-    labelled = np.abs(st).reshape(len(conf), -1).max(1) > 0
-    buckets: dict[tuple, list[int]] = {}
-    for i in np.flatnonzero(labelled):
-        buckets.setdefault((conf.at[i, "group"], tuple(spc[start[i] : start[i + 1]])), []).append(int(i))
+    arr = ConfigArrays.of(conf, atoms)
     rows = []
-    for (group, seq), idx in sorted(buckets.items(), key=lambda kv: (kv[0][0], len(kv[0][1]), kv[0][1])):
+    for (group, seq), idx in pair_buckets(conf, arr):
         if len(idx) < 2:
             continue
         comp = composition_label(seq)
-        scale = np.cbrt(vol[idx]).mean()
-        feats = cells[idx].reshape(len(idx), 9) / scale
-        k = min(PAIR_NEIGHBOURS + 1, len(idx))
-        _, nn = cKDTree(feats).query(feats, k=k)
-        pairs = sorted({(min(a, b), max(a, b)) for a in range(len(idx)) for b in np.atleast_1d(nn[a])[1:] if b != a})
-        for a, b in pairs:
+        for a, b in neighbour_pairs(arr.cells[idx], arr.vol[idx]):
             i, j = idx[a], idx[b]
-            M = np.linalg.solve(cells[i], cells[j])
-            eps = 0.5 * (M + M.T) - np.eye(3)
-            emax = float(np.abs(eps).max())
-            if not PAIR_MIN_STRAIN <= emax <= PAIR_MAX_STRAIN:
-                continue
-            si = np.linalg.solve(cells[i].T, pos[start[i] : start[i + 1]].T).T
-            sj = np.linalg.solve(cells[j].T, pos[start[j] : start[j + 1]].T).T
-            ds = sj - si
-            u = (ds - np.round(ds)) @ cells[j]
-            umax = float(np.abs(u).max())
-            if umax > PAIR_MAX_DISPLACEMENT:
-                continue
-            w_force = float(-0.5 * np.sum((frc[start[i] : start[i + 1]] + frc[start[j] : start[j + 1]]) * u))
-            w_stress = float(-0.5 * (vol[i] * np.sum(st[i] * eps) + vol[j] * np.sum(st[j] * eps)))
-            d_e = float(energy[j] - energy[i])
-            if abs(d_e - w_force) < PAIR_MIN_WORK or w_stress == 0:
-                continue
-            rows.append(
-                {
-                    "group": group,
-                    "composition": comp,
-                    "config_i": int(conf.at[i, "config_id"]),
-                    "config_j": int(conf.at[j, "config_id"]),
-                    "max_strain": emax,
-                    "max_displacement_A": umax,
-                    "dE_eV": d_e,
-                    "w_force_eV": w_force,
-                    "w_stress_eV": w_stress,
-                    "ratio": (d_e - w_force) / w_stress,
-                }
-            )
-    cols = [
-        "group",
-        "composition",
-        "config_i",
-        "config_j",
-        "max_strain",
-        "max_displacement_A",
-        "dE_eV",
-        "w_force_eV",
-        "w_stress_eV",
-        "ratio",
-    ]
-    return pd.DataFrame(rows, columns=cols)
+            w = pair_work(arr, i, j)
+            if w is not None:
+                ids = {"config_i": int(conf.at[i, "config_id"]), "config_j": int(conf.at[j, "config_id"])}
+                rows.append({"group": group, "composition": comp, **ids, **w})
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
 def _nearest_unit(ratio: float, d_unit: str) -> tuple[str, float]:

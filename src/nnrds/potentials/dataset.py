@@ -119,58 +119,89 @@ def _chunks(nbs: Sequence[Neighbors], chunk: int, max_triplets: int) -> list[tup
     return out
 
 
+@dataclass
+class BlockGraph:
+    """The pair graph of a block of consecutive configurations: pair vectors ``d`` (P, 3), the pairs' atoms
+    ``pi`` / ``pj`` and the triplets' pairs ``ta`` / ``tb`` numbered within the block, the pairs' element
+    pair ``pair_el`` and the triplets' block ``trip_blk``, configuration positions in the whole set of every atom
+    (``atom_cfg``) and pair (``pair_cfg``), element index of every atom, and the block's number of atoms."""
+
+    d: torch.Tensor
+    pi: torch.Tensor
+    pj: torch.Tensor
+    ta: torch.Tensor
+    tb: torch.Tensor
+    pair_el: torch.Tensor
+    trip_blk: torch.Tensor
+    atom_cfg: torch.Tensor
+    pair_cfg: torch.Tensor
+    elem: torch.Tensor
+    n_atoms: int
+
+
+def block_graph(block: Sequence[Structure], nbs: Sequence[Neighbors], c0: int) -> BlockGraph:
+    """The :class:`BlockGraph` of configurations ``block`` (neighbour lists ``nbs``), the first at position ``c0``
+    of the set."""
+    parts: dict[str, list[torch.Tensor]] = {
+        k: [] for k in ("d", "pi", "pj", "ta", "tb", "pel", "tbl", "el", "ac", "pc")
+    }
+    off = poff = 0
+    for b, (s, nb) in enumerate(zip(block, nbs, strict=True)):
+        parts["d"].append(pair_vectors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb))
+        parts["pi"].append(torch.as_tensor(nb.i) + off)
+        parts["pj"].append(torch.as_tensor(nb.j) + off)
+        parts["ta"].append(torch.as_tensor(nb.ta) + poff)
+        parts["tb"].append(torch.as_tensor(nb.tb) + poff)
+        parts["pel"].append(torch.as_tensor(nb.pair_el))
+        parts["tbl"].append(torch.as_tensor(nb.trip_blk))
+        parts["el"].append(torch.as_tensor(nb.elem))
+        parts["ac"].append(torch.full((s.natoms,), c0 + b, dtype=torch.long))
+        parts["pc"].append(torch.full((len(nb.i),), c0 + b, dtype=torch.long))
+        off += s.natoms
+        poff += len(nb.i)
+    c = {k: torch.cat(v) for k, v in parts.items()}
+    return BlockGraph(c["d"], c["pi"], c["pj"], c["ta"], c["tb"], c["pel"], c["tbl"], c["ac"], c["pc"], c["el"], off)
+
+
+def block_descriptors(g: BlockGraph, spec: DescriptorSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """Descriptors G (N, D) of a block's atoms and their pair-vector Jacobians H (P, D, 3)."""
+    G = descriptors_from_pairs(g.d, g.pi, g.ta, g.tb, g.n_atoms, spec, g.pair_el, g.trip_blk)
+    H = descriptor_jacobian(g.d, g.ta, g.tb, spec, g.pair_el, g.trip_blk)
+    return G.detach(), H
+
+
+def label_tensors(structs: Sequence[Structure]) -> dict:
+    """Per-configuration labels of :class:`AtomsData` (natoms, volume, energy, forces, stress as float64; groups,
+    config ids; has_stress)."""
+    f64 = torch.float64
+    return {
+        "natoms": torch.tensor([s.natoms for s in structs], dtype=f64),
+        "volume": torch.tensor([s.volume for s in structs], dtype=f64),
+        "energy": torch.tensor([s.energy for s in structs], dtype=f64),
+        "forces": torch.as_tensor(np.concatenate([s.forces for s in structs]), dtype=f64),
+        "stress": torch.as_tensor(np.stack([s.stress for s in structs]), dtype=f64),
+        "groups": [s.group for s in structs],
+        "config_ids": [s.config_id for s in structs],
+        "has_stress": torch.tensor([bool(np.any(s.stress != 0)) for s in structs]),
+    }
+
+
 def build_dataset(
     structs: Sequence[Structure], spec: DescriptorSpec, chunk: int = 64, max_triplets: int = 2_000_000
 ) -> AtomsData:
-    """Neighbour lists, descriptors and their pair-vector Jacobians for every configuration."""
-    parts = []
+    """Neighbour lists, descriptors and their pair-vector Jacobians for every configuration: per block of
+    configurations (:func:`_chunks`) its pair graph (:func:`block_graph`) and descriptors
+    (:func:`block_descriptors`), joined with atom indices offset by the atoms of the blocks before."""
     nbs = [neighbor_topology(s, spec.cutoff, spec) for s in structs]
-    for c0, c1 in _chunks(nbs, chunk, max_triplets):
-        block = structs[c0:c1]
-        ds, pis, pjs, tas, tbs, acfg, pcfg, pel, tbl, elem = [], [], [], [], [], [], [], [], [], []
-        off = poff = 0
-        for b, s in enumerate(block):
-            nb = nbs[c0 + b]
-            d = pair_vectors(torch.as_tensor(s.positions), torch.as_tensor(s.cell), nb)
-            ds.append(d)
-            pis.append(torch.as_tensor(nb.i) + off)
-            pjs.append(torch.as_tensor(nb.j) + off)
-            tas.append(torch.as_tensor(nb.ta) + poff)
-            tbs.append(torch.as_tensor(nb.tb) + poff)
-            pel.append(torch.as_tensor(nb.pair_el))
-            tbl.append(torch.as_tensor(nb.trip_blk))
-            elem.append(torch.as_tensor(nb.elem))
-            acfg.append(torch.full((s.natoms,), c0 + b, dtype=torch.long))
-            pcfg.append(torch.full((len(nb.i),), c0 + b, dtype=torch.long))
-            off += s.natoms
-            poff += len(nb.i)
-        d = torch.cat(ds)
-        pi, pj, ta, tb, pe, tk = (torch.cat(x) for x in (pis, pjs, tas, tbs, pel, tbl))
-        G = descriptors_from_pairs(d, pi, ta, tb, off, spec, pe, tk)
-        H = descriptor_jacobian(d, ta, tb, spec, pe, tk)
-        parts.append((G.detach(), H, d.detach(), pi, pj, torch.cat(acfg), torch.cat(pcfg), off, torch.cat(elem)))
     G, H, d, pi, pj, acfg, pcfg, elem = ([] for _ in range(8))
     aoff = 0
-    for g, h, dd, a, b, ac, pc, n, el in parts:
-        G.append(g), H.append(h), d.append(dd), pi.append(a + aoff), pj.append(b + aoff), acfg.append(ac)
-        pcfg.append(pc), elem.append(el)
-        aoff += n
-    f64 = torch.float64
+    for c0, c1 in _chunks(nbs, chunk, max_triplets):
+        g = block_graph(structs[c0:c1], nbs[c0:c1], c0)
+        Gb, Hb = block_descriptors(g, spec)
+        G.append(Gb), H.append(Hb), d.append(g.d.detach()), pi.append(g.pi + aoff), pj.append(g.pj + aoff)
+        acfg.append(g.atom_cfg), pcfg.append(g.pair_cfg), elem.append(g.elem)
+        aoff += g.n_atoms
+    cat = torch.cat
     return AtomsData(
-        torch.cat(G),
-        torch.cat(H),
-        torch.cat(d),
-        torch.cat(pi),
-        torch.cat(pj),
-        torch.cat(acfg),
-        torch.cat(pcfg),
-        torch.tensor([s.natoms for s in structs], dtype=f64),
-        torch.tensor([s.volume for s in structs], dtype=f64),
-        torch.tensor([s.energy for s in structs], dtype=f64),
-        torch.as_tensor(np.concatenate([s.forces for s in structs]), dtype=f64),
-        torch.as_tensor(np.stack([s.stress for s in structs]), dtype=f64),
-        [s.group for s in structs],
-        [s.config_id for s in structs],
-        torch.cat(elem),
-        torch.tensor([bool(np.any(s.stress != 0)) for s in structs]),
+        cat(G), cat(H), cat(d), cat(pi), cat(pj), cat(acfg), cat(pcfg), elem=cat(elem), **label_tensors(structs)
     )

@@ -64,6 +64,34 @@ def to_atoms(s: Structure):
     return Atoms(symbols=s.species, positions=s.positions, cell=s.cell, pbc=True)
 
 
+def stress_columns(voigt: Sequence[float]) -> dict[str, float]:
+    """The stress columns of a ``configs.csv`` row from the Voigt vector (eV/A^3, order :data:`VOIGT`)."""
+    return {f"stress_{lab}_eV_A3": float(v) for lab, v in zip(VOIGT, voigt, strict=True)}
+
+
+def cell_columns(cell: np.ndarray) -> dict[str, float]:
+    """The cell columns of a ``configs.csv`` row (A; ``cell_<vector><axis>_A``, rows of ``cell`` are a, b, c)."""
+    return {f"cell_{v}{c}_A": float(cell[i, j]) for i, v in enumerate("abc") for j, c in enumerate("xyz")}
+
+
+def atoms_frame(config_id: int, species: Sequence[str], positions: np.ndarray, forces: np.ndarray) -> pd.DataFrame:
+    """The ``atoms.csv`` rows of one configuration: one per atom, position (A) and force (eV/A)."""
+    p, f = positions, forces
+    return pd.DataFrame(
+        {
+            "config_id": config_id,
+            "atom": np.arange(len(p)),
+            "species": species,
+            "x_A": p[:, 0],
+            "y_A": p[:, 1],
+            "z_A": p[:, 2],
+            "fx_eV_A": f[:, 0],
+            "fy_eV_A": f[:, 1],
+            "fz_eV_A": f[:, 2],
+        }
+    )
+
+
 def to_tables(structs: Sequence[Structure]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy FitSNAP-style tables (configs.csv, atoms.csv)."""
     confs, atoms = [], []
@@ -75,28 +103,8 @@ def to_tables(structs: Sequence[Structure]) -> tuple[pd.DataFrame, pd.DataFrame]
             "species": " ".join(sorted(set(s.species))),
             "energy_eV": s.energy,
         }
-        for k, lab in enumerate(VOIGT):
-            row[f"stress_{lab}_eV_A3"] = float(s.stress[k])
-        for i, v in enumerate("abc"):
-            for j, c in enumerate("xyz"):
-                row[f"cell_{v}{c}_A"] = float(s.cell[i, j])
-        confs.append(row)
-        p, f = s.positions, s.forces
-        atoms.append(
-            pd.DataFrame(
-                {
-                    "config_id": s.config_id,
-                    "atom": np.arange(s.natoms),
-                    "species": s.species,
-                    "x_A": p[:, 0],
-                    "y_A": p[:, 1],
-                    "z_A": p[:, 2],
-                    "fx_eV_A": f[:, 0],
-                    "fy_eV_A": f[:, 1],
-                    "fz_eV_A": f[:, 2],
-                }
-            )
-        )
+        confs.append(row | stress_columns(s.stress) | cell_columns(s.cell))
+        atoms.append(atoms_frame(s.config_id, s.species, s.positions, s.forces))
     return pd.DataFrame(confs), pd.concat(atoms, ignore_index=True)
 
 

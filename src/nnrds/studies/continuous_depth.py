@@ -51,8 +51,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from .. import integrators, verdicts, wp
-from ..data import regression
+from .. import experiment, integrators, verdicts, wp
 from ..data.oscillators import Oscillator, transition_pairs
 from ..guards import check_finite, current
 from ..models import Arch, ReplicaNet
@@ -167,6 +166,22 @@ def _errors(xT, target, scale) -> np.ndarray:
     return np.sqrt((d**2).mean(axis=(-2, -1)))
 
 
+def fit_part(net: nn.Module, X: torch.Tensor, Y: torch.Tensor, cfg: dict, base_seed: int, where, **kw):
+    """:func:`nnrds.train.fit` with a part's training settings (``epochs``, ``lr``, ``lr_final``); ``where`` labels
+    the replicas for a divergence message."""
+    return fit(
+        net,
+        X,
+        Y,
+        epochs=int(cfg["epochs"]),
+        lr=float(cfg["lr"]),
+        lr_final=cfg.get("lr_final"),
+        seed=base_seed,
+        where=where,
+        **kw,
+    )
+
+
 def train_oscillators(
     scheme: str,
     cfg: dict,
@@ -192,18 +207,7 @@ def train_oscillators(
     loss_fn = step_loss(scheme, dt, field.s_out)
     where = current()
     where = where.at(labels=[f"{r['system']} dt {r['train_dt']:g} seed {r['seed']}" for r in reps])
-    res = fit(
-        field,
-        Xt,
-        Yt,
-        epochs=int(cfg["epochs"]),
-        lr=float(cfg["lr"]),
-        lr_final=cfg.get("lr_final"),
-        seed=base_seed,
-        loss_fn=loss_fn,
-        where=where,
-        progress_lines=10 if log_progress else 0,
-    )
+    res = fit_part(field, Xt, Yt, cfg, base_seed, where, loss_fn=loss_fn, progress_lines=10 if log_progress else 0)
     with torch.no_grad():
         final = loss_fn(field, Xt, Yt).cpu().numpy()
     return field, reps, {"loss": final, "wall_time_s": res.wall_time_s, "epochs": res.epochs}
@@ -290,14 +294,16 @@ def reference_sweep(scheme: str, cfg: dict) -> pd.DataFrame:
 RUN_COLUMNS = ["system", "scheme", "train_dt", "seed", "train_loss", "epochs"]
 
 
-def run_oscillator_cell(scheme: str, cfg: dict, *, base_seed: int = 0, device: str = "auto") -> dict[str, pd.DataFrame]:
-    """One training scheme: train every (system, dt, seed) as one replica batch, then the convergence sweep and
-    its reference. Tables: runs, convergence, reference, timings."""
-    seed_everything(base_seed)
+def run_oscillator_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """One training scheme (``cell["scheme"]``; ``cell.study`` is the ``oscillator`` part): train every (system,
+    dt, seed) as one replica batch, then the convergence sweep and its reference. Tables: runs, convergence,
+    reference, timings."""
+    scheme, cfg = cell["scheme"], cell.study
+    seed_everything(cell.base_seed)
     integrators.get(scheme)
     check_grid(cfg)
     t0 = time.perf_counter()
-    field, reps, info = train_oscillators(scheme, cfg, base_seed=base_seed, device=device, dtype=cfg["dtype"])
+    field, reps, info = train_oscillators(scheme, cfg, base_seed=cell.base_seed, device=cell.device, dtype=cell.dtype)
     t_train = time.perf_counter() - t0
     runs = pd.DataFrame(
         [{**r, "scheme": scheme, "train_loss": float(v), "epochs": info["epochs"]} for r, v in zip(reps, info["loss"])]
@@ -364,57 +370,27 @@ def variants(kind: str, cfg: dict) -> list[str]:
     return list(cfg["interpolations"]) if kind == "nonpar" else ["basis"]
 
 
-def run_wp_cell(
-    dataset: str,
-    dspec: dict,
-    pname: str,
-    pspec: dict,
-    cfg: dict,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-) -> dict[str, pd.DataFrame]:
-    """Train the ResNet of one parameterization at depth L on ``dataset`` (all seeds one replica batch), then
-    evaluate it at every depth L' of :func:`eval_depths` (h = T/L'). Tables: wp_runs, timings."""
-    seed_everything(base_seed)
-    dev = pick_device(device)
-    tdtype = getattr(torch, dtype)
+def run_wp_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Train the ResNet of one parameterization (``cell["param"]``; ``cell.study`` is the ``wp`` part) at depth L
+    on its dataset (all seeds one replica batch), then evaluate it at every depth L' of :func:`eval_depths`
+    (h = T/L'). Tables: wp_runs, timings."""
+    cfg, pname, pspec, base_seed = cell.study, cell["param"], cell.parameterization, cell.base_seed
+    dataset = cfg["dataset"]
+    rt = cell.prepare()
+    dev, tdtype = rt.device, rt.dtype
     seeds = [int(s) for s in cfg["seeds"]]
     if pspec["kind"] == "mlp":
         raise ValueError("continuous_depth.wp.parameterizations: an MLP has no W(t) and no depth limit; use ResNets")
-    splits = regression.seeded_splits(dspec, seeds, base_seed)
-
-    def stack(attr: str) -> torch.Tensor:
-        return torch.as_tensor(np.stack([getattr(s, attr) for s in splits]), dtype=tdtype, device=dev)
-
-    Xtr, Ytr, Xte, Yte = (stack(a) for a in ("X_train", "Y_train", "X_test", "Y_test"))
+    data = experiment.regression_data(cell.dataset, seeds, base_seed, rt)
+    Xtr, Ytr, Xte, Yte = data.X_train, data.Y_train, data.X_test, data.Y_test
     L, T = int(cfg["depth"]), float(cfg["T"])
-    arch = Arch(
-        d_in=Xtr.shape[-1],
-        d_out=Ytr.shape[-1],
-        width=int(cfg["width"]),
-        depth=L,
-        param=pspec["kind"],
-        degree=int(pspec.get("degree", 0)),
-        T=T,
-    )
-    net = ReplicaNet(arch, [1000 * s + base_seed for s in seeds], dtype=tdtype).to(dev)
-    res = fit(
-        net,
-        Xtr,
-        Ytr,
-        epochs=int(cfg["epochs"]),
-        lr=float(cfg["lr"]),
-        lr_final=cfg.get("lr_final"),
-        batch_size=cfg.get("batch_size"),
-        seed=base_seed,
-        where=current().at(labels=[f"seed {s}" for s in seeds]),
-    )
+    arch = experiment.resnet_arch(data, pspec, width=int(cfg["width"]), depth=L, T=T)
+    net = experiment.replica_net(arch, seeds, base_seed, rt)
+    where = current().at(labels=[f"seed {s}" for s in seeds])
+    res = fit_part(net, Xtr, Ytr, cfg, base_seed, where, batch_size=cfg.get("batch_size"))
     t1 = time.perf_counter()
     depths = eval_depths(cfg)
     rows = []
-    where = current().at(labels=[f"seed {s}" for s in seeds])
     with torch.no_grad():
         for interp in variants(arch.param, cfg):
             preds = {}
@@ -635,16 +611,6 @@ def wp_summary(wp_runs: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------- claims
-def _p_superiority(x: np.ndarray) -> float:
-    """Two-sided one-sample t-test of mean 0 (dual of the two-sided t interval); identical values: exact sign
-    test."""
-    if x.size < 2:
-        return float("nan")
-    if np.all(x == x[0]):
-        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5**x.size))
-    return float(stats.ttest_1samp(x, 0.0).pvalue)
-
-
 def _p_non_superiority(x: np.ndarray, margin: float) -> float:
     """One-sided t-test of H0: mean >= margin against mean < margin (dual of the upper end of the (1 - 2 alpha)
     t interval); identical values: exact sign test."""
@@ -653,15 +619,6 @@ def _p_non_superiority(x: np.ndarray, margin: float) -> float:
     if np.all(x == x[0]):
         return float(0.5**x.size) if x[0] < margin else 1.0
     return float(stats.ttest_1samp(x, margin, alternative="less").pvalue)
-
-
-def _interval(x: np.ndarray, level: float) -> tuple[float, float, float]:
-    """Student t interval of the mean; identical values: the distribution-free median interval (NaN when too few
-    units for the level)."""
-    if x.size >= 2 and np.all(x == x[0]):
-        _, lo, hi = verdicts.median_ci(x, level=level)
-        return float(x[0]), lo, hi
-    return verdicts.mean_ci(x, level=level)
 
 
 def verdict_table(specs: list[dict], alpha: float) -> pd.DataFrame:
@@ -678,22 +635,18 @@ def verdict_table(specs: list[dict], alpha: float) -> pd.DataFrame:
     for s in specs:
         x = np.asarray(s["x"], dtype=float)
         s["x"] = x[np.isfinite(x)]
-        s["p_value"] = _p_superiority(s["x"]) if s["kind"] == "superiority" else _p_non_superiority(s["x"], s["margin"])
+        s["p_value"] = (
+            verdicts.one_sample_p(s["x"]) if s["kind"] == "superiority" else _p_non_superiority(s["x"], s["margin"])
+        )
     m = len(specs)
     if m == 0:
         return pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
-    p = np.array([s["p_value"] for s in specs], dtype=float)
-    p_adj = verdicts.holm(p)
-    a_j = np.full(m, alpha / m)
-    for j, i in enumerate(np.argsort(np.where(np.isfinite(p), p, np.inf), kind="stable")):
-        if not (np.isfinite(p_adj[i]) and p_adj[i] <= alpha):
-            break
-        a_j[i] = alpha / (m - j)
+    p_adj, a_j = verdicts.holm_alphas([s["p_value"] for s in specs], alpha)
     out = []
     for i, s in enumerate(specs):
         x, kind, margin = s.pop("x"), s.pop("kind"), float(s["margin"])
         level = 1.0 - (a_j[i] if kind == "superiority" else 2.0 * a_j[i])
-        eff, lo, hi = _interval(x, level)
+        eff, lo, hi = verdicts.t_or_sign_ci(x, level)
         v = (
             verdicts.superiority(lo, hi, margin=margin)
             if kind == "superiority"
@@ -721,77 +674,71 @@ def verdict_table(specs: list[dict], alpha: float) -> pd.DataFrame:
     return verdicts.claims_frame(out)
 
 
-def claims(models: pd.DataFrame, wp_sum: pd.DataFrame, study: dict) -> pd.DataFrame:
-    """The study's claims (see the module docstring): per-seed effects averaged over training dt's (oscillators),
-    per-seed log test-MSE ratios (WP)."""
-    cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
-    osc = part_config(study, "oscillator") if "oscillator" in study else {}
-    wpc = part_config(study, "wp") if "wp" in study else {}
-    mr, md = float(cfg["margin_refine"]), float(cfg["margin_depth"])
-    what_osc = (
+#: effect of the refinement claims of the oscillators
+REFINE_EFFECT = "log10 [error at the finest h / error at h = dt] (refinement penalty)"
+
+
+def oscillator_specs(models: pd.DataFrame, osc: dict, margin: float) -> list[dict]:
+    """Claim specs of the oscillators (:func:`verdict_table`), per system: the Euler-trained model is a good discrete
+    model and not a continuous one; a model trained with a higher-order scheme is continuous (non-superiority of
+    the refinement penalty with ``margin``). Units: seeds, effects averaged over the training dt's."""
+    what = (
         f"shallow tanh G ({osc.get('width')} hidden units) trained with one {{scheme}} step on exact pairs "
         f"(x(t), x(t + dt)), dt in {osc.get('train_dts')}, {len(osc.get('seeds', []))} seeds, "
         f"{osc.get('epochs')} epochs of Adam; frozen G integrated to t = {osc.get('t_end')} with h = dt x "
         f"{h_ratios(osc) if osc else '?'}"
     )
     unit = "seed (initialization of G; the data are exact); effect averaged over the training dt's within a seed"
-    specs = []
 
-    def per_seed(sy: str, sc: str, col: str) -> np.ndarray:
+    def spec(sy: str, sc: str, cid: str, kind: str, claim: str, col: str, effect_name: str) -> dict:
         g = models[(models.system == sy) & (models.scheme == sc)]
-        return g.groupby("seed", sort=True)[col].mean().to_numpy()
+        x = g.groupby("seed", sort=True)[col].mean().to_numpy()
+        fixed = dict(study=STUDY, kind=kind, margin=margin, unit=unit, figure=FIGURES["oscillator"])
+        return dict(
+            fixed,
+            claim_id=f"{cid}:{sy}",
+            claim=claim,
+            what_was_run=what.format(scheme=sc),
+            x=x,
+            effect_name=effect_name,
+        )
 
+    specs = []
     for sy in sorted(models.system.unique()) if len(models) else []:
         schemes_run = set(models[models.system == sy].scheme)
         if "euler" in schemes_run:
-            specs.append(
-                dict(
-                    study=STUDY,
-                    claim_id=f"euler_good_discrete:{sy}",
-                    kind="superiority",
-                    margin=mr,
-                    claim=f"{sy}: at its training dt, the Euler-trained (ResNet) model is more accurate than forward Euler "
-                    "on the true vector field (a good discrete model)",
-                    what_was_run=what_osc.format(scheme="euler"),
-                    unit=unit,
-                    x=per_seed(sy, "euler", "discrete_advantage_log10"),
-                    effect_name="log10 [error of Euler on the true field at h = dt / error of the Euler model at h = dt]",
-                    figure=FIGURES["oscillator"],
-                )
+            good = (
+                f"{sy}: at its training dt, the Euler-trained (ResNet) model is more accurate than forward Euler on the "
+                "true vector field (a good discrete model)"
+            )
+            adv = "log10 [error of Euler on the true field at h = dt / error of the Euler model at h = dt]"
+            specs.append(spec(sy, "euler", "euler_good_discrete", "superiority", good, "discrete_advantage_log10", adv))
+            not_cont = (
+                f"{sy}: the Euler-trained (ResNet) model is not a continuous model: refining the step below its "
+                "training dt raises its error"
             )
             specs.append(
-                dict(
-                    study=STUDY,
-                    claim_id=f"euler_not_continuous:{sy}",
-                    kind="superiority",
-                    margin=mr,
-                    claim=f"{sy}: the Euler-trained (ResNet) model is not a continuous model: refining the step below its "
-                    "training dt raises its error",
-                    what_was_run=what_osc.format(scheme="euler"),
-                    unit=unit,
-                    x=per_seed(sy, "euler", "refine_penalty_log10"),
-                    effect_name="log10 [error at the finest h / error at h = dt] (refinement penalty)",
-                    figure=FIGURES["oscillator"],
+                spec(
+                    sy, "euler", "euler_not_continuous", "superiority", not_cont, "refine_penalty_log10", REFINE_EFFECT
                 )
             )
         for sc in sorted(schemes_run, key=lambda s: integrators.get(s).order):
             if integrators.get(sc).order <= 1:
                 continue
-            specs.append(
-                dict(
-                    study=STUDY,
-                    claim_id=f"{sc}_continuous:{sy}",
-                    kind="non_superiority",
-                    margin=mr,
-                    claim=f"{sy}: the {sc}-trained model behaves like an integrator of a learned vector field: refining the "
-                    f"step below its training dt does not raise its error by more than a factor {10**mr:.3g}",
-                    what_was_run=what_osc.format(scheme=sc),
-                    unit=unit,
-                    x=per_seed(sy, sc, "refine_penalty_log10"),
-                    effect_name="log10 [error at the finest h / error at h = dt] (refinement penalty)",
-                    figure=FIGURES["oscillator"],
-                )
+            cont = (
+                f"{sy}: the {sc}-trained model behaves like an integrator of a learned vector field: refining the step "
+                f"below its training dt does not raise its error by more than a factor {10**margin:.3g}"
             )
+            specs.append(
+                spec(sy, sc, f"{sc}_continuous", "non_superiority", cont, "refine_penalty_log10", REFINE_EFFECT)
+            )
+    return specs
+
+
+def wp_specs(wp_sum: pd.DataFrame, wpc: dict, margin: float) -> list[dict]:
+    """Claim specs of the WP-ResNets (:func:`verdict_table`), per dataset and variant: the network trained at depth L
+    is continuous in depth (non-superiority of the log test-MSE ratio at the deepest evaluation, ``margin``)."""
+    specs = []
     for (ds, var), g in wp_sum.groupby(["dataset", "variant"], sort=True):
         kind = g.kind.iloc[0]
         how = (
@@ -804,10 +751,10 @@ def claims(models: pd.DataFrame, wp_sum: pd.DataFrame, study: dict) -> pd.DataFr
                 study=STUDY,
                 claim_id=f"depth_refinement:{ds}:{var}",
                 kind="non_superiority",
-                margin=md,
-                claim=f"{ds}: the {var} ResNet trained at depth {wpc.get('depth')} is a continuous-in-depth model: evaluated "
-                f"at depth {max(eval_depths(wpc)) if wpc else '?'} ({how}) its test MSE is at most a factor "
-                f"{math.exp(md):.3g} above the test MSE at the trained depth",
+                margin=margin,
+                claim=f"{ds}: the {var} ResNet trained at depth {wpc.get('depth')} is a continuous-in-depth model: "
+                f"evaluated at depth {max(eval_depths(wpc)) if wpc else '?'} ({how}) its test MSE is at most a factor "
+                f"{math.exp(margin):.3g} above the test MSE at the trained depth",
                 what_was_run=(
                     f"ResNet width {wpc.get('width')}, depth {wpc.get('depth')}, T = {wpc.get('T')}, "
                     f"{len(wpc.get('seeds', []))} seeds (own data split each), {wpc.get('epochs')} epochs of Adam; "
@@ -819,6 +766,18 @@ def claims(models: pd.DataFrame, wp_sum: pd.DataFrame, study: dict) -> pd.DataFr
                 figure=FIGURES["wp"],
             )
         )
+    return specs
+
+
+def claims(models: pd.DataFrame, wp_sum: pd.DataFrame, study: dict) -> pd.DataFrame:
+    """The study's claims (see the module docstring): per-seed effects averaged over training dt's (oscillators,
+    :func:`oscillator_specs`), per-seed log test-MSE ratios (WP, :func:`wp_specs`); Holm over all of them."""
+    cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
+    osc = part_config(study, "oscillator") if "oscillator" in study else {}
+    wpc = part_config(study, "wp") if "wp" in study else {}
+    specs = oscillator_specs(models, osc, float(cfg["margin_refine"])) + wp_specs(
+        wp_sum, wpc, float(cfg["margin_depth"])
+    )
     return verdict_table(specs, float(cfg["alpha"]))
 
 
@@ -890,12 +849,7 @@ def caption(tables: dict[str, pd.DataFrame], scale: str, study: dict, dataset_no
         f"{cfg['margin_depth']:.3g}).",
         "",
     ]
-    for r in claims_t.itertuples():
-        lines.append(
-            f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} "
-            f"[{_num(r.ci_low, '.3g')}, {_num(r.ci_high, '.3g')}] ({100 * r.ci_level:.1f}% interval, "
-            f"{r.n_units} seeds, Holm-adjusted p = {_num(r.p_adjusted)}): **{r.verdict}**."
-        )
+    lines += [verdicts.claim_bullet(r, ".3g") for r in claims_t.itertuples()]
     return "\n".join(lines) + "\n"
 
 

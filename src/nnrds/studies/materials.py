@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .. import guards
+from .. import experiment, guards
 from ..config import deep_merge
 from ..data import al_emt, fitsnap
 from ..models import Arch, ReplicaNet
@@ -289,27 +289,29 @@ def likelihood_std(residual_std: dict[str, float], weights: dict[str, float]) ->
     }
 
 
-def train_bbb(pot: Potential, train: AtomsData, study: dict, noise_std: dict, seed: int):
-    """Bayes-by-backprop over the weights of all element networks jointly (one mean-field posterior over
-    their concatenated weights, :class:`nnrds.uq.bbb.BayesNetStack`), warm-started at ensemble member 0.
-
-    ``noise_std``: the likelihood's noise std per quantity (:func:`likelihood_std`); the predictive must add
-    ``noise_std[q]**2`` (the same noise model). Returns (posterior, atomic map of the draws, number of draws)."""
-    from ..uq.bbb import BayesNetStack, run_bbb
+def bbb_stack(pot: Potential, bbb: dict):
+    """The mean-field family over the weights of all element networks jointly (:class:`nnrds.uq.bbb.BayesNetStack`,
+    prior scale ``bbb["prior_scale"]``), its warm start (the flat weights of ensemble member 0) and one
+    single-replica shell network per element (the forward pass of a weight vector)."""
+    from ..uq.bbb import BayesNetStack
     from ..uq.model import BayesNet, NetSpec
 
-    b = study["bbb"]
-    w_lik = bbb_weights(study)
+    scale = bbb["prior_scale"]
     stack = BayesNetStack(
         [
-            BayesNet(
-                NetSpec.from_arch(net.arch, prior_scale=b["prior_scale"], bias_scale=b["prior_scale"]), dtype=pot.dtype
-            )
+            BayesNet(NetSpec.from_arch(net.arch, prior_scale=scale, bias_scale=scale), dtype=pot.dtype)
             for net in pot.nets
         ]
     )
     init = stack.flat_from_nets(pot.nets)[0]
     shells = [ReplicaNet(net.arch, [0], dtype=pot.dtype).to(init.device) for net in pot.nets]
+    return stack, init, shells
+
+
+def bbb_nll(pot: Potential, train: AtomsData, stack, shells, w_lik: dict, noise_std: dict) -> Callable:
+    """``nll(theta, idx)``: the Gaussian negative log-likelihood (up to a constant) of training configurations
+    ``idx`` under each weight vector of ``theta`` (S, P), summed over the quantities with weight > 0 (noise std
+    ``noise_std[q]``); shape (S,)."""
 
     def nll(theta, idx):
         sub = AtomsData.subset(train, idx)
@@ -326,21 +328,32 @@ def train_bbb(pot: Potential, train: AtomsData, study: dict, noise_std: dict, se
                 out = out + 0.5 * ((p - y) / noise_std[q]).pow(2).sum(1)
         return out
 
+    return nll
+
+
+def train_bbb(pot: Potential, train: AtomsData, study: dict, noise_std: dict, seed: int):
+    """Bayes-by-backprop over the weights of all element networks jointly (one mean-field posterior over
+    their concatenated weights, :func:`bbb_stack`), warm-started at ensemble member 0, likelihood :func:`bbb_nll`.
+
+    ``noise_std``: the likelihood's noise std per quantity (:func:`likelihood_std`); the predictive must add
+    ``noise_std[q]**2`` (the same noise model). Returns (posterior, atomic map of the draws, number of draws)."""
+    from ..uq.bbb import run_bbb
+
+    b = study["bbb"]
+    stack, init, shells = bbb_stack(pot, b)
+    nll = bbb_nll(pot, train, stack, shells, bbb_weights(study), noise_std)
     where = guards.current()
     with guards.job(where.at(cell=f"{where.cell} bayes-by-backprop", config_key="materials.bbb.lr", unit="draw")):
+        settings = {k: b[k] for k in ("epochs", "lr", "particles", "init_scale", "kl_weight")}
         post = run_bbb(
             stack,
             nll,
             train.n_configs,
             init_theta=init,
-            epochs=b["epochs"],
-            lr=b["lr"],
             batch_size=study["batch_size"],
-            particles=b["particles"],
-            init_scale=b["init_scale"],
-            kl_weight=b["kl_weight"],
             seed=seed,
             log_every=max(1, b["epochs"] // 10),
+            **settings,
         )
         gen = torch.Generator().manual_seed(seed + 11)
         theta, _ = post.draw(b["n_samples"], gen)
@@ -511,23 +524,15 @@ def build_cell_data(
     return CellData(data, ev_data, spec, t_desc)
 
 
-def run_cell(
-    dataset: str,
-    dspec: dict,
-    study: dict,
-    data_dir: str,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-) -> dict[str, pd.DataFrame]:
-    """Every split of one dataset (descriptors built once): tables metrics, predictions, calibration, ev,
-    history, info, timings, config_errors.
+def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Every split of one dataset (``cell["set"]``, spec ``cell.dataset``, tables in ``cell.in_dirs[0]``;
+    descriptors built once): tables metrics, predictions, calibration, ev, history, info, timings, config_errors.
 
-    ``dspec["training"]`` (optional) overrides the study's training settings for this set (e.g. epochs, lr,
+    ``cell.dataset["training"]`` (optional) overrides the study's training settings for this set (e.g. epochs, lr,
     lr_stages, loss_weights, net, bbb)."""
-    study = deep_merge(study, dspec.get("training") or {})
-    dev = pick_device(device)
+    dataset, dspec, data_dir, base_seed, dtype = cell["set"], cell.dataset, cell.in_dirs[0], cell.base_seed, cell.dtype
+    study = deep_merge(cell.study, dspec.get("training") or {})
+    dev = pick_device(cell.device)
     cell = build_cell_data(
         dataset, dspec, study, data_dir, base_seed=base_seed, device=dev, dtype=getattr(torch, dtype)
     )

@@ -122,20 +122,18 @@ def variant_name(model: str, add: float = 0.0, mult: float = 0.0) -> str:
     return f"noisy_add{add:g}_mult{mult:g}" if model == "noisy" else model
 
 
+#: the study settings that are fields of :class:`nnrds.rnn.RNNArch`
+ARCH_SETTINGS = ("hidden", "eps", "beta", "gamma_A", "gamma_W", "init_std", "eps_noise", "noise_sqrt_dt")
+
+
 def arch_for(model: str, data: SeqData, study: dict) -> rnn.RNNArch:
+    """The architecture of ``model`` for ``data`` with the study's settings (:data:`ARCH_SETTINGS`)."""
     return rnn.RNNArch(
         kind=model,
         d_in=data.d_in,
         d_out=data.n_classes,
         seq_len=data.seq_len,
-        hidden=study["hidden"],
-        eps=study["eps"],
-        beta=study["beta"],
-        gamma_A=study["gamma_A"],
-        gamma_W=study["gamma_W"],
-        init_std=study["init_std"],
-        eps_noise=study["eps_noise"],
-        noise_sqrt_dt=study["noise_sqrt_dt"],
+        **{k: study[k] for k in ARCH_SETTINGS},
     )
 
 
@@ -188,21 +186,14 @@ def perturbed_accuracy(
             yield kind, float(strength), acc
 
 
-def run_cell(
-    dataset: str,
-    model: str,
-    study: dict,
-    data_cfg: dict | None = None,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train all seeds (x noise levels) of one dataset x model; evaluate clean and perturbed accuracy."""
+def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Train all seeds (x noise levels) of one dataset x model (``cell["dataset"]``, ``cell["model"]``; raw data
+    from ``cell.data``); evaluate clean and perturbed accuracy. Returns the tables runs and timings."""
+    dataset, model, study, base_seed = cell["dataset"], cell["model"], cell.study, cell.base_seed
     if model not in MODELS:
         raise ValueError(f"unknown noisy_rnn model {model!r}; expected one of {MODELS}")
-    rt = experiment.prepare(base_seed, device, dtype)
-    data = load_dataset(dataset, study, data_cfg, seed=base_seed)
+    rt = cell.prepare()
+    data = load_dataset(dataset, study, cell.data, seed=base_seed)
     reps = replicas(model, study)
     net = build_net(model, data, study, reps, base_seed, rt)
     Xtr, Xte = rt.tensor(data.X_train), rt.tensor(data.X_test)
@@ -251,7 +242,7 @@ def run_cell(
             "device": str(rt.device),
         }
     ]
-    return pd.DataFrame(rows, columns=RUN_COLUMNS), pd.DataFrame(timings)
+    return {"runs": pd.DataFrame(rows, columns=RUN_COLUMNS), "timings": pd.DataFrame(timings)}
 
 
 # ------------------------------------------------------------------------------------------ summary

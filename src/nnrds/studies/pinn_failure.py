@@ -31,12 +31,10 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
-from .. import landscape, pinn, verdicts
+from .. import experiment, landscape, pinn, verdicts
 from ..data import pde
 from ..models import Arch, ReplicaNet
-from ..train import pick_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -82,38 +80,43 @@ def coefficients(problem: str, pspec: dict) -> list[dict]:
     return out
 
 
-def run_cell(
+def replica_setup(
     problem: str,
-    mode: str,
-    study: dict,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-    where=None,
-) -> dict[str, pd.DataFrame]:
-    """Train every coefficient x seed of one (problem, mode). Returns the tables runs, history, fields, landscape,
-    landscape_stats and timings."""
-    seed_everything(base_seed)
-    dev = pick_device(device)
-    tdtype = getattr(torch, dtype)
-    pspec = study["problems"][problem]
-    seeds = [int(s) for s in study["seeds"]]
-    cos = coefficients(problem, pspec)
-    reps = [(co, s) for co in cos for s in seeds]  # replica order: coefficient-major
+    reps: list,
+    cfg: dict,
+    dtype: torch.dtype,
+    device: torch.device | None = None,
+    lbfgs: dict | None = None,
+) -> tuple[dict[str, np.ndarray], pinn.Setup]:
+    """Coefficient arrays (one entry per replica) and the :class:`nnrds.pinn.Setup` of replicas ``reps`` =
+    ``[(coefficients, seed), ...]`` with ``cfg``'s ``n_collocation``, ``iterations`` and ``normalize_inputs``."""
     coef_arr = {k: np.array([co[k] for co, _ in reps]) for k in pinn.COEFS}
     setup = pinn.Setup(
         problem,
         coef_arr,
         [s for _, s in reps],
-        int(study["n_collocation"]),
-        int(study["iterations"]),
-        lbfgs=dict(study.get("lbfgs") or {}),
-        normalize=bool(study.get("normalize_inputs", True)),
-        dtype=tdtype,
-        device=dev,
+        int(cfg["n_collocation"]),
+        int(cfg["iterations"]),
+        lbfgs=dict(lbfgs or {}),
+        normalize=bool(cfg.get("normalize_inputs", True)),
+        dtype=dtype,
+        device=torch.device("cpu") if device is None else device,
     )
-    net = ReplicaNet(Arch(**ARCH), [1000 * s + base_seed for _, s in reps], dtype=tdtype).to(dev)
+    return coef_arr, setup
+
+
+def run_cell(cell: experiment.Cell, where=None) -> dict[str, pd.DataFrame]:
+    """Train every coefficient x seed of one (problem, mode) (``cell["problem"]``, ``cell["mode"]``). Returns the
+    tables runs, history, fields, landscape, landscape_stats and timings."""
+    problem, mode, study, base_seed = cell["problem"], cell["mode"], cell.study, cell.base_seed
+    rt = cell.prepare()
+    dev, tdtype = rt.device, rt.dtype
+    pspec = study["problems"][problem]
+    seeds = [int(s) for s in study["seeds"]]
+    cos = coefficients(problem, pspec)
+    reps = [(co, s) for co in cos for s in seeds]  # replica order: coefficient-major
+    coef_arr, setup = replica_setup(problem, reps, study, tdtype, dev, lbfgs=study.get("lbfgs"))
+    net = experiment.replica_net(Arch(**ARCH), [s for _, s in reps], base_seed, rt)
     t0 = time.perf_counter()
     trained = pinn.train(net, setup, mode, study.get("curriculum"), where=where)
     wall = time.perf_counter() - t0
@@ -307,35 +310,6 @@ def per_seed(runs: pd.DataFrame, study: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["claim_id", "problem", "mode", "seed", "n_coefs", "effect"])
 
 
-def _p_value(x: np.ndarray) -> float:
-    """Two-sided one-sample t test of mean 0; the exact sign test when all values are equal."""
-    if x.size < 2:
-        return float("nan")
-    if np.all(x == x[0]):
-        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5**x.size))
-    return float(stats.ttest_1samp(x, 0.0).pvalue)
-
-
-def _interval(x: np.ndarray, level: float) -> tuple[float, float, float]:
-    if x.size >= 2 and np.all(x == x[0]):
-        _, lo, hi = verdicts.median_ci(x, level=level)
-        return float(x[0]), lo, hi
-    return verdicts.mean_ci(x, level=level)
-
-
-def holm_levels(p: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """(Holm-adjusted p-values, interval level of every comparison at Holm's step-down)."""
-    m = len(p)
-    p_adj = verdicts.holm(p) if m else p
-    level = np.full(m, 1.0 - alpha / max(m, 1))
-    order = np.argsort(np.where(np.isfinite(p), p, np.inf), kind="stable")
-    for j, i in enumerate(order):
-        if not (np.isfinite(p_adj[i]) and p_adj[i] <= alpha):
-            break
-        level[i] = 1.0 - alpha / (m - j)
-    return p_adj, level
-
-
 def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
     """The claims table (:data:`nnrds.verdicts.CLAIM_COLUMNS`)."""
     cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
@@ -377,32 +351,24 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
                 "x": x,
                 "shift": shift,
                 "margin": shift,
-                "p_value": _p_value(x - shift),
+                "p_value": verdicts.one_sample_p(x - shift),
                 "figure": FIGURES[kind],
             }
         )
     m = len(rows)
-    p_adj, level = holm_levels(np.array([r["p_value"] for r in rows], dtype=float), alpha)
+    p_adj, a = verdicts.holm_alphas([r["p_value"] for r in rows], alpha)
     out = []
     for i, r in enumerate(rows):
-        x, shift = r.pop("x"), r.pop("shift")
-        eff, lo, hi = _interval(x, float(level[i])) if x.size else (float("nan"),) * 3
-        out.append(
-            verdicts.Claim(
-                **r,
-                effect=eff,
-                ci_low=lo,
-                ci_high=hi,
-                ci_level=float(level[i]),
-                p_adjusted=float(p_adj[i]),
-                verdict=verdicts.superiority(lo - shift, hi - shift),
-                test=(
-                    f"one-sample t over seeds against {shift:g} (two-sided; sign test if all seeds agree exactly); "
-                    f"Holm over {m} claims, interval at the Holm step-down level; supported when the interval lies "
-                    f"above {shift:g}, contradicted when below"
-                ),
-            )
+        x, shift, level = r.pop("x"), r.pop("shift"), float(1.0 - a[i])
+        eff, lo, hi = verdicts.t_or_sign_ci(x, level) if x.size else (float("nan"),) * 3
+        test = (
+            f"one-sample t over seeds against {shift:g} (two-sided; sign test if all seeds agree exactly); Holm over "
+            f"{m} claims, interval at the Holm step-down level; supported when the interval lies above {shift:g}, "
+            "contradicted when below"
         )
+        verdict = verdicts.superiority(lo - shift, hi - shift)
+        r.update(effect=eff, ci_low=lo, ci_high=hi, ci_level=level, p_adjusted=float(p_adj[i]), verdict=verdict)
+        out.append(verdicts.Claim(**r, test=test))
     return verdicts.claims_frame(out) if out else pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
 
 
@@ -563,16 +529,7 @@ def batching_benchmark(overrides: dict | None = None) -> pd.DataFrame:
     reps = [(co, int(s)) for co in coefficients(problem, spec) for s in cfg["seeds"]]
 
     def train(sub):
-        co = {k: np.array([c[k] for c, _ in sub]) for k in pinn.COEFS}
-        setup = pinn.Setup(
-            problem,
-            co,
-            [s for _, s in sub],
-            int(cfg["n_collocation"]),
-            int(cfg["iterations"]),
-            normalize=bool(cfg["normalize_inputs"]),
-            dtype=getattr(torch, cfg["dtype"]),
-        )
+        _, setup = replica_setup(problem, sub, cfg, getattr(torch, cfg["dtype"]))
         net = ReplicaNet(Arch(**ARCH), [1000 * s for _, s in sub], dtype=getattr(torch, cfg["dtype"]))
         tr = pinn.train(net, setup, cfg["mode"])
         exact = np.stack([pde.reference_solution(problem, c, setup.x, setup.t) for c, _ in sub])

@@ -37,58 +37,24 @@ from .. import experiment, verdicts
 from ..dynamics.penalties import make_penalty
 from ..dynamics.spectrum import measure
 from ..models import ReplicaNet
-from ..train import fit
 
 #: the per-network aggregate used in the runs table, the claims and the scatter (median over samples,
 #: max over layers); the per-epoch table holds every combination
 RUN_AGG = ("median", "max")
 STIFF_METRICS = ("stiffness_ratio", "spectral_radius", "euler_index", "euler_amp", "euler_stable")
-RUN_COLUMNS = (
-    [
-        "dataset",
-        "parameterization",
-        "kind",
-        "degree",
-        "depth",
-        "width",
-        "n_params",
-        "seed",
-        "regularizer",
-        "strength",
-        "train_mse",
-        "val_mse",
-        "test_mse",
-        "gap",
-        "epochs",
-    ]
-    + list(STIFF_METRICS)
-    + [f"{m}_init" for m in STIFF_METRICS]
-)
-METRIC_COLUMNS = [
+#: what names one run (one replica of a cell)
+RUN_KEY = ["dataset", "parameterization", "seed", "regularizer", "strength"]
+RUN_COLUMNS = [
     "dataset",
     "parameterization",
-    "seed",
-    "regularizer",
-    "strength",
-    "epoch",
-    "metric",
-    "sample_agg",
-    "layer_agg",
-    "value",
+    *experiment.ARCH_COLUMNS,
+    *RUN_KEY[2:],
+    *["train_mse", "val_mse", "test_mse", "gap", "epochs"],
+    *STIFF_METRICS,
+    *[f"{m}_init" for m in STIFF_METRICS],
 ]
-EIG_COLUMNS = [
-    "dataset",
-    "parameterization",
-    "seed",
-    "regularizer",
-    "strength",
-    "epoch",
-    "h",
-    "layer",
-    "sample",
-    "re",
-    "im",
-]
+METRIC_COLUMNS = [*RUN_KEY, "epoch", "metric", "sample_agg", "layer_agg", "value"]
+EIG_COLUMNS = [*RUN_KEY, "epoch", "h", "layer", "sample", "re", "im"]
 
 
 def replica_layout(study: dict) -> list[tuple[str, float, int]]:
@@ -212,39 +178,28 @@ class Tracker:
         return pd.DataFrame(experiment.tabulate(head, own, {**e1, **stiff}), columns=RUN_COLUMNS)
 
 
-def run_cell(
-    dataset: str,
-    dspec: dict,
-    pname: str,
-    pspec: dict,
-    study: dict,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-):
-    """Train every run of one dataset x parameterization. Returns (runs, metrics, eigenvalues, timings)."""
-    rt = experiment.prepare(base_seed, device, dtype)
+def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Train every run of one dataset x parameterization (``cell["dataset"]``, ``cell["param"]``). Returns the
+    tables runs, metrics, eigenvalues and timings."""
+    dataset, pname, study, base_seed = cell["dataset"], cell["param"], cell.study, cell.base_seed
+    rt = cell.prepare()
     layout = replica_layout(study)
-    data, val, test = cell_data(dataset, dspec, study, layout, base_seed, rt)
-    net = build_net(data, pname, pspec, study, layout, base_seed, rt)
+    data, val, test = cell_data(dataset, cell.dataset, study, layout, base_seed, rt)
+    net = build_net(data, pname, cell.parameterization, study, layout, base_seed, rt)
     ntrack = (
         data.X_train.shape[1] if study["track_samples"] is None else min(study["track_samples"], data.X_train.shape[1])
     )
     pairs = {"train_mse": (data.X_train, data.Y_train), "val_mse": val, "test_mse": test}
     tracker = Tracker(dataset, pname, study, layout, data.X_train[:, :ntrack], pairs)
     pen = study["penalty"]
-    res = fit(
+    res = experiment.train_replicas(
         net,
-        data.X_train,
-        data.Y_train,
-        epochs=study["epochs"],
-        lr=study["lr"],
-        batch_size=study["batch_size"],
+        data,
+        study,
+        base_seed,
         l2=[s if g == "l2" else 0.0 for g, s, _ in layout],
         penalty=make_penalty(pen["kind"], pen["power_iters"]),
         penalty_weight=[s if g == "stiffness" else 0.0 for g, s, _ in layout],
-        seed=base_seed,
         log_every=study["track_every"],
         callback=tracker,
     )
@@ -261,12 +216,12 @@ def run_cell(
             }
         ]
     )
-    return (
-        tracker.runs_table(dataset, pname, net.arch, res.epochs),
-        pd.DataFrame(tracker.metric_rows, columns=METRIC_COLUMNS),
-        pd.concat(tracker.eig_parts, ignore_index=True).reset_index(drop=True),
-        timings,
-    )
+    return {
+        "runs": tracker.runs_table(dataset, pname, net.arch, res.epochs),
+        "metrics": pd.DataFrame(tracker.metric_rows, columns=METRIC_COLUMNS),
+        "eigenvalues": pd.concat(tracker.eig_parts, ignore_index=True).reset_index(drop=True),
+        "timings": timings,
+    }
 
 
 # ----------------------------------------------------------------------------------------- summary
@@ -397,18 +352,7 @@ def gap_correlation(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=GAP_CORRELATION_COLUMNS)
 
 
-EIGEN_PANEL_COLUMNS = [
-    "dataset",
-    "parameterization",
-    "seed",
-    "regularizer",
-    "strength",
-    "epoch",
-    "h",
-    "n_eigenvalues",
-    "max_abs",
-    "frac_in_euler_disc",
-]
+EIGEN_PANEL_COLUMNS = [*RUN_KEY, "epoch", "h", "n_eigenvalues", "max_abs", "frac_in_euler_disc"]
 
 
 def eigenvalue_panels(eigs: pd.DataFrame, parameterization: str) -> pd.DataFrame:
@@ -510,41 +454,23 @@ def claims(runs: pd.DataFrame, sel: pd.DataFrame, study: dict) -> pd.DataFrame:
         f"{len(runs.dataset.unique())} datasets x {len(runs.parameterization.unique())} parameterizations x "
         f"{runs.seed.nunique()} seeds; {study['epochs']} epochs; strengths selected on validation data"
     )
-    rows = []
-
     g = growth(runs, primary)
-    v = unit_means(g[g.regularizer == "none"], "value").to_numpy()
-    r = interval_row(v, lv)
-    rows.append(
-        dict(
-            claim_id="a",
-            claim=f"Stiffness ({primary}) increases through training (unregularized runs).",
-            effect_name=f"log10({primary} final / initial), Hodges-Lehmann",
-            ci_level=lv,
-            p_value=_one_sided_p(v),
-            test="Wilcoxon signed-rank, one-sided; HL interval",
-            verdict=verdicts.superiority(r["ci_low"], r["ci_high"]),
-            **r,
+    rows = [
+        superiority_row(
+            "a",
+            f"Stiffness ({primary}) increases through training (unregularized runs).",
+            f"log10({primary} final / initial), Hodges-Lehmann",
+            unit_means(g[g.regularizer == "none"], "value").to_numpy(),
+            lv,
         )
-    )
-
+    ]
     for cid, col, text in (
         ("b1", "gap", "The stiffness penalty regularizes: lower generalization gap than no regularization."),
         ("b1_test", "test_mse", "The stiffness penalty lowers the test MSE compared with no regularization."),
     ):
-        v = paired_advantage(runs, sel, "stiffness", "none", col).to_numpy()
-        r = interval_row(v, lv)
+        ename = ADVANTAGE[col][0].replace(" of B", " (none)").replace(" of A", " (penalty)")
         rows.append(
-            dict(
-                claim_id=cid,
-                claim=text,
-                effect_name=ADVANTAGE[col][0].replace(" of B", " (none)").replace(" of A", " (penalty)"),
-                ci_level=lv,
-                p_value=_one_sided_p(v),
-                test="Wilcoxon signed-rank, one-sided; HL interval",
-                verdict=verdicts.superiority(r["ci_low"], r["ci_high"]),
-                **r,
-            )
+            superiority_row(cid, text, ename, paired_advantage(runs, sel, "stiffness", "none", col).to_numpy(), lv)
         )
 
     v = paired_advantage(runs, sel, "stiffness", "l2", "test_mse").to_numpy()
@@ -564,7 +490,28 @@ def claims(runs: pd.DataFrame, sel: pd.DataFrame, study: dict) -> pd.DataFrame:
             **r,
         )
     )
+    return holm_claims(rows, run)
 
+
+def superiority_row(claim_id: str, claim: str, effect_name: str, v: np.ndarray, level: float) -> dict:
+    """A superiority claim from per-unit effects ``v``: one-sided Wilcoxon signed-rank p-value, Hodges-Lehmann
+    interval at ``level`` (:func:`interval_row`), verdict :func:`nnrds.verdicts.superiority`."""
+    r = interval_row(v, level)
+    return dict(
+        claim_id=claim_id,
+        claim=claim,
+        effect_name=effect_name,
+        ci_level=level,
+        p_value=_one_sided_p(v),
+        test="Wilcoxon signed-rank, one-sided; HL interval",
+        verdict=verdicts.superiority(r["ci_low"], r["ci_high"]),
+        **r,
+    )
+
+
+def holm_claims(rows: list[dict], run: str) -> pd.DataFrame:
+    """The claims table of the study's claim rows (:func:`superiority_row` and the like), p-values Holm-adjusted
+    over all of them; ``run`` says what was run."""
     padj = verdicts.holm([x["p_value"] for x in rows])
     out = []
     for x, pa in zip(rows, padj):
@@ -610,16 +557,9 @@ def _pct(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{math.expm1(x):+.1%}"
 
 
-def caption(
-    claims_df: pd.DataFrame,
-    ca: pd.DataFrame,
-    cb: pd.DataFrame,
-    sel: pd.DataFrame,
-    scale: str,
-    study: dict,
-    dataset_notes: dict[str, str],
-) -> str:
-    """RST caption with the numbers, used by the report for every figure and table of this study."""
+def design_paragraphs(scale: str, study: dict, dataset_notes: dict[str, str]) -> list[str]:
+    """The caption's paragraphs on the design: networks, metrics, regularizers and selection, datasets,
+    statistics."""
     pen = study["penalty"]
     cfg = study.get("claims", {})
     alpha, margin_rel = float(cfg.get("alpha", 0.05)), float(cfg.get("margin_rel", 0.05))
@@ -630,7 +570,7 @@ def caption(
         if pen["kind"] == "spectral_norm"
         else "mean h²‖J‖_F²"
     )
-    lines = [
+    return [
         f"Stiffness of ResNets x_(n+1) = x_n + h tanh(W(t_n) x_n + b(t_n)), **{scale}** scale: depth "
         f"{study['depth']} (h = {study['T'] / study['depth']:.3g}), width {study['width']}, parameterizations "
         f"{', '.join(study['parameterizations'])}, seeds {', '.join(map(str, study['seeds']))}, {study['epochs']} "
@@ -661,31 +601,39 @@ def caption(
         "``stiffness.claims.margin_rel``) is excluded, never because a test is not significant.",
         "",
     ]
-    for r in claims_df.itertuples():
-        ci = _fmt_ci(r.ci_low, r.ci_high)
-        head = f"* **({r.claim_id}) {r.verdict}**: {r.claim} "
-        if r.claim_id == "a":
-            lines.append(
-                head + f"Median log10(final/initial) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
-                f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
-            )
-        elif r.claim_id == "b1":
-            lines.append(
-                head + f"Gap reduction (none − penalty) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
-                f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
-            )
-        elif r.claim_id == "b1_test":
-            lines.append(
-                head + f"Test MSE without regularization relative to the penalty: {_pct(r.effect)} "
-                f"(ln ratio {r.effect:+.3g}, {r.ci_level:.0%} interval {ci}) over {r.n_units} units, "
-                f"p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
-            )
-        else:
-            lines.append(
-                head + f"Test MSE of L2 relative to the penalty: {_pct(r.effect)} (ln ratio "
-                f"{r.effect:+.3g}, {r.ci_level:.0%} interval {ci}, margin {r.margin:+.3g}) over "
-                f"{r.n_units} units, p = {_fmt_p(r.p_value)} against the margin."
-            )
+
+
+def claim_line(r) -> str:
+    """The caption line of one claim (a row of the claims table): verdict, claim, effect with its interval."""
+    ci = _fmt_ci(r.ci_low, r.ci_high)
+    head = f"* **({r.claim_id}) {r.verdict}**: {r.claim} "
+    if r.claim_id == "a":
+        return head + (
+            f"Median log10(final/initial) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
+            f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+        )
+    if r.claim_id == "b1":
+        return head + (
+            f"Gap reduction (none − penalty) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
+            f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+        )
+    if r.claim_id == "b1_test":
+        return head + (
+            f"Test MSE without regularization relative to the penalty: {_pct(r.effect)} "
+            f"(ln ratio {r.effect:+.3g}, {r.ci_level:.0%} interval {ci}) over {r.n_units} units, "
+            f"p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+        )
+    return head + (
+        f"Test MSE of L2 relative to the penalty: {_pct(r.effect)} (ln ratio "
+        f"{r.effect:+.3g}, {r.ci_level:.0%} interval {ci}, margin {r.margin:+.3g}) over "
+        f"{r.n_units} units, p = {_fmt_p(r.p_value)} against the margin."
+    )
+
+
+def number_paragraphs(ca: pd.DataFrame, cb: pd.DataFrame, sel: pd.DataFrame, alpha: float) -> list[str]:
+    """The caption's paragraphs after the claims: L2 vs none for scale, every stiffness measure's growth, the
+    selected strengths with their median test MSE."""
+    lines: list[str] = []
     g = cb.set_index(["comparison", "quantity"])
     if ("l2 vs none", "test_mse") in g.index:
         l2 = g.loc[("l2 vs none", "test_mse")]
@@ -720,4 +668,23 @@ def caption(
         )
         + ".",
     ]
+    return lines
+
+
+def caption(
+    claims_df: pd.DataFrame,
+    ca: pd.DataFrame,
+    cb: pd.DataFrame,
+    sel: pd.DataFrame,
+    scale: str,
+    study: dict,
+    dataset_notes: dict[str, str],
+) -> str:
+    """RST caption with the numbers, used by the report for every figure and table of this study: the design
+    (:func:`design_paragraphs`), one line per claim (:func:`claim_line`), the other numbers
+    (:func:`number_paragraphs`)."""
+    alpha = float(study.get("claims", {}).get("alpha", 0.05))
+    lines = design_paragraphs(scale, study, dataset_notes)
+    lines += [claim_line(r) for r in claims_df.itertuples()]
+    lines += number_paragraphs(ca, cb, sel, alpha)
     return "\n".join(lines) + "\n"

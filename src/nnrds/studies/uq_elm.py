@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .. import uq
+from .. import experiment, uq
 from ..data import load_table_dataset, read_metadata
 from ..train import seed_everything
 from ..uq import diagnostics, metrics, stacking
@@ -145,8 +145,10 @@ def nuts_note(i: dict, diag: dict, study: dict) -> str:
 TIMING_COLUMNS = ("wall_s", "warmup_s", "sampling_s", "ess_per_s")
 
 
-def run_job(job: str, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Fit every method for one architecture (``job`` = architecture name) or ``extrapolation``."""
+def run_job(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Fit every method for one architecture (``cell["job"]`` = architecture name) or ``extrapolation``, on the ELM
+    ensemble of ``cell.in_dirs[0]``."""
+    job, ensemble_dir, study, base_seed = cell["job"], cell.in_dirs[0], cell.study, cell.base_seed
     seed_everything(base_seed)
     Ptr, Ytr_raw, Pte, Yte_raw, names, outs = load_table_dataset(ensemble_dir)
     meta = read_metadata(ensemble_dir)
@@ -330,14 +332,16 @@ DEPTH_KEYS = ["n_train", "parameterization", "depth", "seed"]
 NEAR_RHAT = 1.1
 
 
-def run_depth_cell(n_train: int, ensemble_dir: str, study: dict, *, base_seed: int = 0) -> dict[str, pd.DataFrame]:
-    """NUTS feasibility over depth (issue 12 part 2) for one training size: every parameterization x depth x seed
+def run_depth_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """NUTS feasibility over depth (issue 12 part 2) for one training size (``cell["n_train"]``, ELM ensemble of
+    ``cell.in_dirs[0]``): every parameterization x depth x seed
     of ``study["depth_sweep"]``, same data, priors and sampler settings (so the same cap on gradient evaluations:
     chains x (warm-up + draws) x 2^max_tree_depth). Outputs are the leading PCA scores of the standardized QoIs
     (``pca_variance``), which keeps the networks small enough for the budget. Per run: posterior dimension,
     invariant R-hat, each chain's split R-hat, bulk / tail ESS, gradient evaluations, ESS per gradient evaluation,
     divergences, step size, tree depth, held-out CRPS and 90% coverage (in the space of the fitted scores lifted
     back to the QoIs)."""
+    n_train, ensemble_dir, study, base_seed = int(cell["n_train"]), cell.in_dirs[0], cell.study, cell.base_seed
     sw = study["depth_sweep"]
     Ptr, Ytr_raw, Pte, Yte_raw, names, outs = load_table_dataset(ensemble_dir)
     if len(Ptr) < n_train:

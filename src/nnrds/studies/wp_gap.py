@@ -37,7 +37,7 @@ import torch
 from scipy import stats
 
 from .. import experiment, guards, landscape, verdicts
-from ..train import fit, mse_per_replica
+from ..train import mse_per_replica
 
 log = logging.getLogger(__name__)
 
@@ -82,31 +82,22 @@ RUN_COLUMNS = [
 
 
 def _train_net(data, pspec: dict, depth: int, width: int, study: dict, seeds: list, base_seed: int, rt, labels):
-    """Build and train one replica batch (one replica per seed) of the study's training setup.
-    Returns (arch, net, fit result, the ``Where`` with the replicas' labels)."""
+    """Build and train one replica batch (one replica per seed) of the study's training setup
+    (:func:`nnrds.experiment.train_replicas`). Returns (arch, net, fit result, the ``Where`` with the replicas'
+    labels)."""
     arch = experiment.resnet_arch(data, pspec, width=width, depth=depth, T=study["T"])
     net = experiment.replica_net(arch, seeds, base_seed, rt)
     where = guards.current().at(labels=labels)  # the job's study/cell/config key; replicas labelled
-    budget = {k: study[k] for k in ("epochs", "lr", "batch_size")}
-    res = fit(net, data.X_train, data.Y_train, seed=base_seed, where=where, **budget)
-    return arch, net, res, where
+    return arch, net, experiment.train_replicas(net, data, study, base_seed, where=where), where
 
 
-def run_cell(
-    dataset: str,
-    dspec: dict,
-    pname: str,
-    pspec: dict,
-    study: dict,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train every (depth, width, seed) of one dataset x parameterization. Returns (runs, timings)."""
-    rt = experiment.prepare(base_seed, device, dtype)
+def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Train every (depth, width, seed) of one dataset x parameterization (``cell["dataset"]``, ``cell["param"]``).
+    Returns the tables runs and timings."""
+    dataset, pname, pspec, study = cell["dataset"], cell["param"], cell.parameterization, cell.study
+    base_seed, rt = cell.base_seed, cell.prepare()
     seeds = list(study["seeds"])
-    data = experiment.regression_data(dspec, seeds, base_seed, rt)
+    data = experiment.regression_data(cell.dataset, seeds, base_seed, rt)
     rows, timings = [], []
     for depth in study["depths"]:
         for width in study["widths"]:
@@ -145,7 +136,7 @@ def run_cell(
                 }
                 for s in seeds
             ]
-    return pd.DataFrame(rows, columns=RUN_COLUMNS), pd.DataFrame(timings)
+    return {"runs": pd.DataFrame(rows, columns=RUN_COLUMNS), "timings": pd.DataFrame(timings)}
 
 
 #: defaults of ``wp_gap.landscape`` (the schema holds the same)
@@ -173,26 +164,18 @@ def landscape_config(study: dict) -> dict:
     return {**LANDSCAPE_DEFAULTS, **(study.get("landscape") or {})}
 
 
-def run_landscape(
-    dataset: str,
-    dspec: dict,
-    pspecs: dict[str, dict],
-    study: dict,
-    *,
-    base_seed: int = 0,
-    device: str = "auto",
-    dtype: str = "float32",
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def run_landscape(cell: experiment.Cell, pspecs: dict[str, dict]) -> dict[str, pd.DataFrame]:
     """Train one net per entry of ``landscape.nets`` (parameterization name -> depth, width; ``pspecs`` their
-    specs) for every seed, batched as replicas like :func:`run_cell`, then slice each replica's training loss
-    (:func:`nnrds.landscape.loss_surface`) and take its statistics (:func:`nnrds.landscape.slice_stats`).
-    Returns (surfaces of the first seed, statistics of every replica, timings)."""
+    specs) for every seed, batched as replicas like :func:`run_cell`, on ``cell.dataset``, then slice each replica's
+    training loss (:func:`nnrds.landscape.loss_surface`) and take its statistics (:func:`nnrds.landscape.slice_stats`).
+    Returns the tables landscape (surfaces of the first seed), landscape_stats (every replica) and timings."""
     import time
 
+    study, base_seed, rt = cell.study, cell.base_seed, cell.prepare()
     ls = landscape_config(study)
-    rt = experiment.prepare(base_seed, device, dtype)
+    dataset = ls["dataset"]
     seeds = list(study["seeds"])
-    data = experiment.regression_data(dspec, seeds, base_seed, rt)
+    data = experiment.regression_data(cell.dataset, seeds, base_seed, rt)
     coords = np.linspace(-float(ls["radius"]), float(ls["radius"]), int(ls["points"]))
     A, B = np.meshgrid(coords, coords, indexing="ij")
 
@@ -254,11 +237,11 @@ def run_landscape(
                 "device": str(rt.device),
             }
         )
-    return (
-        pd.concat(surfaces, ignore_index=True)[LANDSCAPE_COLUMNS],
-        pd.DataFrame(stats)[LANDSCAPE_STAT_COLUMNS],
-        pd.DataFrame(timings),
-    )
+    return {
+        "landscape": pd.concat(surfaces, ignore_index=True)[LANDSCAPE_COLUMNS],
+        "landscape_stats": pd.DataFrame(stats)[LANDSCAPE_STAT_COLUMNS],
+        "timings": pd.DataFrame(timings),
+    }
 
 
 LANDSCAPE_EFFECT_COLUMNS = [

@@ -147,6 +147,22 @@ def _row(engine: str, post: Posterior, Xc, wall_warm: float, wall_samp: float) -
     )
 
 
+#: settings of the vanilla Pyro run (``vanilla_<name>`` in :data:`DEFAULTS`) and of the nnrds sampler
+VANILLA_SETTINGS = ("chains", "warmup", "samples")
+NNRDS_SETTINGS = (
+    "chains",
+    "warmup",
+    "samples",
+    "max_tree_depth",
+    "init_steps",
+    "dtype",
+    "init",
+    "metric",
+    "starts",
+    "mode_iters",
+)
+
+
 def run(ensemble_dir: str, overrides: dict | None = None, engines=("vanilla", "nnrds", "numpyro")) -> dict:
     c = {**DEFAULTS, **(overrides or {})}
     torch.set_num_threads(1)
@@ -159,34 +175,11 @@ def run(ensemble_dir: str, overrides: dict | None = None, engines=("vanilla", "n
     net_p = BayesNet(net.spec, dtype=getattr(torch, c["dtype"]))  # (a) and (c) in the precision (b) samples in
     rows, idatas = [], {}
     if "vanilla" in engines:
-        post = run_nuts_vanilla(
-            net_p,
-            X,
-            Y,
-            chains=c["vanilla_chains"],
-            warmup=c["vanilla_warmup"],
-            samples=c["vanilla_samples"],
-            seed=c["seed"],
-        )
+        post = run_nuts_vanilla(net_p, X, Y, seed=c["seed"], **{k: c[f"vanilla_{k}"] for k in VANILLA_SETTINGS})
         r, idatas["vanilla"] = _row("a_pyro_vanilla", post, Xc, post.info["warmup_s"], post.info["sampling_s"])
         rows.append(r)
     if "nnrds" in engines:
-        post = run_nuts(
-            net,
-            X,
-            Y,
-            chains=c["chains"],
-            warmup=c["warmup"],
-            samples=c["samples"],
-            seed=c["seed"],
-            max_tree_depth=c["max_tree_depth"],
-            init_steps=c["init_steps"],
-            dtype=c["dtype"],
-            init=c["init"],
-            metric=c["metric"],
-            starts=c["starts"],
-            mode_iters=c["mode_iters"],
-        )
+        post = run_nuts(net, X, Y, seed=c["seed"], **{k: c[k] for k in NNRDS_SETTINGS})
         r, idatas["nnrds"] = _row("b_nnrds", post, Xc, post.info["warmup_s"], post.info["sampling_s"])
         r["mean_tree_depth"] = post.info["mean_tree_depth"]
         r["n_grad_sampling"] = post.info["n_grad_sampling"]

@@ -54,29 +54,16 @@ class NetSpec:
 
     @classmethod
     def from_arch(cls, arch: Arch, **prior) -> NetSpec:
-        return cls(
-            d_in=arch.d_in,
-            d_out=arch.d_out,
-            kind=arch.param,
-            width=arch.width,
-            depth=arch.depth,
-            degree=arch.degree,
-            T=arch.T,
-            activation=arch.activation,
-            **prior,
-        )
+        """The spec of architecture ``arch`` with the prior settings ``prior``."""
+        return cls(kind=arch.param, **{k: getattr(arch, k) for k in _SHARED_WITH_ARCH}, **prior)
 
     def arch(self) -> Arch:
-        return Arch(
-            d_in=self.d_in,
-            d_out=self.d_out,
-            width=self.width,
-            depth=self.depth,
-            param=self.kind,
-            degree=self.degree,
-            T=self.T,
-            activation=self.activation,
-        )
+        """The :class:`~nnrds.models.Arch` of this spec (its parameterization is ``kind``)."""
+        return Arch(param=self.kind, **{k: getattr(self, k) for k in _SHARED_WITH_ARCH})
+
+
+#: fields a :class:`NetSpec` shares, by name, with :class:`~nnrds.models.Arch` (``kind`` is Arch's ``param``)
+_SHARED_WITH_ARCH = ("d_in", "d_out", "width", "depth", "degree", "T", "activation")
 
 
 class BayesNet:

@@ -71,6 +71,16 @@ def _edge(fwd: torch.Tensor, t: _Tree):
     return _where(fwd, t.q_r, t.q_l), _where(fwd, t.p_r, t.p_l), _where(fwd, t.g_r, t.g_l)
 
 
+def _select(mask: torch.Tensor, a: _Tree, b: _Tree) -> _Tree:
+    """Per chain: every field of ``a`` where ``mask``, of ``b`` elsewhere."""
+    return _Tree(
+        *[
+            (_where(mask, x, y) if x.dim() > 1 else torch.where(mask, x, y))
+            for x, y in zip(a.__dict__.values(), b.__dict__.values())
+        ]
+    )
+
+
 def _join_ends(fwd: torch.Tensor, old: _Tree, new: _Tree):
     """Ends (q_l, p_l, g_l, q_r, p_r, g_r) of ``old`` extended by ``new`` (built beyond old's end in each
     chain's direction) and the summed momentum."""
@@ -154,6 +164,32 @@ class VectorizedNUTS:
     def _uniform(self, C, dtype):
         return torch.rand(C, generator=self.gen, dtype=dtype, device=self.gen.device)
 
+    def _merge(self, fwd, a: _Tree, b: _Tree, take, b_turning=None) -> _Tree:
+        """The trajectory of ``a`` extended by ``b`` (built in direction ``fwd``): the outer ends, ``b``'s proposal
+        for the chains of ``take`` (``a``'s for the others), summed weights and accept statistics, ``b``'s divergence;
+        turning where the merged ends make a U-turn (or ``b_turning``)."""
+        q_l, p_l, g_l, q_r, p_r, g_r, r_sum = _join_ends(fwd, a, b)
+        turning = self._turning(p_l, p_r, r_sum)
+        if b_turning is not None:
+            turning = b_turning | turning
+        return _Tree(
+            q_l,
+            p_l,
+            g_l,
+            q_r,
+            p_r,
+            g_r,
+            _where(take, b.q_prop, a.q_prop),
+            torch.where(take, b.U_prop, a.U_prop),
+            _where(take, b.g_prop, a.g_prop),
+            torch.logaddexp(a.log_w, b.log_w),
+            r_sum,
+            turning,
+            b.diverging,
+            a.sum_accept + b.sum_accept,
+            a.n_prop + b.n_prop,
+        )
+
     def _build(self, q, p, g, direction, depth, H0, eps) -> _Tree:
         if depth == 0:
             q1, p1, g1, U1 = self._leapfrog(q, p, g, direction * eps)
@@ -171,32 +207,8 @@ class VectorizedNUTS:
         log_w = torch.logaddexp(a.log_w, b.log_w)
         take_b = self._uniform(len(log_w), log_w.dtype) < torch.exp(b.log_w - log_w)
         take_b = take_b & ok
-        q_l, p_l, g_l, q_r, p_r, g_r, r_sum = _join_ends(fwd, a, b)
-        turning = b.turning | self._turning(p_l, p_r, r_sum)
-        out = _Tree(
-            q_l,
-            p_l,
-            g_l,
-            q_r,
-            p_r,
-            g_r,
-            _where(take_b, b.q_prop, a.q_prop),
-            torch.where(take_b, b.U_prop, a.U_prop),
-            _where(take_b, b.g_prop, a.g_prop),
-            log_w,
-            r_sum,
-            turning,
-            b.diverging,
-            a.sum_accept + b.sum_accept,
-            a.n_prop + b.n_prop,
-        )
-        # chains whose first half already stopped keep the first half unchanged
-        return _Tree(
-            *[
-                (_where(ok, x, y) if x.dim() > 1 else torch.where(ok, x, y))
-                for x, y in zip(out.__dict__.values(), a.__dict__.values())
-            ]
-        )
+        out = self._merge(fwd, a, b, take_b, b.turning)
+        return _select(ok, out, a)  # chains whose first half already stopped keep the first half unchanged
 
     def step(self, q, U, g, eps):
         """One NUTS transition for every chain. Returns q, U, g, mean accept prob, diverging, tree depth."""
@@ -230,32 +242,10 @@ class VectorizedNUTS:
             good = active & ~(new.turning | new.diverging)
             # biased progressive sampling at the top level
             take = good & (self._uniform(C, dtype) < torch.exp(new.log_w - tree.log_w).clamp(max=1.0))
-            q_l, p_l, g_l, q_r, p_r, g_r, r_sum = _join_ends(fwd, tree, new)
-            merged = _Tree(
-                q_l,
-                p_l,
-                g_l,
-                q_r,
-                p_r,
-                g_r,
-                _where(take, new.q_prop, tree.q_prop),
-                torch.where(take, new.U_prop, tree.U_prop),
-                _where(take, new.g_prop, tree.g_prop),
-                torch.logaddexp(tree.log_w, new.log_w),
-                r_sum,
-                self._turning(p_l, p_r, r_sum),
-                new.diverging,
-                tree.sum_accept + new.sum_accept,
-                tree.n_prop + new.n_prop,
-            )
+            merged = self._merge(fwd, tree, new, take)
             # accept statistics count every leapfrog step of an active chain (as Stan / Pyro)
             upd_stats = active
-            tree = _Tree(
-                *[
-                    (_where(good, x, y) if x.dim() > 1 else torch.where(good, x, y))
-                    for x, y in zip(merged.__dict__.values(), tree.__dict__.values())
-                ]
-            )
+            tree = _select(good, merged, tree)
             tree.sum_accept = torch.where(upd_stats & ~good, tree.sum_accept + new.sum_accept, tree.sum_accept)
             tree.n_prop = torch.where(upd_stats & ~good, tree.n_prop + new.n_prop, tree.n_prop)
             diverged = diverged | (active & new.diverging)

@@ -1,6 +1,7 @@
 """Acquisition of the real datasets from the mirror: verification, failure modes, parsers."""
 
 import io as _io
+import json
 import shutil
 import tarfile
 
@@ -11,6 +12,7 @@ import pytest
 from nnrds import cli
 from nnrds.config import dumps
 from nnrds.data import acquire, fitsnap, stress_units
+from nnrds.potentials.structures import atoms_frame, cell_columns, stress_columns
 
 TA = acquire.DATASETS["fitsnap_Ta"]
 ECG = acquire.DATASETS["ecg5000"]
@@ -124,6 +126,64 @@ def test_fitsnap_header_line_is_skipped():
     assert d["Energy"] == -1.0 and meta["StressStyle"] == "kB"
 
 
+def _config_json(n=2, style="kB", stress=None, natoms=None):
+    d = {
+        "Energy": -7.5,
+        "NumAtoms": n if natoms is None else natoms,
+        "AtomTypes": ["W", "Be"][:n],
+        "Positions": [[0.0, 0.0, 0.0], [1.0, 1.5, 2.0]][:n],
+        "Forces": [[0.1, 0.2, 0.3], [-0.1, -0.2, -0.3]][:n],
+        "Lattice": [[3.0, 0.0, 0.0], [0.1, 3.0, 0.0], [0.0, 0.2, 3.0]],
+        "Stress": stress or [[1.0, 4.0, 5.0], [4.0, 2.0, 6.0], [5.0, 6.0, 3.0]],
+    }
+    return ("# header\n" + json.dumps({"Dataset": {"Data": [d], "StressStyle": style}})).encode()
+
+
+def test_read_config_checks_unit_and_atom_counts():
+    d, style = fitsnap.read_config(_config_json(), "grp/a.json", "set", "src.tar")
+    assert style == "kB" and d["Energy"] == -7.5
+    with pytest.raises(ValueError, match="set/grp/a.json: unknown StressStyle 'psi'"):
+        fitsnap.read_config(_config_json(style="psi"), "grp/a.json", "set", "src.tar")
+    with pytest.raises(ValueError, match="NumAtoms=3 but positions"):
+        fitsnap.read_config(_config_json(natoms=3), "grp/a.json", "set", "src.tar")
+    with pytest.raises(ValueError, match="src.tar: set/b.json is not a FitSNAP JSON configuration"):
+        fitsnap.read_config(b"# header\nnot json", "b.json", "set", "src.tar")
+
+
+def test_config_tables_convert_stress_and_name_the_group():
+    d, style = fitsnap.read_config(_config_json(), "grp/a.json", "set", "src.tar")
+    row, atoms = fitsnap.config_tables(4, "grp/a.json", d, style)
+    kb = stress_units.STRESS_TO_EV_A3["kB"]
+    assert (row["config_id"], row["group"], row["file"], row["natoms"], row["species"]) == (
+        4,
+        "grp",
+        "grp/a.json",
+        2,
+        "Be W",
+    )
+    # Voigt xx yy zz yz xz xy of the 3 x 3 stress, times the declared unit's factor
+    assert [row[f"stress_{k}_eV_A3"] for k in ("xx", "yy", "zz", "yz", "xz", "xy")] == pytest.approx(
+        [kb * v for v in (1, 2, 3, 6, 5, 4)]
+    )
+    assert row["cell_by_A"] == 3.0 and row["cell_bx_A"] == 0.1 and row["cell_cy_A"] == 0.2
+    assert list(atoms.species) == ["W", "Be"] and atoms.fz_eV_A.tolist() == [0.3, -0.3] and (atoms.config_id == 4).all()
+    row, _ = fitsnap.config_tables(0, "top.json", d, "bar")
+    assert row["group"] == "" and row["stress_xx_eV_A3"] == pytest.approx(stress_units.STRESS_TO_EV_A3["bar"])
+
+
+def test_set_metadata_counts_groups_and_styles():
+    conf = pd.DataFrame({"natoms": [2, 3, 4], "group": ["b", "a", "b"]})
+    table = pd.DataFrame([{"group": "a", "unit": "kB", "ratio": 1.0000001}])
+    meta = fitsnap.set_metadata("S", conf, {"bar": 2, "kB": 1}, table)
+    assert (meta["set"], meta["n_configs"], meta["n_atoms"]) == ("S", 3, 9)
+    assert list(meta["groups"].items()) == [("a", 1), ("b", 2)] and meta["stress_style_in_source"] == {
+        "bar": 2,
+        "kB": 1,
+    }
+    assert meta["stress_units"]["table"] == [{"group": "a", "unit": "kB", "ratio": 1.0}]
+    assert "thermodynamic consistency" in meta["stress_units"]["method"] and "%g" not in meta["stress_units"]["method"]
+
+
 def test_unknown_dataset():
     with pytest.raises(acquire.AcquisitionError, match="unknown dataset 'nope'"):
         acquire.spec("nope")
@@ -157,29 +217,8 @@ def _emt_tables(
             "species": " ".join(sorted(set(at.get_chemical_symbols()))),
             "energy_eV": at.get_potential_energy() + noise_eV * rng.standard_normal(),
         }
-        for k, lab in enumerate(["xx", "yy", "zz", "yz", "xz", "xy"]):
-            row[f"stress_{lab}_eV_A3"] = as_read[k]
-        cell = np.asarray(at.get_cell())
-        for i, v in enumerate("abc"):
-            for j, c in enumerate("xyz"):
-                row[f"cell_{v}{c}_A"] = cell[i, j]
-        confs.append(row)
-        p, fr = at.get_positions(), at.get_forces()
-        atoms.append(
-            pd.DataFrame(
-                {
-                    "config_id": cid,
-                    "atom": np.arange(len(at)),
-                    "species": at.get_chemical_symbols(),
-                    "x_A": p[:, 0],
-                    "y_A": p[:, 1],
-                    "z_A": p[:, 2],
-                    "fx_eV_A": fr[:, 0],
-                    "fy_eV_A": fr[:, 1],
-                    "fz_eV_A": fr[:, 2],
-                }
-            )
-        )
+        confs.append(row | stress_columns(as_read) | cell_columns(np.asarray(at.get_cell())))
+        atoms.append(atoms_frame(cid, at.get_chemical_symbols(), at.get_positions(), at.get_forces()))
 
     for a in np.linspace(3.5, 3.75, 11):
         add(bulk("Cu", "fcc", a=a, cubic=True), "eos")
@@ -227,6 +266,30 @@ def test_stress_units_detected_per_group_from_thermodynamic_consistency():
     # after conversion every checkable group is consistent in the unit it is now in (eV/A^3 read as such)
     again = stress_units.stress_unit_table(conv, atoms, "eV/A^3")
     assert again.set_index("group").loc[["eos", "elastic"], "ratio"].between(0.9, 1.1).all()
+
+
+def test_stress_work_pair_pieces():
+    conf, atoms = _emt_tables({"eos": "bar", "elastic": "bar", "md": "bar"})
+    conf.loc[0, stress_units.STRESS_COLUMNS] = 0.0  # an unlabelled configuration is never paired
+    # atoms stored configuration by configuration in another order are put in the configurations' order
+    shuffled = pd.concat([g for _, g in atoms.groupby("config_id")][::-1], ignore_index=True)
+    arr = stress_units.ConfigArrays.of(conf, shuffled)
+    assert np.array_equal(arr.spc, atoms["species"].to_numpy()) and arr.start[-1] == len(atoms)
+    np.testing.assert_array_equal(arr.frc, atoms[["fx_eV_A", "fy_eV_A", "fz_eV_A"]].to_numpy())
+    np.testing.assert_allclose(arr.vol[1], 3.525**3)  # eos: cubic fcc Cu, a = 3.5 + 0.025
+    buckets = dict(stress_units.pair_buckets(conf, arr))
+    assert sorted(g for g, _ in buckets) == ["elastic", "eos", "md"] and 0 not in buckets[("eos", ("Cu",) * 4)]
+    assert len(buckets[("elastic", ("Au", "Cu", "Cu", "Cu"))]) == 12
+    # nearest cells: the eos cells are a chain, each paired with its PAIR_NEIGHBOURS nearest
+    eos = buckets[("eos", ("Cu",) * 4)]
+    pairs = stress_units.neighbour_pairs(arr.cells[eos], arr.vol[eos])
+    assert (0, 1) in pairs and (0, 9) not in pairs and all(b - a <= stress_units.PAIR_NEIGHBOURS for a, b in pairs)
+    # a strained EMT pair in the right unit: ratio ~ 1 (trapezoid error only); equal cells do no stress work
+    w = stress_units.pair_work(arr, eos[0], eos[1])
+    assert w is not None and 0.9 < w["ratio"] < 1.1 and w["max_strain"] == pytest.approx(0.025 / 3.525, rel=1e-6)
+    assert stress_units.pair_work(arr, eos[0], eos[0]) is None
+    md = buckets[("md", ("Cu",) * 32)]
+    assert stress_units.pair_work(arr, md[0], md[1]) is None  # fixed cell: no strain
 
 
 def test_stress_units_declared_right_is_confirmed_and_mixed_compositions_are_separate():

@@ -110,6 +110,9 @@ def test_cli_tables_byte_identical_and_loadable(tmp_path):
         assert cli.main(["data-elm", "--config-json", cfg, "--out-dir", str(tmp_path / d)]) == 0
     for f in ("ptrain.csv", "ytrain.csv", "ptest.csv", "ytest.csv", "metadata.json", "trajectories.csv"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    timings = pd.read_csv(tmp_path / "a" / "timings.csv")  # wall clock in timings.csv, like every command's
+    assert timings.job.tolist() == ["data/elm"] and timings.members.tolist() == [12]
+    assert not (tmp_path / "a" / "timing.json").exists()
     Xtr, Ytr, Xte, Yte, xn, yn = load_table_dataset(tmp_path / "a")
     assert Xtr.shape == (8, 15) and Ytr.shape == (8, 10) and Xte.shape == (4, 15) and Yte.shape == (4, 10)
     assert xn == list(elm.PERTURBED) and yn == list(elm.QOIS) and Xtr.dtype == np.float64
@@ -169,3 +172,29 @@ def test_forcing_file_roundtrip(tmp_path):
     pd.DataFrame({"tmin": f.tmin[:100], "tmax": f.tmax[:100], "rad": f.rad[:100]}).to_csv(p, index=False)
     with pytest.raises(ValueError, match="365-day years"):
         elm.forcing_from_file(p, SITE["latitude"], SITE["co2"])
+
+
+def test_split_puts_the_first_rows_with_the_training_design():
+    ptr, pte = pd.DataFrame({"a": [1.0, 2.0]}), pd.DataFrame({"a": [3.0]})
+    y = pd.DataFrame({"q": [10.0, 20.0, 30.0]}, index=[5, 6, 7])
+    out = ensembles._split(ptr, pte, y)
+    assert out["ytrain"].q.tolist() == [10.0, 20.0] and out["ytest"].q.tolist() == [30.0]
+    assert list(out["ytest"].index) == [0] and out["ptrain"] is ptr and out["ptest"] is pte
+
+
+def test_elm_metadata_pieces():
+    rows = ensembles.elm_input_rows([next(iter(elm.PERTURBED)), "tsoil_tau"], [0.1, 2.0], [0.3, 4.0])
+    k = next(iter(elm.PERTURBED))
+    assert (
+        rows[0]["name"] == k
+        and rows[0]["unit"] == elm.PERTURBED[k][1]
+        and (rows[0]["low"], rows[0]["high"]) == (0.1, 0.3)
+    )
+    assert rows[1]["unit"] == "-" and rows[1]["description"] == "fixed constant"
+    assert rows[1]["default"] == elm.FIXED["tsoil_tau"]
+    cfg = raw_cfg(elm=SMALL)["elm"]
+    forcing = ensembles.elm_forcing(cfg)
+    y = pd.DataFrame({"gpp": [1.0, 1.0, 0.001, 2.0]})  # one collapsed member (< 1% of the median)
+    meta = ensembles.elm_metadata(cfg, [k], [0.1], [0.3], forcing, y)
+    assert meta["collapsed_members"] == 1 and meta["recorded_years"] == forcing.n_days // elm.DAYS
+    assert meta["seeds"]["design_test"] == cfg["seed"] + 1 and [q["name"] for q in meta["outputs"]] == list(elm.QOIS)
