@@ -320,31 +320,10 @@ def per_seed(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
 
 
-def _degenerate(x: np.ndarray) -> bool:
-    """All units equal (e.g. tied rank correlations of a tiny sweep): the t interval would have width 0."""
-    return x.size >= 2 and bool(np.all(x == x[0]))
-
-
-def _p_value(x: np.ndarray) -> float:
-    """Two-sided one-sample t-test of mean 0 (the dual of :func:`nnrds.verdicts.mean_ci`); for identical
-    values, the exact sign test (the dual of :func:`nnrds.verdicts.median_ci`, used for them)."""
-    if x.size < 2:
-        return float("nan")
-    if _degenerate(x):
-        return 1.0 if x[0] == 0 else float(min(1.0, 2.0 * 0.5**x.size))
-    return float(stats.ttest_1samp(x, 0.0).pvalue)
-
-
 def _interval(x: np.ndarray, level: float, bounds: tuple[float, float] | None) -> tuple[float, float, float]:
-    """(mean, low, high): Student t over units; identical values (zero spread says nothing about the spread
-    of the population) get the distribution-free median interval instead (NaN, i.e. inconclusive, when
-    there are too few units for the level). A bounded effect (a correlation) has its interval clipped to
-    the bounds, which the mean cannot leave."""
-    if _degenerate(x):
-        _, lo, hi = verdicts.median_ci(x, level=level)
-        eff = float(x[0])
-    else:
-        eff, lo, hi = verdicts.mean_ci(x, level=level)
+    """(mean, low, high) from :func:`nnrds.verdicts.t_or_sign_ci`; a bounded effect (a correlation) has its interval
+    clipped to the bounds, which the mean cannot leave."""
+    eff, lo, hi = verdicts.t_or_sign_ci(x, level)
     if bounds is not None and np.isfinite(lo):
         lo, hi = float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
     return eff, lo, hi
@@ -388,7 +367,7 @@ def _landscape_rows(effects: pd.DataFrame | None, study: dict, margin: float) ->
                 "the slice (positive = WP smoother)",
                 "x": x,
                 "margin": margin,
-                "p_value": _p_value(x),
+                "p_value": verdicts.one_sample_p(x),
                 "figure": FIGURES["smoother_landscape"],
                 "bounds": None,
             }
@@ -447,7 +426,7 @@ def claims(seed_table: pd.DataFrame, study: dict, landscape_effects: pd.DataFram
                     "effect_name": ename,
                     "x": x,
                     "margin": margin,
-                    "p_value": _p_value(x),
+                    "p_value": verdicts.one_sample_p(x),
                     "figure": FIGURES[cid],
                     "bounds": bounds,
                 }
@@ -455,13 +434,8 @@ def claims(seed_table: pd.DataFrame, study: dict, landscape_effects: pd.DataFram
     rows += _landscape_rows(landscape_effects, study, float(cfg["margin_landscape"]))
     m = len(rows)
     p = np.array([r["p_value"] for r in rows], dtype=float)
-    p_adj = verdicts.holm(p) if m else p
-    level = np.full(m, 1.0 - alpha / max(m, 1))
-    order = np.argsort(np.where(np.isfinite(p), p, np.inf), kind="stable")
-    for j, i in enumerate(order):
-        if not (np.isfinite(p_adj[i]) and p_adj[i] <= alpha):
-            break  # Holm stops at the first non-rejection: the rest keep the Bonferroni level
-        level[i] = 1.0 - alpha / (m - j)
+    p_adj, a = verdicts.holm_alphas(p, alpha)
+    level = 1.0 - a
     out = []
     for i, r in enumerate(rows):
         x, bounds = r.pop("x"), r.pop("bounds")
@@ -597,9 +571,5 @@ def caption(
             )
     lines.append("")
     for r in claims_table.itertuples():
-        lines.append(
-            f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} "
-            f"[{_num(r.ci_low)}, {_num(r.ci_high)}] ({100 * r.ci_level:.1f}% interval, {r.n_units} seeds, "
-            f"Holm-adjusted p = {_num(r.p_adjusted)}): **{r.verdict}**."
-        )
+        lines.append(verdicts.claim_bullet(r))
     return "\n".join(lines) + "\n"
