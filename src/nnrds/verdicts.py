@@ -18,7 +18,9 @@ the binomial distribution -- the sign-test interval, exact coverage >= level), a
 :func:`hodges_lehmann_ci` (paired Wilcoxon / Walsh-average interval); :func:`t_or_sign_ci` (Student t, or the
 median interval when every unit agrees) with its test :func:`one_sample_p`. Multiplicity: :func:`holm`
 (Holm-Bonferroni step-down adjusted p-values, familywise error control) and :func:`holm_alphas` (the level of
-each comparison's interval at Holm's step-down, so interval and adjusted p-value agree).
+each comparison's interval at Holm's step-down, so interval and adjusted p-value agree). :func:`verdict_table` puts
+these together: a claims table from per-unit effects (superiority: :func:`one_sample_p`; non-superiority:
+:func:`non_superiority_p`), Holm over the family, each interval at its Holm step-down level.
 
 Every study writes its claims as a table with :data:`CLAIM_COLUMNS` (use :func:`claims_frame`); the
 ledger rule concatenates them into ``results/claims.csv``.
@@ -204,6 +206,16 @@ def one_sample_p(x: np.ndarray) -> float:
     return float(stats.ttest_1samp(x, 0.0).pvalue)
 
 
+def non_superiority_p(x: np.ndarray, margin: float) -> float:
+    """One-sided t-test of H0: mean >= margin against mean < margin (dual of the upper end of the (1 - 2 alpha)
+    t interval of :func:`t_or_sign_ci`); identical values: exact sign test. NaN for fewer than 2 values."""
+    if x.size < 2:
+        return float("nan")
+    if np.all(x == x[0]):
+        return float(0.5**x.size) if x[0] < margin else 1.0
+    return float(stats.ttest_1samp(x, margin, alternative="less").pvalue)
+
+
 def t_or_sign_ci(x: np.ndarray, level: float) -> tuple[float, float, float]:
     """(mean, low, high): :func:`mean_ci`; identical values (zero spread says nothing about the population's
     spread) get their value and the distribution-free :func:`median_ci` instead (NaN, i.e. inconclusive, when
@@ -268,3 +280,50 @@ def claims_frame(rows: Iterable[Claim | dict]) -> pd.DataFrame:
     if missing:
         raise ValueError(f"claims table lacks columns {missing}")
     return df[CLAIM_COLUMNS]
+
+
+def verdict_table(specs: list[dict], alpha: float) -> pd.DataFrame:
+    """Claims table from per-unit effects. Each spec: claim fields of :class:`Claim` (without the
+    numbers) plus ``x`` (the per-unit effects), ``kind`` ("superiority" or "non_superiority") and ``margin``.
+
+    p-values: superiority, two-sided t-test of mean 0; non-superiority, one-sided t-test of mean >= margin. Holm
+    over all specs; the interval of the j-th smallest p-value is taken at Holm's step-down level alpha_j =
+    alpha/(m - j + 1) while the previous ones were rejected (alpha/m after the first non-rejection): two-sided
+    (1 - alpha_j) for superiority, (1 - 2 alpha_j) for non-superiority (its upper end is the one-sided bound),
+    so the interval and the adjusted p-value agree. Verdicts: :func:`superiority` /
+    :func:`non_superiority`."""
+    specs = [dict(s) for s in specs]
+    for s in specs:
+        x = np.asarray(s["x"], dtype=float)
+        s["x"] = x[np.isfinite(x)]
+        s["p_value"] = one_sample_p(s["x"]) if s["kind"] == "superiority" else non_superiority_p(s["x"], s["margin"])
+    m = len(specs)
+    if m == 0:
+        return pd.DataFrame(columns=CLAIM_COLUMNS)
+    p_adj, a_j = holm_alphas([s["p_value"] for s in specs], alpha)
+    out = []
+    for i, s in enumerate(specs):
+        x, kind, margin = s.pop("x"), s.pop("kind"), float(s["margin"])
+        level = 1.0 - (a_j[i] if kind == "superiority" else 2.0 * a_j[i])
+        eff, lo, hi = t_or_sign_ci(x, level)
+        v = superiority(lo, hi, margin=margin) if kind == "superiority" else non_superiority(lo, hi, margin)
+        test = (
+            f"{'two-sided one-sample t test of mean 0' if kind == 'superiority' else f'one-sided t test of mean >= {margin:.3g} (non-superiority)'}"
+            f" over {x.size} units; Holm over {m} claims, interval at the Holm step-down level; "
+            f"{kind.replace('_', '-')} with margin {margin:.3g}"
+        )
+        out.append(
+            Claim(
+                **{k: v_ for k, v_ in s.items() if k != "p_value"},
+                n_units=int(x.size),
+                effect=float(eff),
+                ci_low=float(lo),
+                ci_high=float(hi),
+                ci_level=float(level),
+                p_value=float(s["p_value"]),
+                p_adjusted=float(p_adj[i]),
+                verdict=v,
+                test=test,
+            )
+        )
+    return claims_frame(out)

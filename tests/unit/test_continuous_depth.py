@@ -338,27 +338,6 @@ def test_claims_inconclusive_on_noise_around_the_margin():
     assert set(v.values()) == {"inconclusive"}, v
 
 
-def test_verdict_table_holm_levels_and_interval_sides():
-    x_sup = np.array([1.0, 1.1, 0.9, 1.05, 0.95])
-    blank = dict(study="s", claim="", what_was_run="", unit="seed", effect_name="", figure="")
-    t = cd.verdict_table(
-        [
-            dict(blank, claim_id="a", kind="superiority", margin=0.1, x=x_sup),
-            dict(blank, claim_id="b", kind="non_superiority", margin=0.3, x=np.array([0.0, 0.01, -0.01, 0.02, -0.02])),
-        ],
-        alpha=0.05,
-    )
-    a, b = t.set_index("claim_id").loc["a"], t.set_index("claim_id").loc["b"]
-    assert a.verdict == b.verdict == "supported"
-    # both rejected; b has the smaller p (t ~ -40): alpha_b = alpha/2 with a (1 - 2 alpha_b) interval, a gets
-    # alpha/1 with a (1 - alpha) interval -- both 95% here
-    assert b.p_value < a.p_value
-    assert b.ci_level == pytest.approx(1 - 2 * 0.05 / 2) and a.ci_level == pytest.approx(1 - 0.05)
-    assert b.ci_high < 0.3 and a.ci_low > 0
-    lo, hi = verdicts.mean_ci(x_sup, level=a.ci_level)[1:]
-    assert (a.ci_low, a.ci_high) == pytest.approx((lo, hi))
-
-
 def test_caption_renders_without_docutils_messages():
     from captions import rst_problems
 
@@ -372,43 +351,6 @@ def test_caption_renders_without_docutils_messages():
     text = cd.caption(tables, "smoke", study, "simulated")
     assert rst_problems(text) == []
     assert "supported" in text and "n/a" in text
-
-
-# --------------------------------------------------------------------------------------------- smoke DAG
-@pytest.mark.slow
-def test_smoke_dag_target_tables_and_figures(smoke_run):
-    """The study in the shared smoke-scale run of the whole DAG: tables with the expected layout, claims with
-    CLAIM_COLUMNS, figures, progress logs and benchmark files (its determinism is checked with every other table by
-    tests/workflow/test_dag.py::test_kill_and_rerun_completes_with_same_results)."""
-    import json
-
-    wd = smoke_run  # the shared smoke-scale run of the whole DAG (tests/conftest.py)
-    figs = [f"figures/continuous_depth/{f}.png" for f in ("error_vs_h", "refinement_penalty", "wp_depth_convergence")]
-    res = wd / "results/continuous_depth"
-    claims = pd.read_csv(res / "claims.csv")
-    assert list(claims.columns) == verdicts.CLAIM_COLUMNS and set(claims.verdict) <= set(verdicts.VERDICTS)
-    assert {"euler_not_continuous:pendulum", "rk4_continuous:harmonic", "depth_refinement:elm:legendre3"} <= set(
-        claims.claim_id
-    )
-    conv = pd.read_csv(res / "convergence.csv")
-    assert set(conv.scheme) == {"euler", "midpoint", "rk4"} and set(conv.seed) == {0, 1, 2}
-    assert len(pd.read_csv(res / "models.csv")) == 3 * 2 * 2 * 3  # schemes x systems x dt's x seeds
-    wpr = pd.read_csv(res / "wp_runs.csv")
-    assert set(wpr.variant) == {"legendre3", "nonpar/constant", "nonpar/linear"} and set(wpr.depth_eval) == {
-        2,
-        4,
-        8,
-        16,
-    }
-    for f in figs:
-        assert (wd / f).stat().st_size > 1000 and (wd / f).with_suffix(".pdf").exists()
-    prov = json.loads((res / "provenance.json").read_text())
-    assert prov["config"]["scale"] == "smoke" and len(prov["jobs"]) == 5
-    assert "INFO nnrds.train" in (res / "logs/oscillator_rk4.log").read_text()
-    assert len(list((res / "benchmarks").glob("*.tsv"))) == 5
-    from captions import rst_problems
-
-    assert rst_problems((res / "caption.rst").read_text()) == []
 
 
 def test_fit_lr_final_decays_geometrically_and_defaults_to_constant():

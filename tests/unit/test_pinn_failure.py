@@ -400,21 +400,6 @@ def test_run_cell_deterministic_and_independent_of_batch_companions():
     assert c["landscape"].empty and set(c["history"]["stage"]) == {0, 1}
 
 
-@pytest.mark.slow
-def test_smoke_dag_builds_pinn_failure(smoke_run):
-    """The study in the shared smoke-scale run of the whole DAG (tests/conftest.py)."""
-    wd = smoke_run
-    cl = pd.read_csv(wd / "results/pinn_failure/claims.csv")
-    assert list(cl.columns) == verdicts.CLAIM_COLUMNS and set(cl.verdict) <= set(verdicts.VERDICTS)
-    assert {"plain_fails:convection", "curriculum_improves:convection"} <= set(cl.claim_id)
-    for f in pf_figs():
-        assert (wd / f"figures/pinn_failure/{f}.png").stat().st_size > 1000
-
-
-def pf_figs():
-    return ["error_vs_coefficient", "heatmaps", "loss_curves", "landscapes"]
-
-
 def test_caption_renders_without_docutils_messages():
     from captions import rst_problems
 

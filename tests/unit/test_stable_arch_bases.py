@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from nnrds import wp
+from nnrds import experiment, wp
 from nnrds.studies import stable_arch as sa
-from nnrds.studies.continuous_depth import verdict_table
+from nnrds.verdicts import verdict_table
 from tests.helpers.captions import rst_problems
 
 DEGREES, TS, SEEDS = [1, 2, 3], [1.0, 2.0, 4.0], [0, 1, 2, 3, 4]
@@ -105,7 +105,10 @@ def test_run_bases_cell_tiny(problem):
     torch.set_num_threads(1)
     cfg = {**BASES_CFG, "degrees": [1, 2], "Ts": [1.0, 3.0], "seeds": [0, 1]}
     dspec = {"kind": "sklearn_diabetes", "n_train": 16, "n_test": 16} if problem == "diabetes" else None
-    out = sa.run_bases_cell(problem, dspec, cfg, base_seed=0, device="cpu")
+    cell = experiment.Cell(
+        id={"problem": problem}, study=cfg, base_seed=0, device="cpu", dtype=cfg["dtype"], dataset=dspec
+    )
+    out = sa.run_bases_cell(cell)
     runs, curves = out["bases_runs"], out["bases_curves"]
     assert list(runs.columns) == sa.BASES_RUN_COLUMNS and len(runs) == 3 * 2 * 2 * 2
     assert set(runs["loss"]) == {"cross_entropy" if problem == "peaks" else "mse"}

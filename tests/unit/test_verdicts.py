@@ -153,3 +153,52 @@ def test_claims_frame_rejects_bad_verdict():
     assert list(df.columns) == V.CLAIM_COLUMNS
     with pytest.raises(ValueError):
         V.mean_ci([1.0, np.nan])
+
+
+def test_verdict_table_holm_levels_and_interval_sides():
+    x_sup = np.array([1.0, 1.1, 0.9, 1.05, 0.95])
+    blank = dict(study="s", claim="", what_was_run="", unit="seed", effect_name="", figure="")
+    t = V.verdict_table(
+        [
+            dict(blank, claim_id="a", kind="superiority", margin=0.1, x=x_sup),
+            dict(blank, claim_id="b", kind="non_superiority", margin=0.3, x=np.array([0.0, 0.01, -0.01, 0.02, -0.02])),
+        ],
+        alpha=0.05,
+    )
+    a, b = t.set_index("claim_id").loc["a"], t.set_index("claim_id").loc["b"]
+    assert a.verdict == b.verdict == "supported"
+    # both rejected; b has the smaller p (t ~ -40): alpha_b = alpha/2 with a (1 - 2 alpha_b) interval, a gets
+    # alpha/1 with a (1 - alpha) interval -- both 95% here
+    assert b.p_value < a.p_value
+    assert b.ci_level == pytest.approx(1 - 2 * 0.05 / 2) and a.ci_level == pytest.approx(1 - 0.05)
+    assert b.ci_high < 0.3 and a.ci_low > 0
+    lo, hi = V.mean_ci(x_sup, level=a.ci_level)[1:]
+    assert (a.ci_low, a.ci_high) == pytest.approx((lo, hi))
+
+
+def test_verdict_table_contradicted_inconclusive_and_empty():
+    """Known answers: a clear negative effect contradicts a superiority claim; a clear effect far above the margin
+    contradicts a non-superiority claim; noise around 0 with 3 units is inconclusive; no specs, an empty table."""
+    blank = dict(study="s", claim="", what_was_run="", unit="seed", effect_name="", figure="")
+    t = V.verdict_table(
+        [
+            dict(blank, claim_id="neg", kind="superiority", margin=0.1, x=[-1.0, -1.1, -0.9, -1.05]),
+            dict(blank, claim_id="big", kind="non_superiority", margin=0.1, x=[2.0, 2.1, 1.9, 2.05]),
+            dict(blank, claim_id="noise", kind="superiority", margin=0.1, x=[0.5, -0.4, 0.1]),
+        ],
+        alpha=0.05,
+    )
+    assert list(t.columns) == V.CLAIM_COLUMNS
+    t = t.set_index("claim_id")
+    assert t.loc["neg", "verdict"] == V.CONTRADICTED and t.loc["big", "verdict"] == V.CONTRADICTED
+    assert t.loc["noise", "verdict"] == V.INCONCLUSIVE
+    assert (t["p_adjusted"] >= t["p_value"]).all()
+    assert list(V.verdict_table([], 0.05).columns) == V.CLAIM_COLUMNS
+
+
+def test_non_superiority_p_is_the_one_sided_t_test_or_the_sign_test():
+    x = np.array([0.1, 0.3, -0.2, 0.05])
+    assert V.non_superiority_p(x, 0.5) == pytest.approx(stats.ttest_1samp(x, 0.5, alternative="less").pvalue)
+    assert V.non_superiority_p(np.full(4, 0.2), 0.5) == 0.5**4  # identical values below the margin: sign test
+    assert V.non_superiority_p(np.full(4, 0.7), 0.5) == 1.0
+    assert np.isnan(V.non_superiority_p(np.array([0.1]), 0.5))

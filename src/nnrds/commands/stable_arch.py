@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import io
 from ..studies import stable_arch as sa
-from .common import add_command, cell_job, dataset_spec, in_tables, write_summary
+from .common import add_commands, in_tables, run_cell_job, write_summary
 
 STABILITY_TABLES = ["runs", "spectra", "reversibility"]
 #: tables of the summary (besides caption.rst and provenance.json)
@@ -34,83 +34,58 @@ ALLOW_NAN = {"reversibility": ["rel_error", "a", "h", "predicted_xi"]}
 
 
 def register(sub) -> None:
-    add_command(
+    add_commands(
         sub,
-        "stable-arch-stability",
-        _stability,
-        "train one architecture on the 2-D problems at every depth and step; growth, spectra, reversibility",
-        "{seed, device, dtype, torch_threads, study, cell: {arch}}",
+        {
+            "stable-arch-stability": _stability,
+            "stable-arch-reversibility": _reversibility,
+            "stable-arch-multilevel": _multilevel,
+            "stable-arch-bases": _bases,
+            "stable-arch-summarize": _summarize,
+        },
     )
-    add_command(
-        sub,
-        "stable-arch-reversibility",
-        _reversibility,
-        "Verlet input reconstruction vs depth (float32/float64) and the linear amplification test",
-        "{seed, device, dtype, torch_threads, study}",
-    )
-    add_command(
-        sub,
-        "stable-arch-multilevel",
-        _multilevel,
-        "multilevel (depth doubling) vs from-scratch training of one parameterization",
-        "{seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {param}}",
-    )
-    add_command(
-        sub,
-        "stable-arch-bases",
-        _bases,
-        "train WP-ResNets in the monomial, Legendre and Chebyshev bases (degree x T) on one problem",
-        "{seed, device, dtype, torch_threads, study, dataset (regression problem only), cell: {problem}}",
-    )
-    add_command(
-        sub,
-        "stable-arch-summarize",
-        _summarize,
-        "concatenate the parts; summaries, claims, caption",
-        "{scale, study}",
-    )
+
+
+def _part_job(args, part: str, run_cell, *, config_key: str | None = None, **kw) -> int:
+    """A cell of one part (``stability``, ``reversibility``, ``multilevel`` or ``bases``): the part's settings with
+    the study's seeds (and the part's dtype when it has one), its job name and config key (default
+    ``stable_arch.<part>.lr``)."""
+    cfg = sa.part_config(args.config_json["study"], part)
+    if "dtype" in cfg:
+        kw["dtype"] = cfg["dtype"]
+    key = config_key or f"{sa.STUDY}.{part}.lr"
+    return run_cell_job(args, f"{sa.STUDY}/{part}", run_cell, config_key=key, study=cfg, **kw)
 
 
 def _stability(args) -> int:
-    c = args.config_json
-    arch = c["cell"]["arch"]
-    cfg = sa.part_config(c["study"], "stability")
-    with cell_job(
-        args, f"{sa.STUDY}/stability/{arch}", config_key=f"{sa.STUDY}.stability.lr", allow_nonfinite=ALLOW_NAN
-    ) as out:
-        out.update(sa.run_stability_cell(arch, cfg, base_seed=c["seed"], device=c["device"]))
-    return 0
+    """train one architecture on the 2-D problems at every depth and step; growth, spectra, reversibility
+
+    Config: {seed, device, dtype, torch_threads, study, cell: {arch}}"""
+    return _part_job(args, "stability", sa.run_stability_cell, allow_nonfinite=ALLOW_NAN)
 
 
 def _reversibility(args) -> int:
-    c = args.config_json
-    cfg = sa.part_config(c["study"], "reversibility")
-    with cell_job(
-        args, f"{sa.STUDY}/reversibility", config_key=f"{sa.STUDY}.reversibility", allow_nonfinite=ALLOW_NAN
-    ) as out:
-        out.update(sa.run_reversibility(cfg, base_seed=c["seed"], device=c["device"]))
-    return 0
+    """Verlet input reconstruction vs depth (float32/float64) and the linear amplification test
+
+    Config: {seed, device, dtype, torch_threads, study}"""
+    # no learning rate here: a non-finite value points at the part's settings
+    return _part_job(
+        args, "reversibility", sa.run_reversibility, config_key=f"{sa.STUDY}.reversibility", allow_nonfinite=ALLOW_NAN
+    )
 
 
 def _multilevel(args) -> int:
-    c = args.config_json
-    cfg = sa.part_config(c["study"], "multilevel")
-    param, pspec = c["cell"]["param"], c["parameterization"]
-    with cell_job(args, f"{sa.STUDY}/multilevel/{param}", config_key=f"{sa.STUDY}.multilevel.lr") as out:
-        out.update(
-            sa.run_multilevel_cell(param, pspec, dataset_spec(args), cfg, base_seed=c["seed"], device=c["device"])
-        )
-    return 0
+    """multilevel (depth doubling) vs from-scratch training of one parameterization
+
+    Config: {seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {param}}"""
+    return _part_job(args, "multilevel", sa.run_multilevel_cell)
 
 
 def _bases(args) -> int:
-    c = args.config_json
-    cfg = sa.part_config(c["study"], "bases")
-    problem = c["cell"]["problem"]
-    dspec = dataset_spec(args) if problem == cfg["dataset"] else None  # else a 2-D problem (nnrds.data.toy2d)
-    with cell_job(args, f"{sa.STUDY}/bases/{problem}", config_key=f"{sa.STUDY}.bases.lr") as out:
-        out.update(sa.run_bases_cell(problem, dspec, cfg, base_seed=c["seed"], device=c["device"]))
-    return 0
+    """train WP-ResNets in the monomial, Legendre and Chebyshev bases (degree x T) on one problem
+
+    Config: {seed, device, dtype, torch_threads, study, dataset (regression problem only), cell: {problem}}"""
+    return _part_job(args, "bases", sa.run_bases_cell)
 
 
 def read_parts(args, name: str, sort_by: list[str] | None = None, required: bool = True):
@@ -128,6 +103,9 @@ def read_parts(args, name: str, sort_by: list[str] | None = None, required: bool
 
 
 def _summarize(args) -> int:
+    """concatenate the parts; summaries, claims, caption
+
+    Config: {scale, study}"""
     c = args.config_json
     study = c["study"]
     tables = {

@@ -48,7 +48,6 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 from torch import nn
 
 from .. import experiment, integrators, verdicts, wp
@@ -56,6 +55,7 @@ from ..data.oscillators import Oscillator, transition_pairs
 from ..guards import check_finite, current
 from ..models import Arch, ReplicaNet
 from ..train import fit, pick_device, seed_everything
+from ..verdicts import verdict_table
 
 log = logging.getLogger(__name__)
 
@@ -611,77 +611,15 @@ def wp_summary(wp_runs: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------- claims
-def _p_non_superiority(x: np.ndarray, margin: float) -> float:
-    """One-sided t-test of H0: mean >= margin against mean < margin (dual of the upper end of the (1 - 2 alpha)
-    t interval); identical values: exact sign test."""
-    if x.size < 2:
-        return float("nan")
-    if np.all(x == x[0]):
-        return float(0.5**x.size) if x[0] < margin else 1.0
-    return float(stats.ttest_1samp(x, margin, alternative="less").pvalue)
-
-
-def verdict_table(specs: list[dict], alpha: float) -> pd.DataFrame:
-    """Claims table from per-unit effects. Each spec: claim fields of :class:`nnrds.verdicts.Claim` (without the
-    numbers) plus ``x`` (the per-unit effects), ``kind`` ("superiority" or "non_superiority") and ``margin``.
-
-    p-values: superiority, two-sided t-test of mean 0; non-superiority, one-sided t-test of mean >= margin. Holm
-    over all specs; the interval of the j-th smallest p-value is taken at Holm's step-down level alpha_j =
-    alpha/(m - j + 1) while the previous ones were rejected (alpha/m after the first non-rejection): two-sided
-    (1 - alpha_j) for superiority, (1 - 2 alpha_j) for non-superiority (its upper end is the one-sided bound),
-    so the interval and the adjusted p-value agree. Verdicts: :func:`nnrds.verdicts.superiority` /
-    :func:`nnrds.verdicts.non_superiority`."""
-    specs = [dict(s) for s in specs]
-    for s in specs:
-        x = np.asarray(s["x"], dtype=float)
-        s["x"] = x[np.isfinite(x)]
-        s["p_value"] = (
-            verdicts.one_sample_p(s["x"]) if s["kind"] == "superiority" else _p_non_superiority(s["x"], s["margin"])
-        )
-    m = len(specs)
-    if m == 0:
-        return pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
-    p_adj, a_j = verdicts.holm_alphas([s["p_value"] for s in specs], alpha)
-    out = []
-    for i, s in enumerate(specs):
-        x, kind, margin = s.pop("x"), s.pop("kind"), float(s["margin"])
-        level = 1.0 - (a_j[i] if kind == "superiority" else 2.0 * a_j[i])
-        eff, lo, hi = verdicts.t_or_sign_ci(x, level)
-        v = (
-            verdicts.superiority(lo, hi, margin=margin)
-            if kind == "superiority"
-            else verdicts.non_superiority(lo, hi, margin)
-        )
-        test = (
-            f"{'two-sided one-sample t test of mean 0' if kind == 'superiority' else f'one-sided t test of mean >= {margin:.3g} (non-superiority)'}"
-            f" over {x.size} units; Holm over {m} claims, interval at the Holm step-down level; "
-            f"{kind.replace('_', '-')} with margin {margin:.3g}"
-        )
-        out.append(
-            verdicts.Claim(
-                **{k: v_ for k, v_ in s.items() if k != "p_value"},
-                n_units=int(x.size),
-                effect=float(eff),
-                ci_low=float(lo),
-                ci_high=float(hi),
-                ci_level=float(level),
-                p_value=float(s["p_value"]),
-                p_adjusted=float(p_adj[i]),
-                verdict=v,
-                test=test,
-            )
-        )
-    return verdicts.claims_frame(out)
-
-
 #: effect of the refinement claims of the oscillators
 REFINE_EFFECT = "log10 [error at the finest h / error at h = dt] (refinement penalty)"
 
 
 def oscillator_specs(models: pd.DataFrame, osc: dict, margin: float) -> list[dict]:
-    """Claim specs of the oscillators (:func:`verdict_table`), per system: the Euler-trained model is a good discrete
-    model and not a continuous one; a model trained with a higher-order scheme is continuous (non-superiority of
-    the refinement penalty with ``margin``). Units: seeds, effects averaged over the training dt's."""
+    """Claim specs of the oscillators (:func:`nnrds.verdicts.verdict_table`), per system: the Euler-trained model
+    is a good discrete model and not a continuous one; a model trained with a higher-order scheme is continuous
+    (non-superiority of the refinement penalty with ``margin``). Units: seeds, effects averaged over the training
+    dt's."""
     what = (
         f"shallow tanh G ({osc.get('width')} hidden units) trained with one {{scheme}} step on exact pairs "
         f"(x(t), x(t + dt)), dt in {osc.get('train_dts')}, {len(osc.get('seeds', []))} seeds, "
@@ -736,8 +674,9 @@ def oscillator_specs(models: pd.DataFrame, osc: dict, margin: float) -> list[dic
 
 
 def wp_specs(wp_sum: pd.DataFrame, wpc: dict, margin: float) -> list[dict]:
-    """Claim specs of the WP-ResNets (:func:`verdict_table`), per dataset and variant: the network trained at depth L
-    is continuous in depth (non-superiority of the log test-MSE ratio at the deepest evaluation, ``margin``)."""
+    """Claim specs of the WP-ResNets (:func:`nnrds.verdicts.verdict_table`), per dataset and variant: the network
+    trained at depth L is continuous in depth (non-superiority of the log test-MSE ratio at the deepest evaluation,
+    ``margin``)."""
     specs = []
     for (ds, var), g in wp_sum.groupby(["dataset", "variant"], sort=True):
         kind = g.kind.iloc[0]

@@ -28,7 +28,7 @@ final depth; against training the final depth from scratch (same seeds) for the 
 layer evaluations per sample).
 
 Claims (:func:`claims`; the seed is the unit of replication; Holm over the study's family; intervals at Holm's
-step-down level, :func:`nnrds.studies.continuous_depth.verdict_table`):
+step-down level, :func:`nnrds.verdicts.verdict_table`):
 
 * ``antisym_euler_unstable:h<h>`` -- forward-Euler antisymmetric nets amplify perturbations more as depth grows at
   fixed h (log10 growth at the deepest N minus at the shallowest > 0; superiority);
@@ -59,8 +59,8 @@ from .. import experiment, integrators, wp
 from ..data import regression, toy2d
 from ..guards import check_finite, current
 from ..models import Arch, ReplicaNet
-from ..train import cross_entropy_per_replica, fit, mse_per_replica, pick_device, seed_everything
-from .continuous_depth import verdict_table
+from ..train import cross_entropy_per_replica, fit, mse_per_replica
+from ..verdicts import verdict_table
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ CLAIM_DEFAULTS = {"alpha": 0.05, "margin_growth": math.log10(2.0), "reversible_t
 EPS_PROBE = 1e-6
 #: further parts of the study, summarized with it: functions ``part(read, study) -> (tables, claim_specs)`` where
 #: ``read(name)`` is the concatenated ``<name>.csv`` of the parts' folders (None when none holds it); ``tables`` are
-#: written by the summary, ``claim_specs`` (:func:`nnrds.studies.continuous_depth.verdict_table` specs) join the
+#: written by the summary, ``claim_specs`` (:func:`nnrds.verdicts.verdict_table` specs) join the
 #: study's Holm family. A part appends its function here in its own section of this module.
 EXTRA_PARTS: list = []
 #: their caption paragraphs: functions ``caption(tables, study) -> list of lines`` (empty when the part did not run)
@@ -204,12 +204,13 @@ def layer_spectra(net: ReplicaNet, U: torch.Tensor, n_layers: int, n_points: int
     return eigenvalues(J.to(torch.float64)) * net.arch.h, layers
 
 
-def run_stability_cell(arch_name: str, cfg: dict, *, base_seed: int = 0, device: str = "auto") -> dict:
-    """Train one architecture on every problem x depth x step (seeds one replica batch each); tables runs,
-    spectra (deepest net at the largest h), reversibility (Hamiltonian nets only), timings."""
-    seed_everything(base_seed)
-    dev = pick_device(device)
-    dtype = getattr(torch, cfg["dtype"])
+def run_stability_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Train one architecture (``cell["arch"]``; ``cell.study`` is the ``stability`` part with the study's seeds) on
+    every problem x depth x step (seeds one replica batch each); tables runs, spectra (deepest net at the largest
+    h), reversibility (Hamiltonian nets only), timings."""
+    arch_name, cfg, base_seed = cell["arch"], cell.study, cell.base_seed
+    rt = cell.prepare()
+    dev, dtype = rt.device, rt.dtype
     block, scheme = ARCHS[arch_name]
     seeds = [int(s) for s in cfg["seeds"]]
     labels = [f"seed {s}" for s in seeds]
@@ -364,12 +365,12 @@ def linear_verlet_roundtrip(a: float, steps: int, dtype: str) -> float:
     return err if math.isfinite(err) else float("nan")  # NaN: the roundtrip overflowed
 
 
-def run_reversibility(cfg: dict, *, base_seed: int = 0, device: str = "auto") -> dict:
-    """Random Hamiltonian (Verlet) networks at every depth of ``depths`` (step h, seeds one batch): input
-    reconstruction error in float32 and float64; the linear test at every ``a`` and depth. Tables
-    reversibility, timings."""
-    seed_everything(base_seed)
-    dev = pick_device(device)
+def run_reversibility(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Random Hamiltonian (Verlet) networks at every depth of ``depths`` (``cell.study`` is the ``reversibility``
+    part with the study's seeds; step h, seeds one batch): input reconstruction error in float32 and float64; the
+    linear test at every ``a`` and depth. Tables reversibility, timings."""
+    cfg, base_seed = cell.study, cell.base_seed
+    dev = cell.prepare().device  # both float32 and float64 run, whatever the cell's dtype
     t0 = time.perf_counter()
     seeds = [int(s) for s in cfg["seeds"]]
     rows = []
@@ -464,16 +465,14 @@ def prolongate(net: ReplicaNet, new_depth: int, interp: str) -> ReplicaNet:
     return new
 
 
-def run_multilevel_cell(
-    pname: str, pspec: dict, dspec: dict, cfg: dict, *, base_seed: int = 0, device: str = "auto"
-) -> dict:
-    """Multilevel (L0 -> 2 L0 -> ... -> final) and from-scratch training of one parameterization on the dataset of
-    spec ``dspec`` (``cfg["dataset"]``);
-    the training loss after every epoch block with its cumulative cost (epochs x depth). Tables multilevel,
-    timings."""
-    seed_everything(base_seed)
-    dev = pick_device(device)
-    dtype = getattr(torch, cfg["dtype"])
+def run_multilevel_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Multilevel (L0 -> 2 L0 -> ... -> final) and from-scratch training of one parameterization (``cell["param"]``,
+    spec ``cell.parameterization``; ``cell.study`` is the ``multilevel`` part) on the dataset of spec
+    ``cell.dataset`` (``multilevel.dataset``); the training loss after every epoch block with its cumulative cost
+    (epochs x depth). Tables multilevel, timings."""
+    pname, pspec, dspec, cfg, base_seed = cell["param"], cell.parameterization, cell.dataset, cell.study, cell.base_seed
+    rt = cell.prepare()
+    dev, dtype = rt.device, rt.dtype
     seeds = [int(s) for s in cfg["seeds"]]
     splits = regression.seeded_splits(dspec, seeds, base_seed)
     X = torch.as_tensor(np.stack([s.X_train for s in splits]), dtype=dtype, device=dev)
@@ -805,12 +804,14 @@ def _error_rate(net: ReplicaNet, U: torch.Tensor, Y: torch.Tensor) -> np.ndarray
     return 1.0 - _accuracy(net, U, Y)
 
 
-def run_bases_cell(problem: str, dspec: dict | None, cfg: dict, *, base_seed: int = 0, device: str = "auto") -> dict:
-    """Train every basis x degree x T of ``cfg`` (``stable_arch.bases`` with the study's seeds) on one problem
-    (``dspec`` the regression dataset's spec, None for a 2-D problem). Tables: bases_runs (final train/test loss
-    and error, Gram condition number on the layer grid), bases_curves (training loss every epochs/curve_points
-    epochs), timings."""
-    rt = experiment.prepare(base_seed, device, cfg["dtype"])
+def run_bases_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
+    """Train every basis x degree x T of ``cell.study`` (``stable_arch.bases`` with the study's seeds) on one
+    problem ``cell["problem"]`` (the regression dataset ``bases.dataset``, spec ``cell.dataset``, or a 2-D problem
+    of :mod:`nnrds.data.toy2d`). Tables: bases_runs (final train/test loss and error, Gram condition number on the
+    layer grid), bases_curves (training loss every epochs/curve_points epochs), timings."""
+    problem, cfg, base_seed = cell["problem"], cell.study, cell.base_seed
+    dspec = cell.dataset if problem == cfg["dataset"] else None  # else a 2-D problem (nnrds.data.toy2d)
+    rt = cell.prepare()
     seeds = [int(s) for s in cfg["seeds"]]
     Xtr, Ytr, Xte, Yte, d_in, d_out, loss_fn, loss_name, err_fn = _bases_data(problem, dspec, cfg, seeds, base_seed, rt)
     depth, width, epochs = int(cfg["depth"]), int(cfg["width"]), int(cfg["epochs"])
@@ -944,7 +945,7 @@ def bases_summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def bases_claim_specs(effects: pd.DataFrame, study: dict) -> list[dict]:
-    """Claim specs (:func:`nnrds.studies.continuous_depth.verdict_table`), per problem: ``monomial_deteriorates``
+    """Claim specs (:func:`nnrds.verdicts.verdict_table`), per problem: ``monomial_deteriorates``
     -- the monomial ResNet's final training loss grows with degree x T (mean over seeds of the within-seed Spearman
     rho; superiority with margin ``margin_rho``); ``orthogonal_helps:<basis>`` -- the orthogonal basis trains to a
     lower loss than the monomial one (mean over seeds of the mean log10 loss ratio over degree x T; superiority with
