@@ -114,7 +114,7 @@ def test_report_has_every_figure(smoke_run):
         assert f in html
 
 
-def test_kill_and_rerun_completes_with_same_results(smoke_run, tmp_path):
+def test_kill_and_rerun_completes_with_same_results(smoke_digests, tmp_path):
     """kill -9 early in a second run, unlock, rerun: no half-written files, and every table byte-identical to the
     first run. The kill comes after the first training cell, so nearly every job runs again in the second
     directory: this is also the two-independent-runs determinism check (tests/workflow/test_slurm.py is a third run)."""
@@ -134,7 +134,7 @@ def test_kill_and_rerun_completes_with_same_results(smoke_run, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done = table_digests(wd)
-    ref = table_digests(smoke_run)
+    ref = smoke_digests
     assert ref and len(done) < 0.5 * len(ref), "kill came too late to test determinism of a second run"
     snakemake(wd, "--unlock")
     snakemake(wd)
