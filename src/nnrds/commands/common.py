@@ -66,6 +66,11 @@ def in_tables(args, name: str) -> list[Path]:
     return [Path(d) / name for d in args.in_dir]
 
 
+def present_tables(args, name: str) -> list[Path]:
+    """``<name>`` in those ``--in-dir`` folders that hold it (a summary reading the folders of several kinds of job)."""
+    return [p for p in in_tables(args, name) if p.is_file()]
+
+
 def read_tables(args, name: str, sort_by: list[str] | None = None) -> pd.DataFrame:
     """The table ``<name>.csv`` of every input folder, concatenated (optionally stably sorted)."""
     return concat([str(p) for p in in_tables(args, f"{name}.csv")], sort_by)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..data import regression
 from ..studies import continuous_depth as cd
-from .common import add_commands, concat, in_tables, run_cell_job, write_summary
+from .common import add_commands, concat, present_tables, run_cell_job, write_summary
 
 #: tables of an oscillator cell and of a WP cell (besides timings.csv and provenance.json)
 OSC_TABLES = ["runs", "convergence", "reference"]
@@ -60,7 +60,7 @@ def _wp(args) -> int:
 def _read(args, name: str, expected: int, sort_by: list[str]) -> pd.DataFrame:
     """``<name>.csv`` of the cell folders that hold it (oscillator and WP cells write different tables); exactly
     ``expected`` folders must hold it."""
-    paths = [p for p in in_tables(args, f"{name}.csv") if p.is_file()]
+    paths = present_tables(args, f"{name}.csv")
     if len(paths) != expected:
         raise ValueError(
             f"continuous-depth-summarize: expected {expected} cell folders with {name}.csv among "

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import io
 from ..studies import stable_arch as sa
-from .common import add_commands, in_tables, run_cell_job, write_summary
+from .common import add_commands, present_tables, run_cell_job, write_summary
 
 STABILITY_TABLES = ["runs", "spectra", "reversibility"]
 #: tables of the summary (besides caption.rst and provenance.json)
@@ -91,7 +91,7 @@ def _bases(args) -> int:
 def read_parts(args, name: str, sort_by: list[str] | None = None, required: bool = True):
     """``<name>.csv`` of every ``--in-dir`` folder that holds it, concatenated (parts write different tables); None
     when no folder holds it and it is not ``required``."""
-    paths = [str(p) for p in in_tables(args, f"{name}.csv") if p.is_file()]
+    paths = present_tables(args, f"{name}.csv")
     if not paths:
         if not required:
             return None
