@@ -86,9 +86,7 @@ rule continuous_depth_summarize:
         ],
     output:
         **table_outputs(CDS_DIR, ["runs", "convergence", "reference", "wp_runs", "timings", "models"]),
-        claims=report(f"{CDS_DIR}/claims.csv", category=CDS_CATEGORY, subcategory="tables", caption=CDS_CAPTION),
-        slopes=report(f"{CDS_DIR}/slopes.csv", category=CDS_CATEGORY, subcategory="tables", caption=CDS_CAPTION),
-        wp_summary=report(f"{CDS_DIR}/wp_summary.csv", category=CDS_CATEGORY, subcategory="tables", caption=CDS_CAPTION),
+        **report_tables(CDS_DIR, ["claims", "slopes", "wp_summary"], CDS_CATEGORY, CDS_CAPTION),
         caption=f"{CDS_DIR}/caption.rst",
     log:
         f"{CDS_DIR}/logs/summarize.log",

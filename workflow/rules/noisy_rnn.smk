@@ -53,10 +53,7 @@ rule noisy_rnn_summarize:
             f"{NRN_DIR}/cells/{{cell}}/{{t}}", cell=NRN_CELLS, t=["runs.csv", "timings.csv", "provenance.json"]
         ),
     output:
-        **{
-            t: report(f"{NRN_DIR}/{t}.csv", category="Noisy RNN", subcategory="tables", caption=NRN_CAPTION)
-            for t in ("runs", "summary", "robustness_comparison", "claims")
-        },
+        **report_tables(NRN_DIR, ["runs", "summary", "robustness_comparison", "claims"], "Noisy RNN", NRN_CAPTION),
         **table_outputs(NRN_DIR, ["timings", "clean_vs_training_noise"]),
         caption=f"{NRN_DIR}/caption.rst",
     log:

@@ -47,14 +47,7 @@ rule pinn_failure_summarize:
             t: f"{PINN_DIR}/{t}.csv"
             for t in ("timings", "history", "fields", "landscape", "landscape_stats", "seed_effects", "heatmap_cases")
         },
-        runs=report(f"{PINN_DIR}/runs.csv", category=PINN_CAT, subcategory="tables", caption=PINN_CAPTION),
-        claims=report(f"{PINN_DIR}/claims.csv", category=PINN_CAT, subcategory="tables", caption=PINN_CAPTION),
-        error_summary=report(
-            f"{PINN_DIR}/error_summary.csv", category=PINN_CAT, subcategory="tables", caption=PINN_CAPTION
-        ),
-        landscape_summary=report(
-            f"{PINN_DIR}/landscape_summary.csv", category=PINN_CAT, subcategory="tables", caption=PINN_CAPTION
-        ),
+        **report_tables(PINN_DIR, ["runs", "claims", "error_summary", "landscape_summary"], PINN_CAT, PINN_CAPTION),
         caption=f"{PINN_DIR}/caption.rst",
         provenance=f"{PINN_DIR}/provenance.json",
     log:
