@@ -354,13 +354,60 @@ def test_claim_b2_is_a_non_superiority_test_with_a_margin():
     tight = _claims(synth_runs(pen_vs_l2=0.0, noise=0.005))  # penalty = L2 within ~1%
     assert tight.loc["b2", "verdict"] == "supported"
     assert tight.loc["b2", "margin"] == pytest.approx(np.log(1.05))
-    assert tight.loc["b2", "ci_level"] == pytest.approx(0.90) and tight.loc["b2", "ci_high"] < np.log(1.05)
+    # its interval is taken at its Holm step-down level, 1 - 2 alpha_j (here the smallest p of four: alpha/4)
+    from nnrds import verdicts as V
+
+    _, a = V.holm_alphas(tight.p_value.to_numpy(), 0.05)
+    assert tight.loc["b2", "ci_level"] == pytest.approx(1 - 2 * a[3]) == pytest.approx(1 - 2 * 0.05 / 4)
+    assert tight.loc["b2", "ci_high"] < np.log(1.05)
     better = _claims(synth_runs(pen_vs_l2=0.3, noise=0.02))  # penalty 35% better than L2
     assert better.loc["b2", "verdict"] == "contradicted"
     # noisy data and no true difference: the old code called this "held" (Wilcoxon not significant)
     noisy = _claims(synth_runs(pen_vs_l2=0.0, noise=0.5))
     assert noisy.loc["b2", "verdict"] == "inconclusive"
     assert noisy.loc["b2", "p_value"] > 0.05
+
+
+def test_claim_b2_advantage_inside_the_margin_is_inconclusive_not_contradicted():
+    """An interval above 0 that reaches below the margin shows a benefit but not one above the margin: the old rule
+    (ci_low > 0) called this contradicted; the corrected one needs ci_low > margin."""
+    c = _claims(synth_runs(pen_vs_l2=0.06, noise=0.03, rng_seed=0))
+    r = c.loc["b2"]
+    assert 0 < r.ci_low < r.margin < r.ci_high
+    assert r.verdict == "inconclusive" and 20 < r.n_units_to_decide < np.inf and r.design_note == ""
+
+
+def test_claims_take_each_interval_at_its_holm_step_down_level():
+    """Known answer: b1's unit effects give a 95% Hodges-Lehmann interval above 0, but b1 is not rejected after
+    Holm over the four claims, so its interval is taken at the Bonferroni level 1 - alpha/4 and reaches below 0:
+    inconclusive (the old code decided on the unadjusted 95% interval: supported). Every level is Holm's."""
+    from nnrds import verdicts as V
+    from nnrds.studies import stiffness as S
+
+    runs = synth_runs(growth=1.0, gap_adv=0.08, none_vs_pen=0.5, noise=0.1, rng_seed=3)
+    sel = S.select_strengths(runs)
+    c = S.claims(runs, sel, STUDY_CLAIMS).set_index("claim_id")
+    v = S.paired_advantage(runs, sel, "stiffness", "none", "gap").to_numpy()
+    assert V.hodges_lehmann_ci(v, 0.95)[1] > 0
+    assert c.loc["b1", "ci_level"] == pytest.approx(1 - 0.05 / 4) and c.loc["b1", "p_adjusted"] > 0.05
+    assert c.loc["b1", "ci_low"] < 0 and c.loc["b1", "verdict"] == "inconclusive"
+    assert (c.loc["b1", "ci_low"], c.loc["b1", "ci_high"]) == pytest.approx(V.hodges_lehmann_ci(v, 1 - 0.05 / 4)[1:])
+    p_adj, a = V.holm_alphas(c.p_value.to_numpy(), 0.05)
+    np.testing.assert_allclose(c.p_adjusted, p_adj)
+    np.testing.assert_allclose(c.ci_level, [1 - a[0], 1 - a[1], 1 - a[2], 1 - 2 * a[3]])
+    assert c.loc["a", "verdict"] == c.loc["b1_test", "verdict"] == "supported"
+    assert (c.n_units_to_decide.loc[["a", "b1_test"]] == 20).all() and c.loc["b1", "n_units_to_decide"] > 20
+
+
+def test_too_few_units_for_the_level_is_a_design_note():
+    """3 units cannot give a Wilcoxon interval at any level used here: each claim says how many would."""
+    c = _claims(synth_runs(growth=1.0, pen_vs_l2=0.0, noise=0.001, datasets=1, seeds=3))
+    assert (c.n_units_to_decide == np.inf).all()
+    assert c.loc["a", "design_note"].startswith("cannot decide at this design: a Wilcoxon interval at ")
+    assert (
+        "needs at least 8 units, this scale runs 3" in c.loc["a", "design_note"]
+    )  # 98.75%: 2^(1-n) <= 0.0125 needs n >= 8
+    assert "8 seeds on each of the 1 datasets" in c.loc["a", "design_note"]
 
 
 def test_claims_unit_is_dataset_seed_not_run():
@@ -449,7 +496,8 @@ def test_superiority_row_and_holm_claims_known_answers():
     up, down, flat = rng.normal(1.0, 0.2, 12), rng.normal(-1.0, 0.2, 12), rng.normal(0.0, 1.0, 12)
     rows = [st.superiority_row(cid, "c", "e", v, 0.95) for cid, v in (("a", up), ("b1", down), ("b1_test", flat))]
     assert [r["verdict"] for r in rows] == ["supported", "contradicted", "inconclusive"]
-    assert rows[0]["n_units"] == 12 and rows[0]["p_value"] < 0.01 < rows[1]["p_value"]
+    # two-sided p-values (the dual of the two-sided interval): small for both clear directions
+    assert rows[0]["n_units"] == 12 and max(rows[0]["p_value"], rows[1]["p_value"]) < 0.01 < rows[2]["p_value"]
     t = st.holm_claims(rows, "what was run")
     assert list(t.claim_id) == ["a", "b1", "b1_test"] and (t.p_adjusted >= t.p_value).all()
     assert t.p_adjusted.iloc[0] == pytest.approx(min(1.0, 3 * rows[0]["p_value"]))
@@ -469,4 +517,15 @@ def test_caption_pieces():
     assert all(v.startswith(f"* **({k}) supported**: C. ") for k, v in lines.items())
     assert "Median log10(final/initial) = +0.5" in lines["a"] and "Gap reduction" in lines["b1"]
     assert "Holm" in lines["b1_test"] and "margin +0.05" in lines["b2"] and "against the margin" in lines["b2"]
-    assert "Holm" not in lines["b2"]
+    assert "Holm 0.04" in lines["b2"] and "Inconclusive" not in lines["b2"]
+    # an inconclusive claim says what would decide it
+    open_ = SimpleNamespace(
+        claim_id="b1",
+        verdict="inconclusive",
+        p_adjusted=0.2,
+        margin=0.05,
+        n_units_to_decide=23.0,
+        design_note="",
+        **{**base, "ci_low": -0.1},
+    )
+    assert "Inconclusive: would decide at about 23 units" in st.claim_line(open_)

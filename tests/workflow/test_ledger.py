@@ -67,6 +67,8 @@ def test_build_concatenates_in_order_with_claim_columns():
         (lambda d: d.assign(study=["a"] + ["b"] * (len(d) - 1)), "exactly one study"),
         (lambda d: d.assign(claim_id="same"), "duplicate claim_id"),
         (lambda d: d.assign(claim=" "), "sentence"),
+        (lambda d: d.assign(n_units_to_decide=1.0), "no smaller than n_units"),
+        (lambda d: d.assign(n_units_to_decide="lots"), "expected a number"),
     ],
 )
 def test_bad_tables_fail_with_the_file_named(damage, message):
@@ -91,6 +93,25 @@ def test_caption_lists_every_claim_with_effect_interval_verdict_figure():
     assert "no interval (too few units)" in text and "margin 0.05" in text and "adjusted p = 0.03" in text
 
 
+def test_caption_shows_units_to_decide_and_marks_design_rows():
+    """The Units cell: n alone for a decided claim, 'to decide: k' / 'never' / 'unknown' for an inconclusive one;
+    a claim with a design note is marked *design* and counted apart."""
+    rows = [
+        dict(claim_id="ok", effect=0.5, ci_low=0.2, ci_high=0.8, verdict=V.SUPPORTED),
+        dict(claim_id="open", effect=0.3, ci_low=-0.1, ci_high=0.7, verdict=V.INCONCLUSIVE),
+        dict(claim_id="flat", effect=0.0, ci_low=-0.4, ci_high=0.4, verdict=V.INCONCLUSIVE),
+        dict(claim_id="none", effect=0.3, ci_low=math.nan, ci_high=math.nan, verdict=V.INCONCLUSIVE),
+    ]
+    base = dict(study="s", claim="c.", what_was_run="w", unit="seed", n_units=5, effect_name="e", ci_level=0.95)
+    led = L.build([V.claims_frame([V.Claim(**base, **r, test="t") for r in rows])])
+    k = led.set_index("claim_id").loc["open", "n_units_to_decide"]
+    text = L.caption(led)
+    assert "4 in all" in text and "3 inconclusive (1 of them claims the design cannot decide" in text
+    assert f"5; to decide: {k:.0f}" in text and "5; to decide: never at this spread" in text
+    assert "5; to decide: unknown (no interval)" in text and "\n     - 5\n" in text
+    assert text.count("(*design*: cannot decide at this design: no 0.95 interval from 5 units") == 1
+
+
 def test_rst_text_escapes_markup():
     s = L.rst_text("a |b| *c* d_ `e` {{ f }} [g]")
     assert "\\|b\\|" in s and "\\*c\\*" in s and "d\\_" in s and "\\`e\\`" in s and "{{ '{' }}" in s
@@ -113,6 +134,8 @@ def test_cli_writes_ledger_and_caption(tmp_path):
     )
     led = pd.read_csv(out)
     assert list(led.columns) == V.CLAIM_COLUMNS and len(led) == 5
+    # n_units_to_decide stays parseable: the no-interval row (claim 2 of the 3-claim table) reads back as inf
+    assert ",inf," in out.read_text() and (led.n_units_to_decide == math.inf).sum() == 1
     assert "Claims ledger" in cap.read_text()
     # a missing table is one clear error, nothing written
     r = subprocess.run(

@@ -4,7 +4,8 @@ report section (rule ``claims_ledger`` in workflow/rules/claims.smk).
 ``results/claims.csv`` is the concatenation of every enabled study's ``results/<study>/claims.csv``
 (columns :data:`nnrds.verdicts.CLAIM_COLUMNS`), checked: exact columns, a verdict from
 :data:`nnrds.verdicts.VERDICTS` in every row, one study per table, unique claim ids. Its caption (RST) is the
-ledger the report shows first: study, claim, what was run, effect with its interval, verdict, figure.
+ledger the report shows first: study, claim, what was run, units (``n_units`` and ``n_units_to_decide``), effect
+with its interval, verdict (with the ``design_note`` of a claim its design cannot decide), figure.
 """
 
 from __future__ import annotations
@@ -18,7 +19,18 @@ import pandas as pd
 from .. import io, verdicts
 from .common import add_commands, in_tables
 
-TEXT_COLUMNS = ["study", "claim_id", "claim", "what_was_run", "unit", "effect_name", "test", "verdict", "figure"]
+TEXT_COLUMNS = [
+    "study",
+    "claim_id",
+    "claim",
+    "what_was_run",
+    "unit",
+    "effect_name",
+    "test",
+    "verdict",
+    "figure",
+    "design_note",
+]
 
 
 class LedgerError(ValueError):
@@ -54,6 +66,13 @@ def check_table(df: pd.DataFrame, source: str) -> pd.DataFrame:
         raise LedgerError(f"{source}: duplicate claim_id {dup.iloc[0]!r}")
     if df.claim.isna().any() or (df.claim.astype(str).str.strip() == "").any():
         raise LedgerError(f"{source}: every claim needs its sentence (column `claim`)")
+    k = pd.to_numeric(df.n_units_to_decide, errors="coerce")
+    bad = df[(k.isna() & df.n_units_to_decide.notna()) | (k < df.n_units)]
+    if len(bad):
+        raise LedgerError(
+            f"{source}: claim {bad.claim_id.iloc[0]!r} has n_units_to_decide {bad.n_units_to_decide.iloc[0]!r}; "
+            "expected a number (inf allowed) no smaller than n_units"
+        )
     return df
 
 
@@ -116,20 +135,46 @@ def effect_text(r) -> str:
     return s + ("; " + ", ".join(p) if p else "")
 
 
+def has_design_note(r) -> bool:
+    """Whether a ledger row carries a ``design_note`` (a claim its design cannot decide at this scale)."""
+    note = getattr(r, "design_note", "")
+    return isinstance(note, str) and bool(note.strip())
+
+
+def units_text(r) -> str:
+    """'9; decides at 23' -- ``n_units`` and ``n_units_to_decide`` of one ledger row ('never' for inf, 'n/a' for
+    not computed; just n when the row is decided)."""
+    n = int(r.n_units)
+    k = float(r.n_units_to_decide)
+    if r.verdict != verdicts.INCONCLUSIVE:
+        return f"{n}"
+    if math.isnan(k):
+        return f"{n}; to decide: n/a"
+    if math.isinf(k):
+        finite = math.isfinite(float(r.ci_low)) and math.isfinite(float(r.ci_high))
+        return f"{n}; to decide: " + ("never at this spread" if finite else "unknown (no interval)")
+    return f"{n}; to decide: {k:.0f}"
+
+
 def caption(ledger: pd.DataFrame, scale: str = "") -> str:
     """The ledger as an RST list-table (what the report shows first)."""
     n = len(ledger)
     counts = ledger.verdict.value_counts() if n else pd.Series(dtype=int)
     studies = list(dict.fromkeys(ledger.study)) if n else []
+    n_design = sum(has_design_note(r) and r.verdict == verdicts.INCONCLUSIVE for r in ledger.itertuples())
     lines = [
         f"**Claims ledger**{f' ({scale} scale)' if scale else ''}: every claim of the program that the workflow "
         f"tests, {n} in all from {len(studies)} "
         f"{'study' if len(studies) == 1 else 'studies'} ({', '.join(studies) if studies else 'none'}): "
         f"{counts.get(verdicts.SUPPORTED, 0)} supported, {counts.get(verdicts.CONTRADICTED, 0)} contradicted, "
-        f"{counts.get(verdicts.INCONCLUSIVE, 0)} inconclusive. Each verdict comes from the interval of an effect "
+        f"{counts.get(verdicts.INCONCLUSIVE, 0)} inconclusive ({n_design} of them claims the design cannot decide at "
+        "this scale, marked *design*). Each verdict comes from the interval of an effect "
         "oriented so that a positive value is what the claim asserts: *supported* when the interval lies on the "
-        "claim's side (for a null claim: below its stated margin), *contradicted* when it lies on the other side, "
-        "*inconclusive* otherwise (a non-significant test never supports a claim). The table is "
+        "claim's side (for a null claim: below its stated margin), *contradicted* when it lies on the other side "
+        "(for a null claim: above its margin), *inconclusive* otherwise (a non-significant test never supports a "
+        "claim). *Units* gives n and, for an inconclusive claim, the number of units at which its interval (same "
+        "level, observed spread and effect) would decide it (column ``n_units_to_decide``: *never* when the "
+        "effect sits on the threshold, *unknown* when there is no interval to take a spread from). The table is "
         "``results/claims.csv``, concatenated from each study's ``results/<study>/claims.csv``; the study's caption "
         "explains its test, unit of replication and multiplicity correction.",
         "",
@@ -140,23 +185,28 @@ def caption(ledger: pd.DataFrame, scale: str = "") -> str:
     lines += [
         ".. list-table::",
         "   :header-rows: 1",
-        "   :widths: 8 26 22 26 8 10",
+        "   :widths: 8 24 20 7 22 10 9",
         "",
         "   * - Study",
         "     - Claim",
         "     - What was run",
+        "     - Units",
         "     - Effect with interval",
         "     - Verdict",
         "     - Figure",
     ]
     for r in ledger.itertuples():
-        run = f"{r.what_was_run}. Unit: {r.unit} (n = {int(r.n_units)}). Test: {r.test}."
+        run = f"{r.what_was_run}. Unit: {r.unit}. Test: {r.test}."
+        verdict = f"**{rst_text(r.verdict)}**"
+        if has_design_note(r):
+            verdict += f" (*design*: {rst_text(r.design_note)})"
         cells = [
             rst_text(r.study) + f" ({rst_text(r.claim_id)})",
             rst_text(r.claim),
             rst_text(run),
+            rst_text(units_text(r)),
             rst_text(effect_text(r)),
-            f"**{rst_text(r.verdict)}**",
+            verdict,
             f"``{r.figure}``" if isinstance(r.figure, str) and r.figure and "`" not in r.figure else "",
         ]
         lines.append(f"   * - {cells[0]}")

@@ -782,7 +782,8 @@ def caption(tables: dict[str, pd.DataFrame], scale: str, study: dict, dataset_no
         "training dt's). All claims are Holm-corrected together "
         f"(α = {cfg['alpha']:g}); superiority claims are *supported* when their interval lies above 0 and "
         "*contradicted* when it lies below the margin; non-superiority claims are *supported* when the upper end "
-        "of their (1 − 2α_j) interval lies below the margin and *contradicted* when the interval lies above 0. "
+        "of their (1 − 2α_j) interval lies below the margin and *contradicted* when the interval lies above the "
+        "margin. "
         f"Margins: a factor {10 ** cfg['margin_refine']:.3g} in the oscillator errors (log10 "
         f"{cfg['margin_refine']:.3g}), a factor {math.exp(cfg['margin_depth']):.3g} in test MSE (ln "
         f"{cfg['margin_depth']:.3g}).",

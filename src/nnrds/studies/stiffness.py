@@ -21,6 +21,7 @@ unit of replication is the (dataset, seed) pair -- the two parameterizations of 
 so each paired difference is averaged over them first. Each claim gets a Hodges-Lehmann interval of its
 oriented effect and a verdict from it: (a) and (b1) are superiority claims; "no benefit over L2" (b2) is a null
 claim, tested for non-superiority against a stated relative test-MSE margin (``stiffness.claims.margin_rel``).
+Holm over the four claims, each interval at its Holm step-down level (:func:`claims`).
 """
 
 from __future__ import annotations
@@ -245,8 +246,9 @@ def unit_means(df: pd.DataFrame, col: str) -> pd.Series:
     return d.groupby(UNIT, sort=True)[col].mean()
 
 
-def _one_sided_p(d: np.ndarray, shift: float = 0.0, alternative: str = "greater") -> float:
-    """Wilcoxon signed-rank p-value of H0: pseudo-median = shift, one-sided (NaN for < 2 non-zero values)."""
+def _signed_rank_p(d: np.ndarray, shift: float = 0.0, alternative: str = "greater") -> float:
+    """Wilcoxon signed-rank p-value of H0: pseudo-median = shift against ``alternative`` (scipy's: "greater",
+    "less", "two-sided"; NaN for < 2 non-zero values)."""
     d = np.asarray(d, dtype=float) - shift
     if len(d) < 2 or np.all(d == 0):
         return math.nan
@@ -294,7 +296,7 @@ def claim_a(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
                         "regularizer": reg,
                         "metric": m,
                         **interval_row(v, level),
-                        "p_value": _one_sided_p(v),
+                        "p_value": _signed_rank_p(v),
                     }
                 )
     return pd.DataFrame(out)
@@ -419,7 +421,7 @@ def claim_b(runs: pd.DataFrame, sel: pd.DataFrame, level: float = 0.95) -> pd.Da
                     "quantity": col,
                     "advantage": ADVANTAGE[col][0],
                     **interval_row(v, level),
-                    "p_value": _one_sided_p(v),
+                    "p_value": _signed_rank_p(v),
                 }
             )
     return pd.DataFrame(rows)
@@ -437,31 +439,35 @@ def claims(runs: pd.DataFrame, sel: pd.DataFrame, study: dict) -> pd.DataFrame:
     """The study's claims table (:data:`nnrds.verdicts.CLAIM_COLUMNS`), one row per claim.
 
     * (a)  stiffness (``study.primary_metric``) grows in training: superiority of log10(final/initial) > 0
-      in the unregularized runs, 95% Hodges-Lehmann interval;
+      in the unregularized runs;
     * (b1) the penalty regularizes: its generalization gap is lower than without regularization (superiority);
     * (b1_test) the penalty lowers the test MSE vs no regularization (superiority, relative: ln ratio);
     * (b2) the penalty is no better than L2: non-superiority of the penalty's relative test-MSE advantage
-      over L2, margin ln(1 + ``study.claims.margin_rel``), one-sided at ``alpha`` (a 1 - 2 alpha interval:
-      the non-superiority half of TOST). Verdicts: :func:`nnrds.verdicts.superiority` /
-      :func:`nnrds.verdicts.non_superiority`. p_adjusted: Holm over the study's four claims.
+      over L2, margin ln(1 + ``study.claims.margin_rel``) (the non-superiority half of TOST).
+
+    p-values: Wilcoxon signed-rank, two-sided against 0 for the superiority claims, one-sided against the margin
+    for (b2); Holm over the four claims, each Hodges-Lehmann interval at its Holm step-down level
+    (:func:`nnrds.verdicts.holm_alphas`): 1 - alpha_j for a superiority claim, 1 - 2 alpha_j for (b2), so the
+    interval and the adjusted p-value agree. Verdicts: :func:`nnrds.verdicts.superiority` /
+    :func:`nnrds.verdicts.non_superiority`. A claim with too few units for a Wilcoxon interval at its level gets a
+    ``design_note`` (:func:`nnrds.verdicts.design_note`) saying how many would give one.
     """
     cfg = study.get("claims", {})
     alpha, margin_rel = float(cfg.get("alpha", 0.05)), float(cfg.get("margin_rel", 0.05))
-    lv, lv_ns = 1 - alpha, 1 - 2 * alpha
     primary = study["primary_metric"]
     margin = math.log1p(margin_rel)
+    n_ds = len(runs.dataset.unique())
     run = (
-        f"{len(runs.dataset.unique())} datasets x {len(runs.parameterization.unique())} parameterizations x "
+        f"{n_ds} datasets x {len(runs.parameterization.unique())} parameterizations x "
         f"{runs.seed.nunique()} seeds; {study['epochs']} epochs; strengths selected on validation data"
     )
     g = growth(runs, primary)
-    rows = [
-        superiority_row(
-            "a",
-            f"Stiffness ({primary}) increases through training (unregularized runs).",
-            f"log10({primary} final / initial), Hodges-Lehmann",
-            unit_means(g[g.regularizer == "none"], "value").to_numpy(),
-            lv,
+    specs = [
+        dict(
+            claim_id="a",
+            claim=f"Stiffness ({primary}) increases through training (unregularized runs).",
+            effect_name=f"log10({primary} final / initial), Hodges-Lehmann",
+            v=unit_means(g[g.regularizer == "none"], "value").to_numpy(),
         )
     ]
     for cid, col, text in (
@@ -469,49 +475,81 @@ def claims(runs: pd.DataFrame, sel: pd.DataFrame, study: dict) -> pd.DataFrame:
         ("b1_test", "test_mse", "The stiffness penalty lowers the test MSE compared with no regularization."),
     ):
         ename = ADVANTAGE[col][0].replace(" of B", " (none)").replace(" of A", " (penalty)")
-        rows.append(
-            superiority_row(cid, text, ename, paired_advantage(runs, sel, "stiffness", "none", col).to_numpy(), lv)
+        specs.append(
+            dict(claim_id=cid, claim=text, effect_name=ename, v=paired_advantage(runs, sel, "stiffness", "none", col))
         )
-
-    v = paired_advantage(runs, sel, "stiffness", "l2", "test_mse").to_numpy()
-    r = interval_row(v, lv_ns)
-    rows.append(
+    specs.append(
         dict(
             claim_id="b2",
             claim="The stiffness penalty predicts no better than L2 regularization "
             f"(test MSE advantage below {margin_rel:.0%}).",
             effect_name="ln(test MSE (L2) / test MSE (penalty))",
-            ci_level=lv_ns,
+            v=paired_advantage(runs, sel, "stiffness", "l2", "test_mse"),
             margin=margin,
-            p_value=_one_sided_p(v, shift=margin, alternative="less"),
-            test=f"non-superiority (one-sided alpha {alpha:g}, {lv_ns:.0%} HL interval), Wilcoxon "
-            "signed-rank against the margin",
-            verdict=verdicts.non_superiority(r["ci_low"], r["ci_high"], margin),
-            **r,
         )
     )
+    for sp in specs:
+        sp["v"] = np.asarray(sp["v"], dtype=float)
+        ns = "margin" in sp
+        sp["p_value"] = (
+            _signed_rank_p(sp["v"], shift=margin, alternative="less")
+            if ns
+            else _signed_rank_p(sp["v"], alternative="two-sided")
+        )
+    p_adj, a_j = verdicts.holm_alphas([sp["p_value"] for sp in specs], alpha)
+    rows = []
+    for sp, pa, a in zip(specs, p_adj, a_j):
+        v = sp.pop("v")
+        if "margin" in sp:
+            lv = 1 - 2 * a
+            r = interval_row(v, lv)
+            sp.update(
+                test=f"non-superiority: Wilcoxon signed-rank against the margin (one-sided), HL interval at "
+                f"{_lvl(lv)} = 1 - 2 alpha_j (Holm step-down over {len(specs)} claims, alpha {alpha:g})",
+                verdict=verdicts.non_superiority(r["ci_low"], r["ci_high"], margin),
+                decision_rule="non_superiority",
+            )
+        else:
+            lv = 1 - a
+            r = interval_row(v, lv)
+            sp.update(
+                test=f"Wilcoxon signed-rank, two-sided; HL interval at {_lvl(lv)} = 1 - alpha_j (Holm step-down over "
+                f"{len(specs)} claims, alpha {alpha:g})",
+                verdict=verdicts.superiority(r["ci_low"], r["ci_high"]),
+                decision_rule="superiority",
+            )
+        n_min = verdicts.min_units_rank_interval(lv)
+        if r["n_units"] < n_min:
+            sp["design_note"] = verdicts.design_note(
+                f"a Wilcoxon interval at {_lvl(lv)} needs at least {n_min} units, this scale runs {r['n_units']}",
+                f"at least {n_min} (dataset, seed) units, e.g. {math.ceil(n_min / max(n_ds, 1))} seeds on each of "
+                f"the {n_ds} datasets",
+            )
+        rows.append({**sp, **r, "ci_level": lv, "p_adjusted": float(pa)})
     return holm_claims(rows, run)
 
 
 def superiority_row(claim_id: str, claim: str, effect_name: str, v: np.ndarray, level: float) -> dict:
-    """A superiority claim from per-unit effects ``v``: one-sided Wilcoxon signed-rank p-value, Hodges-Lehmann
-    interval at ``level`` (:func:`interval_row`), verdict :func:`nnrds.verdicts.superiority`."""
+    """A superiority claim from per-unit effects ``v`` at a given interval ``level``: two-sided Wilcoxon
+    signed-rank p-value, Hodges-Lehmann interval at ``level`` (:func:`interval_row`), verdict
+    :func:`nnrds.verdicts.superiority`."""
     r = interval_row(v, level)
     return dict(
         claim_id=claim_id,
         claim=claim,
         effect_name=effect_name,
         ci_level=level,
-        p_value=_one_sided_p(v),
-        test="Wilcoxon signed-rank, one-sided; HL interval",
+        p_value=_signed_rank_p(v, alternative="two-sided"),
+        test="Wilcoxon signed-rank, two-sided; HL interval",
         verdict=verdicts.superiority(r["ci_low"], r["ci_high"]),
+        decision_rule="superiority",
         **r,
     )
 
 
 def holm_claims(rows: list[dict], run: str) -> pd.DataFrame:
-    """The claims table of the study's claim rows (:func:`superiority_row` and the like), p-values Holm-adjusted
-    over all of them; ``run`` says what was run."""
+    """The claims table of the study's claim rows (:func:`claims`, :func:`superiority_row`): ``p_adjusted`` as
+    given, else Holm over all rows' p-values; ``run`` says what was run."""
     padj = verdicts.holm([x["p_value"] for x in rows])
     out = []
     for x, pa in zip(rows, padj):
@@ -530,10 +568,12 @@ def holm_claims(rows: list[dict], run: str) -> pd.DataFrame:
                 ci_level=float(x["ci_level"]),
                 margin=float(x.get("margin", math.nan)),
                 p_value=float(x["p_value"]),
-                p_adjusted=float(pa),
+                p_adjusted=float(x.get("p_adjusted", pa)),
                 test=x["test"],
                 verdict=x["verdict"],
                 figure=FIGURES[x["claim_id"]],
+                decision_rule=x.get("decision_rule", ""),
+                design_note=x.get("design_note", ""),
             )
         )
     return verdicts.claims_frame(out)
@@ -550,6 +590,11 @@ def _fmt_p(p: float) -> str:
 
 def _fmt_ci(lo: float, hi: float, fmt: str = "+.3g") -> str:
     return "[n/a: too few units]" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def _lvl(level: float) -> str:
+    """An interval level in percent (98.75%, 95%)."""
+    return f"{100 * level:.4g}%"
 
 
 def _pct(x: float) -> str:
@@ -591,43 +636,58 @@ def design_paragraphs(scale: str, study: dict, dataset_notes: dict[str, str]) ->
         "**Statistics.** Unit of replication: the (dataset, seed) pair. Runs of one seed share the data split in "
         "every cell of a dataset and, within a cell, the initial weights, so regularizers are compared per "
         "(dataset, parameterization, seed) and each paired difference is averaged over the parameterizations "
-        "(which share the seed's data) before the test. Intervals: Hodges-Lehmann estimate of the median paired "
-        f"difference with its Wilcoxon signed-rank interval ({1 - alpha:.0%}; {1 - 2 * alpha:.0%} for the "
-        "non-superiority claim), p-values one-sided Wilcoxon signed-rank, Holm-adjusted over the study's claims. "
+        "(which share the seed's data) before the test. p-values: Wilcoxon signed-rank, two-sided against 0 "
+        "for the superiority claims, one-sided against the margin for the null claim; Holm over the study's "
+        f"claims (α = {alpha:g}). Intervals: Hodges-Lehmann estimate of the median paired difference with its "
+        "Wilcoxon signed-rank interval, each at its Holm step-down level: the claim with the j-th smallest "
+        "p-value gets α_j = α/(m − j + 1) while the smaller ones were rejected (α/m after the first "
+        "non-rejection), a 1 − α_j interval for a superiority claim and 1 − 2α_j for the null claim (its upper "
+        "end is the one-sided bound), so interval and adjusted p-value agree. "
         "Verdicts come from the interval: *supported* when it lies on the claim's side of 0 (of the margin for "
-        "the null claim), *contradicted* when it lies on the other side, *inconclusive* otherwise. The claim "
+        "the null claim), *contradicted* when it lies on the other side (for the null claim: above the margin), "
+        "*inconclusive* otherwise. The claim "
         "that the penalty is no better than L2 is a null claim: it is supported only if an advantage of the "
         f"penalty of {margin_rel:.0%} or more in test MSE (margin ln(1 + {margin_rel:g}) on the log ratio; config "
-        "``stiffness.claims.margin_rel``) is excluded, never because a test is not significant.",
+        "``stiffness.claims.margin_rel``) is excluded, never because a test is not significant, and contradicted "
+        "only if an advantage larger than the margin is shown. For an inconclusive claim the line says at about "
+        "how many units its interval would decide with the observed spread and effect (``n_units_to_decide``; "
+        "the spread is taken from the interval's width through the t quantile, the level kept fixed), and when "
+        "too few units give no interval at that level, how many would.",
         "",
     ]
 
 
 def claim_line(r) -> str:
-    """The caption line of one claim (a row of the claims table): verdict, claim, effect with its interval."""
+    """The caption line of one claim (a row of the claims table): verdict, claim, effect with its interval,
+    p-value and Holm-adjusted p; for an inconclusive claim what would decide it
+    (:func:`nnrds.verdicts.decision_text`)."""
     ci = _fmt_ci(r.ci_low, r.ci_high)
     head = f"* **({r.claim_id}) {r.verdict}**: {r.claim} "
+    holm = f"(Holm {_fmt_p(r.p_adjusted)})"
     if r.claim_id == "a":
-        return head + (
-            f"Median log10(final/initial) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
-            f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+        body = (
+            f"Median log10(final/initial) = {r.effect:+.3g}, {_lvl(r.ci_level)} interval {ci} "
+            f"over {r.n_units} units, p = {_fmt_p(r.p_value)} {holm}."
         )
-    if r.claim_id == "b1":
-        return head + (
-            f"Gap reduction (none − penalty) = {r.effect:+.3g}, {r.ci_level:.0%} interval {ci} "
-            f"over {r.n_units} units, p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+    elif r.claim_id == "b1":
+        body = (
+            f"Gap reduction (none − penalty) = {r.effect:+.3g}, {_lvl(r.ci_level)} interval {ci} "
+            f"over {r.n_units} units, p = {_fmt_p(r.p_value)} {holm}."
         )
-    if r.claim_id == "b1_test":
-        return head + (
+    elif r.claim_id == "b1_test":
+        body = (
             f"Test MSE without regularization relative to the penalty: {_pct(r.effect)} "
-            f"(ln ratio {r.effect:+.3g}, {r.ci_level:.0%} interval {ci}) over {r.n_units} units, "
-            f"p = {_fmt_p(r.p_value)} (Holm {_fmt_p(r.p_adjusted)})."
+            f"(ln ratio {r.effect:+.3g}, {_lvl(r.ci_level)} interval {ci}) over {r.n_units} units, "
+            f"p = {_fmt_p(r.p_value)} {holm}."
         )
-    return head + (
-        f"Test MSE of L2 relative to the penalty: {_pct(r.effect)} (ln ratio "
-        f"{r.effect:+.3g}, {r.ci_level:.0%} interval {ci}, margin {r.margin:+.3g}) over "
-        f"{r.n_units} units, p = {_fmt_p(r.p_value)} against the margin."
-    )
+    else:
+        body = (
+            f"Test MSE of L2 relative to the penalty: {_pct(r.effect)} (ln ratio "
+            f"{r.effect:+.3g}, {_lvl(r.ci_level)} interval {ci}, margin {r.margin:+.3g}) over "
+            f"{r.n_units} units, p = {_fmt_p(r.p_value)} against the margin {holm}."
+        )
+    why = verdicts.decision_text(r, "units")
+    return head + body + (f" Inconclusive: {_rst(why)}." if why else "")
 
 
 def number_paragraphs(ca: pd.DataFrame, cb: pd.DataFrame, sel: pd.DataFrame, alpha: float) -> list[str]:

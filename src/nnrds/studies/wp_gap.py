@@ -535,7 +535,10 @@ def caption(
         "within a seed, and its interval is a Student t interval over seeds. The comparisons are Holm-corrected "
         f"(α = {cfg['alpha']:g}, intervals at the Holm step-down level); a claim is *supported* when its "
         "interval lies above 0, *contradicted* when it lies below the smallest effect of interest "
-        f"(ρ {cfg['margin_rho']:g}; gap difference {cfg['margin_gap']:g}), *inconclusive* otherwise.",
+        f"(ρ {cfg['margin_rho']:g}; gap difference {cfg['margin_gap']:g}), *inconclusive* otherwise. For an "
+        "inconclusive claim the bullet says at about how many seeds its interval would decide with the observed "
+        "spread and effect (``n_units_to_decide``: spread from the interval's width through the t quantile, the Holm "
+        "level kept fixed), or that the design cannot decide it at this scale (``design_note``).",
         "",
     ]
     for ds, g in seed_table.groupby("dataset", sort=True):
