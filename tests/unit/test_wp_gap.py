@@ -102,6 +102,17 @@ def test_pseudo_replication_is_inconclusive():
     assert np.allclose(per_seed.spearman_rho_gap_vs_nparams, [1, -1, 1], atol=0.05)
     assert verdict_of(claims) == {"wp_vs_nonpar:a": "inconclusive", "gap_vs_nparams:a": "inconclusive"}
     assert (claims.n_units == 3).all()
+    # the correlation's interval is clipped to [-1, 1]: the units to decide come from the unclipped t interval
+    r = claims.set_index("claim_id").loc["gap_vs_nparams:a"]
+    assert (r.ci_low, r.ci_high) == (-1.0, 1.0)
+    x = per_seed.spearman_rho_gap_vs_nparams.to_numpy()
+    eff, lo, hi = verdicts.mean_ci(x, r.ci_level)
+    assert lo < -1 and r.n_units_to_decide == verdicts.units_to_decide(
+        eff, lo, hi, r.ci_level, 3, r.verdict, "superiority", r.margin
+    )
+    assert r.n_units_to_decide > verdicts.units_to_decide(
+        eff, -1.0, 1.0, r.ci_level, 3, r.verdict, "superiority", r.margin
+    )
 
 
 def test_one_seed_is_inconclusive():

@@ -440,6 +440,15 @@ def claims(seed_table: pd.DataFrame, study: dict, landscape_effects: pd.DataFram
     for i, r in enumerate(rows):
         x, bounds = r.pop("x"), r.pop("bounds")
         eff, lo, hi = _interval(x, float(level[i]), bounds)
+        verdict = verdicts.superiority(lo, hi, margin=r["margin"])
+        # a clipped interval (a correlation's, at the bounds) hides the spread: units to decide from the unclipped
+        # t interval (clipping at +-1 moves neither threshold, 0 and the margin, so the verdict is the same)
+        raw = verdicts.t_or_sign_ci(x, float(level[i]))[1:]
+        k = (
+            None
+            if (lo, hi) == raw or not np.all(np.isfinite(raw))
+            else verdicts.units_to_decide(eff, *raw, float(level[i]), x.size, verdict, "superiority", r["margin"])
+        )
         out.append(
             verdicts.Claim(
                 **r,
@@ -448,7 +457,9 @@ def claims(seed_table: pd.DataFrame, study: dict, landscape_effects: pd.DataFram
                 ci_high=hi,
                 ci_level=float(level[i]),
                 p_adjusted=float(p_adj[i]),
-                verdict=verdicts.superiority(lo, hi, margin=r["margin"]),
+                verdict=verdict,
+                decision_rule="superiority",
+                n_units_to_decide=k,
                 test=(
                     f"one-sample t over seeds (two-sided; sign test if all seeds agree exactly); Holm over {m} "
                     "comparisons (claims x datasets, landscape claims x WP nets), "
