@@ -281,9 +281,21 @@ def test_linear_baseline_recovers_an_exactly_linear_potential():
     assert "stress" not in materials.linear_design(pot, data)  # no stress label: no stress rows
     data.energy, data.forces, data.stress = pred["energy"][0], pred["forces"][0], pred["stress"][0]
     data.has_stress = torch.ones(data.n_configs, dtype=torch.bool)
-    A, y = materials.linear_design(pot, data, chunk=3), materials.linear_targets(pot, data)
+    A, y = materials.linear_design(pot, data), materials.linear_targets(pot, data)
     for q in ("energy", "forces", "stress"):
         np.testing.assert_allclose(A[q] @ theta[0].numpy(), y[q], atol=1e-10)
+    # two elements: per-element columns, the same identity with the binary potential's chain rule
+    bs = _labelled([_binary(seed=k) for k in range(3)])
+    bdata = build_dataset(bs, SPEC2)
+    bdata.has_stress = torch.ones(bdata.n_configs, dtype=torch.bool)
+    bpot = _potential2()
+    bth = torch.as_tensor(np.random.default_rng(1).normal(0, 0.05, (1, 2 * (SPEC2.n_descriptors + 1))))
+    with torch.no_grad():
+        bp = {k: v.detach() for k, v in bpot.predict(bdata, atomic=materials.linear_atomic(bpot, bth), n=1).items()}
+    bdata.energy, bdata.forces, bdata.stress = bp["energy"][0], bp["forces"][0], bp["stress"][0]
+    A2, y2 = materials.linear_design(bpot, bdata), materials.linear_targets(bpot, bdata)
+    for q in ("energy", "forces", "stress"):
+        np.testing.assert_allclose(A2[q] @ bth[0].numpy(), y2[q], atol=1e-10)
     method, secs = materials.fit_linear(pot, data, study, scales, seed=0)
     assert method.n == 5 and secs >= 0
     with torch.no_grad():

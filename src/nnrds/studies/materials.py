@@ -51,7 +51,7 @@ from ..models import Arch, ReplicaNet
 from ..potentials.dataset import AtomsData, build_dataset
 from ..potentials.descriptors import DescriptorSpec
 from ..potentials.potential import Potential, fit_reference_energies
-from ..potentials.structures import Structure, from_tables
+from ..potentials.structures import VOIGT_IDX, Structure, from_tables
 from ..train import fit, pick_device, seed_everything
 from ..uq.metrics import CURVE_LEVELS
 
@@ -826,23 +826,47 @@ def linear_atomic(pot: Potential, theta: torch.Tensor) -> Callable:
     return atomic
 
 
-def linear_design(pot: Potential, data: AtomsData, chunk: int = 32) -> dict[str, np.ndarray]:
+def linear_design(pot: Potential, data: AtomsData) -> dict[str, np.ndarray]:
     """The design matrices of the linear model :func:`linear_atomic` on ``data``, one column per basis function
-    (identity theta): energy per atom minus the reference (B, C), force components (3N, C), stress components of
-    the labelled configurations (6 B_s, C); exact, by the potential's own chain rule (:meth:`Potential.predict`),
-    in chunks of ``chunk`` configurations."""
-    C = pot.n_elements * (pot.g_mean.shape[1] + 1)
-    basis = linear_atomic(pot, torch.eye(C, dtype=pot.dtype, device=pot.g_mean.device))
-    ref = data.composition(pot.n_elements) @ torch.as_tensor(pot.e_ref, dtype=torch.float64)
-    parts: dict[str, list] = {q: [] for q in QUANTITIES}
-    for c0 in range(0, data.n_configs, chunk):
-        sub = data.subset(torch.arange(c0, min(c0 + chunk, data.n_configs)))
-        with torch.no_grad():
-            pred = pot.predict(sub, atomic=basis, n=C)
-        pred["energy"] = pred["energy"] - ref[c0 : c0 + sub.n_configs].to(pred["energy"])
-        for q, (p, _) in per_quantity(pred, sub).items():
-            parts[q].append(p.detach().double().cpu().numpy().T)
-    return {q: np.concatenate(v) for q, v in parts.items() if v and sum(len(x) for x in v)}
+    (per element k: the D standardized descriptors, then the intercept): energy per atom minus the reference
+    (B, C), force components (3N, C), stress components of the labelled configurations (6 B_s, C). The same
+    chain rule as :meth:`Potential.predict` with dE/dG = the basis (tests: design @ theta == prediction): a pair p
+    of atom i (element k) contributes its Jacobian row H_p / std_k to the force of i, minus it to that of j, and
+    d_p (x) H_p / std_k to its configuration's virial."""
+    ne, D = pot.n_elements, pot.g_mean.shape[1]
+    C, B, N = ne * (D + 1), data.n_configs, len(data.atom_cfg)
+    f64 = torch.float64
+    G, H, dvec = data.G.to(f64), data.H.to(f64), data.d.to(f64)
+    elem = data.elem if data.elem is not None else torch.zeros(N, dtype=torch.long)
+    mean, std = pot.g_mean.to(f64), pot.g_std.to(f64)
+    E = torch.zeros(B, C, dtype=f64)
+    F = torch.zeros(N, 3, C, dtype=f64)
+    S = torch.zeros(B, 3, 3, C, dtype=f64)
+    pel = elem[data.pair_i]
+    for k in range(ne):
+        cols = slice(k * (D + 1), k * (D + 1) + D)
+        atoms = elem == k
+        X = (G[atoms] - mean[k]) / std[k]
+        E[:, cols] = E[:, cols].index_add(0, data.atom_cfg[atoms], X)
+        E[:, k * (D + 1) + D] = torch.zeros(B, dtype=f64).index_add(
+            0, data.atom_cfg[atoms], torch.ones(int(atoms.sum()), dtype=f64)
+        )
+        pairs = pel == k
+        g = (H[pairs] / std[k][None, :, None]).transpose(1, 2)  # (P_k, 3, D)
+        F[:, :, cols] = F[:, :, cols].index_add(0, data.pair_i[pairs], g).index_add(0, data.pair_j[pairs], -g)
+        W = torch.einsum("pa,pbd->pabd", dvec[pairs], g)
+        S[:, :, :, cols] = S[:, :, :, cols].index_add(0, data.pair_cfg[pairs], W)
+    S = 0.5 * (S + S.transpose(1, 2)) / data.volume.to(f64)[:, None, None, None]
+    pred = {
+        "energy": E.T,
+        "forces": F.permute(2, 0, 1),
+        "stress": torch.stack([S[:, a, b] for a, b in VOIGT_IDX], 1).permute(2, 0, 1),
+    }
+    out = {}
+    for q, (p, _) in per_quantity(pred, data).items():
+        if p.shape[1]:
+            out[q] = p.cpu().numpy().T
+    return out
 
 
 def linear_targets(pot: Potential, data: AtomsData) -> dict[str, np.ndarray]:
