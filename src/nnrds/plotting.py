@@ -135,7 +135,11 @@ MATERIALS_QUANTITIES = {
     "stress": ("stress component (meV/Å³)", 1e3),
 }
 #: display names and colours of the UQ methods of the materials study; colours of in-distribution / held-out items
-UQ_METHODS = {"ensemble": ("deep ensemble", "#2ca02c"), "bbb": ("Bayes-by-backprop", "#9467bd")}
+UQ_METHODS = {
+    "ensemble": ("deep ensemble", "#2ca02c"),
+    "bbb": ("Bayes-by-backprop", "#9467bd"),
+    "linear": ("linear baseline (Bayesian ridge)", "#ff7f0e"),
+}
 HELDOUT_COLORS = {False: "#1f77b4", True: "#d62728"}
 
 

@@ -185,6 +185,141 @@ def test_group_split_holds_out_whole_groups():
         make_split(groups, "group", ["zz"], 0.2, seed=0)
 
 
+def test_random_split_without_correlated_groups_is_the_plain_permutation():
+    """One configuration per unit: the test set is exactly the first n_test of the seeded permutation (the split
+    before blocks existed), so sets without correlated groups keep their splits."""
+    from nnrds.studies.materials import make_split
+
+    groups = ["a"] * 7 + ["b"] * 13
+    tr, te, _ = make_split(groups, "random", [], 0.25, seed=3)
+    perm = np.random.default_rng(3).permutation(20)
+    assert te.tolist() == sorted(perm[:5].tolist()) and tr.tolist() == sorted(perm[5:].tolist())
+    tr, te, ood = make_split(groups, "group", ["a"], 0.25, seed=3)
+    ind = np.arange(7, 20)
+    want = sorted(ind[np.random.default_rng(3).permutation(13)][:3].tolist())
+    assert te[~ood].tolist() == want and sorted(tr.tolist() + want) == ind.tolist()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_correlated_groups_never_sit_on_both_sides_of_any_split(seed):
+    from nnrds.studies.materials import make_cv_folds, make_split, split_units
+
+    groups = ["strain"] * 12 + ["md300K"] * 6 + ["rattle"] * 9 + ["md600K"] * 5 + ["Liquid"] * 3
+    corr = ["md*", "Liquid"]
+    u = split_units(groups, corr)
+    assert len(set(u[12:18])) == 1 and len(set(u[:12])) == 12 and u[18] != u[0]
+    for split in ("random", "group"):
+        tr, te, _ = make_split(groups, split, ["rattle"], 0.3, seed, corr)
+        assert not set(tr) & set(te) and len(tr) + len(te) == len(groups)
+        for g in ("md300K", "md600K", "Liquid"):
+            sides = {i in set(te) for i in range(len(groups)) if groups[i] == g}
+            assert len(sides) == 1, (split, g)
+    folds = make_cv_folds(groups, 4, seed, corr)
+    allp = np.concatenate(folds)
+    assert sorted(allp.tolist()) == list(range(len(groups)))  # every configuration tested exactly once
+    for g in ("md300K", "md600K", "Liquid"):
+        assert sum(any(groups[i] == g for i in f) for f in folds) == 1  # a trajectory in one fold
+    for g in ("strain", "rattle"):  # >= 4 units: in every fold, sizes within one of each other
+        counts = [sum(groups[i] == g for i in f) for f in folds]
+        assert min(counts) >= 1 and max(counts) - min(counts) <= 1
+    # without the patterns the MD snapshots are dealt one by one (and so land on both sides)
+    plain = make_cv_folds(groups, 4, seed)
+    assert sum(any(groups[i] == "md300K" for i in f) for f in plain) == 4
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        make_cv_folds(groups, 1, seed)
+
+
+def test_cv_split_tests_every_configuration_once_through_run_split():
+    """run_split on ``cv``: the pooled test predictions hold every configuration once; the linear baseline is a
+    method beside the ensemble; the folds' timings and info are one row each, with their number."""
+    from nnrds.studies import materials
+
+    structs = generate_al_emt(16, seed=4, md_temperatures=(300,), md_steps=2)
+    data = build_dataset(structs, SPEC)
+    study = _tiny_study(epochs=2, batch_size=8, forces_weight=1.0)
+    study.update(cv_folds=2, linear={"enabled": True, "n_samples": 4})
+    study["bbb"]["enabled"] = False
+    out = materials.run_split(
+        "al_emt", {"kind": "al_emt", "correlated_groups": ["md*"]}, "cv", study, data, None, SPEC, dtype="float64"
+    )
+    ce = out["config_errors"]
+    for m in ("ensemble", "linear"):
+        te = ce[(ce.method == m) & (ce.subset == "test")]
+        assert sorted(te.config_id) == sorted(data.config_ids) and set(te.fold) == {0, 1}
+    md = ce[(ce.subset == "test") & (ce.group == "md300K")]
+    assert md.fold.nunique() == 1
+    e = out["metrics"].set_index(["method", "quantity"])
+    assert e.loc[("ensemble", "energy"), "n"] == data.n_configs and e.loc[("linear", "forces"), "n"] == 3 * len(
+        data.elem
+    )
+    assert len(out["timings"]) == 1 and out["timings"]["folds"].iloc[0] == 2
+    assert out["info"]["n_test"].iloc[0] == data.n_configs
+
+
+def _labelled(structs):
+    """Structures with placeholder labels (zero energy, forces and stress), to be overwritten."""
+    for s in structs:
+        s.energy, s.forces, s.stress = 0.0, np.zeros((s.natoms, 3)), np.zeros(6)
+    return structs
+
+
+def test_linear_baseline_recovers_an_exactly_linear_potential():
+    """Labels made by a linear model of the standardized descriptors (energies, forces, stresses through the
+    potential's chain rule): the Bayesian ridge fit reproduces them; the design columns are the model's exact
+    derivatives (design @ theta == prediction)."""
+    from nnrds.studies import materials
+
+    structs = _labelled([_cell(seed=k, rattle=0.05 + 0.02 * k) for k in range(8)])
+    data = build_dataset(structs, SPEC)
+    study = _tiny_study(epochs=1, batch_size=8, forces_weight=1.0)
+    study["linear"] = {"enabled": True, "n_samples": 5}
+    pot, scales = materials.make_potential(study, SPEC, data, [0], torch.float64)
+    C = SPEC.n_descriptors + 1
+    theta = torch.as_tensor(np.random.default_rng(0).normal(0, 0.05, (1, C)))
+    with torch.no_grad():
+        pred = {k: v.detach() for k, v in pot.predict(data, atomic=materials.linear_atomic(pot, theta), n=1).items()}
+    assert "stress" not in materials.linear_design(pot, data)  # no stress label: no stress rows
+    data.energy, data.forces, data.stress = pred["energy"][0], pred["forces"][0], pred["stress"][0]
+    data.has_stress = torch.ones(data.n_configs, dtype=torch.bool)
+    A, y = materials.linear_design(pot, data), materials.linear_targets(pot, data)
+    for q in ("energy", "forces", "stress"):
+        np.testing.assert_allclose(A[q] @ theta[0].numpy(), y[q], atol=1e-10)
+    # two elements: per-element columns, the same identity with the binary potential's chain rule
+    bs = _labelled([_binary(seed=k) for k in range(3)])
+    bdata = build_dataset(bs, SPEC2)
+    bdata.has_stress = torch.ones(bdata.n_configs, dtype=torch.bool)
+    bpot = _potential2()
+    bth = torch.as_tensor(np.random.default_rng(1).normal(0, 0.05, (1, 2 * (SPEC2.n_descriptors + 1))))
+    with torch.no_grad():
+        bp = {k: v.detach() for k, v in bpot.predict(bdata, atomic=materials.linear_atomic(bpot, bth), n=1).items()}
+    bdata.energy, bdata.forces, bdata.stress = bp["energy"][0], bp["forces"][0], bp["stress"][0]
+    A2, y2 = materials.linear_design(bpot, bdata), materials.linear_targets(bpot, bdata)
+    for q in ("energy", "forces", "stress"):
+        np.testing.assert_allclose(A2[q] @ bth[0].numpy(), y2[q], atol=1e-10)
+    method, secs = materials.fit_linear(pot, data, study, scales, seed=0)
+    assert method.n == 5 and secs >= 0
+    with torch.no_grad():
+        fit = {k: v.detach() for k, v in pot.predict(data, atomic=method.atomic, n=method.n).items()}
+    np.testing.assert_allclose(fit["forces"].mean(0), pred["forces"][0], atol=1e-4)
+    np.testing.assert_allclose(fit["energy"].mean(0) / 4, pred["energy"][0] / 4, atol=1e-4)
+    assert max(method.noise_var.values()) < 1e-8
+
+
+def test_a_priori_loss_weight_rules_use_the_training_set_only():
+    from nnrds.studies.materials import ROBUST_TAU_FACTOR, resolved_loss_weights, resolved_tau
+
+    structs = _labelled([_cell(seed=k) for k in range(5)])
+    data = build_dataset(structs, SPEC)
+    data.energy = torch.tensor([-3.0, -2.9, -3.1, -3.05, 0.0], dtype=torch.float64) * data.natoms
+    study = {"loss_weights": {"energy": "force_components", "forces": 1.0, "stress": 0.1}}
+    assert resolved_loss_weights(study, data)["energy"] == pytest.approx(3 * float(data.natoms.mean()))
+    study["loss_weights"]["energy"] = 7.0
+    assert resolved_loss_weights(study, data)["energy"] == 7.0
+    # residuals from the median -3.0: 0, 0.1, -0.1, -0.05, 3.0 -> MAD 0.1
+    assert resolved_tau({"energy_weight_tau": "robust"}, data, [0.0]) == pytest.approx(ROBUST_TAU_FACTOR * 0.1)
+    assert resolved_tau({"energy_weight_tau": 0.3}, data, [0.0]) == 0.3 and resolved_tau({}, data, [0.0]) is None
+
+
 def test_ensemble_and_bbb_train_and_improve():
     from nnrds.studies import materials
     from nnrds.train import seed_everything
@@ -509,12 +644,12 @@ def test_wbe_parse_and_train_smoke(tmp_path):
     assert info["elements"] == "Be W" and info["n_heldout"] == 2 and info["n_configs"] <= 15
     assert info["n_descriptors"] == 2 * 4 + 3 * 2
     m = tables["metrics"]
-    assert set(m.method) == {"ensemble", "bbb"} and set(m.subset) == {"all", "in_distribution", "heldout"}
+    assert set(m.method) == {"ensemble", "bbb", "linear"} and set(m.subset) == {"all", "in_distribution", "heldout"}
     assert np.isfinite(m.rmse).all() and (m[m.quantity == "energy"].rmse < 5).all()
     # the W surface group stores no stress (six zeros): no stress metric for the held-out groups
     assert m[(m.subset == "heldout") & (m.quantity == "stress")].empty
     ev = tables["ev"]
-    assert len(ev) == 2 * 6 and set(ev.method) == {"ensemble", "bbb"}  # every EOS_HCP configuration
+    assert len(ev) == 3 * 6 and set(ev.method) == {"ensemble", "bbb", "linear"}  # every EOS_HCP configuration
 
 
 # ------------------------------------------------------------------------------ Bayes-by-backprop noise model
@@ -664,43 +799,84 @@ def test_group_metrics_aggregate_exactly_and_join_the_reference():
     assert g.loc[("*ALL", "energy"), "n_configs"] == 3
 
 
-def test_snap_claims_verdicts_on_known_answers():
-    from nnrds.studies.materials import snap_claims
+def _paired_cerr(groups: dict[str, tuple[list[float], list[float]]], f_errs=(0.05, 0.05)):
+    """config_errors rows of the cv split: per group (ensemble errors, linear errors) of the same configurations."""
+    parts = []
+    for m, k, f in (("ensemble", 0, f_errs[0]), ("linear", 1, f_errs[1])):
+        parts.append(_cerr({g: v[k] for g, v in groups.items()}, method=m, split="cv", f_err=f))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_ta_claims_verdicts_on_known_answers():
+    """Both families on synthetic per-configuration errors: the like-for-like family (paired vs the linear
+    baseline; superiority) and the reference family (vs SNAP's training MAE; non-superiority within 10%), with
+    cases that must come out supported, contradicted and inconclusive; no force claim on zero-force groups."""
+    from nnrds.studies.materials import ta_claims
     from nnrds.verdicts import CLAIM_COLUMNS
 
     rng = np.random.default_rng(0)
-    ref = pd.DataFrame(
+    n = 30
+    good = list(0.002 * rng.standard_normal(n))
+    c = _paired_cerr(
         {
-            "dataset": "fitsnap",
-            "group": ["Good", "Good", "Bad", "Bad", "Few", "Few", "Wide", "Wide"],
-            "quantity": ["energy", "forces"] * 4,
-            "mae": [0.01, 0.1] * 4,
-            "rmse": [0.02, 0.2] * 4,
-            "n": 9,
+            # ours ~1.6 meV, linear 50 meV on the same configurations: ours better; SNAP 10 meV: ours beats it
+            "Good": (good, list(0.05 + 0.002 * rng.standard_normal(n))),
+            # ours 50 meV, linear 2 meV: linear better (contradicted); 5x SNAP's 10 meV: contradicted
+            "Bad": (list(0.05 + 0.002 * rng.standard_normal(n)), list(0.002 * rng.standard_normal(n))),
+            "Few": ([0.001], [0.05]),  # one configuration: no interval
+            "Wide": ([0.0, 0.001, 0.2], [0.01, 0.0, 0.05]),  # three configurations that disagree
+            "Elastic_BCC": (good, good),  # zero-force group: energy claims only
         }
     )
-    c = _cerr(
-        {
-            "Good": list(0.002 * rng.standard_normal(30)),  # |err| ~ 1.6 meV << 10 meV: beats SNAP
-            "Bad": list(0.05 + 0.002 * rng.standard_normal(30)),  # 50 meV >> 10 meV: contradicted
-            "Few": [0.001],  # one held-out configuration: no interval
-            "Wide": [0.0, 0.001, 0.2],
-        }
-    )  # mean 67 meV but 3 configurations: the interval straddles
-    raw = snap_claims(c, ref, groups=("Good", "Bad", "Few", "Wide"))
+    ref = pd.DataFrame(
+        [
+            {"dataset": "fitsnap", "group": g, "quantity": q, "mae": m, "rmse": 2 * m, "n": 9}
+            for g in ("Good", "Bad", "Few", "Wide", "Elastic_BCC")
+            for q, m in (("energy", 0.01), ("forces", 0.1))
+        ]
+    )
+    raw = ta_claims(c, ref, groups=("Good", "Bad", "Few", "Wide", "Elastic_BCC"))
     assert list(raw.columns) == CLAIM_COLUMNS
     cl = raw.set_index("claim_id")
     v = cl["verdict"].to_dict()
+    assert "ta_linear_Elastic_BCC_forces" not in v and "ta_snap_Elastic_BCC_forces" not in v
+    assert "ta_linear_Elastic_BCC_energy" in v
+    assert v["ta_linear_Good_energy"] == "supported" and v["ta_linear_Bad_energy"] == "contradicted"
+    assert v["ta_linear_Few_energy"] == "inconclusive" and v["ta_linear_Wide_energy"] == "inconclusive"
     assert v["ta_snap_Good_energy"] == "supported" and v["ta_snap_Bad_energy"] == "contradicted"
     assert v["ta_snap_Few_energy"] == "inconclusive" and v["ta_snap_Wide_energy"] == "inconclusive"
-    assert (
-        cl.loc["ta_snap_Good_energy", "unit"] == "held-out configuration"
-        and cl.loc["ta_snap_Good_energy", "n_units"] == 30
+    # paired effect: mean of |linear| - |ours| over the same configurations
+    e = c[c.group == "Good"]
+    want = np.mean(np.abs(e[e.method == "linear"].energy_err_eV_per_atom.to_numpy())) - np.mean(np.abs(good))
+    assert cl.loc["ta_linear_Good_energy", "effect"] == pytest.approx(want)
+    assert cl.loc["ta_linear_Good_energy", "n_units"] == n and cl.loc["ta_snap_Good_energy", "margin"] == pytest.approx(
+        0.001
     )
-    assert cl["ci_level"].iloc[0] == pytest.approx(1 - 0.05 / 8)  # Bonferroni over the 8 claims
-    # forces: every configuration has |err| 0.05 < 0.1 exactly (no spread): no interval, inconclusive
-    assert v["ta_snap_Good_forces"] == "inconclusive"
+    # forces: the same error (0.05) on every configuration for both methods: zero effect, no spread: inconclusive
+    assert v["ta_linear_Good_forces"] == "inconclusive"
+    # two Holm families: each interval level is at least the Bonferroni level of its own family
+    lin = cl[cl.index.str.startswith("ta_linear")]
+    assert len(lin) == 9 and lin["ci_level"].between(1 - 0.05 - 1e-12, 1 - 0.05 / 9 + 1e-12).all()
     assert (cl["p_adjusted"].dropna() >= cl["p_value"].dropna()).all()
+    assert ta_claims(c[c.method == "ensemble"], None).empty  # neither a baseline nor a reference: no claim
+
+
+def test_symmetry_checks_pass_and_fail_on_known_forces():
+    from nnrds.studies.materials import ZERO_FORCE_TOL, symmetry_checks
+
+    c = pd.concat(
+        [
+            _cerr({"Elastic_BCC": [0.0, 0.0]}, split="cv", f_err=1e-7),
+            _cerr({"Elastic_FCC": [0.0]}, split="cv", f_err=10 * ZERO_FORCE_TOL),
+            _cerr({"Surface": [0.0]}, split="cv", f_err=0.3),  # not a zero-force group: not checked
+        ],
+        ignore_index=True,
+    )
+    s = symmetry_checks(c).set_index("group")
+    assert list(s.index) == ["Elastic_BCC", "Elastic_FCC"]
+    assert bool(s.loc["Elastic_BCC", "passed"]) and not bool(s.loc["Elastic_FCC", "passed"])
+    assert s.loc["Elastic_FCC", "max_force_rmse_eV_A"] == pytest.approx(10 * ZERO_FORCE_TOL)
+    assert s.loc["Elastic_BCC", "n_configs"] == 2
 
 
 @pytest.mark.parametrize("key", ["materials.lr", "materials.bbb.lr"])
@@ -741,7 +917,10 @@ def test_caption_with_every_branch_renders_without_docutils_messages():
             for q in ("energy", "forces")
         ]
     )
-    groups, claims = materials.group_metrics(c, ref), materials.snap_claims(c, ref)
+    c = pd.concat([c, c.assign(method="linear")], ignore_index=True)
+    c["split"] = "cv"
+    groups, claims = materials.group_metrics(c, ref), materials.ta_claims(c, ref)
+    sanity = materials.symmetry_checks(pd.concat([c, _cerr({"Elastic_BCC": [0.0]}, split="cv", f_err=1.0)]))
     metrics = pd.DataFrame(
         [
             {
@@ -835,8 +1014,10 @@ def test_caption_with_every_branch_renders_without_docutils_messages():
         claims,
         evs,
         {"WBe": {"stress_units": {"table": table}}},
+        sanity,
     )
-    assert "stored in kbar" in text and "largest deviation" in text and "Claim per group" in text
+    assert "stored in kbar" in text and "largest deviation" in text and "beats the linear baseline" in text
+    assert "Sanity checks, not claims" in text and "failed: Elastic_BCC / ensemble" in text
     assert rst_problems(text) == []
 
 
@@ -922,8 +1103,14 @@ def test_caption_pieces_on_known_tables():
     assert materials._caption_ev(None) == [] and materials._caption_ev(pd.DataFrame()) == []
     info = pd.DataFrame([{"dataset": "al_emt", "split": "group", "n_train": 8, "n_test": 4, "n_heldout": 2}])
     assert materials._caption_splits(info) == [
-        "* **al_emt / group split**: 8 training, 4 test configurations (2 in held-out groups)."
+        "* **al_emt / group split**: 8 training, 4 test configurations (2 in held-out groups; time-correlated MD "
+        "groups on one side only)."
     ]
+    cv = pd.DataFrame([{"dataset": "fitsnap", "split": "cv", "n_train": 8, "n_test": 10, "n_heldout": 0, "folds": 5}])
+    assert (
+        "5-fold cross-validation" in materials._caption_splits(cv)[0]
+        and "of the 10 configurations" in (materials._caption_splits(cv)[0])
+    )
     assert materials._caption_datasets({"al_emt": "Al"}, info) == ["Datasets: *al_emt*: Al."]
     info["elements"], info["reference_energies_eV"] = "Be W", json.dumps({"Be": -3.75, "W": -12.9})
     lines = materials._caption_datasets({"wbe": "W-Be"}, info)
@@ -1074,18 +1261,9 @@ def test_train_command_allows_only_its_nan_by_design_columns(tmp_path, column, o
         assert not (tmp_path / "metrics.csv").exists()
 
 
-def test_margin_t_test_on_known_values():
-    from scipy import stats as st
+def test_per_config_abs_error_on_known_values():
+    from nnrds.studies.materials import per_config_abs_error
 
-    from nnrds.studies.materials import margin_t_test, per_config_abs_error
-
-    eff = np.array([0.1, 0.3, 0.2, 0.4])
-    lo, hi, p = margin_t_test(eff, 0.05, 0.95)
-    half = st.t.ppf(0.975, 3) * eff.std(ddof=1) / 2
-    assert lo == pytest.approx(0.25 - half) and hi == pytest.approx(0.25 + half)
-    assert p == pytest.approx(st.t.sf((0.25 + 0.05) / (eff.std(ddof=1) / 2), 3))
-    assert all(np.isnan(margin_t_test(np.array([0.2, 0.2, 0.2]), 0.05, 0.95)))  # no spread
-    assert all(np.isnan(margin_t_test(np.array([0.2]), 0.05, 0.95)))
     c = pd.DataFrame(
         {"energy_err_eV_per_atom": [-0.2, 0.1], "force_abs_sum_eV_A": [3.0, 6.0], "n_force_components": [6, 12]}
     )

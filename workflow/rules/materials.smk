@@ -54,6 +54,7 @@ rule materials_summarize:
         ),
         claims=f"{MAT_DIR}/claims.csv",
         ev_summary=f"{MAT_DIR}/ev_summary.csv",
+        sanity=f"{MAT_DIR}/sanity.csv",
         timings=f"{MAT_DIR}/timings.csv",
         caption=f"{MAT_DIR}/caption.rst",
         provenance=f"{MAT_DIR}/provenance.json",

@@ -22,12 +22,15 @@ from .common import add_commands, concat, run_cell_job, write_summary
 #: tables of a training cell (besides timings.csv and provenance.json)
 CELL_TABLES = ["metrics", "predictions", "calibration", "ev", "history", "info", "config_errors"]
 #: tables of the summary
-SUMMARY_TABLES = [*CELL_TABLES, "timings", "group_metrics", "ev_summary", "claims"]
+SUMMARY_TABLES = [*CELL_TABLES, "timings", "group_metrics", "ev_summary", "sanity", "claims"]
 #: the linear-SNAP reference errors (FitSNAP's example fits), in the folder the rule gives
 REFERENCE_TABLE = "snap_linear_fitsnap.csv"
 #: numeric columns of the cell tables that are NaN by design in some rows (not a divergence): the rank
 #: correlation of a constant predicted std, the training volume range of a set without bulk configurations
-NAN_BY_DESIGN = {"metrics": ["spearman_std_abs_err"], "info": ["train_bulk_volume_min", "train_bulk_volume_max"]}
+NAN_BY_DESIGN = {
+    "metrics": ["spearman_std_abs_err"],
+    "info": ["train_bulk_volume_min", "train_bulk_volume_max", "energy_weight_tau"],
+}
 
 
 def register(sub) -> None:
@@ -56,7 +59,7 @@ def input_folders(in_dirs: list[str]) -> tuple[list[Path], Path | None, list[Pat
 
 
 def _summarize(args) -> int:
-    """concatenate sets; per-group errors beside linear SNAP, claims; caption with accuracy, calibration, timings
+    """concatenate sets; per-group errors beside linear SNAP, symmetry sanity checks, claims; caption with accuracy, calibration, timings
 
     Config: {scale, seed, study}"""
     c = args.config_json
@@ -66,13 +69,15 @@ def _summarize(args) -> int:
     notes = {s: materials.DESCRIPTIONS[s] for s in c["study"]["sets"]}
     ref = materials.read_reference(ref_dir / REFERENCE_TABLE) if ref_dir is not None else None
     groups = materials.group_metrics(t["config_errors"], ref)
-    claims = materials.snap_claims(t["config_errors"], ref) if ref is not None else None
+    has_ta = "fitsnap" in set(t["config_errors"]["dataset"])
+    claims = materials.ta_claims(t["config_errors"], ref) if has_ta else None
+    sanity = materials.symmetry_checks(t["config_errors"])
     evs = materials.ev_summary(t["ev"], t["info"])
     units = {}
     for d in data_dirs:
         meta = json.loads((d / "metadata.json").read_text())
         units[meta.get("set", str(d / "metadata.json"))] = meta
-    out = {**t, "timings": timings, "group_metrics": groups, "ev_summary": evs}
+    out = {**t, "timings": timings, "group_metrics": groups, "ev_summary": evs, "sanity": sanity}
     if claims is not None:
         out["claims"] = claims
     # the summary's provenance merges the cells' records only
@@ -80,6 +85,8 @@ def _summarize(args) -> int:
         argparse.Namespace(**{**vars(args), "in_dir": [str(d) for d in cells]}),
         "materials/summarize",
         out,
-        materials.caption(t["metrics"], t["info"], timings, c["scale"], c["study"], notes, groups, claims, evs, units),
+        materials.caption(
+            t["metrics"], t["info"], timings, c["scale"], c["study"], notes, groups, claims, evs, units, sanity
+        ),
     )
     return 0

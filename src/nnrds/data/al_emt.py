@@ -208,6 +208,6 @@ def tables(spec: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             "positions": "A",
             "stress": "eV/A^3, sigma = (1/V) dE/deps (ASE sign)",
         },
-        "generator": {k: v for k, v in spec.items() if k not in ("kind", "heldout_groups")},
+        "generator": {k: v for k, v in spec.items() if k not in ("kind", "heldout_groups", "correlated_groups")},
     }
     return conf, atoms, meta
