@@ -89,7 +89,9 @@ rule stable_arch_bases:
 
 rule stable_arch_stability:
     output:
-        **table_outputs(f"{STA_DIR}/cells/stability/{{arch}}", ["runs", "growth", "spectra", "reversibility", "timings"]),
+        **table_outputs(
+            f"{STA_DIR}/cells/stability/{{arch}}", ["runs", "growth", "spectra", "reversibility", "timings"]
+        ),
     log:
         f"{STA_DIR}/logs/stability_{{arch}}.log",
     benchmark:
