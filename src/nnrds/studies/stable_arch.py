@@ -1118,7 +1118,8 @@ def caption(tables: dict[str, pd.DataFrame], scale: str, study: dict) -> str:
     st = part_config(study, "stability")
     cl = tables["claims"]
     lines = [
-        f"Stable architectures ({scale} scale): plain ResNet; antisymmetric ResNet with forward Euler (gamma = "
+        f"Stable architectures ({scale} scale): {'plain ResNet; ' if 'resnet' in st['archs'] else ''}antisymmetric "
+        "ResNet with forward Euler (gamma = "
         f"{st.get('gamma', 0.0):g}, and damped, gamma = {st.get('gamma_damped', 0.0):g}) and with the two-step "
         "explicit midpoint rule (Chang et al.'s midpoint network); the Hamiltonian network with Verlet; the "
         "second-order network Y'' = -K^T sigma(K Y + b) of Haber & Ruthotto with the leapfrog step (Chang et al.'s "
