@@ -148,8 +148,12 @@ HELDOUT_COLORS = {False: "#1f77b4", True: "#d62728"}
 STABLE_ARCHS = {
     "resnet": ("ResNet (Euler)", "#7f7f7f"),
     "antisym_euler": ("antisymmetric, Euler", "#d62728"),
-    "antisym_leapfrog": ("antisymmetric, leapfrog", "#2ca02c"),
+    "antisym_euler_damped": ("antisymmetric damped, Euler", "#ff9896"),
+    "antisym_midpoint": ("antisymmetric, 2-step midpoint", "#2ca02c"),
     "hamiltonian": ("Hamiltonian, Verlet", "#1f77b4"),
+    "second_order": ("second-order, leapfrog", "#9467bd"),
 }
-STABLE_SCHEMES = {"euler": "forward Euler", "leapfrog": "leapfrog (2-step midpoint)", "verlet": "Verlet"}
+#: stability functions (nnrds.integrators.amplification names) of the spectra figure: the two-step midpoint rule is
+#: the "leapfrog" polynomial; the second-order net's Stormer step shares Verlet's
+STABLE_SCHEMES = {"euler": "forward Euler", "leapfrog": "2-step midpoint rule", "verlet": "Verlet / Stormer"}
 TOY2D_NAMES = {"peaks": "peaks (5 classes)", "ellipses": "ellipses (3 rings)", "swiss_roll": "Swiss roll (2 arms)"}

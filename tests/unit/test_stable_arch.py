@@ -77,6 +77,28 @@ def test_antisymmetric_spectrum_is_imaginary():
     assert torch.linalg.eigvals(plain.layer_weights()[0]).real.abs().max() > 0.1
 
 
+def test_second_order_jacobian_matches_autograd():
+    """The second-order net's layer Jacobian [[0, I], [-K^T diag(sigma') K, 0]] at Y_n against autograd of the
+    first-order field (Y, V) -> (V, -K^T sigma(K Y + b)); its eigenvalues are imaginary (K^T D K is PSD)."""
+    net = sa.SecondOrderNet(Arch(2, 3, 3, 4, T=2.0), [5], dtype=F64)
+    _randomize_biases(net)
+    J, layers = sa.layer_jacobians(net, _u()[None], n_layers=2, n_points=2)
+    W, b = net.layer_weights()
+    ys = net.trajectory(_u()[None, :2])
+    for li, n in enumerate(layers):
+
+        def f(s, n=n):
+            y, v = s[:3][None, None], s[3:][None, None]
+            acc = -torch.einsum("rni,rij->rnj", torch.tanh(torch.einsum("rnj,rij->rni", y, W[:, n]) + b[:, n]), W[:, n])
+            return torch.cat([v[0, 0], acc[0, 0]])
+
+        state = torch.cat([ys[n][0, 0], torch.zeros(3, dtype=F64)])
+        ref = torch.autograd.functional.jacobian(f, state)
+        assert torch.allclose(J[0, li, 0], ref, atol=1e-13)
+    lam = torch.linalg.eigvals(J)
+    assert lam.real.abs().max() < 1e-10 and lam.imag.abs().max() > 0.05
+
+
 @pytest.mark.parametrize(
     "block,scheme", [("resnet", "euler"), ("antisymmetric", "leapfrog"), ("hamiltonian", "verlet")]
 )
@@ -239,32 +261,153 @@ def test_linear_verlet_roundtrip_follows_the_amplification():
     assert math.isnan(sa.linear_verlet_roundtrip(1.5, 400, "float32"))  # overflow is NaN, not a number
 
 
+# ------------------------------------------------------------------------------ schemes, flows, growth (issue 22)
+def _two_d(omega: float, depth: int, block: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Layer weights (1, depth, 2, 2) with a known linearization: antisymmetric W - W^T = omega J (rotation
+    generator), a Hamiltonian / second-order W = omega I; zero biases."""
+    if block == "antisymmetric":
+        W = torch.tensor([[0.0, -0.5 * omega], [0.5 * omega, 0.0]], dtype=F64)
+    else:
+        W = omega * torch.eye(2, dtype=F64)
+    return W.expand(1, depth, 2, 2).clone(), torch.zeros(1, depth, 2, dtype=F64)
+
+
+def test_flows_known_answers_in_the_linear_regime():
+    """Small states (tanh ~ identity): the antisymmetric field is the rotation x' = omega J x, so the exact flow keeps
+    ||x||, forward Euler multiplies it by (1 + (h omega)^2)^(N/2), the two-step midpoint rule keeps it (|h omega| < 1);
+    the Hamiltonian net's x'' = -omega^2 x and the second-order net's Y'' = -omega^2 Y give x0 cos(omega T) exactly,
+    Verlet / leapfrog to O(h^2)."""
+    omega, h, N = 1.5, 0.2, 40
+    x0 = torch.tensor([[[1e-4, 0.0]]], dtype=F64)
+    W, b = _two_d(omega, N, "antisymmetric")
+    r = {
+        s: float(sa.final_state("antisymmetric", s, W, b, x0, h).norm() / 1e-4) for s in ("euler", "midpoint", "exact")
+    }
+    assert r["exact"] == pytest.approx(1.0, abs=1e-6)
+    assert r["euler"] == pytest.approx((1 + (h * omega) ** 2) ** (N / 2), rel=1e-5)
+    assert abs(r["midpoint"] - 1.0) < 0.05
+    T = h * N
+    for block, scheme in (("hamiltonian", "verlet"), ("second_order", "leapfrog")):
+        W, b = _two_d(omega, N, block)
+        exact = sa.final_state(block, "exact", W, b, x0, h)
+        assert torch.allclose(exact, x0 * math.cos(omega * T), atol=1e-11, rtol=0), block
+        disc = sa.final_state(block, scheme, W, b, x0, h)
+        assert (disc - x0 * math.cos(omega * T)).abs().max() < 0.1 * 1e-4, block
+        assert (disc - exact).abs().max() > 1e-9, block  # the discretization is not the exact flow
+    with pytest.raises(ValueError, match="integrates with"):
+        sa.final_state("hamiltonian", "euler", W, b, x0, h)
+
+
+def test_final_state_is_each_nets_own_forward_pass():
+    """final_state with a net's own scheme equals the model's trajectory for every architecture; the exact flow
+    converges (16 vs 64 RK4 steps per layer agree to 1e-8)."""
+    for name in sa.ARCHS:
+        cfg = {"width": 4, "gamma": 0.1, "gamma_damped": 0.5}
+        arch = sa.stability_arch(name, cfg, 3, 6, 0.3)
+        net = sa.stability_net(name, arch, [1, 2], F64)
+        _randomize_biases(net)
+        W, b = net.layer_weights()
+        block, scheme = sa.ARCHS[name]
+        x0 = net.embed(_u())
+        own = sa.final_state(block, scheme, W, b, x0, arch.h, gamma=arch.gamma)
+        assert torch.equal(own, net.trajectory(_u())[-1]), name
+        e16, e64 = (sa.final_state(block, "exact", W, b, x0, arch.h, gamma=arch.gamma, substeps=m) for m in (16, 64))
+        assert (e16 - e64).abs().max() < 1e-8, name
+        assert sa.eval_schemes(block, scheme)[0] == scheme and sa.eval_schemes(block, scheme)[-1] == "exact"
+    assert sa.eval_schemes("antisymmetric", "midpoint") == ["midpoint", "euler", "exact"]
+
+
+def test_second_order_net_is_the_leapfrog_rule_written_out():
+    net = sa.SecondOrderNet(Arch(2, 3, 4, 3, T=1.5), [2], dtype=F64)
+    _randomize_biases(net)
+    W, b = net.layer_weights()
+    h = 0.5
+    ys = [net.embed(_u())]
+    prev = ys[0]
+    for n in range(3):
+        K = W[:, n]
+        acc = torch.einsum("rni,rij->rnj", torch.tanh(torch.einsum("rnj,rij->rni", ys[-1], K) + b[:, n, None]), K)
+        ys.append(2 * ys[-1] - prev - h * h * acc)
+        prev = ys[-2]
+    assert torch.allclose(net.trajectory(_u())[-1], ys[-1], atol=1e-15, rtol=0)
+    assert sa.block_of(net) == "second_order" and sa.net_scheme(net) == "leapfrog"
+
+
+def test_every_architecture_starts_from_the_same_weights():
+    """Same seeds -> the same initial W, b, embedding and read-out for every architecture (the growth at
+    initialization compares schemes on identical weights)."""
+    cfg = {"width": 4, "gamma": 0.0, "gamma_damped": 0.5}
+    nets = [sa.stability_net(a, sa.stability_arch(a, cfg, 3, 8, 0.5), [3, 4], F64) for a in sa.ARCHS]
+    for n in nets[1:]:
+        for k in ("A_in", "C", "c", "A_out"):
+            assert torch.equal(getattr(n, k), getattr(nets[0], k))
+    e, m = (nets[list(sa.ARCHS).index(a)] for a in ("antisym_euler", "antisym_midpoint"))
+    ge = sa.perturbation_growth(e, _u(), 0, "midpoint")
+    assert np.array_equal(ge, sa.perturbation_growth(m, _u(), 0)) and not np.array_equal(
+        ge, sa.perturbation_growth(e, _u(), 0)
+    )
+
+
+def test_smooth_weights_options_and_time_smoothness():
+    """The time-smoothness penalty is 0 for a constant W(t) and sum ||W_{n+1} - W_n||^2 / h for known layers;
+    the part's ``param`` gives the stability nets a smooth basis."""
+    cfg = {"width": 3, "param": "const"}
+    const = sa.stability_net("antisym_midpoint", sa.stability_arch("antisym_midpoint", cfg, 2, 5, 0.5), [0], F64)
+    assert const.arch.param == "const" and float(sa.time_smoothness(const).detach()) == 0.0
+    leg = sa.stability_arch("antisym_euler", {"width": 3, "param": "legendre", "degree": 2}, 2, 8, 0.5)
+    assert (leg.param, leg.degree) == ("legendre", 2)
+    net = ReplicaNet(Arch(2, 2, 2, 4, T=2.0), [0, 1], dtype=F64)
+    with torch.no_grad():
+        net.C.copy_(torch.arange(4, dtype=F64)[None, :, None, None].expand(2, 4, 2, 2))  # W_n = n (every entry)
+        net.c.zero_()
+    assert sa.time_smoothness(net).tolist() == pytest.approx([3 * 4 / 0.5] * 2)  # 3 jumps of 4 entries, h = 0.5
+
+
 # ------------------------------------------------------------------------------------------------- claims
-def _runs(euler_shallow, euler_deep, leap_deep, ham_deep, seeds=6, noise=0.01) -> pd.DataFrame:
-    offsets = [1.0, -1.0, 0.5, -0.5, 0.2, -0.2, 0.7, -0.7]  # seed-to-seed spread, symmetric about the value
+ARCH_NAMES = ["antisym_euler", "antisym_euler_damped", "antisym_midpoint", "hamiltonian", "second_order"]
+
+
+def _growth(rise: dict, seeds: int = 6, noise: float = 0.01) -> pd.DataFrame:
+    """A synthetic growth table: log10 growth 0 at N = 4 and ``rise[(arch, weights, eval_scheme)]`` at N = 16 (own
+    scheme when eval_scheme is None), with a seed-to-seed spread symmetric about it (shifted per entry, so that
+    differences between entries spread too)."""
+    offsets = [1.0, -1.0, 0.5, -0.5, 0.2, -0.2, 0.7, -0.7]
     rows = []
-    for s in range(seeds):
-        for problem in ("peaks", "swiss_roll"):
-            for arch, d4, d16 in (
-                ("antisym_euler", euler_shallow, euler_deep),
-                ("antisym_leapfrog", 0.0, leap_deep),
-                ("hamiltonian", 0.0, ham_deep),
-            ):
-                for depth, g in ((4, d4), (16, d16)):
+    for k, ((arch, weights, ev), r) in enumerate(rise.items()):
+        ev = sa.ARCHS[arch][1] if ev is None else ev
+        for s in range(seeds):
+            for problem in ("peaks", "swiss_roll"):
+                for depth, g in ((4, 0.0), (16, r + noise * offsets[(s + k) % 8] * (1 if problem == "peaks" else 0.9))):
                     rows.append(
-                        {
-                            "arch": arch,
-                            "problem": problem,
-                            "h": 0.5,
-                            "depth": depth,
-                            "seed": s,
-                            "log10_growth": g + noise * offsets[s % 8] * (1 if problem == "peaks" else 0.9),
-                        }
-                    )
+                        {"arch": arch, "problem": problem, "h": 0.5, "depth": depth, "seed": s, "weights": weights,
+                         "eval_scheme": ev, "log10_growth": g}
+                    )  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def _study(archs=("antisym_euler", "antisym_leapfrog", "hamiltonian")):
+def _factors(total, init, trained, exact, stable=0.05, euler=1.0, **kw) -> pd.DataFrame:
+    """Growth table whose claims have known effects: the own-scheme rises (``euler`` for antisym_euler, ``stable``
+    for the others) and the four midpoint-vs-Euler factors."""
+    E, M = "antisym_euler", "antisym_midpoint"
+    rise = {(a, "trained", None): stable for a in ARCH_NAMES}
+    rise[(E, "trained", None)] = euler
+    rise[(M, "trained", None)] = euler + total
+    rise[(E, "init", "euler")], rise[(E, "init", "midpoint")] = init, 0.0
+    rise[(E, "init_const", "euler")], rise[(E, "init_const", "midpoint")] = init, 0.0
+    rise[(E, "trained", "midpoint")] = euler - trained  # Euler - midpoint on Euler weights = trained
+    rise[(M, "trained", "euler")] = euler + total + trained  # and on midpoint weights
+    rise[(E, "trained", "exact")], rise[(M, "trained", "exact")] = 0.0, exact
+    return _growth(rise, **kw)
+
+
+def test_growth_rise_known_answer():
+    g = _growth({("antisym_euler", "trained", None): 0.8, ("antisym_euler", "init", "exact"): -0.3}, noise=0.0)
+    assert sa.growth_rise(g, "antisym_euler", 0.5, "trained") == pytest.approx([0.8] * 6)
+    assert sa.growth_rise(g, "antisym_euler", 0.5, "init", "exact") == pytest.approx([-0.3] * 6)
+    assert sa.growth_rise(g, "antisym_midpoint", 0.5, "trained").size == 0
+
+
+def _study(archs=tuple(ARCH_NAMES)):
     return {
         "seeds": list(range(6)),
         "stability": {
@@ -275,8 +418,9 @@ def _study(archs=("antisym_euler", "antisym_leapfrog", "hamiltonian")):
             "width": 4,
             "epochs": 1,
         },
-        "multilevel": {"dataset": "elm", "start_depth": 2, "final_depth": 4, "epochs_per_level": 1},
-    }
+        "multilevel": {"dataset": "elm_n400", "start_depth": 2, "final_depth": 4, "epochs_per_level": 3, "width": 4,
+                       "T": 1.0},
+    }  # fmt: skip
 
 
 def _rev(err):
@@ -288,45 +432,71 @@ def _rev(err):
 
 def _ml(ratio_log10):
     rows = [
-        {"parameterization": "nonpar", "seed": s, "scratch_loss": 10.0**r, "multilevel_loss": 1.0}
+        {"parameterization": "nonpar", "seed": s, "multilevel_test": 1.0, "scratch_cost_test": 10.0**r,
+         "scratch_steps_test": 10.0**r, "coarse_test": 10.0**r}
         for s, r in enumerate(ratio_log10)
-    ]
-    return pd.DataFrame(rows, columns=["parameterization", "seed", "scratch_loss", "multilevel_loss"])
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+CLAIM_IDS = [
+    "antisym_euler_unstable:h0.5",
+    "antisym_euler_damped_stable:h0.5",
+    "antisym_midpoint_stable:h0.5",
+    "hamiltonian_stable:h0.5",
+    "second_order_stable:h0.5",
+    "midpoint_amplifies_more:h0.5",
+    "same_weights_init:h0.5",
+    "same_weights_init_smooth:h0.5",
+    "same_weights_trained:h0.5",
+    "midpoint_weights_expansive:h0.5",
+    "verlet_reversible",
+    "multilevel_cheaper:nonpar",
+    "multilevel_equal_steps:nonpar",
+    "multilevel_beats_coarse:nonpar",
+]
 
 
 def test_claims_supported():
     cl = sa.claims(
-        _runs(0.1, 1.0, 0.05, 0.0),
+        _factors(total=-0.95, init=0.8, trained=0.7, exact=0.6, euler=1.0, stable=0.05),
         _rev([1e-15, 2e-15, 3e-15, 1.5e-15, 4e-15, 2.5e-15]),
         _ml([0.5, 0.6, 0.55, 0.52, 0.58, 0.61]),
         _study(),
     ).set_index("claim_id")
-    assert set(cl.verdict) == {"supported"}, cl[["effect", "ci_low", "ci_high", "verdict"]]
-    assert list(cl.index) == [
-        "antisym_euler_unstable:h0.5",
-        "antisym_leapfrog_stable:h0.5",
-        "hamiltonian_stable:h0.5",
-        "verlet_reversible",
-        "multilevel_cheaper:nonpar",
-    ]
-    assert cl.loc["antisym_euler_unstable:h0.5", "effect"] == pytest.approx(0.9, abs=0.02)
+    # a stable midpoint net (rise 1.0 - 0.95) cannot also amplify more than the unstable Euler one
+    assert list(cl.index) == CLAIM_IDS
+    want = {c: "supported" for c in CLAIM_IDS} | {"midpoint_amplifies_more:h0.5": "contradicted"}
+    assert cl.verdict.to_dict() == want, cl[["effect", "ci_low", "ci_high", "verdict"]]
+    assert cl.loc["antisym_euler_unstable:h0.5", "effect"] == pytest.approx(1.0 - math.log10(2), abs=0.02)
+    assert cl.loc["same_weights_trained:h0.5", "effect"] == pytest.approx(0.7, abs=0.02)
+    assert cl.loc["midpoint_weights_expansive:h0.5", "effect"] == pytest.approx(0.6, abs=0.02)
     assert (cl.p_adjusted >= cl.p_value).all() and (cl.n_units == 6).all()
+    # Holm families: stability + reversibility (11), multilevel (3)
+    assert (
+        cl.test.str.contains("Holm over 11 claims").sum() == 11
+        and cl.test.str.contains("Holm over 3 claims").sum() == 3
+    )
 
 
 def test_claims_contradicted():
+    """Euler rises below the threshold, the stable nets far above it, every factor the other way round."""
     cl = sa.claims(
-        _runs(1.0, 0.1, 1.0, 0.8),
+        _factors(total=-0.5, init=-0.8, trained=-0.7, exact=-0.6, euler=0.0, stable=1.5),
         _rev([1e-6, 2e-6, 3e-6, 1.5e-6, 4e-6, 2.5e-6]),
         _ml([-0.5, -0.6, -0.55, -0.52, -0.58, -0.61]),
         _study(),
-    )
-    assert set(cl.verdict) == {"contradicted"}, cl[["claim_id", "effect", "ci_low", "ci_high", "verdict"]]
+    ).set_index("claim_id")
+    want = {c: "contradicted" for c in CLAIM_IDS}
+    want["antisym_midpoint_stable:h0.5"] = "supported"  # its rise is 0.0 - 0.5 < the threshold
+    assert cl.verdict.to_dict() == want, cl[["effect", "ci_low", "ci_high", "verdict"]]
 
 
 def test_claims_inconclusive():
-    """Effects that straddle 0 (or the margin) with spread across seeds."""
+    """Effects that straddle the threshold (or 0 and the margin) with spread across seeds."""
+    mg = math.log10(2)
     cl = sa.claims(
-        _runs(0.0, 0.0, 0.25, 0.25, noise=0.3),
+        _factors(total=0.05, init=0.05, trained=0.05, exact=0.05, euler=mg, stable=mg - 0.05, noise=0.5),
         _rev([1e-12, 1e-8, 1e-11, 1e-9, 1e-10, 1e-10]),
         _ml([1.0, -1.0, 0.5, -0.5, 0.1, -0.1]),
         _study(),
@@ -335,23 +505,108 @@ def test_claims_inconclusive():
 
 
 def test_claims_follow_the_configured_architectures():
-    cl = sa.claims(_runs(0.1, 1.0, 0.05, 0.0), _rev([]), _ml([]), _study(archs=("hamiltonian",)))
+    cl = sa.claims(_factors(0, 0, 0, 0), _rev([]), pd.DataFrame(), _study(archs=("hamiltonian",)))
     assert list(cl.claim_id) == ["hamiltonian_stable:h0.5"]
+    cl = sa.claims(_factors(0, 0, 0, 0), _rev([]), pd.DataFrame(), _study(archs=("antisym_euler", "resnet")))
+    assert list(cl.claim_id) == ["antisym_euler_unstable:h0.5"]  # the factors need both antisymmetric schemes
+
+
+def test_part_seeds_override():
+    study = {"seeds": [0, 1], "stability": {"seeds": [0, 1, 2]}, "multilevel": {}}
+    assert sa.part_config(study, "stability")["seeds"] == [0, 1, 2]
+    assert sa.part_config(study, "multilevel")["seeds"] == [0, 1]
+
+
+# --------------------------------------------------------------------------------------------- multilevel
+def test_multilevel_budget_known_values():
+    b = sa.multilevel_budget({"start_depth": 4, "final_depth": 32, "epochs_per_level": 100})
+    assert b == {"steps": 400, "cost": 100 * (4 + 8 + 16 + 32), "cost_epoch": 188, "coarse_cost": 1600}
+
+
+def test_initial_net_same_distribution_at_every_depth():
+    """A degree-3 basis starts from the final depth's W(t) at every depth (init_map alone would draw independent
+    layers at depth 4 but a constant W(t) at 32); nonpar draws independent N(0, 1/w) layers at every depth."""
+    arch = Arch(3, 1, 4, 4, param="legendre", degree=3, T=1.0)
+    coarse = sa.initial_net(arch, 4, 32, [0, 1], F64)
+    fine = sa.initial_net(arch, 32, 32, [0, 1], F64)
+    Wc, Wf = coarse.layer_weights()[0], fine.layer_weights()[0]
+    assert torch.allclose(Wc, Wc[:, :1].expand_as(Wc), atol=1e-14)  # constant W(t), as at the final depth
+    assert torch.allclose(Wc[:, 0], Wf[:, 0], atol=1e-14) and torch.equal(coarse.A_in, fine.A_in)
+    plain = ReplicaNet(Arch(3, 1, 4, 4, param="legendre", degree=3, T=1.0), [0, 1], dtype=F64).layer_weights()[0]
+    assert not torch.allclose(plain, plain[:, :1].expand_as(plain))  # what the fix avoids
+    W = sa.initial_net(Arch(3, 1, 16, 4, param="nonpar"), 4, 32, list(range(20)), F64).layer_weights()[0].detach()
+    assert float(W.var()) == pytest.approx(1 / 16, rel=0.1)
+    assert abs(float(torch.corrcoef(torch.stack([W[:, 0].flatten(), W[:, 1].flatten()]))[0, 1])) < 0.1
+
+
+def test_run_multilevel_cell_modes_and_budgets():
+    """A tiny run on a synthetic set: multilevel, scratch (with its equal-cost record) and coarse (with its
+    prolongated record) at the budgets of multilevel_budget; the summary reads them."""
+    from nnrds.experiment import Cell
+
+    cfg = {"dataset": "friedman1", "parameterizations": ["nonpar"], "interp": "constant", "start_depth": 2,
+           "final_depth": 8, "T": 1.0, "width": 4, "epochs_per_level": 3, "records_per_level": 1, "lr": 0.01,
+           "seeds": [0, 1]}  # fmt: skip
+    spec = {"kind": "friedman1", "n_features": 5, "noise": 0.5, "n_train": 20, "n_test": 10}
+    out = sa.run_multilevel_cell(
+        Cell({"param": "nonpar"}, cfg, device="cpu", dtype="float64", dataset=spec, parameterization={"kind": "nonpar"})
+    )
+    ml = out["multilevel"]
+    b = sa.multilevel_budget(cfg)
+    assert b == {"steps": 9, "cost": 42, "cost_epoch": 6, "coarse_cost": 18}
+    sc = ml[ml["mode"] == "scratch"]
+    assert sc["steps"].max() == 9 and 6 in set(sc["epoch"]) and set(sc["depth"]) == {8}
+    co = ml[ml["mode"] == "coarse"]
+    assert co[co.level == 1].depth.unique().tolist() == [8] and co.cost.max() == 18
+    assert ml[ml["mode"] == "multilevel"].cost.max() == 42 and (ml.test_loss > 0).all()
+    sm = sa.multilevel_summary(ml, cfg)
+    assert len(sm) == 2 and (sm.scratch_cost_cost == 48).all() and (sm.scratch_steps_cost == 72).all()
+    assert (sm.steps == 9).all() and np.isfinite(sm[["multilevel_test", "coarse_test"]].to_numpy()).all()
 
 
 def test_multilevel_summary_and_jumps():
     rows = []
     for s in (0, 1):
         for mode, pts in (
-            ("multilevel", [(0, 2, 0, 0, 1.0), (0, 2, 5, 10, 0.5), (1, 4, 0, 10, 0.6), (1, 4, 5, 30, 0.1)]),
-            ("scratch", [(0, 4, 0, 0, 1.0), (0, 4, 8, 32, 0.2)]),
+            (
+                "multilevel",
+                [(0, 2, 0, 0, 0, 1.0), (0, 2, 5, 5, 10, 0.5), (1, 4, 0, 5, 10, 0.6), (1, 4, 5, 10, 30, 0.1)],
+            ),
+            ("scratch", [(0, 4, 0, 0, 0, 1.0), (0, 4, 8, 8, 32, 0.2), (0, 4, 10, 10, 40, 0.15)]),
+            ("coarse", [(0, 2, 0, 0, 0, 1.0), (0, 2, 10, 10, 20, 0.3), (1, 4, 0, 10, 20, 0.35)]),
         ):
-            for level, depth, epoch, cost, loss in pts:
+            for level, depth, epoch, steps, cost, loss in pts:
                 rows.append(
                     {"parameterization": "p", "kind": "nonpar", "mode": mode, "seed": s, "level": level,
-                     "depth": depth, "epoch": epoch, "cost": cost, "train_loss": loss}
+                     "depth": depth, "epoch": epoch, "steps": steps, "cost": cost, "train_loss": loss,
+                     "test_loss": 2 * loss}
                 )  # fmt: skip
-    sm = sa.multilevel_summary(pd.DataFrame(rows))
-    assert len(sm) == 2 and sm.multilevel_loss.tolist() == [0.1, 0.1] and sm.scratch_loss.tolist() == [0.2, 0.2]
+    cfg = {"start_depth": 2, "final_depth": 4, "epochs_per_level": 5}  # cost 30 -> equal cost at epoch 8
+    sm = sa.multilevel_summary(pd.DataFrame(rows), cfg)
+    assert len(sm) == 2 and sm.multilevel_loss.tolist() == [0.1, 0.1] and sm.scratch_cost_loss.tolist() == [0.2, 0.2]
+    assert sm.scratch_steps_test.tolist() == [0.3, 0.3] and sm.coarse_test.tolist() == [0.7, 0.7]
     assert sm.cost_to_scratch_loss.tolist() == [30.0, 30.0]
     assert sm.max_log10_jump.iloc[0] == pytest.approx(math.log10(0.6 / 0.5))
+
+
+def test_run_stability_cell_growth_table():
+    """A tiny stability run: the growth table holds the initial (and, antisymmetric, constant initial) and trained
+    weights through every scheme of eval_schemes; the Euler and the midpoint net share their initial weights, so the
+    Euler net's initial weights through the midpoint rule give the midpoint net's initial growth exactly."""
+    from nnrds.experiment import Cell
+
+    cfg = {"archs": ["antisym_euler", "antisym_midpoint"], "problems": ["peaks"], "n_train": 16, "n_test": 16,
+           "width": 3, "depths": [2, 4], "steps": [0.5], "gamma": 0.0, "gamma_damped": 0.5, "epochs": 2, "lr": 0.02,
+           "spectrum_layers": 2, "spectrum_points": 2, "exact_substeps": 2, "growth_points": 8, "seeds": [0, 1]}  # fmt: skip
+    out = {a: sa.run_stability_cell(Cell({"arch": a}, cfg, device="cpu", dtype="float64")) for a in cfg["archs"]}
+    ge, gm = out["antisym_euler"]["growth"], out["antisym_midpoint"]["growth"]
+    assert set(zip(ge.weights, ge.eval_scheme)) == {
+        (w, s) for w in ("init", "init_const", "trained") for s in ("euler", "midpoint", "exact")
+    }
+    key = ["depth", "seed"]
+    a = ge[(ge.weights == "init") & (ge.eval_scheme == "midpoint")].set_index(key).log10_growth
+    b = gm[(gm.weights == "init") & (gm.eval_scheme == "midpoint")].set_index(key).log10_growth
+    assert a.equals(b)
+    tr = gm[(gm.weights == "trained") & (gm.eval_scheme == "midpoint")].set_index(key).log10_growth
+    runs = out["antisym_midpoint"]["runs"].set_index(key).log10_growth
+    assert np.allclose(tr.sort_index(), runs.sort_index()) and not np.allclose(tr.sort_index(), b.sort_index())

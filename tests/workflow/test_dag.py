@@ -75,8 +75,8 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
         ("pinn_failure", ["error_vs_coefficient", "heatmaps", "loss_curves", "landscapes"]),
         (
             "stable_arch",
-            ["accuracy_vs_depth", "perturbation_growth", "eigenvalues_stability", "reversibility", "multilevel"]
-            + ["bases_loss_curves", "bases_final_error", "bases_gram_condition"],
+            ["accuracy_vs_depth", "perturbation_growth", "growth_factors", "eigenvalues_stability", "reversibility"]
+            + ["multilevel", "bases_loss_curves", "bases_final_error", "bases_gram_condition"],
         ),
     ],
 )

@@ -6,7 +6,14 @@
 
 STA = config["stable_arch"]
 STA_DIR = "results/stable_arch"
-STA_FIGS = ["accuracy_vs_depth", "perturbation_growth", "eigenvalues_stability", "reversibility", "multilevel"]
+STA_FIGS = [
+    "accuracy_vs_depth",
+    "perturbation_growth",
+    "growth_factors",
+    "eigenvalues_stability",
+    "reversibility",
+    "multilevel",
+]
 STA_CAPTION = f"../../{STA_DIR}/caption.rst"
 STA_CATEGORY = "Stable architectures"
 STA_ML = STA["multilevel"]
@@ -82,7 +89,9 @@ rule stable_arch_bases:
 
 rule stable_arch_stability:
     output:
-        **table_outputs(f"{STA_DIR}/cells/stability/{{arch}}", ["runs", "spectra", "reversibility", "timings"]),
+        **table_outputs(
+            f"{STA_DIR}/cells/stability/{{arch}}", ["runs", "growth", "spectra", "reversibility", "timings"]
+        ),
     log:
         f"{STA_DIR}/logs/stability_{{arch}}.log",
     benchmark:
@@ -156,7 +165,7 @@ rule stable_arch_summarize:
     output:
         **table_outputs(
             STA_DIR,
-            ["runs", "spectra", "reversibility", "multilevel", "timings", "summary", "multilevel_summary"]
+            ["runs", "growth", "spectra", "reversibility", "multilevel", "timings", "summary", "multilevel_summary"]
             + STA_BASES_TABLES,
         ),
         claims=report(f"{STA_DIR}/claims.csv", category=STA_CATEGORY, subcategory="tables", caption=STA_CAPTION),
@@ -178,7 +187,16 @@ use rule study_figures as stable_arch_figures with:
         notebook="workflow/notebooks/stable_arch.ipynb",
         tables=[
             f"{STA_DIR}/{t}.csv"
-            for t in ["runs", "spectra", "reversibility", "multilevel", "summary", "multilevel_summary", "claims"]
+            for t in [
+                "runs",
+                "growth",
+                "spectra",
+                "reversibility",
+                "multilevel",
+                "summary",
+                "multilevel_summary",
+                "claims",
+            ]
             + STA_BASES_TABLES
         ],
     output:

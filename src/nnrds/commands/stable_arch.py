@@ -17,10 +17,11 @@ from .. import io
 from ..studies import stable_arch as sa
 from .common import add_commands, present_tables, run_cell_job, write_summary
 
-STABILITY_TABLES = ["runs", "spectra", "reversibility"]
+STABILITY_TABLES = ["runs", "growth", "spectra", "reversibility"]
 #: tables of the summary (besides caption.rst and provenance.json)
 SUMMARY_TABLES = [
     "runs",
+    "growth",
     "spectra",
     "reversibility",
     "multilevel",
@@ -58,7 +59,8 @@ def _part_job(args, part: str, run_cell, *, config_key: str | None = None, **kw)
 
 
 def _stability(args) -> int:
-    """train one architecture on the 2-D problems at every depth and step; growth, spectra, reversibility
+    """train one architecture on the 2-D problems at every depth and step; growth (initial, trained, other scheme,
+    exact flow), spectra, reversibility
 
     Config: {seed, device, dtype, torch_threads, study, cell: {arch}}"""
     return _part_job(args, "stability", sa.run_stability_cell, allow_nonfinite=ALLOW_NAN)
@@ -75,7 +77,7 @@ def _reversibility(args) -> int:
 
 
 def _multilevel(args) -> int:
-    """multilevel (depth doubling) vs from-scratch training of one parameterization
+    """multilevel (depth doubling) vs from-scratch and coarse-only training of one parameterization
 
     Config: {seed, device, dtype, torch_threads, study, dataset, parameterization, cell: {param}}"""
     return _part_job(args, "multilevel", sa.run_multilevel_cell)
@@ -110,6 +112,7 @@ def _summarize(args) -> int:
     study = c["study"]
     tables = {
         "runs": read_parts(args, "runs", ["arch", "problem", "h", "depth", "seed"]),
+        "growth": read_parts(args, "growth", ["arch", "problem", "h", "depth", "weights", "eval_scheme", "seed"]),
         "spectra": read_parts(args, "spectra", ["arch", "problem", "seed", "layer", "point"]),
         "reversibility": read_parts(
             args, "reversibility", ["source", "arch", "problem", "dtype", "depth", "a", "seed"]
@@ -123,6 +126,10 @@ def _summarize(args) -> int:
         tables.update(part_tables)
         names += [k for k in part_tables if k not in names]
         extra_specs += list(specs)
-    tables.update(sa.summarize(tables["runs"], tables["reversibility"], tables["multilevel"], study, extra_specs))
+    tables.update(
+        sa.summarize(
+            tables["runs"], tables["growth"], tables["reversibility"], tables["multilevel"], study, extra_specs
+        )
+    )
     write_summary(args, f"{sa.STUDY}/summarize", {k: tables[k] for k in names}, sa.caption(tables, c["scale"], study))
     return 0
