@@ -140,6 +140,55 @@ def test_lbfgs_matches_torch_and_batch_companions_do_not_matter():
     assert float(_rosen(out[1])) < 1e-3 * float(_rosen(x0[1]))  # it does minimize
 
 
+def _torch_lbfgs(x0, loss, **kw):
+    p = x0.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([p], line_search_fn="strong_wolfe", **kw)
+
+    def closure():
+        opt.zero_grad()
+        f = loss(p)
+        f.backward()
+        return f
+
+    opt.step(closure)
+    st = opt.state[opt._params[0]]
+    return p.detach(), st["n_iter"], st["func_evals"]
+
+
+def test_vectorized_lbfgs_stops_each_replica_as_torch_does():
+    """Replicas that stop at different iterations for different reasons (gradient at the start, loss change,
+    iteration cap, evaluation cap): every replica's point, iteration count and evaluation count are torch's;
+    the batched driver agrees with the per-replica generator driver; a wrong expectation would fail."""
+    x0 = torch.tensor(
+        [[-1.2, 1.0, 0.5, -0.3], [1.0, 1.0, 1.0, 1.0], [2.0, 2.0, -1.0, 1.0], [0.3, -0.8, 1.5, 0.1]],
+        dtype=torch.float64,
+    )
+    for kw in (
+        dict(max_iter=200, tolerance_change=1e-6, history_size=4),
+        dict(max_iter=7, history_size=3),
+        dict(max_iter=200, max_eval=30, history_size=10),
+    ):
+        o = lbfgs.LBFGSOptions(**kw)
+        info = lbfgs.Info()
+        out = lbfgs.minimize(_evaluate, x0, o, info=info)
+        ref = lbfgs.minimize_generators(_evaluate, x0, lbfgs.LBFGSOptions(**{**kw, "max_eval": None}))
+        for r in range(4):
+            p, n_iter, n_eval = _torch_lbfgs(x0[r], _rosen, lr=1, max_eval=kw.get("max_eval", 10**6), **{
+                k: v for k, v in kw.items() if k != "max_eval"
+            })
+            torch.testing.assert_close(out[r], p, rtol=0, atol=1e-10)
+            assert info.evaluations[r] == n_eval, (kw, r)
+            # torch also counts the iteration that stops because d is no descent direction
+            assert info.iterations[r] + (info.reason[r] == "no_descent") == n_iter, (kw, r)
+            if "max_eval" not in kw:
+                torch.testing.assert_close(out[r], ref[r], rtol=0, atol=1e-12)
+        assert info.reason[1] == "tolerance_grad" and len(set(info.reason)) >= 2
+    assert info.reason[2] == "max_eval" and info.evaluations[2] >= 30 and info.wall_s.min() >= 0
+    with pytest.raises(AssertionError):  # the comparison can fail: another history size gives other iterates
+        p, _, _ = _torch_lbfgs(x0[0], _rosen, lr=1, max_iter=200, history_size=2, max_eval=30)
+        torch.testing.assert_close(out[0], p, rtol=0, atol=1e-10)
+
+
 def test_fit_lbfgs_records_parts_and_keeps_replicas_independent():
     torch.manual_seed(0)
     X = torch.linspace(-1, 1, 40, dtype=torch.float64)[:, None]
