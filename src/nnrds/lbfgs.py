@@ -19,7 +19,7 @@ tolerance_change).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -241,6 +241,7 @@ class Info:
     #: seconds from the start of the batch until the replica stopped (its share of a batch has no own clock)
     wall_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     rounds: int = 0  # batched evaluations
+    kept: dict = field(default_factory=dict)  # iteration count -> iterates (R, P), see :func:`minimize`
 
 
 def _cubic_min_v(x1, f1, g1, x2, f2, g2, lo, hi) -> np.ndarray:
@@ -263,6 +264,7 @@ def minimize(
     record: Record | None = None,
     on_round: Callable[[int, list[int]], None] | None = None,
     info: Info | None = None,
+    keep_at: Sequence[int] = (),
 ) -> torch.Tensor:
     """Minimize R independent losses from ``theta0`` (R, P); returns the final points (R, P).
 
@@ -277,13 +279,14 @@ def minimize(
 
     ``record(r, iteration, loss, aux_r)`` sees every accepted iterate of replica r; ``on_round(round,
     iterations_done_per_replica)`` runs after every batched evaluation (progress logging); ``info``, when given,
-    is filled with per-replica iterations, evaluations, stop reason and time (:class:`Info`)."""
+    is filled with per-replica iterations, evaluations, stop reason and time (:class:`Info`), and with the
+    iterates after each count of ``keep_at`` iterations (``Info.kept[c]`` (R, P): a replica that stopped before
+    c iterations contributes its final point)."""
     o = options
     R, P = theta0.shape
     dev, dt = theta0.device, theta0.dtype
     m_hist = int(o.history_size)
     t_start = time.perf_counter()
-    rows = torch.arange(R, device=dev)
 
     def host(x: torch.Tensor) -> np.ndarray:
         return x.detach().to("cpu", torch.float64).numpy()
@@ -371,7 +374,6 @@ def minimize(
             return
         later = mask & (it > 0)
         if later.any():
-            mt = mcol(later)
             y = G - G_prev
             s = D * torch.as_tensor(t_acc, dtype=dt, device=dev)[:, None]
             ys_t = (y * s).sum(-1)
@@ -446,6 +448,10 @@ def minimize(
         keep = mask & (aa >= 0)
         cur_aux[keep] = aa[keep]
         it[mask] += 1
+        for c in kept:
+            hit = mask & (it == c)
+            if hit.any():
+                kept[c] = torch.where(mcol(hit), X, kept[c])
         rec(mask)
         gm = host(G.abs().amax(1))
         step = host((D * tcol).abs().amax(1))
@@ -487,6 +493,7 @@ def minimize(
         phase[go] = _ZOOM
 
     rows_np = np.arange(R)
+    kept = {int(c): X.clone() for c in keep_at if int(c) > 0}
     new_direction(phase == _NEWDIR)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # masked-out lanes may hold inf/nan
         while True:
@@ -558,4 +565,8 @@ def minimize(
     if info is not None:
         info.iterations, info.evaluations, info.reason = it.copy(), n_evals.copy(), list(reason)
         info.wall_s, info.rounds = wall, rnd
+        short = {c: torch.as_tensor(it < c, device=dev)[:, None] for c in kept}
+        info.kept = {c: torch.where(short[c], X, v) for c, v in kept.items()}
+        if 0 in {int(c) for c in keep_at}:
+            info.kept[0] = theta0.detach().clone()
     return X
