@@ -2,9 +2,12 @@
 
 Problems (:mod:`nnrds.data.pde`): convection (coefficient beta), reaction (rho) and reaction-diffusion (nu, with a
 fixed rho). One *cell* = one (problem, training mode); it trains every swept coefficient x seed as replicas of one
-:class:`~nnrds.models.ReplicaNet` (MLP 2 -> 4 x 50 tanh -> 1) with per-replica L-BFGS (:mod:`nnrds.pinn`,
-:mod:`nnrds.lbfgs`). Every mode spends the same number of L-BFGS iterations; the seed fixes the initialization
-and the collocation draw, and is shared by the modes, so comparisons between modes are paired by seed.
+:class:`~nnrds.models.ReplicaNet` (MLP 2 -> 4 x 50 tanh -> 1) with per-replica L-BFGS vectorized over the replicas
+(:mod:`nnrds.pinn`, :mod:`nnrds.lbfgs`). With ``budget: converge`` every stage / window trains to its L-BFGS
+tolerances or ``stage_max_iter``; ``arms`` add variants of the main setup as cells ``<mode>@<arm>`` (``equal``: the
+old equal-total-budget split, a secondary claim; ``faithful``: the official code's inputs, network, init, residual
+points and L-BFGS tolerances). The seed fixes the initialization and the collocation draw, and is shared by the
+modes, so comparisons between modes are paired by seed.
 
 Claims (:func:`claims`; the seed is the unit: the runs of one seed at different coefficients share an
 initialization, so effects are summarized within the seed first):
@@ -17,6 +20,12 @@ initialization, so effects are summarized within the seed first):
   supported when the interval lies above ``min_orders`` (1), contradicted when it lies below.
 * ``seq2seq_improves:<problem>:<mode>`` -- sequence-to-sequence training greatly lowers the reaction and
   reaction-diffusion errors: as the previous claim with the seq2seq mode in place of curriculum.
+* ``plain_fails:<problem>:<arm>`` -- as ``plain_fails`` in another arm (e.g. faithful to the official code).
+* ``equal_budget_<kind>:<problem>:<mode>`` -- SECONDARY: the cure of the ``equal`` arm against the plain iterate after
+  the same total number of iterations (the budget axis of the main plain run).
+
+Descriptive tables: ``budget_effects`` (the plain-failure effect at every budget checkpoint) and
+``paper_comparison`` (our medians beside the paper's published errors, ratio, within 3x).
 
 Intervals: Student t over seeds (distribution-free median interval when all seeds agree exactly), at the level
 of Holm's step-down procedure over all the study's claims, so an interval excludes the threshold exactly when
