@@ -16,8 +16,18 @@ point, so the gradient of the sum is the pointwise derivative).
 Training modes (:func:`train`): ``plain`` (one stage at the target coefficients), ``curriculum`` (stages at
 coefficients rising from ``start`` to the target, each warm-started from the previous stage's weights) and
 ``seq2seq_<dt>`` (time marching: windows of width dt, each with the previous window's prediction at its end time
-as initial condition, warm-started from the previous window's weights). Every mode spends the same total number
-of L-BFGS iterations, split evenly over its stages/windows.
+as initial condition, warm-started from the previous window's weights).
+
+Budgets (``Setup.budget``): ``converge`` (default) trains every stage / window with L-BFGS until its own stopping
+rules (loss change or step below ``tolerance_change``, gradient below ``tolerance_grad``) or the cap
+``stage_max_iter``, whichever comes first -- the stop reason of every replica and stage is reported; ``equal``
+splits ``iterations`` evenly over the stages / windows (every mode spends the same total).
+
+Residual points (``Setup.sampling``): ``uniform`` draws them uniformly in [0, 2 pi) x [t_a, t_b], so they reach
+every window's end t_b; with ``points_per="mode"`` every mode sees the same number of distinct points
+(``n_collocation`` over [0, 1]: plain and curriculum reuse one draw in every stage, a seq2seq window of width dt
+draws round(n_collocation dt) of them in its own strip); ``points_per="stage"`` draws ``n_collocation`` fresh points
+per stage / window. ``grid_interior`` is the official code's choice: grid points with x > 0 and t > 0.
 """
 
 from __future__ import annotations
@@ -31,9 +41,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import lbfgs as lb
 from .data import pde
-from .guards import current
-from .train import fit
+from .guards import check_finite, current
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +145,25 @@ class Setup:
     coefs: dict[str, np.ndarray]  # beta, nu, rho, each (R,)
     seeds: Sequence[int]
     n_collocation: int
-    iterations: int  # total L-BFGS iterations per replica, whatever the mode
+    iterations: int  # budget="equal": total L-BFGS iterations per replica, whatever the mode
     nx: int = pde.NX
     nt: int = pde.NT
     lbfgs: dict = field(default_factory=dict)
     normalize: bool = False
     dtype: torch.dtype = torch.float32
     device: torch.device = torch.device("cpu")
+    budget: str = "equal"  # equal | converge (module docstring)
+    stage_max_iter: int = 1000  # budget="converge": cap of every stage / window
+    sampling: str = "grid"  # residual points: grid (grid points in the window) | uniform | grid_interior
+    points_per: str = "stage"  # stage | mode
+    checkpoints: Sequence[int] = ()  # plain mode: keep the iterate after these many iterations (budget axis)
 
     def __post_init__(self) -> None:
         pde._check(self.problem)
+        if self.budget not in ("equal", "converge"):
+            raise ValueError(f"unknown PINN budget {self.budget!r}; expected equal or converge")
+        if self.sampling not in ("grid", "uniform", "grid_interior"):
+            raise ValueError(f"unknown residual sampling {self.sampling!r}; expected grid, uniform or grid_interior")
         self.x, self.t = pde.grid(self.nx, self.nt)
         self.u0 = pde.initial_condition(self.problem, self.x)
 
@@ -155,20 +174,41 @@ class Setup:
     def tensor(self, a) -> torch.Tensor:
         return torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)
 
-    def collocation(self, t_a: float, t_b: float, salt: int = 0) -> torch.Tensor:
-        """(R, N_f, 2): every replica draws N_f distinct grid points with t_a <= t <= t_b using its own seed
-        (all of them when the window holds fewer)."""
-        tt = self.t[(self.t >= t_a - 1e-12) & (self.t <= t_b + 1e-12)]
-        X, T = np.meshgrid(self.x, tt)
+    def collocation(self, t_a: float, t_b: float, salt: int = 0, n: int | None = None) -> torch.Tensor:
+        """(R, n, 2) residual points of every replica (its own seed), ``n`` default ``n_collocation``:
+        ``uniform`` in [0, 2 pi) x [t_a, t_b]; ``grid`` / ``grid_interior``: distinct grid points with
+        t_a <= t <= t_b (interior: x > 0, t > 0), all of them when the window holds fewer."""
+        n = self.n_collocation if n is None else int(n)
+        if self.sampling == "uniform":
+            out = []
+            for s in self.seeds:
+                rng = np.random.default_rng([int(s), 11, salt])
+                out.append(np.stack([rng.uniform(0.0, 2 * math.pi, n), rng.uniform(t_a, t_b, n)], -1))
+            return self.tensor(np.stack(out))
+        xs = self.x[1:] if self.sampling == "grid_interior" else self.x
+        keep = (self.t >= t_a - 1e-12) & (self.t <= t_b + 1e-12)
+        if self.sampling == "grid_interior":
+            keep &= self.t > 0
+        X, T = np.meshgrid(xs, self.t[keep])
         pts = np.stack([X.ravel(), T.ravel()], -1)
-        n = min(self.n_collocation, len(pts))
+        n = min(n, len(pts))
         out = [pts[np.random.default_rng([int(s), 7, salt]).choice(len(pts), n, replace=False)] for s in self.seeds]
         return self.tensor(np.stack(out))
 
-    def loss(self, coefs: dict[str, np.ndarray], t_a: float, t_b: float, u_ic: torch.Tensor, salt: int = 0) -> PinnLoss:
+    def loss(
+        self,
+        coefs: dict[str, np.ndarray],
+        t_a: float,
+        t_b: float,
+        u_ic: torch.Tensor,
+        salt: int = 0,
+        n: int | None = None,
+    ) -> PinnLoss:
         tt = self.t[(self.t >= t_a - 1e-12) & (self.t <= t_b + 1e-12)]
+        if self.sampling == "uniform":  # boundary points up to the window's end as well
+            tt = np.unique(np.concatenate([[t_a], tt, [t_b]]))
         return PinnLoss(
-            X_f=self.collocation(t_a, t_b, salt),
+            X_f=self.collocation(t_a, t_b, salt, n),
             x_ic=self.tensor(self.x),
             u_ic=u_ic,
             t_a=t_a,
@@ -219,6 +259,113 @@ class Trained:
     u: np.ndarray  # (R, nt, nx) prediction on the evaluation grid
     history: list[dict]  # replica, stage, iteration (global), loss parts
     stages: int
+    #: one row per replica and stage: iterations, evaluations, stop reason, wall_s, the stage's own final loss
+    #: parts, rel_l2_stage (error on the stage's rows against the stage's own reference)
+    stage_rows: list[dict] = field(default_factory=list)
+    #: plain mode: iteration count -> prediction (R, nt, nx) of the iterate kept there (``Setup.checkpoints``)
+    kept: dict = field(default_factory=dict)
+
+
+def _flat(net) -> tuple[list[torch.nn.Parameter], list[int]]:
+    params = [p for p in net.parameters() if p.requires_grad]
+    return params, [p[0].numel() for p in params]
+
+
+def _set_flat(params, sizes, theta: torch.Tensor) -> None:
+    with torch.no_grad():
+        for p, chunk in zip(params, torch.split(theta, sizes, dim=1)):
+            p.copy_(chunk.reshape(p.shape))
+
+
+def lbfgs_stage(
+    net,
+    loss: PinnLoss,
+    options: lb.LBFGSOptions,
+    where,
+    keep_at: Sequence[int] = (),
+    driver: str = "vectorized",
+    label: str = "",
+) -> tuple[lb.Info, list[dict], dict]:
+    """Minimize ``loss`` over the replicas of ``net`` with one L-BFGS per replica (:func:`nnrds.lbfgs.minimize`;
+    ``driver="generators"``: the previous per-replica driver, for benchmarks). Returns (info, history rows
+    {replica, epoch, train_loss, loss_ic, loss_bc, loss_residual}, kept iterates {count: (R, P)}); the net ends
+    at the final points. Non-finite losses or gradients fail via :func:`nnrds.guards.check_finite`."""
+    params, sizes = _flat(net)
+    R = params[0].shape[0]
+    names = ("loss_ic", "loss_bc", "loss_residual")
+    n_eval = [0]
+    t0, last_log = time.perf_counter(), [time.perf_counter()]
+
+    def evaluate(theta: torch.Tensor):
+        _set_flat(params, sizes, theta)
+        for p in params:
+            p.grad = None
+        with torch.enable_grad():
+            parts = loss.parts(net)
+            total = parts["loss_ic"] + parts["loss_bc"] + parts["loss_residual"]
+            total.sum().backward()
+        grads = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(R, -1) for p in params], 1)
+        n_eval[0] += 1
+        step = f"{label}L-BFGS evaluation {n_eval[0]}"
+        check_finite(total.detach(), where=where, step=step, what="loss")
+        check_finite(grads, where=where, step=step, what="gradient")
+        aux = torch.stack([parts[k].detach() for k in names], 1).cpu().double().numpy()
+        return total.detach(), grads.detach(), aux
+
+    history: list[dict] = []
+
+    def record(r: int, it: int, f: float, aux) -> None:
+        history.append({"replica": r, "epoch": it, "train_loss": f, **dict(zip(names, map(float, aux)))})
+
+    def on_round(rnd: int, done: list[int]) -> None:
+        now = time.perf_counter()
+        if now - last_log[0] >= 30.0:
+            last_log[0] = now
+            log.info(
+                "%s %s: %sL-BFGS round %d, iterations done min %d / max %d (cap %d) over %d replica(s), elapsed %.0f s",
+                where.study,
+                where.cell,
+                label,
+                rnd,
+                min(done),
+                max(done),
+                options.max_iter,
+                R,
+                now - t0,
+            )
+
+    theta0 = torch.cat([p.detach().reshape(R, -1) for p in params], 1)
+    info = lb.Info()
+    if driver == "generators":
+        theta = lb.minimize_generators(evaluate, theta0, options, record=record, on_round=on_round)
+        last = {h["replica"]: h["epoch"] for h in history}
+        info = lb.Info(  # the old driver keeps no account: iterations from the history, rounds for evaluations
+            iterations=np.array([last.get(r, 0) for r in range(R)]),
+            evaluations=np.full(R, n_eval[0]),
+            reason=["unknown"] * R,
+            wall_s=np.full(R, time.perf_counter() - t0),
+            rounds=n_eval[0],
+        )
+    else:
+        theta = lb.minimize(evaluate, theta0, options, record=record, on_round=on_round, info=info, keep_at=keep_at)
+    _set_flat(params, sizes, theta)
+    for p in params:
+        p.grad = None
+    check_finite(dict(net.named_parameters()), where=where, step=f"after {label}L-BFGS", what="parameter")
+    history.sort(key=lambda h: (h["replica"], h["epoch"]))
+    return info, history, info.kept
+
+
+def _stage_reference(setup: Setup, coefs: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
+    """The reference solution of every replica's own coefficients on x times ``t``: (R, len(t), nx)."""
+    return np.stack(
+        [
+            pde.reference_solution(setup.problem, {k: float(coefs[k][r]) for k in COEFS}, setup.x, setup.t)[
+                np.isin(setup.t, t)
+            ]
+            for r in range(setup.R)
+        ]
+    )
 
 
 def mode_stages(
@@ -229,7 +376,7 @@ def mode_stages(
         return [(setup.coefs, 0.0, 1.0)]
     if mode == "curriculum":
         cur = curriculum or {}
-        key = "beta" if setup.problem == "convection" else ("nu" if setup.problem == "reaction_diffusion" else "rho")
+        key = _swept(setup.problem)
         sched = curriculum_schedule(setup.coefs[key], float(cur.get("start", 1.0)), int(cur.get("stages", 4)))
         return [({**setup.coefs, key: c}, 0.0, 1.0) for c in sched]
     if mode.startswith("seq2seq_"):
@@ -238,69 +385,121 @@ def mode_stages(
 
 
 def train(
-    net, setup: Setup, mode: str, curriculum: dict | None = None, hook: StageHook | None = None, where=None
+    net,
+    setup: Setup,
+    mode: str,
+    curriculum: dict | None = None,
+    hook: StageHook | None = None,
+    where=None,
+    driver: str = "vectorized",
 ) -> Trained:
-    """Train the replicas of ``net`` in one mode with ``setup.iterations`` L-BFGS iterations in all; returns the
-    prediction on the evaluation grid and the loss history by component."""
+    """Train the replicas of ``net`` in one mode (budget, residual points: ``setup``, module docstring); returns
+    the prediction on the evaluation grid, the loss history by component, per-replica per-stage accounts and
+    (plain mode) the predictions at ``setup.checkpoints``."""
     stages = mode_stages(setup, mode, curriculum)
-    iters = _split(setup.iterations, len(stages))
+    if setup.budget == "equal":
+        iters = _split(setup.iterations, len(stages))
+    else:
+        iters = [int(setup.stage_max_iter)] * len(stages)
+    seq = mode.startswith("seq2seq_")
     u_ic = setup.tensor(np.broadcast_to(setup.u0, (setup.R, setup.nx)).copy())
     u_grid = np.zeros((setup.R, setup.nt, setup.nx))
     history: list[dict] = []
-    offset = 0
+    stage_rows: list[dict] = []
+    kept_u: dict = {}
+    offset = np.zeros(setup.R, dtype=int)
     where = current() if where is None else where
-    many = len(stages) > 4  # time marching: one progress line per few windows instead of a few per window
-    every = max(1, math.ceil(len(stages) / 10))
     t0 = time.perf_counter()
     for k, ((coefs, t_a, t_b), n_it) in enumerate(zip(stages, iters)):
         if hook is not None:
             hook(k, net, {"coefs": coefs, "t_a": t_a, "t_b": t_b, "u_ic": u_ic.clone(), "iterations": n_it})
-        loss = setup.loss(coefs, t_a, t_b, u_ic, salt=k)
+        if setup.points_per == "mode":  # one set of distinct points per mode (module docstring)
+            n_pts = max(1, int(round(setup.n_collocation * (t_b - t_a)))) if seq else None
+            loss = setup.loss(coefs, t_a, t_b, u_ic, salt=k if seq else 0, n=n_pts)
+        else:
+            loss = setup.loss(coefs, t_a, t_b, u_ic, salt=k)
+        info = lb.Info(
+            iterations=np.zeros(setup.R, dtype=int),
+            evaluations=np.zeros(setup.R, dtype=int),
+            reason=["none"] * setup.R,
+            wall_s=np.zeros(setup.R),
+        )
+        keep = [c for c in setup.checkpoints] if mode == "plain" else []
         if n_it > 0:
             w = where.at(cell=f"{where.cell} stage {k + 1}/{len(stages)}") if len(stages) > 1 else where
-            res = fit(
-                net,
-                None,
-                None,
-                epochs=n_it,
-                lr=1.0,
-                loss_fn=loss,
-                optimizer="lbfgs",
-                lbfgs=setup.lbfgs,
-                where=w,
-                progress_lines=0 if many else (10 if len(stages) == 1 else 3),
+            opts = lb.LBFGSOptions(**{**setup.lbfgs, "max_iter": n_it})
+            info, hist, kept = lbfgs_stage(
+                net, loss, opts, w, keep_at=keep, driver=driver, label=f"stage {k + 1}/{len(stages)} "
             )
-            history += [{**h, "stage": k, "iteration": offset + h["epoch"]} for h in res.history]
-            if many and ((k + 1) % every == 0 or k == len(stages) - 1):
-                end = list({h["replica"]: h["train_loss"] for h in res.history}.values())  # each replica's last
-                el = time.perf_counter() - t0
-                log.info(
-                    "%s %s: %s window %d/%d [%.3g, %.3g] done, loss mean %.4g max %.4g over %d replica(s), "
-                    "elapsed %.0f s, ETA %.0f s",
-                    where.study,
-                    where.cell,
-                    mode,
-                    k + 1,
-                    len(stages),
-                    t_a,
-                    t_b,
-                    float(np.mean(end)),
-                    float(np.max(end)),
-                    setup.R,
-                    el,
-                    el / (k + 1) * (len(stages) - k - 1),
-                )
-        offset += n_it
+            history += [{**h, "stage": k, "iteration": offset[h["replica"]] + h["epoch"]} for h in hist]
+            if kept:
+                params, sizes = _flat(net)
+                final = torch.cat([p.detach().reshape(setup.R, -1) for p in params], 1)
+                for c, th in kept.items():
+                    _set_flat(params, sizes, th)
+                    kept_u[c] = setup.predict(net)
+                _set_flat(params, sizes, final)
+        offset += np.asarray(info.iterations, dtype=int)
         last = k == len(stages) - 1
         rows = (setup.t >= t_a - 1e-12) & ((setup.t <= t_b + 1e-12) if last else (setup.t < t_b - 1e-12))
-        if mode.startswith("seq2seq_"):
-            u_grid[:, rows] = setup.predict(net, setup.t[rows])
+        u_stage = setup.predict(net, setup.t[rows] if seq else None)
+        if seq:
+            u_grid[:, rows] = u_stage
+            ref = _stage_reference(setup, coefs, setup.t[rows])
+        else:
+            ref = _stage_reference(setup, coefs, setup.t)
+        rel_stage = errors(u_stage, ref)[0]
+        with torch.enable_grad():
+            own = {n: v.detach().cpu().double().numpy() for n, v in loss.parts(net, create_graph=False).items()}
+        for r in range(setup.R):
+            stage_rows.append(
+                {
+                    "replica": r,
+                    "stage": k,
+                    "t_a": t_a,
+                    "t_b": t_b,
+                    "stage_coef": float(coefs[_swept(setup.problem)][r]),
+                    "n_residual_points": int(loss.X_f.shape[1]),
+                    "cap": int(n_it),
+                    "iterations": int(info.iterations[r]),
+                    "evaluations": int(info.evaluations[r]),
+                    "stop_reason": info.reason[r],
+                    "wall_s": float(info.wall_s[r]),
+                    **{n: float(own[n][r]) for n in own},
+                    "loss_total": float(sum(own[n][r] for n in own)),
+                    "rel_l2_stage": float(rel_stage[r]),
+                }
+            )
+        if seq:
             u_ic = setup.tensor(setup.predict(net, np.array([t_b]))[:, 0])  # end state -> next window's IC
-    if not mode.startswith("seq2seq_"):
+        if len(stages) > 4 and ((k + 1) % max(1, math.ceil(len(stages) / 10)) == 0 or last):
+            el = time.perf_counter() - t0
+            log.info(
+                "%s %s: %s stage %d/%d [%.3g, %.3g] done, iterations mean %.0f, loss mean %.4g max %.4g over %d "
+                "replica(s), elapsed %.0f s, ETA %.0f s",
+                where.study,
+                where.cell,
+                mode,
+                k + 1,
+                len(stages),
+                t_a,
+                t_b,
+                float(np.mean(info.iterations)),
+                float(np.mean([r["loss_total"] for r in stage_rows[-setup.R :]])),
+                float(np.max([r["loss_total"] for r in stage_rows[-setup.R :]])),
+                setup.R,
+                el,
+                el / (k + 1) * (len(stages) - k - 1),
+            )
+    if not seq:
         u_grid = setup.predict(net)
     for h in history:
         h.pop("epoch", None)
-    return Trained(u=u_grid, history=history, stages=len(stages))
+    return Trained(u=u_grid, history=history, stages=len(stages), stage_rows=stage_rows, kept=kept_u)
+
+
+def _swept(problem: str) -> str:
+    return {"convection": "beta", "reaction": "rho", "reaction_diffusion": "nu"}[problem]
 
 
 def errors(u_pred: np.ndarray, u_exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,9 +5,33 @@
 
 PINN = config["pinn_failure"]
 PINN_DIR = "results/pinn_failure"
-PINN_CELLS = [f"{p}/{m}" for p, spec in PINN["problems"].items() for m in spec["modes"]]
-PINN_CELL_TABLES = ["runs", "history", "fields", "landscape", "landscape_stats", "timings"]
-PINN_FIGS = ["error_vs_coefficient", "heatmaps", "loss_curves", "landscapes"]
+PINN_CELLS = [f"{p}/{m}" for p, spec in PINN["problems"].items() for m in spec["modes"]] + [
+    f"{p}/{m}@{arm}"
+    for arm, spec in (PINN.get("arms") or {}).items()
+    for p, modes in (spec.get("modes") or {}).items()
+    if p in PINN["problems"]
+    for m in modes
+]
+PINN_CELL_TABLES = [
+    "runs",
+    "stages",
+    "budget",
+    "history",
+    "fields",
+    "landscape",
+    "landscape_stats",
+    "replica_timings",
+    "timings",
+]
+PINN_FIGS = [
+    "error_vs_coefficient",
+    "heatmaps",
+    "loss_curves",
+    "landscapes",
+    "error_vs_budget",
+    "paper_comparison",
+]
+PINN_REFERENCE = "workflow/reference/pinn_failure_paper.csv"  # the paper's relative errors (issue 21)
 PINN_CAPTION = f"../../{PINN_DIR}/caption.rst"
 PINN_CAT = "PINN failure modes"
 
@@ -21,7 +45,7 @@ rule pinn_failure_train:
         f"{PINN_DIR}/benchmarks/train_{{problem}}_{{mode}}.tsv"
     wildcard_constraints:
         problem=r"[a-z_]+",
-        mode=r"[a-z0-9_.]+",
+        mode=r"[a-z0-9_.]+(@[a-z0-9_]+)?",
     group:
         "pinn_failure_train"
     threads: config["torch_threads"]
@@ -42,12 +66,29 @@ rule pinn_failure_summarize:
             cell=PINN_CELLS,
             t=[f"{t}.csv" for t in PINN_CELL_TABLES] + ["provenance.json"],
         ),
+        reference=PINN_REFERENCE,
     output:
         **{
             t: f"{PINN_DIR}/{t}.csv"
-            for t in ("timings", "history", "fields", "landscape", "landscape_stats", "seed_effects", "heatmap_cases")
+            for t in (
+                "timings",
+                "replica_timings",
+                "stages",
+                "budget",
+                "history",
+                "fields",
+                "landscape",
+                "landscape_stats",
+                "seed_effects",
+                "heatmap_cases",
+            )
         },
-        **report_tables(PINN_DIR, ["runs", "claims", "error_summary", "landscape_summary"], PINN_CAT, PINN_CAPTION),
+        **report_tables(
+            PINN_DIR,
+            ["runs", "claims", "error_summary", "budget_effects", "paper_comparison", "landscape_summary"],
+            PINN_CAT,
+            PINN_CAPTION,
+        ),
         caption=f"{PINN_DIR}/caption.rst",
         provenance=f"{PINN_DIR}/provenance.json",
     log:
@@ -55,7 +96,7 @@ rule pinn_failure_summarize:
     resources:
         **cluster_resources(),
     params:
-        cfg=cfg_arg({"scale": SCALE, "study": PINN}),
+        cfg=cfg_arg({"scale": SCALE, "study": PINN, "reference": PINN_REFERENCE}),
         in_dirs=in_dirs_of("cells"),
         out_dir=out_dir_of("provenance"),
     shell:
@@ -67,7 +108,17 @@ use rule study_figures as pinn_failure_figures with:
         notebook="workflow/notebooks/pinn_failure.ipynb",
         tables=[
             f"{PINN_DIR}/{t}.csv"
-            for t in ("runs", "claims", "history", "fields", "heatmap_cases", "landscape", "landscape_summary")
+            for t in (
+                "runs",
+                "claims",
+                "history",
+                "fields",
+                "heatmap_cases",
+                "landscape",
+                "landscape_summary",
+                "budget",
+                "paper_comparison",
+            )
         ],
     output:
         **figure_outputs("pinn_failure", PINN_FIGS, PINN_CAT, PINN_CAPTION),

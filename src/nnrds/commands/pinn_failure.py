@@ -13,11 +13,16 @@ from ..studies import pinn_failure
 from .common import add_commands, read_tables, run_cell_job, write_summary
 
 #: tables of a training cell (besides timings.csv and provenance.json)
-CELL_TABLES = ["runs", "history", "fields", "landscape", "landscape_stats"]
+CELL_TABLES = ["runs", "stages", "budget", "history", "fields", "landscape", "landscape_stats", "replica_timings"]
 #: tables of the summary
 SUMMARY_TABLES = [
     "runs",
     "timings",
+    "replica_timings",
+    "stages",
+    "budget",
+    "budget_effects",
+    "paper_comparison",
     "history",
     "fields",
     "landscape",
@@ -28,7 +33,7 @@ SUMMARY_TABLES = [
     "heatmap_cases",
     "claims",
 ]
-RUN_KEYS = ["problem", "mode", "coef", "seed"]
+RUN_KEYS = ["problem", "mode", "arm", "coef", "seed"]
 
 
 def register(sub) -> None:
@@ -47,22 +52,35 @@ def _train(args) -> int:
 def _summarize(args) -> int:
     """concatenate cells; per-seed effects, claims table; caption
 
-    Config: {scale, study}"""
+    Config: {scale, study, reference (path of the paper's table, optional)}"""
+    import pandas as pd
+
     c = args.config_json
     runs = read_tables(args, "runs", RUN_KEYS)
     order = {p: i for i, p in enumerate(c["study"]["problems"])}
     runs = runs.sort_values(
-        ["problem", "mode", "coef", "seed"], key=lambda s: s.map(order) if s.name == "problem" else s, kind="stable"
+        ["problem", "arm", "mode", "coef", "seed"],
+        key=lambda s: s.map(order) if s.name == "problem" else s,
+        kind="stable",
     ).reset_index(drop=True)
     timings = read_tables(args, "timings")
-    lstats = read_tables(args, "landscape_stats", RUN_KEYS)
-    seed_table, summary, lsum, claims = pinn_failure.summarize(runs, lstats, c["study"])
+    lstats = read_tables(args, "landscape_stats", ["problem", "mode", "coef", "seed"])
+    budget = read_tables(args, "budget", RUN_KEYS)
+    seed_table, summary, lsum, claims = pinn_failure.summarize(runs, lstats, c["study"], budget)
+    beff = pinn_failure.budget_effects(budget, c["study"])
+    ref = pd.read_csv(c["reference"]) if c.get("reference") else pd.DataFrame(columns=["problem", "mode"])
+    comparison = pinn_failure.paper_comparison(runs, ref)
     write_summary(
         args,
         "pinn_failure/summarize",
         {
             "runs": runs,
             "timings": timings,
+            "replica_timings": read_tables(args, "replica_timings"),
+            "stages": read_tables(args, "stages"),
+            "budget": budget,
+            "budget_effects": beff,
+            "paper_comparison": comparison,
             "history": read_tables(args, "history"),
             "fields": read_tables(args, "fields"),
             "landscape": read_tables(args, "landscape"),
@@ -70,10 +88,10 @@ def _summarize(args) -> int:
             "seed_effects": seed_table,
             "error_summary": summary,
             "landscape_summary": lsum,
-            "heatmap_cases": pinn_failure.heatmap_cases(runs),
+            "heatmap_cases": pinn_failure.heatmap_cases(runs[runs.arm == "main"]),
             "claims": claims,
         },
-        pinn_failure.caption(runs, summary, lsum, claims, timings, c["scale"], c["study"]),
+        pinn_failure.caption(runs, summary, lsum, claims, timings, c["scale"], c["study"], beff, comparison),
     )
     return 0
 
