@@ -416,6 +416,10 @@ def test_normalized_drop_known_answer():
     assert lip.normalized_drop.to_numpy() == pytest.approx(0.5)  # (0.9 - 0.7) / (0.9 - 0.5)
     nd = nr.normalized_drops(synth_seeds(clean_l=0.4, noise=0.0, chance=0.5))
     assert nd[nd.variant == "lipschitz"].normalized_drop.isna().all()  # nothing above chance to lose
+    nd = nr.normalized_drops(synth_seeds(clean_l=0.53, drop_l=0.02, noise=0.0, chance=0.5))
+    assert nd[nd.variant == "lipschitz"].normalized_drop.isna().all()  # 0.03 above chance < min_room 0.05
+    nd = nr.normalized_drops(synth_seeds(clean_l=0.53, drop_l=0.02, noise=0.0, chance=0.5), min_room=0.01)
+    assert nd[nd.variant == "lipschitz"].normalized_drop.to_numpy() == pytest.approx(2 / 3)
 
 
 def test_primary_supported_when_the_noisy_rnn_keeps_more_of_its_accuracy():

@@ -407,12 +407,13 @@ def clean_vs_training_noise(seeds: pd.DataFrame) -> pd.DataFrame:
     return out[NOISE_CURVE_COLUMNS]
 
 
-def normalized_drops(seeds: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+def normalized_drops(seeds: pd.DataFrame, split: str = "test", min_room: float = 0.05) -> pd.DataFrame:
     """Per (dataset, variant, perturbation, seed): clean accuracy, mean perturbed accuracy over the strengths > 0,
     and the *normalized drop* (clean − perturbed) / (clean − chance): the share of the above-chance accuracy that
     the perturbation destroys (0 = unaffected, 1 = down to the majority class), so a model is not credited with
-    robustness for having less accuracy to lose. NaN when clean ≤ chance (nothing to lose; such seeds drop out of
-    the tests). ``split="val"`` scores the validation accuracies instead. Plus ``perturbation = "pooled"``: the mean
+    robustness for having less accuracy to lose. NaN when clean − chance < ``min_room`` (config
+    ``claims.min_room``): a model hardly above chance has nothing to lose and its ratio would explode; such seeds
+    drop out of that comparison (``n_units`` shows it). ``split="val"`` scores the validation accuracies instead. Plus ``perturbation = "pooled"``: the mean
     normalized drop over the perturbation types (the primary score)."""
     acc, clean = ("accuracy", "clean_accuracy") if split == "test" else ("val_accuracy", "val_clean_accuracy")
     keys = ["dataset", "model", "variant", "noise_add", "noise_mult", "perturbation", "seed"]
@@ -423,7 +424,8 @@ def normalized_drops(seeds: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     g = g.reset_index()
     room = g.clean - g.chance
     g["drop"] = g.clean - g.perturbed
-    g["normalized_drop"] = np.where(room > 0, g["drop"] / room.where(room > 0, 1.0), np.nan)
+    ok = room >= min_room
+    g["normalized_drop"] = np.where(ok, g["drop"] / room.where(ok, 1.0), np.nan)
     pooled = (
         g.groupby([k for k in keys if k != "perturbation"], sort=True)
         .agg(
@@ -523,7 +525,7 @@ def claim_specs(seeds: pd.DataFrame, study: dict) -> tuple[list[dict], list[dict
     margin = float(study.get("claims", {}).get("margin", 0.05))
     tol = float(study.get("equal_clean_tol", 0.02))
     sel = select_levels(seeds, study)
-    nd = normalized_drops(seeds)
+    nd = normalized_drops(seeds, min_room=float(study.get("claims", {}).get("min_room", 0.05)))
     n_seeds = seeds.seed.nunique()
     primary, secondary = [], []
     base = {
@@ -652,7 +654,7 @@ def compare(seeds: pd.DataFrame, claims_df: pd.DataFrame, study: dict) -> pd.Dat
     """Noisy-vs-Lipschitz comparisons per dataset × noise level × perturbation (and ``pooled``) with their claim
     (primary or secondary): normalized drops, the advantage and its interval and verdict from ``claims_df``."""
     sel = select_levels(seeds, study)
-    nd = normalized_drops(seeds)
+    nd = normalized_drops(seeds, min_room=float(study.get("claims", {}).get("min_room", 0.05)))
     cl = seeds.drop_duplicates(["dataset", "variant", "seed"])
     rows = []
     for r in sel.itertuples():
@@ -730,7 +732,8 @@ def caption(seeds: pd.DataFrame, sel: pd.DataFrame, claims_df: pd.DataFrame, sca
         "",
         "**Pre-registered design.** Robustness is the *normalized drop* (clean − perturbed)/(clean − chance) (chance: "
         "majority-class accuracy), averaged over each perturbation's strengths above 0, so a model with less clean "
-        "accuracy gets no credit for having less to lose. The noisy RNN's training-noise level for the primary "
+        "accuracy gets no credit for having less to lose (undefined, and the seed left out of that comparison, when "
+        f"clean − chance < {float(study.get('claims', {}).get('min_room', 0.05)):g}). The noisy RNN's training-noise level for the primary "
         f"comparison is chosen on **validation** data: the level with the most noise whose validation clean accuracy "
         f"is within ±{tol:g} of the Lipschitz RNN's (mean over seeds). PRIMARY family (Holm over its "
         f"{int(claims_df.claim_id.str.startswith('primary/').sum()) if len(claims_df) else 0} claims, one per "
