@@ -11,6 +11,7 @@ instead when a full download provides it).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +106,9 @@ class SeqPool:
 
 
 def load_pool(name: str, spec: dict, data: dict | None = None) -> SeqPool:
-    """The unsplit dataset ``name`` (see :class:`SeqPool`); ``spec["max_train"]`` / ``max_test`` keep only the
-    first sequences of the pool / official test split (smoke scale)."""
+    """The unsplit dataset ``name`` (see :class:`SeqPool`); ``spec["max_train"]`` keeps a stratified subset of that
+    many sequences of a pool (the first ones of an official training split), ``max_test`` the first sequences of an
+    official test split (smoke scale)."""
     Xte = yte = None
     if name in ("digits", "digits_permuted"):
         from sklearn.datasets import load_digits
@@ -130,8 +132,17 @@ def load_pool(name: str, spec: dict, data: dict | None = None) -> SeqPool:
         Xte, yte = read_ucr(test, "ItalyPowerDemand test file")
     else:
         raise ValueError(f"unknown sequence dataset {name!r}; expected one of {DATASETS}")
-    if spec.get("max_train"):
-        X, y = X[: spec["max_train"]], y[: spec["max_train"]]
+    if spec.get("max_train") and spec["max_train"] < len(y):
+        if Xte is None:  # a pool: a stratified subset (the archive's files are sorted by class in places)
+            from sklearn.model_selection import train_test_split
+
+            keep, _ = train_test_split(
+                np.arange(len(y)), train_size=spec["max_train"], stratify=_strata(y), random_state=0
+            )
+            keep = np.sort(keep)
+        else:
+            keep = np.arange(spec["max_train"])
+        X, y = X[keep], y[keep]
     if Xte is not None and spec.get("max_test"):
         Xte, yte = Xte[: spec["max_test"]], yte[: spec["max_test"]]
     n_classes = int(max(y.max(), yte.max() if yte is not None else 0)) + 1
@@ -178,7 +189,9 @@ def fold_plan(pool: SeqPool, seeds: list[int], spec: dict) -> list[Fold]:
     for seed in seeds:
         if pool.split == "cv":
             skf = StratifiedKFold(n_splits=int(spec["cv_folds"]), shuffle=True, random_state=seed)
-            parts = list(skf.split(np.zeros(n), pool.y))
+            with warnings.catch_warnings():  # classes rarer than the folds (ECG5000's 2-member class): expected
+                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+                parts = list(skf.split(np.zeros(n), pool.y))
         else:
             parts = [(np.arange(n), n + np.arange(len(pool.y_test)))]
         for k, (tr, te) in enumerate(parts):
