@@ -54,9 +54,9 @@ STIFFNESS_METRIC_LABELS = {
 }
 
 # --- noisy-RNN study: models (noisy variants get shades of RNN_NOISY_CMAP) and test-time perturbations
-RNN_COLORS = {"lipschitz": "#1f77b4", "antisymmetric": "#2ca02c", "lstm": "#7f7f7f"}
-RNN_LINESTYLES = {"lipschitz": "-", "antisymmetric": "--", "lstm": ":"}
-RNN_ORDER = {"lipschitz": 0, "antisymmetric": 1, "lstm": 2}
+RNN_COLORS = {"lipschitz": "#1f77b4", "antisymmetric": "#2ca02c", "lstm": "#7f7f7f", "cornn": "#9467bd"}
+RNN_LINESTYLES = {"lipschitz": "-", "antisymmetric": "--", "lstm": ":", "cornn": "-."}
+RNN_ORDER = {"lipschitz": 0, "antisymmetric": 1, "lstm": 2, "cornn": 3}
 RNN_NOISY_CMAP = "Oranges"
 PERTURBATION_ORDER = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
 PERTURBATION_LABELS = {

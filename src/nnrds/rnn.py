@@ -1,4 +1,4 @@
-"""Replica-batched recurrent networks: Lipschitz RNN, noisy RNN, antisymmetric RNN, LSTM.
+"""Replica-batched recurrent networks: Lipschitz RNN, noisy RNN, antisymmetric RNN, coRNN, LSTM.
 
 Same conventions as :mod:`nnrds.models`: every parameter carries a leading replica dimension R, each
 replica is initialised from its own seed (a ``torch.Generator`` per replica), and inputs are shared
@@ -34,6 +34,14 @@ antisymmetric part is β(M - Mᵀ). For an eigenpair A v = λ v, |v| = 1, Re λ 
 ``(1-β) λ_min(M+Mᵀ) - γ ≤ Re λ(A) ≤ (1-β) λ_max(M+Mᵀ) - γ``; for β = 1 every eigenvalue has Re λ = -γ
 exactly. The same holds for W with γ_W.
 
+coRNN (Rusch & Mishra, "Coupled oscillatory recurrent neural network (coRNN)", ICLR 2021): the second-order ODE
+``y'' = tanh(W y + 𝒲 y' + V u + b) - γ y - ε y'`` as two first-order states, integrated by the paper's IMEX scheme
+with step Δt (``cornn_dt``)::
+
+    z_k = z_{k-1} + Δt (tanh(W y_{k-1} + 𝒲 z_{k-1} + V u_k + b) - γ y_{k-1} - ε z_{k-1}),   y_k = y_{k-1} + Δt z_k
+
+y_0 = z_0 = 0, readout ``D y_T + d``; W, 𝒲 ~ nn.Linear-style uniform(±1/√H) init.
+
 LSTM: torch.nn.LSTM (one layer) run per replica on replica-stacked parameters, one bias vector per
 gate (torch's b_ih + b_hh merged), uniform(-1/√H, 1/√H) init as in torch, readout ``y = D h_T + d``.
 """
@@ -47,7 +55,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-KINDS = ("lipschitz", "noisy", "antisymmetric", "lstm")
+KINDS = ("lipschitz", "noisy", "antisymmetric", "lstm", "cornn")
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,9 @@ class RNNArch:
     init_std: float = 1.0  # M_A, M_W ~ N(0, (init_std / hidden)^2), as in the official code
     eps_noise: float = 1.0  # ε_n
     noise_sqrt_dt: bool = True
+    cornn_dt: float = 0.042  # coRNN step Δt and its damping / stiffness (the paper's sequential-MNIST values)
+    cornn_gamma: float = 2.7
+    cornn_epsilon: float = 4.7
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -87,6 +98,8 @@ class RNNArch:
         head = (H + 1) * o
         if self.kind == "lstm":
             return 4 * H * (d + H + 1) + head
+        if self.kind == "cornn":
+            return (d + 1) * H + 2 * H * H + head
         return (d + 1) * H + H * H * (2 if self.use_A else 1) + head
 
     def to_dict(self) -> dict:
@@ -149,8 +162,8 @@ class ContinuousRNN(_ReplicaRNNBase):
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__(arch, seeds)
-        if arch.kind == "lstm":
-            raise ValueError("use ReplicaLSTM for kind 'lstm'")
+        if arch.kind in ("lstm", "cornn"):
+            raise ValueError(f"use build() for kind {arch.kind!r}")
         R, H, d, o = len(self.seeds), arch.hidden, arch.d_in, arch.d_out
         names = ["U", "b"] + (["M_A"] if arch.use_A else []) + ["M_W", "D", "d"]
         tensors: dict[str, list[torch.Tensor]] = {k: [] for k in names}
@@ -282,6 +295,42 @@ class ReplicaLSTM(_ReplicaRNNBase):
         return self.readout(self.hidden_states(x))
 
 
+class ReplicaCoRNN(_ReplicaRNNBase):
+    """R replicas of a coRNN (see the module docstring)."""
+
+    def __init__(self, arch: RNNArch, seeds: Sequence[int], dtype: torch.dtype = torch.float32):
+        super().__init__(arch, seeds)
+        if arch.kind != "cornn":
+            raise ValueError(f"ReplicaCoRNN needs kind 'cornn', got {arch.kind!r}")
+        H, d, o = arch.hidden, arch.d_in, arch.d_out
+        tensors: dict[str, list[torch.Tensor]] = {n: [] for n in ("U", "b", "K", "D", "d")}
+        for s in self.seeds:
+            g = torch.Generator().manual_seed(s)
+            tensors["U"].append(_uniform((d, H), 1 / math.sqrt(d), g))
+            tensors["b"].append(_uniform((H,), 1 / math.sqrt(d), g))
+            tensors["K"].append(_uniform((2 * H, H), 1 / math.sqrt(2 * H), g))  # [W; 𝒲] acting on [y, z]
+            tensors["D"].append(_uniform((H, o), 1 / math.sqrt(H), g))
+            tensors["d"].append(_uniform((o,), 1 / math.sqrt(H), g))
+        for n, v in tensors.items():
+            setattr(self, n, nn.Parameter(torch.stack(v).to(dtype)))
+
+    def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.arch
+        Z = self._input_proj(x)  # V u_k + b: (R, N, T, H)
+        R, N = Z.shape[0], Z.shape[1]
+        y = Z.new_zeros(R, N, a.hidden)
+        z = Z.new_zeros(R, N, a.hidden)
+        dt, gam, eps = a.cornn_dt, a.cornn_gamma, a.cornn_epsilon
+        for t in range(a.seq_len):
+            act = torch.tanh(torch.bmm(torch.cat([y, z], dim=2), self.K) + Z[:, :, t])
+            z = z + dt * (act - gam * y - eps * z)
+            y = y + dt * z
+        return y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.hidden_states(x))
+
+
 def build(
     arch: RNNArch,
     seeds: Sequence[int],
@@ -292,6 +341,8 @@ def build(
     """The replica batch for ``arch.kind``."""
     if arch.kind == "lstm":
         return ReplicaLSTM(arch, seeds, dtype=dtype)
+    if arch.kind == "cornn":
+        return ReplicaCoRNN(arch, seeds, dtype=dtype)
     return ContinuousRNN(arch, seeds, sigma_add=sigma_add, sigma_mult=sigma_mult, dtype=dtype)
 
 

@@ -193,6 +193,65 @@ def test_fgsm_moves_each_value_by_eps_and_raises_loss():
         )
 
 
+def test_cornn_imex_step_known_answer():
+    """coRNN with W = 𝒲 = 0 and V = 0: z_k = z_{k-1} + Δt(tanh(b) - γ y_{k-1} - ε z_{k-1}), y_k = y_{k-1} + Δt z_k."""
+    a = rnn.RNNArch(
+        kind="cornn", d_in=1, d_out=2, seq_len=3, hidden=2, cornn_dt=0.1, cornn_gamma=2.0, cornn_epsilon=3.0
+    )
+    net = rnn.build(a, [0], dtype=torch.float64)
+    with torch.no_grad():
+        net.K.zero_(), net.U.zero_(), net.b.copy_(torch.tensor([[0.5, -1.0]], dtype=torch.float64))
+    y = z = np.zeros(2)
+    for _ in range(3):
+        z = z + 0.1 * (np.tanh([0.5, -1.0]) - 2.0 * y - 3.0 * z)
+        y = y + 0.1 * z
+    got = net.hidden_states(torch.zeros(1, 3, dtype=torch.float64))[0, 0].detach().numpy()
+    np.testing.assert_allclose(got, y, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------ splits
+def _pool(n=40, n_test=0, classes=(0.5, 0.3, 0.2), seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(len(classes)), [int(round(c * n)) for c in classes])
+    yt = rng.integers(0, len(classes), n_test) if n_test else None
+    return sequences.SeqPool(
+        rng.normal(size=(len(y), 5)),
+        y,
+        rng.normal(size=(n_test, 5)) if n_test else None,
+        yt,
+        5,
+        1,
+        len(classes),
+        -1.0,
+        1.0,
+        "official" if n_test else "cv",
+    )
+
+
+def test_fold_plan_cross_validation_tests_every_sequence_once_per_seed():
+    pool = _pool(40)
+    plan = sequences.fold_plan(pool, [0, 1, 2], {"cv_folds": 4, "val_fraction": 0.2})
+    assert len(plan) == 12 and len({len(f.train) for f in plan}) == 1
+    for s in (0, 1, 2):
+        fs = [f for f in plan if f.seed == s]
+        assert sorted(np.concatenate([f.test for f in fs]).tolist()) == list(range(40))  # each once per seed
+        for f in fs:
+            assert not set(f.train) & set(f.val) and not (set(f.train) | set(f.val)) & set(f.test)
+    assert not np.array_equal(plan[0].test, plan[4].test)  # another repeat, another partition
+    again = sequences.fold_plan(pool, [0, 1, 2], {"cv_folds": 4, "val_fraction": 0.2})
+    assert all(np.array_equal(a.val, b.val) for a, b in zip(plan, again))
+
+
+def test_fold_plan_official_split_tests_on_the_official_test_set():
+    pool = _pool(30, n_test=25)
+    plan = sequences.fold_plan(pool, [0, 1], {"cv_folds": 5, "val_fraction": 0.2})
+    assert [f.fold for f in plan] == [0, 0]
+    for f in plan:
+        assert f.test.tolist() == list(range(30, 55)) and len(f.val) == 6 and len(f.train) == 24
+        assert set(f.train) | set(f.val) == set(range(30))
+    assert len(pool.X_all) == 55
+
+
 # ------------------------------------------------------------------------------ end to end
 def small_study(**over):
     frag = yaml.safe_load((cfgmod.SCHEMA_PATH.parent / "studies" / "noisy_rnn.schema.yaml").read_text())
@@ -219,27 +278,10 @@ def small_study(**over):
     return cfgmod.deep_merge(study, over), data
 
 
-def test_datasets_split_stratified():
-    study, data = small_study(max_train=None, max_test=None)
-    d = sequences.load_dataset("digits", study, data)
-    assert d.X_train.shape[1] == 64 and d.seq_len == 64 and d.n_classes == 10
-    assert len(d.y_train) + len(d.y_test) == 1797
-    ratio = np.bincount(d.y_test) / np.bincount(np.concatenate([d.y_train, d.y_test]))
-    assert np.all(np.abs(ratio - 0.3) < 0.02)
-    p = sequences.load_dataset("digits_permuted", study, data)
-    assert np.allclose(np.sort(p.X_train, 1), np.sort(d.X_train, 1)) and not np.allclose(p.X_train, d.X_train)
-    if sequences.ecg_path(study, data).exists():
-        e = sequences.load_dataset("ecg5000", study, data)
-        assert e.seq_len == 140 and e.n_classes == 5 and len(e.y_train) + len(e.y_test) == 500
-        assert set(np.unique(e.y_train)) == set(range(5))
-        counts = np.bincount(e.y_test, minlength=5)  # classes have 292/177/10/19/2 sequences in the mirror
-        assert abs(counts[0] - 0.3 * 292) <= 1 and abs(counts[1] - 0.3 * 177) <= 1
-
-
-def test_cell_and_summary_tables(tmp_path):
+def test_cell_and_summary_tables():
     study, data = small_study()
     runs = []
-    for model in ("lipschitz", "noisy"):
+    for model in ("lipschitz", "noisy", "cornn"):
         out = nr.run_cell(Cell({"dataset": "digits", "model": model}, study, device="cpu", data=data))
         r, tim = out["runs"], out["timings"]
         runs.append(r)
@@ -247,35 +289,86 @@ def test_cell_and_summary_tables(tmp_path):
     again = nr.run_cell(Cell({"dataset": "digits", "model": "noisy"}, study, device="cpu", data=data))["runs"]
     pd.testing.assert_frame_equal(runs[1], again)  # reproducible, training noise included
     runs = pd.concat(runs, ignore_index=True)
-    assert len(runs) == 2 * 2 * 4 * 2
+    assert len(runs) == 3 * 2 * 2 * 4 * 2  # models x seeds x folds x perturbations x strengths
+    assert (runs.groupby(["model", "seed"]).n_test.sum() == 4 * 2 * 60).all()  # 2 folds test all 60 once
     clean = runs[runs.strength == 0]
     assert np.allclose(clean.accuracy, clean.clean_accuracy)
-    s = nr.summarize(runs)
+    seeds = nr.seed_runs(runs)
+    assert len(seeds) == len(runs) // 2 and (seeds.n_test == 60).all()
+    s = nr.summarize(seeds)
     assert {"accuracy_mean", "accuracy_std", "clean_accuracy_mean", "n_params"} <= set(s.columns)
-    comp = nr.compare(runs, study)
-    assert len(comp) == 4
-    claims = nr.claims(runs, comp, study)
-    assert claims.claim_id.iloc[0] == "robust" and len(claims) == 5
-    text = nr.caption(runs, comp, claims, "smoke", study)
-    assert "noisy_add0.1_mult0 vs lipschitz" in text and "Overall" in text and "Holm" in text
+    sel = nr.select_levels(seeds, study)
+    assert sel.chosen.sum() == 1
+    claims = nr.claims(seeds, study)
+    assert claims.claim_id.tolist()[0] == "primary/digits"
+    assert claims.claim_id.str.startswith("secondary/").sum() == len(claims) - 1
+    comp = nr.compare(seeds, claims, study)
+    assert (comp.role == "primary").sum() == 1
+    text = nr.caption(seeds, sel, claims, "smoke", study)
+    assert "PRIMARY" in text and "validation" in text and "Holm" in text
 
 
-# ------------------------------------------------------------ robustness verdicts on synthetic runs (known answers)
-def synth_runs(
+def test_seed_runs_pool_folds_by_their_sizes():
+    base = {
+        "dataset": "d",
+        "model": "lipschitz",
+        "variant": "lipschitz",
+        "noise_add": 0.0,
+        "noise_mult": 0.0,
+        "perturbation": "gaussian",
+        "strength": 0.0,
+        "seed": 0,
+        "split": "cv",
+        "train_accuracy": 1.0,
+        "chance_accuracy": 0.5,
+        "n_params": 1,
+    }
+    runs = pd.DataFrame(
+        [
+            {
+                **base,
+                "fold": 0,
+                "n_test": 10,
+                "n_val": 2,
+                "accuracy": 1.0,
+                "clean_accuracy": 1.0,
+                "val_accuracy": 0.0,
+                "val_clean_accuracy": 0.0,
+            },
+            {
+                **base,
+                "fold": 1,
+                "n_test": 30,
+                "n_val": 6,
+                "accuracy": 0.5,
+                "clean_accuracy": 0.5,
+                "val_accuracy": 1.0,
+                "val_clean_accuracy": 1.0,
+            },
+        ]
+    )
+    r = nr.seed_runs(runs).iloc[0]
+    assert r.accuracy == pytest.approx(25 / 40) and r.val_clean_accuracy == pytest.approx(6 / 8) and r.n_folds == 2
+
+
+# ------------------------------------------------------------ robustness verdicts on synthetic seeds (known answers)
+def synth_seeds(
     *,
     clean_l=0.9,
     clean_n=0.9,
     drop_l=0.3,
     drop_n=0.3,
+    val_n=None,
     noise=0.01,
-    seeds=8,
+    seeds=20,
     rng_seed=0,
     variants=((0.1, 0.0),),
     perts=("gaussian", "fgsm"),
-    datasets=("digits",),
+    datasets=("ecg5000",),
+    chance=0.5,
 ):
-    """Runs with a known truth: per seed, clean accuracy clean_x + N(0, noise), perturbed accuracy (every
-    strength > 0) clean − drop_x + N(0, noise)."""
+    """Seed-level runs with a known truth: clean accuracy clean_x + N(0, noise) (validation: the same, or val_n for
+    the noisy RNN), perturbed accuracy (every strength > 0) clean − drop_x + N(0, noise)."""
     rng = np.random.default_rng(rng_seed)
     rows = []
     models = [("lipschitz", 0.0, 0.0, clean_l, drop_l)] + [("noisy", a, m, clean_n, drop_n) for a, m in variants]
@@ -283,13 +376,14 @@ def synth_runs(
         for model, a, m, clean, drop in models:
             for s in range(seeds):
                 c = clean + rng.normal(0, noise)
+                vc = c if (val_n is None or model == "lipschitz") else val_n + rng.normal(0, noise)
                 for pert in perts:
                     for strength in (0.0, 0.1, 0.2):
                         acc = c if strength == 0 else c - drop + rng.normal(0, noise)
                         rows.append(
                             {
                                 "dataset": ds,
-                                "split": "stratified",
+                                "split": "cv",
                                 "model": model,
                                 "variant": nr.variant_name(model, a, m),
                                 "noise_add": a,
@@ -299,102 +393,99 @@ def synth_runs(
                                 "seed": s,
                                 "accuracy": acc,
                                 "clean_accuracy": c,
+                                "val_accuracy": acc - c + vc,
+                                "val_clean_accuracy": vc,
                                 "train_accuracy": 1.0,
-                                "chance_accuracy": 0.1,
+                                "chance_accuracy": chance,
                                 "n_params": 10,
-                                "epochs": 1,
                             }
                         )
-    return pd.DataFrame(rows, columns=nr.RUN_COLUMNS)
+    return pd.DataFrame(rows)
 
 
-STUDY = {"equal_clean_tol": 0.02, "claims": {"alpha": 0.05}, "epochs": 1}
+STUDY = {"equal_clean_tol": 0.02, "claims": {"alpha": 0.05, "margin": 0.05}, "epochs": 1}
 
 
-def _verdicts(runs):
-    comp = nr.compare(runs, STUDY)
-    return comp, nr.claims(runs, comp, STUDY).set_index("claim_id")
+def _claims(seeds, study=STUDY):
+    return nr.claims(seeds, study).set_index("claim_id")
 
 
-def test_robustness_supported_when_drop_is_smaller_at_equal_clean_accuracy():
-    comp, c = _verdicts(synth_runs(drop_l=0.3, drop_n=0.15))
-    assert comp.clean_matched.all() and (comp.verdict == "supported").all()
-    assert c.loc["robust", "verdict"] == "supported"
-    assert c.loc["robust", "ci_low"] < 0.15 < c.loc["robust", "ci_high"]
+def test_normalized_drop_known_answer():
+    nd = nr.normalized_drops(synth_seeds(clean_l=0.9, drop_l=0.2, noise=0.0, chance=0.5))
+    lip = nd[(nd.variant == "lipschitz") & (nd.perturbation == "pooled")]
+    assert lip.normalized_drop.to_numpy() == pytest.approx(0.5)  # (0.9 - 0.7) / (0.9 - 0.5)
+    nd = nr.normalized_drops(synth_seeds(clean_l=0.4, noise=0.0, chance=0.5))
+    assert nd[nd.variant == "lipschitz"].normalized_drop.isna().all()  # nothing above chance to lose
+    nd = nr.normalized_drops(synth_seeds(clean_l=0.53, drop_l=0.02, noise=0.0, chance=0.5))
+    assert nd[nd.variant == "lipschitz"].normalized_drop.isna().all()  # 0.03 above chance < min_room 0.05
+    nd = nr.normalized_drops(synth_seeds(clean_l=0.53, drop_l=0.02, noise=0.0, chance=0.5), min_room=0.01)
+    assert nd[nd.variant == "lipschitz"].normalized_drop.to_numpy() == pytest.approx(2 / 3)
 
 
-def test_robustness_contradicted_when_noisy_loses_more():
-    comp, c = _verdicts(synth_runs(drop_l=0.15, drop_n=0.3))
-    assert (comp.verdict == "contradicted").all() and c.loc["robust", "verdict"] == "contradicted"
+def test_primary_supported_when_the_noisy_rnn_keeps_more_of_its_accuracy():
+    c = _claims(synth_seeds(drop_l=0.2, drop_n=0.1))  # normalized drops 0.5 vs 0.25
+    assert c.loc["primary/ecg5000", "verdict"] == "supported"
+    assert c.loc["primary/ecg5000", "ci_low"] < 0.25 < c.loc["primary/ecg5000", "ci_high"]
 
 
-def test_robustness_inconclusive_on_noise():
-    comp, c = _verdicts(
-        synth_runs(drop_l=0.2, drop_n=0.2, noise=0.003, rng_seed=3).assign(
-            accuracy=lambda d: d.accuracy + np.where(d.strength > 0, np.random.default_rng(1).normal(0, 0.2, len(d)), 0)
-        )
-    )
-    assert (comp.verdict == "inconclusive").all() and c.loc["robust", "verdict"] == "inconclusive"
+def test_primary_contradicted_when_the_advantage_is_below_the_margin():
+    c = _claims(synth_seeds(drop_l=0.2, drop_n=0.2, noise=0.005))  # true advantage 0 < margin 0.05
+    assert c.loc["primary/ecg5000", "verdict"] == "contradicted"
+    c = _claims(synth_seeds(drop_l=0.1, drop_n=0.2))  # the noisy RNN loses more
+    assert c.loc["primary/ecg5000", "verdict"] == "contradicted"
+
+
+def test_primary_inconclusive_when_the_interval_straddles_the_margin():
+    c = _claims(synth_seeds(drop_l=0.21, drop_n=0.2, noise=0.03, seeds=6, rng_seed=3))
+    r = c.loc["primary/ecg5000"]
+    assert r.verdict == "inconclusive" and r.ci_low < 0 < 0.05 < r.ci_high
 
 
 def test_clean_accuracy_lead_is_not_robustness():
-    """The noisy RNN is 10 points better when clean and loses exactly as much: the old absolute score called it
-    'more robust'; the drop gives no advantage, and the clean accuracies are not matched -> inconclusive."""
-    comp, c = _verdicts(synth_runs(clean_l=0.8, clean_n=0.9, drop_l=0.3, drop_n=0.3))
-    assert (~comp.clean_matched).all()
-    assert (comp.advantage_mean.abs() < 0.02).all() and (comp.verdict == "inconclusive").all()
-    assert c.loc["robust", "verdict"] == "inconclusive" and c.loc["robust", "n_units"] == 0
+    """The noisy RNN is 10 points better when clean and loses as much accuracy: the absolute drop would call it
+    equal; the normalized drop says it keeps a larger share ((0.3)/(0.4) vs 0.3/0.3) -- and the secondary clean
+    non-inferiority row is supported (the noisy RNN is not worse when clean)."""
+    c = _claims(synth_seeds(clean_l=0.8, clean_n=0.9, drop_l=0.3, drop_n=0.3, val_n=0.8))
+    assert c.loc["primary/ecg5000", "effect"] == pytest.approx(1.0 - 0.75, abs=0.02)
+    assert c.loc["secondary/ecg5000/clean", "verdict"] == "supported"
 
 
-def test_unmatched_clean_accuracy_is_never_supported():
-    comp, _ = _verdicts(synth_runs(clean_l=0.85, clean_n=0.9, drop_l=0.3, drop_n=0.1))
-    assert (comp.p_holm < 0.05).all() and (comp.verdict == "inconclusive").all()
+def test_noise_level_is_chosen_on_validation_data_only():
+    """Two levels; the noisier one matches on validation (it is worse on TEST clean accuracy, which is never
+    looked at) -> chosen. When nothing matches, the closest level is chosen and flagged."""
+    s = synth_seeds(variants=((0.1, 0.0), (0.3, 0.0)), noise=0.0)
+    hi = s.variant == "noisy_add0.3_mult0"
+    s.loc[hi, "clean_accuracy"] -= 0.1  # test data: much worse
+    sel = nr.select_levels(s, STUDY).set_index("variant")
+    assert sel.matched.all() and sel.loc["noisy_add0.3_mult0", "chosen"]
+    s.loc[hi, "val_clean_accuracy"] -= 0.1
+    s.loc[s.variant == "noisy_add0.1_mult0", "val_clean_accuracy"] -= 0.05
+    sel = nr.select_levels(s, STUDY).set_index("variant")
+    assert not sel.matched.any() and sel.loc["noisy_add0.1_mult0", "chosen"]
 
 
-def test_holm_over_the_comparison_family():
-    """Many comparisons with one modest true effect: the unadjusted p would pass, Holm's does not."""
-    runs = synth_runs(
-        drop_l=0.2,
-        drop_n=0.2,
-        noise=0.02,
-        seeds=5,
-        perts=("gaussian", "multiplicative", "fgsm"),
-        variants=((0.1, 0.0), (0.3, 0.0), (0.3, 0.3)),
-        datasets=("digits", "ecg5000"),
-    )
-    sel = (
-        (runs.model == "noisy")
-        & (runs.perturbation == "gaussian")
-        & (runs.dataset == "digits")
-        & (runs.noise_add == 0.1)
-        & (runs.strength > 0)
-    )
-    runs.loc[sel, "accuracy"] += 0.025  # a small advantage in one of 18 comparisons
-    comp, c = _verdicts(runs)
-    assert len(comp) == 18
+def test_primary_family_is_holm_within_itself_only():
+    """Two datasets, three levels, two perturbations: 2 primary claims (Holm over 2), the rest secondary (Holm over
+    them); a primary p-value is adjusted x2 at most, whatever the number of secondary rows."""
     from nnrds import verdicts as V
 
-    np.testing.assert_allclose(comp.p_holm, V.holm(comp.p_value))
-    assert comp.ci_level.tolist() == pytest.approx([1 - 0.05 / 18] * 18)
-    row = comp[(comp.dataset == "digits") & (comp.variant == "noisy_add0.1_mult0") & (comp.perturbation == "gaussian")]
-    assert row.p_value.iloc[0] < 0.05 and row.p_holm.iloc[0] >= 0.05 and row.verdict.iloc[0] == "inconclusive"
-    claims = nr.claims(runs, comp, STUDY)
-    assert list(claims.columns) == V.CLAIM_COLUMNS and len(claims) == 1 + 18
-    assert claims.p_adjusted.iloc[1:].tolist() == pytest.approx(comp.p_holm.tolist())
-
-
-@pytest.mark.parametrize(
-    "adv,p,matched,verdict",
-    [
-        (0.1, 0.01, True, "supported"),
-        (-0.1, 0.01, True, "contradicted"),
-        (0.1, 0.2, True, "inconclusive"),
-        (0.1, 0.01, False, "inconclusive"),
-        (0.1, float("nan"), True, "inconclusive"),
-    ],
-)
-def test_comparison_verdict(adv, p, matched, verdict):
-    assert nr.comparison_verdict(adv, p, matched, 0.05) == verdict
+    seeds = synth_seeds(
+        drop_l=0.2,
+        drop_n=0.17,
+        noise=0.03,
+        seeds=8,
+        variants=((0.1, 0.0), (0.3, 0.0), (0.3, 0.3)),
+        datasets=("ecg5000", "italy_power"),
+    )
+    c = nr.claims(seeds, STUDY)
+    prim = c[c.claim_id.str.startswith("primary/")]
+    sec = c[c.claim_id.str.startswith("secondary/")]
+    assert len(prim) == 2 and len(sec) == 2 * (1 + 3 * 3 - 1)
+    np.testing.assert_allclose(prim.p_adjusted, V.holm(prim.p_value))
+    np.testing.assert_allclose(sec.p_adjusted, V.holm(sec.p_value))
+    assert "Holm over the 2 primary claims" in prim.test.iloc[0]
+    with pytest.raises(ValueError, match="at most four"):
+        nr.claims(synth_seeds(datasets=("a", "b", "c", "d", "e")), STUDY)
 
 
 def test_clean_vs_training_noise_curves_start_at_the_lipschitz_rnn():
@@ -417,6 +508,7 @@ def test_clean_vs_training_noise_curves_start_at_the_lipschitz_rnn():
                         "seed": seed,
                         "strength": strength,
                         "clean_accuracy": acc,
+                        "val_clean_accuracy": acc,
                         "train_accuracy": 1.0,
                     }
                 )
@@ -441,7 +533,7 @@ def test_train_command_reads_ecg_from_the_folder_it_is_given(tmp_path, monkeypat
     rng = np.random.default_rng(0)
     text = "\n".join(" ".join([str(k % 3 + 1)] + [f"{v:.3f}" for v in rng.normal(size=6)]) for k in range(30))
     ucr.parse_ucr(text, "toy").to_csv(tmp_path / "train.csv", index=False)
-    study, _ = small_study(max_train=None, max_test=None, ecg_path="/nonexistent/ECG.txt", seeds=[0])
+    study, _ = small_study(max_train=None, max_test=None, ecg_path="/nonexistent/ECG.txt", seeds=[0], cv_folds=2)
     cfg = {
         "study": study,
         "data": {"mirror": None},
@@ -461,4 +553,5 @@ def test_train_command_reads_ecg_from_the_folder_it_is_given(tmp_path, monkeypat
     assert sorted(p.name for p in out.iterdir()) == ["provenance.json", "runs.csv", "timings.csv"]
     runs = pd.read_csv(out / "runs.csv")
     assert set(runs.dataset) == {"ecg5000"} and (runs.chance_accuracy > 0).all()
+    assert runs[runs.strength == 0].groupby("model").n_test.sum().iloc[0] == 4 * 30  # every sequence tested once
     assert main(["noisy-rnn-train", "--config-json", json.dumps(cfg), "--out-dir", str(tmp_path / "o2")]) == 2

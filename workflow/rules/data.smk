@@ -123,6 +123,27 @@ rule data_acquire_ecg5000:
         nnrds_shell("data-acquire")
 
 
+rule data_acquire_ucr:
+    output:
+        train=f"{RAW_DIR}/{{dataset}}/train.csv",
+        test=f"{RAW_DIR}/{{dataset}}/test.csv",
+        metadata=f"{RAW_DIR}/{{dataset}}/metadata.json",
+        timings=f"{RAW_DIR}/{{dataset}}/timings.csv",
+        provenance=f"{RAW_DIR}/{{dataset}}/provenance.json",
+    log:
+        f"{RAW_DIR}/logs/acquire_{{dataset}}.log",
+    wildcard_constraints:
+        dataset="italy_power",
+    resources:
+        **cluster_resources(),
+    params:
+        cfg=acquire_cfg,
+        in_dirs="",
+        out_dir=out_dir_of("provenance"),
+    shell:
+        nnrds_shell("data-acquire")
+
+
 if RAW["elm"]["enabled"]:
     ALL_TARGETS += [f"{RAW_DIR}/elm/ytrain.csv", "figures/data/elm.png"]
 if RAW["chem"]["enabled"]:

@@ -1,22 +1,27 @@
 # Noisy-RNN regularization study (src/nnrds/studies/noisy_rnn.py, commands/noisy_rnn.py; models in src/nnrds/rnn.py,
-# data in src/nnrds/data/sequences.py). One training job per dataset x model; its seeds (and the noisy RNN's
-# training-noise levels) train as replicas of one batched network, then every perturbation is evaluated in the same
-# job. One summary job (claims.csv: robustness = accuracy drop from clean at matched clean accuracy, paired over
-# seeds, Holm over the comparisons; appended to the claims ledger), one papermill notebook for the figures. ECG5000
-# comes from the raw-data layer (rule data_acquire_ecg5000 in data.smk: verified mirror copy, or a download when
-# data.mirror is null) unless `noisy_rnn.ecg_path` names a file; the job gets its folder (--in-dir).
+# data in src/nnrds/data/sequences.py). One training job per dataset x model; its (seed, CV fold) replicas (and the
+# noisy RNN's training-noise levels) train as replicas of one batched network, then every perturbation is evaluated
+# in the same job. One summary job (claims.csv: normalized drop, noise level chosen on validation data, a primary
+# family of one claim per dataset and a secondary family, Holm within each; appended to the claims ledger), one
+# papermill notebook for the figures. ECG5000 and ItalyPowerDemand come from the raw-data layer (rules
+# data_acquire_ecg5000 / data_acquire_ucr in data.smk: verified mirror copy, or a download when data.mirror is null)
+# unless `noisy_rnn.ecg_path` names a file; the job gets the folder (--in-dir).
 
 NRN = config["noisy_rnn"]
 NRN_DIR = "results/noisy_rnn"
 NRN_CELLS = expand("{dataset}/{model}", dataset=NRN["tasks"], model=NRN["models"])
 NRN_FIGS = ["robustness_advantage", "accuracy_vs_strength", "clean_vs_training_noise"]
 NRN_ECG = NRN["ecg_path"] or "results/data/ecg5000/train.csv"
+NRN_DATA = {
+    "ecg5000": [NRN_ECG],
+    "italy_power": ["results/data/italy_power/train.csv", "results/data/italy_power/test.csv"],
+}
 NRN_CAPTION = f"../../{NRN_DIR}/caption.rst"
 
 
 rule noisy_rnn_train:
     input:
-        data=lambda wc: [NRN_ECG] if wc.dataset == "ecg5000" else [],
+        data=lambda wc: NRN_DATA.get(wc.dataset, []),
     output:
         **table_outputs(f"{NRN_DIR}/cells/{{dataset}}/{{model}}", ["runs", "timings"]),
     log:
@@ -24,8 +29,8 @@ rule noisy_rnn_train:
     benchmark:
         f"{NRN_DIR}/benchmarks/train_{{dataset}}_{{model}}.tsv"
     wildcard_constraints:
-        dataset="digits|digits_permuted|ecg5000",
-        model="lipschitz|noisy|antisymmetric|lstm",
+        dataset="digits|digits_permuted|ecg5000|italy_power",
+        model="lipschitz|noisy|antisymmetric|lstm|cornn",
     group:
         "noisy_rnn_train"
     threads: config["torch_threads"]
@@ -54,7 +59,7 @@ rule noisy_rnn_summarize:
         ),
     output:
         **report_tables(NRN_DIR, ["runs", "summary", "robustness_comparison", "claims"], "Noisy RNN", NRN_CAPTION),
-        **table_outputs(NRN_DIR, ["timings", "clean_vs_training_noise"]),
+        **table_outputs(NRN_DIR, ["timings", "noise_selection", "clean_vs_training_noise"]),
         caption=f"{NRN_DIR}/caption.rst",
     log:
         f"{NRN_DIR}/logs/summarize.log",
@@ -71,7 +76,7 @@ rule noisy_rnn_summarize:
 use rule study_figures as noisy_rnn_figures with:
     input:
         notebook="workflow/notebooks/noisy_rnn.ipynb",
-        tables=[f"{NRN_DIR}/{t}.csv" for t in ("summary", "robustness_comparison", "clean_vs_training_noise")],
+        tables=[f"{NRN_DIR}/{t}.csv" for t in ("summary", "robustness_comparison", "clean_vs_training_noise", "claims")],
     output:
         **figure_outputs("noisy_rnn", NRN_FIGS, "Noisy RNN", NRN_CAPTION),
     log:

@@ -1,4 +1,4 @@
-"""Verified acquisition and parsing of the real datasets (FitSNAP DFT sets, UCR ECG5000).
+"""Verified acquisition and parsing of the real datasets (FitSNAP DFT sets, UCR ECG5000, UCR ItalyPowerDemand).
 
 FitSNAP parsing and stress-unit detection: :mod:`nnrds.data.fitsnap`, :mod:`nnrds.data.stress_units`.
 
@@ -31,13 +31,14 @@ import pandas as pd
 
 from .. import io
 from . import fitsnap
-from .ucr import parse_ucr
+from .ucr import parse_ts, parse_ucr
 
 log = logging.getLogger(__name__)
 
 FITSNAP_REPO = "https://github.com/FitSNAP/FitSNAP.git"
 FITSNAP_COMMIT = "1a9b0507fa2ba292a6497ec363707944c1cb89cd"
 ECG_URL = "https://www.timeseriesclassification.com/aeon-toolkit/ECG5000.zip"
+UCR_URL = "https://www.timeseriesclassification.com/aeon-toolkit/{name}.zip"
 
 DATASETS: dict[str, dict] = {
     "fitsnap_Ta": {
@@ -68,6 +69,19 @@ DATASETS: dict[str, dict] = {
         "origin": f"{ECG_URL} (UCR time-series archive, ECG5000.zip)",
         "licence": "free for research, cite the archive",
         "cite": "Dau et al., The UCR Time Series Archive (2019); Goldberger et al., PhysioNet (2000)",
+    },
+    # official train/test split, both files pinned (the .ts copies bundled in the aeon 1.6.0 wheel)
+    "italy_power": {
+        "kind": "ucr_ts",
+        "archive": "ItalyPowerDemand",
+        "file": "ucr/ItalyPowerDemand_TRAIN.ts",
+        "test_file": "ucr/ItalyPowerDemand_TEST.ts",
+        "sha256": "341269cb7e6cef96846b30e774580beec79addb93848ba360145219115a74b7c",
+        "test_sha256": "26122451f87dd0387ef90b18bc8a86c041371b8a1c068004922b939971247144",
+        "origin": f"{UCR_URL.format(name='ItalyPowerDemand')} (UCR time-series archive, aeon-toolkit download); "
+        "the same files as aeon 1.6.0's aeon/datasets/data/ItalyPowerDemand/",
+        "licence": "free for research, cite the archive",
+        "cite": "Dau et al., The UCR Time Series Archive (2019); Keogh et al., Intelligent Icons (ICDM 2006)",
     },
 }
 
@@ -176,10 +190,11 @@ def _download_ucr(s: dict, dest: Path, url: str, timeout: float) -> bytes | None
         blob = r.read()
     with zipfile.ZipFile(_io.BytesIO(blob)) as z:
         names = {Path(n).name: n for n in z.namelist()}
-        if s["file"] not in names:
-            raise AcquisitionError(f"{url} holds no {s['file']}")
-        dest.write_bytes(z.read(names[s["file"]]))
-        return z.read(names[s["test_file"]]) if s["test_file"] in names else None
+        train, test = Path(s["file"]).name, Path(s["test_file"]).name
+        if train not in names:
+            raise AcquisitionError(f"{url} holds no {train}")
+        dest.write_bytes(z.read(names[train]))
+        return z.read(names[test]) if test in names else None
 
 
 def fetch(
@@ -205,7 +220,7 @@ def fetch(
                 )
             shutil.copyfile(src, tmp)
             record["source"] = str(src)
-            test_src = src.with_name(s["test_file"]) if "test_file" in s else None
+            test_src = src.with_name(Path(s["test_file"]).name) if "test_file" in s else None
             if test_src is not None and test_src.is_file():
                 record["test_bytes"] = test_src.read_bytes()
         else:
@@ -214,8 +229,9 @@ def fetch(
                     _download_fitsnap(s, tmp, fitsnap_repo, timeout)
                     record["source"] = f"{fitsnap_repo}@{FITSNAP_COMMIT}"
                 else:
-                    record["test_bytes"] = _download_ucr(s, tmp, ecg_url, timeout)
-                    record["source"] = ecg_url
+                    url = ecg_url if s["kind"] == "ucr" else UCR_URL.format(name=s["archive"])
+                    record["test_bytes"] = _download_ucr(s, tmp, url, timeout)
+                    record["source"] = url
             except (OSError, subprocess.SubprocessError, zipfile.BadZipFile, tarfile.TarError) as e:
                 want = s.get("content_digest") or s.get("sha256")
                 detail = getattr(e, "stderr", None) or str(e)
@@ -225,6 +241,15 @@ def fetch(
                     f"{_where(name, s, None)}"
                 ) from None
         record.update(verify(name, tmp, mirror))
+        if "test_sha256" in s:  # a pinned official test split: verified like the training split
+            got = hashlib.sha256(record.get("test_bytes") or b"").hexdigest()
+            if record.get("test_bytes") is None or got != s["test_sha256"]:
+                raise AcquisitionError(
+                    f"dataset {name}: sha256 of its test split {s['test_file']} does not match: expected "
+                    f"{s['test_sha256']}, got {got if record.get('test_bytes') is not None else 'no file'}; "
+                    f"{_where(name, {**s, 'file': s['test_file']}, mirror)}"
+                )
+            record["test_sha256"] = got
     return record
 
 
@@ -241,7 +266,7 @@ def acquire(
 ) -> dict:
     """Fetch + verify + parse dataset ``name`` into ``out_dir``. Output files appear together or not at all."""
     s, out = spec(name), Path(out_dir)
-    raw = out / "raw" / s["file"]
+    raw = out / "raw" / Path(s["file"]).name
     rec = fetch(name, raw, mirror, timeout, **origins)
     test_bytes = rec.pop("test_bytes", None)
     try:
@@ -255,7 +280,8 @@ def acquire(
                 conf.to_csv(target("configs.csv"), index=False, float_format="%.10g", lineterminator="\n")
                 atoms.to_csv(target("atoms.csv"), index=False, float_format="%.10g", lineterminator="\n")
             else:
-                train = parse_ucr(raw.read_text(), str(raw))
+                parse = parse_ts if s["kind"] == "ucr_ts" else parse_ucr
+                train = parse(raw.read_text(), str(raw))
                 train.to_csv(target("train.csv"), index=False, float_format="%.10g", lineterminator="\n")
                 meta = {
                     "n_train": len(train),
@@ -267,14 +293,19 @@ def acquire(
                     "note": "the mirror holds only the 500-sequence training split; split it for testing",
                 }
                 if test_bytes is not None:
-                    test = parse_ucr(test_bytes.decode(), s["test_file"])
+                    test = parse(test_bytes.decode(), s["test_file"])
                     test.to_csv(target("test.csv"), index=False, float_format="%.10g", lineterminator="\n")
+                    pinned = "test_sha256" in s
                     meta["test_split"] = {
                         "n": len(test),
                         "sha256": hashlib.sha256(test_bytes).hexdigest(),
-                        "verified": False,
-                        "note": "no pinned digest for the test split",
+                        "verified": pinned,
+                        "note": "official test split, sha256 pinned"
+                        if pinned
+                        else "no pinned digest for the test split",
                     }
+                    if pinned:
+                        meta["note"] = "official train/test split of the archive"
             meta.update(
                 {
                     "dataset": name,

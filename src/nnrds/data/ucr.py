@@ -26,6 +26,35 @@ def parse_ucr(text: str, source: str) -> pd.DataFrame:
     return df
 
 
+def parse_ts(text: str, source: str) -> pd.DataFrame:
+    """The sktime / aeon ``.ts`` text format of a univariate, equal-length UCR set: header lines starting with ``#``
+    or ``@`` (up to ``@data``), then one series per line, comma-separated values, a colon, the class label. Returns
+    the same table as :func:`parse_ucr` (``label``: the archive's integer class, then ``x000, x001, ...``)."""
+    rows, labels, in_data = [], [], False
+    for i, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("@"):
+            in_data = in_data or line.lower().startswith("@data")
+            continue
+        if not in_data:
+            raise ValueError(f"{source} line {i}: data before the @data header")
+        values, sep, label = line.rpartition(":")
+        if not sep or ":" in values:
+            raise ValueError(f"{source} line {i}: expected one univariate series 'v1,v2,...:label'")
+        try:
+            rows.append([float(v) for v in values.split(",")])
+            labels.append(int(float(label)))
+        except ValueError as e:
+            raise ValueError(f"{source} line {i}: {e}") from None
+    if not rows or len({len(r) for r in rows}) != 1:
+        raise ValueError(f"{source} holds no equal-length series")
+    df = pd.DataFrame(np.asarray(rows), columns=[f"x{i:03d}" for i in range(len(rows[0]))])
+    df.insert(0, "label", np.asarray(labels, dtype=int))
+    return df
+
+
 def read_ucr(path: str | Path, what: str = "UCR file") -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` of a UCR text file or of a CSV written by the acquisition step (``label`` column):
     X float64 (n, length), y int (n,) with the archive's classes 1..K mapped to 0..K-1. ``what`` names the file

@@ -16,6 +16,7 @@ from nnrds.potentials.structures import atoms_frame, cell_columns, stress_column
 
 TA = acquire.DATASETS["fitsnap_Ta"]
 ECG = acquire.DATASETS["ecg5000"]
+IPD = acquire.DATASETS["italy_power"]
 
 
 def _repack(src, dst, corrupt: str | None = None):
@@ -118,6 +119,24 @@ def test_ecg_from_mirror(mirror, tmp_path):
     assert meta["test_split"] is None
     first = np.loadtxt(mirror / ECG["file"], max_rows=1)
     np.testing.assert_allclose(df.iloc[0, 1:].to_numpy(float), first[1:], rtol=1e-9)
+
+
+def test_italy_power_from_mirror_verifies_both_splits(mirror, tmp_path):
+    meta = acquire.acquire("italy_power", tmp_path / "ip", mirror)
+    tr, te = pd.read_csv(tmp_path / "ip" / "train.csv"), pd.read_csv(tmp_path / "ip" / "test.csv")
+    assert tr.shape == (67, 25) and te.shape == (1029, 25) and meta["length"] == 24
+    assert meta["test_split"]["verified"] and meta["verification"]["test_sha256"] == IPD["test_sha256"]
+    assert set(te.label) == {1, 2}
+
+
+def test_italy_power_corrupt_test_split_fails_and_writes_nothing(mirror, tmp_path):
+    m = tmp_path / "m" / "ucr"
+    m.mkdir(parents=True)
+    shutil.copyfile(mirror / IPD["file"], m / "ItalyPowerDemand_TRAIN.ts")
+    (m / "ItalyPowerDemand_TEST.ts").write_bytes((mirror / IPD["test_file"]).read_bytes()[:-10])
+    with pytest.raises(acquire.AcquisitionError, match=r"italy_power: sha256 of its test split .* does not match"):
+        acquire.acquire("italy_power", tmp_path / "out", tmp_path / "m")
+    assert _no_leftovers(tmp_path / "out") == []
 
 
 def test_fitsnap_header_line_is_skipped():

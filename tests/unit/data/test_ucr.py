@@ -79,3 +79,44 @@ def test_ecg_needs_a_path_or_a_mirror():
         sequences.load_dataset("ecg5000", {**SPEC, "ecg_path": None}, {"mirror": None})
     with pytest.raises(ValueError, match="unknown sequence dataset 'mnist'"):
         sequences.load_dataset("mnist", SPEC)
+
+
+TS = """#A comment
+@problemName Toy
+@univariate true
+@classLabel true 1 2
+@data
+0.5,-1.25,2:1
+1.5,0.25,-2:2
+"""
+
+
+def test_parse_ts_matches_parse_ucr():
+    """The .ts format (aeon / sktime) gives the same table as the UCR text format of the same series."""
+    a = ucr.parse_ts(TS, "toy.ts")
+    b = ucr.parse_ucr("1 0.5 -1.25 2\n2 1.5 0.25 -2\n", "toy")
+    assert list(a.columns) == list(b.columns) and a.equals(b)
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("0.5,1:1\n", "data before the @data header"),
+        ("@data\n0.5,1\n", "expected one univariate series"),
+        ("@data\n0.5,1:1\n0.5:1\n", "no equal-length series"),
+        ("@data\n0.5,x:1\n", "line 2"),
+    ],
+)
+def test_parse_ts_rejects_malformed_files(text, match):
+    with pytest.raises(ValueError, match=match):
+        ucr.parse_ts(text, "bad.ts")
+
+
+def test_italy_power_pool_keeps_the_official_split(tmp_path):
+    ucr.parse_ts(TS, "t").to_csv(tmp_path / "train.csv", index=False)
+    ucr.parse_ts(TS.replace("0.5,-1.25,2:1", "9,9,9:1"), "t").to_csv(tmp_path / "test.csv", index=False)
+    p = sequences.load_pool("italy_power", {"italy_path": str(tmp_path / "train.csv")})
+    assert p.split == "official" and len(p.y) == 2 and len(p.y_test) == 2 and p.X_all[2, 0] == 9
+    (tmp_path / "test.csv").unlink()
+    with pytest.raises(ValueError, match="official test split"):
+        sequences.load_pool("italy_power", {"italy_path": str(tmp_path / "train.csv")})
