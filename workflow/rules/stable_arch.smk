@@ -69,7 +69,7 @@ rule stable_arch_bases:
         cfg=lambda wc: cfg_arg(
             {
                 **job_env(),
-                "study": STA,
+                "study": job_study(STA),
                 **({"dataset": dataset_spec(wc.problem)} if wc.problem == STA_BASES["dataset"] else {}),
                 "cell": {"problem": wc.problem},
             }
@@ -93,7 +93,7 @@ rule stable_arch_stability:
     resources:
         **train_resources(1000),
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": STA, "cell": {"arch": wc.arch}}),
+        cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(STA), "cell": {"arch": wc.arch}}),
         in_dirs="",
         out_dir=out_dir_of("provenance"),
     shell:
@@ -113,7 +113,7 @@ rule stable_arch_reversibility:
     resources:
         **train_resources(1000),
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": STA}),
+        cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(STA)}),
         in_dirs="",
         out_dir=out_dir_of("provenance"),
     shell:
@@ -138,7 +138,7 @@ rule stable_arch_multilevel:
         cfg=lambda wc: cfg_arg(
             {
                 **job_env(),
-                "study": STA,
+                "study": job_study(STA),
                 "dataset": dataset_spec(STA_ML["dataset"]),
                 "parameterization": config["parameterizations"][wc.param],
                 "cell": {"param": wc.param},
