@@ -82,13 +82,23 @@ def test_summary_only_keys_rerun_no_training_job(wd, tmp_path):
 def test_a_training_key_reruns_exactly_the_cells_that_read_it(wd, tmp_path):
     cfg = yaml.safe_load((wd / "config/smoke.yaml").read_text())
     elm, widths = cfg["wp_gap"]["per_dataset"]["elm"], cfg["wp_gap"]["widths"]
+    problem = next(iter(cfg["pinn_failure"]["problems"]))
 
-    def edit(c):  # the elm sweep's widths: only elm's training cells (and the summary) read them, not the landscape
+    def edit(c):
+        # the elm sweep's widths: only elm's training cells (and the summary) read them, not the landscape
         c["wp_gap"]["per_dataset"]["elm"] = {**elm, "widths": [w + 1 for w in widths]}
+        # one PINN problem's coefficients: only that problem's cells (and the summary)
+        spec = c["pinn_failure"]["problems"][problem]
+        spec["coefs"] = [*spec["coefs"], max(spec["coefs"]) + 1]
 
     changed = _changed(wd, tmp_path, edit)
-    train = {out for rule, out in changed if rule == "wp_gap_train"}
-    assert train and all("/cells/elm/" in out for out in train), changed
-    n_elm = sum("/cells/elm/" in out for rule, out in _base_commands(wd) if rule == "wp_gap_train")
-    assert len(train) == n_elm
-    assert {rule for rule, _ in changed} == {"wp_gap_train", "wp_gap_summarize"}, changed
+    base = _base_commands(wd)
+    for rule, part in (("wp_gap_train", "/cells/elm/"), ("pinn_failure_train", f"/cells/{problem}/")):
+        train = {out for r, out in changed if r == rule}
+        assert train and train == {out for r, out in base if r == rule and part in out}, changed
+    assert {rule for rule, _ in changed} == {
+        "wp_gap_train",
+        "wp_gap_summarize",
+        "pinn_failure_train",
+        "pinn_failure_summarize",
+    }, changed

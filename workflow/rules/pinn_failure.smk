@@ -29,7 +29,11 @@ rule pinn_failure_train:
         **train_resources(1000),
     params:
         cfg=lambda wc: cfg_arg(
-            {**job_env(), "study": job_study(PINN), "cell": {"problem": wc.problem, "mode": wc.mode}}
+            {
+                **job_env(),
+                "study": job_study({**PINN, "problems": {wc.problem: PINN["problems"][wc.problem]}}),
+                "cell": {"problem": wc.problem, "mode": wc.mode},
+            }
         ),
         in_dirs="",
         out_dir=out_dir_of("provenance"),
