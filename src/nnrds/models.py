@@ -107,6 +107,10 @@ class ReplicaNet(nn.Module):
         else:
             phi = wp.basis_matrix(a.param, a.depth, a.degree, a.T)
         self.register_buffer("phi", phi.to(dtype))
+        #: the basis is the identity (nonpar, MLP): W(t_n) = C_n, no basis product to build (nor to differentiate)
+        self.identity_basis = phi.shape[0] == phi.shape[1] and bool(
+            torch.equal(phi, torch.eye(phi.shape[0], dtype=phi.dtype))
+        )
         # initial W(t_n) = (F z)_n / sqrt(w), coefficients C = M z / sqrt(w): every layer's W(t_n) has
         # variance exactly 1/width, and bases of one span start from the same function (wp.init_map)
         _, M = wp.init_map(phi)
@@ -130,6 +134,8 @@ class ReplicaNet(nn.Module):
     def layer_weights(self, phi: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """W(t_n), b(t_n) for every layer: shapes (R, L, w, w) and (R, L, w). ``phi`` (L', K): the basis on another
         layer grid (:func:`nnrds.wp.resample`), giving the same weight function's values at L' layers."""
+        if phi is None and self.identity_basis:
+            return self.C, self.c
         phi = self.phi if phi is None else phi
         W = torch.einsum("lk,rkij->rlij", phi, self.C)
         b = torch.einsum("lk,rki->rli", phi, self.c)
@@ -138,7 +144,7 @@ class ReplicaNet(nn.Module):
     def embed(self, u: torch.Tensor) -> torch.Tensor:
         if u.dim() == 2:
             return torch.einsum("ni,rij->rnj", u, self.A_in) + self.a_in[:, None, :]
-        return torch.einsum("rni,rij->rnj", u, self.A_in) + self.a_in[:, None, :]
+        return torch.bmm(u, self.A_in) + self.a_in[:, None, :]
 
     def trajectory(self, u: torch.Tensor, phi: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Hidden states x_0..x_L, each (R, N, width). With ``phi`` of shape (L', K) (a ResNet's basis on another
@@ -155,8 +161,10 @@ class ReplicaNet(nn.Module):
         if self.arch.block != "resnet":
             return self._stable_trajectory(x, W, b, h, depth)[0]
         xs = [x]
+        Wt = W.transpose(-1, -2)  # x W^T: one plain batched matmul per layer (einsum permutes, copies and
+        # differentiates more ops; baddbmm would save the bias add but changes the rounding of the gradients)
         for n in range(depth):
-            z = torch.einsum("rnj,rij->rni", x, W[:, n]) + b[:, n, None, :]
+            z = torch.bmm(x, Wt[:, n]) + b[:, n, None, :]
             x = sigma(z) if self.arch.param == "mlp" else x + h * sigma(z)
             xs.append(x)
         return xs
@@ -170,7 +178,7 @@ class ReplicaNet(nn.Module):
 
     def vector_field(self, x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """f(x) = sigma(A x + b) of one layer (A = :meth:`layer_matrix` of W (R, w, w); b (R, w); x (R, N, w))."""
-        z = torch.einsum("rnj,rij->rni", x, self.layer_matrix(W)) + b[:, None, :]
+        z = torch.bmm(x, self.layer_matrix(W).transpose(-1, -2)) + b[:, None, :]
         return ACTIVATIONS[self.arch.activation](z)
 
     def _stable_trajectory(
@@ -216,7 +224,7 @@ class ReplicaNet(nn.Module):
         return x, z
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("rnj,rjo->rno", x, self.A_out) + self.a_out[:, None, :]
+        return torch.bmm(x, self.A_out) + self.a_out[:, None, :]
 
     def forward(self, u: torch.Tensor, phi: torch.Tensor | None = None) -> torch.Tensor:
         return self.readout(self.trajectory(u, phi)[-1])

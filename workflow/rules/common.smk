@@ -77,6 +77,21 @@ def cfg_arg(obj):
     return shlex.quote(nnrds_config.dumps(obj))
 
 
+#: keys that only a study's summary reads (claims: margins, alphas, families), at any depth of a study section
+SUMMARY_ONLY_KEYS = frozenset({"claims"})
+
+
+def job_study(section, drop=()):
+    """A study section (or part of it) as a training/fit job's params get it: without SUMMARY_ONLY_KEYS at any
+    depth and without the top-level keys ``drop`` (settings of other jobs), so that editing them reruns no training
+    job ("Params have changed" compares a job's params); the summary rule gets the whole section."""
+
+    def strip(v):
+        return {k: strip(x) for k, x in v.items() if k not in SUMMARY_ONLY_KEYS} if isinstance(v, dict) else v
+
+    return {k: strip(v) for k, v in section.items() if k not in SUMMARY_ONLY_KEYS and k not in drop}
+
+
 def job_env():
     """Keys every job needs, in every study's config slice."""
     return {k: config[k] for k in ("seed", "device", "dtype", "torch_threads")}

@@ -35,7 +35,7 @@ rule continuous_depth_oscillator:
     resources:
         **train_resources(1000),
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": CDS, "cell": {"scheme": wc.scheme}}),
+        cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(CDS), "cell": {"scheme": wc.scheme}}),
         in_dirs="",
         out_dir=out_dir_of("provenance"),
     shell:
@@ -60,7 +60,7 @@ rule continuous_depth_wp:
         cfg=lambda wc: cfg_arg(
             {
                 **job_env(),
-                "study": CDS,
+                "study": job_study(CDS),
                 "dataset": dataset_spec(CDS["wp"]["dataset"]),
                 "parameterization": config["parameterizations"][wc.param],
                 "cell": {"param": wc.param},

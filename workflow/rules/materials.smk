@@ -30,7 +30,7 @@ rule materials_train:
     resources:
         **train_resources(max(4000, 4 * MAT["al_emt"]["n_configs"], 2 * (MAT["wbe"]["max_configs"] or 25000))),
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": MAT, "cell": {"set": wc.mset}}),
+        cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(MAT), "cell": {"set": wc.mset}}),
         in_dirs=in_dirs_of("data"),
         out_dir=out_dir_of("provenance"),
     shell:

@@ -40,7 +40,7 @@ rule noisy_rnn_train:
         cfg=lambda wc: cfg_arg(
             {
                 **job_env(),
-                "study": NRN,
+                "study": job_study(NRN),
                 "data": {"mirror": mirror_path()},
                 "ecg_file": os.path.basename(NRN_ECG),
                 "cell": {"dataset": wc.dataset, "model": wc.model},

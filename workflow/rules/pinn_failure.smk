@@ -52,7 +52,13 @@ rule pinn_failure_train:
     resources:
         **train_resources(1000),
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": PINN, "cell": {"problem": wc.problem, "mode": wc.mode}}),
+        cfg=lambda wc: cfg_arg(
+            {
+                **job_env(),
+                "study": job_study({**PINN, "problems": {wc.problem: PINN["problems"][wc.problem]}}),
+                "cell": {"problem": wc.problem, "mode": wc.mode},
+            }
+        ),
         in_dirs="",
         out_dir=out_dir_of("provenance"),
     shell:

@@ -76,7 +76,7 @@ rule stable_arch_bases:
         cfg=lambda wc: cfg_arg(
             {
                 **job_env(),
-                "study": STA,
+                "study": job_study(STA),
                 **({"dataset": dataset_spec(wc.problem)} if wc.problem == STA_BASES["dataset"] else {}),
                 "cell": {"problem": wc.problem},
             }
@@ -102,7 +102,7 @@ rule stable_arch_stability:
     resources:
         **train_resources(1000),
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": STA, "cell": {"arch": wc.arch}}),
+        cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(STA), "cell": {"arch": wc.arch}}),
         in_dirs="",
         out_dir=out_dir_of("provenance"),
     shell:
@@ -122,7 +122,7 @@ rule stable_arch_reversibility:
     resources:
         **train_resources(1000),
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": STA}),
+        cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(STA)}),
         in_dirs="",
         out_dir=out_dir_of("provenance"),
     shell:
@@ -147,7 +147,7 @@ rule stable_arch_multilevel:
         cfg=lambda wc: cfg_arg(
             {
                 **job_env(),
-                "study": STA,
+                "study": job_study(STA),
                 "dataset": dataset_spec(STA_ML["dataset"]),
                 "parameterization": config["parameterizations"][wc.param],
                 "cell": {"param": wc.param},

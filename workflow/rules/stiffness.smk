@@ -30,7 +30,7 @@ rule stiffness_train:
         cfg=lambda wc: cfg_arg(
             {
                 **job_env(),
-                "study": STF,
+                "study": job_study(STF),
                 "dataset": dataset_spec(wc.dataset),
                 "parameterization": config["parameterizations"][wc.param],
                 "cell": {"dataset": wc.dataset, "param": wc.param},

@@ -31,7 +31,7 @@ rule uq_elm_fit:
     resources:
         **train_resources(2000),
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": UQ, "job": wc.uqjob}),
+        cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(UQ), "job": wc.uqjob}),
         in_dirs=in_dirs_of("data"),
         out_dir=out_dir_of("provenance"),
     shell:
@@ -53,7 +53,7 @@ rule uq_elm_depth:
     resources:
         **train_resources(2000),
     params:
-        cfg=lambda wc: cfg_arg({**job_env(), "study": UQ, "n_train": int(wc.n)}),
+        cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(UQ), "n_train": int(wc.n)}),
         in_dirs=in_dirs_of("data"),
         out_dir=out_dir_of("provenance"),
     shell:

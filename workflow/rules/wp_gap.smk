@@ -33,7 +33,7 @@ rule wp_gap_train:
         cfg=lambda wc: cfg_arg(
             {
                 **job_env(),
-                "study": study_for(WPG, wc.dataset),
+                "study": job_study(study_for(WPG, wc.dataset), drop=("landscape",)),
                 "dataset": dataset_spec(wc.dataset),
                 "parameterization": config["parameterizations"][wc.param],
                 "cell": {"dataset": wc.dataset, "param": wc.param},
@@ -61,7 +61,9 @@ rule wp_gap_landscape:
         cfg=cfg_arg(
             {
                 **job_env(),
-                "study": study_for(WPG, WPG_LAND["dataset"]),
+                "study": job_study(
+                    study_for(WPG, WPG_LAND["dataset"]), drop=("parameterizations", "depths", "widths")
+                ),
                 "dataset": dataset_spec(WPG_LAND["dataset"]),
                 "parameterizations": {p: config["parameterizations"][p] for p in WPG_LAND["nets"]},
             }
