@@ -15,7 +15,9 @@ calibrates the thresholds by simulation at the run's own shape -- chains, draws 
 quantities -- with stationary AR(1) chains at the run's observed per-chain ESS: the threshold is the
 (1 - level) quantile of the maximum that such a sampler produces, so a converged run is flagged with probability
 about ``level``. The multi-chain threshold is never below the published rule (rank-normalized R-hat <= 1.01,
-Vehtari et al. 2021); the ESS target is theirs (bulk ESS >= 100 per chain). :func:`rank_rhat` is ArviZ's
+Vehtari et al. 2021); the ESS target is theirs (bulk ESS >= 100 per chain). A trend shared by every chain lowers the
+observed ESS and so reads, at that ESS, as autocorrelation: such a run is flagged by its ESS (undersampled) rather
+than as drifting; one chain drifting among stationary ones is flagged as drifting (tested). :func:`rank_rhat` is ArviZ's
 rank-normalized split R-hat vectorized over quantities (equal to ``arviz.rhat`` to rounding, tested), which the
 simulation needs: ArviZ loops over quantities in Python (~9 s for one simulated run here).
 """
