@@ -551,6 +551,29 @@ def test_nuts_diagnostics_per_posterior_and_no_fraction_claim():
     assert uq_elm.posterior_kind({"chain_modes": [0, 1, 0, 1]}, diagnostics.CONVERGED).startswith("one posterior")
     assert uq_elm.posterior_kind({"chain_modes": [0, 0]}, diagnostics.CONVERGED).startswith("one mode")
     assert uq_elm.posterior_kind({}, diagnostics.DRIFTING).startswith("none")
+    # the run's note names its targets, the chains' density spread and the over-dispersed starts
+    info = {
+        "chains": 4,
+        "samples": 10,
+        "warmup": 10,
+        "init": "laplace",
+        "mean_tree_depth": 3.0,
+        "max_tree_depth": 5,
+        "chain_log_density": [-10.0, -30.0, -10.0, -30.0],
+        "mode_potentials": [5.0, 25.0],
+        "chain_modes": [0, 1, 0, 1],
+    }
+    dg = {
+        "mixing": diagnostics.MODES,
+        "rhat_invariant_max": 1.3,
+        "rhat_threshold": 1.04,
+        "rhat_within_invariant_max": 1.01,
+        "within_threshold": 1.2,
+        "ess_bulk_invariant_min": 20.0,
+        "min_ess": 400.0,
+    }
+    note = uq_elm.nuts_note(info, dg, study)
+    assert "target <= 1.040" in note and "spans 20 nats" in note and "over-dispersed" in note and "True" not in note
 
 
 def test_rank_rhat_equals_arviz_including_ties():

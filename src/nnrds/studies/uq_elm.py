@@ -155,13 +155,13 @@ def nuts_note(i: dict, diag: dict, study: dict) -> str:
     modes = ""
     if i.get("mode_potentials"):
         u = np.asarray(i["mode_potentials"])
-        spread = len(set(i.get("chain_modes") or [])) > 1
+        over = len(set(i.get("chain_modes") or [])) > 1
         modes = (
             f"; {len(u)} independent mode searches (Adam + L-BFGS) ended at potentials spanning "
             f"{np.ptp(u):.0f} nats, "
             + (
                 "chains started around each of them in turn (over-dispersed)"
-                if spread
+                if over
                 else "chains started around the best one"
             )
             if len(u) > 1
