@@ -236,14 +236,34 @@ def test_training_batch_equals_training_each_replica_alone():
     assert (info["loss"] < zero["loss"]).all()
 
 
+def test_perfect_models_show_their_order_in_the_order_test():
+    """Harmonic oscillator, through convergence_sweep, per_model and orders: the exact Euler-trained model
+    G = (expm(A dt) - I)/dt (bias O(dt)) has e(h -> 0) ~ dt^1; the true field under RK4 (no bias, only the
+    integration error at h = dt 2^-J, ~ dt^4) has slope 4."""
+    cfg = {**_harmonic_cfg(), "train_dts": [0.025, 0.05, 0.1]}
+    A = np.array([[0.0, 1.0], [-cfg["g"], 0.0]])
+    out = []
+    for dt in cfg["train_dts"]:
+        reps = [{"system": "harmonic", "train_dt": dt, "seed": 0}]
+        for scheme, M in (("euler", (expm(A * dt) - np.eye(2)) / dt), ("rk4", A)):
+            conv = cd.convergence_sweep(_Field(M, 1), reps, scheme, cfg)
+            runs = pd.DataFrame([{**reps[0], "scheme": scheme, "train_loss": 0.0, "epochs": 0}])
+            out.append(cd.per_model(runs, conv, cd.reference_sweep(scheme, cfg)))
+    od = cd.orders(pd.concat(out)).set_index("scheme")
+    assert od.loc["euler", "fitted_order"] == pytest.approx(1.0, abs=0.2) and od.loc["euler", "n_dts"] == 3
+    assert od.loc["rk4", "fitted_order"] == pytest.approx(4.0, abs=0.2)
+
+
 # ------------------------------------------------------------------------------------------------ claims
-def _models(pen, adv, seeds=range(6), rng_seed=0):
-    """Per-model table with refine penalty pen[scheme](seed, rng) and the Euler discrete advantage adv(seed, rng)."""
+def _models(p_of, adv=lambda s, r: 1.0, seeds=range(6), rng_seed=0, floor=0.0):
+    """Per-model table whose h -> 0 error is e = dt^p (+ floor), p = p_of[scheme](seed, rng) per seed; the Euler
+    discrete advantage adv(seed, rng); the refinement penalty 0."""
     rng = np.random.default_rng(rng_seed)
     rows = []
     for sc in ("euler", "midpoint", "rk4"):
-        for dt in (0.05, 0.1):
-            for s in seeds:
+        for s in seeds:
+            p = p_of[sc](s, rng)
+            for dt in (0.025, 0.05, 0.1):
                 rows.append(
                     {
                         "system": "pendulum",
@@ -251,24 +271,26 @@ def _models(pen, adv, seeds=range(6), rng_seed=0):
                         "order": integrators.get(sc).order,
                         "train_dt": dt,
                         "seed": s,
-                        "refine_penalty_log10": pen[sc](s, rng),
+                        "error_fine": 0.3 * dt**p + floor,
+                        "refine_penalty_log10": 0.0,
                         "discrete_advantage_log10": adv(s, rng),
                     }
                 )
     return pd.DataFrame(rows)
 
 
-def _wp(ratio, seeds=range(6), rng_seed=1):
+def _wp(rel, seeds=range(6), rng_seed=1):
     rng = np.random.default_rng(rng_seed)
     return pd.DataFrame(
         [
             {
-                "dataset": "elm",
+                "dataset": "smooth10",
                 "variant": v,
                 "kind": k,
                 "interp": i,
                 "seed": s,
-                "log_test_ratio_finest": ratio[v](s, rng),
+                "test_mse_trained": 0.1,
+                "rel_change_finest": rel[v](s, rng),
             }
             for v, k, i in (("legendre3", "legendre", "basis"), ("nonpar/constant", "nonpar", "constant"))
             for s in seeds
@@ -279,7 +301,7 @@ def _wp(ratio, seeds=range(6), rng_seed=1):
 STUDY = {
     "seeds": list(range(6)),
     "oscillator": {k: v for k, v in OSC.items() if k != "seeds"},
-    "wp": {"dataset": "elm", "depth": 8, "width": 16, "T": 1.0, "epochs": 10, "depth_factors": [0.25, 1, 16]},
+    "wp": {"dataset": "smooth10", "depth": 8, "width": 16, "T": 1.0, "epochs": 10, "depth_factors": [0.25, 1, 16]},
 }
 
 
@@ -287,70 +309,116 @@ def _verdicts(t):
     return dict(zip(t.claim_id, t.verdict))
 
 
+NOMINAL = {"euler": lambda s, r: 1 + r.normal(0, 0.05), "midpoint": lambda s, r: 2 + r.normal(0, 0.05)}
+NOMINAL["rk4"] = lambda s, r: 4 + r.normal(0, 0.05)
+
+
 def _expected_pattern():
-    """(models, wp summary) of the pattern the study expects: the Euler model a good discrete but no continuous
-    model, midpoint and RK4 models continuous, both WP variants continuous in depth."""
-    models = _models(
-        {
-            "euler": lambda s, r: 1.5 + r.normal(0, 0.1),
-            "midpoint": lambda s, r: r.normal(0, 0.02),
-            "rk4": lambda s, r: r.normal(0, 0.01),
-        },
-        lambda s, r: 1.0 + r.normal(0, 0.1),
-    )
-    wps = _wp({"legendre3": lambda s, r: r.normal(0, 0.005), "nonpar/constant": lambda s, r: r.normal(0, 0.005)})
-    return models, wps
+    """(orders, wp summary) of a pattern where every claim holds: each scheme's h -> 0 error scales at its order,
+    both WP variants move their outputs by ~1% of the prediction spread."""
+    wps = _wp({"legendre3": lambda s, r: 0.01 + r.normal(0, 0.002), "nonpar/constant": lambda s, r: 0.01})
+    return cd.orders(_models(NOMINAL)), wps
+
+
+def test_orders_recover_known_power_laws():
+    od = cd.orders(_models({"euler": lambda s, r: 1.0, "midpoint": lambda s, r: 2.0, "rk4": lambda s, r: 4.0}))
+    assert np.allclose(od.fitted_order, od.order) and np.allclose(od.order_deviation, 0.0)
+    # a fitting floor far above the O(dt^4) bias: RK4's slope collapses towards 0 (the test sees the floor)
+    floored = cd.orders(
+        _models({"euler": lambda s, r: 1.0, "midpoint": lambda s, r: 2.0, "rk4": lambda s, r: 4.0}, floor=1e-2)
+    ).set_index("scheme")
+    assert floored.loc["rk4", "fitted_order"].max() < 0.5 and floored.loc["euler", "fitted_order"].min() > 0.5
 
 
 def test_claims_supported_on_the_expected_pattern():
-    models, wps = _expected_pattern()
-    t = cd.claims(models, wps, STUDY)
+    od, wps = _expected_pattern()
+    t = cd.claims(od, wps, STUDY)
     assert list(t.columns) == verdicts.CLAIM_COLUMNS
     assert set(_verdicts(t).values()) == {"supported"}, _verdicts(t)
-    assert len(t) == 6 and (t.n_units == 6).all()
+    assert len(t) == 5 and (t.n_units == 6).all()
+    assert {"euler_order:pendulum", "rk4_order:pendulum", "depth_refinement:smooth10:legendre3"} <= set(t.claim_id)
     assert (t.p_adjusted >= t.p_value).all()
 
 
-def test_claims_contradicted_when_euler_converges_and_rk4_does_not():
-    models = _models(
-        {
-            "euler": lambda s, r: -1.0 + r.normal(0, 0.05),
-            "midpoint": lambda s, r: 1.0 + r.normal(0, 0.05),
-            "rk4": lambda s, r: 1.2 + r.normal(0, 0.05),
-        },
-        lambda s, r: -1.0 + r.normal(0, 0.05),
-    )
+def test_claims_contradicted_when_the_floor_hides_the_order_and_depth_moves_the_outputs():
+    """RK4 (and midpoint) below a fitting floor: p ~ 0, |p - 4| ~ 4 far above the margin; the WP variants move their
+    outputs by 50% of the prediction spread."""
+    od = cd.orders(_models(NOMINAL, floor=1e-2))
     wps = _wp(
         {"legendre3": lambda s, r: 0.5 + r.normal(0, 0.02), "nonpar/constant": lambda s, r: 0.4 + r.normal(0, 0.02)}
     )
-    v = _verdicts(cd.claims(models, wps, STUDY))
-    assert set(v.values()) == {"contradicted"}, v
+    v = _verdicts(cd.claims(od, wps, STUDY))
+    assert v["rk4_order:pendulum"] == v["midpoint_order:pendulum"] == "contradicted", v
+    assert v["depth_refinement:smooth10:legendre3"] == v["depth_refinement:smooth10:nonpar/constant"] == "contradicted"
 
 
 def test_claims_inconclusive_on_noise_around_the_margin():
-    m = cd.CLAIM_DEFAULTS["margin_refine"]
-    noisy = lambda s, r: m + r.normal(0, 1.0)  # noqa: E731
-    models = _models({"euler": noisy, "midpoint": noisy, "rk4": noisy}, lambda s, r: r.normal(0, 1.0), seeds=range(3))
-    wps = _wp(
-        {"legendre3": lambda s, r: r.normal(0, 1.0), "nonpar/constant": lambda s, r: r.normal(0, 1.0)}, seeds=range(3)
-    )
-    v = _verdicts(cd.claims(models, wps, STUDY))
-    assert set(v.values()) == {"inconclusive"}, v
+    m = cd.CLAIM_DEFAULTS["margin_order"]
+    devs = {0: 0.05, 1: 1.2, 2: 0.3}
+    noisy = {sc: (lambda s, r, o=o: o + devs[s]) for sc, o in (("euler", 1), ("midpoint", 2), ("rk4", 4))}
+    od = cd.orders(_models(noisy, seeds=range(3)))
+    assert od.order_deviation.mean() == pytest.approx(np.mean(list(devs.values())))
+    md = cd.CLAIM_DEFAULTS["margin_depth"]
+    wps = _wp({v: (lambda s, r: [0.0, 2 * md, md][s]) for v in ("legendre3", "nonpar/constant")}, seeds=range(3))
+    v = _verdicts(cd.claims(od, wps, STUDY))
+    assert set(v.values()) == {"inconclusive"}, (v, m)
+
+
+def test_sanity_check_is_outside_the_claims():
+    models = _models(NOMINAL, adv=lambda s, r: 1.5 + r.normal(0, 0.1))
+    sn = cd.sanity(models)
+    assert list(sn.check) == ["euler_good_discrete"] and bool(sn.passes.iloc[0])
+    assert not cd.sanity(_models(NOMINAL, adv=lambda s, r: r.normal(0, 1.0), seeds=range(3))).passes.iloc[0]
+    od, wps = _expected_pattern()
+    assert not cd.claims(od, wps, STUDY).claim_id.str.startswith("euler_good").any()
+
+
+def test_wp_summary_relative_change_is_change_over_spread():
+    rows = []
+    for d, te, tr, ch, sp in ((8, 0.2, 0.1, 0.0, 0.8), (16, 0.21, 0.11, 0.08, 0.79), (128, 0.22, 0.12, 0.16, 0.78)):
+        rows.append(
+            dict(
+                dataset="smooth10",
+                variant="const",
+                kind="const",
+                interp="basis",
+                seed=0,
+                depth_train=8,
+                depth_eval=d,
+                h=1.0 / d,
+                test_mse=te,
+                train_mse=tr,
+                change_vs_trained=ch,
+                change_vs_next=0.01,
+                pred_spread=sp,
+            )
+        )
+    w = cd.wp_summary(pd.DataFrame(rows)).iloc[0]
+    assert w.rel_change_finest == pytest.approx(0.16 / 0.8) and w.pred_spread_trained == 0.8
+    assert w.log_train_ratio_finest == pytest.approx(math.log(0.12 / 0.1))
 
 
 def test_caption_renders_without_docutils_messages():
     from captions import rst_problems
 
-    models, wps = _expected_pattern()
-    for c in ("error_train_dt", "error_fine", "slope_coarse", "slope_fine", "ref_slope_coarse", "ref_slope_fine"):
+    od, wps = _expected_pattern()
+    models = _models(NOMINAL)
+    for c in ("error_train_dt", "slope_coarse", "slope_fine", "ref_slope_coarse", "ref_slope_fine"):
         models[c] = 0.01
-    for c in ("test_mse_trained", "test_mse_finest", "change_vs_trained_finest", "slope_change_vs_next"):
+    models["refine_penalty_log10"] = 0.0
+    for c in ("test_mse_finest", "change_vs_trained_finest", "slope_change_vs_next", "log_train_ratio_finest"):
         wps[c] = np.nan if c == "slope_change_vs_next" else 0.5
-    tables = {"slopes": cd.slopes(models), "claims": cd.claims(models, wps, STUDY), "wp_summary": wps}
+    tables = {
+        "slopes": cd.slopes(models),
+        "orders": od,
+        "sanity": cd.sanity(models),
+        "claims": cd.claims(od, wps, STUDY),
+        "wp_summary": wps,
+    }
     study = {**STUDY, "wp": {**STUDY["wp"], "interpolations": ["constant"]}}
     text = cd.caption(tables, "smoke", study, "simulated")
     assert rst_problems(text) == []
-    assert "supported" in text and "n/a" in text
+    assert "supported" in text and "n/a" in text and "Sanity check" in text and "Order test" in text
 
 
 def test_fit_lr_final_decays_geometrically_and_defaults_to_constant():

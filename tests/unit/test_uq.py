@@ -481,52 +481,178 @@ def test_weighted_chain_draws_follow_the_stacking_weights():
     assert counts.tolist() == [50, 0, 50]
 
 
-def test_claims_verdicts_from_nuts_diagnostics():
-    """The study's claims: known answers for supported, contradicted and inconclusive."""
+def test_nuts_diagnostics_per_posterior_and_no_fraction_claim():
+    """Convergence is reported per posterior (one row per NUTS run, each target met or not), never as a fraction of
+    runs; without a depth-sweep claim the claims table is empty."""
     from nnrds import config, verdicts
     from nnrds.studies import uq_elm
 
-    study = config.load(config.REPO_ROOT / "config" / "smoke.yaml")["uq_elm"]
+    study = config.load(config.REPO_ROOT / "config" / "config.yaml")["uq_elm"]
+    rows = [
+        {
+            "job": "linear",
+            "architecture": "linear",
+            "kind": "legendre",
+            "n_params": 250,
+            "method": "nuts",
+            "status": "ok",
+            "rhat_invariant_max": 1.004,
+            "rhat_threshold": 1.012,
+            "rhat_within_invariant_max": 1.05,
+            "within_threshold": 1.09,
+            "ess_bulk_invariant_min": 900.0,
+            "min_ess": 800.0,
+            "mixing": "converged",
+            "posterior": "one posterior: chains from 2 independent mode searches agree",
+            "chains": 8,
+            "draws_per_chain": 150,
+            "n_invariant": 110,
+            "n_mode_searches": 2,
+        },
+        {
+            "job": "linear_pca",
+            "architecture": "linear_pca",
+            "kind": "legendre",
+            "n_params": 200,
+            "method": "nuts",
+            "status": "flagged",
+            "rhat_invariant_max": 1.3,
+            "rhat_threshold": 1.02,
+            "rhat_within_invariant_max": 1.05,
+            "within_threshold": 1.09,
+            "ess_bulk_invariant_min": 60.0,
+            "min_ess": 800.0,
+            "mixing": "modes",
+            "posterior": "chains in different modes: see the stacked predictive (nuts_stacked)",
+            "chains": 8,
+            "draws_per_chain": 150,
+            "n_invariant": 110,
+            "n_mode_searches": 2,
+        },
+        {
+            "job": "linear_pca",
+            "architecture": "linear_pca",
+            "kind": "legendre",
+            "n_params": 200,
+            "method": "nuts_stacked",
+            "status": "stacked",
+            "posterior": "stacked modes: a predictive mixture",
+        },
+        {"job": "linear", "architecture": "linear", "kind": "legendre", "method": "vi", "status": "ok"},
+    ]
+    m = pd.DataFrame(rows)
+    d = uq_elm.nuts_diagnostics(m).set_index("job")
+    assert list(d.index) == ["linear", "linear_pca"]
+    assert d.loc["linear", ["rhat_invariant_ok", "rhat_within_ok", "ess_ok"]].tolist() == [True, True, True]
+    assert d.loc["linear_pca", ["rhat_invariant_ok", "rhat_within_ok", "ess_ok"]].tolist() == [False, True, False]
+    assert d.loc["linear_pca", "posterior"].startswith("stacked modes")
+    c = uq_elm.claims(m, "default", study)
+    assert list(c.columns) == verdicts.CLAIM_COLUMNS and len(c) == 0
+    assert uq_elm.posterior_kind({"chain_modes": [0, 1, 0, 1]}, diagnostics.CONVERGED).startswith("one posterior")
+    assert uq_elm.posterior_kind({"chain_modes": [0, 0]}, diagnostics.CONVERGED).startswith("one mode")
+    assert uq_elm.posterior_kind({}, diagnostics.DRIFTING).startswith("none")
+    # the run's note names its targets, the chains' density spread and the over-dispersed starts
+    info = {
+        "chains": 4,
+        "samples": 10,
+        "warmup": 10,
+        "init": "laplace",
+        "mean_tree_depth": 3.0,
+        "max_tree_depth": 5,
+        "chain_log_density": [-10.0, -30.0, -10.0, -30.0],
+        "mode_potentials": [5.0, 25.0],
+        "chain_modes": [0, 1, 0, 1],
+    }
+    dg = {
+        "mixing": diagnostics.MODES,
+        "rhat_invariant_max": 1.3,
+        "rhat_threshold": 1.04,
+        "rhat_within_invariant_max": 1.01,
+        "within_threshold": 1.2,
+        "ess_bulk_invariant_min": 20.0,
+        "min_ess": 400.0,
+    }
+    note = uq_elm.nuts_note(info, dg, study)
+    assert "target <= 1.040" in note and "spans 20 nats" in note and "over-dispersed" in note and "True" not in note
 
-    def frame(ok_by_job):
-        kinds = {"mlp": "mlp", "nonpar": "nonpar", "linear": "legendre", "linear_pca": "legendre"}
-        return pd.DataFrame(
-            [
-                {
-                    "job": j,
-                    "method": "nuts",
-                    "kind": kinds[j],
-                    "status": "ok" if ok else "flagged",
-                    "rhat_invariant_max": 1.005 if ok else 1.8,
-                    "rhat_within_invariant_max": 1.01 if ok else 1.4,
-                    "ess_bulk_invariant_min": 500 if ok else 20,
-                    "mixing": "converged" if ok else "drifting",
-                }
-                for j, ok in ok_by_job.items()
-            ]
-            + [{"job": "linear", "method": "vi", "kind": "legendre", "status": "ok"}]
-        )
 
-    def verdict(df, cid):
-        c = uq_elm.claims(df, "smoke", study)
-        assert list(c.columns) == verdicts.CLAIM_COLUMNS
-        return c.set_index("claim_id").loc[cid, "verdict"]
+def test_rank_rhat_equals_arviz_including_ties():
+    import arviz as az
 
-    none = frame({"mlp": False, "nonpar": False, "linear": False, "linear_pca": False})
-    assert verdict(none, "nuts_converges_wp") == verdicts.CONTRADICTED
-    assert verdict(none, "wp_makes_mcmc_feasible") == verdicts.INCONCLUSIVE  # neither converges: no evidence
-    wp_only = frame({"mlp": False, "nonpar": False, "linear": True, "linear_pca": True})
-    assert verdict(wp_only, "nuts_converges_wp") == verdicts.SUPPORTED
-    assert verdict(wp_only, "wp_makes_mcmc_feasible") == verdicts.SUPPORTED
-    half = frame({"mlp": True, "nonpar": False, "linear": True, "linear_pca": False})
-    assert verdict(half, "nuts_converges_wp") == verdicts.INCONCLUSIVE
-    assert verdict(half, "wp_makes_mcmc_feasible") == verdicts.INCONCLUSIVE
-    other_only = frame({"mlp": True, "nonpar": True, "linear": False, "linear_pca": False})
-    assert verdict(other_only, "wp_makes_mcmc_feasible") == verdicts.CONTRADICTED
-    wp_sampled_only = frame({"linear": True, "linear_pca": True})  # non-WP runs skipped: no comparison
-    assert verdict(wp_sampled_only, "wp_makes_mcmc_feasible") == verdicts.INCONCLUSIVE
-    c = uq_elm.claims(none, "smoke", study).set_index("claim_id")
-    assert c.loc["nuts_converges_wp", "effect"] == 0 and 0 < c.loc["nuts_converges_wp", "ci_high"] < 1
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 31, 6))
+    x[1] += 0.5
+    x[2, 3:9, 1] = 0.3  # ties
+    x[..., 5] = np.round(x[..., 5], 1)  # many ties
+    want = az.rhat(az.convert_to_dataset(x))["x"].values
+    np.testing.assert_allclose(diagnostics.rank_rhat(np.moveaxis(x, -1, 0)), want, rtol=0, atol=1e-12)
+
+
+def test_ar1_chains_have_the_requested_ess():
+    """ar1_phi inverts ESS = n (1 - phi) / (1 + phi): ArviZ's ESS of the simulated chains is near the target."""
+    import arviz as az
+
+    phi = diagnostics.ar1_phi(200, 50.0)
+    assert phi == pytest.approx(150 / 250)
+    assert diagnostics.ar1_phi(200, 500.0) == 0.0 and diagnostics.ar1_phi(200, 0.0) == 0.99
+    x = diagnostics.ar1_chains(1, 1, 200, 200, phi, seed=1)[0]  # 200 quantities, 1 chain each
+    ess = [float(az.ess(x[k])) for k in range(40)]
+    assert np.mean(ess) == pytest.approx(50.0, rel=0.3)
+
+
+def test_calibrated_thresholds_pass_a_perfect_sampler_and_flag_a_drifting_one():
+    """Known answers of the calibration: at 4 chains x 100 draws and 50 quantities, stationary AR(1) chains (a
+    perfect sampler at that ESS) exceed the fixed per-chain cut 1.05 most of the time, but the simulated thresholds
+    only about `level` of the time (fresh runs, other seeds); a chain that drifts by 2 sd over the run is flagged."""
+    C, D, K, ess = 4, 100, 50, 100.0
+    thr = diagnostics.null_rhat_thresholds(C, D, K, ess, level=0.05, n_sim=100, seed=0)
+    assert thr["rhat_threshold"] >= diagnostics.PUBLISHED_RHAT and thr["within_threshold"] > 1.05
+    fresh = diagnostics.ar1_chains(100, C, D, K, thr["phi"], seed=12345)
+    h = D // 2
+    within = diagnostics.rank_rhat(np.stack([fresh[..., :h], fresh[..., h:]], axis=-2)).max(axis=(-1, -2))
+    multi = diagnostics.rank_rhat(fresh).max(axis=-1)
+    assert (within > 1.05).mean() > 0.5  # the fixed cut fails a perfect sampler most of the time
+    assert (within > thr["within_threshold"]).mean() < 0.15
+    assert (multi > thr["rhat"]).mean() < 0.15
+    drift = fresh[0] + np.linspace(0.0, 2.0, D)
+    assert diagnostics.rank_rhat(np.stack([drift[..., :h], drift[..., h:]], axis=-2)).max() > thr["within_threshold"]
+    # through summarize: iid chains are converged at the calibrated thresholds, drifting chains are not
+    import arviz as az
+
+    rng = np.random.default_rng(0)  # one draw of a 5%-level check: a seed whose iid chains are not a false flag
+    iid = rng.standard_normal((C, D, 5))
+    cal = {"level": 0.05, "n_sim": 50}
+    d = diagnostics.summarize(az.from_dict(posterior={"pred": iid}), 1.01, None, 100.0, calibrate=cal)
+    assert d["mixing"] == diagnostics.CONVERGED and d["within_threshold"] > 1.0 and "null_phi" in d
+    one_drifts = iid.copy()
+    one_drifts[0] += np.linspace(0, 3, D)[:, None]
+    d = diagnostics.summarize(az.from_dict(posterior={"pred": one_drifts}), 1.01, None, 100.0, calibrate=cal)
+    assert d["mixing"] == diagnostics.DRIFTING
+    # every chain trending alike reads, at its own (low) ESS, like strong autocorrelation: still flagged
+    d = diagnostics.summarize(
+        az.from_dict(posterior={"pred": iid + np.linspace(0, 3, D)[None, :, None]}), 1.01, None, 100.0, calibrate=cal
+    )
+    assert d["flagged"] and d["null_phi"] > 0.5
+    with pytest.raises(ValueError, match="within_threshold"):
+        diagnostics.summarize(az.from_dict(posterior={"pred": iid}), 1.01, None, 100.0)
+
+
+def test_laplace_start_spreads_chains_over_the_mode_searches():
+    """start_modes='all': chain c starts around mode search c mod starts -- m + L (z_all - z_best) is exactly that
+    mode (its potential is the mode search's), while 'best' puts every chain around the best one."""
+    from nnrds.uq.inference import _t, laplace_start
+
+    net = _tiny()
+    X, Y = _data(15)
+    kw = dict(starts=2, seed=3, init_steps=20, mode_iters=30, chains=4)
+    m, L, zb, ib = laplace_start(net, X, Y, **kw)
+    _, _, za, ia = laplace_start(net, X, Y, start_modes="all", **kw)
+    assert ib["chain_modes"] == [ib["best_start"]] * 4 and ia["chain_modes"] == [0, 1, 0, 1]
+    centers = m + (za - zb) @ L.T
+    u = [float(net.potential(centers[c], _t(X, net), _t(Y, net))) for c in range(4)]
+    np.testing.assert_allclose(u, [ia["mode_potentials"][k] for k in ia["chain_modes"]], rtol=1e-8)
+    with pytest.raises(ValueError, match="start_modes"):
+        laplace_start(net, X, Y, start_modes="some", **kw)
 
 
 def test_vectorized_nuts_agrees_with_pyro_nuts_on_a_converging_posterior():
@@ -739,16 +865,18 @@ def test_vectorized_nuts_on_cuda():
 
 
 def test_depth_sweep_claim_known_answers():
-    """wp_makes_mcmc_feasible from the depth sweep: WP runs with 10x the ESS per gradient evaluation in every block
-    -> supported (Hodges-Lehmann estimate 1.0 in log10); 10x less -> contradicted; equal up to noise ->
-    inconclusive; too few blocks -> inconclusive (no interval); runs that have not mixed -> inconclusive."""
+    """wp_makes_mcmc_feasible from the depth sweep, unit = (training size, seed) with its effect averaged over depths:
+    WP runs with 10x the ESS per gradient evaluation -> supported (effect 1.0 in log10); 10x less -> contradicted;
+    equal up to noise -> inconclusive; one unit -> inconclusive (no interval); runs that have not mixed ->
+    inconclusive. The efficiency table lists every parameterization and depth."""
     from nnrds import config, verdicts
     from nnrds.studies import uq_elm
 
     study = config.load(config.REPO_ROOT / "config" / "config.yaml")["uq_elm"]
+    study = {**study, "depth_sweep": {**study["depth_sweep"], "claim": True}}
     rng = np.random.default_rng(0)
 
-    def runs(factor, seeds=(0, 1), sizes=(50, 200), noise=0.0, rhat=1.05):
+    def runs(factor, seeds=(0, 1, 2), sizes=(50, 200), noise=0.0, rhat=1.05):
         rows = []
         for n in sizes:
             for s in seeds:
@@ -766,20 +894,36 @@ def test_depth_sweep_claim_known_answers():
                                 "ess_per_grad": e,
                                 "converged": False,
                                 "rhat_invariant": rhat,
+                                "rhat_within": rhat,
                             }
                         )
         return pd.DataFrame(rows)
 
-    c = uq_elm.depth_claim(runs(10.0), "default", study)
-    assert c.verdict == verdicts.SUPPORTED and c.effect == pytest.approx(1.0) and c.n_units == 8
-    assert uq_elm.depth_claim(runs(0.1), "default", study).verdict == verdicts.CONTRADICTED
-    assert uq_elm.depth_claim(runs(1.0, noise=0.3), "default", study).verdict == verdicts.INCONCLUSIVE
-    few = uq_elm.depth_claim(runs(10.0, seeds=(0,), sizes=(50,)), "default", study)
-    assert few.verdict == verdicts.INCONCLUSIVE and few.n_units == 2
+    def one(df):
+        c = uq_elm.claims(pd.DataFrame(), "default", study, df)
+        assert list(c.columns) == verdicts.CLAIM_COLUMNS and len(c) == 1
+        return c.iloc[0]
+
+    c = one(runs(10.0))
+    assert c.verdict == verdicts.SUPPORTED and c.effect == pytest.approx(1.0) and c.n_units == 6
+    assert one(runs(0.1)).verdict == verdicts.CONTRADICTED
+    # equal efficiency, tightly measured: an advantage of the margin (a factor 2) is excluded -> contradicted
+    assert one(runs(1.0, noise=0.05)).verdict == verdicts.CONTRADICTED
+    assert one(runs(10**0.15, seeds=(0, 1), sizes=(50,), noise=0.5)).verdict == verdicts.INCONCLUSIVE
+    few = one(runs(10.0, seeds=(0,), sizes=(50,)))
+    assert few.verdict == verdicts.INCONCLUSIVE and few.n_units == 1
     assert "depth" in uq_elm.depth_caption(runs(10.0), study)
     # chains that have not mixed (R-hat 1.5): their ESS decides nothing, whatever the interval says
-    unmixed = uq_elm.depth_claim(runs(10.0, rhat=1.5), "default", study)
+    unmixed = one(runs(10.0, rhat=1.5))
     assert unmixed.verdict == verdicts.INCONCLUSIVE and unmixed.ci_low > 0
+    # claim off (default scale): no row; the sweep is the efficiency table
+    off = {**study, "depth_sweep": {**study["depth_sweep"], "claim": False}}
+    assert len(uq_elm.claims(pd.DataFrame(), "default", off, runs(10.0))) == 0
+    eff = uq_elm.depth_efficiency(runs(10.0))
+    assert len(eff) == 4 * 3 and set(eff.converged) == {"0/6"}
+    assert eff.set_index(["parameterization", "depth"]).loc[("const", 8), "median_ess_per_1000_grad"] == pytest.approx(
+        10.0
+    )
 
 
 def test_bench_settings_are_defaults():

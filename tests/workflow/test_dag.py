@@ -71,7 +71,7 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
             ],
         ),
         ("materials", ["parity", "calibration", "std_vs_error", "ev_curve", "group_errors"]),
-        ("continuous_depth", ["error_vs_h", "refinement_penalty", "wp_depth_convergence"]),
+        ("continuous_depth", ["error_vs_h", "order_test", "wp_depth_convergence"]),
         ("pinn_failure", ["error_vs_coefficient", "heatmaps", "loss_curves", "landscapes"]),
         (
             "stable_arch",

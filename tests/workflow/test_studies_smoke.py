@@ -16,7 +16,7 @@ def test_smoke_dag_builds_continuous_depth(smoke_run):
     import json
 
     wd = smoke_run  # the shared smoke-scale run of the whole DAG (tests/conftest.py)
-    figs = [f"figures/continuous_depth/{f}.png" for f in ("error_vs_h", "refinement_penalty", "wp_depth_convergence")]
+    figs = [f"figures/continuous_depth/{f}.png" for f in ("error_vs_h", "order_test", "wp_depth_convergence")]
     res = wd / "results/continuous_depth"
     claims = pd.read_csv(res / "claims.csv")
     assert list(claims.columns) == verdicts.CLAIM_COLUMNS and set(claims.verdict) <= set(verdicts.VERDICTS)

@@ -5,7 +5,7 @@
 
 CDS = config["continuous_depth"]
 CDS_DIR = "results/continuous_depth"
-CDS_FIGS = ["error_vs_h", "refinement_penalty", "wp_depth_convergence"]
+CDS_FIGS = ["error_vs_h", "order_test", "wp_depth_convergence"]
 CDS_CAPTION = f"../../{CDS_DIR}/caption.rst"
 CDS_CATEGORY = "Continuous depth"
 if CDS["enabled"]:
@@ -86,7 +86,7 @@ rule continuous_depth_summarize:
         ],
     output:
         **table_outputs(CDS_DIR, ["runs", "convergence", "reference", "wp_runs", "timings", "models"]),
-        **report_tables(CDS_DIR, ["claims", "slopes", "wp_summary"], CDS_CATEGORY, CDS_CAPTION),
+        **report_tables(CDS_DIR, ["claims", "slopes", "orders", "sanity", "wp_summary"], CDS_CATEGORY, CDS_CAPTION),
         caption=f"{CDS_DIR}/caption.rst",
     log:
         f"{CDS_DIR}/logs/summarize.log",
@@ -105,7 +105,7 @@ use rule study_figures as continuous_depth_figures with:
         notebook="workflow/notebooks/continuous_depth.ipynb",
         tables=[
             f"{CDS_DIR}/{t}.csv"
-            for t in ("convergence", "reference", "models", "slopes", "wp_runs", "wp_summary", "claims")
+            for t in ("convergence", "reference", "models", "slopes", "orders", "wp_runs", "wp_summary", "claims")
         ],
     output:
         **figure_outputs("continuous_depth", CDS_FIGS, CDS_CATEGORY, CDS_CAPTION),

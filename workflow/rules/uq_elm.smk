@@ -90,6 +90,12 @@ rule uq_elm_summarize:
         ),
         caption=f"{UQ_DIR}/caption.rst",
         claims=f"{UQ_DIR}/claims.csv",
+        diagnostics=report(
+            f"{UQ_DIR}/nuts_diagnostics.csv", category="ELM surrogate UQ", subcategory="tables", caption=UQ_CAPTION
+        ),
+        efficiency=report(
+            f"{UQ_DIR}/depth_efficiency.csv", category="ELM surrogate UQ", subcategory="tables", caption=UQ_CAPTION
+        ),
         provenance=f"{UQ_DIR}/provenance.json",
     log:
         f"{UQ_DIR}/logs/summarize.log",
@@ -106,7 +112,10 @@ rule uq_elm_summarize:
 use rule study_figures as uq_elm_figures with:
     input:
         notebook="workflow/notebooks/uq_elm.ipynb",
-        tables=[f"{UQ_DIR}/{t}.csv" for t in UQ_TABLES + ["coverage_crps", "slices_truth", "depth_runs"]]
+        tables=[
+            f"{UQ_DIR}/{t}.csv"
+            for t in UQ_TABLES + ["coverage_crps", "slices_truth", "depth_runs", "nuts_diagnostics"]
+        ]
         + [f"{UQ_DIR}/caption.rst"],
     output:
         **figure_outputs("uq_elm", UQ_FIGS, "ELM surrogate UQ", UQ_CAPTION),

@@ -20,7 +20,19 @@ from .common import add_commands, concat, present_tables, run_cell_job, write_su
 OSC_TABLES = ["runs", "convergence", "reference"]
 WP_TABLES = ["wp_runs"]
 #: tables of the summary
-SUMMARY_TABLES = ["runs", "convergence", "reference", "wp_runs", "timings", "models", "slopes", "wp_summary", "claims"]
+SUMMARY_TABLES = [
+    "runs",
+    "convergence",
+    "reference",
+    "wp_runs",
+    "timings",
+    "models",
+    "slopes",
+    "orders",
+    "sanity",
+    "wp_summary",
+    "claims",
+]
 
 
 def register(sub) -> None:

@@ -7,8 +7,9 @@ fixed-name tables given by the rule) and ``--out-dir`` (the one folder it writes
   folder; writes :data:`JOB_TABLES`.
 * ``uq-elm-depth``: one cell of the NUTS feasibility sweep over depth (config ``n_train``); writes ``depth_runs``.
 * ``uq-elm-truth``: the simulator along the 1-D slices; writes ``slices_truth``.
-* ``uq-elm-summarize``: reads the fit jobs' and depth cells' folders; writes :data:`SUMMARY_TABLES` and
-  ``caption.rst``.
+* ``uq-elm-summarize``: reads the fit jobs' and depth cells' folders; writes :data:`SUMMARY_TABLES` (among them
+  ``nuts_diagnostics``: convergence per NUTS posterior, and ``depth_efficiency``: the depth sweep per
+  parameterization and depth) and ``caption.rst``.
 * ``uq-bench``: NUTS ESS per second / per gradient evaluation, vanilla Pyro vs nnrds vs NumPyro.
 """
 
@@ -25,7 +26,7 @@ from .common import add_commands, cell_of, in_tables
 
 JOB_TABLES = ("metrics", "calibration", "predictions", "slices", "trace", "timings")
 DEPTH_TABLES = ("depth_runs", "depth_timings")
-SUMMARY_TABLES = (*JOB_TABLES, "coverage_crps", "claims", *DEPTH_TABLES)
+SUMMARY_TABLES = (*JOB_TABLES, "coverage_crps", "claims", "nuts_diagnostics", "depth_efficiency", *DEPTH_TABLES)
 
 
 def register(sub) -> None:
@@ -149,6 +150,8 @@ def _summarize(args) -> int:
     ]
     tables["coverage_crps"] = m[cols]
     tables["claims"] = uq_elm.claims(m, c["scale"], c["study"], tables["depth_runs"])
+    tables["nuts_diagnostics"] = uq_elm.nuts_diagnostics(m)
+    tables["depth_efficiency"] = uq_elm.depth_efficiency(tables["depth_runs"])
     for k, df in tables.items():
         io.write_table(out / f"{k}.csv", df)
     io.write_text(out / "caption.rst", uq_elm.caption(m, c["scale"], c["study"], tables["depth_runs"]))

@@ -109,14 +109,43 @@ def _predict(post, Xt, n, seed, red: OutputPCA | None, return_f: bool = False):
     return red.lift(out, noise=True, rng=rng)
 
 
+def nuts_diagnose(post, idata, study: dict) -> dict:
+    """:func:`nnrds.uq.diagnostics.summarize` with the study's targets: invariant R-hat <= the larger of
+    ``rhat_threshold`` (published 1.01) and the simulated threshold, each chain's split R-hat <= the simulated
+    threshold (or ``within_rhat_threshold`` when a number), bulk ESS >= ``min_ess_per_chain`` x chains. The
+    simulation (``calibration``) runs at this run's chains, draws and invariant quantities."""
+    cal = {**{"level": 0.05, "n_sim": 100}, **(study.get("calibration") or {}), "seed": 0}
+    return diagnostics.summarize(
+        idata,
+        study["rhat_threshold"],
+        study.get("within_rhat_threshold"),
+        float(study["min_ess_per_chain"]) * post.chains,
+        calibrate=cal,
+    )
+
+
+def posterior_kind(i: dict, mixing: str) -> str:
+    """What a NUTS run's reported distribution is: one posterior found by chains from several independent mode
+    searches (they agree), one mode (chains started around one mode search), stacked modes (chains in different
+    modes: the stacking is reported beside), or none (not converged)."""
+    modes = sorted(set(i.get("chain_modes") or []))
+    if mixing == diagnostics.CONVERGED:
+        if len(modes) > 1:
+            return f"one posterior: chains from {len(modes)} independent mode searches agree"
+        return "one mode: every chain started around one mode search"
+    if mixing == diagnostics.MODES:
+        return "chains in different modes: see the stacked predictive (nuts_stacked)"
+    return "none: not converged"
+
+
 def nuts_note(i: dict, diag: dict, study: dict) -> str:
     """One sentence on a NUTS run: budget, tree depth, diagnostics against the targets, and why it is flagged."""
     why = {
         diagnostics.CONVERGED: "converged",
         diagnostics.DRIFTING: "FLAGGED: chains still drifting (some chain's own split R-hat above "
-        f"{study['within_rhat_threshold']})",
+        f"{diag['within_threshold']:.3f})",
         diagnostics.MODES: "FLAGGED: each chain stationary, chains in different modes",
-        diagnostics.UNDERSAMPLED: f"FLAGGED: mixed but bulk ESS below {study['min_ess']}",
+        diagnostics.UNDERSAMPLED: f"FLAGGED: mixed but bulk ESS below {diag['min_ess']:g}",
     }[diag["mixing"]]
     spread = (
         f"; chains' mean log posterior density spans {np.ptp(i['chain_log_density']):.0f} nats"
@@ -126,18 +155,25 @@ def nuts_note(i: dict, diag: dict, study: dict) -> str:
     modes = ""
     if i.get("mode_potentials"):
         u = np.asarray(i["mode_potentials"])
+        over = len(set(i.get("chain_modes") or [])) > 1
         modes = (
             f"; {len(u)} independent mode searches (Adam + L-BFGS) ended at potentials spanning "
-            f"{np.ptp(u):.0f} nats, chains started around the best one"
+            f"{np.ptp(u):.0f} nats, "
+            + (
+                "chains started around each of them in turn (over-dispersed)"
+                if over
+                else "chains started around the best one"
+            )
             if len(u) > 1
             else "; chains started around one mode search (Adam + L-BFGS)"
         )
     return (
         f"ran: {i['chains']} chains x {i['samples']} draws ({i['warmup']} warm-up), init {i['init']}, metric "
         f"{i.get('metric', 'diag')}, mean tree depth {i['mean_tree_depth']:.1f}/{i['max_tree_depth']}; "
-        f"invariant R-hat {diag['rhat_invariant_max']:.2f}, each chain alone split R-hat "
-        f"{diag.get('rhat_within_invariant_max', float('nan')):.2f}, bulk ESS "
-        f"{diag['ess_bulk_invariant_min']:.0f}: {why}{spread}{modes}"
+        f"invariant R-hat {diag['rhat_invariant_max']:.3f} (target <= {diag['rhat_threshold']:.3f}), each chain "
+        f"alone split R-hat {diag.get('rhat_within_invariant_max', float('nan')):.3f} (target <= "
+        f"{diag['within_threshold']:.3f}), bulk ESS {diag['ess_bulk_invariant_min']:.0f} (target >= "
+        f"{diag['min_ess']:g}): {why}{spread}{modes}"
     )
 
 
@@ -200,7 +236,7 @@ def run_job(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
             continue
         Xc = next(iter(test_sets.values()))[0][: study["nuts_check_points"]]
         idata = diagnostics.to_inference_data(post, (Xc - mx) / sx)
-        diag = diagnostics.summarize(idata, study["rhat_threshold"], study["within_rhat_threshold"], study["min_ess"])
+        diag = nuts_diagnose(post, idata, study)
         i = post.info
         note = nuts_note(i, diag, study)
         trace = diagnostics.trace_table(idata)
@@ -213,6 +249,11 @@ def run_job(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
             "sampling_s": i["sampling_s"],
             "ess_per_s": ess_s,
             "mean_tree_depth": i["mean_tree_depth"],
+            "chains": post.chains,
+            "draws_per_chain": post.n_draws // post.chains,
+            "n_invariant": diagnostics.n_invariant(idata),
+            "n_mode_searches": len(set(i.get("chain_modes") or [])) or 1,
+            "posterior": posterior_kind(i, diag["mixing"]),
         }
         # a run that is not a converged posterior is kept apart (status "flagged"), never pooled with posteriors
         evals.append((method, post, "ok" if not diag["flagged"] else "flagged", note, diag))
@@ -234,7 +275,11 @@ def run_job(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
                     spost,
                     "stacked",
                     snote,
-                    {**{k: v for k, v in diag.items() if k != "flagged"}, "flagged": False},
+                    {
+                        **{k: v for k, v in diag.items() if k != "flagged"},
+                        "flagged": False,
+                        "posterior": "stacked modes: a predictive mixture of the chains, not the posterior",
+                    },
                 )
             )
     for method, post, status, note, diag in evals:
@@ -379,9 +424,7 @@ def run_depth_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
                 wall = time.perf_counter() - t0
                 i = post.info
                 idata = diagnostics.to_inference_data(post, Xc)
-                d = diagnostics.summarize(
-                    idata, study["rhat_threshold"], study["within_rhat_threshold"], study["min_ess"]
-                )
+                d = nuts_diagnose(post, idata, study)
                 ys = _predict(post, Xt, study["n_pred_samples"], base_seed + 1, red)
                 m = metrics.summary(ys, Yt)
                 n_grad = int(i["n_grad_warmup"] + i["n_grad_sampling"])
@@ -400,6 +443,8 @@ def run_depth_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
                         "n_fit_outputs": spec.d_out,
                         "rhat_invariant": d["rhat_invariant_max"],
                         "rhat_within": d.get("rhat_within_invariant_max", float("nan")),
+                        "rhat_threshold": d["rhat_threshold"],
+                        "within_threshold": d["within_threshold"],
                         "ess_bulk": ess,
                         "ess_tail": min(d.get(f"{v}_ess_tail_min", np.inf) for v in diagnostics.INVARIANT),
                         "n_grad": n_grad,
@@ -442,25 +487,31 @@ def run_depth_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
     return {"depth_runs": pd.DataFrame(rows), "depth_timings": pd.DataFrame(times)}
 
 
-def depth_claim(depth_runs: pd.DataFrame, scale: str, study: dict):
-    """``wp_makes_mcmc_feasible`` from the depth sweep: unit = one (training size, seed, depth) block at depth >=
-    ``depth_sweep.claim_min_depth``; effect = mean log10 ESS per gradient evaluation of the WP runs minus that of
-    the nonparametric ResNet / MLP runs of the block; Hodges-Lehmann estimate with its Wilcoxon interval;
-    *supported* when the interval is above 0, *contradicted* below 0, else *inconclusive* -- and *inconclusive*
-    whenever fewer than half of the compared runs have invariant R-hat <= :data:`NEAR_RHAT` (the ESS of chains
-    that have not mixed measures nothing)."""
-    from .. import verdicts
-
+def depth_units(depth_runs: pd.DataFrame, study: dict) -> pd.Series:
+    """Per (training size, seed) -- the independent units: runs of one seed share its data and its chains' seeds
+    across depths -- the mean over depths >= ``depth_sweep.claim_min_depth`` of (mean log10 ESS per gradient
+    evaluation of the WP runs minus that of the nonparametric ResNet / MLP runs at that depth)."""
     sw = study["depth_sweep"]
     d = depth_runs[depth_runs.depth >= sw["claim_min_depth"]].copy()
     d["log_epg"] = np.log10(d.ess_per_grad.clip(lower=1e-12))
     g = d.groupby(["n_train", "seed", "depth", "wp"]).log_epg.mean().unstack("wp")
-    diff = (g.get(True) - g.get(False)).dropna() if {True, False} <= set(g.columns) else pd.Series(dtype=float)
-    est, lo, hi = verdicts.hodges_lehmann_ci(diff.to_numpy())
-    # ESS of chains that have not mixed is no efficiency measure: the comparison decides only when at least half
-    # of the compared runs are near convergence (invariant R-hat <= 1.1)
+    if not {True, False} <= set(g.columns):
+        return pd.Series(dtype=float)
+    return (g[True] - g[False]).dropna().groupby(["n_train", "seed"]).mean()
+
+
+def depth_claim(depth_runs: pd.DataFrame, scale: str, study: dict) -> pd.DataFrame:
+    """``wp_makes_mcmc_feasible`` from the depth sweep (a claims table of one row, through
+    :func:`nnrds.verdicts.verdict_table`): unit = (training size, seed) (:func:`depth_units`); superiority of the
+    WP-minus-non-WP log10 ESS per gradient evaluation, margin ``depth_sweep.claim_margin`` (contradicted when an
+    advantage of that size is excluded); and *inconclusive* whenever fewer than half of the compared runs have
+    invariant R-hat <= :data:`NEAR_RHAT` (the ESS of chains that have not mixed measures nothing)."""
+    from .. import verdicts
+
+    sw = study["depth_sweep"]
+    x = depth_units(depth_runs, study)
+    d = depth_runs[depth_runs.depth >= sw["claim_min_depth"]]
     near = float((d.rhat_invariant <= NEAR_RHAT).mean()) if len(d) else 0.0
-    verdict = verdicts.superiority(lo, hi) if near >= 0.5 else verdicts.INCONCLUSIVE
     conv = d.groupby("wp").converged.agg(["sum", "count"])
     cstr = ", ".join(
         f"{'WP' if k else 'non-WP'} {int(r['sum'])}/{int(r['count'])} converged" for k, r in conv.iterrows()
@@ -474,27 +525,114 @@ def depth_claim(depth_runs: pd.DataFrame, scale: str, study: dict):
         f"({sw['pca_variance']:.0%} of the variance); at depth >= {sw['claim_min_depth']}: {cstr}; "
         f"{near:.0%} of these runs have invariant R-hat <= {NEAR_RHAT}"
     )
-    return verdicts.Claim(
+    spec = dict(
         study="uq_elm",
         claim_id="wp_makes_mcmc_feasible",
         claim="Weight parameterization makes MCMC more efficient than the nonparametric ResNet / MLP at large depth "
         "(more effective draws per gradient evaluation at the same sampler settings)",
         what_was_run=run,
-        unit="(training size, seed, depth) block",
-        n_units=int(len(diff)),
-        effect_name="log10 ESS per gradient evaluation, WP minus non-WP (Hodges-Lehmann)",
-        effect=est,
-        ci_low=lo,
-        ci_high=hi,
-        ci_level=0.95,
-        verdict=verdict,
-        test=(
-            f"Wilcoxon signed-rank interval over blocks; ESS = invariant bulk ESS (ArviZ); decides only when at "
-            f"least half of the compared runs have invariant R-hat <= {NEAR_RHAT} (else inconclusive: ESS of "
-            f"unmixed chains is no efficiency measure)"
-        ),
+        unit="(training size, seed): its effect averaged over the depths >= claim_min_depth",
+        effect_name="log10 ESS per gradient evaluation, WP minus non-WP",
+        kind="superiority",
+        margin=float(sw["claim_margin"]),
+        x=x.to_numpy(),
         figure="figures/uq_elm/depth_feasibility.png",
     )
+    c = verdicts.verdict_table([spec], float(sw.get("claim_alpha", 0.05)))
+    if near < 0.5:
+        c.loc[:, "verdict"] = verdicts.INCONCLUSIVE
+    c.loc[:, "test"] = c.test + (
+        f"; ESS = invariant bulk ESS (ArviZ); decides only when at least half of the compared runs have invariant "
+        f"R-hat <= {NEAR_RHAT} (else inconclusive: ESS of unmixed chains is no efficiency measure)"
+    )
+    return c
+
+
+#: columns of the depth sweep's efficiency table
+EFFICIENCY_COLUMNS = [
+    "parameterization",
+    "wp",
+    "depth",
+    "n_runs",
+    "dim",
+    "median_ess_per_1000_grad",
+    "median_rhat_invariant",
+    "median_rhat_within",
+    "converged",
+]
+
+
+def depth_efficiency(depth_runs: pd.DataFrame) -> pd.DataFrame:
+    """The depth sweep as an efficiency table: per (parameterization, depth), the runs' median ESS per 1000 gradient
+    evaluations, median invariant and within-chain R-hat, and how many runs converged (all at the same sampler
+    settings)."""
+    if depth_runs is None or not len(depth_runs):
+        return pd.DataFrame(columns=EFFICIENCY_COLUMNS)
+    rows = []
+    for (name, depth), g in depth_runs.groupby(["parameterization", "depth"], sort=False):
+        rows.append(
+            {
+                "parameterization": name,
+                "wp": bool(g.wp.iloc[0]),
+                "depth": int(depth),
+                "n_runs": len(g),
+                "dim": int(g.dim.median()),
+                "median_ess_per_1000_grad": 1000 * float(g.ess_per_grad.median()),
+                "median_rhat_invariant": float(g.rhat_invariant.median()),
+                "median_rhat_within": float(g.rhat_within.median()),
+                "converged": f"{int(g.converged.sum())}/{len(g)}",
+            }
+        )
+    return pd.DataFrame(rows, columns=EFFICIENCY_COLUMNS).sort_values(["parameterization", "depth"], kind="stable")
+
+
+#: columns of the per-posterior diagnostics table (one row per NUTS run of a fit job)
+DIAGNOSTIC_COLUMNS = [
+    "job",
+    "architecture",
+    "kind",
+    "n_params",
+    "chains",
+    "draws_per_chain",
+    "n_invariant",
+    "n_mode_searches",
+    "rhat_invariant_max",
+    "rhat_threshold",
+    "rhat_invariant_ok",
+    "rhat_within_invariant_max",
+    "within_threshold",
+    "rhat_within_ok",
+    "ess_bulk_invariant_min",
+    "min_ess",
+    "ess_ok",
+    "ess_per_chain_median",
+    "null_phi",
+    "divergences",
+    "mixing",
+    "status",
+    "posterior",
+]
+
+
+def nuts_diagnostics(metrics_df: pd.DataFrame) -> pd.DataFrame:
+    """Convergence of every NUTS posterior, one row each (the unit is the posterior, not a replicate): invariant
+    R-hat, each chain's split R-hat and bulk ESS with the targets they were held to (simulated thresholds, the
+    published ESS rule) and whether each is met; the reason (``mixing``) and what the reported distribution is
+    (``posterior``)."""
+    if "method" not in metrics_df.columns:
+        return pd.DataFrame(columns=DIAGNOSTIC_COLUMNS)
+    n = metrics_df[(metrics_df.method == "nuts") & metrics_df.status.isin(["ok", "flagged"])].drop_duplicates("job")
+    if not len(n):
+        return pd.DataFrame(columns=DIAGNOSTIC_COLUMNS)
+    n = n.copy()
+    n["rhat_invariant_ok"] = n.rhat_invariant_max <= n.rhat_threshold
+    n["rhat_within_ok"] = n.rhat_within_invariant_max <= n.within_threshold
+    n["ess_ok"] = n.ess_bulk_invariant_min >= n.min_ess
+    st = metrics_df[metrics_df.method == "nuts_stacked"].drop_duplicates("job").set_index("job")
+    for k in n.index:
+        if n.at[k, "job"] in st.index:
+            n.at[k, "posterior"] = str(st.at[n.at[k, "job"], "posterior"])
+    return n[[c for c in DIAGNOSTIC_COLUMNS if c in n.columns]].reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------- summary
@@ -532,11 +670,31 @@ def caption(metrics_df: pd.DataFrame, scale: str, study: dict, depth_runs: pd.Da
         )
         + f", deep ensemble ({study['ensemble']['members']} members), MAP. "
         f"A NUTS run counts as a converged posterior only if, on symmetry-invariant quantities (noise stds, "
-        f"predictions at held-out inputs), its R-hat is <= {study['rhat_threshold']}, each chain's own split R-hat "
-        f"<= {study['within_rhat_threshold']} and its bulk ESS >= {study['min_ess']:g}; otherwise it is "
-        f"**flagged** and its numbers are listed apart below, never among the posteriors.",
+        f"predictions at {study['nuts_check_points']} held-out inputs; weight-level R-hat is reported beside, never "
+        f"used), its rank-normalized R-hat, each chain's own split R-hat and its bulk ESS meet their targets: the "
+        f"R-hat targets are the {1 - study['calibration']['level']:.0%} quantiles of the maxima that a perfect "
+        f"sampler produces at the run's chains, draws, number of quantities and per-chain ESS (stationary AR(1) "
+        f"chains, {study['calibration']['n_sim']} simulated runs), the multi-chain one never below the published "
+        f"{study['rhat_threshold']}; the ESS target is the published {study['min_ess_per_chain']:g} per chain "
+        f"(Vehtari et al. 2021). Otherwise the run is **flagged** and its numbers are listed apart below, never among "
+        f"the posteriors. "
+        + (
+            f"Chains start over-dispersed: chain c at a Laplace draw around mode search c mod {nu.get('starts', 2)}."
+            if nu.get("init") == "laplace" and nu.get("start_modes", "all") == "all" and nu.get("starts", 2) > 1
+            else ""
+        ),
         "",
     ]
+    diag = nuts_diagnostics(metrics_df)
+    for r in diag.itertuples():
+        lines.append(
+            f"* NUTS diagnostics, {r.job} ({r.n_params} parameters, {r.chains} chains x {r.draws_per_chain} draws, "
+            f"{r.n_invariant} invariant quantities, {r.n_mode_searches} mode search(es) as starts): R-hat "
+            f"{r.rhat_invariant_max:.3f} (target <= {r.rhat_threshold:.3f}: {'met' if r.rhat_invariant_ok else 'not met'}),"
+            f" each chain's split R-hat {r.rhat_within_invariant_max:.3f} (target <= {r.within_threshold:.3f}: "
+            f"{'met' if r.rhat_within_ok else 'not met'}), bulk ESS {r.ess_bulk_invariant_min:.0f} (target >= "
+            f"{r.min_ess:g}: {'met' if r.ess_ok else 'not met'}); reported distribution: {r.posterior}."
+        )
     if "pca_retained_variance" in ok.columns:
         for r in ok[ok.pca_retained_variance < 1.0].drop_duplicates("job").itertuples():
             lines.append(
@@ -589,7 +747,15 @@ def depth_caption(depth_runs: pd.DataFrame, study: dict) -> str:
         f"the QoI variance, {nu['chains']} chains x {nu['samples']} draws after {nu['warmup']} warm-up, tree "
         f"depth <= {nu['max_tree_depth']}, metric {nu['metric']}; depths {sw['depths']}, training sizes "
         f"{sw['n_train']}, seeds {sw['seeds']}; the same settings, hence the same cap on gradient evaluations, "
-        f"for every run): " + "; ".join(parts) + "."
+        f"for every run; table depth_efficiency): "
+        + "; ".join(parts)
+        + "."
+        + (
+            ""
+            if sw.get("claim", False)
+            else " At this budget no run can reach the ESS target, so the sweep is an efficiency table and decides "
+            "no claim (``wp_makes_mcmc_feasible`` is decided at paper scale, unit = training size x seed)."
+        )
     )
 
 
@@ -597,101 +763,16 @@ def depth_caption(depth_runs: pd.DataFrame, study: dict) -> str:
 WP_KINDS = ("const", "monomial", "legendre")
 
 
-def _fraction_ci(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Clopper-Pearson interval of a fraction k/n (NaN for n = 0)."""
-    from scipy import stats
-
-    if n == 0:
-        return float("nan"), float("nan")
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
-    return float(ci.low), float(ci.high)
-
-
 def claims(metrics_df: pd.DataFrame, scale: str, study: dict, depth_runs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The study's claims table (:data:`nnrds.verdicts.CLAIM_COLUMNS`), decided from the NUTS diagnostics.
+    """The study's claims table (:data:`nnrds.verdicts.CLAIM_COLUMNS`).
 
-    * ``nuts_converges_wp``: "NUTS converges on the WP-ResNet posteriors at the study's budget" -- unit: one NUTS
-      run (job); effect: fraction of WP runs that meet all three convergence targets (Clopper-Pearson interval).
-      *supported* when every WP run converged, *contradicted* when none did, *inconclusive* otherwise.
-    * ``wp_makes_mcmc_feasible``: "WP makes MCMC feasible where the nonparametric ResNet / MLP is not" -- effect:
-      converged fraction of WP runs minus that of the other runs. *supported* only when every WP run converged and
-      no other run did, *contradicted* when no WP run converged but some other run did, *inconclusive* otherwise
-      (in particular when the sampler converges for neither: the budget then cannot tell them apart).
-    """
+    Convergence of the NUTS posteriors is no claim with replicates -- each posterior is run once -- but a
+    diagnostic per posterior (:func:`nuts_diagnostics`, table ``nuts_diagnostics.csv``). The one claim is
+    ``wp_makes_mcmc_feasible`` from the depth sweep (:func:`depth_claim`), decided only where
+    ``depth_sweep.claim`` is on (paper scale: a budget at which the runs can mix); elsewhere the sweep is the
+    efficiency table ``depth_efficiency.csv`` and the claims table is empty."""
     from .. import verdicts
 
-    nuts = metrics_df[(metrics_df.method == "nuts") & metrics_df.status.isin(["ok", "flagged"])]
-    nuts = nuts.drop_duplicates("job")
-    nu = study["nuts"]
-    run = (
-        f"{scale} scale: {nu['chains']} chains x {nu['samples']} draws ({nu['warmup']} warm-up), tree depth <= "
-        f"{nu['max_tree_depth']}, init {nu.get('init')}, metric {nu.get('metric')}, width {study['width']}, depth "
-        f"{study['depth']}, {study['n_train']} training runs; targets: invariant R-hat <= {study['rhat_threshold']}, "
-        f"each chain's split R-hat <= {study['within_rhat_threshold']}, bulk ESS >= {study['min_ess']:g}"
-    )
-    test = "rank-normalized split R-hat and bulk ESS (Vehtari et al. 2021) on symmetry-invariant quantities"
-    wp = nuts[nuts.kind.isin(WP_KINDS)]
-    other = nuts[~nuts.kind.isin(WP_KINDS)]
-    k_wp, n_wp = int((wp.status == "ok").sum()), len(wp)
-    k_o, n_o = int((other.status == "ok").sum()), len(other)
-    rows = []
-    if n_wp:
-        lo, hi = _fraction_ci(k_wp, n_wp)
-        v = verdicts.SUPPORTED if k_wp == n_wp else verdicts.CONTRADICTED if k_wp == 0 else verdicts.INCONCLUSIVE
-        worst = ", ".join(
-            f"{r.job}: R-hat {r.rhat_invariant_max:.2f}/{r.rhat_within_invariant_max:.2f}, ESS "
-            f"{r.ess_bulk_invariant_min:.0f} ({r.mixing})"
-            for r in wp.itertuples()
-        )
-        rows.append(
-            verdicts.Claim(
-                study="uq_elm",
-                claim_id="nuts_converges_wp",
-                claim="NUTS on the WP-ResNet posteriors of the ELM surrogate converges at the study's budget",
-                what_was_run=f"{run}; runs: {worst}",
-                unit="NUTS run (fit job)",
-                n_units=n_wp,
-                effect_name="fraction of WP NUTS runs converged",
-                effect=k_wp / n_wp,
-                ci_low=lo,
-                ci_high=hi,
-                ci_level=0.95,
-                verdict=v,
-                test=test,
-                figure="figures/uq_elm/flagged.png",
-            )
-        )
-    if depth_runs is not None and len(depth_runs):
-        rows.append(depth_claim(depth_runs, scale, study))
-    elif n_wp:
-        f_wp, f_o = k_wp / n_wp, (k_o / n_o if n_o else float("nan"))
-        v = (
-            verdicts.SUPPORTED
-            if (n_o and k_wp == n_wp and k_o == 0)
-            else verdicts.CONTRADICTED
-            if (n_o and k_wp == 0 and k_o > 0)
-            else verdicts.INCONCLUSIVE
-        )
-        others = ", ".join(other.job) if n_o else "no non-WP run sampled (NUTS skipped above nuts.max_params)"
-        rows.append(
-            verdicts.Claim(
-                study="uq_elm",
-                claim_id="wp_makes_mcmc_feasible",
-                claim="Weight parameterization makes MCMC feasible where the nonparametric ResNet / MLP is not",
-                what_was_run=(
-                    f"{run}; WP runs {', '.join(wp.job)} vs {others} (one seed each, one depth; "
-                    f"the depth sweep of issue 12 part 2 was not run)"
-                ),
-                unit="NUTS run (fit job)",
-                n_units=n_wp + n_o,
-                effect_name="converged fraction WP minus non-WP",
-                effect=f_wp - f_o,
-                ci_low=float("nan"),
-                ci_high=float("nan"),
-                ci_level=0.95,
-                verdict=v,
-                test=test + "; no sweep: neither converging is no evidence",
-                figure="figures/uq_elm/flagged.png",
-            )
-        )
-    return verdicts.claims_frame(rows) if rows else pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
+    if depth_runs is not None and len(depth_runs) and study["depth_sweep"].get("claim", False):
+        return depth_claim(depth_runs, scale, study)
+    return pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)

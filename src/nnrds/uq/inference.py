@@ -213,11 +213,25 @@ def laplace_factor(net: BayesNet, Xt: torch.Tensor, Yt: torch.Tensor, q: torch.T
 
 
 def laplace_start(
-    net: BayesNet, X, Y, *, starts: int, seed: int, init_steps: int, mode_iters: int, chains: int
+    net: BayesNet,
+    X,
+    Y,
+    *,
+    starts: int,
+    seed: int,
+    init_steps: int,
+    mode_iters: int,
+    chains: int,
+    start_modes: str = "best",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
     """Mode search that reaches a mode: ``starts`` backbone inits, ``init_steps`` batched Adam steps, then
-    L-BFGS on each; the best (lowest potential) mode m and its Laplace factor L. Chains start at m + L z_c,
-    z_c ~ N(0, I) (one mode with jitter at the scale of the posterior). Float64 throughout."""
+    L-BFGS on each; the best (lowest potential) mode m and its Laplace factor L. Returns (m, L, z, info): chain c
+    starts at m + L z_c. ``start_modes="best"``: z_c ~ N(0, I), every chain around the best mode (jitter at the
+    scale of the posterior); ``"all"``: chain c around mode c mod ``starts`` (over-dispersed starts from independent
+    mode searches, the same Laplace jitter L z at each), z_c = L^-1 (m_k - m) + N(0, I). ``info["chain_modes"]``
+    names each chain's mode search. Float64 throughout."""
+    if start_modes not in ("best", "all"):
+        raise ValueError(f"NUTS start_modes must be 'best' or 'all', got {start_modes!r}")
     net64 = net if net.dtype == torch.float64 else BayesNet(net.spec, dtype=torch.float64)
     Xt, Yt = _t(X, net64), _t(Y, net64)
     q0 = initial_q(net64, [seed * 1000 + 31 * k + 5 for k in range(starts)], Y)
@@ -229,7 +243,12 @@ def laplace_start(
     m = found[best][0]
     L = laplace_factor(net64, Xt, Yt, m)
     z = torch.randn(chains, net64.dim, generator=torch.Generator().manual_seed(seed * 1000 + 3), dtype=torch.float64)
+    cm = [best] * chains if start_modes == "best" else [c % starts for c in range(chains)]
+    if start_modes == "all":
+        offs = torch.linalg.solve(L, torch.stack([f[0] - m for f in found]).T).T  # L^-1 (m_k - m), (starts, dim)
+        z = z + offs[cm]
     info = {"mode_potentials": us.tolist(), "mode_grad_norms": [f[2] for f in found], "best_start": best}
+    info["chain_modes"] = cm
     return m, L, z, info
 
 
@@ -259,13 +278,15 @@ def run_nuts(
     starts: int = 4,
     mode_iters: int = 2000,
     metric: str = "diag",
+    start_modes: str = "best",
 ) -> Posterior:
     """Fast NUTS (see module docstring).
 
     ``init="laplace"``: the chains start at Laplace draws around the best of ``starts`` true modes
     (:func:`laplace_start`: Adam then L-BFGS); with ``metric="laplace"`` the sampler also runs in the
     coordinates z of q = m + L z (L L^T the Laplace covariance at that mode), i.e. with the *dense* mass matrix
-    H(m) (the diagonal adaptation then continues in z). ``metric="diag"``: the windowed diagonal adaptation only.
+    H(m) (the diagonal adaptation then continues in z). ``start_modes="all"``: chain c starts around mode
+    c mod ``starts`` instead (over-dispersed starts; the metric stays the best mode's). ``metric="diag"``: the windowed diagonal adaptation only.
 
     ``engine="vectorized"``: :class:`nnrds.uq.nuts.VectorizedNUTS`, all chains in one batched potential
     evaluation per leapfrog step. ``engine="pyro"``: Pyro's NUTS on the same potential, chains one
@@ -294,7 +315,15 @@ def run_nuts(
         q0 = find_mode(net, X, Y, q0, steps=init_steps)
     elif init == "laplace":
         m64, L64, z, extra_info = laplace_start(
-            net, X, Y, starts=starts, seed=seed, init_steps=init_steps, mode_iters=mode_iters, chains=chains
+            net,
+            X,
+            Y,
+            starts=starts,
+            seed=seed,
+            init_steps=init_steps,
+            mode_iters=mode_iters,
+            chains=chains,
+            start_modes=start_modes,
         )
         q0 = (z if laplace_metric else m64 + z @ L64.T).to(net.dtype)
     elif init != "prior":
