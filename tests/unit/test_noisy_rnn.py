@@ -555,3 +555,26 @@ def test_train_command_reads_ecg_from_the_folder_it_is_given(tmp_path, monkeypat
     assert set(runs.dataset) == {"ecg5000"} and (runs.chance_accuracy > 0).all()
     assert runs[runs.strength == 0].groupby("model").n_test.sum().iloc[0] == 4 * 30  # every sequence tested once
     assert main(["noisy-rnn-train", "--config-json", json.dumps(cfg), "--out-dir", str(tmp_path / "o2")]) == 2
+
+
+def test_task_study_overrides_only_its_task_design():
+    """A task's `task_training` entry overrides its models and noise levels (and training settings) for that task
+    only; the other task keeps the study's; the replicas follow the task's levels."""
+    study = {
+        "models": ["lipschitz", "noisy", "lstm"],
+        "noise_levels": [{"add": 0.05, "mult": 0.02}, {"add": 0.3, "mult": 0.0}],
+        "epochs": 20,
+        "lr": 0.01,
+        "batch_size": 32,
+        "task_training": {
+            "ecg5000": {"epochs": 12, "models": ["lipschitz", "noisy"], "noise_levels": [{"add": 0.1, "mult": 0.0}]}
+        },
+    }
+    ecg, other = nr.task_study("ecg5000", study), nr.task_study("italy_power", study)
+    assert ecg["models"] == ["lipschitz", "noisy"] and nr.noise_levels(ecg) == [(0.1, 0.0)]
+    assert other["models"] == study["models"] and nr.noise_levels(other) == [(0.05, 0.02), (0.3, 0.0)]
+    assert (
+        nr.training_settings("ecg5000", study)["epochs"] == 12
+        and nr.training_settings("italy_power", study)["epochs"] == 20
+    )
+    assert len(nr.replicas("noisy", ecg, ["f0", "f1"])) == 2 and len(nr.replicas("noisy", other, ["f0", "f1"])) == 4

@@ -9,7 +9,9 @@
 
 NRN = config["noisy_rnn"]
 NRN_DIR = "results/noisy_rnn"
-NRN_CELLS = expand("{dataset}/{model}", dataset=NRN["tasks"], model=NRN["models"])
+NRN_CELLS = [  # a task may run fewer models (noisy_rnn.task_training.<task>.models)
+    f"{d}/{m}" for d in NRN["tasks"] for m in (NRN["task_training"].get(d) or {}).get("models", NRN["models"])
+]
 NRN_FIGS = ["robustness_advantage", "accuracy_vs_strength", "clean_vs_training_noise"]
 NRN_ECG = NRN["ecg_path"] or "results/data/ecg5000/train.csv"
 NRN_DATA = {

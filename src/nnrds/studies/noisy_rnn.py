@@ -155,6 +155,8 @@ ARCH_SETTINGS = (
 )
 #: training settings a task may override (config ``noisy_rnn.task_training.<task>``)
 TRAIN_SETTINGS = ("epochs", "lr", "batch_size")
+#: design settings a task may override as well (a costly task can run a thinner design at a smaller scale)
+TASK_DESIGN = ("noise_levels", "models")
 
 
 def arch_for(model: str, data: SeqPool, study: dict) -> rnn.RNNArch:
@@ -172,6 +174,13 @@ def training_settings(dataset: str, study: dict) -> dict:
     """epochs, lr, batch_size of ``dataset``: the study's, overridden by ``task_training[dataset]``."""
     over = (study.get("task_training") or {}).get(dataset) or {}
     return {k: over.get(k, study[k]) for k in TRAIN_SETTINGS}
+
+
+def task_study(dataset: str, study: dict) -> dict:
+    """The study section as ``dataset``'s cells see it: :data:`TASK_DESIGN` keys overridden by
+    ``task_training[dataset]`` (e.g. ECG5000 with one pre-registered noise level at default scale)."""
+    over = (study.get("task_training") or {}).get(dataset) or {}
+    return {**study, **{k: over[k] for k in TASK_DESIGN if k in over}}
 
 
 def noise_levels(study: dict) -> list[tuple[float, float]]:
@@ -225,7 +234,8 @@ def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
     """Train all (seed, fold) replicas (x noise levels) of one dataset x model (``cell["dataset"]``,
     ``cell["model"]``); evaluate clean and perturbed accuracy on every replica's validation and test sequences.
     Returns the tables runs and timings."""
-    dataset, model, study, base_seed = cell["dataset"], cell["model"], cell.study, cell.base_seed
+    dataset, model, base_seed = cell["dataset"], cell["model"], cell.base_seed
+    study = task_study(dataset, cell.study)
     if model not in MODELS:
         raise ValueError(f"unknown noisy_rnn model {model!r}; expected one of {MODELS}")
     rt = cell.prepare()
