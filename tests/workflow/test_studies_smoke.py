@@ -20,9 +20,7 @@ def test_smoke_dag_builds_continuous_depth(smoke_run):
     res = wd / "results/continuous_depth"
     claims = pd.read_csv(res / "claims.csv")
     assert list(claims.columns) == verdicts.CLAIM_COLUMNS and set(claims.verdict) <= set(verdicts.VERDICTS)
-    assert {"euler_not_continuous:pendulum", "rk4_continuous:harmonic", "depth_refinement:elm:legendre3"} <= set(
-        claims.claim_id
-    )
+    assert {"euler_order:pendulum", "rk4_order:harmonic", "depth_refinement:smooth10:legendre3"} <= set(claims.claim_id)
     conv = pd.read_csv(res / "convergence.csv")
     assert set(conv.scheme) == {"euler", "midpoint", "rk4"} and set(conv.seed) == {0, 1, 2}
     assert len(pd.read_csv(res / "models.csv")) == 3 * 2 * 2 * 3  # schemes x systems x dt's x seeds
