@@ -845,6 +845,12 @@ def test_ta_claims_verdicts_on_known_answers():
     assert v["ta_linear_Few_energy"] == "inconclusive" and v["ta_linear_Wide_energy"] == "inconclusive"
     assert v["ta_snap_Good_energy"] == "supported" and v["ta_snap_Bad_energy"] == "contradicted"
     assert v["ta_snap_Few_energy"] == "inconclusive" and v["ta_snap_Wide_energy"] == "inconclusive"
+    # every configuration of a group is already tested: an inconclusive row needing more says so (design note)
+    assert "cannot decide at this design" in cl.loc["ta_linear_Wide_energy", "design_note"]
+    assert (
+        not isinstance(cl.loc["ta_linear_Good_energy", "design_note"], str)
+        or not cl.loc["ta_linear_Good_energy", "design_note"]
+    )
     # paired effect: mean of |linear| - |ours| over the same configurations
     e = c[c.group == "Good"]
     want = np.mean(np.abs(e[e.method == "linear"].energy_err_eV_per_atom.to_numpy())) - np.mean(np.abs(good))

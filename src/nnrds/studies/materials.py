@@ -1275,6 +1275,7 @@ def ta_claims(
                     x=e[baseline] - e[method] if len(ids) else np.array([]),
                     kind="superiority",
                     margin=0.0,
+                    n_units_max=len(ids),  # every configuration of the group is already tested
                 )
             )
         if reference is None:
@@ -1298,6 +1299,7 @@ def ta_claims(
                 x=e1[method] if len(ids1) else np.array([]),
                 kind="non_superiority",
                 margin=margin * s,
+                n_units_max=len(ids1),  # every configuration of the group is already tested
             )
         )
         snap[-1]["x"] = snap[-1]["x"] - s
