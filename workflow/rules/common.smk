@@ -97,6 +97,12 @@ def job_env():
     return {k: config[k] for k in ("seed", "device", "dtype", "torch_threads")}
 
 
+# The long training rules (minutes per job: noisy_rnn, materials, uq_elm, pinn_failure) start before the short
+# ones, so that the last minutes of a local run are not one long job on one core while the other core idles
+# (longest-first scheduling; the 2026-12-07 fresh-clone run spent 143 s with one job, the ECG noisy RNN, left).
+LONG_JOB_PRIORITY = 10
+
+
 def cluster_resources():
     """SLURM partition/account from NNRDS_SLURM_PARTITION / NNRDS_SLURM_ACCOUNT (no file edits needed;
     `--default-resources slurm_partition=... slurm_account=...` works too). Ignored by local runs."""

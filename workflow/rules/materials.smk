@@ -26,6 +26,7 @@ rule materials_train:
         f"{MAT_DIR}/benchmarks/train_{{mset}}.tsv"
     wildcard_constraints:
         mset="al_emt|fitsnap|wbe",
+    priority: LONG_JOB_PRIORITY
     threads: config["torch_threads"]
     resources:
         **train_resources(max(4000, 4 * MAT["al_emt"]["n_configs"], 2 * (MAT["wbe"]["max_configs"] or 25000))),

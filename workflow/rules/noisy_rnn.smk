@@ -33,6 +33,7 @@ rule noisy_rnn_train:
     wildcard_constraints:
         dataset="digits|digits_permuted|ecg5000|italy_power",
         model="lipschitz|noisy|antisymmetric|lstm|cornn",
+    priority: LONG_JOB_PRIORITY
     group:
         "noisy_rnn_train"
     threads: config["torch_threads"]

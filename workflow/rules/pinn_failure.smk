@@ -46,6 +46,7 @@ rule pinn_failure_train:
     wildcard_constraints:
         problem=r"[a-z_]+",
         mode=r"[a-z0-9_.]+(@[a-z0-9_]+)?",
+    priority: LONG_JOB_PRIORITY
     group:
         "pinn_failure_train"
     threads: config["torch_threads"]

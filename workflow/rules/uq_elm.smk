@@ -27,6 +27,7 @@ rule uq_elm_fit:
         f"{UQ_DIR}/benchmarks/fit_{{uqjob}}.tsv"
     wildcard_constraints:
         uqjob="|".join(UQ_JOBS) or "none",
+    priority: LONG_JOB_PRIORITY
     threads: config["torch_threads"]
     resources:
         **train_resources(2000),
@@ -49,6 +50,7 @@ rule uq_elm_depth:
         f"{UQ_DIR}/benchmarks/depth_n{{n}}.tsv"
     wildcard_constraints:
         n="[0-9]+",
+    priority: LONG_JOB_PRIORITY
     threads: config["torch_threads"]
     resources:
         **train_resources(2000),
