@@ -126,9 +126,13 @@ def test_kill_and_rerun_completes_with_same_results(smoke_digests, tmp_path):
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    first = wd / "results/wp_gap/cells"
+    results = wd / "results"
+
+    def trained() -> bool:  # a training job has finished (data jobs write their provenance under results/data)
+        return any("data" not in p.relative_to(results).parts[:1] for p in results.rglob("provenance.json"))
+
     deadline = time.time() + 300
-    while time.time() < deadline and not any(first.rglob("runs.csv")):
+    while time.time() < deadline and not (results.exists() and trained()):
         time.sleep(0.2)
     assert proc.poll() is None, "the DAG finished before it could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)
