@@ -228,7 +228,15 @@ def minimize_generators(
 #: per-replica phases of :func:`minimize`
 _NEWDIR, _BRACKET, _ZOOM, _DONE = 0, 1, 2, 3
 #: why a replica stopped (``Info.reason``)
-REASONS = ("max_iter", "max_eval", "tolerance_grad", "tolerance_change_step", "tolerance_change_loss", "no_descent")
+REASONS = (
+    "max_iter",
+    "max_eval",
+    "tolerance_grad",
+    "tolerance_change_step",
+    "tolerance_change_loss",
+    "no_descent",
+    "inactive",
+)
 
 
 @dataclass
@@ -265,6 +273,7 @@ def minimize(
     on_round: Callable[[int, list[int]], None] | None = None,
     info: Info | None = None,
     keep_at: Sequence[int] = (),
+    active: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Minimize R independent losses from ``theta0`` (R, P); returns the final points (R, P).
 
@@ -281,7 +290,9 @@ def minimize(
     iterations_done_per_replica)`` runs after every batched evaluation (progress logging); ``info``, when given,
     is filled with per-replica iterations, evaluations, stop reason and time (:class:`Info`), and with the
     iterates after each count of ``keep_at`` iterations (``Info.kept[c]`` (R, P): a replica that stopped before
-    c iterations contributes its final point)."""
+    c iterations contributes its final point). ``active`` (R,) bool, when given: the replicas that are not active
+    stay at ``theta0`` (stop reason ``inactive``, 0 iterations), e.g. replicas that finished a schedule of
+    rounds while their batch companions go on."""
     o = options
     R, P = theta0.shape
     dev, dt = theta0.device, theta0.dtype
@@ -317,6 +328,11 @@ def minimize(
     phase[stop0] = _DONE
     for r in np.flatnonzero(stop0):
         reason[r] = "tolerance_grad"
+    if active is not None:
+        off = ~np.asarray(active, dtype=bool) & (phase != _DONE)
+        phase[off] = _DONE
+        for r in np.flatnonzero(off):
+            reason[r] = "inactive"
 
     # history: ring buffers (R, m, P); slot of the j-th newest pair = (head - 1 - j) mod m
     S = torch.zeros(R, m_hist, P, dtype=dt, device=dev)

@@ -1,5 +1,5 @@
 """Physics-informed networks for 1-D periodic PDEs  u_t + beta u_x - nu u_xx - rho u (1 - u) = 0  (x in [0, 2 pi),
-t in [0, 1]); the three training modes of Krishnapriyan et al. (NeurIPS 2021).
+t in [0, 1]); the three training modes of Krishnapriyan et al. (NeurIPS 2021) and causal training.
 
 Every replica of a :class:`~nnrds.models.ReplicaNet` is one PINN with its own coefficients (beta, nu, rho), its own
 collocation points (drawn from the evaluation grid with the replica's seed) and its own initial condition, so a
@@ -16,12 +16,34 @@ point, so the gradient of the sum is the pointwise derivative).
 Training modes (:func:`train`): ``plain`` (one stage at the target coefficients), ``curriculum`` (stages at
 coefficients rising from ``start`` to the target, each warm-started from the previous stage's weights) and
 ``seq2seq_<dt>`` (time marching: windows of width dt, each with the previous window's prediction at its end time
-as initial condition, warm-started from the previous window's weights).
+as initial condition, warm-started from the previous window's weights) and ``causal`` (below).
+
+Causal training (Wang, Sankaran & Perdikaris 2022, "Respecting causality is all you need for training
+physics-informed neural networks", arXiv 2203.07404; :func:`train_causal`): [t_a, t_b] = [0, 1] is cut into N_t
+equal time chunks; L_r(t_i) is the mean squared residual over the residual points of chunk i (the plain mode's
+own points), the chunk weights are w_i = exp(-eps sum_{k<i} L_r(t_k)) (w_1 = 1), computed from the current net
+WITHOUT gradient (the paper's stop-gradient) for every replica on its own, and the residual term becomes
+(1/N_t) sum_i w_i L_r(t_i) (chunks without points left out of the sum and of N_t), as per-point weights of
+:class:`PinnLoss` (``weight``; None keeps every other mode bit-identical); IC and BC terms are unchanged. The eps
+schedule is the paper's: eps in (1e-2, 1e-1, 1, 10, 100), moving to the next eps once min_i w_i > delta = 0.99
+(the official code PredictiveIntelligenceLab/CausalPINNs, KS/Causal_PINNs_KS.py: ``tol_list = [1e-2, 1e-1, 1e0,
+1e1, 1e2]``, ``n_t = 32`` chunks, ``if W_value.min() > 0.99: break``; jaxpi's configs use 16-32 chunks). One
+difference from the official KS script: it adds 1e3 times the IC loss inside every weight's sum; we follow the
+paper's formula (no IC term, w_1 = 1). **Adaptation:** the paper trains with Adam and recomputes the weights at
+every step; here the optimizer is L-BFGS, whose line search and curvature pairs need one fixed loss, so the
+weights cannot change inside one L-BFGS run. Causal training therefore runs in *rounds*: compute every replica's
+weights from the current net, run one L-BFGS stage with them fixed (to its tolerances or ``round_max_iter``),
+recompute; a replica advances its eps when its min weight > delta (possibly several levels at once, as the
+official loop breaks at its first check) and stops training once it has passed the last eps, while its batch
+companions go on (``lbfgs.minimize(active=...)``); at most ``max_rounds`` rounds (replicas that have not passed
+the last eps by then are reported: stage rows ``causal_eps`` / ``causal_min_weight_end``). Every round restarts
+L-BFGS's curvature history.
 
 Budgets (``Setup.budget``): ``converge`` (default) trains every stage / window with L-BFGS until its own stopping
 rules (loss change or step below ``tolerance_change``, gradient below ``tolerance_grad``) or the cap
-``stage_max_iter``, whichever comes first -- the stop reason of every replica and stage is reported; ``equal``
-splits ``iterations`` evenly over the stages / windows (every mode spends the same total).
+``stage_max_iter`` (causal rounds: ``round_max_iter``), whichever comes first -- the stop reason of every replica
+and stage is reported; ``equal`` splits ``iterations`` evenly over the stages / windows (causal: over
+``max_rounds`` rounds, so it spends at most the same total).
 
 Residual points (``Setup.sampling``): ``uniform`` draws them uniformly in [0, 2 pi) x [t_a, t_b], so they reach
 every window's end t_b; with ``points_per="mode"`` every mode sees the same number of distinct points
@@ -32,6 +54,7 @@ per stage / window. ``grid_interior`` is the official code's choice: grid points
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -102,6 +125,9 @@ class PinnLoss:
     nu: torch.Tensor
     rho: torch.Tensor
     normalize: bool = False
+    #: (R, N_f) per-point weights of the residual term (causal training: :func:`causal_point_weights`); None:
+    #: the plain mean, every other mode
+    weight: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         R, dt = self.u_ic.shape[0], self.u_ic.dtype
@@ -123,7 +149,8 @@ class PinnLoss:
             u = net(self.X_bc)[..., 0]
             bc_x = torch.zeros_like(ic)
         bc = (u[:, :nb] - u[:, nb:]).pow(2).mean(1)
-        res = residual(net, self.X_f, self.beta, self.nu, self.rho, create_graph=create_graph).pow(2).mean(1)
+        r2 = residual(net, self.X_f, self.beta, self.nu, self.rho, create_graph=create_graph).pow(2)
+        res = r2.mean(1) if self.weight is None else (self.weight * r2).mean(1)
         return {"loss_ic": ic, "loss_bc": bc + bc_x, "loss_residual": res}
 
     def __call__(self, net, X=None, Y=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -285,11 +312,13 @@ def lbfgs_stage(
     keep_at: Sequence[int] = (),
     driver: str = "vectorized",
     label: str = "",
+    active: np.ndarray | None = None,
 ) -> tuple[lb.Info, list[dict], dict]:
     """Minimize ``loss`` over the replicas of ``net`` with one L-BFGS per replica (:func:`nnrds.lbfgs.minimize`;
     ``driver="generators"``: the previous per-replica driver, for benchmarks). Returns (info, history rows
     {replica, epoch, train_loss, loss_ic, loss_bc, loss_residual}, kept iterates {count: (R, P)}); the net ends
-    at the final points. Non-finite losses or gradients fail via :func:`nnrds.guards.check_finite`."""
+    at the final points; ``active`` (R,) bool: only these replicas move (:func:`nnrds.lbfgs.minimize`, vectorized
+    driver only). Non-finite losses or gradients fail via :func:`nnrds.guards.check_finite`."""
     params, sizes = _flat(net)
     R = params[0].shape[0]
     names = ("loss_ic", "loss_bc", "loss_residual")
@@ -337,6 +366,8 @@ def lbfgs_stage(
     theta0 = torch.cat([p.detach().reshape(R, -1) for p in params], 1)
     info = lb.Info()
     if driver == "generators":
+        if active is not None:
+            raise ValueError("lbfgs_stage: active replicas need the vectorized driver")
         theta = lb.minimize_generators(evaluate, theta0, options, record=record, on_round=on_round)
         last = {h["replica"]: h["epoch"] for h in history}
         info = lb.Info(  # the old driver keeps no account: iterations from the history, rounds for evaluations
@@ -347,7 +378,9 @@ def lbfgs_stage(
             rounds=n_eval[0],
         )
     else:
-        theta = lb.minimize(evaluate, theta0, options, record=record, on_round=on_round, info=info, keep_at=keep_at)
+        theta = lb.minimize(
+            evaluate, theta0, options, record=record, on_round=on_round, info=info, keep_at=keep_at, active=active
+        )
     _set_flat(params, sizes, theta)
     for p in params:
         p.grad = None
@@ -368,6 +401,203 @@ def _stage_reference(setup: Setup, coefs: dict[str, np.ndarray], t: np.ndarray) 
     )
 
 
+def _stage_rows(
+    setup: Setup,
+    net,
+    loss: PinnLoss,
+    coefs: dict[str, np.ndarray],
+    k: int,
+    t_a: float,
+    t_b: float,
+    n_it: int,
+    info: lb.Info,
+    rel_stage: np.ndarray,
+    replicas: Sequence[int] | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+) -> list[dict]:
+    """One :attr:`Trained.stage_rows` row per replica (``replicas``, default all) of stage k: its L-BFGS account,
+    the stage's own final loss parts and ``rel_stage``; ``extra``: more columns, arrays over the replicas."""
+    with torch.enable_grad():
+        own = {n: v.detach().cpu().double().numpy() for n, v in loss.parts(net, create_graph=False).items()}
+    rows = []
+    for r in range(setup.R) if replicas is None else replicas:
+        rows.append(
+            {
+                "replica": r,
+                "stage": k,
+                "t_a": t_a,
+                "t_b": t_b,
+                "stage_coef": float(coefs[_swept(setup.problem)][r]),
+                "n_residual_points": int(loss.X_f.shape[1]),
+                "cap": int(n_it),
+                "iterations": int(info.iterations[r]),
+                "evaluations": int(info.evaluations[r]),
+                "stop_reason": info.reason[r],
+                "wall_s": float(info.wall_s[r]),
+                **{n: float(own[n][r]) for n in own},
+                "loss_total": float(sum(own[n][r] for n in own)),
+                "rel_l2_stage": float(rel_stage[r]),
+                **{c: float(v[r]) for c, v in (extra or {}).items()},
+            }
+        )
+    return rows
+
+
+def _empty_info(R: int) -> lb.Info:
+    return lb.Info(
+        iterations=np.zeros(R, dtype=int),
+        evaluations=np.zeros(R, dtype=int),
+        reason=["none"] * R,
+        wall_s=np.zeros(R),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- causal
+#: causal training (:func:`train_causal`); the schema's defaults (workflow/schemas/studies/pinn_failure.schema.yaml)
+CAUSAL_DEFAULTS = {
+    "epsilons": [1e-2, 1e-1, 1.0, 10.0, 100.0],
+    "chunks": 32,
+    "delta": 0.99,
+    "max_rounds": 20,
+    "round_max_iter": 1000,
+}
+
+
+def chunk_index(t: torch.Tensor, t_a: float, t_b: float, chunks: int) -> torch.Tensor:
+    """The time chunk of every residual point: [t_a, t_b] cut into ``chunks`` equal parts, t (R, N) -> (R, N)
+    int64 in [0, chunks) (t_b itself belongs to the last chunk)."""
+    k = torch.floor((t - t_a) / (t_b - t_a) * chunks).long()
+    return k.clamp(0, chunks - 1)
+
+
+def chunk_losses(r2: torch.Tensor, idx: torch.Tensor, chunks: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-chunk residual losses L_r(t_i) = mean of the squared residuals ``r2`` (R, N) over the chunk's points
+    (0 for a chunk without points) and the points per chunk, both (R, chunks); one-hot sums, deterministic."""
+    oh = torch.nn.functional.one_hot(idx, chunks).to(r2.dtype)
+    counts = oh.sum(1)
+    sums = (r2[..., None] * oh).sum(1)
+    return torch.where(counts > 0, sums / counts.clamp(min=1), torch.zeros_like(sums)), counts
+
+
+def causal_weights(L: np.ndarray, eps) -> np.ndarray:
+    """w_i = exp(-eps sum_{k<i} L_k) per replica: L (R, N_t) per-chunk losses, eps scalar or (R,); w_1 = 1."""
+    L = np.asarray(L, dtype=float)
+    before = np.concatenate([np.zeros((L.shape[0], 1)), np.cumsum(L, 1)[:, :-1]], 1)
+    return np.exp(-np.broadcast_to(np.asarray(eps, dtype=float), (L.shape[0],))[:, None] * before)
+
+
+def causal_advance(
+    L: np.ndarray, level: np.ndarray, epsilons: Sequence[float], delta: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The eps schedule of Wang, Sankaran & Perdikaris (2022) per replica: a replica at ``level`` (index into
+    ``epsilons``) moves to the next eps while its min_i w_i > ``delta`` at its current eps (checked again at
+    the new eps, so several levels can pass at once). Returns (new level, weights (R, N_t) at each replica's
+    eps -- the last eps for replicas past it --, done = passed the last eps)."""
+    eps = np.asarray(epsilons, dtype=float)
+    level = np.asarray(level, dtype=int).copy()
+    while True:
+        w = causal_weights(L, eps[np.minimum(level, len(eps) - 1)])
+        go = (level < len(eps)) & (w.min(1) > delta)
+        if not go.any():
+            return level, w, level >= len(eps)
+        level[go] += 1
+
+
+def causal_point_weights(w: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Per-point weights (R, N) of :attr:`PinnLoss.weight` so that the weighted residual mean is
+    (1 / N_t) sum_i w_i L_r(t_i) over the N_t chunks that hold points: point p of chunk i gets
+    w_i N / (N_t n_i) (n_i points in chunk i)."""
+    N = idx.shape[1]
+    n_t = (counts > 0).sum(1, keepdim=True).to(w.dtype)
+    per_chunk = torch.where(counts > 0, w * N / (n_t * counts.clamp(min=1)), torch.zeros_like(w))
+    return torch.gather(per_chunk, 1, idx)
+
+
+def train_causal(
+    net, setup: Setup, causal: dict | None = None, hook: StageHook | None = None, where=None, driver="vectorized"
+) -> Trained:
+    """Causal training (module docstring) in rounds: compute every replica's chunk weights from the current net,
+    run one L-BFGS stage with them fixed (to its tolerances or the round's cap), recompute; a replica moves to
+    the next eps when its min weight > delta and stops training once it has passed the last eps (it stays as it
+    is while the others go on); at most ``max_rounds`` rounds. Stage rows: one per replica and round it trained
+    (round 0 for every replica), with ``causal_eps`` (the eps of the round), ``causal_min_weight`` (min_i w_i it
+    trained with) and ``causal_min_weight_end`` (min_i w_i at the same eps after the round: > delta means it
+    passed that eps); their loss columns are the unweighted loss (comparable with plain)."""
+    cfg = {**CAUSAL_DEFAULTS, **(causal or {})}
+    eps = [float(e) for e in cfg["epsilons"]]
+    chunks, delta, n_rounds = int(cfg["chunks"]), float(cfg["delta"]), int(cfg["max_rounds"])
+    caps = _split(setup.iterations, n_rounds) if setup.budget == "equal" else [int(cfg["round_max_iter"])] * n_rounds
+    R, coefs = setup.R, setup.coefs
+    where = current() if where is None else where
+    u_ic = setup.tensor(np.broadcast_to(setup.u0, (R, setup.nx)).copy())
+    base = setup.loss(coefs, 0.0, 1.0, u_ic, salt=0)  # the plain mode's residual points
+    idx = chunk_index(base.X_f[..., 1], 0.0, 1.0, chunks)
+    ref = _stage_reference(setup, coefs, setup.t)
+    u_fn = u_of(net, setup.normalize)
+
+    def chunk_L() -> tuple[np.ndarray, torch.Tensor]:
+        with torch.enable_grad():
+            r = residual(u_fn, base.X_f, base.beta, base.nu, base.rho, create_graph=False)
+        L, counts = chunk_losses(r.detach().pow(2), idx, chunks)
+        return L.cpu().double().numpy(), counts
+
+    level = np.zeros(R, dtype=int)
+    history: list[dict] = []
+    stage_rows: list[dict] = []
+    offset = np.zeros(R, dtype=int)
+    L, counts = chunk_L()
+    t0, rounds = time.perf_counter(), 0
+    for k in range(n_rounds):
+        level, w, done = causal_advance(L, level, eps, delta)
+        if done.all() and k > 0:
+            break
+        rounds = k + 1
+        eps_r = np.asarray(eps)[np.minimum(level, len(eps) - 1)]
+        loss = dataclasses.replace(base, weight=causal_point_weights(setup.tensor(w), idx, counts))
+        if hook is not None:
+            info_h = {"coefs": coefs, "t_a": 0.0, "t_b": 1.0, "u_ic": u_ic.clone(), "iterations": caps[k]}
+            hook(k, net, {**info_h, "epsilon": eps_r.copy(), "weights": w.copy(), "active": ~done})
+        info = _empty_info(R)
+        if caps[k] > 0 and not done.all():
+            opts = lb.LBFGSOptions(**{**setup.lbfgs, "max_iter": caps[k]})
+            w_at = where.at(cell=f"{where.cell} causal round {k + 1}")
+            info, hist, _ = lbfgs_stage(
+                net, loss, opts, w_at, driver=driver, label=f"causal round {k + 1} ", active=~done
+            )
+            history += [
+                {**h, "stage": k, "iteration": offset[h["replica"]] + h["epoch"]}
+                for h in hist
+                if not done[h["replica"]]
+            ]
+        offset += np.asarray(info.iterations, dtype=int)
+        L, counts = chunk_L()
+        keep = list(range(R)) if k == 0 else [int(r) for r in np.flatnonzero(~done)]
+        extra = {
+            "causal_eps": eps_r,
+            "causal_min_weight": w.min(1),
+            "causal_min_weight_end": causal_weights(L, eps_r).min(1),
+        }
+        rel = errors(setup.predict(net), ref)[0]
+        stage_rows += _stage_rows(setup, net, base, coefs, k, 0.0, 1.0, caps[k], info, rel, keep, extra)
+        log.info(
+            "%s %s: causal round %d/%d done, eps levels %s, replicas past the last eps %d/%d, min weight "
+            "median %.3g, iterations mean %.0f, elapsed %.0f s",
+            where.study,
+            where.cell,
+            k + 1,
+            n_rounds,
+            np.bincount(np.minimum(level, len(eps) - 1), minlength=len(eps)).tolist(),
+            int(done.sum()),
+            R,
+            float(np.median(w.min(1))),
+            float(np.mean(info.iterations)),
+            time.perf_counter() - t0,
+        )
+    for h in history:
+        h.pop("epoch", None)
+    return Trained(u=setup.predict(net), history=history, stages=rounds, stage_rows=stage_rows)
+
+
 def mode_stages(
     setup: Setup, mode: str, curriculum: dict | None = None
 ) -> list[tuple[dict[str, np.ndarray], float, float]]:
@@ -381,7 +611,7 @@ def mode_stages(
         return [({**setup.coefs, key: c}, 0.0, 1.0) for c in sched]
     if mode.startswith("seq2seq_"):
         return [(setup.coefs, a, b) for a, b in windows(float(mode.split("_", 1)[1]))]
-    raise ValueError(f"unknown PINN training mode {mode!r}; expected plain, curriculum or seq2seq_<dt>")
+    raise ValueError(f"unknown PINN training mode {mode!r}; expected plain, curriculum, causal or seq2seq_<dt>")
 
 
 def train(
@@ -392,10 +622,14 @@ def train(
     hook: StageHook | None = None,
     where=None,
     driver: str = "vectorized",
+    causal: dict | None = None,
 ) -> Trained:
     """Train the replicas of ``net`` in one mode (budget, residual points: ``setup``, module docstring); returns
     the prediction on the evaluation grid, the loss history by component, per-replica per-stage accounts and
-    (plain mode) the predictions at ``setup.checkpoints``."""
+    (plain mode) the predictions at ``setup.checkpoints``. ``causal``: settings of mode ``causal``
+    (:data:`CAUSAL_DEFAULTS`, :func:`train_causal`)."""
+    if mode == "causal":
+        return train_causal(net, setup, causal, hook=hook, where=where, driver=driver)
     stages = mode_stages(setup, mode, curriculum)
     if setup.budget == "equal":
         iters = _split(setup.iterations, len(stages))
@@ -418,12 +652,7 @@ def train(
             loss = setup.loss(coefs, t_a, t_b, u_ic, salt=k if seq else 0, n=n_pts)
         else:
             loss = setup.loss(coefs, t_a, t_b, u_ic, salt=k)
-        info = lb.Info(
-            iterations=np.zeros(setup.R, dtype=int),
-            evaluations=np.zeros(setup.R, dtype=int),
-            reason=["none"] * setup.R,
-            wall_s=np.zeros(setup.R),
-        )
+        info = _empty_info(setup.R)
         keep = [c for c in setup.checkpoints] if mode == "plain" else []
         if n_it > 0:
             w = where.at(cell=f"{where.cell} stage {k + 1}/{len(stages)}") if len(stages) > 1 else where
@@ -448,28 +677,7 @@ def train(
             ref = _stage_reference(setup, coefs, setup.t[rows])
         else:
             ref = _stage_reference(setup, coefs, setup.t)
-        rel_stage = errors(u_stage, ref)[0]
-        with torch.enable_grad():
-            own = {n: v.detach().cpu().double().numpy() for n, v in loss.parts(net, create_graph=False).items()}
-        for r in range(setup.R):
-            stage_rows.append(
-                {
-                    "replica": r,
-                    "stage": k,
-                    "t_a": t_a,
-                    "t_b": t_b,
-                    "stage_coef": float(coefs[_swept(setup.problem)][r]),
-                    "n_residual_points": int(loss.X_f.shape[1]),
-                    "cap": int(n_it),
-                    "iterations": int(info.iterations[r]),
-                    "evaluations": int(info.evaluations[r]),
-                    "stop_reason": info.reason[r],
-                    "wall_s": float(info.wall_s[r]),
-                    **{n: float(own[n][r]) for n in own},
-                    "loss_total": float(sum(own[n][r] for n in own)),
-                    "rel_l2_stage": float(rel_stage[r]),
-                }
-            )
+        stage_rows += _stage_rows(setup, net, loss, coefs, k, t_a, t_b, n_it, info, errors(u_stage, ref)[0])
         if seq:
             u_ic = setup.tensor(setup.predict(net, np.array([t_b]))[:, 0])  # end state -> next window's IC
         if len(stages) > 4 and ((k + 1) % max(1, math.ceil(len(stages) / 10)) == 0 or last):

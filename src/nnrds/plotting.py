@@ -115,7 +115,13 @@ PARAM_COLORS.update({"nonpar/constant": "#d62728", "nonpar/linear": "#e377c2"})
 
 # --- PINN failure-mode study (pinn_failure) ---
 #: one colour per PINN training mode (seq2seq modes of other window widths fall back to the cycle)
-PINN_MODE_COLORS = {"plain": "#d62728", "curriculum": "#1f77b4", "seq2seq_0.1": "#2ca02c", "seq2seq_0.05": "#9467bd"}
+PINN_MODE_COLORS = {
+    "plain": "#d62728",
+    "curriculum": "#1f77b4",
+    "seq2seq_0.1": "#2ca02c",
+    "seq2seq_0.05": "#9467bd",
+    "causal": "#ff7f0e",
+}
 #: display names of the PINN problems and of their swept coefficient
 PINN_PROBLEMS = {
     "convection": ("convection  u_t + β u_x = 0", "β"),

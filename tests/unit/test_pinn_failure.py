@@ -616,3 +616,132 @@ def test_paper_comparison_ratio_and_agreement():
     assert not cmp.loc[("reaction", 5.0), "within_3x"]  # 0.5 > 3 x 0.083
     assert cmp.loc[("reaction", 10.0), "ratio"] == pytest.approx(0.07 / math.sqrt(0.069 * 0.083))
     assert len(pf.paper_comparison(runs.assign(problem="reaction_diffusion"), ref)) == 0
+
+
+# ------------------------------------------------------------------------------------------ causal training
+def test_causal_weights_monotone_start_at_one_and_are_one_without_loss():
+    L = np.array([[0.0, 0.0, 0.0, 0.0], [1.0, 2.0, 3.0, 4.0]])
+    w = pinn.causal_weights(L, 0.5)
+    np.testing.assert_array_equal(w[0], np.ones(4))  # no residual loss: every chunk weighs 1
+    np.testing.assert_allclose(w[1], np.exp(-0.5 * np.array([0.0, 1.0, 3.0, 6.0])), rtol=1e-15)
+    assert (w[:, 0] == 1.0).all() and (np.diff(w[1]) < 0).all()  # w_1 = 1, then decreasing
+    # per-replica eps; the last chunk's own loss never enters the weights
+    w2 = pinn.causal_weights(np.array([[1.0, 1.0, 99.0], [1.0, 1.0, 99.0]]), np.array([0.0, 1.0]))
+    np.testing.assert_allclose(w2, [[1, 1, 1], [1, math.exp(-1), math.exp(-2)]], rtol=1e-15)
+
+
+def test_causal_eps_advance_rule():
+    eps = [0.01, 0.1, 1.0]
+    L = np.array([[1e-5] * 4, [10.0] * 4, [0.1] * 4, [0.1] * 4])
+    level, w, done = pinn.causal_advance(L, np.array([0, 0, 0, 2]), eps, 0.99)
+    # tiny loss: passes every eps at once (done); large loss: exp(-0.01 * 30) = 0.74 stays at eps 0.01;
+    # L = 0.1: exp(-0.01 * 0.3) = 0.997 > 0.99 passes 0.01, exp(-0.1 * 0.3) = 0.970 fails at 0.1; a replica
+    # already at eps = 1 with that loss stays there (the schedule never goes back)
+    np.testing.assert_array_equal(level, [3, 0, 1, 2])
+    np.testing.assert_array_equal(done, [True, False, False, False])
+    np.testing.assert_allclose(w[1], pinn.causal_weights(L[1:2], 0.01)[0])
+    np.testing.assert_allclose(w[2], pinn.causal_weights(L[2:3], 0.1)[0])
+    np.testing.assert_allclose(w[0], pinn.causal_weights(L[0:1], 1.0)[0])  # past the end: the last eps
+    assert w[2].min() <= 0.99 < pinn.causal_weights(L[2:3], 0.01).min()
+    # delta = 0.999: L = 0.1 no longer passes eps 0.01 (0.997)
+    assert pinn.causal_advance(L[2:3], np.array([0]), eps, 0.999)[0][0] == 0
+
+
+def test_causal_residual_weights_reproduce_the_chunked_loss():
+    t = torch.tensor([[0.05, 0.1, 0.3, 0.35, 0.6, 0.65, 0.9, 1.0], [0.0, 0.01, 0.02, 0.6, 0.7, 0.8, 0.9, 0.95]])
+    idx = pinn.chunk_index(t, 0.0, 1.0, 4)
+    np.testing.assert_array_equal(idx.numpy(), [[0, 0, 1, 1, 2, 2, 3, 3], [0, 0, 0, 2, 2, 3, 3, 3]])
+    r2 = torch.arange(1.0, 17.0, dtype=torch.float64).reshape(2, 8)
+    L, counts = pinn.chunk_losses(r2, idx, 4)
+    np.testing.assert_allclose(L.numpy(), [[1.5, 3.5, 5.5, 7.5], [10.0, 0.0, 12.5, 15.0]])
+    np.testing.assert_array_equal(counts.numpy(), [[2, 2, 2, 2], [3, 0, 2, 3]])
+    w = torch.tensor([[1.0, 0.5, 0.25, 0.125], [1.0, 0.3, 0.2, 0.1]], dtype=torch.float64)
+    pw = pinn.causal_point_weights(w, idx, counts)
+    # weighted mean = (1 / N_t) sum_i w_i L_i over the chunks that hold points (row 2: chunk 2 is empty)
+    want = [(1.5 + 0.5 * 3.5 + 0.25 * 5.5 + 0.125 * 7.5) / 4, (10.0 + 0.2 * 12.5 + 0.1 * 15.0) / 3]
+    np.testing.assert_allclose((pw * r2).mean(1).numpy(), want, rtol=1e-14)
+    # all weights 1 and equally filled chunks: the plain residual mean
+    ones = pinn.causal_point_weights(torch.ones(2, 4, dtype=torch.float64), idx, counts)
+    assert float((ones[0] * r2[0]).mean()) == pytest.approx(float(r2[0].mean()), rel=1e-15)
+    # a PinnLoss with unit per-point weights gives the plain loss exactly
+    setup = pinn.Setup("convection", {k: np.full(2, 3.0 if k == "beta" else 0.0) for k in pinn.COEFS}, [0, 1], 16, 1)
+    base = setup.loss(setup.coefs, 0.0, 1.0, setup.tensor(np.broadcast_to(setup.u0, (2, setup.nx)).copy()))
+    net = ReplicaNet(Arch(2, 1, 6, 2, param="mlp"), [0, 1])
+    import dataclasses
+
+    a = base.parts(net)["loss_residual"]
+    b = dataclasses.replace(base, weight=torch.ones(2, 16)).parts(net)["loss_residual"]
+    assert torch.equal(a, b) and base.weight is None
+
+
+def test_lbfgs_inactive_replicas_stay_put_and_the_others_run_as_alone():
+    x0 = torch.tensor([[-1.2, 1.0, 0.5, -0.3], [0.0, 0.0, 0.0, 0.0], [2.0, 2.0, -1.0, 1.0]], dtype=torch.float64)
+    o = lbfgs.LBFGSOptions(max_iter=15, history_size=5)
+    info = lbfgs.Info()
+    out = lbfgs.minimize(_evaluate, x0, o, info=info, active=np.array([True, False, True]))
+    assert torch.equal(out[1], x0[1]) and info.reason[1] == "inactive" and info.iterations[1] == 0
+    alone = lbfgs.minimize(_evaluate, x0[[0, 2]], o)
+    torch.testing.assert_close(out[[0, 2]], alone, rtol=0, atol=0)
+
+
+CAUSAL = {"epsilons": [0.01, 1.0, 100.0], "chunks": 4, "max_rounds": 3, "round_max_iter": 3}
+
+
+def test_causal_training_rounds_on_the_smoke_problem():
+    """Tiny causal run (convection, beta = 20): every round trains with the weights of the net it starts from
+    (recomputed here from the hook's net), eps never goes back, caps and accounts per replica and round."""
+    setup = _small_setup("convection", 6, beta=20.0)
+    setup.budget = "converge"
+    net = ReplicaNet(Arch(2, 1, 6, 2, param="mlp"), [0, 1], dtype=torch.float64)
+    seen = []
+
+    def hook(k, n, info):
+        base = setup.loss(setup.coefs, 0.0, 1.0, info["u_ic"])
+        with torch.enable_grad():
+            r2 = pinn.residual(n, base.X_f, base.beta, base.nu, base.rho, create_graph=False).detach().pow(2)
+        L, _ = pinn.chunk_losses(r2, pinn.chunk_index(base.X_f[..., 1], 0.0, 1.0, 4), 4)
+        seen.append((k, info, pinn.causal_weights(L.numpy(), info["epsilon"])))
+
+    tr = pinn.train(net, setup, "causal", hook=hook, causal=CAUSAL)
+    assert [k for k, _, _ in seen] == list(range(tr.stages)) and 1 <= tr.stages <= 3
+    for _, info, w in seen:
+        np.testing.assert_allclose(info["weights"], w, rtol=1e-12)
+        assert (info["weights"][:, 0] == 1.0).all() and info["iterations"] == 3
+    st = pd.DataFrame(tr.stage_rows)
+    assert set(st[st.stage == 0].replica) == {0, 1} and (st.iterations <= 3).all() and (st.cap == 3).all()
+    for _, g in st.groupby("replica"):
+        assert list(g.stage) == list(range(len(g))) and (np.diff(g.causal_eps) >= 0).all()
+        assert g.causal_eps.isin(CAUSAL["epsilons"]).all() and g.causal_min_weight.between(0, 1).all()
+    assert np.isfinite(st.rel_l2_stage).all() and tr.u.shape == (2, 21, 32)
+    assert {h["stage"] for h in tr.history} == set(range(tr.stages))
+
+
+def test_causal_claim_and_rounds_table():
+    rng = np.random.default_rng(5)
+    runs = _runs(lambda p, m, c, s: float(np.exp(rng.normal(0, 0.05))))
+    cz = runs[runs["mode"] == "plain"].assign(mode="causal")
+    cz["rel_l2"] = np.where(cz.coef >= 20, 0.01, 1.0) * np.exp(np.random.default_rng(2).normal(0, 0.05, len(cz)))
+    st = {**STUDY, "problems": {**STUDY["problems"]}}
+    st["problems"]["convection"] = {**st["problems"]["convection"], "modes": ["plain", "curriculum", "causal"]}
+    cl = pf.summarize(pd.concat([runs, cz]), pd.DataFrame(), st)[3].set_index("claim_id")
+    assert cl.loc["causal_improves:convection", "verdict"] == "supported"  # 2 orders better
+    assert cl.loc["curriculum_improves:convection", "verdict"] == "contradicted"  # no better
+    assert cl.loc["causal_improves:convection", "effect"] == pytest.approx(2.0, abs=0.1)
+    stages = pd.DataFrame(
+        {
+            "problem": "convection",
+            "mode": "causal",
+            "arm": "main",
+            "coef": 20.0,
+            "seed": [0, 0, 1, 1, 1],
+            "stage": [0, 1, 0, 1, 2],
+            "iterations": [5, 3, 5, 5, 5],
+            "stop_reason": ["max_iter", "tolerance_change_loss", "max_iter", "max_iter", "max_iter"],
+            "causal_eps": [0.01, 100.0, 0.01, 1.0, 100.0],
+            "causal_min_weight_end": [0.995, 0.999, 0.995, 0.999, 0.5],
+        }
+    )
+    cr = pf.causal_rounds(stages, {"causal": {"epsilons": [0.01, 1.0, 100.0], "delta": 0.99}}).set_index("seed")
+    assert cr.loc[0, "passed_schedule"] and not cr.loc[1, "passed_schedule"]  # seed 1: stopped at the round cap
+    assert list(cr.rounds) == [2, 3] and list(cr.iterations) == [8, 15] and list(cr.rounds_at_iteration_cap) == [1, 3]
+    assert pf.causal_rounds(stages.drop(columns="causal_eps"), {}).empty

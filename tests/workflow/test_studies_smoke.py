@@ -48,7 +48,11 @@ def test_smoke_dag_builds_pinn_failure(smoke_run):
     wd = smoke_run
     cl = pd.read_csv(wd / "results/pinn_failure/claims.csv")
     assert list(cl.columns) == verdicts.CLAIM_COLUMNS and set(cl.verdict) <= set(verdicts.VERDICTS)
-    assert {"plain_fails:convection", "curriculum_improves:convection"} <= set(cl.claim_id)
+    assert {"plain_fails:convection", "curriculum_improves:convection", "causal_improves:convection"} <= set(
+        cl.claim_id
+    )
+    cr = pd.read_csv(wd / "results/pinn_failure/causal_rounds.csv")
+    assert len(cr) == 4 and set(cr.problem) == {"convection"}  # 2 betas x 2 seeds
     for f in pf_figs():
         assert (wd / f"figures/pinn_failure/{f}.png").stat().st_size > 1000
 

@@ -81,6 +81,7 @@ rule pinn_failure_summarize:
                 "timings",
                 "replica_timings",
                 "stages",
+                "causal_rounds",
                 "budget",
                 "history",
                 "fields",

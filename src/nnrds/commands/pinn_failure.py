@@ -20,6 +20,7 @@ SUMMARY_TABLES = [
     "timings",
     "replica_timings",
     "stages",
+    "causal_rounds",
     "budget",
     "budget_effects",
     "paper_comparison",
@@ -70,6 +71,8 @@ def _summarize(args) -> int:
     beff = pinn_failure.budget_effects(budget, c["study"])
     ref = pd.read_csv(c["reference"]) if c.get("reference") else pd.DataFrame(columns=["problem", "mode"])
     comparison = pinn_failure.paper_comparison(runs, ref)
+    stages = read_tables(args, "stages")
+    causal = pinn_failure.causal_rounds(stages, c["study"])
     write_summary(
         args,
         "pinn_failure/summarize",
@@ -77,7 +80,8 @@ def _summarize(args) -> int:
             "runs": runs,
             "timings": timings,
             "replica_timings": read_tables(args, "replica_timings"),
-            "stages": read_tables(args, "stages"),
+            "stages": stages,
+            "causal_rounds": causal,
             "budget": budget,
             "budget_effects": beff,
             "paper_comparison": comparison,
@@ -91,7 +95,7 @@ def _summarize(args) -> int:
             "heatmap_cases": pinn_failure.heatmap_cases(runs[runs.arm == "main"]),
             "claims": claims,
         },
-        pinn_failure.caption(runs, summary, lsum, claims, timings, c["scale"], c["study"], beff, comparison),
+        pinn_failure.caption(runs, summary, lsum, claims, timings, c["scale"], c["study"], beff, comparison, causal),
     )
     return 0
 

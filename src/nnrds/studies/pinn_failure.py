@@ -20,6 +20,10 @@ initialization, so effects are summarized within the seed first):
   supported when the interval lies above ``min_orders`` (1), contradicted when it lies below.
 * ``seq2seq_improves:<problem>:<mode>`` -- sequence-to-sequence training greatly lowers the reaction and
   reaction-diffusion errors: as the previous claim with the seq2seq mode in place of curriculum.
+* ``causal_improves:<problem>`` -- causal training (Wang, Sankaran & Perdikaris 2022; :func:`nnrds.pinn.train_causal`,
+  in rounds of L-BFGS with fixed weights) lowers the error: as the curriculum claim with mode ``causal``, in the
+  same Holm family. The paper of the study has no causal numbers; this claim tests the causal paper's premise on
+  the failure-mode paper's problems.
 * ``plain_fails:<problem>:<arm>`` -- as ``plain_fails`` in another arm (e.g. faithful to the official code).
 * ``equal_budget_<kind>:<problem>:<mode>`` -- SECONDARY: the cure of the ``equal`` arm against the plain iterate after
   the same total number of iterations (the budget axis of the main plain run).
@@ -56,6 +60,7 @@ FIGURES = {
     "plain_fails": "figures/pinn_failure/error_vs_coefficient.png",
     "curriculum_improves": "figures/pinn_failure/error_vs_coefficient.png",
     "seq2seq_improves": "figures/pinn_failure/error_vs_coefficient.png",
+    "causal_improves": "figures/pinn_failure/error_vs_coefficient.png",
 }
 
 RUN_COLUMNS = [
@@ -156,6 +161,9 @@ STAGE_COLUMNS = [
     "loss_residual",
     "loss_total",
     "rel_l2_stage",
+    "causal_eps",
+    "causal_min_weight",
+    "causal_min_weight_end",
 ]
 #: error vs budget: plain (main arm) at every checkpoint (``budget`` = iteration count, the iterate there or the
 #: final one if it stopped before: ``iterations_used``) and every run at its end (``final``, budget = iterations used)
@@ -248,7 +256,7 @@ def run_cell(cell: experiment.Cell, where=None) -> dict[str, pd.DataFrame]:
     else:
         net = experiment.replica_net(Arch(**ARCH), [s for _, s in reps], base_seed, rt)
     t0 = time.perf_counter()
-    trained = pinn.train(net, setup, mode, study.get("curriculum"), where=where)
+    trained = pinn.train(net, setup, mode, study.get("curriculum"), where=where, causal=study.get("causal"))
     wall = time.perf_counter() - t0
     log.info("%s/%s: %d replicas trained in %.1f s", problem, cell_mode, len(reps), wall)
 
@@ -287,11 +295,12 @@ def run_cell(cell: experiment.Cell, where=None) -> dict[str, pd.DataFrame]:
                 "iterations": int(g.iterations.sum()),
                 "evaluations": int(g.evaluations.sum()),
                 "stages_at_cap": int((g.stop_reason == "max_iter").sum()),
-                "stages": trained.stages,
+                "stages": len(g),  # causal: the rounds this replica trained
             }
         )
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    stages = st.drop(columns=["replica"])[STAGE_COLUMNS]
+    cols = STAGE_COLUMNS if mode == "causal" else [c for c in STAGE_COLUMNS if not c.startswith("causal_")]
+    stages = st.drop(columns=["replica"])[cols]  # causal_* columns only in causal runs
     # wall times are not reproducible: their own table (like timings), not in runs / stages
     rtimes = st[["problem", "mode", "arm", "coef", "seed", "stage", "iterations", "evaluations", "wall_s"]].copy()
     brows = []
@@ -450,7 +459,7 @@ def _landscapes(
 
 # ---------------------------------------------------------------------------------------------------- summary
 def _kind(mode: str) -> str:
-    return "curriculum_improves" if mode == "curriculum" else "seq2seq_improves"
+    return {"curriculum": "curriculum_improves", "causal": "causal_improves"}.get(mode, "seq2seq_improves")
 
 
 def per_seed(runs: pd.DataFrame, study: dict, budget: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -690,6 +699,52 @@ def error_summary(runs: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
 
 
+CAUSAL_ROUND_COLUMNS = [
+    "problem",
+    "arm",
+    "coef",
+    "seed",
+    "rounds",
+    "iterations",
+    "rounds_at_iteration_cap",
+    "final_eps",
+    "final_min_weight",
+    "passed_schedule",
+]
+
+
+def causal_rounds(stages: pd.DataFrame, study: dict) -> pd.DataFrame:
+    """One row per causal run (mode ``causal``): rounds trained, L-BFGS iterations and rounds that hit the
+    per-round cap, the eps and min_i w_i after its last round and ``passed_schedule`` = that eps is the last of
+    the schedule and min_i w_i > delta there (otherwise the run stopped at the round cap ``max_rounds``)."""
+    cfg = {**pinn.CAUSAL_DEFAULTS, **(study.get("causal") or {})}
+    last_eps, delta = float(cfg["epsilons"][-1]), float(cfg["delta"])
+    if stages is None or stages.empty or "causal_eps" not in stages:
+        return pd.DataFrame(columns=CAUSAL_ROUND_COLUMNS)
+    st = stages[stages["mode"] == "causal"]
+    if "arm" not in st:
+        st = st.assign(arm="main")
+    rows = []
+    for (p, a, c, s), g in st.groupby(["problem", "arm", "coef", "seed"], sort=False):
+        g = g.sort_values("stage", kind="stable")
+        end = g.iloc[-1]
+        rows.append(
+            {
+                "problem": p,
+                "arm": a,
+                "coef": c,
+                "seed": s,
+                "rounds": int((~g.stop_reason.isin(["inactive", "none"])).sum()),
+                "iterations": int(g.iterations.sum()),
+                "rounds_at_iteration_cap": int((g.stop_reason == "max_iter").sum()),
+                "final_eps": float(end.causal_eps),
+                "final_min_weight": float(end.causal_min_weight_end),
+                "passed_schedule": bool(end.causal_eps == last_eps and end.causal_min_weight_end > delta),
+            }
+        )
+    return pd.DataFrame(rows, columns=CAUSAL_ROUND_COLUMNS)
+
+
 def landscape_summary(lstats: pd.DataFrame) -> pd.DataFrame:
     """Median over seeds of the slice statistics per mode and beta."""
     if lstats.empty:
@@ -721,9 +776,12 @@ def caption(
     study: dict,
     budget_eff: pd.DataFrame | None = None,
     comparison: pd.DataFrame | None = None,
+    causal: pd.DataFrame | None = None,
 ) -> str:
     cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
     cur = study.get("curriculum") or {}
+    cau = {**pinn.CAUSAL_DEFAULTS, **(study.get("causal") or {})}
+    has_causal = any("causal" in s["modes"] for s in study["problems"].values())
     ls = study.get("landscape") or {}
     lbo = {"tolerance_change": 1e-9, "tolerance_grad": 1e-7, "history_size": 50, **(study.get("lbfgs") or {})}
     probs = "; ".join(
@@ -759,7 +817,18 @@ def caption(
         f"{pts}; {budget_txt}; L-BFGS with a strong-Wolfe line search, history {lbo['history_size']}, one "
         f"optimizer per replica, vectorized over the replicas. Curriculum: {cur.get('stages', 4)} stages, "
         f"coefficient linear from {cur.get('start', 1.0):g} to the target; seq2seq_<Δt>: each window starts from "
-        "the previous window's weights and takes its prediction at the window's end as initial condition. Errors "
+        "the previous window's weights and takes its prediction at the window's end as initial condition. "
+        + (
+            "Causal (Wang, Sankaran & Perdikaris 2022): the residual term is (1/N_t) Σ_i w_i L_r(t_i) over "
+            f"N_t = {cau['chunks']} time chunks (the plain mode's residual points), w_i = exp(−ε Σ_(k<i) L_r(t_k)) "
+            f"without gradient, per replica, ε schedule {', '.join(f'{e:g}' for e in cau['epsilons'])}, the next ε "
+            f"once min_i w_i > {cau['delta']:g}; adapted to L-BFGS as rounds with the weights fixed in a round "
+            f"({'at most ' + str(cau['round_max_iter']) + ' iterations' if conv else 'the equal budget split'} "
+            f"each, at most {cau['max_rounds']} rounds; the paper uses Adam with weights recomputed every step). "
+            if has_causal
+            else ""
+        )
+        + "Errors "
         "are relative L2 and mean absolute errors on the full 256 × 100 grid against computed references (exact "
         "Fourier solution, closed-form logistic solution, Strang splitting), each tested against a method-of-lines "
         "solver; stages.csv holds every stage's / window's own loss and its error against its own reference.",
@@ -799,6 +868,17 @@ def caption(
             f"* {p}, {m}" + ("" if a == "main" else f" [{a}]") + f": median relative L2 error by "
             f"{SWEPT[p]} — {meds}{its}."
         )
+    if causal is not None and len(causal):
+        lines += [""]
+        for (p, a, c), g in causal.groupby(["problem", "arm", "coef"], sort=False):
+            lines.append(
+                f"* Causal rounds, {p}" + ("" if a == "main" else f" [{a}]") + f" {SWEPT[p]} = {c:g}: "
+                f"{int(g.passed_schedule.sum())} of {len(g)} seeds passed the whole ε schedule, the others stopped at "
+                f"the cap of {cau['max_rounds']} rounds (final ε {', '.join(f'{e:g}' for e in g.final_eps)}; "
+                f"min weight {', '.join(f'{w:.2g}' for w in g.final_min_weight)}); median {g.rounds.median():.0f} "
+                f"rounds, {g.iterations.median():.0f} iterations, {int(g.rounds_at_iteration_cap.sum())} round(s) "
+                "at the per-round iteration cap in all."
+            )
     if budget_eff is not None and len(budget_eff):
         lines += [
             "",
@@ -830,7 +910,9 @@ def caption(
         lines += [
             "",
             "Beside the paper (its Tables; workflow/reference/pinn_failure_paper.csv; ratio = our median / the "
-            "paper's value or the geometric midpoint of its range over the coefficient range). **Within 3×:** "
+            "paper's value or the geometric midpoint of its range over the coefficient range"
+            + ("; the paper has no causal training, so the causal runs have no published number" if has_causal else "")
+            + "). **Within 3×:** "
             + fmt(agree)
             + ". **Not within 3×:** "
             + fmt(disagree)
