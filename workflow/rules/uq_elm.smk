@@ -29,7 +29,7 @@ rule uq_elm_fit:
         uqjob="|".join(UQ_JOBS) or "none",
     threads: config["torch_threads"]
     resources:
-        **train_resources(2000),
+        **train_resources(2000, rule="uq_elm_fit"),
     params:
         cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(UQ), "job": wc.uqjob}),
         in_dirs=in_dirs_of("data"),
@@ -51,7 +51,7 @@ rule uq_elm_depth:
         n="[0-9]+",
     threads: config["torch_threads"]
     resources:
-        **train_resources(2000),
+        **train_resources(2000, rule="uq_elm_depth"),
     params:
         cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(UQ), "n_train": int(wc.n)}),
         in_dirs=in_dirs_of("data"),
