@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "nnrds.commands.pinn_failure",
     "nnrds.commands.stable_arch",
     "nnrds.commands.claims",
+    "nnrds.commands.estimate",
 ]
 
 

@@ -1,5 +1,6 @@
 # Helpers shared by every rules file (included first by the Snakefile). They say how rules call the package, the
 # config slice every job gets, cluster resources, and the files a dataset needs from other rules.
+import math
 import os
 import shlex
 import sys
@@ -110,14 +111,50 @@ def cluster_resources():
     return {k: os.environ[v] for k, v in env.items() if os.environ.get(v)}
 
 
-def train_resources(attempt_scale_mb):
-    """Cluster resources of a training job; a GPU only when config `resources.gpu` > 0."""
+def _estimate():
+    """Per-job predictions of `nnrds estimate --json` (config `resources.estimate`; relative to the workflow
+    folder), or None (the fixed runtime_min / mem_mb)."""
+    path = config["resources"].get("estimate")
+    if not path:
+        return None
+    p = Path(path) if Path(path).is_absolute() else Path(workflow.basedir) / path
+    if not p.is_file():
+        raise SystemExit(f"\nnnrds: `resources.estimate` names {p}, which does not exist (nnrds estimate --json)\n")
+    import json
+
+    return json.loads(p.read_text())["jobs"]
+
+
+ESTIMATE = _estimate()
+
+
+def estimated(rule, wildcards):
+    """The estimate of job ``rule`` x ``wildcards`` (keys as nnrds.commands.estimate.job_key), or None."""
+    if ESTIMATE is None or rule is None:
+        return None
+    w = dict(wildcards.items())
+    return ESTIMATE.get(rule + ":" + ",".join(f"{k}={w[k]}" for k in sorted(w)))
+
+
+def train_resources(attempt_scale_mb, rule=None):
+    """Cluster resources of a training job; a GPU only when config `resources.gpu` > 0. With config
+    `resources.estimate` a job of ``rule`` that the estimate names asks for `estimate_factor` x its predicted
+    runtime and memory; every other job (and every job without an estimate) the fixed values."""
     r = config["resources"]
-    res = {
-        **cluster_resources(),
-        "runtime": r["runtime_min"],
-        "mem_mb": lambda wc, attempt: attempt * max(r["mem_mb"], attempt_scale_mb),
-    }
+    fixed_mb = max(r["mem_mb"], attempt_scale_mb)
+    res = {**cluster_resources(), "runtime": r["runtime_min"], "mem_mb": lambda wc, attempt: attempt * fixed_mb}
+    if ESTIMATE is not None and rule is not None:
+        k = float(r["estimate_factor"])
+
+        def runtime(wc):
+            e = estimated(rule, wc)
+            return r["runtime_min"] if e is None else max(1, math.ceil(k * e["seconds"] / 60))
+
+        def mem_mb(wc, attempt):
+            e = estimated(rule, wc)
+            return attempt * (fixed_mb if e is None else max(100, math.ceil(k * e["mem_mb"])))
+
+        res.update(runtime=runtime, mem_mb=mem_mb)
     if r["gpu"] > 0:
         res.update(gpu=r["gpu"], cpus_per_gpu=r["cpus_per_gpu"])
     return res

@@ -29,7 +29,9 @@ rule materials_train:
     priority: LONG_JOB_PRIORITY
     threads: config["torch_threads"]
     resources:
-        **train_resources(max(4000, 4 * MAT["al_emt"]["n_configs"], 2 * (MAT["wbe"]["max_configs"] or 25000))),
+        **train_resources(
+            max(4000, 4 * MAT["al_emt"]["n_configs"], 2 * (MAT["wbe"]["max_configs"] or 25000)), rule="materials_train"
+        ),
     params:
         cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(MAT), "cell": {"set": wc.mset}}),
         in_dirs=in_dirs_of("data"),
