@@ -164,13 +164,21 @@ def _bench(args) -> int:
     """NUTS ESS/s on the ELM WP-ResNet posterior: vanilla Pyro vs nnrds vs NumPyro
 
     Config: overrides of nnrds.uq.bench.DEFAULTS (n_train, width, depth, warmup, samples, engines, ...); --in-dir:
-    the ELM ensemble folder"""
+    the ELM ensemble folder. ``"mode": "equal"``: the equal-settings comparison of the vectorized sampler and
+    NumPyro (overrides of nnrds.uq.bench.EQUAL_DEFAULTS; tables equal_settings.csv / .json)"""
     from ..uq import bench
 
     c = dict(args.config_json)
+    out = Path(args.out_dir)
+    if c.pop("mode", "engines") == "equal":  # issue 23 item 3: equal settings (nnrds.uq.bench.equal_settings)
+        res = bench.equal_settings(args.in_dir[0], c)
+        io.write_table(out / "equal_settings.csv", res["table"])
+        io.write_json(out / "equal_settings.json", res["meta"])
+        print(res["table"].to_string(index=False))
+        print(res["meta"])
+        return 0
     engines = c.pop("engines", ["vanilla", "nnrds", "numpyro"])
     res = bench.run(args.in_dir[0], c, engines=engines)
-    out = Path(args.out_dir)
     io.write_table(out / "bench.csv", res["table"])
     io.write_table(out / "agreement.csv", res["agreement"])
     io.write_json(out / "bench.json", res["meta"])

@@ -252,6 +252,10 @@ def laplace_start(
     return m, L, z, info
 
 
+#: NUTS engines: this package's chain-vectorized sampler, Pyro's NUTS (chains in turn), NumPyro's NUTS (JAX,
+#: chains vectorized; optional ``bench`` extra)
+NUTS_ENGINES = ("vectorized", "pyro", "numpyro")
+
 #: NUTS metrics: ``diag`` (per-chain diagonal adaptation), ``dense`` (dense adaptation pooled over chains),
 #: ``laplace`` (dense Laplace metric at the best mode, then diagonal adaptation), ``laplace_dense`` (the Laplace
 #: metric, then dense adaptation on top of it)
@@ -290,13 +294,18 @@ def run_nuts(
 
     ``engine="vectorized"``: :class:`nnrds.uq.nuts.VectorizedNUTS`, all chains in one batched potential
     evaluation per leapfrog step. ``engine="pyro"``: Pyro's NUTS on the same potential, chains one
-    after another.
+    after another. ``engine="numpyro"``: NumPyro's NUTS (:func:`numpyro_nuts`, optional ``bench`` extra) on the
+    same potential in JAX from the same starts, with NumPyro's own warm-up: ``diag`` / ``laplace`` a diagonal
+    metric per chain (in q / in the Laplace coordinates z), ``dense`` / ``laplace_dense`` a dense one per chain
+    (the vectorized engine pools its dense estimate over chains); ``dtype`` sets JAX's precision.
 
     ``dtype="float32"`` (vectorized engine) runs the sampler in single precision: the same posterior, half the
     memory traffic per leapfrog step; draws are returned in the net's dtype."""
     if dtype not in ("float64", "float32"):
         raise ValueError(f"NUTS dtype must be 'float64' or 'float32', got {dtype!r}")
     out_net = net
+    if engine not in NUTS_ENGINES:
+        raise ValueError(f"NUTS engine must be one of {NUTS_ENGINES}, got {engine!r}")
     if engine == "vectorized" and getattr(torch, dtype) != net.dtype:
         net = BayesNet(net.spec, dtype=getattr(torch, dtype))
     Xt, Yt = _t(X, net), _t(Y, net)
@@ -304,10 +313,10 @@ def run_nuts(
     if metric not in NUTS_METRICS:
         raise ValueError(f"NUTS metric must be one of {NUTS_METRICS}, got {metric!r}")
     laplace_metric = metric.startswith("laplace")
-    if laplace_metric and (init != "laplace" or engine != "vectorized"):
-        raise ValueError(f"NUTS metric {metric!r} needs init 'laplace' and the vectorized engine")
-    if metric != "diag" and engine != "vectorized":
-        raise ValueError(f"NUTS metric {metric!r} needs the vectorized engine")
+    if laplace_metric and (init != "laplace" or engine == "pyro"):
+        raise ValueError(f"NUTS metric {metric!r} needs init 'laplace' and the vectorized or numpyro engine")
+    if metric != "diag" and engine == "pyro":
+        raise ValueError(f"NUTS metric {metric!r} needs the vectorized or numpyro engine")
     q0 = initial_q(net, seeds, Y)
     t_init = time.perf_counter()
     extra_info, m64, L64 = {}, None, None
@@ -383,18 +392,132 @@ def run_nuts(
             n_grad_sampling=res["n_grad_sampling"],
             chain_log_density=(-res["potential"].astype(np.float64)).mean(1).tolist(),
         )
+    elif engine == "numpyro":
+        q, extra = numpyro_nuts(
+            net,
+            X,
+            Y,
+            q0,
+            seed=seed,
+            warmup=warmup,
+            samples=samples,
+            max_tree_depth=max_tree_depth,
+            target_accept=target_accept,
+            dtype=dtype,
+            dense=metric.endswith("dense"),
+            shift=m64 if laplace_metric else None,
+            factor=L64 if laplace_metric else None,
+        )
+        q = q.to(out_net.dtype)
+        if laplace_metric:
+            q = m64.to(out_net.dtype) + q @ L64.T.to(out_net.dtype)
+        info.update(extra)
     elif engine == "pyro":
         q, extra = _pyro_nuts_potential(
             net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth, target_accept, jit, full_mass
         )
         info.update(extra)
     else:
-        raise ValueError(f"NUTS engine must be 'vectorized' or 'pyro', got {engine!r}")
+        raise ValueError(f"NUTS engine must be one of {NUTS_ENGINES}, got {engine!r}")
     check_finite(
         q, where=_where("nuts", "target_accept", "chain"), step=f"the {samples} kept draws", what="posterior draw"
     )
     theta, sigma = out_net.split_q(q.reshape(-1, out_net.dim))
     return Posterior("nuts", out_net, theta, sigma, chains=chains, info=info)
+
+
+def numpyro_nuts(
+    net: BayesNet,
+    X,
+    Y,
+    q0: torch.Tensor,
+    *,
+    seed: int | list[int] = 0,
+    warmup: int = 200,
+    samples: int = 200,
+    max_tree_depth: int = 8,
+    target_accept: float = 0.8,
+    dtype: str = "float64",
+    dense: bool = False,
+    shift: torch.Tensor | None = None,
+    factor: torch.Tensor | None = None,
+    step_size: float | None = None,
+    inverse_mass_matrix: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict] | list[tuple[torch.Tensor, dict]]:
+    """NumPyro's NUTS (``chain_method="vectorized"``: all chains in one JAX program) on :meth:`BayesNet.potential`
+    written in JAX (:mod:`nnrds.uq.jax_potential`; with ``shift``/``factor`` in the coordinates z of q = m + L z),
+    from the rows of ``q0`` (C, dim). NumPyro's own warm-up (Stan's windows, dual averaging; a diagonal or, with
+    ``dense``, a dense metric per chain) unless ``step_size`` and ``inverse_mass_matrix`` fix the kernel (then
+    nothing is adapted and the ``warmup`` iterations are burn-in). Returns draws (C, samples, dim) on the CPU and
+    the info keys of the vectorized engine; ``warmup_s`` and ``sampling_s`` include JAX's compilation (reported
+    apart only by the benchmark). A list of seeds runs the same compiled sampler once per seed from ``q0`` (the
+    first run compiles, the others reuse it) and returns one (draws, info) per seed. Needs the optional ``bench``
+    extra (numpyro, jax)."""
+    try:
+        import jax
+        from numpyro.infer import MCMC, NUTS
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "NUTS engine 'numpyro' needs the optional extra: pip install -e '.[bench]' (numpyro, jax)"
+        ) from err
+    from . import jax_potential
+
+    jax_potential.enable_x64(dtype)
+    U = jax_potential.potential_fn(net, X, Y, dtype, shift=shift, factor=factor)
+    fixed = step_size is not None
+    kw = (
+        {
+            "step_size": float(step_size),
+            "inverse_mass_matrix": jax.numpy.asarray(inverse_mass_matrix.cpu().numpy()),
+            "adapt_step_size": False,
+            "adapt_mass_matrix": False,
+        }
+        if fixed
+        else {}
+    )
+    kernel = NUTS(
+        potential_fn=U,
+        max_tree_depth=max_tree_depth,
+        target_accept_prob=target_accept,
+        dense_mass=dense or (fixed and inverse_mass_matrix.dim() == 2),
+        **kw,
+    )
+    C = q0.shape[0]
+    mcmc = MCMC(
+        kernel, num_warmup=warmup, num_samples=samples, num_chains=C, chain_method="vectorized", progress_bar=False
+    )
+    init0 = jax.numpy.asarray(q0.detach().cpu().numpy().astype("float64" if dtype == "float64" else "float32"))
+    fields = ("diverging", "accept_prob", "num_steps", "potential_energy")
+    out = []
+    for sd in seed if isinstance(seed, list | tuple) else [seed]:
+        key, init = jax.random.PRNGKey(int(sd)), init0
+        t0 = time.perf_counter()
+        if warmup:
+            mcmc.warmup(key, init_params=init, collect_warmup=False)
+            key, init = mcmc.post_warmup_state.rng_key, None
+        t1 = time.perf_counter()
+        mcmc.run(key, init_params=init, extra_fields=fields)
+        q = np.array(jax.block_until_ready(mcmc.get_samples(group_by_chain=True)), dtype=np.float64)
+        t2 = time.perf_counter()
+        mcmc.post_warmup_state = None  # the next seed starts again from q0
+        ex = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+        steps = ex["num_steps"].astype(np.int64)
+        depth = np.floor(np.log2(np.maximum(steps, 1))).astype(int) + 1  # NumPyro's documented tree depth
+        info = {
+            "warmup_s": t1 - t0,
+            "sampling_s": t2 - t1,
+            "divergent": ex["diverging"].astype(bool),
+            "accept_rate": ex["accept_prob"].mean(1).tolist(),
+            "step_size": np.broadcast_to(np.asarray(mcmc.last_state.adapt_state.step_size), (C,)).tolist(),
+            "mean_tree_depth": float(depth.mean()),
+            "tree_depth": depth,
+            "n_leapfrog": steps,
+            "n_grad_sampling": int(steps.sum()),
+            "chain_log_density": (-ex["potential_energy"].astype(np.float64)).mean(1).tolist(),
+            "jit": True,
+        }
+        out.append((torch.as_tensor(q, dtype=torch.float64), info))
+    return out if isinstance(seed, list | tuple) else out[0]
 
 
 def _pyro_nuts_potential(net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth, target_accept, jit, full_mass):

@@ -107,7 +107,10 @@ class VectorizedNUTS:
         max_delta_energy: float = 1000.0,
         seed: int = 0,
         metric: str = "diag",
+        value_and_grad: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ):
+        """``value_and_grad``: (U(q), dU/dq) of the same potential (e.g. a hand-written gradient); default:
+        autograd of ``potential``."""
         if metric not in METRICS:
             raise ValueError(f"VectorizedNUTS metric must be one of {METRICS}, got {metric!r}")
         self.U = potential
@@ -119,6 +122,7 @@ class VectorizedNUTS:
         self.gen = torch.Generator().manual_seed(self.seed)
         self.n_grad = 0  # batched potential+gradient evaluations (x chains = gradient evaluations)
         self.minv = None
+        self._vg = value_and_grad
 
     # ---------------------------------------------------------------------------------- metric
     def set_metric(self, minv: torch.Tensor) -> None:
@@ -140,6 +144,9 @@ class VectorizedNUTS:
     # ---------------------------------------------------------------------------------- dynamics
     def _value_and_grad(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.n_grad += 1
+        if self._vg is not None:
+            with torch.no_grad():
+                return self._vg(q)
         q = q.detach().requires_grad_(True)
         with torch.enable_grad():
             u = self.U(q)
@@ -254,6 +261,7 @@ class VectorizedNUTS:
             if not bool(active.any()):
                 break
         accept = tree.sum_accept / tree.n_prop.clamp_min(1.0)
+        self.n_leapfrog = tree.n_prop  # (C,) leapfrog steps each chain used (NumPyro's num_steps)
         return tree.q_prop, tree.U_prop, tree.g_prop, accept, diverged, depth_used
 
     # ---------------------------------------------------------------------------------- sampling
@@ -277,10 +285,23 @@ class VectorizedNUTS:
     def _new_estimator(self, C, D, dtype, device):
         return WelfordCovariance(D, dtype, device) if self.metric == "dense" else WelfordVariance(C, D, dtype, device)
 
-    def run(self, q0: torch.Tensor, warmup: int, samples: int, callback=None, where: Where | None = None) -> dict:
+    def run(
+        self,
+        q0: torch.Tensor,
+        warmup: int,
+        samples: int,
+        callback=None,
+        where: Where | None = None,
+        inv_mass: torch.Tensor | None = None,
+        step_size: torch.Tensor | float | None = None,
+    ) -> dict:
         """Warm-up then ``samples`` kept draws for every chain. Every iteration's state (position and potential)
         must be finite: otherwise :class:`nnrds.guards.NonFiniteError` names the chain(s) and the iteration
-        (``where`` names the study, job and config key). Progress goes to :mod:`logging` ~10 times per run."""
+        (``where`` names the study, job and config key). Progress goes to :mod:`logging` ~10 times per run.
+
+        ``inv_mass`` and ``step_size`` (both or neither) fix the kernel: that metric ((D, D) dense or (C, D)
+        diagonal, as ``metric``) and step size (a number or (C,)) throughout, nothing adapted, no step-size
+        heuristic; the ``warmup`` iterations are then burn-in."""
         C, D = q0.shape
         dtype, dev = q0.dtype, q0.device
         where = (
@@ -288,19 +309,30 @@ class VectorizedNUTS:
             if where is not None
             else Where(study="nuts", cell="-", config_key="max_tree_depth / init", unit="chain")
         )
+        fixed = step_size is not None
+        if fixed != (inv_mass is not None):
+            raise ValueError("VectorizedNUTS.run: a fixed kernel needs both inv_mass and step_size")
         self.gen = torch.Generator(device=dev).manual_seed(self.seed)
         self.n_grad = 0
-        self.set_metric(
-            torch.eye(D, dtype=dtype, device=dev)
-            if self.metric == "dense"
-            else torch.ones(C, D, dtype=dtype, device=dev)
-        )
+        if fixed:
+            self.set_metric(inv_mass.to(dtype=dtype, device=dev))
+        else:
+            self.set_metric(
+                torch.eye(D, dtype=dtype, device=dev)
+                if self.metric == "dense"
+                else torch.ones(C, D, dtype=dtype, device=dev)
+            )
         q = q0.clone()
         U, g = self._value_and_grad(q)
         check_finite(
             {"potential": U, "position": q, "gradient": g}, where=where, step="the initial point", what="NUTS state"
         )
-        eps = find_reasonable_step_size(self._one_step_delta_h(q, U, g), torch.full((C,), 0.1, dtype=dtype, device=dev))
+        if fixed:
+            eps = torch.as_tensor(step_size, dtype=dtype, device=dev).expand(C).clone()
+        else:
+            eps = find_reasonable_step_size(
+                self._one_step_delta_h(q, U, g), torch.full((C,), 0.1, dtype=dtype, device=dev)
+            )
         da = DualAveraging(eps, target=self.target)
         windows = adaptation_windows(warmup)
         ends = {e for _, e in windows}
@@ -311,6 +343,7 @@ class VectorizedNUTS:
         depths = torch.zeros(samples, C, dtype=torch.long, device=dev)
         acc_keep = torch.zeros(samples, C, dtype=dtype, device=dev)
         pot = torch.zeros(samples, C, dtype=dtype, device=dev)
+        leap = torch.zeros(samples, C, dtype=dtype, device=dev)
         t_start = time.perf_counter()
         t_sample = None
         n_grad_warm = 0
@@ -347,7 +380,9 @@ class VectorizedNUTS:
                     el / (it + 1) * (total - it - 1),
                 )
                 acc_run, dep_run, n_run = torch.zeros(C, dtype=dtype, device=dev), 0.0, 0
-            if it < warmup:
+            if it < warmup and fixed:
+                pass  # burn-in with the fixed kernel
+            elif it < warmup:
                 eps = da.update(acc)
                 if first <= it < last:
                     est.update(q)
@@ -360,6 +395,7 @@ class VectorizedNUTS:
             else:
                 k = it - warmup
                 draws[k], div[k], depths[k], acc_keep[k], pot[k] = q, dv, dep, acc, U
+                leap[k] = self.n_leapfrog
             if callback is not None:
                 callback(it, q)
         t_end = time.perf_counter()
@@ -371,6 +407,7 @@ class VectorizedNUTS:
             "tree_depth": depths.T.cpu().numpy(),
             "accept": acc_keep.T.cpu().numpy(),
             "potential": pot.T.cpu().numpy(),
+            "n_leapfrog": leap.T.cpu().numpy().astype("int64"),
             "step_size": eps.cpu().numpy(),
             "inv_mass": self.minv.clone(),
             "warmup_s": t_sample - t_start,
