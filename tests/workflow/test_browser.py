@@ -143,7 +143,7 @@ def test_smoke_report_front_page_in_chromium(browser, smoke_run, smoke_report, c
     import pandas as pd
 
     t0 = time.perf_counter()
-    facts = _load(browser, smoke_report.resolve().as_uri(), "#nnrds-front img.nnrds-forest")
+    facts = _load(browser, smoke_report.resolve().as_uri(), "img.nnrds-forest")
     shot = smoke_run / "results/report_front_page.png"
     browser.save_screenshot(str(shot))
     # the whole front page in one picture: a viewport as tall as the scrolling pane's content

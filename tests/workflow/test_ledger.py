@@ -211,7 +211,7 @@ def test_cli_claims_summary_writes_counts_captions_and_summaries(tmp_path):
     png.write_bytes(b"\x89PNG fake")
     assert main(["claims-forest-caption", "--config-json", "{}", "--in-dir", str(tmp_path), "--out-dir", str(out)]) == 0
     text = (out / "forest_caption.rst").read_text()
-    assert "Forest plot of every claim" in text and 'src="data:image/png;base64,iVBORyBmYWtl"' in text
+    assert "Forest plot of every claim" in text and 'src="data:image/png;base64,\n   iVBORyBmYWtl">' in text
     assert "Verdicts at the smoke scale" in (out / "verdict_counts.rst").read_text()
     assert "no claims in the ledger" in (out / "summary_wp_gap.rst").read_text()
     assert "**stiffness: its claims at the *smoke* scale**" in (out / "summary_stiffness.rst").read_text()

@@ -11,7 +11,7 @@ CLAIM_CATEGORIES = {}  # study key -> its report category, which opens with the 
 
 
 def declare_claims(folder, category):
-    """An enabled study that tests claims (call it in the study's rule file): its ``<folder>/claims.csv`` joins the
+    """An enabled study that tests claims, called from the study's rules file. Its ``<folder>/claims.csv`` joins the
     ledger (CLAIM_TABLES), and its report ``category`` opens with its panel of the forest plot (claims.smk). The
     study's key is the folder's name."""
     CLAIM_TABLES.append(f"{folder}/claims.csv")

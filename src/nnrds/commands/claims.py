@@ -333,8 +333,12 @@ def forest_caption(scale: str = "", png: bytes | None = None) -> str:
 
     img = ""
     if png:
-        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        img = f'.. raw:: html\n\n   <img class="nnrds-forest" alt="forest plot of every claim" src="{uri}">\n\n'
+        # base64 in lines of 76 (docutils limits a line to 10000 characters; a URL parser drops the line breaks)
+        b64 = base64.encodebytes(png).decode("ascii").strip().replace("\n", "\n   ")
+        img = (
+            '.. raw:: html\n\n   <img class="nnrds-forest" alt="forest plot of every claim" src="data:image/png;base64,'
+            f'\n   {b64}">\n\n'
+        )
     return img + (
         f"**Forest plot of every claim**{f' ({scale} scale)' if scale else ''}, one panel per study, rows in "
         "ledger order (``figures/claims/forest.png``, from ``results/claims.csv``). The effects come in many units, "
