@@ -13,7 +13,7 @@ ARGS ?=
 # DAG run stay on one worker (xdist group "smoke", tests/conftest.py). PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: reproduce test smoke report venv clean format
+.PHONY: reproduce test smoke report venv clean format docs-figure
 
 venv: $(STAMP)
 
@@ -32,6 +32,12 @@ smoke:
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(ARGS)
+
+# the README's small forest plot from the ledger of a default-scale run (LEDGER=... for another one)
+LEDGER ?= results/claims.csv
+docs-figure: $(STAMP)
+	$(PY) -c "import pandas as pd; from nnrds import forest; forest.docs_figure(pd.read_csv('$(LEDGER)'), 'docs/claims_forest.png')"
+	@echo "docs/claims_forest.png from $(LEDGER)"
 
 format: $(STAMP)  # apply the style the tests check (tests/unit/test_style.py)
 	$(VENV)/bin/ruff check --fix src tests workflow

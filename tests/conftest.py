@@ -18,7 +18,7 @@ def pytest_collection_modifyitems(config, items):
     DAG run (snakemake --report there, reading its files) goes to one worker (group "smoke"); tests that only compare
     with its table digests (`smoke_digests`: kill-and-rerun, SLURM) run their own DAGs on any worker."""
     for item in items:
-        if "smoke_run" in getattr(item, "fixturenames", ()):
+        if {"smoke_run", "smoke_report"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group("smoke"))
 
 
@@ -62,6 +62,17 @@ def _shared_smoke_dag(tmp_path_factory) -> Path:
 def smoke_run(tmp_path_factory):
     """The folder of one local smoke-scale run of the whole DAG, shared by the end-to-end tests."""
     return _shared_smoke_dag(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def smoke_report(smoke_run):
+    """results/report.html of the shared smoke run (``snakemake --report``, built once per session)."""
+    from dag_helpers import snakemake
+
+    report = smoke_run / "results/report.html"
+    if not report.exists():
+        snakemake(smoke_run, "--report", str(report.relative_to(smoke_run)))
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -130,41 +130,69 @@ def test_ledger_caption_renders_cleanly():
     led = L.build([claim_table("stiffness", 3), claim_table("noisy_rnn", 4, nasty=True)])
     assert_clean(L.caption(led, "smoke"), "ledger caption")
     assert_clean(L.caption(L.build([]), "smoke"), "empty ledger caption")
+    counts = L.verdict_counts(led, ["stiffness", "noisy_rnn", "empty"])
+    assert_clean(L.counts_caption(counts, "smoke"), "verdict counts caption")
+    assert_clean(L.forest_caption("smoke"), "forest caption")
+    for s in ("stiffness", "noisy_rnn", "empty"):
+        assert_clean(L.study_summary(led, s, "smoke"), f"{s} claims summary")
 
 
 def test_report_front_page_renders_cleanly(repo):
     assert_clean((repo / "workflow/report/workflow.rst").read_text(), "workflow/report/workflow.rst")
 
 
-def test_report_front_page_embeds_the_ledger(repo):
-    """workflow.rst puts the ledger's rendered caption (category '0 Claims ledger') on the report's front page."""
+def test_report_front_page_embeds_counts_forest_and_ledger(repo, tmp_path):
+    """workflow.rst puts, in this order, the verdict counts, the forest plot (an embedded image) with its caption and
+    the compact ledger (the captions of category '0 Claims ledger') on the report's front page."""
+    import matplotlib.pyplot as plt
     from docutils.core import publish_parts
     from jinja2 import Environment
     from test_ledger import claim_table
 
     from nnrds.commands import claims as L
 
+    png = tmp_path / "forest.png"
+    plt.figure(figsize=(1, 1)).savefig(png)
+    plt.close("all")
+    led = L.build([claim_table("stiffness", 2)])
+
     class Cat:
         def __init__(self, name):
             self.name = name
 
-    class Res:
-        caption = publish_parts(L.caption(L.build([claim_table("stiffness", 2)]), "smoke"), writer="html")["body"]
+        def __lt__(self, other):
+            return self.name < other.name
 
+    class Res:
+        def __init__(self, name, path, rst):
+            self.name, self.path = name, path
+            self.caption = publish_parts(rst, writer="html")["body"]
+
+    ress = [
+        Res("claims.csv", "results/claims.csv", L.caption(led, "smoke")),
+        Res("forest.png", str(png), L.forest_caption("smoke", png.read_bytes())),
+        Res(
+            "verdict_counts.csv", "results/claims/verdict_counts.csv", L.counts_caption(L.verdict_counts(led), "smoke")
+        ),
+    ]
     text = (repo / "workflow/report/workflow.rst").read_text()
     rendered = (
         Environment(trim_blocks=True, lstrip_blocks=True)
         .from_string(text)
         .render(
             snakemake=type("S", (), {"config": {"scale": "smoke"}}),
-            categories={Cat("0 Claims ledger"): {Cat("t"): [Res()]}},
+            categories={Cat("0 Claims ledger"): {Cat("t"): ress}, Cat("Stiffness"): {Cat("figures"): []}},
             files=[],
         )
     )
-    assert ".. raw:: html" in rendered and "<table" in rendered
+    assert ".. raw:: html" in rendered and "smoke scale" in rendered
     assert not rst_problems(rendered, jinja=False)
     html = publish_parts(rendered, writer="html")["body"]
-    assert "Claims ledger" in html and "<table" in html and "System Message" not in html
+    assert "System Message" not in html and 'id="nnrds-front"' in html
+    i_counts, i_img, i_ledger = (
+        html.index(k) for k in ('class="nnrds-counts', '<img class="nnrds-forest', 'class="nnrds-ledger')
+    )
+    assert i_counts < i_img < html.index("Forest plot of every claim") < i_ledger
 
 
 # ------------------------------------------------------------------------------- every study, smoke DAG
@@ -181,9 +209,7 @@ def test_smoke_captions_render_cleanly(smoke_run, study):
 
 
 @pytest.mark.slow
-def test_smoke_ledger_and_report_have_no_system_message(smoke_run):
-    from dag_helpers import snakemake
-
+def test_smoke_ledger_and_report_have_no_system_message(smoke_run, smoke_report):
     from nnrds import verdicts
 
     led = pd.read_csv(smoke_run / "results/claims.csv")
@@ -191,9 +217,8 @@ def test_smoke_ledger_and_report_have_no_system_message(smoke_run):
     declared = {p.parent.name for p in (smoke_run / "results").glob("*/claims.csv")}
     assert set(led.study) == declared and {"stiffness", "noisy_rnn"} <= declared
     assert_clean((smoke_run / "results/claims_caption.rst").read_text(), "results/claims_caption.rst")
-    report = smoke_run / "results/report.html"
-    if not report.exists():
-        snakemake(smoke_run, "--report", str(report.relative_to(smoke_run)))
-    html = report.read_text(errors="replace")
+    for p in sorted((smoke_run / "results/claims").glob("*.rst")):  # verdict counts, forest caption, study summaries
+        assert_clean(p.read_text(), str(p.relative_to(smoke_run)))
+    html = smoke_report.read_text(errors="replace")
     assert "System Message" not in html and "system-message" not in html
     assert "Claims ledger" in html

@@ -8,6 +8,17 @@ from pathlib import Path
 
 SCALE = config["scale"]
 CLAIM_TABLES = []  # every enabled study that tests claims appends its claims.csv (ledger: workflow/rules/claims.smk)
+CLAIM_CATEGORIES = {}  # study key -> its report category, which opens with the study's panel of the forest plot
+
+
+def declare_claims(folder, category):
+    """An enabled study that tests claims, called from the study's rules file. Its ``<folder>/claims.csv`` joins the
+    ledger (CLAIM_TABLES), and its report ``category`` opens with its panel of the forest plot (claims.smk). The
+    study's key is the folder's name."""
+    CLAIM_TABLES.append(f"{folder}/claims.csv")
+    CLAIM_CATEGORIES[Path(folder).name] = category
+
+
 # Rules run the package CLI as `$NNRDS_PYTHON -m nnrds ...`: the interpreter that runs Snakemake (works without
 # an activated venv; set here, in every Snakemake process, so cluster jobs get their own interpreter too; the
 # Snakefile declares it in `envvars:`).

@@ -115,4 +115,4 @@ use rule study_figures as continuous_depth_figures with:
 
 if CDS["enabled"]:
     ALL_TARGETS += [f"figures/continuous_depth/{f}.png" for f in CDS_FIGS] + [f"{CDS_DIR}/provenance.json"]
-    CLAIM_TABLES.append(f"{CDS_DIR}/claims.csv")
+    declare_claims(CDS_DIR, CDS_CATEGORY)

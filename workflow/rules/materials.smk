@@ -86,4 +86,4 @@ use rule study_figures as materials_figures with:
 if MAT["enabled"]:
     ALL_TARGETS += [f"figures/materials/{f}.png" for f in MAT_FIGS] + [f"{MAT_DIR}/provenance.json"]
     if "fitsnap" in MAT["sets"]:  # claims: Ta near-equilibrium groups vs linear SNAP
-        CLAIM_TABLES.append(f"{MAT_DIR}/claims.csv")
+        declare_claims(MAT_DIR, "Materials UQ")

@@ -88,4 +88,4 @@ use rule study_figures as noisy_rnn_figures with:
 
 if NRN["enabled"]:
     ALL_TARGETS += [f"figures/noisy_rnn/{f}.png" for f in NRN_FIGS] + [f"{NRN_DIR}/provenance.json"]
-    CLAIM_TABLES.append(f"{NRN_DIR}/claims.csv")
+    declare_claims(NRN_DIR, "Noisy RNN")

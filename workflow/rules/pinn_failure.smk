@@ -136,4 +136,4 @@ use rule study_figures as pinn_failure_figures with:
 
 if PINN["enabled"]:
     ALL_TARGETS += [f"figures/pinn_failure/{f}.png" for f in PINN_FIGS] + [f"{PINN_DIR}/provenance.json"]
-    CLAIM_TABLES.append(f"{PINN_DIR}/claims.csv")
+    declare_claims(PINN_DIR, PINN_CAT)

@@ -207,4 +207,4 @@ use rule study_figures as stable_arch_figures with:
 
 if STA["enabled"]:
     ALL_TARGETS += [f"figures/stable_arch/{f}.png" for f in STA_FIGS] + [f"{STA_DIR}/provenance.json"]
-    CLAIM_TABLES.append(f"{STA_DIR}/claims.csv")
+    declare_claims(STA_DIR, STA_CATEGORY)

@@ -80,4 +80,4 @@ use rule study_figures as stiffness_figures with:
 
 if STF["enabled"]:
     ALL_TARGETS += [f"figures/stiffness/{f}.png" for f in STF_FIGS] + [f"{STF_DIR}/provenance.json"]
-    CLAIM_TABLES.append(f"{STF_DIR}/claims.csv")
+    declare_claims(STF_DIR, "Stiffness")

@@ -127,4 +127,4 @@ use rule study_figures as uq_elm_figures with:
 
 if UQ["enabled"]:
     ALL_TARGETS += [f"figures/uq_elm/{f}.png" for f in UQ_FIGS] + [f"{UQ_DIR}/provenance.json"]
-    CLAIM_TABLES.append(f"{UQ_DIR}/claims.csv")
+    declare_claims(UQ_DIR, "ELM surrogate UQ")

@@ -152,4 +152,4 @@ use rule study_figures as wp_gap_figures with:
 
 if WPG["enabled"]:
     ALL_TARGETS += [f"figures/wp_gap/{f}.png" for f in WPG_FIGS] + [f"{WPG_DIR}/provenance.json"]
-    CLAIM_TABLES.append(f"{WPG_DIR}/claims.csv")
+    declare_claims(WPG_DIR, "WP generalization gap")
