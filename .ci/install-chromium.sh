@@ -9,18 +9,7 @@ if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO="sudo"
-    else
-        echo "install-chromium: need root (or sudo) to apt-get install chromium chromium-driver" >&2
-        exit 1
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
+source "$(dirname "$0")/apt-install.sh"
 start=$(date +%s)
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
+apt_install install-chromium chromium chromium-driver fonts-dejavu-core
 echo "install-chromium: installed $(chromium --version 2>/dev/null) in $(($(date +%s) - start)) s"

@@ -17,21 +17,10 @@ if have_all; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO="sudo"
-    else
-        echo "install-slurm: need root (or sudo) to apt-get install slurm-wlm munge" >&2
-        exit 1
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
 # Daemons must not be auto-started by the package (no systemd in CI containers;
 # the test suite starts its own slurmctld/slurmd/munged with private configs).
-$SUDO apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
+source "$(dirname "$0")/apt-install.sh"
+apt_install install-slurm slurm-wlm munge
 
 if ! have_all; then
     echo "install-slurm: installation finished but some binaries are still missing" >&2
