@@ -139,30 +139,31 @@ def _estimate():
 ESTIMATE = _estimate()
 
 
-def estimated(rule, wildcards):
-    """The estimate of job ``rule`` x ``wildcards`` (keys as nnrds.commands.estimate.job_key), or None."""
-    if ESTIMATE is None or rule is None:
+def estimated(rule_name, wildcards):
+    """The estimate of job ``rule_name`` x ``wildcards`` (keys as nnrds.commands.estimate.job_key), or None."""
+    if ESTIMATE is None or rule_name is None:
         return None
     w = dict(wildcards.items())
-    return ESTIMATE.get(rule + ":" + ",".join(f"{k}={w[k]}" for k in sorted(w)))
+    keys = ",".join(f"{k}={w[k]}" for k in sorted(w))
+    return ESTIMATE.get(f"{rule_name}:{keys}")
 
 
-def train_resources(attempt_scale_mb, rule=None):
+def train_resources(attempt_scale_mb, rule_name=None):
     """Cluster resources of a training job; a GPU only when config `resources.gpu` > 0. With config
-    `resources.estimate` a job of ``rule`` that the estimate names asks for `estimate_factor` x its predicted
+    `resources.estimate` a job of ``rule_name`` that the estimate names asks for `estimate_factor` x its predicted
     runtime and memory; every other job (and every job without an estimate) the fixed values."""
     r = config["resources"]
     fixed_mb = max(r["mem_mb"], attempt_scale_mb)
     res = {**cluster_resources(), "runtime": r["runtime_min"], "mem_mb": lambda wc, attempt: attempt * fixed_mb}
-    if ESTIMATE is not None and rule is not None:
+    if ESTIMATE is not None and rule_name is not None:
         k = float(r["estimate_factor"])
 
         def runtime(wc):
-            e = estimated(rule, wc)
+            e = estimated(rule_name, wc)
             return r["runtime_min"] if e is None else max(1, math.ceil(k * e["seconds"] / 60))
 
         def mem_mb(wc, attempt):
-            e = estimated(rule, wc)
+            e = estimated(rule_name, wc)
             return attempt * (fixed_mb if e is None else max(100, math.ceil(k * e["mem_mb"])))
 
         res.update(runtime=runtime, mem_mb=mem_mb)

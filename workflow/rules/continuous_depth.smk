@@ -33,7 +33,7 @@ rule continuous_depth_oscillator:
         "continuous_depth_train"
     threads: config["torch_threads"]
     resources:
-        **train_resources(1000, rule="continuous_depth_oscillator"),
+        **train_resources(1000, rule_name="continuous_depth_oscillator"),
     params:
         cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(CDS), "cell": {"scheme": wc.scheme}}),
         in_dirs="",
@@ -55,7 +55,7 @@ rule continuous_depth_wp:
         "continuous_depth_train"
     threads: config["torch_threads"]
     resources:
-        **train_resources(1000, rule="continuous_depth_wp"),
+        **train_resources(1000, rule_name="continuous_depth_wp"),
     params:
         cfg=lambda wc: cfg_arg(
             {

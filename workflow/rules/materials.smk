@@ -30,7 +30,8 @@ rule materials_train:
     threads: config["torch_threads"]
     resources:
         **train_resources(
-            max(4000, 4 * MAT["al_emt"]["n_configs"], 2 * (MAT["wbe"]["max_configs"] or 25000)), rule="materials_train"
+            max(4000, 4 * MAT["al_emt"]["n_configs"], 2 * (MAT["wbe"]["max_configs"] or 25000)),
+            rule_name="materials_train",
         ),
     params:
         cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(MAT), "cell": {"set": wc.mset}}),

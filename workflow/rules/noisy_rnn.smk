@@ -38,7 +38,7 @@ rule noisy_rnn_train:
         "noisy_rnn_train"
     threads: config["torch_threads"]
     resources:
-        **train_resources(1000, rule="noisy_rnn_train"),
+        **train_resources(1000, rule_name="noisy_rnn_train"),
     params:
         cfg=lambda wc: cfg_arg(
             {

@@ -51,7 +51,7 @@ rule pinn_failure_train:
         "pinn_failure_train"
     threads: config["torch_threads"]
     resources:
-        **train_resources(1000, rule="pinn_failure_train"),
+        **train_resources(1000, rule_name="pinn_failure_train"),
     params:
         cfg=lambda wc: cfg_arg(
             {

@@ -70,7 +70,7 @@ rule stable_arch_bases:
         "stable_arch_train"
     threads: config["torch_threads"]
     resources:
-        **train_resources(1000, rule="stable_arch_bases"),
+        **train_resources(1000, rule_name="stable_arch_bases"),
     params:
         # the regression dataset's spec for its job; a 2-D problem (nnrds.data.toy2d) needs none
         cfg=lambda wc: cfg_arg(
@@ -100,7 +100,7 @@ rule stable_arch_stability:
         "stable_arch_train"
     threads: config["torch_threads"]
     resources:
-        **train_resources(1000, rule="stable_arch_stability"),
+        **train_resources(1000, rule_name="stable_arch_stability"),
     params:
         cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(STA), "cell": {"arch": wc.arch}}),
         in_dirs="",
@@ -120,7 +120,7 @@ rule stable_arch_reversibility:
         "stable_arch_train"
     threads: config["torch_threads"]
     resources:
-        **train_resources(1000, rule="stable_arch_reversibility"),
+        **train_resources(1000, rule_name="stable_arch_reversibility"),
     params:
         cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(STA)}),
         in_dirs="",
@@ -142,7 +142,7 @@ rule stable_arch_multilevel:
         "stable_arch_train"
     threads: config["torch_threads"]
     resources:
-        **train_resources(1000, rule="stable_arch_multilevel"),
+        **train_resources(1000, rule_name="stable_arch_multilevel"),
     params:
         cfg=lambda wc: cfg_arg(
             {

@@ -25,7 +25,7 @@ rule stiffness_train:
         "stiffness_train"
     threads: config["torch_threads"]
     resources:
-        **train_resources(1500, rule="stiffness_train"),
+        **train_resources(1500, rule_name="stiffness_train"),
     params:
         cfg=lambda wc: cfg_arg(
             {

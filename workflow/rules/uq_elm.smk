@@ -30,7 +30,7 @@ rule uq_elm_fit:
     priority: LONG_JOB_PRIORITY
     threads: config["torch_threads"]
     resources:
-        **train_resources(2000, rule="uq_elm_fit"),
+        **train_resources(2000, rule_name="uq_elm_fit"),
     params:
         cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(UQ), "job": wc.uqjob}),
         in_dirs=in_dirs_of("data"),
@@ -53,7 +53,7 @@ rule uq_elm_depth:
     priority: LONG_JOB_PRIORITY
     threads: config["torch_threads"]
     resources:
-        **train_resources(2000, rule="uq_elm_depth"),
+        **train_resources(2000, rule_name="uq_elm_depth"),
     params:
         cfg=lambda wc: cfg_arg({**job_env(), "study": job_study(UQ), "n_train": int(wc.n)}),
         in_dirs=in_dirs_of("data"),

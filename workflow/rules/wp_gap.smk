@@ -28,7 +28,7 @@ rule wp_gap_train:
         "wp_gap_train"
     threads: config["torch_threads"]
     resources:
-        **train_resources(1000, rule="wp_gap_train"),
+        **train_resources(1000, rule_name="wp_gap_train"),
     params:
         cfg=lambda wc: cfg_arg(
             {
@@ -56,7 +56,7 @@ rule wp_gap_landscape:
         f"{WPG_DIR}/benchmarks/landscape.tsv"
     threads: config["torch_threads"]
     resources:
-        **train_resources(1000, rule="wp_gap_landscape"),
+        **train_resources(1000, rule_name="wp_gap_landscape"),
     params:
         cfg=cfg_arg(
             {

@@ -10,7 +10,7 @@ from .. import config as cfgmod
 
 def register(sub) -> None:
     p = sub.add_parser("validate-config", help="validate a config file; print it with defaults filled in")
-    p.add_argument("config")
+    p.add_argument("config", help="the config file (YAML) to validate")
     p.set_defaults(func=_validate)
 
 
