@@ -1,4 +1,4 @@
-"""NUTS engines (issue 23 item 3): the hand-written gradient of the BayesNet potential, the vectorized sampler's
+"""NUTS engines: the hand-written gradient of the BayesNet potential, the vectorized sampler's
 fixed kernel and per-chain leapfrog counts, and the optional NumPyro engine (skipped when numpyro is not
 installed: it is the optional ``bench`` extra, which CI does not install)."""
 

@@ -140,12 +140,10 @@ ESTIMATE = _estimate()
 
 
 def estimated(rule_name, wildcards):
-    """The estimate of job ``rule_name`` x ``wildcards`` (keys as nnrds.commands.estimate.job_key), or None."""
-    if ESTIMATE is None or rule_name is None:
-        return None
-    w = dict(wildcards.items())
-    keys = ",".join(f"{k}={w[k]}" for k in sorted(w))
-    return ESTIMATE.get(f"{rule_name}:{keys}")
+    """The estimate of job ``rule_name`` x ``wildcards`` (named as the estimate file names it), or None."""
+    from nnrds.commands.estimate import job_key
+
+    return ESTIMATE.get(job_key(rule_name, dict(wildcards.items())))
 
 
 def train_resources(attempt_scale_mb, rule_name=None):

@@ -170,7 +170,7 @@ def _bench(args) -> int:
 
     c = dict(args.config_json)
     out = Path(args.out_dir)
-    if c.pop("mode", "engines") == "equal":  # issue 23 item 3: equal settings (nnrds.uq.bench.equal_settings)
+    if c.pop("mode", "engines") == "equal":  # equal settings (nnrds.uq.bench.equal_settings)
         res = bench.equal_settings(args.in_dir[0], c)
         io.write_table(out / "equal_settings.csv", res["table"])
         io.write_json(out / "equal_settings.json", res["meta"])

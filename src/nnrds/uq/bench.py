@@ -207,7 +207,7 @@ def run(ensemble_dir: str, overrides: dict | None = None, engines=("vanilla", "n
 
 
 # ----------------------------------------------------------------------------------------------- equal settings
-#: the equal-settings comparison (issue 23 item 3): the converging 56-dimensional posterior of the 2026-12-01 re-run
+#: the equal-settings comparison: the converging 56-dimensional posterior of the 2026-12-01 re-run
 EQUAL_DEFAULTS = {
     "n_train": 200,
     "kind": "legendre",

@@ -417,8 +417,6 @@ def run_nuts(
             net, Xt, Yt, q0, seeds, warmup, samples, max_tree_depth, target_accept, jit, full_mass
         )
         info.update(extra)
-    else:
-        raise ValueError(f"NUTS engine must be one of {NUTS_ENGINES}, got {engine!r}")
     check_finite(
         q, where=_where("nuts", "target_accept", "chain"), step=f"the {samples} kept draws", what="posterior draw"
     )
