@@ -54,7 +54,9 @@ per stage / window. ``grid_interior`` is the official code's choice: grid points
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -64,6 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import config
 from . import lbfgs as lb
 from .data import pde
 from .guards import check_finite, current
@@ -137,7 +140,9 @@ class PinnLoss:
         self.X_bc = torch.cat([lo, hi], 0).expand(R, -1, -1).to(dt)
         self.diffusive = (self.nu != 0).to(dt)
 
-    def parts(self, net, create_graph: bool = True) -> dict[str, torch.Tensor]:
+    def parts(self, net, create_graph: bool = True, r2_out: list | None = None) -> dict[str, torch.Tensor]:
+        """IC, BC and residual terms (R,) each; ``r2_out``: a list that receives the squared residuals (R, N_f)
+        (causal rounds: their chunk losses from the same evaluation)."""
         nb = self.t_bc.shape[0]
         net = u_of(net, self.normalize)
         ic = (net(self.X_ic)[..., 0] - self.u_ic).pow(2).mean(1)
@@ -151,6 +156,8 @@ class PinnLoss:
         bc = (u[:, :nb] - u[:, nb:]).pow(2).mean(1)
         r2 = residual(net, self.X_f, self.beta, self.nu, self.rho, create_graph=create_graph).pow(2)
         res = r2.mean(1) if self.weight is None else (self.weight * r2).mean(1)
+        if r2_out is not None:
+            r2_out.append(r2.detach())
         return {"loss_ic": ic, "loss_bc": bc + bc_x, "loss_residual": res}
 
     def __call__(self, net, X=None, Y=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -414,11 +421,15 @@ def _stage_rows(
     rel_stage: np.ndarray,
     replicas: Sequence[int] | None = None,
     extra: dict[str, np.ndarray] | None = None,
+    parts: dict[str, torch.Tensor] | None = None,
 ) -> list[dict]:
     """One :attr:`Trained.stage_rows` row per replica (``replicas``, default all) of stage k: its L-BFGS account,
-    the stage's own final loss parts and ``rel_stage``; ``extra``: more columns, arrays over the replicas."""
-    with torch.enable_grad():
-        own = {n: v.detach().cpu().double().numpy() for n, v in loss.parts(net, create_graph=False).items()}
+    the stage's own final loss parts (``parts``: already evaluated, else ``loss.parts`` at the net) and
+    ``rel_stage``; ``extra``: more columns, arrays over the replicas."""
+    if parts is None:
+        with torch.enable_grad():
+            parts = loss.parts(net, create_graph=False)
+    own = {n: v.detach().cpu().double().numpy() for n, v in parts.items()}
     rows = []
     for r in range(setup.R) if replicas is None else replicas:
         rows.append(
@@ -453,14 +464,17 @@ def _empty_info(R: int) -> lb.Info:
 
 
 # ---------------------------------------------------------------------------------------------------- causal
-#: causal training (:func:`train_causal`); the schema's defaults (workflow/schemas/studies/pinn_failure.schema.yaml)
-CAUSAL_DEFAULTS = {
-    "epsilons": [1e-2, 1e-1, 1.0, 10.0, 100.0],
-    "chunks": 32,
-    "delta": 0.99,
-    "max_rounds": 20,
-    "round_max_iter": 1000,
-}
+@functools.cache
+def _causal_schema_defaults() -> tuple[tuple[str, object], ...]:
+    props = config.load_schema()["$defs"]["pinn_failure"]["properties"]["causal"]["properties"]
+    return tuple((k, v["default"]) for k, v in props.items())
+
+
+def causal_defaults() -> dict:
+    """The settings of causal training (:func:`train_causal`) that a study leaves unset: the defaults of the
+    config schema (workflow/schemas/studies/pinn_failure.schema.yaml, ``pinn_failure.causal``), the single source
+    (a validated config carries them already)."""
+    return copy.deepcopy(dict(_causal_schema_defaults()))
 
 
 def chunk_index(t: torch.Tensor, t_a: float, t_b: float, chunks: int) -> torch.Tensor:
@@ -523,7 +537,7 @@ def train_causal(
     (round 0 for every replica), with ``causal_eps`` (the eps of the round), ``causal_min_weight`` (min_i w_i it
     trained with) and ``causal_min_weight_end`` (min_i w_i at the same eps after the round: > delta means it
     passed that eps); their loss columns are the unweighted loss (comparable with plain)."""
-    cfg = {**CAUSAL_DEFAULTS, **(causal or {})}
+    cfg = {**causal_defaults(), **(causal or {})}
     eps = [float(e) for e in cfg["epsilons"]]
     chunks, delta, n_rounds = int(cfg["chunks"]), float(cfg["delta"]), int(cfg["max_rounds"])
     caps = _split(setup.iterations, n_rounds) if setup.budget == "equal" else [int(cfg["round_max_iter"])] * n_rounds
@@ -533,19 +547,20 @@ def train_causal(
     base = setup.loss(coefs, 0.0, 1.0, u_ic, salt=0)  # the plain mode's residual points
     idx = chunk_index(base.X_f[..., 1], 0.0, 1.0, chunks)
     ref = _stage_reference(setup, coefs, setup.t)
-    u_fn = u_of(net, setup.normalize)
 
-    def chunk_L() -> tuple[np.ndarray, torch.Tensor]:
+    def chunk_L() -> tuple[np.ndarray, torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-chunk losses, points per chunk and the unweighted loss parts, from one evaluation at the net."""
+        r2: list[torch.Tensor] = []
         with torch.enable_grad():
-            r = residual(u_fn, base.X_f, base.beta, base.nu, base.rho, create_graph=False)
-        L, counts = chunk_losses(r.detach().pow(2), idx, chunks)
-        return L.cpu().double().numpy(), counts
+            parts = base.parts(net, create_graph=False, r2_out=r2)
+        L, counts = chunk_losses(r2[0], idx, chunks)
+        return L.cpu().double().numpy(), counts, {n: v.detach() for n, v in parts.items()}
 
     level = np.zeros(R, dtype=int)
     history: list[dict] = []
     stage_rows: list[dict] = []
     offset = np.zeros(R, dtype=int)
-    L, counts = chunk_L()
+    L, counts, _ = chunk_L()
     t0, rounds = time.perf_counter(), 0
     for k in range(n_rounds):
         level, w, done = causal_advance(L, level, eps, delta)
@@ -570,7 +585,7 @@ def train_causal(
                 if not done[h["replica"]]
             ]
         offset += np.asarray(info.iterations, dtype=int)
-        L, counts = chunk_L()
+        L, counts, parts = chunk_L()
         keep = list(range(R)) if k == 0 else [int(r) for r in np.flatnonzero(~done)]
         extra = {
             "causal_eps": eps_r,
@@ -578,7 +593,7 @@ def train_causal(
             "causal_min_weight_end": causal_weights(L, eps_r).min(1),
         }
         rel = errors(setup.predict(net), ref)[0]
-        stage_rows += _stage_rows(setup, net, base, coefs, k, 0.0, 1.0, caps[k], info, rel, keep, extra)
+        stage_rows += _stage_rows(setup, net, base, coefs, k, 0.0, 1.0, caps[k], info, rel, keep, extra, parts)
         log.info(
             "%s %s: causal round %d/%d done, eps levels %s, replicas past the last eps %d/%d, min weight "
             "median %.3g, iterations mean %.0f, elapsed %.0f s",
@@ -627,7 +642,7 @@ def train(
     """Train the replicas of ``net`` in one mode (budget, residual points: ``setup``, module docstring); returns
     the prediction on the evaluation grid, the loss history by component, per-replica per-stage accounts and
     (plain mode) the predictions at ``setup.checkpoints``. ``causal``: settings of mode ``causal``
-    (:data:`CAUSAL_DEFAULTS`, :func:`train_causal`)."""
+    (:func:`causal_defaults`, :func:`train_causal`)."""
     if mode == "causal":
         return train_causal(net, setup, causal, hook=hook, where=where, driver=driver)
     stages = mode_stages(setup, mode, curriculum)

@@ -714,6 +714,41 @@ def test_causal_training_rounds_on_the_smoke_problem():
         assert g.causal_eps.isin(CAUSAL["epsilons"]).all() and g.causal_min_weight.between(0, 1).all()
     assert np.isfinite(st.rel_l2_stage).all() and tr.u.shape == (2, 21, 32)
     assert {h["stage"] for h in tr.history} == set(range(tr.stages))
+    # a round's row (one evaluation for chunk losses and loss parts): the unweighted loss and the end weights of
+    # the net after the round -- for every replica's last round, the final net
+    base = setup.loss(setup.coefs, 0.0, 1.0, seen[0][1]["u_ic"])
+    with torch.enable_grad():
+        own = {n: v.detach().numpy() for n, v in base.parts(net, create_graph=False).items()}
+        r2 = pinn.residual(net, base.X_f, base.beta, base.nu, base.rho, create_graph=False).detach().pow(2)
+    L, _ = pinn.chunk_losses(r2, pinn.chunk_index(base.X_f[..., 1], 0.0, 1.0, 4), 4)
+    for r, g in st.groupby("replica"):
+        end = g.iloc[-1]
+        for n in ("loss_ic", "loss_bc", "loss_residual"):
+            assert end[n] == pytest.approx(float(own[n][r]), rel=1e-12)
+        w_end = pinn.causal_weights(L.numpy()[r : r + 1], end.causal_eps).min()
+        assert end.causal_min_weight_end == pytest.approx(w_end, rel=1e-12)
+
+
+def test_causal_defaults_are_the_schema_defaults():
+    """One source for the causal settings: the schema's defaults, as a validated config carries them (the
+    paper's schedule and the official code's 32 chunks and 0.99 rule)."""
+    import yaml
+
+    from nnrds import config
+
+    frag = yaml.safe_load((config.SCHEMA_PATH.parent / "studies" / "pinn_failure.schema.yaml").read_text())
+    validated = config.validate({}, schema={"type": "object", **frag})["pinn_failure"]["causal"]
+    assert pinn.causal_defaults() == validated
+    assert validated == {
+        "epsilons": [0.01, 0.1, 1.0, 10.0, 100.0],
+        "chunks": 32,
+        "delta": 0.99,
+        "max_rounds": 20,
+        "round_max_iter": 1000,
+    }
+    d = pinn.causal_defaults()
+    d["epsilons"].append(1e3)  # a copy: callers cannot change the defaults
+    assert pinn.causal_defaults()["epsilons"][-1] == 100.0
 
 
 def test_causal_claim_and_rounds_table():

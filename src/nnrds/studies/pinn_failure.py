@@ -717,7 +717,7 @@ def causal_rounds(stages: pd.DataFrame, study: dict) -> pd.DataFrame:
     """One row per causal run (mode ``causal``): rounds trained, L-BFGS iterations and rounds that hit the
     per-round cap, the eps and min_i w_i after its last round and ``passed_schedule`` = that eps is the last of
     the schedule and min_i w_i > delta there (otherwise the run stopped at the round cap ``max_rounds``)."""
-    cfg = {**pinn.CAUSAL_DEFAULTS, **(study.get("causal") or {})}
+    cfg = {**pinn.causal_defaults(), **(study.get("causal") or {})}
     last_eps, delta = float(cfg["epsilons"][-1]), float(cfg["delta"])
     if stages is None or stages.empty or "causal_eps" not in stages:
         return pd.DataFrame(columns=CAUSAL_ROUND_COLUMNS)
@@ -780,7 +780,7 @@ def caption(
 ) -> str:
     cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
     cur = study.get("curriculum") or {}
-    cau = {**pinn.CAUSAL_DEFAULTS, **(study.get("causal") or {})}
+    cau = {**pinn.causal_defaults(), **(study.get("causal") or {})}
     has_causal = any("causal" in s["modes"] for s in study["problems"].values())
     ls = study.get("landscape") or {}
     lbo = {"tolerance_change": 1e-9, "tolerance_grad": 1e-7, "history_size": 50, **(study.get("lbfgs") or {})}
