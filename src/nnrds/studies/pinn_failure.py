@@ -28,6 +28,11 @@ initialization, so effects are summarized within the seed first):
 * ``equal_budget_<kind>:<problem>:<mode>`` -- SECONDARY: the cure of the ``equal`` arm against the plain iterate after
   the same total number of iterations (the budget axis of the main plain run).
 
+Caps (:func:`cap_override`): with ``budget: converge`` a cure claim whose interval would contradict it while the
+cure's replicas hit the stage cap (``mode_max_iter`` of the mode, else ``stage_max_iter``; causal:
+``round_max_iter``) in some stage in a majority of replicas is *inconclusive*, with a ``design_note`` naming the
+key to raise: that cure was not trained to convergence. A capped cure that still beats plain stays *supported*.
+
 Descriptive tables: ``budget_effects`` (the plain-failure effect at every budget checkpoint) and
 ``paper_comparison`` (our medians beside the paper's published errors, ratio, within 3x).
 
@@ -552,7 +557,10 @@ def cap_override(g: pd.DataFrame, study: dict, verdict: str) -> tuple[str, str]:
         return verdict, ""
     mode = str(g["mode"].iloc[0])
     if mode == "causal":  # its cap is per round
-        cap, key = int({**pinn.causal_defaults(), **(study.get("causal") or {})}["round_max_iter"]), "causal.round_max_iter"
+        cap, key = (
+            int({**pinn.causal_defaults(), **(study.get("causal") or {})}["round_max_iter"]),
+            "causal.round_max_iter",
+        )
     else:
         cap, key = stage_cap(study, mode), f"mode_max_iter.{mode}"
     key = f"pinn_failure.{key}"
@@ -915,12 +923,7 @@ def caption(
         "compare the modes at an equal total budget.",
         "",
     ]
-    for r in claims_table.itertuples():
-        lines.append(
-            f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} [{_num(r.ci_low, '.3g')}, "
-            f"{_num(r.ci_high, '.3g')}] ({100 * r.ci_level:.1f}% interval, {r.n_units} seeds, Holm-adjusted "
-            f"p = {_num(r.p_adjusted)}): **{r.verdict}**."
-        )
+    lines += [verdicts.claim_bullet(r, ".3g") for r in claims_table.itertuples()]
     lines.append("")
     if "arm" not in summary:
         summary = summary.assign(arm="main")
