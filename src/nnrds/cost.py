@@ -328,7 +328,18 @@ def continuous_depth_wp(c: Mapping) -> Work:
 
 #: the PINN net (nnrds.studies.pinn_failure.ARCH and the official MLP): 2 -> 50 -> 3 x 50 -> 1, tanh
 PINN_NET = (2, 1, 50, 4)
-PINN_ARM_KEYS = ("budget", "normalize_inputs", "net", "sampling", "n_collocation", "lbfgs", "points_per")
+PINN_ARM_KEYS = (
+    "budget",
+    "stage_max_iter",
+    "mode_max_iter",
+    "iterations",
+    "normalize_inputs",
+    "net",
+    "sampling",
+    "n_collocation",
+    "lbfgs",
+    "points_per",
+)
 
 
 def pinn_failure_train(c: Mapping) -> Work:
@@ -345,7 +356,8 @@ def pinn_failure_train(c: Mapping) -> Work:
     else:
         n_stages = 1
     seq = mode.startswith("seq2seq_")
-    it = int(cfg["stage_max_iter"]) * n_stages if cfg.get("budget", "equal") == "converge" else int(cfg["iterations"])
+    cap = int((cfg.get("mode_max_iter") or {}).get(mode, cfg["stage_max_iter"]))  # per-mode stage cap
+    it = cap * n_stages if cfg.get("budget", "equal") == "converge" else int(cfg["iterations"])
     n_pts = int(cfg["n_collocation"]) / (n_stages if seq and cfg.get("points_per") == "mode" else 1)
     d_in, d_out, w, L = PINN_NET
     f = net_flops(d_in, d_out, w, L) * 6  # residual: u and its first / second derivatives (nested autograd)

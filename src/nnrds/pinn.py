@@ -41,7 +41,7 @@ L-BFGS's curvature history.
 
 Budgets (``Setup.budget``): ``converge`` (default) trains every stage / window with L-BFGS until its own stopping
 rules (loss change or step below ``tolerance_change``, gradient below ``tolerance_grad``) or the cap
-``stage_max_iter`` (causal rounds: ``round_max_iter``), whichever comes first -- the stop reason of every replica
+``stage_max_iter`` (the study resolves it per mode: ``mode_max_iter``; causal rounds: ``round_max_iter``), whichever comes first -- the stop reason of every replica
 and stage is reported; ``equal`` splits ``iterations`` evenly over the stages / windows (causal: over
 ``max_rounds`` rounds, so it spends at most the same total).
 

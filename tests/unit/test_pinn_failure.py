@@ -780,3 +780,94 @@ def test_causal_claim_and_rounds_table():
     assert cr.loc[0, "passed_schedule"] and not cr.loc[1, "passed_schedule"]  # seed 1: stopped at the round cap
     assert list(cr.rounds) == [2, 3] and list(cr.iterations) == [8, 15] and list(cr.rounds_at_iteration_cap) == [1, 3]
     assert pf.causal_rounds(stages.drop(columns="causal_eps"), {}).empty
+
+
+# ----------------------------------------------------------------------------------- per-mode cap and its verdict
+def test_mode_max_iter_reaches_the_setup_and_a_missing_mode_falls_back():
+    from nnrds import cost
+
+    reps = [(co, s) for co in pf.coefficients("convection", {"coefs": [30]}) for s in (0, 1)]
+    cfg = {"n_collocation": 5, "iterations": 3, "budget": "converge", "stage_max_iter": 300}
+    cfg_cur = {**cfg, "mode_max_iter": {"curriculum": 2000}}
+    assert pf.replica_setup("convection", reps, cfg_cur, torch.float32, mode="curriculum")[1].stage_max_iter == 2000
+    for c, m in ((cfg_cur, "plain"), (cfg_cur, "seq2seq_0.1"), (cfg_cur, None), (cfg, "curriculum")):
+        assert pf.replica_setup("convection", reps, c, torch.float32, mode=m)[1].stage_max_iter == 300
+    assert pf.cap_text(cfg_cur) == "300 iterations (curriculum: 2000)" and pf.cap_text(cfg) == "300 iterations"
+    # an arm may set its own per-mode caps; the cost model counts the mode's cap
+    study = {
+        **cfg_cur,
+        "seeds": [0],
+        "curriculum": {"stages": 4},
+        "problems": {"convection": {"coefs": [30], "modes": ["plain", "curriculum"], "large_from": 20}},
+        "arms": {"short": {"mode_max_iter": {"curriculum": 100}, "modes": {"convection": ["curriculum"]}}},
+    }
+    assert pf.stage_cap(pf.arm_config(study, "short"), "curriculum") == 100
+
+    def flops(mode):
+        return cost.pinn_failure_train({"study": study, "cell": {"problem": "convection", "mode": mode}}).flops
+
+    assert flops("curriculum") == pytest.approx(flops("curriculum@short") * 20)
+
+
+def _cap_runs(cure_err, capped):
+    """Convection runs of plain (error 1 at beta 40) and curriculum (``cure_err``) for six seeds; ``capped(seed)``:
+    the curriculum replica's stages at the cap."""
+    rows = []
+    for m in ("plain", "curriculum"):
+        for s in range(6):
+            err = 1.0 if m == "plain" else cure_err * (1.1 if s % 2 else 0.9)
+            rows.append(
+                {
+                    "problem": "convection",
+                    "mode": m,
+                    "coef": 40.0,
+                    "seed": s,
+                    "rel_l2": err,
+                    "stages_at_cap": capped(s) if m == "curriculum" else 0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+CAP_STUDY = {
+    **STUDY,
+    "budget": "converge",
+    "stage_max_iter": 300,
+    "mode_max_iter": {"curriculum": 2000},
+    "problems": {"convection": {"coefs": [40], "modes": ["plain", "curriculum"], "large_from": 20}},
+}
+
+
+@pytest.mark.parametrize(
+    "cure_err, capped, verdict",
+    [
+        (1e-3, lambda s: 4, "supported"),  # capped everywhere but 3 orders better: evidence, kept
+        (0.5, lambda s: 1 if s < 3 else 0, "contradicted"),  # converged in a majority (3 of 6 capped): loses
+        (0.5, lambda s: 2 if s < 4 else 0, "inconclusive"),  # capped in 4 of 6 replicas and loses: not trained
+    ],
+)
+def test_capped_cure_that_loses_is_inconclusive_not_contradicted(cure_err, capped, verdict):
+    seeds, _, _, cl = pf.summarize(_cap_runs(cure_err, capped), pd.DataFrame(), CAP_STUDY)
+    assert list(seeds.columns) == pf.SEED_COLUMNS
+    row = cl.set_index("claim_id").loc["curriculum_improves:convection"]
+    assert row.verdict == verdict
+    if verdict == "inconclusive":
+        assert row.ci_high < 1.0  # the interval alone would have contradicted it
+        assert "pinn_failure.mode_max_iter.curriculum" in row.design_note and "4 of 6" in row.design_note
+    else:
+        assert row.design_note == ""
+    # at an equal budget (no convergence asked) the cap rule does not apply
+    if verdict == "inconclusive":
+        eq = pf.summarize(_cap_runs(cure_err, capped), pd.DataFrame(), {**CAP_STUDY, "budget": "equal"})[3]
+        assert eq.set_index("claim_id").loc["curriculum_improves:convection", "verdict"] == "contradicted"
+
+
+def test_caption_names_the_cap_key_of_an_inconclusive_capped_cure():
+    from captions import rst_problems
+
+    runs = _cap_runs(0.5, lambda s: 2 if s < 4 else 0).assign(iterations=10)
+    seeds, summary, lsum, cl = pf.summarize(runs, pd.DataFrame(), CAP_STUDY)
+    timings = pd.DataFrame({"batch_wall_time_s": [1.0]})
+    text = pf.caption(runs, summary, lsum, cl, timings, "smoke", CAP_STUDY)
+    assert "pinn_failure.mode_max_iter.curriculum" in text and "300 iterations (curriculum: 2000)" in text
+    assert rst_problems(text) == []

@@ -4,7 +4,7 @@ Problems (:mod:`nnrds.data.pde`): convection (coefficient beta), reaction (rho) 
 fixed rho). One *cell* = one (problem, training mode); it trains every swept coefficient x seed as replicas of one
 :class:`~nnrds.models.ReplicaNet` (MLP 2 -> 4 x 50 tanh -> 1) with per-replica L-BFGS vectorized over the replicas
 (:mod:`nnrds.pinn`, :mod:`nnrds.lbfgs`). With ``budget: converge`` every stage / window trains to its L-BFGS
-tolerances or ``stage_max_iter``; ``arms`` add variants of the main setup as cells ``<mode>@<arm>`` (``equal``: the
+tolerances or its cap (``stage_max_iter``; per mode ``mode_max_iter``); ``arms`` add variants of the main setup as cells ``<mode>@<arm>`` (``equal``: the
 old equal-total-budget split, a secondary claim; ``faithful``: the official code's inputs, network, init, residual
 points and L-BFGS tolerances). The seed fixes the initialization and the collocation draw, and is shared by the
 modes, so comparisons between modes are paired by seed.
@@ -27,6 +27,11 @@ initialization, so effects are summarized within the seed first):
 * ``plain_fails:<problem>:<arm>`` -- as ``plain_fails`` in another arm (e.g. faithful to the official code).
 * ``equal_budget_<kind>:<problem>:<mode>`` -- SECONDARY: the cure of the ``equal`` arm against the plain iterate after
   the same total number of iterations (the budget axis of the main plain run).
+
+Caps (:func:`cap_override`): with ``budget: converge`` a cure claim whose interval would contradict it while the
+cure's replicas hit the stage cap (``mode_max_iter`` of the mode, else ``stage_max_iter``; causal:
+``round_max_iter``) in some stage in a majority of replicas is *inconclusive*, with a ``design_note`` naming the
+key to raise: that cure was not trained to convergence. A capped cure that still beats plain stays *supported*.
 
 Descriptive tables: ``budget_effects`` (the plain-failure effect at every budget checkpoint) and
 ``paper_comparison`` (our medians beside the paper's published errors, ratio, within 3x).
@@ -98,6 +103,20 @@ def coefficients(problem: str, pspec: dict) -> list[dict]:
     return out
 
 
+def stage_cap(cfg: dict, mode: str | None = None) -> int:
+    """Cap of L-BFGS iterations per stage / window (``budget: converge``) of training mode ``mode``:
+    ``mode_max_iter[mode]`` when given, else ``stage_max_iter``."""
+    per_mode = cfg.get("mode_max_iter") or {}
+    return int(per_mode.get(mode, cfg.get("stage_max_iter", 1000)))
+
+
+def cap_text(cfg: dict) -> str:
+    """The per-stage cap in words: "N iterations" plus the per-mode caps that differ from it."""
+    base = stage_cap(cfg)
+    extra = {m: c for m, c in (cfg.get("mode_max_iter") or {}).items() if int(c) != base}
+    return f"{base} iterations" + "".join(f" ({m}: {int(c)})" for m, c in extra.items())
+
+
 def replica_setup(
     problem: str,
     reps: list,
@@ -105,10 +124,12 @@ def replica_setup(
     dtype: torch.dtype,
     device: torch.device | None = None,
     lbfgs: dict | None = None,
+    mode: str | None = None,
 ) -> tuple[dict[str, np.ndarray], pinn.Setup]:
     """Coefficient arrays (one entry per replica) and the :class:`nnrds.pinn.Setup` of replicas ``reps`` =
     ``[(coefficients, seed), ...]`` with ``cfg``'s ``n_collocation``, ``iterations``, ``normalize_inputs``,
-    ``budget``, ``stage_max_iter``, ``sampling``, ``points_per`` and ``checkpoints``."""
+    ``budget``, ``sampling``, ``points_per``, ``checkpoints`` and the stage cap of training mode ``mode``
+    (:func:`stage_cap`: ``mode_max_iter`` or ``stage_max_iter``)."""
     coef_arr = {k: np.array([co[k] for co, _ in reps]) for k in pinn.COEFS}
     setup = pinn.Setup(
         problem,
@@ -121,7 +142,7 @@ def replica_setup(
         dtype=dtype,
         device=torch.device("cpu") if device is None else device,
         budget=str(cfg.get("budget", "equal")),
-        stage_max_iter=int(cfg.get("stage_max_iter", 1000)),
+        stage_max_iter=stage_cap(cfg, mode),
         sampling=str(cfg.get("sampling", "grid")),
         points_per=str(cfg.get("points_per", "stage")),
         checkpoints=tuple(int(c) for c in cfg.get("checkpoints", ())),
@@ -134,6 +155,7 @@ ARM_KEYS = (
     "budget",
     "iterations",
     "stage_max_iter",
+    "mode_max_iter",
     "n_collocation",
     "sampling",
     "points_per",
@@ -250,7 +272,7 @@ def run_cell(cell: experiment.Cell, where=None) -> dict[str, pd.DataFrame]:
     cfg = dict(study)
     if mode == "plain" and arm == "main":
         cfg["checkpoints"] = [int(c) for c in study.get("checkpoints", [])]
-    coef_arr, setup = replica_setup(problem, reps, cfg, tdtype, dev, lbfgs=study.get("lbfgs"))
+    coef_arr, setup = replica_setup(problem, reps, cfg, tdtype, dev, lbfgs=study.get("lbfgs"), mode=mode)
     if study.get("net", "ours") == "official":
         net = OfficialMLP([experiment.replica_seed(s, base_seed) for _, s in reps], dtype=tdtype).to(dev)
     else:
@@ -467,11 +489,21 @@ def per_seed(runs: pd.DataFrame, study: dict, budget: pd.DataFrame | None = None
     cfg = {**CLAIM_DEFAULTS, **(study.get("claims") or {})}
     if "arm" not in runs:
         runs = runs.assign(arm="main")
+    if "stages_at_cap" not in runs:
+        runs = runs.assign(stages_at_cap=0)
     rows = []
 
-    def add(cid, problem, mode, s, n, eff):
+    def add(cid, problem, mode, s, n, eff, capped=0):
         rows.append(
-            {"claim_id": cid, "problem": problem, "mode": mode, "seed": int(s), "n_coefs": int(n), "effect": eff}
+            {
+                "claim_id": cid,
+                "problem": problem,
+                "mode": mode,
+                "seed": int(s),
+                "n_coefs": int(n),
+                "effect": eff,
+                "n_capped": int(capped),
+            }
         )
 
     for problem, g in runs.groupby("problem", sort=False):
@@ -488,7 +520,8 @@ def per_seed(runs: pd.DataFrame, study: dict, budget: pd.DataFrame | None = None
             pair = plain.merge(main[main["mode"] == mode], on=["coef", "seed"], suffixes=("_plain", "_alt"))
             for s, gs in pair.groupby("seed"):
                 cid = f"{kind}:{problem}" + (f":{mode}" if kind == "seq2seq_improves" else "")
-                add(cid, problem, mode, s, len(gs), float(np.mean(np.log10(gs.rel_l2_plain / gs.rel_l2_alt))))
+                eff = float(np.mean(np.log10(gs.rel_l2_plain / gs.rel_l2_alt)))
+                add(cid, problem, mode, s, len(gs), eff, (gs.stages_at_cap_alt > 0).sum())
         # secondary: every mode at the same total budget (the equal arm's cures vs plain's iterate at that count)
         eq = big[big.arm == "equal"]
         if budget is not None and len(eq):
@@ -505,7 +538,38 @@ def per_seed(runs: pd.DataFrame, study: dict, budget: pd.DataFrame | None = None
                 for s, gs in pair.groupby("seed"):
                     cid = f"equal_budget_{_kind(mode)}:{problem}:{mode}"
                     add(cid, problem, mode, s, len(gs), float(np.mean(np.log10(gs.rel_l2_plain / gs.rel_l2_alt))))
-    return pd.DataFrame(rows, columns=["claim_id", "problem", "mode", "seed", "n_coefs", "effect"])
+    return pd.DataFrame(rows, columns=SEED_COLUMNS)
+
+
+#: columns of the per-seed effects (``seed_effects.csv``); ``n_capped``: the cure's replicas of that seed (one per
+#: large coefficient) that hit the stage cap in some stage (:func:`cap_override`)
+SEED_COLUMNS = ["claim_id", "problem", "mode", "seed", "n_coefs", "effect", "n_capped"]
+
+
+def cap_override(g: pd.DataFrame, study: dict, verdict: str) -> tuple[str, str]:
+    """(verdict, design_note) of a cure claim of the main arm (``budget: converge``) whose per-seed rows are ``g``
+    (:func:`per_seed`): a *contradicted* cure whose replicas hit the stage cap in a majority of replicas (any
+    stage) was not trained to convergence, so it becomes *inconclusive* with a design note naming the config key
+    to raise; *supported* and *inconclusive* stay (a capped cure that still beats plain is evidence)."""
+    n_rep = int(g["n_coefs"].sum())
+    n_cap = int(g["n_capped"].sum()) if "n_capped" in g else 0
+    if verdict != verdicts.CONTRADICTED or study.get("budget", "equal") != "converge" or 2 * n_cap <= n_rep:
+        return verdict, ""
+    mode = str(g["mode"].iloc[0])
+    if mode == "causal":  # its cap is per round
+        cap, key = (
+            int({**pinn.causal_defaults(), **(study.get("causal") or {})}["round_max_iter"]),
+            "causal.round_max_iter",
+        )
+    else:
+        cap, key = stage_cap(study, mode), f"mode_max_iter.{mode}"
+    key = f"pinn_failure.{key}"
+    note = verdicts.design_note(
+        f"{n_cap} of {n_rep} {mode} replicas hit the cap of {cap} L-BFGS iterations in some stage / window (not "
+        "trained to convergence)",
+        f"raise {key} (now {cap}; default for every mode: pinn_failure.stage_max_iter)",
+    )
+    return verdicts.INCONCLUSIVE, note
 
 
 def budget_effects(budget: pd.DataFrame, study: dict) -> pd.DataFrame:
@@ -601,8 +665,8 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
     n_seeds = len(study["seeds"])
     conv = (
         f"every stage / window to its L-BFGS stopping rules (tolerance_change "
-        f"{(study.get('lbfgs') or {}).get('tolerance_change', 1e-9):g}) or {study.get('stage_max_iter', 1000)} "
-        "iterations"
+        f"{(study.get('lbfgs') or {}).get('tolerance_change', 1e-9):g}) or {cap_text(study)} "
+        "per stage / window"
         if study.get("budget", "equal") == "converge"
         else f"{study['iterations']} L-BFGS iterations per run in every mode"
     )
@@ -652,6 +716,7 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
                 "margin": shift,
                 "p_value": verdicts.one_sample_p(x - shift),
                 "figure": fig,
+                "seeds": g,
             }
         )
     m = len(rows)
@@ -666,8 +731,18 @@ def claims(seed_table: pd.DataFrame, study: dict) -> pd.DataFrame:
             "contradicted when below"
         )
         verdict = verdicts.superiority(lo - shift, hi - shift)
+        g = r.pop("seeds")
+        kind = r["claim_id"].split(":")[0]
+        note = ""
+        if kind in ("curriculum_improves", "seq2seq_improves", "causal_improves"):
+            test += (
+                "; a contradicted cure whose replicas hit the stage cap in a majority of replicas is inconclusive "
+                "(not trained to convergence)"
+            )
+            verdict, note = cap_override(g, study, verdict)
+        extra = {"design_note": note, "decision_rule": "none"} if note else {}
         r.update(effect=eff, ci_low=lo, ci_high=hi, ci_level=level, p_adjusted=float(p_adj[i]), verdict=verdict)
-        out.append(verdicts.Claim(**r, test=test))
+        out.append(verdicts.Claim(**r, test=test, **extra))
     return verdicts.claims_frame(out) if out else pd.DataFrame(columns=verdicts.CLAIM_COLUMNS)
 
 
@@ -794,7 +869,7 @@ def caption(
     budget_txt = (
         f"every stage / window trained until L-BFGS stops by itself (loss change or step < "
         f"{lbo['tolerance_change']:g}, gradient < {lbo['tolerance_grad']:g}) or at the cap of "
-        f"{study.get('stage_max_iter', 1000)} iterations per stage / window (the runs table counts the stages that "
+        f"{cap_text(study)} per stage / window (the runs table counts the stages that "
         "hit it: stages_at_cap)"
         if conv
         else f"{study['iterations']} L-BFGS iterations per run in every mode, split evenly over the stages / windows"
@@ -848,12 +923,7 @@ def caption(
         "compare the modes at an equal total budget.",
         "",
     ]
-    for r in claims_table.itertuples():
-        lines.append(
-            f"* Claim ``{r.claim_id}`` — {r.claim}: effect {r.effect:.3g} [{_num(r.ci_low, '.3g')}, "
-            f"{_num(r.ci_high, '.3g')}] ({100 * r.ci_level:.1f}% interval, {r.n_units} seeds, Holm-adjusted "
-            f"p = {_num(r.p_adjusted)}): **{r.verdict}**."
-        )
+    lines += [verdicts.claim_bullet(r, ".3g") for r in claims_table.itertuples()]
     lines.append("")
     if "arm" not in summary:
         summary = summary.assign(arm="main")
