@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import guards, io
+from .. import guards, store
 from ..cli import json_arg
 from ..experiment import Cell
 
@@ -142,10 +142,10 @@ def cell_job(
             guards.check_table(df, table=name, where=where, allow=set(allow.get(name, ())))
     out = Path(args.out_dir)
     for name, df in tables.items():
-        io.write_table(out / f"{name}.csv", df)
-    io.write_json(
+        store.write_table(out / f"{name}.csv", df)
+    store.write_json(
         out / "provenance.json",
-        io.provenance(
+        store.provenance(
             c,
             seeds=c["study"]["seeds"],
             wall_time_s=time.perf_counter() - t0,
@@ -175,7 +175,7 @@ def run_cell_job(
 
 
 def concat(paths: list[str], sort_by: list[str] | None = None) -> pd.DataFrame:
-    df = pd.concat([io.read_table(p) for p in paths], ignore_index=True)
+    df = pd.concat([store.read_table(p) for p in paths], ignore_index=True)
     return df.sort_values(sort_by, kind="stable") if sort_by else df
 
 
@@ -183,7 +183,7 @@ def write_summary(args, job: str, tables: dict[str, pd.DataFrame], caption: str)
     """Write ``<out>/<name>.csv`` for every table, ``caption.rst`` and the merged ``provenance.json``."""
     c, out = args.config_json, Path(args.out_dir)
     for name, df in tables.items():
-        io.write_table(out / f"{name}.csv", df)
-    io.write_text(out / "caption.rst", caption)
+        store.write_table(out / f"{name}.csv", df)
+    store.write_text(out / "caption.rst", caption)
     jobs = [json.loads(p.read_text()) for p in in_tables(args, "provenance.json")]
-    io.write_json(out / "provenance.json", io.merge_provenance(jobs, c, seeds=c["study"]["seeds"], job=job))
+    store.write_json(out / "provenance.json", store.merge_provenance(jobs, c, seeds=c["study"]["seeds"], job=job))

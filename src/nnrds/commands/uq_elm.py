@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import guards, io
+from .. import guards, store
 from .common import add_commands, cell_of, in_tables
 
 JOB_TABLES = ("metrics", "calibration", "predictions", "slices", "trace", "timings")
@@ -55,10 +55,10 @@ def _job(args, name: str, run, **cell_id) -> dict:
         res = run(cell_of(args, id=cell_id))
     out = Path(args.out_dir)
     for k, df in res.items():
-        io.write_table(out / f"{k}.csv", df)
-    io.write_json(
+        store.write_table(out / f"{k}.csv", df)
+    store.write_json(
         out / "provenance.json",
-        io.provenance(c, seeds=c["seed"], wall_time_s=time.perf_counter() - t0, job=f"uq_elm/{name}"),
+        store.provenance(c, seeds=c["seed"], wall_time_s=time.perf_counter() - t0, job=f"uq_elm/{name}"),
     )
     return res
 
@@ -93,7 +93,7 @@ def _truth(args) -> int:
     from ..studies import uq_elm
 
     c = args.config_json
-    io.write_table(
+    store.write_table(
         Path(args.out_dir) / "slices_truth.csv",
         uq_elm.simulate_slices(read_metadata(args.in_dir[0]), c["elm"], c["slices"]),
     )
@@ -101,7 +101,7 @@ def _truth(args) -> int:
 
 
 def _concat(args, name: str) -> pd.DataFrame:
-    frames = [io.read_table(p) for p in in_tables(args, f"{name}.csv") if p.exists() and p.stat().st_size > 1]
+    frames = [store.read_table(p) for p in in_tables(args, f"{name}.csv") if p.exists() and p.stat().st_size > 1]
     frames = [f for f in frames if len(f.columns)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -153,10 +153,12 @@ def _summarize(args) -> int:
     tables["nuts_diagnostics"] = uq_elm.nuts_diagnostics(m)
     tables["depth_efficiency"] = uq_elm.depth_efficiency(tables["depth_runs"])
     for k, df in tables.items():
-        io.write_table(out / f"{k}.csv", df)
-    io.write_text(out / "caption.rst", uq_elm.caption(m, c["scale"], c["study"], tables["depth_runs"]))
+        store.write_table(out / f"{k}.csv", df)
+    store.write_text(out / "caption.rst", uq_elm.caption(m, c["scale"], c["study"], tables["depth_runs"]))
     jobs = [json.loads(p.read_text()) for p in in_tables(args, "provenance.json")]
-    io.write_json(out / "provenance.json", io.merge_provenance(jobs, c, seeds=c.get("seed"), job="uq_elm/summarize"))
+    store.write_json(
+        out / "provenance.json", store.merge_provenance(jobs, c, seeds=c.get("seed"), job="uq_elm/summarize")
+    )
     return 0
 
 
@@ -172,16 +174,16 @@ def _bench(args) -> int:
     out = Path(args.out_dir)
     if c.pop("mode", "engines") == "equal":  # equal settings (nnrds.uq.bench.equal_settings)
         res = bench.equal_settings(args.in_dir[0], c)
-        io.write_table(out / "equal_settings.csv", res["table"])
-        io.write_json(out / "equal_settings.json", res["meta"])
+        store.write_table(out / "equal_settings.csv", res["table"])
+        store.write_json(out / "equal_settings.json", res["meta"])
         print(res["table"].to_string(index=False))
         print(res["meta"])
         return 0
     engines = c.pop("engines", ["vanilla", "nnrds", "numpyro"])
     res = bench.run(args.in_dir[0], c, engines=engines)
-    io.write_table(out / "bench.csv", res["table"])
-    io.write_table(out / "agreement.csv", res["agreement"])
-    io.write_json(out / "bench.json", res["meta"])
+    store.write_table(out / "bench.csv", res["table"])
+    store.write_table(out / "agreement.csv", res["agreement"])
+    store.write_json(out / "bench.json", res["meta"])
     print(res["table"].to_string(index=False))
     print(res["agreement"].describe().to_string())
     return 0
