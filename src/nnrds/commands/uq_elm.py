@@ -16,13 +16,12 @@ fixed-name tables given by the rule) and ``--out-dir`` (the one folder it writes
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from .. import guards, store
-from .common import add_commands, cell_of, in_tables
+from .. import store
+from .common import add_commands, cell_job, cell_of, in_tables, run_cell_job
 
 JOB_TABLES = ("metrics", "calibration", "predictions", "slices", "trace", "timings")
 DEPTH_TABLES = ("depth_runs", "depth_timings")
@@ -42,27 +41,6 @@ def register(sub) -> None:
     )
 
 
-def _job(args, name: str, run, **cell_id) -> dict:
-    """Run ``run(cell)`` (the cell's identity ``cell_id``, see :func:`~nnrds.commands.common.cell_of`) and write
-    its tables and provenance."""
-    import torch
-
-    c = args.config_json
-    torch.set_num_threads(c["torch_threads"])
-    t0 = time.perf_counter()
-    where = guards.Where(study="uq_elm", cell=name, config_key="uq_elm")
-    with guards.job(where):  # loops name this study and job when they diverge (nnrds.uq.inference sets the key)
-        res = run(cell_of(args, id=cell_id))
-    out = Path(args.out_dir)
-    for k, df in res.items():
-        store.write_table(out / f"{k}.csv", df)
-    store.write_json(
-        out / "provenance.json",
-        store.provenance(c, seeds=c["seed"], wall_time_s=time.perf_counter() - t0, job=f"uq_elm/{name}"),
-    )
-    return res
-
-
 def _fit(args) -> int:
     """ELM surrogate UQ: every method for one architecture (or extrapolation)
 
@@ -70,8 +48,16 @@ def _fit(args) -> int:
     from ..studies import uq_elm
 
     job = args.config_json["job"]
-    _job(args, job, uq_elm.run_job, job=job)
-    return 0
+    # loops name this study and job when they diverge (nnrds.uq.inference sets the key)
+    return run_cell_job(
+        args,
+        "uq_elm",
+        uq_elm.run_job,
+        config_key="uq_elm",
+        allow_nonfinite=uq_elm.NONFINITE_BY_DESIGN,
+        unchecked_rows=uq_elm.UNCHECKED_ROWS,
+        id={"job": job},
+    )
 
 
 def _depth(args) -> int:
@@ -81,7 +67,8 @@ def _depth(args) -> int:
     from ..studies import uq_elm
 
     n = int(args.config_json["n_train"])
-    _job(args, f"depth_n{n}", uq_elm.run_depth_cell, n_train=n)
+    with cell_job(args, f"uq_elm/depth_n{n}", config_key="uq_elm") as out:
+        out.update(uq_elm.run_depth_cell(cell_of(args, id={"n_train": n})))
     return 0
 
 
