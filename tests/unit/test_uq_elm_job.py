@@ -19,9 +19,7 @@ def _args(tmp_path) -> argparse.Namespace:
 
 
 def _tables(rmse: float, status: str = "ok", rhat: float = np.nan) -> dict[str, pd.DataFrame]:
-    metrics = pd.DataFrame(
-        [{"job": "mlp", "method": "vi", "status": status, "rmse": rmse, "rhat_invariant_max": rhat}]
-    )
+    metrics = pd.DataFrame([{"job": "mlp", "method": "vi", "status": status, "rmse": rmse, "rhat_invariant_max": rhat}])
     return {"metrics": metrics, "timings": pd.DataFrame([{"job": "mlp", "wall_s": 1.0}])}
 
 

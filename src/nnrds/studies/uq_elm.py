@@ -23,6 +23,12 @@ from ..uq import diagnostics, metrics, stacking
 from ..uq.reduction import OutputPCA
 
 N_SLICE_SAMPLES = 5
+
+STUDY = "uq_elm"
+#: figures the claims point to (outputs of rule uq_elm_figures)
+FIGURES = {"depth": "figures/uq_elm/depth_feasibility.png"}
+#: the cell functions of the study contract (nnrds.studies.Study)
+CELLS = ("run_job", "run_depth_cell")
 log = logging.getLogger(__name__)
 
 
@@ -577,7 +583,7 @@ def depth_claim(depth_runs: pd.DataFrame, scale: str, study: dict) -> pd.DataFra
         kind="superiority",
         margin=float(sw["claim_margin"]),
         x=x.to_numpy(),
-        figure="figures/uq_elm/depth_feasibility.png",
+        figure=FIGURES["depth"],
     )
     c = verdicts.verdict_table([spec], float(sw.get("claim_alpha", 0.05)))
     if near < 0.5:
