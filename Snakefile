@@ -10,8 +10,9 @@ min_version("9.0")
 
 import nnrds.config as nnrds_config
 
-# default scale unless --configfile is given (no silent merge of two scales' keys)
-if not workflow.overwrite_configfiles:
+# default scale unless --configfile is given (no silent merge of two scales' keys); workflow.configfiles lists the
+# --configfile files, then those a configfile: directive loaded
+if not workflow.configfiles:
 
     configfile: "config/config.yaml"
 
@@ -19,7 +20,7 @@ if not workflow.overwrite_configfiles:
 report: "workflow/report/workflow.rst"
 
 
-_sources = [str(p) for p in (workflow.overwrite_configfiles or [])] or ["config/config.yaml"]
+_sources = [str(p) for p in workflow.configfiles]
 try:
     _validated = nnrds_config.validate(config, source=" + ".join(_sources))
 except nnrds_config.ConfigError as _e:

@@ -301,8 +301,8 @@ def docs_figure(ledger: pd.DataFrame, path, dpi: int = 80) -> None:
     """The README's small forest plot (no claim labels, two columns of panels) as one PNG at ``dpi``."""
     import matplotlib.pyplot as plt
 
-    from .io import atomic_path
     from .plotting import style
+    from .store import atomic_path
 
     style()
     fig = plot_forest(ledger, labels=False, width=10.5, row_height=0.075, ncols=2, fontsize=8)

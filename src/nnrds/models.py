@@ -90,7 +90,8 @@ class Arch:
         return asdict(self)
 
 
-def _normal(shape: Sequence[int], std: float | torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def normal_init(shape: Sequence[int], std: float | torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """float64 N(0, std^2) draws of ``shape`` from ``gen`` (the initialisation of every replica network)."""
     return torch.randn(*shape, generator=gen, dtype=torch.float64) * std
 
 
@@ -118,11 +119,11 @@ class ReplicaNet(nn.Module):
         tensors: dict[str, list[torch.Tensor]] = {k: [] for k in ("A_in", "a_in", "C", "c", "A_out", "a_out")}
         for s in self.seeds:
             g = torch.Generator().manual_seed(s)
-            tensors["A_in"].append(_normal((a.d_in, w), 1.0 / math.sqrt(a.d_in), g))
+            tensors["A_in"].append(normal_init((a.d_in, w), 1.0 / math.sqrt(a.d_in), g))
             tensors["a_in"].append(torch.zeros(w, dtype=torch.float64))
-            tensors["C"].append(torch.einsum("km,mij->kij", M, _normal((M.shape[1], w, w), 1.0 / math.sqrt(w), g)))
+            tensors["C"].append(torch.einsum("km,mij->kij", M, normal_init((M.shape[1], w, w), 1.0 / math.sqrt(w), g)))
             tensors["c"].append(torch.zeros(K, w, dtype=torch.float64))  # b(t_n) = 0 at every node
-            tensors["A_out"].append(_normal((w, a.d_out), 1.0 / math.sqrt(w), g))
+            tensors["A_out"].append(normal_init((w, a.d_out), 1.0 / math.sqrt(w), g))
             tensors["a_out"].append(torch.zeros(a.d_out, dtype=torch.float64))
         for k, v in tensors.items():
             setattr(self, k, nn.Parameter(torch.stack(v).to(dtype)))

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .io import atomic_path  # noqa: E402
+from .store import atomic_path  # noqa: E402
 
 #: fixed colours so a parameterization looks the same in every figure of every study
 PARAM_COLORS = {

@@ -55,6 +55,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .models import normal_init
+
 KINDS = ("lipschitz", "noisy", "antisymmetric", "lstm", "cornn")
 
 
@@ -104,10 +106,6 @@ class RNNArch:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _normal(shape: Sequence[int], std: float, gen: torch.Generator) -> torch.Tensor:
-    return torch.randn(*shape, generator=gen, dtype=torch.float64) * std
 
 
 def _uniform(shape: Sequence[int], bound: float, gen: torch.Generator) -> torch.Tensor:
@@ -172,10 +170,10 @@ class ContinuousRNN(_ReplicaRNNBase):
             # nn.Linear-style init for the encoder/decoder, Gaussian std init_std/H for M_A, M_W
             tensors["U"].append(_uniform((d, H), 1 / math.sqrt(d), g))
             tensors["b"].append(_uniform((H,), 1 / math.sqrt(d), g))
-            M_A = _normal((H, H), arch.init_std / H, g)  # drawn for every kind so seeds match across kinds
+            M_A = normal_init((H, H), arch.init_std / H, g)  # drawn for every kind so seeds match across kinds
             if arch.use_A:
                 tensors["M_A"].append(M_A)
-            tensors["M_W"].append(_normal((H, H), arch.init_std / H, g))
+            tensors["M_W"].append(normal_init((H, H), arch.init_std / H, g))
             tensors["D"].append(_uniform((H, o), 1 / math.sqrt(H), g))
             tensors["d"].append(_uniform((o,), 1 / math.sqrt(H), g))
         for k, v in tensors.items():

@@ -811,7 +811,7 @@ def test_ta_claims_verdicts_on_known_answers():
     """Both families on synthetic per-configuration errors: the like-for-like family (paired vs the linear
     baseline; superiority) and the reference family (vs SNAP's training MAE; non-superiority within 10%), with
     cases that must come out supported, contradicted and inconclusive; no force claim on zero-force groups."""
-    from nnrds.studies.materials import ta_claims
+    from nnrds.studies.materials import claims as ta_claims
     from nnrds.verdicts import CLAIM_COLUMNS
 
     rng = np.random.default_rng(0)
@@ -925,7 +925,7 @@ def test_caption_with_every_branch_renders_without_docutils_messages():
     )
     c = pd.concat([c, c.assign(method="linear")], ignore_index=True)
     c["split"] = "cv"
-    groups, claims = materials.group_metrics(c, ref), materials.ta_claims(c, ref)
+    groups, claims = materials.group_metrics(c, ref), materials.claims(c, ref)
     sanity = materials.symmetry_checks(pd.concat([c, _cerr({"Elastic_BCC": [0.0]}, split="cv", f_err=1.0)]))
     metrics = pd.DataFrame(
         [

@@ -324,7 +324,7 @@ def _row(**kw):
 
 
 def test_claims_frame_computes_power_and_design_notes(tmp_path):
-    from nnrds import io
+    from nnrds import store
 
     rows = [
         V.Claim(**_row(claim_id="open")),
@@ -347,7 +347,7 @@ def test_claims_frame_computes_power_and_design_notes(tmp_path):
     assert f"about {k:.0f} units" in t.loc["capped", "design_note"] and "at most 6" in t.loc["capped", "design_note"]
     assert t.loc["given", "design_note"] == "cannot decide at this design: a gate; would decide: 20 seeds"
     # the CSV stays parseable: inf as "inf", integers as integers
-    io.write_table(tmp_path / "c.csv", t.reset_index()[V.CLAIM_COLUMNS])
+    store.write_table(tmp_path / "c.csv", t.reset_index()[V.CLAIM_COLUMNS])
     text = (tmp_path / "c.csv").read_text()
     assert ",inf," in text
     back = pd.read_csv(tmp_path / "c.csv").set_index("claim_id")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import io, verdicts
+from .. import store, verdicts
 from .common import add_commands, in_tables
 
 TEXT_COLUMNS = [
@@ -424,8 +424,8 @@ def _ledger(args) -> int:
     frames = [pd.read_csv(t, keep_default_na=True) for t in tables]
     led = build(frames, tables)
     out = Path(args.out_dir)
-    io.write_table(out / LEDGER_TABLE, led)
-    io.write_text(out / LEDGER_CAPTION, caption(led, args.config_json.get("scale", "")))
+    store.write_table(out / LEDGER_TABLE, led)
+    store.write_text(out / LEDGER_CAPTION, caption(led, args.config_json.get("scale", "")))
     return 0
 
 
@@ -443,10 +443,10 @@ def _summary(args) -> int:
         raise LedgerError(f"{src}: columns must be nnrds.verdicts.CLAIM_COLUMNS in order")
     counts = verdict_counts(led, studies)
     out = Path(args.out_dir)
-    io.write_table(out / COUNTS_TABLE, counts)
-    io.write_text(out / COUNTS_CAPTION, counts_caption(counts, scale))
+    store.write_table(out / COUNTS_TABLE, counts)
+    store.write_text(out / COUNTS_CAPTION, counts_caption(counts, scale))
     for s in studies:
-        io.write_text(out / summary_name(s), study_summary(led, s, scale))
+        store.write_text(out / summary_name(s), study_summary(led, s, scale))
     return 0
 
 
@@ -457,5 +457,5 @@ def _forest_caption(args) -> int:
     Config: {scale}; --in-dir: the folder of forest.png"""
     (png,) = in_tables(args, "forest.png")
     text = forest_caption(args.config_json.get("scale", ""), png.read_bytes())
-    io.write_text(Path(args.out_dir) / FOREST_CAPTION, text)
+    store.write_text(Path(args.out_dir) / FOREST_CAPTION, text)
     return 0

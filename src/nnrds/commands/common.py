@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import guards, io
+from .. import guards, store
 from ..cli import json_arg
 from ..experiment import Cell
 
@@ -118,15 +118,22 @@ def job_where(args, job: str, config_key: str | None = None) -> guards.Where:
 
 @contextmanager
 def cell_job(
-    args, job: str, *, config_key: str | None = None, allow_nonfinite: Mapping[str, Iterable[str]] | None = None
+    args,
+    job: str,
+    *,
+    config_key: str | None = None,
+    allow_nonfinite: Mapping[str, Iterable[str]] | None = None,
+    unchecked_rows: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
 ) -> Iterator[dict]:
     """Run a training cell: fix torch threads, time it, then write the tables the body put into the
     yielded dict (keys = output options, ``timings`` included) and the cell's provenance.
 
     The body runs inside :func:`nnrds.guards.job` (so :func:`nnrds.train.fit` names this study, cell and
     ``config_key`` when it diverges). Before anything is written every table but ``timings`` is checked: a
-    NaN/inf in a numeric column (except the study's NaN-by-design ``allow_nonfinite[table]``) raises
-    :class:`~nnrds.guards.NonFiniteError` naming table and column, and no table is written."""
+    NaN/inf in a numeric column (except the study's NaN-by-design ``allow_nonfinite[table]``, and except the rows
+    ``unchecked_rows[table](df)`` marks, e.g. a method that was not run) raises
+    :class:`~nnrds.guards.NonFiniteError` naming table and column, and no table is written. The provenance
+    names the study's ``seeds`` (else the job's ``seed``) and the device of ``timings`` when it has one."""
     import torch
 
     c = args.config_json
@@ -136,20 +143,22 @@ def cell_job(
     where = job_where(args, job, config_key)
     with guards.job(where):
         yield tables
-    allow = allow_nonfinite or {}
+    allow, skip = allow_nonfinite or {}, unchecked_rows or {}
     for name, df in tables.items():
         if name != "timings":
-            guards.check_table(df, table=name, where=where, allow=set(allow.get(name, ())))
+            checked = df[~skip[name](df)] if name in skip else df
+            guards.check_table(checked, table=name, where=where, allow=set(allow.get(name, ())))
     out = Path(args.out_dir)
     for name, df in tables.items():
-        io.write_table(out / f"{name}.csv", df)
-    io.write_json(
+        store.write_table(out / f"{name}.csv", df)
+    timings = tables.get("timings")
+    store.write_json(
         out / "provenance.json",
-        io.provenance(
+        store.provenance(
             c,
-            seeds=c["study"]["seeds"],
+            seeds=c["study"].get("seeds", c.get("seed")),
             wall_time_s=time.perf_counter() - t0,
-            device=tables["timings"]["device"].iloc[0],
+            device=timings["device"].iloc[0] if timings is not None and "device" in timings else None,
             job=job,
         ),
     )
@@ -162,20 +171,25 @@ def run_cell_job(
     *,
     config_key: str | None = None,
     allow_nonfinite: Mapping[str, Iterable[str]] | None = None,
+    unchecked_rows: Mapping[str, Callable[[pd.DataFrame], pd.Series]] | None = None,
     **changes,
 ) -> int:
     """The body of every ``<study>-train`` command: ``run_cell(cell_of(args, **changes))`` inside :func:`cell_job`
     named ``<prefix>/<cell id values...>`` (e.g. ``wp_gap/chem/wp``); the tables it returns are written."""
     cell = cell_of(args, **changes)
     with cell_job(
-        args, "/".join([prefix, *map(str, cell.id.values())]), config_key=config_key, allow_nonfinite=allow_nonfinite
+        args,
+        "/".join([prefix, *map(str, cell.id.values())]),
+        config_key=config_key,
+        allow_nonfinite=allow_nonfinite,
+        unchecked_rows=unchecked_rows,
     ) as out:
         out.update(run_cell(cell))
     return 0
 
 
 def concat(paths: list[str], sort_by: list[str] | None = None) -> pd.DataFrame:
-    df = pd.concat([io.read_table(p) for p in paths], ignore_index=True)
+    df = pd.concat([store.read_table(p) for p in paths], ignore_index=True)
     return df.sort_values(sort_by, kind="stable") if sort_by else df
 
 
@@ -183,7 +197,7 @@ def write_summary(args, job: str, tables: dict[str, pd.DataFrame], caption: str)
     """Write ``<out>/<name>.csv`` for every table, ``caption.rst`` and the merged ``provenance.json``."""
     c, out = args.config_json, Path(args.out_dir)
     for name, df in tables.items():
-        io.write_table(out / f"{name}.csv", df)
-    io.write_text(out / "caption.rst", caption)
+        store.write_table(out / f"{name}.csv", df)
+    store.write_text(out / "caption.rst", caption)
     jobs = [json.loads(p.read_text()) for p in in_tables(args, "provenance.json")]
-    io.write_json(out / "provenance.json", io.merge_provenance(jobs, c, seeds=c["study"]["seeds"], job=job))
+    store.write_json(out / "provenance.json", store.merge_provenance(jobs, c, seeds=c["study"]["seeds"], job=job))

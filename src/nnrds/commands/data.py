@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import io
+from .. import store
 from .common import add_commands
 
 
@@ -34,8 +34,8 @@ def write_timings_and_provenance(out: Path, cfg: dict, job: str, t0: float, timi
     """``timings.csv`` -- one row: ``job``, ``wall_time_s`` (since ``t0``) and the generator's own ``timing``
     entries -- and ``provenance.json`` (``prov``: its extra entries) of a data job."""
     wall = time.perf_counter() - t0
-    io.write_table(out / "timings.csv", pd.DataFrame([{"job": job, "wall_time_s": wall, **(timing or {})}]))
-    io.write_json(out / "provenance.json", io.provenance(cfg, wall_time_s=wall, job=job, **prov))
+    store.write_table(out / "timings.csv", pd.DataFrame([{"job": job, "wall_time_s": wall, **(timing or {})}]))
+    store.write_json(out / "provenance.json", store.provenance(cfg, wall_time_s=wall, job=job, **prov))
 
 
 def _write(out: Path, res: dict, cfg: dict, job: str, t0: float) -> None:
@@ -43,7 +43,7 @@ def _write(out: Path, res: dict, cfg: dict, job: str, t0: float) -> None:
 
     write_ensemble(out, res["ptrain"], res["ytrain"], res["ptest"], res["ytest"], res["meta"])
     if res.get("traj") is not None:
-        io.write_table(out / "trajectories.csv", res["traj"])
+        store.write_table(out / "trajectories.csv", res["traj"])
     write_timings_and_provenance(
         out, cfg, job, t0, res["timing"], seeds=res["meta"]["seeds"], runs_per_s=res["timing"]["runs_per_s"]
     )
@@ -84,9 +84,9 @@ def _al_emt(args) -> int:
     c, out = args.config_json, Path(args.out_dir)
     t0 = time.perf_counter()
     conf, atoms, meta = al_emt.tables(c["spec"], c["seed"])
-    io.write_table(out / "configs.csv", conf)
-    io.write_table(out / "atoms.csv", atoms)
-    io.write_json(out / "metadata.json", meta)
+    store.write_table(out / "configs.csv", conf)
+    store.write_table(out / "atoms.csv", atoms)
+    store.write_json(out / "metadata.json", meta)
     write_timings_and_provenance(out, c, "data/al_emt", t0, {"configurations": len(conf)}, seeds=[c["seed"]])
     return 0
 
@@ -121,9 +121,9 @@ def _figure(args) -> int:
     import matplotlib.pyplot as plt
 
     d = Path(args.in_dir[0])
-    y = io.read_table(d / "ytrain.csv")
+    y = store.read_table(d / "ytrain.csv")
     traj_path = d / "trajectories.csv"
-    traj = io.read_table(traj_path) if traj_path.is_file() else None
+    traj = store.read_table(traj_path) if traj_path.is_file() else None
     ncol = 5
     nrow = -(-y.shape[1] // ncol) + (1 if traj is not None else 0)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol, 2.4 * nrow), squeeze=False)
@@ -150,9 +150,9 @@ def _figure(args) -> int:
     fig.suptitle(f"{d.name}: {len(y)} training members, output marginals", fontsize=10)
     fig.tight_layout()
     out = Path(args.out_dir) / f"{args.config_json['cell']['ensemble']}.png"
-    with io.atomic_path(out) as tmp:
+    with store.atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
-    with io.atomic_path(out.with_suffix(".pdf")) as tmp:
+    with store.atomic_path(out.with_suffix(".pdf")) as tmp:
         fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "Producer": None, "Creator": None})
     plt.close(fig)
     return 0

@@ -70,7 +70,7 @@ def _summarize(args) -> int:
     ref = materials.read_reference(ref_dir / REFERENCE_TABLE) if ref_dir is not None else None
     groups = materials.group_metrics(t["config_errors"], ref)
     has_ta = "fitsnap" in set(t["config_errors"]["dataset"])
-    claims = materials.ta_claims(t["config_errors"], ref) if has_ta else None
+    claims = materials.claims(t["config_errors"], ref) if has_ta else None
     sanity = materials.symmetry_checks(t["config_errors"])
     evs = materials.ev_summary(t["ev"], t["info"])
     units = {}

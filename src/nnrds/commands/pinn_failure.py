@@ -8,7 +8,7 @@ seed of the cell trains as one batch of replicas; writes :data:`CELL_TABLES` to 
 
 from __future__ import annotations
 
-from .. import io
+from .. import store
 from ..studies import pinn_failure
 from .common import add_commands, read_tables, run_cell_job, write_summary
 
@@ -107,6 +107,6 @@ def _bench(args) -> int:
     from pathlib import Path
 
     table = pinn_failure.batching_benchmark(args.config_json)
-    io.write_table(Path(args.out_dir) / "bench.csv", table)
+    store.write_table(Path(args.out_dir) / "bench.csv", table)
     print(table.to_string(index=False))
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import io
+from .. import store
 from ..studies import stable_arch as sa
 from .common import add_commands, present_tables, run_cell_job, write_summary
 
@@ -98,7 +98,7 @@ def read_parts(args, name: str, sort_by: list[str] | None = None, required: bool
         if not required:
             return None
         raise ValueError(f"stable-arch-summarize: no --in-dir folder holds {name}.csv")
-    frames = [io.read_table(p) for p in paths]
+    frames = [store.read_table(p) for p in paths]
     full = [f for f in frames if len(f)] or frames[:1]  # header-only tables would turn every column to object
     df = pd.concat(full, ignore_index=True)
     return df.sort_values(sort_by, kind="stable") if sort_by else df

@@ -16,13 +16,12 @@ fixed-name tables given by the rule) and ``--out-dir`` (the one folder it writes
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from .. import guards, io
-from .common import add_commands, cell_of, in_tables
+from .. import store
+from .common import add_commands, cell_job, cell_of, in_tables, run_cell_job
 
 JOB_TABLES = ("metrics", "calibration", "predictions", "slices", "trace", "timings")
 DEPTH_TABLES = ("depth_runs", "depth_timings")
@@ -42,27 +41,6 @@ def register(sub) -> None:
     )
 
 
-def _job(args, name: str, run, **cell_id) -> dict:
-    """Run ``run(cell)`` (the cell's identity ``cell_id``, see :func:`~nnrds.commands.common.cell_of`) and write
-    its tables and provenance."""
-    import torch
-
-    c = args.config_json
-    torch.set_num_threads(c["torch_threads"])
-    t0 = time.perf_counter()
-    where = guards.Where(study="uq_elm", cell=name, config_key="uq_elm")
-    with guards.job(where):  # loops name this study and job when they diverge (nnrds.uq.inference sets the key)
-        res = run(cell_of(args, id=cell_id))
-    out = Path(args.out_dir)
-    for k, df in res.items():
-        io.write_table(out / f"{k}.csv", df)
-    io.write_json(
-        out / "provenance.json",
-        io.provenance(c, seeds=c["seed"], wall_time_s=time.perf_counter() - t0, job=f"uq_elm/{name}"),
-    )
-    return res
-
-
 def _fit(args) -> int:
     """ELM surrogate UQ: every method for one architecture (or extrapolation)
 
@@ -70,8 +48,16 @@ def _fit(args) -> int:
     from ..studies import uq_elm
 
     job = args.config_json["job"]
-    _job(args, job, uq_elm.run_job, job=job)
-    return 0
+    # loops name this study and job when they diverge (nnrds.uq.inference sets the key)
+    return run_cell_job(
+        args,
+        "uq_elm",
+        uq_elm.run_job,
+        config_key="uq_elm",
+        allow_nonfinite=uq_elm.NONFINITE_BY_DESIGN,
+        unchecked_rows=uq_elm.UNCHECKED_ROWS,
+        id={"job": job},
+    )
 
 
 def _depth(args) -> int:
@@ -81,7 +67,8 @@ def _depth(args) -> int:
     from ..studies import uq_elm
 
     n = int(args.config_json["n_train"])
-    _job(args, f"depth_n{n}", uq_elm.run_depth_cell, n_train=n)
+    with cell_job(args, f"uq_elm/depth_n{n}", config_key="uq_elm") as out:
+        out.update(uq_elm.run_depth_cell(cell_of(args, id={"n_train": n})))
     return 0
 
 
@@ -93,7 +80,7 @@ def _truth(args) -> int:
     from ..studies import uq_elm
 
     c = args.config_json
-    io.write_table(
+    store.write_table(
         Path(args.out_dir) / "slices_truth.csv",
         uq_elm.simulate_slices(read_metadata(args.in_dir[0]), c["elm"], c["slices"]),
     )
@@ -101,7 +88,7 @@ def _truth(args) -> int:
 
 
 def _concat(args, name: str) -> pd.DataFrame:
-    frames = [io.read_table(p) for p in in_tables(args, f"{name}.csv") if p.exists() and p.stat().st_size > 1]
+    frames = [store.read_table(p) for p in in_tables(args, f"{name}.csv") if p.exists() and p.stat().st_size > 1]
     frames = [f for f in frames if len(f.columns)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -153,10 +140,12 @@ def _summarize(args) -> int:
     tables["nuts_diagnostics"] = uq_elm.nuts_diagnostics(m)
     tables["depth_efficiency"] = uq_elm.depth_efficiency(tables["depth_runs"])
     for k, df in tables.items():
-        io.write_table(out / f"{k}.csv", df)
-    io.write_text(out / "caption.rst", uq_elm.caption(m, c["scale"], c["study"], tables["depth_runs"]))
+        store.write_table(out / f"{k}.csv", df)
+    store.write_text(out / "caption.rst", uq_elm.caption(m, c["scale"], c["study"], tables["depth_runs"]))
     jobs = [json.loads(p.read_text()) for p in in_tables(args, "provenance.json")]
-    io.write_json(out / "provenance.json", io.merge_provenance(jobs, c, seeds=c.get("seed"), job="uq_elm/summarize"))
+    store.write_json(
+        out / "provenance.json", store.merge_provenance(jobs, c, seeds=c.get("seed"), job="uq_elm/summarize")
+    )
     return 0
 
 
@@ -172,16 +161,16 @@ def _bench(args) -> int:
     out = Path(args.out_dir)
     if c.pop("mode", "engines") == "equal":  # equal settings (nnrds.uq.bench.equal_settings)
         res = bench.equal_settings(args.in_dir[0], c)
-        io.write_table(out / "equal_settings.csv", res["table"])
-        io.write_json(out / "equal_settings.json", res["meta"])
+        store.write_table(out / "equal_settings.csv", res["table"])
+        store.write_json(out / "equal_settings.json", res["meta"])
         print(res["table"].to_string(index=False))
         print(res["meta"])
         return 0
     engines = c.pop("engines", ["vanilla", "nnrds", "numpyro"])
     res = bench.run(args.in_dir[0], c, engines=engines)
-    io.write_table(out / "bench.csv", res["table"])
-    io.write_table(out / "agreement.csv", res["agreement"])
-    io.write_json(out / "bench.json", res["meta"])
+    store.write_table(out / "bench.csv", res["table"])
+    store.write_table(out / "agreement.csv", res["agreement"])
+    store.write_json(out / "bench.json", res["meta"])
     print(res["table"].to_string(index=False))
     print(res["agreement"].describe().to_string())
     return 0

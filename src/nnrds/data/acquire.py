@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import io
+from .. import store
 from . import fitsnap
 from .ucr import parse_ts, parse_ucr
 
@@ -209,7 +209,7 @@ def fetch(
     nothing is left at ``dest``. Returns the verification record (plus the ECG test split's bytes)."""
     s, dest = spec(name), Path(dest)
     record: dict = {"source": None}
-    with io.atomic_path(dest) as tmp:
+    with store.atomic_path(dest) as tmp:
         if mirror is not None:
             src = Path(mirror) / s["file"]
             if not src.is_file():
@@ -273,7 +273,7 @@ def acquire(
         with contextlib.ExitStack() as stack:
 
             def target(fname):
-                return stack.enter_context(io.atomic_path(out / fname))
+                return stack.enter_context(store.atomic_path(out / fname))
 
             if s["kind"] == "fitsnap":
                 conf, atoms, meta = parse_fitsnap(raw, s["set"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import io
+from .. import store
 
 TABLES = ("ptrain.csv", "ytrain.csv", "ptest.csv", "ytest.csv")
 
@@ -24,8 +24,8 @@ def write_ensemble(
 ) -> None:
     out = Path(out_dir)
     for name, df in zip(TABLES, (ptrain, ytrain, ptest, ytest)):
-        io.write_table(out / name, df)
-    io.write_json(out / "metadata.json", metadata)
+        store.write_table(out / name, df)
+    store.write_json(out / "metadata.json", metadata)
 
 
 def load_table_dataset(dir: str | os.PathLike):

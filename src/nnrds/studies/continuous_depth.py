@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 STUDY = "continuous_depth"
 FIG_DIR = "figures/continuous_depth"
+CELLS = ("run_oscillator_cell", "run_wp_cell")
 FIGURES = {
     "oscillator": f"{FIG_DIR}/error_vs_h.png",
     "order": f"{FIG_DIR}/order_test.png",

@@ -84,6 +84,12 @@ DESCRIPTIONS = {
 }
 FITSNAP_KINDS = ("fitsnap", "wbe")
 
+STUDY = "materials"
+#: figures the claims point to (outputs of rule materials_figures)
+FIGURES = {"group_errors": "figures/materials/group_errors.png"}
+#: the cell functions of the study contract (nnrds.studies.Study)
+CELLS = ("run_cell",)
+
 
 # ============================================================================ data
 def load_structures(spec: dict, data_dir: str, seed: int = 0) -> tuple[list[Structure], list[Structure] | None]:
@@ -1224,7 +1230,7 @@ def _paired_abs_errors(cerr: pd.DataFrame, dataset: str, split: str, group: str,
     return ids, {m: s.reindex(ids).to_numpy(float) for m, s in per.items()}
 
 
-def ta_claims(
+def claims(
     cerr: pd.DataFrame,
     reference: pd.DataFrame | None,
     alpha: float = 0.05,
@@ -1234,7 +1240,7 @@ def ta_claims(
     split: str = "cv",
     method: str = "ensemble",
     baseline: str = "linear",
-    figure: str = "figures/materials/group_errors.png",
+    figure: str = FIGURES["group_errors"],
 ) -> pd.DataFrame:
     """The Ta group claims, two Holm families (:func:`nnrds.verdicts.verdict_table`, level ``alpha`` each), one
     claim per near-equilibrium group and quantity (energy per atom, force components; no force claim on the

@@ -44,6 +44,8 @@ from ..train import fit
 MODELS = rnn.KINDS
 PERTURBATIONS = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
 #: figures behind the claims (rule noisy_rnn_figures)
+STUDY = "noisy_rnn"
+CELLS = ("run_cell",)
 FIGURES = {
     "robust": "figures/noisy_rnn/robustness_advantage.png",
     "comparisons": "figures/noisy_rnn/robustness_advantage.png",

@@ -61,6 +61,7 @@ STUDY = "pinn_failure"
 SWEPT = {"convection": "beta", "reaction": "rho", "reaction_diffusion": "nu"}
 ARCH = dict(d_in=2, d_out=1, width=50, depth=4, param="mlp", activation="tanh")
 CLAIM_DEFAULTS = {"alpha": 0.05, "fail_rel_error": 0.3, "min_orders": 1.0}
+CELLS = ("run_cell",)
 FIGURES = {
     "plain_fails": "figures/pinn_failure/error_vs_coefficient.png",
     "curriculum_improves": "figures/pinn_failure/error_vs_coefficient.png",

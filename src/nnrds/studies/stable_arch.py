@@ -86,6 +86,7 @@ log = logging.getLogger(__name__)
 
 STUDY = "stable_arch"
 FIG_DIR = "figures/stable_arch"
+CELLS = ("run_stability_cell", "run_reversibility", "run_multilevel_cell", "run_bases_cell")
 FIGURES = {
     "accuracy": f"{FIG_DIR}/accuracy_vs_depth.png",
     "growth": f"{FIG_DIR}/perturbation_growth.png",

@@ -427,6 +427,8 @@ def claim_b(runs: pd.DataFrame, sel: pd.DataFrame, level: float = 0.95) -> pd.Da
     return pd.DataFrame(rows)
 
 
+STUDY = "stiffness"
+CELLS = ("run_cell",)
 FIGURES = {
     "a": "figures/stiffness/metrics_vs_epoch.png",
     "b1": "figures/stiffness/stiffness_vs_gap.png",

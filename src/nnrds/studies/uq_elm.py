@@ -23,6 +23,12 @@ from ..uq import diagnostics, metrics, stacking
 from ..uq.reduction import OutputPCA
 
 N_SLICE_SAMPLES = 5
+
+STUDY = "uq_elm"
+#: figures the claims point to (outputs of rule uq_elm_figures)
+FIGURES = {"depth": "figures/uq_elm/depth_feasibility.png"}
+#: the cell functions of the study contract (nnrds.studies.Study)
+CELLS = ("run_job", "run_depth_cell")
 log = logging.getLogger(__name__)
 
 
@@ -179,6 +185,47 @@ def nuts_note(i: dict, diag: dict, study: dict) -> str:
 
 #: wall-clock columns of a job (kept out of metrics.csv: they are not reproducible)
 TIMING_COLUMNS = ("wall_s", "warmup_s", "sampling_s", "ess_per_s")
+#: columns of ``metrics`` only a sampler (NUTS) fills: NaN by design in the rows of the other methods; the job's
+#: table check (:func:`nnrds.commands.common.cell_job`) holds every other number finite
+SAMPLER_COLUMNS = (
+    "sigma_rhat_max",
+    "sigma_ess_bulk_min",
+    "sigma_ess_tail_min",
+    "pred_rhat_max",
+    "pred_ess_bulk_min",
+    "pred_ess_tail_min",
+    "theta_rhat_max",
+    "theta_ess_bulk_min",
+    "theta_ess_tail_min",
+    "rhat_invariant_max",
+    "ess_bulk_invariant_min",
+    "rhat_within_invariant_max",
+    "ess_bulk_within_invariant_min",
+    "divergences",
+    "ess_per_chain_median",
+    "null_phi",
+    "null_level",
+    "rhat_threshold",
+    "within_threshold",
+    "min_ess",
+    "mean_tree_depth",
+    "chains",
+    "draws_per_chain",
+    "n_invariant",
+    "n_mode_searches",
+)
+#: NaN-by-design columns per table of a fit job (``allow_nonfinite`` of :func:`nnrds.commands.common.cell_job`)
+NONFINITE_BY_DESIGN = {"metrics": SAMPLER_COLUMNS}
+
+
+def not_run(df: pd.DataFrame) -> pd.Series:
+    """Rows of a method that was not run (status ``skipped``, e.g. NUTS above ``nuts.max_params``): no numbers by
+    design, so the table check skips them (``unchecked_rows`` of :func:`nnrds.commands.common.cell_job`)."""
+    return df["status"].eq("skipped") if "status" in df else pd.Series(False, index=df.index)
+
+
+#: rows without numbers by design per table of a fit job
+UNCHECKED_ROWS = {"metrics": not_run}
 
 
 def run_job(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
@@ -536,7 +583,7 @@ def depth_claim(depth_runs: pd.DataFrame, scale: str, study: dict) -> pd.DataFra
         kind="superiority",
         margin=float(sw["claim_margin"]),
         x=x.to_numpy(),
-        figure="figures/uq_elm/depth_feasibility.png",
+        figure=FIGURES["depth"],
     )
     c = verdicts.verdict_table([spec], float(sw.get("claim_alpha", 0.05)))
     if near < 0.5:

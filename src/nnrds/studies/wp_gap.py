@@ -46,6 +46,7 @@ STUDY = "wp_gap"
 WP_KINDS = ("const", "monomial", "legendre")
 REFERENCE_KIND = "nonpar"
 #: figure of each claim (relative to the repository root)
+CELLS = ("run_cell",)
 FIGURES = {
     "wp_vs_nonpar": "figures/wp_gap/gap_wp_vs_nonpar.png",
     "gap_vs_nparams": "figures/wp_gap/gap_vs_nparams.png",

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .inference import Posterior, _softplus_inv
+from .inference import Posterior, softplus_inv
 from .model import BayesNet
 
 
@@ -37,7 +37,7 @@ class MeanFieldGaussian(nn.Module):
     def __init__(self, loc: torch.Tensor, init_scale: float = 1e-3):
         super().__init__()
         self.loc = nn.Parameter(loc.detach().clone())
-        self.rho = nn.Parameter(torch.full_like(self.loc, _softplus_inv(init_scale)))
+        self.rho = nn.Parameter(torch.full_like(self.loc, softplus_inv(init_scale)))
 
     @property
     def scale(self) -> torch.Tensor:

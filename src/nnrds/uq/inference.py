@@ -637,7 +637,8 @@ def run_nuts_vanilla(
 
 
 # ----------------------------------------------------------------------------------------------- VI
-def _softplus_inv(x: float) -> float:
+def softplus_inv(x: float) -> float:
+    """The inverse of softplus, log(exp(x) - 1) for x > 0 (the raw parameter of a positive scale)."""
     return x + math.log(-math.expm1(-x))
 
 
@@ -673,7 +674,7 @@ def run_vi(
     if init_steps:
         q0 = find_mode(net, X, Y, q0, steps=init_steps)
     theta0 = q0[0, : net.P]
-    rho0 = _softplus_inv(init_scale)
+    rho0 = softplus_inv(init_scale)
     r = max(1, min(int(rank), net.P))
     W0 = torch.randn(net.P, r, generator=torch.Generator().manual_seed(seed * 1000 + 11), dtype=net.dtype) * (
         init_scale / math.sqrt(r)
