@@ -7,7 +7,8 @@ import sys
 import time
 
 import pytest
-from dag_helpers import copy_workflow, snakemake, table_digests
+
+from tests.helpers.dag_helpers import copy_workflow, snakemake, table_digests
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dag_helpers import copy_workflow, snakemake, table_digests
-from slurm_cluster import local_slurm_cluster, slurm_missing_reason
+
+from tests.helpers.dag_helpers import copy_workflow, snakemake, table_digests
+from tests.helpers.slurm_cluster import local_slurm_cluster, slurm_missing_reason
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
