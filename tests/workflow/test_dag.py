@@ -128,7 +128,14 @@ def test_kill_and_rerun_completes_with_same_results(request, tmp_path):
     are asked for only after this run, so the two DAGs run side by side on two pytest-xdist workers."""
     wd = copy_workflow(tmp_path / "wf")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", KILL_TARGET, "--configfile", "config/smoke.yaml"]  # target first: --configfile takes several,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            KILL_TARGET,
+            "--configfile",
+            "config/smoke.yaml",
+        ],  # target first: --configfile takes several,
         cwd=wd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
