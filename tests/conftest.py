@@ -1,11 +1,9 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "helpers"))  # dag_helpers, slurm_cluster
 
 
 def pytest_configure(config):
@@ -33,8 +31,9 @@ _SMOKE: dict[str, Path] = {}  # the smoke run of this process (no xdist)
 def _shared_smoke_dag(tmp_path_factory) -> Path:
     """The smoke-scale DAG, run once per test session: under pytest-xdist the first worker that needs it runs it
     (under a file lock in the session's shared temporary folder), the others reuse that folder."""
-    from dag_helpers import copy_workflow, snakemake
     from filelock import FileLock
+
+    from tests.helpers.dag_helpers import copy_workflow, snakemake
 
     if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: once per session
         if "wd" not in _SMOKE:
@@ -67,7 +66,7 @@ def smoke_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_report(smoke_run):
     """results/report.html of the shared smoke run (``snakemake --report``, built once per session)."""
-    from dag_helpers import snakemake
+    from tests.helpers.dag_helpers import snakemake
 
     report = smoke_run / "results/report.html"
     if not report.exists():
@@ -78,6 +77,6 @@ def smoke_report(smoke_run):
 @pytest.fixture(scope="session")
 def smoke_digests(tmp_path_factory):
     """sha256 of every deterministic table of the shared smoke run (tests that compare their own DAG run with it)."""
-    from dag_helpers import table_digests
+    from tests.helpers.dag_helpers import table_digests
 
     return table_digests(_shared_smoke_dag(tmp_path_factory))

@@ -2,7 +2,7 @@
 
 Standard library only.  Usage::
 
-    from slurm_cluster import local_slurm_cluster, slurm_missing_reason
+    from tests.helpers.slurm_cluster import local_slurm_cluster, slurm_missing_reason
 
     if (why := slurm_missing_reason()) is not None:
         pytest.skip(why)

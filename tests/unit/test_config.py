@@ -84,7 +84,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_snakemake_rejects_bad_config_before_writing_anything(tmp_path, repo):
-    from dag_helpers import copy_workflow
+    from tests.helpers.dag_helpers import copy_workflow
 
     wd = copy_workflow(tmp_path / "wf")
     cfg = yaml.safe_load((repo / "config/smoke.yaml").read_text())

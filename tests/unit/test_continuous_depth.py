@@ -399,7 +399,7 @@ def test_wp_summary_relative_change_is_change_over_spread():
 
 
 def test_caption_renders_without_docutils_messages():
-    from captions import rst_problems
+    from tests.helpers.captions import rst_problems
 
     od, wps = _expected_pattern()
     models = _models(NOMINAL)

@@ -910,9 +910,8 @@ def test_caption_with_every_branch_renders_without_docutils_messages():
     """The caption with unit table, per-group lines, claims and E-V lines (the ``|x|`` of an absolute value
     would be an undefined RST substitution) renders cleanly, as the report renders it."""
 
-    from captions import rst_problems
-
     from nnrds.studies import materials
+    from tests.helpers.captions import rst_problems
 
     rng = np.random.default_rng(1)
     c = _cerr({g: list(0.003 * rng.standard_normal(4)) for g in materials.TA_NEAR_EQUILIBRIUM})

@@ -454,7 +454,7 @@ def test_run_cell_deterministic_and_independent_of_batch_companions():
 
 
 def test_caption_renders_without_docutils_messages():
-    from captions import rst_problems
+    from tests.helpers.captions import rst_problems
 
     rng = np.random.default_rng(1)
     runs = _runs(lambda p, m, c, s: float(np.exp(rng.normal(-1, 0.5))))

@@ -232,7 +232,8 @@ def test_study_cli_train_and_summarize(tmp_path):
 def test_rules_dry_run(tmp_path):
     """The study's rules plan at smoke scale (include added to a scratch Snakefile if not there yet)."""
     import yaml
-    from dag_helpers import copy_workflow
+
+    from tests.helpers.dag_helpers import copy_workflow
 
     wd = copy_workflow(tmp_path / "wf")
     snakefile = wd / "Snakefile"

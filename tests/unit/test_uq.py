@@ -659,7 +659,9 @@ def test_vectorized_nuts_agrees_with_pyro_nuts_on_a_converging_posterior():
     """Pyro's NUTS is the reference engine: on a small WP-ResNet posterior where both converge (19 dims, 24
     points, known noise), the vectorized sampler's invariant quantities (predictions at 3 inputs) have the same
     means (|z| < 4 with ESS-based Monte-Carlo errors) and variances (log ratio within 4 Monte-Carlo sd) as
-    Pyro's."""
+    Pyro's. Pyro runs its chains one after another (about 0.2 s an iteration here), so its reference is smaller
+    (2 chains x 250 draws, ESS >= 150) than the vectorized run (4 x 300, ESS >= 400); both tolerances come from
+    the two runs' ESS, so a smaller reference widens them only as far as its Monte-Carlo error does."""
     import arviz as az
 
     rng = np.random.default_rng(0)
@@ -668,14 +670,16 @@ def test_vectorized_nuts_agrees_with_pyro_nuts_on_a_converging_posterior():
     net = BayesNet(NetSpec(d_in=1, d_out=1, kind="legendre", degree=1, width=2, depth=1, noise_fixed=0.3))
     Xc = np.array([[-1.5], [0.0], [1.5]])
     out = {}
-    for engine in ("vectorized", "pyro"):
+    # engine: (chains, warm-up, draws, R-hat threshold, minimum ESS)
+    runs = {"vectorized": (4, 200, 300, 1.01, 400), "pyro": (2, 150, 250, 1.02, 150)}
+    for engine, (chains, warmup, samples, rhat, min_ess) in runs.items():
         post = run_nuts(
             net,
             X,
             Y,
-            chains=4,
-            warmup=200,
-            samples=300,
+            chains=chains,
+            warmup=warmup,
+            samples=samples,
             init="prior",
             engine=engine,
             max_tree_depth=6,
@@ -683,7 +687,7 @@ def test_vectorized_nuts_agrees_with_pyro_nuts_on_a_converging_posterior():
             target_accept=0.9,
         )
         idata = diagnostics.to_inference_data(post, Xc)
-        d = diagnostics.summarize(idata, rhat_threshold=1.01, within_threshold=1.05, min_ess=400)
+        d = diagnostics.summarize(idata, rhat_threshold=rhat, within_threshold=1.05, min_ess=min_ess)
         assert d["mixing"] == diagnostics.CONVERGED, (engine, d)
         f = idata.posterior["pred"].values[..., 0]
         out[engine] = (f.reshape(-1, 3), np.asarray(az.ess(idata, var_names=["pred"])["pred"].values[..., 0]))

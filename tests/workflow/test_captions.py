@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from captions import assert_clean, rst_problems
+
+from tests.helpers.captions import assert_clean, rst_problems
 
 
 def test_checker_catches_the_known_defects():

@@ -13,7 +13,8 @@ import sys
 
 import pytest
 import yaml
-from dag_helpers import copy_workflow
+
+from tests.helpers.dag_helpers import copy_workflow
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dag_helpers import copy_workflow, snakemake, table_digests
-from slurm_cluster import local_slurm_cluster, slurm_missing_reason
+
+from tests.helpers.dag_helpers import copy_workflow, snakemake, table_digests
+from tests.helpers.slurm_cluster import local_slurm_cluster, slurm_missing_reason
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 SLURM_TARGET = "results/wp_gap/provenance.json"
 
 
-def test_smoke_dag_on_real_slurm(tmp_path, smoke_digests):
+def test_smoke_dag_on_real_slurm(tmp_path, request):
     reason = slurm_missing_reason()
     if reason:
         if os.environ.get("CI") == "true":
@@ -63,4 +64,6 @@ def test_smoke_dag_on_real_slurm(tmp_path, smoke_digests):
     summary = json.loads((wd / "results/wp_gap/provenance.json").read_text())["device"]
     assert summary["slurm_job_id"] and summary["CUDA_VISIBLE_DEVICES"] is None  # CPU job
     got = table_digests(wd)  # the same tables, byte for byte, as the local smoke run
+    # asked for only now, so this DAG and the shared one run side by side on two pytest-xdist workers
+    smoke_digests = request.getfixturevalue("smoke_digests")
     assert got and {k: smoke_digests.get(k) for k in got} == got

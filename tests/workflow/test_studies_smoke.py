@@ -37,7 +37,7 @@ def test_smoke_dag_builds_continuous_depth(smoke_run):
     assert prov["config"]["scale"] == "smoke" and len(prov["jobs"]) == 5
     assert "INFO nnrds.train" in (res / "logs/oscillator_rk4.log").read_text()
     assert len(list((res / "benchmarks").glob("*.tsv"))) == 5
-    from captions import rst_problems
+    from tests.helpers.captions import rst_problems
 
     assert rst_problems((res / "caption.rst").read_text()) == []
 
