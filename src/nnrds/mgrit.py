@@ -245,8 +245,8 @@ def speedup_table(depth: int, steps: list[float], ranks: list[int], t_step: floa
 
 
 def convergence_factors(residuals: list[float], floor: float = 1e-12) -> np.ndarray:
-    """r_{k+1} / r_k of a residual history, NaN once r_k is below ``floor`` r_1 (converged to rounding: MGRIT is
-    exact after L / cf^(levels-1) iterations at most)."""
+    """r_{k+1} / r_k of a residual history, NaN once r_k or r_{k+1} is below ``floor`` (converged to rounding: MGRIT
+    is exact after L / cf^(levels-1) iterations at most)."""
     r = np.asarray(residuals, dtype=float)
-    ok = r[:-1] > floor * r[0]
+    ok = (r[:-1] > floor) & (r[1:] > floor)
     return np.where(ok, r[1:] / np.where(ok, r[:-1], 1.0), np.nan)

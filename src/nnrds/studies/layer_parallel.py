@@ -1,0 +1,206 @@
+"""Layer-parallel training of ResNets with MGRIT (Günther, Ruthotto, Schroder, Cyr & Gauger, SIAM J. Math. Data Sci.
+2020); engine :mod:`nnrds.mgrit` (PyMGRIT).
+
+Claims and the tables that test them:
+
+1. MGRIT converges in a few iterations, independently of depth, for ResNets whose weights are a smooth function of
+   t (const, Legendre), and more slowly for independent layers (nonpar): :func:`residual_table`, residual per
+   iteration per parameterization x depth x coarsening factor at initialization.
+2. The MGRIT forward states and adjoint gradient agree with serial propagation to the tolerance they run at:
+   tests/unit/test_layer_parallel.py (known answers), and :func:`gradient_table` (gradient error vs iterations).
+3. A few inexact MGRIT iterations (k = 1, 2, 3) per optimization step train as well as exact serial propagation:
+   :func:`training_table`, final training and test error per seed and arm, paired by seed (:func:`paired_errors`).
+4. Wall time with 1 and 2 ranks, and the step-counted work model (:func:`nnrds.mgrit.speedup_table`) that predicts
+   the speedup at more ranks, checked against the 2-rank measurement: :func:`timing_rows` (run under mpiexec).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from mpi4py import MPI
+
+from .. import mgrit
+from ..data import toy2d
+from ..models import Arch, ReplicaNet
+
+PARAMS = {"const": ("const", 0), "legendre3": ("legendre", 3), "nonpar": ("nonpar", 0)}
+
+
+def _arch(param: str, depth: int, width: int, T: float, d_in: int = 2, d_out: int = 1) -> Arch:
+    kind, degree = PARAMS[param]
+    return Arch(d_in=d_in, d_out=d_out, width=width, depth=depth, param=kind, degree=degree, T=T)
+
+
+def _inputs(n: int, seed: int) -> torch.Tensor:
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def smooth_net(param: str, depth: int, study: dict, seed: int) -> ReplicaNet:
+    """A net of ``param`` (seed ``seed``) as initialized (:class:`ReplicaNet`), except that a polynomial basis gets
+    random higher coefficients N(0, 1/width) too: its initialization is the constant function, and the claim is
+    about smooth but non-constant W(t)."""
+    net = ReplicaNet(_arch(param, depth, study["width"], study["T"]), [seed], dtype=torch.float64)
+    if PARAMS[param][1] > 0:
+        g = torch.Generator().manual_seed(seed + 7919)
+        with torch.no_grad():
+            C = net.C[:, 1:]
+            C.copy_(torch.randn(C.shape, generator=g, dtype=C.dtype) / study["width"] ** 0.5)
+    return net
+
+
+def residual_table(study: dict, seed: int = 0) -> pd.DataFrame:
+    """Rows {param, depth, cf, levels, iteration, residual, factor}: MGRIT on the forward pass of a net of
+    :func:`smooth_net` on ``study["samples"]`` random inputs, ``study["iterations"]`` V-cycles."""
+    u = _inputs(study["samples"], seed)
+    rows = []
+    for param in study["parameterizations"]:
+        for depth in study["depths"]:
+            for cf in study["coarsening"]:
+                net = smooth_net(param, depth, study, seed)
+                out = mgrit.solve(
+                    mgrit.ForwardNet(net, u), cf=cf, max_levels=study["max_levels"], iters=study["iterations"]
+                )
+                r = out["residuals"]
+                fac = np.concatenate([[np.nan], mgrit.convergence_factors(r)])
+                for k, (res, f) in enumerate(zip(r, fac), start=1):
+                    rows.append(
+                        {"param": param, "depth": depth, "cf": cf, "levels": out["levels"], "iteration": k}
+                        | {"residual": res, "factor": f}
+                    )
+    return pd.DataFrame(rows)
+
+
+def mean_factor(res: pd.DataFrame) -> pd.DataFrame:
+    """Geometric-mean convergence factor per param x depth x cf (factors before the residual reaches rounding)."""
+    ok = res.dropna(subset=["factor"])
+    ok = ok[ok.factor > 0]
+    g = ok.groupby(["param", "depth", "cf", "levels"]).factor.apply(lambda f: float(np.exp(np.log(f).mean())))
+    return g.rename("mean_factor").reset_index()
+
+
+def toy_data(study: dict, seed: int):
+    """The study's toy2d classification split: (u_train, y_train, u_test, y_test), labels int64."""
+    name = study["toy2d"]["problem"]
+    u, y = toy2d.make(name, study["toy2d"]["n_train"] + study["toy2d"]["n_test"], seed)
+    n = study["toy2d"]["n_train"]
+    u, y = torch.as_tensor(u), torch.as_tensor(y)
+    return u[:n], y[:n], u[n:], y[n:]
+
+
+def _ce(y: torch.Tensor):
+    return lambda out: torch.nn.functional.cross_entropy(out[0], y)
+
+
+def _error(net: ReplicaNet, u: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((net(u)[0].argmax(1) != y).double().mean())
+
+
+def train(study: dict, seed: int, arm: str, data) -> list[dict]:
+    """Train one net (seed ``seed``) with Adam on the toy2d set; ``arm`` = "serial" (autograd through serial
+    propagation) or "k<iters>" (forward and adjoint each by k MGRIT iterations from a zero guess). Rows {seed, arm,
+    epoch, train_error, test_error, loss}."""
+    u, y, ut, yt = data
+    tc = study["training"]
+    arch = _arch(tc["param"], tc["depth"], study["width"], study["T"], d_out=int(y.max()) + 1)
+    net = ReplicaNet(arch, [seed], dtype=torch.float64)
+    opt = torch.optim.Adam(net.parameters(), lr=tc["lr"])
+    loss = _ce(y)
+    rows = []
+    for epoch in range(1, tc["epochs"] + 1):
+        opt.zero_grad()
+        if arm == "serial":
+            value = loss(net(u))
+            value.backward()
+        else:
+            value = mgrit.propagate(net, u, loss, cf=tc["cf"], max_levels=study["max_levels"], iters=int(arm[1:]))[
+                "loss"
+            ]
+        opt.step()
+        if epoch % tc["record_every"] == 0 or epoch == tc["epochs"]:
+            rows.append(
+                {"seed": seed, "arm": arm, "epoch": epoch, "loss": float(value)}
+                | {"train_error": _error(net, u, y), "test_error": _error(net, ut, yt)}
+            )
+    return rows
+
+
+def training_table(study: dict) -> pd.DataFrame:
+    rows = []
+    for seed in study["training"]["seeds"]:
+        data = toy_data(study, seed)
+        for arm in ["serial"] + [f"k{k}" for k in study["training"]["iterations"]]:
+            rows += train(study, seed, arm, data)
+    return pd.DataFrame(rows)
+
+
+def paired_errors(train_tab: pd.DataFrame) -> pd.DataFrame:
+    """Final-epoch test and training error of each MGRIT arm minus the serial arm's, per seed."""
+    last = train_tab[train_tab.epoch == train_tab.epoch.max()].set_index(["seed", "arm"])
+    rows = []
+    for (seed, arm), r in last.iterrows():
+        if arm == "serial":
+            continue
+        s = last.loc[(seed, "serial")]
+        rows.append(
+            {"seed": seed, "arm": arm, "d_test_error": r.test_error - s.test_error}
+            | {"d_train_error": r.train_error - s.train_error}
+        )
+    return pd.DataFrame(rows)
+
+
+def timing_rows(study: dict, comm: MPI.Comm = MPI.COMM_WORLD) -> list[dict]:
+    """Wall time of forward + adjoint propagation on ``comm``'s ranks (call under mpiexec -n 1 / -n 2): serial
+    (autograd, rank 0 alone), and MGRIT at ``timing.iterations`` iterations per solve; per-level step counts for the
+    work model. Rows (rank 0 only) {ranks, depth, cf, levels, kind, seconds, steps_level<l>...}."""
+    tc = study["timing"]
+    u = _inputs(tc["samples"], 0)
+    y = torch.zeros(tc["samples"], 1, dtype=torch.float64)
+    loss = lambda out: ((out - y) ** 2).mean()
+    rows = []
+    for depth in tc["depths"]:
+        net = ReplicaNet(_arch(tc["param"], depth, study["width"], study["T"]), [0], dtype=torch.float64)
+        reps = tc["repeats"]
+        serial = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            net.zero_grad()
+            loss(net(u)).backward()
+            serial.append(time.perf_counter() - t0)
+        mg, out = [], None
+        for _ in range(reps):
+            comm.barrier()
+            t0 = time.perf_counter()
+            net.zero_grad()
+            out = mgrit.propagate(net, u, loss, cf=tc["cf"], max_levels=study["max_levels"], iters=tc["iterations"])
+            comm.barrier()
+            mg.append(time.perf_counter() - t0)
+        steps = [a + b for a, b in zip(out["forward"]["steps"], out["adjoint"]["steps"])]
+        head = {"ranks": comm.Get_size(), "depth": depth, "cf": tc["cf"], "levels": out["forward"]["levels"]}
+        head |= {"iterations": tc["iterations"], "steps": " ".join(str(s) for s in steps)}
+        rows.append(head | {"kind": "serial", "seconds": float(np.median(serial))})
+        rows.append(head | {"kind": "mgrit", "seconds": float(np.median(mg))})
+    return rows if comm.Get_rank() == 0 else []
+
+
+def predicted_speedup(timing: pd.DataFrame, ranks: list[int], t_comm: float) -> pd.DataFrame:
+    """Work-model speedup over serial propagation at each rank count, calibrated on the 1-rank MGRIT time (the
+    seconds per layer step: its time / its counted steps); rows {depth, ranks, t_pred, speedup, measured}."""
+    one = timing[(timing.ranks == 1) & (timing.kind == "mgrit")]
+    rows = []
+    for _, r in one.iterrows():
+        steps = [float(s) for s in r.steps.split()]
+        t_step = r.seconds / sum(steps)
+        serial = timing[(timing.ranks == 1) & (timing.kind == "serial") & (timing.depth == r.depth)].seconds.iloc[0]
+        for p in ranks:
+            t = mgrit.work_model(steps, p, t_step, t_comm, int(r.iterations))
+            meas = timing[(timing.ranks == p) & (timing.kind == "mgrit") & (timing.depth == r.depth)].seconds
+            rows.append(
+                {"depth": r.depth, "ranks": p, "t_pred": t, "speedup_vs_mgrit1": r.seconds / t}
+                | {"speedup_vs_serial": serial / t, "t_measured": float(meas.iloc[0]) if len(meas) else np.nan}
+            )
+    return pd.DataFrame(rows)
