@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -153,3 +154,38 @@ def test_two_rank_mpi_smoke(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     reports = sorted(re.findall(r"rank (\d) of (\d) ok=(\w+)", proc.stdout))  # the ranks' lines may interleave
     assert reports == [("0", "2", "True"), ("1", "2", "True")], proc.stdout + proc.stderr[-2000:]
+
+
+TINY = {
+    "samples": 10,
+    "parameterizations": ["legendre3", "nonpar"],
+    "depths": [16, 32],
+    "coarsening": [2, 4],
+    "width": 4,
+    "T": 5.0,
+    "max_levels": 3,
+    "iterations": 3,
+    "toy2d": {"problem": "swiss_roll", "n_train": 40, "n_test": 40},
+    "training": {"param": "legendre3", "depth": 16, "cf": 4, "lr": 0.02, "epochs": 4, "record_every": 2}
+    | {"seeds": [0, 1], "iterations": [1, 3]},
+    "timing": {"param": "legendre3", "depths": [16], "cf": 4, "iterations": 2, "samples": 10, "repeats": 1},
+    "claims": {"factor_max": 0.2, "error_margin": 0.02, "model_tolerance": 0.25},
+}
+
+
+def test_study_tables_and_claims():
+    """The study's tables at a tiny scale, and a claims table with the ledger's columns."""
+    from nnrds import verdicts
+    from nnrds.studies import layer_parallel as S
+
+    res = S.residual_table(TINY)
+    assert len(res) == 2 * 2 * 2 * 3 and (res.residual >= 0).all()
+    train = S.training_table(TINY)
+    assert set(train.arm) == {"serial", "k1", "k3"} and len(train) == 2 * 3 * 2
+    timing = pd.DataFrame(S.timing_rows(TINY))
+    assert set(timing.kind) == {"serial", "mgrit"} and (timing.seconds > 0).all()
+    speed = S.predicted_speedup(timing, [1, 2, 8])
+    assert np.allclose(speed[speed.ranks == 1].speedup_vs_mgrit1, 1.0)
+    assert speed.set_index("ranks").t_pred.is_monotonic_decreasing
+    c = S.claims(res, train, speed, TINY)
+    assert list(c.columns) == verdicts.CLAIM_COLUMNS and set(c.claim_id) >= {"1_smooth", "3_k1", "3_k3"}
