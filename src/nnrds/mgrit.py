@@ -133,16 +133,7 @@ def n_levels(depth: int, cf: int, max_levels: int) -> int:
     return levels
 
 
-def solve(
-    app: _LayerApp,
-    *,
-    cf: int,
-    max_levels: int,
-    iters: int,
-    tol: float = 0.0,
-    cf_iter: int = 1,
-    comm: MPI.Comm = MPI.COMM_WORLD,
-) -> dict:
+def solve(app: _LayerApp, *, cf: int, max_levels: int, iters: int, tol=0.0, cf_iter=1, comm=MPI.COMM_WORLD) -> dict:
     """Run PyMGRIT on ``app`` (V-cycles, FCF relaxation when cf_iter=1, F when 0; zero initial guess; at most
     ``iters`` iterations, fewer once the space-time residual is below ``tol``). Returns {states: every layer's state
     (all ranks, gathered), residuals: [r_1, r_2, ...] (space-time residual at the C-points after each iteration;

@@ -227,13 +227,37 @@ def predicted_speedup(timing: pd.DataFrame, ranks: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _claim(
+    cid: str,
+    text: str,
+    run: str,
+    unit: str,
+    n: int,
+    name: str,
+    est: float,
+    ci: tuple,
+    verdict: str,
+    test: str,
+    figure: str,
+    **extra,
+) -> verdicts.Claim:
+    """One claims row of this study; ``ci`` = (low, high, level)."""
+    lo, hi, level = ci
+    return verdicts.Claim(
+        "layer_parallel", cid, text, run, unit, n, name, est, lo, hi, level, verdict, test, figure, **extra
+    )
+
+
+NO_RULE = {"decision_rule": "none", "n_units_to_decide": float("nan")}
+
+
 def claims(res: pd.DataFrame, train_tab: pd.DataFrame, speed: pd.DataFrame, study: dict) -> pd.DataFrame:
     """Claims (1), (3) and (4) as rows of :data:`nnrds.verdicts.CLAIM_COLUMNS` (claim (2) is held by the known-answer
     tests). (1): the worst geometric-mean convergence factor of the smooth parameterizations over depths and
-    coarsening factors, supported below ``claims.factor_max``, contradicted above 1 (no convergence); also the same
-    for nonpar, reported. (3): per k, the paired (MGRIT - serial) final test error over seeds, Hodges-Lehmann interval,
-    non-superiority of serial by more than ``claims.error_margin``. (4): 2-rank speedup measured / predicted,
-    supported when within ``claims.model_tolerance`` of 1 (a ratio interval from the repeats is not kept: point)."""
+    coarsening factors, supported below ``claims.factor_max``, contradicted above 1 (no convergence); the same for
+    nonpar is reported beside it. (3): per k, the paired (MGRIT - serial) final test error over seeds, Hodges-Lehmann
+    interval (>= 4 seeds), non-superiority of serial by more than ``claims.error_margin``. (4): 2-rank speedup measured
+    / predicted, supported within ``claims.model_tolerance`` of 1 (a point: no interval over repeats is kept)."""
     cl = study["claims"]
     rows = []
     mf = mean_factor(res)
@@ -242,79 +266,63 @@ def claims(res: pd.DataFrame, train_tab: pd.DataFrame, speed: pd.DataFrame, stud
         if f.empty:
             continue
         worst = float(f.mean_factor.max())
-        smooth = group == "smooth"
-        verdict = "supported" if worst < cl["factor_max"] else ("contradicted" if worst >= 1 else "inconclusive")
+        if group == "smooth":
+            verdict = "supported" if worst < cl["factor_max"] else ("contradicted" if worst >= 1 else "inconclusive")
+            test = f"range over configurations; supported when the worst factor < {cl['factor_max']}"
+        else:
+            verdict, test = "inconclusive", "reported beside the smooth case, not tested"
+        run = f"{'/'.join(params)}, depths {study['depths']}, cf {study['coarsening']}, {study['iterations']} V-cycles"
+        text = f"MGRIT reduces the forward residual by a depth-independent factor per V-cycle ({group} W(t))"
+        ci = (float(f.mean_factor.min()), worst, 1.0)
+        name = "worst geometric-mean convergence factor"
         rows.append(
-            verdicts.Claim(
-                study="layer_parallel",
-                claim_id=f"1_{group}",
-                claim=f"MGRIT reduces the forward residual by a depth-independent factor per V-cycle ({group} W(t))",
-                what_was_run=f"{'/'.join(params)}, depths {study['depths']}, cf {study['coarsening']}, "
-                f"{study['iterations']} iterations",
-                unit="depth x cf configuration",
-                n_units=len(f),
-                effect_name="worst geometric-mean convergence factor",
-                effect=worst,
-                ci_low=float(f.mean_factor.min()),
-                ci_high=worst,
-                ci_level=1.0,
-                verdict=verdict if smooth else "inconclusive",
-                test=f"range over configurations; supported when the worst factor < {cl['factor_max']}"
-                if smooth
-                else "reported beside the smooth case, not tested",
-                figure="residuals",
-                decision_rule="none",
-                n_units_to_decide=float("nan"),
+            _claim(
+                f"1_{group}", text, run, "depth x cf", len(f), name, worst, ci, verdict, test, "residuals", **NO_RULE
             )
         )
-    pe = paired_errors(train_tab)
-    for arm, g in pe.groupby("arm"):
+    m = cl["error_margin"]
+    run = f"toy2d {study['toy2d']['problem']}, depth {study['training']['depth']}, {study['training']['epochs']} steps"
+    for arm, g in paired_errors(train_tab).groupby("arm"):
         d = g.d_test_error.to_numpy()
         est, lo, hi = verdicts.hodges_lehmann_ci(d, 0.9) if len(d) >= 4 else (float(np.median(d)), np.nan, np.nan)
-        m = cl["error_margin"]
+        text = f"training with {arm[1:]} inexact MGRIT iteration(s) per step is no worse than serial"
+        test = f"paired Hodges-Lehmann interval; supported when it lies below {m}"
         rows.append(
-            verdicts.Claim(
-                study="layer_parallel",
-                claim_id=f"3_{arm}",
-                claim=f"training with {arm[1:]} inexact MGRIT iteration(s) per step is no worse than serial",
-                what_was_run=f"toy2d {study['toy2d']['problem']}, depth {study['training']['depth']}, "
-                f"{study['training']['epochs']} Adam steps",
-                unit="seed",
-                n_units=len(d),
-                effect_name="test error, MGRIT - serial",
-                effect=float(est),
-                ci_low=float(lo),
-                ci_high=float(hi),
-                ci_level=0.9,
+            _claim(
+                f"3_{arm}",
+                text,
+                run,
+                "seed",
+                len(d),
+                "test error, MGRIT - serial",
+                float(est),
+                (float(lo), float(hi), 0.9),
+                verdicts.non_superiority(lo, hi, m),
+                test,
+                "training",
                 margin=m,
-                verdict=verdicts.non_superiority(lo, hi, m),
-                test=f"paired Hodges-Lehmann interval; supported when it lies below {m}",
-                figure="training",
             )
         )
     two = speed[(speed.ranks == 2) & speed.t_measured.notna()]
     if len(two):
         r = two[two.depth == two.depth.max()].iloc[0]
-        ratio = float(r.t_pred / r.t_measured)
-        tol = cl["model_tolerance"]
+        ratio, tol = float(r.t_pred / r.t_measured), cl["model_tolerance"]
+        verdict = "supported" if abs(ratio - 1) <= tol else "contradicted"
+        run = f"depth {int(r.depth)}, forward + adjoint MGRIT, 1 and 2 MPI ranks"
         rows.append(
-            verdicts.Claim(
-                study="layer_parallel",
-                claim_id="4_model",
-                claim="the work model predicts the measured 2-rank MGRIT time",
-                what_was_run=f"depth {int(r.depth)}, forward + adjoint MGRIT, 1 and 2 MPI ranks",
-                unit="measurement",
-                n_units=1,
-                effect_name="measured / predicted 2-rank speedup",
-                effect=ratio,
-                ci_low=np.nan,
-                ci_high=np.nan,
-                ci_level=np.nan,
-                verdict="supported" if abs(ratio - 1) <= tol else "contradicted",
-                test=f"point estimate; supported when within {tol} of 1",
-                figure="speedup",
-                decision_rule="none",
-                n_units_to_decide=float("nan"),
+            _claim(
+                "4_model",
+                "the work model predicts the measured 2-rank MGRIT time",
+                run,
+                "measurement",
+                1,
+                "measured / predicted 2-rank speedup",
+                ratio,
+                (np.nan, np.nan, np.nan),
+                verdict,
+                f"point estimate; supported when within {tol} of 1",
+                "speedup",
+                **NO_RULE,
             )
         )
     return verdicts.claims_frame(rows)
