@@ -326,3 +326,55 @@ def claims(res: pd.DataFrame, train_tab: pd.DataFrame, speed: pd.DataFrame, stud
             )
         )
     return verdicts.claims_frame(rows)
+
+
+#: the scale the measurements in docs/studies/layer_parallel.md ran at (until the study has config sections)
+DEFAULT = {
+    "samples": 50,
+    "parameterizations": ["const", "legendre3", "nonpar"],
+    "depths": [16, 64, 256, 1024],
+    "coarsening": [2, 4, 8],
+    "width": 8,
+    "T": 5.0,
+    "max_levels": 3,
+    "iterations": 5,
+    "toy2d": {"problem": "swiss_roll", "n_train": 200, "n_test": 200},
+    "training": {"param": "legendre3", "depth": 32, "cf": 4, "lr": 0.02, "epochs": 150, "record_every": 25}
+    | {"seeds": [0, 1, 2], "iterations": [1, 2, 3]},
+    "timing": {"param": "legendre3", "depths": [256, 1024], "cf": 4, "iterations": 2, "samples": 200, "repeats": 3},
+    "claims": {"factor_max": 0.2, "error_margin": 0.02, "model_tolerance": 0.25},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nnrds.studies.layer_parallel {residuals,training,timing,claims} OUT_DIR`` at :data:`DEFAULT`
+    scale; ``timing`` under ``mpiexec -n 1`` and ``mpiexec -n 2`` writes timing_<ranks>.csv; ``claims`` reads the
+    others and writes speedup.csv and claims.csv."""
+    import argparse
+    from pathlib import Path
+
+    p = argparse.ArgumentParser(prog="python -m nnrds.studies.layer_parallel", description=main.__doc__)
+    p.add_argument("what", choices=["residuals", "training", "timing", "claims"])
+    p.add_argument("out_dir", type=Path)
+    a = p.parse_args(argv)
+    a.out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    if a.what == "residuals":
+        residual_table(DEFAULT).to_csv(a.out_dir / "residuals.csv", index=False)
+    elif a.what == "training":
+        training_table(DEFAULT).to_csv(a.out_dir / "training.csv", index=False)
+    elif a.what == "timing":
+        rows = timing_rows(DEFAULT)
+        if rows:
+            pd.DataFrame(rows).to_csv(a.out_dir / f"timing_{MPI.COMM_WORLD.Get_size()}.csv", index=False)
+    else:
+        timing = pd.concat([pd.read_csv(f) for f in sorted(a.out_dir.glob("timing_*.csv"))])
+        speed = predicted_speedup(timing, [1, 2, 8, 16, 32, 64])
+        speed.to_csv(a.out_dir / "speedup.csv", index=False)
+        res, train_tab = pd.read_csv(a.out_dir / "residuals.csv"), pd.read_csv(a.out_dir / "training.csv")
+        claims(res, train_tab, speed, DEFAULT).to_csv(a.out_dir / "claims.csv", index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
