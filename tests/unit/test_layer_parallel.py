@@ -156,27 +156,25 @@ def test_two_rank_mpi_smoke(tmp_path: Path):
     assert reports == [("0", "2", "True"), ("1", "2", "True")], proc.stdout + proc.stderr[-2000:]
 
 
-TINY = {
-    "samples": 10,
-    "parameterizations": ["legendre3", "nonpar"],
-    "depths": [16, 32],
-    "coarsening": [2, 4],
-    "width": 4,
-    "T": 5.0,
-    "max_levels": 3,
-    "iterations": 3,
-    "toy2d": {"problem": "swiss_roll", "n_train": 40, "n_test": 40},
-    "training": {"param": "legendre3", "depth": 16, "cf": 4, "lr": 0.02, "epochs": 4, "record_every": 2}
-    | {"seeds": [0, 1], "iterations": [1, 3]},
-    "timing": {"param": "legendre3", "depths": [16], "cf": 4, "iterations": 2, "samples": 10, "repeats": 1},
-    "claims": {"factor_max": 0.2, "error_margin": 0.02, "model_tolerance": 0.25},
-}
+def _tiny() -> dict:
+    """The study's DEFAULT scale, shrunk."""
+    from nnrds.studies import layer_parallel as S
+
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in S.DEFAULT.items()}
+    d |= {"samples": 10, "parameterizations": ["legendre3", "nonpar"], "depths": [16, 32], "coarsening": [2, 4]}
+    d |= {"width": 4, "iterations": 3}
+    d["toy2d"] |= {"n_train": 40, "n_test": 40}
+    d["training"] |= {"depth": 16, "epochs": 4, "record_every": 2, "seeds": [0, 1], "iterations": [1, 3]}
+    d["timing"] |= {"depths": [16], "samples": 10, "repeats": 1}
+    return d
 
 
 def test_study_tables_and_claims():
     """The study's tables at a tiny scale, and a claims table with the ledger's columns."""
     from nnrds import verdicts
     from nnrds.studies import layer_parallel as S
+
+    TINY = _tiny()
 
     res = S.residual_table(TINY)
     assert len(res) == 2 * 2 * 2 * 3 and (res.residual >= 0).all()
