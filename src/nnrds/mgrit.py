@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pymgrit
@@ -205,7 +206,7 @@ def propagate(
 ) -> dict:
     """Layer-parallel forward and backward propagation (each ``iters`` MGRIT iterations at most) and the gradient
     into .grad. Returns {loss, forward: solve(...) of the states, adjoint: solve(...) of the adjoints}."""
-    kw = dict(cf=cf, max_levels=max_levels, iters=iters, tol=tol, comm=comm)
+    kw: dict[str, Any] = dict(cf=cf, max_levels=max_levels, iters=iters, tol=tol, comm=comm)
     fwd = solve(ForwardNet(net, u), **kw)
     adj = solve(AdjointNet(net, fwd["states"], readout_adjoint(net, fwd["states"][-1], loss)), **kw)
     lams = adj["states"][::-1]

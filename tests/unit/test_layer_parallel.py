@@ -158,7 +158,7 @@ def test_two_rank_mpi_smoke(tmp_path: Path):
 
 def _tiny() -> dict:
     """The study's DEFAULT scale, shrunk."""
-    from nnrds.studies import layer_parallel as S
+    from benchmarks import layer_parallel as S
 
     d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in S.DEFAULT.items()}
     d |= {"samples": 10, "parameterizations": ["legendre3", "nonpar"], "depths": [16, 32], "coarsening": [2, 4]}
@@ -171,8 +171,8 @@ def _tiny() -> dict:
 
 def test_study_tables_and_claims():
     """The study's tables at a tiny scale, and a claims table with the ledger's columns."""
+    from benchmarks import layer_parallel as S
     from nnrds import verdicts
-    from nnrds.studies import layer_parallel as S
 
     TINY = _tiny()
 

@@ -1,4 +1,5 @@
-"""Layer-parallel training of ResNets with MGRIT (Günther, Ruthotto, Schroder, Cyr & Gauger, SIAM J. Math. Data Sci.
+"""Measurements for the planned study ``layer_parallel`` until its workflow (rules, config sections, schema,
+notebook, ledger rows) is built: layer-parallel training of ResNets with MGRIT (Günther, Ruthotto, Schroder, Cyr & Gauger, SIAM J. Math. Data Sci.
 2020); engine :mod:`nnrds.mgrit` (PyMGRIT).
 
 Claims and the tables that test them:
@@ -23,9 +24,9 @@ import pandas as pd
 import torch
 from mpi4py import MPI
 
-from .. import mgrit, verdicts
-from ..data import toy2d
-from ..models import Arch, ReplicaNet
+from nnrds import mgrit, verdicts
+from nnrds.data import toy2d
+from nnrds.models import Arch, ReplicaNet
 
 PARAMS = {"const": ("const", 0), "legendre3": ("legendre", 3), "nonpar": ("nonpar", 0)}
 
@@ -347,13 +348,13 @@ DEFAULT = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nnrds.studies.layer_parallel {residuals,training,timing,claims} OUT_DIR`` at :data:`DEFAULT`
+    """``python benchmarks/layer_parallel.py {residuals,training,timing,claims} OUT_DIR`` at :data:`DEFAULT`
     scale; ``timing`` under ``mpiexec -n 1`` and ``mpiexec -n 2`` writes timing_<ranks>.csv; ``claims`` reads the
     others and writes speedup.csv and claims.csv."""
     import argparse
     from pathlib import Path
 
-    p = argparse.ArgumentParser(prog="python -m nnrds.studies.layer_parallel", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python benchmarks/layer_parallel.py", description=main.__doc__)
     p.add_argument("what", choices=["residuals", "training", "timing", "claims"])
     p.add_argument("out_dir", type=Path)
     a = p.parse_args(argv)
