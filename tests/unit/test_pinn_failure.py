@@ -863,7 +863,7 @@ def test_capped_cure_that_loses_is_inconclusive_not_contradicted(cure_err, cappe
 
 
 def test_caption_names_the_cap_key_of_an_inconclusive_capped_cure():
-    from captions import rst_problems
+    from tests.helpers.captions import rst_problems
 
     runs = _cap_runs(0.5, lambda s: 2 if s < 4 else 0).assign(iterations=10)
     seeds, summary, lsum, cl = pf.summarize(runs, pd.DataFrame(), CAP_STUDY)
