@@ -66,7 +66,12 @@ rule data_figure:
     input:
         ytrain=f"{RAW_DIR}/{{ens}}/ytrain.csv",
     output:
-        png=f"figures/data/{{ens}}.png",
+        png=report(
+            f"figures/data/{{ens}}.png",
+            category="Raw data",
+            subcategory="figures",
+            caption="../report/data_figure.rst",
+        ),
         pdf=f"figures/data/{{ens}}.pdf",
     log:
         f"{RAW_DIR}/logs/figure_{{ens}}.log",
