@@ -1,11 +1,15 @@
 """The workflow end to end at smoke scale: dry-runs, a full run, determinism, kill -9 and rerun, report."""
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.helpers.dag_helpers import copy_workflow, snakemake, table_digests
@@ -27,11 +31,16 @@ def test_dry_run_every_scale(tmp_path, scale):
     assert not (wd / "results").exists() or not any((wd / "results").rglob("*.csv"))
 
 
+def assert_notebook_ran(path: Path) -> None:
+    """Every code cell of an executed notebook ran (papermill numbers it) and none shows an error output."""
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code and all(c.get("execution_count") for c in code), f"{path.name}: a code cell did not run"
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == [], f"{path.name}: {errors[0].get('ename')}"
+
+
 def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
-    import json
-
-    import pandas as pd
-
     wd = smoke_run
     runs = pd.read_csv(wd / "results/wp_gap/runs.csv")
     # (datasets x parameterizations, elm: wp_gap.per_dataset with 2) x depths x widths x seeds
@@ -42,7 +51,7 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
     for f in ("gap_vs_nparams", "nparams_vs_depth", "test_vs_depth", "gap_vs_depth", "landscape"):
         for ext in ("png", "pdf"):
             assert (wd / f"figures/wp_gap/{f}.{ext}").stat().st_size > 1000
-    assert (wd / "results/notebooks/wp_gap.ipynb").exists()
+    assert_notebook_ran(wd / "results/notebooks/wp_gap.ipynb")
     prov = json.loads((wd / "results/wp_gap/provenance.json").read_text())
     assert prov["config"]["scale"] == "smoke" and prov["seeds"] == [0, 1]
     assert len(prov["jobs"]) == 9 and all(j["device"]["device"] == "cpu" for j in prov["jobs"])  # 8 cells + landscape
@@ -82,27 +91,30 @@ def test_smoke_dag_produces_tables_figures_provenance(smoke_run):
     ],
 )
 def test_smoke_dag_runs_every_study(smoke_run, study, figs):
-    import json
-
     wd = smoke_run
     prov = json.loads((wd / f"results/{study}/provenance.json").read_text())
     assert prov["config"]["scale"] == "smoke" and prov["git"]["commit"] is not None
     assert (wd / f"results/{study}/caption.rst").stat().st_size > 100
     for f in figs:
         assert (wd / f"figures/{study}/{f}.png").stat().st_size > 1000
-    assert (wd / f"results/notebooks/{study}.ipynb").exists()
+    assert_notebook_ran(wd / f"results/notebooks/{study}.ipynb")
 
 
 def test_smoke_dag_builds_raw_data(smoke_run):
-    import json
-
     for name in ("elm", "chem"):
         meta = json.loads((smoke_run / f"results/data/{name}/metadata.json").read_text())
         assert meta and (smoke_run / f"figures/data/{name}.png").exists()
-    for name in ("fitsnap_Ta", "ecg5000"):
-        assert (smoke_run / f"results/data/{name}/provenance.json").exists()
-    for name in ("elm", "chem", "al_emt", "fitsnap_Ta", "ecg5000"):  # every data job: timings.csv in its folder
-        assert (smoke_run / f"results/data/{name}/timings.csv").exists()
+    for name in ("fitsnap_Ta", "ecg5000"):  # an acquired dataset records the checksum of the file it read
+        ver = json.loads((smoke_run / f"results/data/{name}/provenance.json").read_text())["verification"]
+        assert ver["dataset"] == name and len(ver["digest"]) == 64, ver
+        src = Path(ver["source"])
+        if ver["check"] == "sha256" and src.is_file():  # a mirror file (a download records its URL)
+            assert hashlib.sha256(src.read_bytes()).hexdigest() == ver["digest"], name
+        else:  # an archive: the digest of its member files' contents
+            assert ver["check"] == "content digest" and ver["n_files"] > 0, ver
+    for name in ("elm", "chem", "al_emt", "fitsnap_Ta", "ecg5000"):  # every data job: its own row of timings.csv
+        t = pd.read_csv(smoke_run / f"results/data/{name}/timings.csv")
+        assert t.job.tolist() == [f"data/{name}"] and (t.wall_time_s > 0).all(), name
     assert (smoke_run / "results/data/al_emt/configs.csv").exists() and not (
         smoke_run / "results/materials/data"
     ).exists()
