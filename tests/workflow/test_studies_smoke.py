@@ -5,8 +5,6 @@ unit tests, which must not need the DAG."""
 import pandas as pd
 import pytest
 
-from nnrds import verdicts
-
 
 @pytest.mark.slow
 def test_smoke_dag_builds_continuous_depth(smoke_run):
@@ -19,7 +17,7 @@ def test_smoke_dag_builds_continuous_depth(smoke_run):
     figs = [f"figures/continuous_depth/{f}.png" for f in ("error_vs_h", "order_test", "wp_depth_convergence")]
     res = wd / "results/continuous_depth"
     claims = pd.read_csv(res / "claims.csv")
-    assert list(claims.columns) == verdicts.CLAIM_COLUMNS and set(claims.verdict) <= set(verdicts.VERDICTS)
+    assert all((wd / f).is_file() for f in claims.figure)  # columns and verdicts: validated by the ledger rule
     assert {"euler_order:pendulum", "rk4_order:harmonic", "depth_refinement:smooth10:legendre3"} <= set(claims.claim_id)
     conv = pd.read_csv(res / "convergence.csv")
     assert set(conv.scheme) == {"euler", "midpoint", "rk4"} and set(conv.seed) == {0, 1, 2}
@@ -47,7 +45,7 @@ def test_smoke_dag_builds_pinn_failure(smoke_run):
     """pinn_failure in the shared smoke-scale run of the whole DAG (tests/conftest.py)."""
     wd = smoke_run
     cl = pd.read_csv(wd / "results/pinn_failure/claims.csv")
-    assert list(cl.columns) == verdicts.CLAIM_COLUMNS and set(cl.verdict) <= set(verdicts.VERDICTS)
+    assert all((wd / f).is_file() for f in cl.figure)  # columns and verdicts: validated by the ledger rule
     assert {"plain_fails:convection", "curriculum_improves:convection", "causal_improves:convection"} <= set(
         cl.claim_id
     )
