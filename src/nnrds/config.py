@@ -8,6 +8,7 @@ a bad config stops the run before anything is written.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,21 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
                 raise ConfigError(f"schema fragment {frag_path.name} redefines {section} {sorted(clash)}")
             schema.setdefault(section, {}).update(frag.get(section, {}))
     return schema
+
+
+def schema_defaults(study: str, *keys: str) -> dict:
+    """The defaults the config schema gives the properties of ``<study>.<keys...>`` (the schema fragment
+    workflow/schemas/studies/<study>.schema.yaml), a fresh copy: the one source of a study's defaults, which a
+    validated config already carries and which code that takes an unvalidated section falls back to."""
+    return copy.deepcopy(dict(_schema_defaults(study, keys)))
+
+
+@functools.cache
+def _schema_defaults(study: str, keys: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    node = load_schema()["$defs"][study]
+    for k in keys:
+        node = node["properties"][k]
+    return tuple((k, v["default"]) for k, v in node["properties"].items() if "default" in v)
 
 
 def validate(config: dict, schema: dict | None = None, source: str = "config") -> dict:

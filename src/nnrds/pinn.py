@@ -54,9 +54,7 @@ per stage / window. ``grid_interior`` is the official code's choice: grid points
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 import logging
 import math
 import time
@@ -464,17 +462,11 @@ def _empty_info(R: int) -> lb.Info:
 
 
 # ---------------------------------------------------------------------------------------------------- causal
-@functools.cache
-def _causal_schema_defaults() -> tuple[tuple[str, object], ...]:
-    props = config.load_schema()["$defs"]["pinn_failure"]["properties"]["causal"]["properties"]
-    return tuple((k, v["default"]) for k, v in props.items())
-
-
 def causal_defaults() -> dict:
     """The settings of causal training (:func:`train_causal`) that a study leaves unset: the defaults of the
     config schema (workflow/schemas/studies/pinn_failure.schema.yaml, ``pinn_failure.causal``), the single source
     (a validated config carries them already)."""
-    return copy.deepcopy(dict(_causal_schema_defaults()))
+    return config.schema_defaults("pinn_failure", "causal")
 
 
 def chunk_index(t: torch.Tensor, t_a: float, t_b: float, chunks: int) -> torch.Tensor:

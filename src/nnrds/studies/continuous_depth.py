@@ -50,7 +50,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import experiment, integrators, verdicts, wp
+from .. import config, experiment, integrators, verdicts, wp
 from ..data.oscillators import Oscillator, transition_pairs
 from ..guards import check_finite, current
 from ..models import Arch, ReplicaNet
@@ -67,8 +67,8 @@ FIGURES = {
     "order": f"{FIG_DIR}/order_test.png",
     "wp": f"{FIG_DIR}/wp_depth_convergence.png",
 }
-#: defaults of ``continuous_depth.claims`` (the schema holds the same)
-CLAIM_DEFAULTS = {"alpha": 0.05, "margin_order": 0.5, "margin_depth": 0.1}
+#: defaults of ``continuous_depth.claims``: the schema's, its one source
+CLAIM_DEFAULTS = config.schema_defaults("continuous_depth", "claims")
 #: errors below this are rounding, not truncation: left out of slope fits
 ERROR_FLOOR = 1e-11
 

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import experiment, landscape, pinn, verdicts
+from .. import config, experiment, landscape, pinn, verdicts
 from ..data import pde
 from ..models import Arch, ReplicaNet
 
@@ -60,7 +60,7 @@ STUDY = "pinn_failure"
 #: the coefficient each problem sweeps
 SWEPT = {"convection": "beta", "reaction": "rho", "reaction_diffusion": "nu"}
 ARCH = dict(d_in=2, d_out=1, width=50, depth=4, param="mlp", activation="tanh")
-CLAIM_DEFAULTS = {"alpha": 0.05, "fail_rel_error": 0.3, "min_orders": 1.0}
+CLAIM_DEFAULTS = config.schema_defaults("pinn_failure", "claims")
 CELLS = ("run_cell",)
 FIGURES = {
     "plain_fails": "figures/pinn_failure/error_vs_coefficient.png",

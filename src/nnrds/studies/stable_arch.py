@@ -75,7 +75,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .. import experiment, integrators, wp
+from .. import config, experiment, integrators, wp
 from ..data import regression, toy2d
 from ..guards import check_finite, current
 from ..models import ACTIVATIONS, Arch, ReplicaNet
@@ -122,14 +122,8 @@ STABILITY_CLAIMS = {
     "hamiltonian": "hamiltonian_stable",
     "second_order": "second_order_stable",
 }
-#: defaults of ``stable_arch.claims`` (the schema holds the same)
-CLAIM_DEFAULTS = {
-    "alpha": 0.05,
-    "margin_growth": math.log10(2.0),
-    "margin_diff": 0.1,
-    "margin_mse_log10": math.log10(1.1),
-    "reversible_tol": 1e-10,
-}
+#: defaults of ``stable_arch.claims``: the schema's (workflow/schemas/studies/stable_arch.schema.yaml)
+CLAIM_DEFAULTS = config.schema_defaults("stable_arch", "claims")
 EPS_PROBE = 1e-6
 #: further parts of the study, summarized with it: functions ``part(read, study) -> (tables, claim_specs)`` where
 #: ``read(name)`` is the concatenated ``<name>.csv`` of the parts' folders (None when none holds it); ``tables`` are
@@ -1226,8 +1220,8 @@ BASES_RUN_COLUMNS = [
 ]
 BASES_CURVE_COLUMNS = ["problem", "basis", "degree", "T", "seed", "epoch", "train_loss"]
 BASES_GRAM_COLUMNS = ["basis", "degree", "depth", "grid", "cond"]
-#: defaults of ``stable_arch.bases.claims`` (the schema holds the same): smallest effects of interest
-BASES_CLAIM_DEFAULTS = {"margin_rho": 0.1, "margin_log10": 0.0414}  # log10(1.1): a 10 % lower training loss
+#: defaults of ``stable_arch.bases.claims``, the schema's: smallest effects of interest
+BASES_CLAIM_DEFAULTS = config.schema_defaults("stable_arch", "bases", "claims")
 
 
 def _bases_data(problem: str, dspec: dict | None, cfg: dict, seeds: list[int], base_seed: int, rt):

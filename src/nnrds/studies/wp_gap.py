@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .. import experiment, guards, landscape, verdicts
+from .. import config, experiment, guards, landscape, verdicts
 from ..train import mse_per_replica
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ FIGURES = {
     "gap_vs_nparams": "figures/wp_gap/gap_vs_nparams.png",
     "smoother_landscape": "figures/wp_gap/landscape.png",
 }
-#: defaults of ``wp_gap.claims`` (the schema holds the same)
-CLAIM_DEFAULTS = {"alpha": 0.05, "margin_rho": 0.1, "margin_gap": 0.05, "margin_landscape": 0.2}
+#: defaults of ``wp_gap.claims``: the schema's, its one source
+CLAIM_DEFAULTS = config.schema_defaults("wp_gap", "claims")
 #: keys of the study a dataset may override (``wp_gap.per_dataset.<name>``)
 PER_DATASET_KEYS = ("parameterizations", "depths", "widths")
 
@@ -140,15 +140,8 @@ def run_cell(cell: experiment.Cell) -> dict[str, pd.DataFrame]:
     return {"runs": pd.DataFrame(rows, columns=RUN_COLUMNS), "timings": pd.DataFrame(timings)}
 
 
-#: defaults of ``wp_gap.landscape`` (the schema holds the same)
-LANDSCAPE_DEFAULTS = {
-    "enabled": False,
-    "dataset": "elm",
-    "reference": "mlp",
-    "nets": {"mlp": {"depth": 4, "width": 16}, "legendre3": {"depth": 8, "width": 16}},
-    "points": 11,
-    "radius": 0.5,
-}
+#: defaults of ``wp_gap.landscape``: the schema's (workflow/schemas/studies/wp_gap.schema.yaml)
+LANDSCAPE_DEFAULTS = config.schema_defaults("wp_gap", "landscape")
 LANDSCAPE_COLUMNS = ["dataset", "parameterization", "seed", "a", "b", "loss"]
 #: a landscape net's run columns (as :data:`RUN_COLUMNS`, without epochs) and its slice statistics
 LANDSCAPE_STAT_COLUMNS = RUN_COLUMNS[:-1] + [
